@@ -1,0 +1,3 @@
+from embscope.cli import main
+
+raise SystemExit(main())

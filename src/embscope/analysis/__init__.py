@@ -1,0 +1,1 @@
+"""Pure analysis: metrics, graph, MCL, layout, verdict. Never imports Qt."""

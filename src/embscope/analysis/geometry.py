@@ -1,0 +1,418 @@
+"""Phase 2 — the geometry of a pooled embedding matrix (N×d).
+
+Every metric of DESIGN.md "Phase 2" is computed here in a few passes over the
+data, never holding more than one extra block beside the input.  Metrics
+that need all pairs are exact up to :data:`EXACT_PAIR_LIMIT` samples and
+sampled above it; the report says which (``*_method`` keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embscope.analysis import spectrum as spec
+from embscope.analysis.graph import KnnGraph
+from embscope.errors import check_cancel
+
+#: Up to this many samples, pairwise metrics (max L2, max cosine, duplicates,
+#: uniformity) are exact over all N(N−1)/2 pairs.
+EXACT_PAIR_LIMIT = 20_000
+#: Random pairs used for the collapse ratio and cosine statistics above the limit.
+SAMPLED_PAIRS = 50_000
+#: Rows probed against all others for max cosine / near duplicates above the limit.
+PROBE_ROWS = 512
+#: Rows used for the isotropy partition function above the limit.
+ISOTROPY_ROWS = 10_000
+#: Cosine at or above which two vectors count as (near) duplicates.
+DUPLICATE_COSINE = 0.999
+#: Collapse detector threshold (seed 000): max pairwise L2 / mean norm below it.
+COLLAPSE_RATIO_THRESHOLD = 1e-2
+#: A dimension is collapsed when its std is below this fraction of the mean std.
+COLLAPSED_DIM_RELATIVE = 1e-2
+#: ... or below this absolute floor relative to the mean norm / sqrt(d).
+COLLAPSED_DIM_FLOOR = 1e-6
+#: Neighbours voting in the leave-one-out kNN label accuracy.
+KNN_VOTE_K = 10
+#: Duplicate pairs listed by index (the count is always complete).
+MAX_LISTED_PAIRS = 200
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """Result of :func:`compute_geometry`.
+
+    ``metrics`` maps the public metric names of ``summary.json["geometry"]``
+    (plus a few extra diagnostics) to numbers or method strings; the arrays
+    feed the plots.
+    """
+
+    metrics: dict
+    spectrum: spec.Spectrum
+    dimension_std: np.ndarray
+    norms: np.ndarray
+    duplicate_pairs: np.ndarray = field(default_factory=lambda: np.empty((0, 2), np.int64))
+
+    def __getitem__(self, name: str):
+        return self.metrics[name]
+
+
+def _norm_stats(x: np.ndarray, block_rows: int = spec.BLOCK_ROWS) -> np.ndarray:
+    norms = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], block_rows):
+        block = x[start : start + block_rows].astype(np.float64)
+        norms[start : start + block.shape[0]] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return norms
+
+
+@dataclass
+class _PairStats:
+    """Accumulators of one pass over (a sample of) pairs i < j."""
+
+    max_l2: float = 0.0
+    max_cos: float = -1.0
+    sum_cos: float = 0.0
+    sum_cos2: float = 0.0
+    sum_uniform: float = 0.0
+    n_pairs: int = 0
+    n_duplicates: int = 0
+    listed: list = field(default_factory=list)
+
+    def add(self, l2sq: np.ndarray, cos: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+        """Fold in pairs given as flat arrays of squared distances, cosines and indices."""
+        if l2sq.size == 0:
+            return
+        self._fold(l2sq, cos)
+        dup = np.flatnonzero(cos >= DUPLICATE_COSINE)
+        if dup.size:
+            self.n_duplicates += dup.size
+            self._list(rows[dup], cols[dup])
+
+    def add_block(self, l2sq: np.ndarray, cos: np.ndarray, row0: int, col0: int) -> None:
+        """Fold in a dense block of pairs (row0+a, col0+b), all with row < col."""
+        if l2sq.size == 0:
+            return
+        self._fold(l2sq, cos)
+        a, b = np.nonzero(cos >= DUPLICATE_COSINE)
+        if a.size:
+            self.n_duplicates += a.size
+            self._list(a + row0, b + col0)
+
+    def _fold(self, l2sq: np.ndarray, cos: np.ndarray) -> None:
+        self.max_l2 = max(self.max_l2, float(np.sqrt(max(float(l2sq.max()), 0.0))))
+        self.max_cos = max(self.max_cos, float(cos.max()))
+        self.sum_cos += float(cos.sum(dtype=np.float64))
+        self.sum_cos2 += float(np.vdot(cos.astype(np.float64, copy=False).ravel(), cos.ravel()))
+        # Wang & Isola uniformity on unit vectors: ‖u−v‖² = 2 − 2cos.
+        self.sum_uniform += float(np.exp(4.0 * cos - 4.0).sum(dtype=np.float64))
+        self.n_pairs += cos.size
+
+    def _list(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        room = MAX_LISTED_PAIRS - len(self.listed)
+        if room > 0:
+            self.listed.extend(zip(rows[:room].tolist(), cols[:room].tolist()))
+
+
+def _exact_pairs(xc: np.ndarray, mean: np.ndarray, norms: np.ndarray, cancel, block_rows: int = 1024) -> _PairStats:
+    """All pairs i<j in blocks: one centred GEMM per block gives both L2 and cosine.
+
+    Distances come from the centred inner products (translation-invariant, and
+    free of the cancellation that ruins ‖x‖²+‖y‖²−2x·y when every vector is
+    nearly the same point); cosines add back the rank-one mean terms.
+    """
+    n = xc.shape[0]
+    sq = np.einsum("ij,ij->i", xc, xc, dtype=np.float64).astype(np.float32)
+    mu = mean.astype(np.float32)
+    proj = (xc @ mu).astype(np.float32)  # (x_i − μ)·μ
+    mu2 = np.float32(mean @ mean)
+    inv_norm = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)
+    stats = _PairStats()
+    for start in range(0, n, block_rows):
+        check_cancel(cancel)
+        stop = min(start + block_rows, n)
+        inner = xc[start:stop] @ xc[start:].T  # centred inner products, upper part only
+        l2sq = sq[start:stop, None] + sq[None, start:] - 2.0 * inner
+        inner += proj[start:stop, None] + proj[None, start:] + mu2
+        inner *= inv_norm[start:stop, None]
+        inner *= inv_norm[None, start:]
+        cos = np.clip(inner, -1.0, 1.0, out=inner)
+        width = stop - start
+        # The diagonal square holds each pair twice and i == j: keep its strict upper triangle.
+        iu, ju = np.triu_indices(width, k=1)
+        stats.add(l2sq[iu, ju], cos[iu, ju], iu + start, ju + start)
+        stats.add_block(l2sq[:, width:], cos[:, width:], start, stop)
+    return stats
+
+
+def _sampled_pairs(x: np.ndarray, mean: np.ndarray, norms: np.ndarray, rng, cancel) -> tuple[_PairStats, float]:
+    """Random pairs, a farthest-from-mean probe for the diameter, and a cosine probe.
+
+    Returns the pair statistics and the largest cosine found by probing
+    :data:`PROBE_ROWS` random rows against every row.
+    """
+    n = x.shape[0]
+    stats = _PairStats()
+    chunk = 8192
+    mu = mean.astype(np.float32)
+    for start in range(0, SAMPLED_PAIRS, chunk):
+        check_cancel(cancel)
+        m = min(chunk, SAMPLED_PAIRS - start)
+        i = rng.integers(0, n, m)
+        j = rng.integers(0, n - 1, m)
+        j = j + (j >= i)  # never a pair with itself
+        xi, xj = x[i], x[j]
+        diff = (xi - mu) - (xj - mu)  # centred first: no cancellation near a point
+        l2sq = np.einsum("ij,ij->i", diff, diff, dtype=np.float64)
+        dots = np.einsum("ij,ij->i", xi, xj, dtype=np.float64)
+        denom = norms[i] * norms[j]
+        cos = np.where(denom > 0, dots / np.where(denom > 0, denom, 1.0), 0.0)
+        stats.add(l2sq, np.clip(cos, -1, 1), i, j)
+    # Farthest-from-mean probe: the diameter is at least the largest distance
+    # from that point, and at most twice its distance to the mean.
+    far = int(np.argmax(_distances_to(x, mean)))
+    stats.max_l2 = max(stats.max_l2, float(_distances_to(x, x[far].astype(np.float64)).max()))
+    # Near duplicates are rare pairs that random pairs miss: probe whole rows.
+    probe = rng.choice(n, size=min(PROBE_ROWS, n), replace=False)
+    u_probe = (x[probe] / np.maximum(norms[probe], 1e-30)[:, None]).astype(np.float32)
+    best = -1.0
+    for start in range(0, n, 16_384):
+        check_cancel(cancel)
+        block = x[start : start + 16_384]
+        inv = (1.0 / np.maximum(norms[start : start + block.shape[0]], 1e-30)).astype(np.float32)
+        cos = (u_probe @ block.T) * inv[None, :]
+        cos[probe[:, None] == np.arange(start, start + block.shape[0])[None, :]] = -1.0
+        best = max(best, float(cos.max()))
+    return stats, min(best, 1.0)
+
+
+def _distances_to(x: np.ndarray, point: np.ndarray, block_rows: int = 16_384) -> np.ndarray:
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], block_rows):
+        block = x[start : start + block_rows].astype(np.float64) - point
+        out[start : start + block.shape[0]] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return out
+
+
+def isotropy(x: np.ndarray, eigenvectors: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """Mu & Viswanath (2018) isotropy: min_c Z(c) / max_c Z(c), Z(c) = Σᵢ exp(cᵀxᵢ).
+
+    ``c`` ranges over the unit eigenvectors of XᵀX *and their negatives*: the
+    eigen-solver's sign is arbitrary, so using both keeps the result
+    deterministic.  Computed with log-sum-exp so large projections never
+    overflow; 1.0 means perfectly isotropic.
+    """
+    from scipy.special import logsumexp
+
+    sample = x if rows is None else x[rows]
+    # float32 projections are ample: log-sum-exp needs ~1e-6 relative accuracy.
+    proj = (sample.astype(np.float32) @ eigenvectors.astype(np.float32)).astype(np.float64)
+    log_z = np.concatenate([logsumexp(proj, axis=0), logsumexp(-proj, axis=0)])
+    if eigenvectors.shape[1] < eigenvectors.shape[0]:
+        # N < d: the remaining eigen-directions span X's null space, where
+        # every projection is 0 and Z(c) = N.
+        log_z = np.append(log_z, np.log(sample.shape[0]))
+    return float(np.exp(log_z.min() - log_z.max()))
+
+
+def knn_label_accuracy(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K) -> float:
+    """Leave-one-out k-NN accuracy: each point takes the majority label of its k neighbours.
+
+    Ties go to the tied label whose member is nearest.  The graph excludes
+    self, so this is leave-one-out by construction.
+    """
+    labels = np.asarray(labels)
+    _, codes = np.unique(labels, return_inverse=True)
+    k = min(k, graph.k)
+    neighbour_codes = codes[graph.indices[:, :k]]
+    n_classes = int(codes.max()) + 1
+    votes = np.zeros((graph.n_nodes, n_classes), dtype=np.float64)
+    rows = np.repeat(np.arange(graph.n_nodes), k)
+    # A tiny rank-decaying bonus breaks ties towards the nearest neighbour.
+    bonus = np.tile(1.0 - np.arange(k) * 1e-6, graph.n_nodes)
+    np.add.at(votes, (rows, neighbour_codes.ravel()), bonus)
+    return float((votes.argmax(axis=1) == codes).mean())
+
+
+def class_cosine_distances(x: np.ndarray, norms: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean intra-class and inter-class cosine distance (1 − cos) over all pairs, in closed form.
+
+    For unit vectors uᵢ, Σ_{i≠j in class c} uᵢ·uⱼ = ‖Σ_{i∈c} uᵢ‖² − n_c, so no
+    pair is ever formed.
+    """
+    u = x.astype(np.float64) / np.maximum(norms, 1e-30)[:, None]
+    _, codes, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    class_sums = np.zeros((counts.size, x.shape[1]))
+    np.add.at(class_sums, codes, u)
+    total = u.sum(axis=0)
+    n = x.shape[0]
+    intra_sum = float(((class_sums**2).sum(axis=1) - counts).sum())
+    intra_pairs = float((counts * (counts - 1)).sum())
+    all_sum = float(total @ total - n)
+    inter_pairs = float(n * (n - 1)) - intra_pairs
+    intra = 1.0 - intra_sum / intra_pairs if intra_pairs > 0 else float("nan")
+    inter = 1.0 - (all_sum - intra_sum) / inter_pairs if inter_pairs > 0 else float("nan")
+    return intra, inter
+
+
+def compute_geometry(
+    x: np.ndarray,
+    labels: np.ndarray | None = None,
+    graph: KnnGraph | None = None,
+    *,
+    seed: int = 0,
+    exact_limit: int = EXACT_PAIR_LIMIT,
+    cancel=None,
+) -> Geometry:
+    """Every Phase-2 metric of an N×d embedding matrix.
+
+    Parameters
+    ----------
+    x
+        N×d float array (float32 recommended; it is never copied whole).
+    labels
+        Optional leaf labels: enable intra/inter-class distances and the kNN
+        label accuracy (which also needs ``graph``).
+    graph
+        Optional cosine k-NN graph; when exact it also gives the exact max
+        cosine and near-duplicate count for large N.
+    seed
+        Seed of the pair sampling used above ``exact_limit`` samples.
+    exact_limit
+        Largest N for which pairwise metrics are computed over all pairs.
+    """
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32)
+    n, d = x.shape
+    rng = np.random.default_rng(seed)
+    norms = _norm_stats(x)
+    spectrum = spec.compute_spectrum(x, cancel=cancel)
+    check_cancel(cancel)
+    mean_norm = float(norms.mean())
+    lam = spectrum.covariance_eigenvalues
+    dim_var = spectrum.dimension_variance
+    dim_std = spectrum.dimension_std
+    m: dict = {}
+
+    # Pairwise statistics: exact over all pairs, or sampled with the method stated.
+    if n <= exact_limit:
+        xc = (x.astype(np.float64) - spectrum.mean).astype(np.float32)
+        pairs = _exact_pairs(xc, spectrum.mean, norms, cancel)
+        del xc
+        probe_max = pairs.max_cos
+        m["collapse_ratio_method"] = f"exact: all {pairs.n_pairs} pairs"
+        m["cosine_method"] = "exact: all pairs"
+    else:
+        pairs, probe_max = _sampled_pairs(x, spectrum.mean, norms, rng, cancel)
+        m["collapse_ratio_method"] = (
+            f"sampled: {pairs.n_pairs} random pairs + farthest-from-mean probe"
+        )
+        m["cosine_method"] = (
+            f"sampled: {pairs.n_pairs} random pairs; max over {min(PROBE_ROWS, n)} rows × all rows"
+        )
+    check_cancel(cancel)
+
+    # Collapse detector (seed 000).  Zero spread is collapse, never NaN.
+    max_l2 = pairs.max_l2
+    if mean_norm > 0:
+        collapse_ratio = max_l2 / mean_norm
+    else:
+        collapse_ratio = 0.0
+    m.update(
+        n_samples=n,
+        dim=d,
+        mean_norm=mean_norm,
+        std_norm=float(norms.std()),
+        min_norm=float(norms.min()),
+        max_norm=float(norms.max()),
+        max_pairwise_l2=max_l2,
+        collapse_ratio=float(collapse_ratio),
+        dimension_variance_max=float(dim_var.max()),
+        dimension_variance_median=float(np.median(dim_var)),
+        mean_dimension_std=float(dim_std.mean()),
+        min_dimension_std=float(dim_std.min()),
+        max_dimension_std=float(dim_std.max()),
+    )
+    floor = COLLAPSED_DIM_FLOOR * mean_norm / np.sqrt(d)
+    collapsed = (dim_std < COLLAPSED_DIM_RELATIVE * dim_std.mean()) | (dim_std <= floor)
+    m["collapsed_dimensions"] = int(collapsed.sum())
+    m["collapsed_dimensions_ratio"] = float(collapsed.mean())
+
+    # Spectrum (seed 001 effective rank on the uncentred matrix; the rest centred).
+    full_rank = min(n, d)
+    er = spec.effective_rank(spectrum.singular_values)
+    erc = spec.effective_rank(spectrum.centered_singular_values)
+    pr = spec.participation_ratio(lam)
+    m.update(
+        effective_rank=er,
+        effective_rank_normalized=er / full_rank,
+        effective_rank_centered=erc,
+        effective_rank_centered_normalized=erc / full_rank,
+        participation_ratio=pr,
+        participation_ratio_normalized=pr / full_rank,
+        dims_for_95_variance=spec.dims_for_variance(lam, 0.95),
+        top1_variance_ratio=spec.top_variance_ratio(lam, 1),
+        top5_variance_ratio=spec.top_variance_ratio(lam, 5),
+        top1_dominance=spec.top1_dominance(spectrum.centered_singular_values),
+    )
+
+    # Isotropy (Mu & Viswanath) over the uncentred eigenvectors.
+    vectors = spectrum.uncentered_eigenvectors
+    iso_rows = None
+    if n > ISOTROPY_ROWS:
+        iso_rows = np.sort(rng.choice(n, ISOTROPY_ROWS, replace=False))
+        m["isotropy_method"] = f"sampled: {ISOTROPY_ROWS} rows"
+    else:
+        m["isotropy_method"] = "exact: all rows"
+    m["isotropy"] = isotropy(x, vectors, iso_rows) if mean_norm > 0 else 0.0
+    check_cancel(cancel)
+
+    # Cosine statistics.  The mean is exact at any N: Σ_{i≠j} uᵢ·uⱼ = ‖Σu‖² − N.
+    unit_sum = np.zeros(d)
+    for start in range(0, n, spec.BLOCK_ROWS):
+        block = x[start : start + spec.BLOCK_ROWS].astype(np.float64)
+        unit_sum += (block / np.maximum(norms[start : start + block.shape[0]], 1e-30)[:, None]).sum(0)
+    nonzero = int((norms > 0).sum())
+    m["mean_cosine"] = float((unit_sum @ unit_sum - nonzero) / (n * (n - 1)))
+    mean_pair_cos = pairs.sum_cos / max(pairs.n_pairs, 1)
+    m["std_cosine"] = float(np.sqrt(max(pairs.sum_cos2 / max(pairs.n_pairs, 1) - mean_pair_cos**2, 0.0)))
+    max_cos = probe_max
+    n_dup = pairs.n_duplicates
+    dup_pairs = np.asarray(pairs.listed, dtype=np.int64).reshape(-1, 2)
+    if n > exact_limit and graph is not None and graph.exact:
+        # The exact graph's first neighbour is each point's most similar other point.
+        max_cos = float(graph.similarities[:, 0].max())
+        m["cosine_method"] += "; max and duplicates from the exact k-NN graph"
+        i, j = np.nonzero(graph.similarities >= DUPLICATE_COSINE)
+        a, b = np.minimum(i, graph.indices[i, j]), np.maximum(i, graph.indices[i, j])
+        unique = np.unique(np.stack([a, b], 1), axis=0) if a.size else np.empty((0, 2), np.int64)
+        n_dup = int(unique.shape[0])
+        dup_pairs = unique[:MAX_LISTED_PAIRS]
+    elif n > exact_limit:
+        # Scale the sampled duplicate rate to all pairs: an estimate, and labelled as one.
+        n_dup = int(round(pairs.n_duplicates / max(pairs.n_pairs, 1) * n * (n - 1) / 2))
+    m["max_cosine"] = float(min(max_cos, 1.0))
+    m["n_duplicate_pairs"] = int(n_dup)
+    m["uniformity"] = float(np.log(max(pairs.sum_uniform / max(pairs.n_pairs, 1), 1e-300)))
+
+    # Labels: class separation and whether neighbours share a label (seed 004).
+    if labels is not None:
+        intra, inter = class_cosine_distances(x, norms, labels)
+        m["intra_class_cosine_distance"] = intra
+        m["inter_class_cosine_distance"] = inter
+        _, counts = np.unique(np.asarray(labels), return_counts=True)
+        base = float(counts.max() / n)
+        m["label_base_rate"] = base
+        if graph is not None:
+            acc = knn_label_accuracy(graph, labels)
+            m["knn_label_accuracy"] = acc
+            m["knn_label_lift"] = float((acc - base) / (1 - base)) if base < 1 else 0.0
+    return Geometry(
+        metrics=m,
+        spectrum=spectrum,
+        dimension_std=dim_std,
+        norms=norms,
+        duplicate_pairs=dup_pairs,
+    )
+

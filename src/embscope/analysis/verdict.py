@@ -1,0 +1,187 @@
+"""The triage verdict: the three phases read together (seed 000's reading rules).
+
+Rules, first match wins, because each failure makes the later readings
+meaningless (a point has no clusters; a collapsed representation explains a
+collapsed head):
+
+1. ``collapsed_to_point`` — max pairwise L2 / mean norm below the collapse
+   threshold (zero spread included).
+2. ``dimensional_collapse`` — the effective rank (normalised) or the share of
+   collapsed dimensions grades POOR: the vectors live in a few directions.
+3. ``duplicated_concepts`` — a concept set whose samples carry identical
+   concepts (cosine ≥ 0.999) in a large share of samples.
+4. ``mode_collapse_head`` — the representation passes, but predictions are
+   mode-collapsed or score the base rate: the classifier head is the bottleneck.
+5. ``semantically_empty`` — geometry passes but neighbours do not share labels
+   (kNN lift POOR, or parent purity flat at every inflation): diversity is not
+   meaning (seed 004).  An extension of the four failure labels of the design.
+6. ``healthy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from embscope.analysis.grading import Grade
+
+LABELS = (
+    "collapsed_to_point",
+    "dimensional_collapse",
+    "duplicated_concepts",
+    "mode_collapse_head",
+    "semantically_empty",
+    "healthy",
+)
+
+#: Share of samples with a duplicated concept pair that makes it the verdict.
+DUPLICATED_CONCEPT_SHARE = 0.10
+
+HEADLINES = {
+    "collapsed_to_point": "Collapsed to a point: every sample has (nearly) the same embedding.",
+    "dimensional_collapse": "Dimensional collapse: the embeddings use only a few directions.",
+    "duplicated_concepts": "Duplicated concepts: samples carry identical concept vectors.",
+    "mode_collapse_head": "Head bottleneck: the representation is usable but the predictions collapsed.",
+    "semantically_empty": "Semantically empty: the geometry is spread out but neighbours do not share labels.",
+    "healthy": "Healthy: no collapse found.",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        return HEADLINES[self.label]
+
+    @property
+    def healthy(self) -> bool:
+        return self.label == "healthy"
+
+    def to_summary(self) -> dict:
+        return {"label": self.label, "headline": self.headline, "evidence": list(self.evidence)}
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def decide_verdict(
+    geometry: dict,
+    grades: dict[str, Grade],
+    *,
+    concepts: dict | None = None,
+    predictions: dict | None = None,
+    clusters: dict | None = None,
+    cluster_evidence: list[str] | None = None,
+    collapse_threshold: float = 1e-2,
+) -> Verdict:
+    """One triage label plus the evidence lines that led to it.
+
+    Parameters are the JSON-ready sections of the summary: ``geometry`` (the
+    ``geometry`` metrics), ``grades``, and optionally the concept metrics, the
+    ``predictions`` section and the ``clusters`` section with its read-out.
+    """
+    evidence: list[str] = []
+    ratio = float(geometry["collapse_ratio"])
+    method = geometry.get("collapse_ratio_method", "")
+    grade = {name: g.grade for name, g in grades.items()}
+
+    def poor(name: str) -> bool:
+        return grade.get(name) == "POOR"
+
+    if ratio < collapse_threshold:
+        evidence.append(
+            f"max pairwise L2 / mean norm = {_fmt(ratio)} < {collapse_threshold:g} ({method})"
+        )
+        evidence.append(
+            f"per-dimension variance max {_fmt(geometry['dimension_variance_max'])}, "
+            f"median {_fmt(geometry['dimension_variance_median'])}"
+        )
+        if clusters and clusters.get("readout", {}).get("label") == "one_cluster":
+            evidence.append("MCL finds one cluster at every inflation; purity is just the modal share")
+        _add_prediction_evidence(evidence, predictions)
+        return Verdict("collapsed_to_point", evidence)
+
+    rank_poor = poor("effective_rank_normalized")
+    dims_poor = poor("collapsed_dimensions_ratio")
+    if rank_poor or dims_poor:
+        if rank_poor:
+            evidence.append(
+                f"effective rank {_fmt(geometry['effective_rank'])} of {min(geometry['n_samples'], geometry['dim'])}"
+                f" (normalised {_fmt(geometry['effective_rank_normalized'])}, target {grades['effective_rank_normalized'].target})"
+            )
+        if dims_poor:
+            evidence.append(
+                f"{geometry['collapsed_dimensions']} of {geometry['dim']} dimensions collapsed (std below 1% of the mean std)"
+            )
+        evidence.append(
+            f"top-5 directions hold {_fmt(100 * geometry['top5_variance_ratio'])}% of the variance; "
+            f"95% needs {geometry['dims_for_95_variance']} dims"
+        )
+        _add_prediction_evidence(evidence, predictions)
+        return Verdict("dimensional_collapse", evidence)
+
+    if concepts and concepts.get("samples_with_duplicate_concepts", 0.0) >= DUPLICATED_CONCEPT_SHARE:
+        evidence.append(
+            f"{_fmt(100 * concepts['samples_with_duplicate_concepts'])}% of samples have concepts with cosine ≥ 0.999"
+        )
+        pairs = concepts.get("duplicate_concept_pairs") or []
+        if pairs:
+            top = pairs[0]
+            evidence.append(
+                f"most duplicated: concepts {top['concepts'][0]} and {top['concepts'][1]} "
+                f"in {_fmt(100 * top['share_of_samples'])}% of samples"
+            )
+        return Verdict("duplicated_concepts", evidence)
+
+    if predictions and (predictions.get("mode_collapse") or predictions.get("accuracy_is_base_rate")):
+        _add_prediction_evidence(evidence, predictions)
+        evidence.append(
+            f"representation passes: effective rank normalised {_fmt(geometry['effective_rank_normalized'])}, "
+            f"collapse ratio {_fmt(ratio)}"
+        )
+        evidence.extend(cluster_evidence or [])
+        return Verdict("mode_collapse_head", evidence)
+
+    flat = clusters and clusters.get("readout", {}).get("label") == "flat"
+    if poor("knn_label_lift") or flat:
+        if "knn_label_accuracy" in geometry:
+            evidence.append(
+                f"leave-one-out kNN label accuracy {_fmt(geometry['knn_label_accuracy'])} vs base rate "
+                f"{_fmt(geometry['label_base_rate'])} (lift {_fmt(geometry['knn_label_lift'])})"
+            )
+        evidence.extend(cluster_evidence or [])
+        return Verdict("semantically_empty", evidence)
+
+    evidence.append(
+        f"collapse ratio {_fmt(ratio)}, effective rank normalised {_fmt(geometry['effective_rank_normalized'])}"
+    )
+    if "knn_label_accuracy" in geometry:
+        evidence.append(
+            f"kNN label accuracy {_fmt(geometry['knn_label_accuracy'])} vs base rate {_fmt(geometry['label_base_rate'])}"
+        )
+    _add_prediction_evidence(evidence, predictions)
+    evidence.extend(cluster_evidence or [])
+    return Verdict("healthy", evidence)
+
+
+def _add_prediction_evidence(evidence: list[str], predictions: dict | None) -> None:
+    if not predictions:
+        return
+    share = predictions["modal_share"]
+    line = f"{_fmt(100 * share)}% of predictions are '{predictions['modal_class']}'"
+    if predictions.get("mode_collapse"):
+        line += " (mode collapse: ≥ 50%)"
+    evidence.append(line)
+    if predictions.get("accuracy") is not None:
+        acc_line = (
+            f"accuracy {_fmt(predictions['accuracy'])}, macro-F1 {_fmt(predictions['macro_f1'])}, "
+            f"modal base rate {_fmt(predictions['modal_base_rate'])}"
+        )
+        if predictions.get("accuracy_is_base_rate"):
+            acc_line += ": the score is the base rate, not learning"
+        evidence.append(acc_line)

@@ -1,0 +1,140 @@
+"""Command-line interface: ``embscope analyze|modules|map|compare|series|gui|demo``.
+
+Only argparse is imported at module level so that ``embscope --help`` is
+instant; each command imports what it needs.  Exit codes: 0 ok, 2 bad input
+(one line on stderr), 3 verdict is not healthy with ``--fail-on-collapse``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_NOT_HEALTHY = 3
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    if not values or any(v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError("inflations must be numbers greater than 1")
+    return values
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that opens embeddings or checkpoints."""
+    p.add_argument("--meta", metavar="CSV", help="per-sample metadata: label, parent, prediction, text, id")
+    p.add_argument("--parents", metavar="CSV", help="leaf→parent mapping (columns: label, parent)")
+    p.add_argument("--data", metavar="FILE", help="data to run through a checkpoint (.txt, .jsonl, .csv, .npy)")
+    p.add_argument("--module", metavar="NAME", help="submodule whose output is captured")
+    p.add_argument("--pooling", choices=["cls", "mean", "max", "last", "pooler"], default=None)
+    p.add_argument("--layer", type=int, default=None, help="hidden layer of a Hugging Face model")
+    p.add_argument("--factory", metavar="SPEC", help="model factory: package.module:function or file.py:function")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--trust", action="store_true", help="allow files that need full unpickling (runs their code)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the extraction cache")
+
+
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--thresholds", metavar="FILE", help="grading thresholds (TOML or JSON)")
+    p.add_argument("--inflations", type=_float_list, default=None, metavar="I,I,…",
+                   help="MCL inflations (default 1.4,2,3,4)")
+    p.add_argument("--knn", type=int, default=None, metavar="K", help="neighbours in the k-NN graph")
+    p.add_argument("--no-clusters", action="store_true", help="skip the MCL sweep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embscope",
+        description="Inspect the geometry of neural-network embeddings: is the representation healthy or collapsed?",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="analyse embeddings or a checkpoint; write summary.json, report.md, arrays.npz")
+    p.add_argument("source", help="embeddings file, checkpoint file or model folder, or 'demo'")
+    _add_source_options(p)
+    _add_analysis_options(p)
+    p.add_argument("--fail-on-collapse", action="store_true", help="exit 3 when the verdict is not healthy")
+    p.add_argument("--png", action="store_true", help="also render the plots as PNG files")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(handler="embscope.commands.analyze:run")
+
+    p = sub.add_parser("modules", help="print a checkpoint's module tree")
+    p.add_argument("source")
+    _add_source_options(p)
+    p.set_defaults(handler="embscope.commands.modules:run")
+
+    p = sub.add_parser("map", help="2-D layout (PCA and UMAP) of embeddings")
+    p.add_argument("source")
+    _add_source_options(p)
+    p.add_argument("--knn", type=int, default=None, metavar="K")
+    p.add_argument("--method", choices=["umap", "pca"], default="umap")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(handler="embscope.commands.layout:run")
+
+    p = sub.add_parser("compare", help="compare two or more sources on the same data")
+    p.add_argument("sources", nargs="+")
+    _add_source_options(p)
+    _add_analysis_options(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(handler="embscope.commands.compare:run")
+
+    p = sub.add_parser("series", help="metrics over a folder of checkpoints")
+    p.add_argument("folder")
+    _add_source_options(p)
+    _add_analysis_options(p)
+    p.add_argument("--pattern", help="regular expression whose first group is the step")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(handler="embscope.commands.series:run")
+
+    p = sub.add_parser("gui", help="open the desktop app")
+    p.add_argument("sources", nargs="*")
+    p.set_defaults(handler="embscope.commands.gui:run")
+
+    p = sub.add_parser("demo", help="open the app on the bundled demo (healthy vs collapsed)")
+    p.set_defaults(handler="embscope.commands.gui:run_demo")
+    return parser
+
+
+def _version() -> str:
+    from embscope import __version__
+
+    return f"embscope {__version__}"
+
+
+def _resolve(spec: str) -> Callable[[argparse.Namespace], int]:
+    import importlib
+
+    module_name, func = spec.split(":")
+    return getattr(importlib.import_module(module_name), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        # Bare `embscope` opens the app on the demo, as a double-click would.
+        args = parser.parse_args(["gui"])
+    from embscope.errors import BadInputError
+
+    try:
+        return int(_resolve(args.handler)(args) or EXIT_OK)
+    except BadInputError as exc:
+        print(f"embscope: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("embscope: interrupted", file=sys.stderr)
+        return 130
+
+
+def gui_main() -> int:
+    """Entry point of the ``embscope-gui`` gui-script (double-click)."""
+    return main(["gui", *sys.argv[1:]])

@@ -1,0 +1,1 @@
+"""CLI command handlers; each imports its heavy dependencies lazily."""

@@ -1,0 +1,96 @@
+"""Plain data classes shared by every layer (numpy only, no Qt, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from embscope.errors import BadInputError
+
+META_FIELDS = ("labels", "parents", "predictions", "texts", "ids")
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingSet:
+    """Embeddings of N samples plus their optional per-sample metadata.
+
+    Attributes
+    ----------
+    vectors
+        float32 array, ``N×d`` (pooled) or ``N×C×d`` (a concept set: C vectors
+        per sample).
+    labels, parents, predictions
+        Optional length-N arrays of strings: leaf label, parent label in the
+        label hierarchy, predicted label.
+    texts, ids
+        Optional length-N arrays of strings shown on hover.
+    logits
+        Optional ``N×K`` classifier logits (predictions are their argmax).
+    class_names
+        Names of the K logit columns, when known.
+    source
+        Where the vectors came from (a path or a description).
+    notes
+        One-line remarks about how the input was read (e.g. rows dropped for
+        NaN); they go into the report.
+    """
+
+    vectors: np.ndarray
+    labels: np.ndarray | None = None
+    parents: np.ndarray | None = None
+    predictions: np.ndarray | None = None
+    texts: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.vectors.ndim not in (2, 3):
+            raise BadInputError(
+                f"embeddings must be N×d or N×C×d, got shape {tuple(self.vectors.shape)}"
+            )
+        n = self.vectors.shape[0]
+        for name in (*META_FIELDS, "logits"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise BadInputError(
+                    f"{name} has {len(value)} entries but there are {n} embeddings"
+                )
+
+    @property
+    def kind(self) -> str:
+        """``"pooled"`` for N×d, ``"concept"`` for N×C×d."""
+        return "pooled" if self.vectors.ndim == 2 else "concept"
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[-1])
+
+    @property
+    def flat_vectors(self) -> np.ndarray:
+        """All vectors as a 2-D ``(N·C)×d`` view (pooled sets unchanged)."""
+        return self.vectors.reshape(-1, self.dim)
+
+    def with_notes(self, *notes: str) -> EmbeddingSet:
+        return replace(self, notes=(*self.notes, *notes))
+
+    def subset(self, rows: np.ndarray) -> EmbeddingSet:
+        """The samples at ``rows`` (an index or boolean mask), metadata kept aligned."""
+        picked = {
+            name: (None if getattr(self, name) is None else getattr(self, name)[rows])
+            for name in (*META_FIELDS, "logits")
+        }
+        return replace(self, vectors=self.vectors[rows], **picked)
+
+
+def as_label_array(values) -> np.ndarray:
+    """Labels as a numpy array of ``str`` (missing values become ``""``)."""
+    out = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+    return out.astype(str)

@@ -1,0 +1,1 @@
+"""Loading embeddings files, checkpoints and data; extraction. Never imports Qt."""

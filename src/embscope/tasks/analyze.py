@@ -1,0 +1,266 @@
+"""The analysis pipeline shared by the CLI and the GUI.
+
+``analyze_job(request, cancel)`` is a generator: it yields :class:`Progress`
+and returns an :class:`AnalysisResult` holding every phase's result and the
+``summary.json`` dictionary.  Stages: load or extract → k-NN graph →
+geometry (Phase 2) → predictions (Phase 1) → MCL sweep (Phase 3) → grades
+and verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embscope.analysis.concepts import ConceptGeometry, compute_concept_geometry
+from embscope.analysis.geometry import Geometry, compute_geometry
+from embscope.analysis.grading import Grade, Threshold, grade_metrics, load_thresholds
+from embscope.analysis.graph import KnnGraph
+from embscope.analysis.predictions import PredictionReport, prediction_report
+from embscope.analysis.verdict import Verdict, decide_verdict
+from embscope.data import EmbeddingSet
+from embscope.errors import BadInputError
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
+
+SCHEMA_VERSION = "1.0"
+DEFAULT_INFLATIONS = (1.4, 2.0, 3.0, 4.0)
+DEFAULT_KNN = 15
+
+#: Keys of summary.json["geometry"] that are a public contract (always present).
+GEOMETRY_KEYS = (
+    "effective_rank", "effective_rank_normalized", "effective_rank_centered",
+    "participation_ratio", "participation_ratio_normalized", "dims_for_95_variance",
+    "top1_variance_ratio", "top5_variance_ratio", "top1_dominance", "mean_norm", "std_norm",
+    "max_pairwise_l2", "collapse_ratio", "collapse_ratio_method", "mean_cosine", "max_cosine",
+    "n_duplicate_pairs", "isotropy", "uniformity", "collapsed_dimensions", "knn_label_accuracy",
+)
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    """Everything one analysis needs; immutable so a worker can own it safely.
+
+    ``source`` is an embeddings file, a checkpoint (file or Hugging Face
+    folder) or ``"demo"``.  The checkpoint fields are used only for
+    checkpoints.  ``embeddings`` short-cuts loading with an in-memory set.
+    """
+
+    source: str = ""
+    meta: str | None = None
+    parents: str | None = None
+    thresholds: str | None = None
+    inflations: tuple[float, ...] = DEFAULT_INFLATIONS
+    knn: int = DEFAULT_KNN
+    clusters: bool = True
+    # Checkpoint extraction settings.
+    data: str | None = None
+    module: str | None = None
+    pooling: str | None = None
+    layer: int | None = None
+    factory: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    batch_size: int = 64
+    trust: bool = False
+    use_cache: bool = True
+    embeddings: EmbeddingSet | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisResult:
+    """Every phase's result for one source, plus the ``summary.json`` content."""
+
+    request: AnalyzeRequest
+    embeddings: EmbeddingSet
+    geometry: Geometry
+    concepts: ConceptGeometry | None
+    predictions: PredictionReport | None
+    graph: KnnGraph | None
+    clusters: object | None  # embscope.analysis.sweep.ClusterSweep
+    weights: object | None  # embscope.analysis.weights.WeightsReport
+    thresholds: dict[str, Threshold]
+    grades: dict[str, Grade]
+    verdict: Verdict
+    summary: dict
+    timings: dict[str, float]
+
+    @property
+    def sample_vectors(self) -> np.ndarray:
+        """One vector per sample (concept sets: the mean of each sample's concepts)."""
+        return sample_vectors(self.embeddings)
+
+
+def sample_vectors(embeddings: EmbeddingSet) -> np.ndarray:
+    if embeddings.kind == "pooled":
+        return embeddings.vectors
+    return embeddings.vectors.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def load_source(request: AnalyzeRequest, cancel: CancelToken) -> Job[tuple[EmbeddingSet, object | None]]:
+    """Load an embeddings file, or extract from a checkpoint; returns (embeddings, weights)."""
+    if request.embeddings is not None:
+        return request.embeddings, None
+    from embscope.sources import checkpoints
+
+    source = request.source
+    if source != "demo" and checkpoints.is_checkpoint(source, factory=request.factory):
+        from embscope.analysis.weights import inspect_weights
+        from embscope.tasks.extract import ExtractRequest, extract_job
+
+        if not request.data:
+            raise BadInputError(f"{Path(source).name} is a checkpoint: pass the data to run through it with --data")
+        extract = ExtractRequest(
+            checkpoint=source, data=request.data, module=request.module, pooling=request.pooling,
+            layer=request.layer, factory=request.factory, device=request.device, dtype=request.dtype,
+            batch_size=request.batch_size, trust=request.trust, use_cache=request.use_cache,
+            meta=request.meta, parents=request.parents,
+        )
+        embeddings = yield from sub_job(extract_job(extract, cancel), "extracting")
+        yield Progress("inspecting weights")
+        weights = inspect_weights(checkpoints.load_state_dict_safely(source, trust=request.trust), cancel=cancel)
+        return embeddings, weights
+    from embscope.sources.embedding_files import load_embeddings
+
+    yield Progress("loading", None, str(source))
+    return load_embeddings(source, meta=request.meta, parents=request.parents), None
+
+
+def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[AnalysisResult]:
+    """Run every phase on one source; see the module docstring."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 4)
+        clock = now
+
+    thresholds = load_thresholds(request.thresholds)
+    embeddings, weights = yield from load_source(request, cancel)
+    lap("load")
+    cancel.raise_if_cancelled()
+    if embeddings.n_samples < 2:
+        raise BadInputError(f"need at least 2 samples, got {embeddings.n_samples}")
+    per_sample = sample_vectors(embeddings)
+
+    graph = None
+    if embeddings.n_samples >= 3 and request.knn > 0:
+        from embscope.tasks.graph_cache import knn_graph_job
+
+        graph = yield from sub_job(knn_graph_job(per_sample, request.knn, cancel=cancel), "k-NN graph")
+    lap("graph")
+
+    yield Progress("geometry", None, f"{embeddings.n_samples} × {embeddings.dim}")
+    concepts = None
+    if embeddings.kind == "concept":
+        geometry = compute_geometry(embeddings.flat_vectors, cancel=cancel)
+        concepts = compute_concept_geometry(embeddings.vectors, cancel=cancel)
+        if embeddings.labels is not None:
+            # Label agreement is a property of samples, so it uses the sample graph.
+            pooled = compute_geometry(per_sample, embeddings.labels, graph, cancel=cancel)
+            for key in ("knn_label_accuracy", "knn_label_lift", "label_base_rate",
+                        "intra_class_cosine_distance", "inter_class_cosine_distance"):
+                if key in pooled.metrics:
+                    geometry.metrics[key] = pooled.metrics[key]
+    else:
+        geometry = compute_geometry(embeddings.vectors, embeddings.labels, graph, cancel=cancel)
+    lap("geometry")
+
+    predictions = None
+    if embeddings.predictions is not None:
+        yield Progress("predictions")
+        predictions = prediction_report(embeddings.predictions, embeddings.labels)
+    lap("predictions")
+
+    clusters = None
+    if request.clusters and graph is not None:
+        from embscope.tasks.clusters import cluster_sweep_job
+
+        clusters = yield from sub_job(
+            cluster_sweep_job(graph, embeddings.labels, embeddings.parents, request.inflations, cancel=cancel),
+            "MCL",
+        )
+    lap("clusters")
+
+    summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights)
+    gradeable = dict(summary["geometry"])
+    if clusters is not None:
+        coarse = min(summary["clusters"]["inflations"], key=lambda row: row["inflation"])
+        if coarse.get("purity_parent") is not None:
+            gradeable["purity_parent"] = coarse["purity_parent"]
+    grades = grade_metrics(gradeable, thresholds)
+    verdict = decide_verdict(
+        summary["geometry"], grades,
+        concepts=summary.get("concepts"),
+        predictions=summary.get("predictions"),
+        clusters=summary.get("clusters"),
+        cluster_evidence=clusters.evidence_lines() if clusters is not None else None,
+        collapse_threshold=thresholds["collapse_ratio"].ok if "collapse_ratio" in thresholds else 1e-2,
+    )
+    summary["grades"] = {name: g.to_summary() for name, g in grades.items()}
+    summary["verdict"] = verdict.to_summary()
+    lap("verdict")
+    summary["timings_s"] = dict(timings)
+    yield Progress("done", 1.0)
+    return AnalysisResult(
+        request=request, embeddings=embeddings, geometry=geometry, concepts=concepts,
+        predictions=predictions, graph=graph, clusters=clusters, weights=weights,
+        thresholds=thresholds, grades=grades, verdict=verdict, summary=summary, timings=timings,
+    )
+
+
+def build_summary(embeddings, geometry, concepts, predictions, clusters, weights) -> dict:
+    """The ``summary.json`` dictionary (schema in ``resources/summary.schema.json``)."""
+    from embscope import __version__
+
+    geo = {key: geometry.metrics.get(key) for key in GEOMETRY_KEYS}
+    geo.update({k: v for k, v in geometry.metrics.items() if k not in geo})
+    summary: dict = {
+        "schema_version": SCHEMA_VERSION,
+        "embscope_version": __version__,
+        "source": embeddings.source,
+        "kind": embeddings.kind,
+        "n_samples": embeddings.n_samples,
+        "dim": embeddings.dim,
+        "has_labels": embeddings.labels is not None,
+        "has_parents": embeddings.parents is not None,
+        "input_notes": list(embeddings.notes),
+        "geometry": geo,
+    }
+    if embeddings.kind == "concept":
+        summary["n_concepts"] = int(embeddings.vectors.shape[1])
+    if concepts is not None:
+        summary["concepts"] = concepts.to_summary()
+    if predictions is not None:
+        summary["predictions"] = predictions.to_summary()
+    if clusters is not None:
+        summary["clusters"] = clusters.to_summary()
+    if weights is not None:
+        summary["weights"] = weights.to_summary()
+    summary["spectrum"] = {
+        "top_singular_values": [float(s) for s in geometry.spectrum.singular_values[:10]],
+        "top_centered_singular_values": [float(s) for s in geometry.spectrum.centered_singular_values[:10]],
+    }
+    return json_ready(summary)
+
+
+def json_ready(value):
+    """Recursively turn numpy scalars into Python ones and NaN/Inf into None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if np.isfinite(value) else None
+    return value

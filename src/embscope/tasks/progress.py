@@ -1,0 +1,98 @@
+"""Progress reports and cancellation for generator jobs.
+
+A job is a generator function ``job(request, cancel) -> Generator[Progress, None, R]``:
+every ``yield`` reports progress and is a place where cancellation is honoured
+(``cancel.raise_if_cancelled()``); the result is the generator's return value.
+The CLI simply iterates it (:func:`run_job`); the GUI drives the same generator
+on a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from embscope.errors import Cancelled
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report.
+
+    ``stage`` is short text for a status bar ("extracting", "MCL I=2.0");
+    ``fraction`` is in [0, 1] for the stage, or ``None`` when unknown.
+    """
+
+    stage: str
+    fraction: float | None = None
+    message: str = ""
+
+
+class CancelToken:
+    """Thread-safe cancellation flag shared by a job and whoever started it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+NEVER_CANCELLED = CancelToken()
+
+Job = Generator[Progress, None, R]
+
+
+def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) -> R:
+    """Iterate ``job`` to the end and return its result."""
+    while True:
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(report)
+
+
+def sub_job(job: Job[R], stage_prefix: str = "") -> Generator[Progress, None, R]:
+    """Re-yield a nested job's progress (optionally renaming its stage); return its result.
+
+    Use as ``result = yield from sub_job(inner(...), "graph")``.
+    """
+    while True:
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if stage_prefix:
+            stage = f"{stage_prefix}: {report.stage}" if report.stage else stage_prefix
+            report = Progress(stage, report.fraction, report.message)
+        yield report
+
+
+class RateLimiter:
+    """True at most every ``interval`` seconds: keeps progress traffic cheap in hot loops."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self._last = 0.0
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
