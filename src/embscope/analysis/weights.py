@@ -1,0 +1,323 @@
+"""Weight inspection with no data: norms, spectra of 2-D weights, embedding tables, dead heads.
+
+Seed 000 §3 localises a collapse by reading the checkpoint's weight norms and
+looking for dead attention heads; seed 001 reads an embedding table's effective
+rank against 0.3·min(V, d) and counts rows with norm < 0.01 (unused tokens).
+State dicts come in as name → tensor (torch or numpy); loading them safely is
+``embscope.sources.checkpoints.load_state_dict_safely``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embscope.analysis.spectrum import effective_rank
+
+EMBEDDING_ROW_NORM = 0.01  # seed 001: rows below this are effectively unused tokens
+EMBEDDING_RANK_FRACTION = 0.3  # seed 001: r_eff < 0.3·min(V, d) is collapse
+ZERO_NORM = 1e-8
+DEAD_HEAD_RELATIVE = 0.01  # a head this much weaker than the median head is dead
+MAX_LISTED_ROWS = 50
+SUMMARY_SINGULAR_VALUES = 32
+
+_EMBED_NAME = re.compile(r"(embed|wte|wpe|tok_emb|token_emb|word_emb)", re.IGNORECASE)
+# Output projections of attention blocks, whose input columns are split by head.
+_OUT_PROJ = re.compile(
+    r"(attention\.output\.dense|self_attn\.o_proj|attn\.o_proj|\.o_proj|out_proj|attention\.dense"
+    r"|SelfAttention\.o|EncDecAttention\.o|attn\.c_proj|attn\.proj|attention\.wo|attn\.out)\.weight$"
+)
+
+
+@dataclass(frozen=True)
+class ParameterNorm:
+    """Frobenius norm of one parameter, its RMS, and a status (``ok``/``zero``/``nonfinite``)."""
+
+    name: str
+    shape: tuple[int, ...]
+    norm: float
+    rms: float
+    status: str
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixSpectrum:
+    """Singular spectrum of a 2-D weight with its effective and stable rank."""
+
+    name: str
+    shape: tuple[int, int]
+    singular_values: np.ndarray
+    effective_rank: float
+    stable_rank: float
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingTable:
+    """An embedding table's dead rows and rank against seed 001's threshold."""
+
+    name: str
+    shape: tuple[int, int]
+    small_rows: np.ndarray  # indices of rows with norm < EMBEDDING_ROW_NORM
+    effective_rank: float
+    rank_threshold: float
+    collapsed: bool | None  # None: not judged (position/segment tables are low-rank by design)
+    role: str = "token"
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionHeads:
+    """Per-head norms of an attention output projection and which heads are dead."""
+
+    name: str
+    num_heads: int
+    head_norms: np.ndarray
+    dead: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class WeightsReport:
+    """Everything :func:`inspect_weights` found."""
+
+    parameters: tuple[ParameterNorm, ...]
+    matrices: tuple[MatrixSpectrum, ...]
+    embeddings: tuple[EmbeddingTable, ...]
+    attention: tuple[AttentionHeads, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_parameters(self) -> int:
+        return int(sum(int(np.prod(p.shape)) for p in self.parameters))
+
+    @property
+    def dead_heads(self) -> int:
+        return sum(len(a.dead) for a in self.attention)
+
+    def to_summary(self) -> dict:
+        """JSON-able dict for ``summary.json["weights"]``."""
+        return {
+            "n_tensors": len(self.parameters),
+            "n_parameters": self.n_parameters,
+            "parameters": [
+                {"name": p.name, "shape": list(p.shape), "norm": p.norm, "rms": p.rms, "status": p.status}
+                for p in self.parameters
+            ],
+            "matrices": [
+                {
+                    "name": m.name,
+                    "shape": list(m.shape),
+                    "effective_rank": m.effective_rank,
+                    "stable_rank": m.stable_rank,
+                    "singular_values": [float(s) for s in m.singular_values[:SUMMARY_SINGULAR_VALUES]],
+                }
+                for m in self.matrices
+            ],
+            "embeddings": [
+                {
+                    "name": e.name,
+                    "shape": list(e.shape),
+                    "rows_below_0.01": int(len(e.small_rows)),
+                    "small_rows": [int(i) for i in e.small_rows[:MAX_LISTED_ROWS]],
+                    "effective_rank": e.effective_rank,
+                    "rank_threshold": e.rank_threshold,
+                    "collapsed": e.collapsed,
+                    "role": e.role,
+                }
+                for e in self.embeddings
+            ],
+            "attention": [
+                {
+                    "name": a.name,
+                    "num_heads": a.num_heads,
+                    "head_norms": [float(x) for x in a.head_norms],
+                    "dead_heads": list(a.dead),
+                }
+                for a in self.attention
+            ],
+            "dead_heads": self.dead_heads,
+            "collapsed_embeddings": [e.name for e in self.embeddings if e.collapsed],
+            "zero_parameters": [p.name for p in self.parameters if p.status == "zero"],
+            "nonfinite_parameters": [p.name for p in self.parameters if p.status == "nonfinite"],
+            "notes": list(self.notes),
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Full singular spectra, keyed ``weights/sv/<name>``, for ``arrays.npz``."""
+        return {f"weights/sv/{m.name}": m.singular_values for m in self.matrices}
+
+    def markdown_lines(self) -> list[str]:
+        """The weights section of ``report.md``."""
+        lines = ["## Weights", ""]
+        zero = [p.name for p in self.parameters if p.status != "ok"]
+        lines.append(
+            f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters; "
+            f"{len(zero)} zero or non-finite; {self.dead_heads} dead attention heads."
+        )
+        lines.append("")
+        for e in self.embeddings:
+            verdict = {True: "collapsed", False: "healthy", None: f"not judged ({e.role} table)"}[e.collapsed]
+            lines.append(
+                f"- Embedding table `{e.name}` {e.shape[0]}×{e.shape[1]}: effective rank {e.effective_rank:.1f} "
+                f"vs 0.3·min(V, d) = {e.rank_threshold:.1f} → **{verdict}**; "
+                f"{len(e.small_rows)} rows with norm < {EMBEDDING_ROW_NORM}."
+            )
+        for a in self.attention:
+            if a.dead:
+                lines.append(f"- `{a.name}`: dead heads {', '.join(str(h) for h in a.dead)} of {a.num_heads}.")
+        for note in self.notes:
+            lines.append(f"- {note}")
+        lines += ["", "| Parameter | Shape | Norm | Eff. rank | Stable rank | Status |", "|---|---|---|---|---|---|"]
+        ranks = {m.name: m for m in self.matrices}
+        for p in self.parameters:
+            m = ranks.get(p.name)
+            eff = f"{m.effective_rank:.1f}" if m else ""
+            stable = f"{m.stable_rank:.2f}" if m else ""
+            shape = "×".join(str(s) for s in p.shape) or "scalar"
+            lines.append(f"| {p.name} | {shape} | {p.norm:.4g} | {eff} | {stable} | {p.status} |")
+        lines.append("")
+        return lines
+
+
+def singular_values(matrix: np.ndarray) -> np.ndarray:
+    """Singular values (descending, float64) of a 2-D matrix.
+
+    Through the smaller Gram matrix with float64 accumulation (the design's
+    fast accurate route): a 30k×384 embedding table costs one 384×384 ``eigh``.
+    """
+    w = np.asarray(matrix, dtype=np.float64)
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    eigenvalues = np.linalg.eigvalsh(gram)[::-1]
+    return np.sqrt(np.clip(eigenvalues, 0.0, None))
+
+
+def stable_rank(singular: np.ndarray) -> float:
+    """‖W‖_F² / σ₁² (0.0 for a zero matrix)."""
+    s = np.asarray(singular, dtype=np.float64)
+    if s.size == 0 or s[0] <= 0:
+        return 0.0
+    return float((s**2).sum() / s[0] ** 2)
+
+
+def is_embedding_table(name: str, shape: tuple[int, ...]) -> bool:
+    """An embedding table by name (``*embed*``, ``wte``…) or by shape (V×d with V large)."""
+    if len(shape) != 2:
+        return False
+    if _EMBED_NAME.search(name) and "norm" not in name.lower():
+        return True
+    rows, cols = shape
+    return rows >= 1000 and rows >= 8 * cols
+
+
+def embedding_role(name: str, shape: tuple[int, ...]) -> str:
+    """``token`` (vocabulary table, judged by seed 001), ``position`` or ``segment``.
+
+    Learned position tables are smooth in the position index and so low-rank
+    by design; segment (token-type) tables have a handful of rows.  Neither is
+    judged for collapse.
+    """
+    lowered = name.lower()
+    if "position" in lowered or "wpe" in lowered or re.search(r"\bpos_", lowered):
+        return "position"
+    if "token_type" in lowered or "segment" in lowered or shape[0] < 16:
+        return "segment"
+    return "token"
+
+
+def _to_numpy(value) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    tensor = value.detach().cpu()
+    # bfloat16/float16 have no (or a lossy) numpy form for the maths below.
+    return (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+
+
+def head_norms(weight: np.ndarray, num_heads: int, heads_on_rows: bool = False) -> np.ndarray:
+    """Frobenius norm of each head's slice of an attention output projection.
+
+    A ``Linear`` output projection has weight ``out × (heads·head_dim)``: head h
+    owns input columns ``h·head_dim … (h+1)·head_dim``.  GPT-2's ``Conv1D``
+    stores the transpose (``heads_on_rows=True``).
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    if heads_on_rows:
+        w = w.T
+    if w.shape[1] % num_heads:
+        raise ValueError(f"{w.shape[1]} input features do not split into {num_heads} heads")
+    per_head = w.reshape(w.shape[0], num_heads, -1)
+    return np.sqrt((per_head**2).sum(axis=(0, 2)))
+
+
+def dead_heads(norms: np.ndarray) -> tuple[int, ...]:
+    """Heads whose slice norm is ~zero: below 1 % of the median head (or absolutely ~0)."""
+    norms = np.asarray(norms, dtype=np.float64)
+    limit = max(ZERO_NORM, DEAD_HEAD_RELATIVE * float(np.median(norms)))
+    return tuple(int(h) for h in np.flatnonzero(norms < limit))
+
+
+def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=None) -> WeightsReport:
+    """Inspect a state dict with no data.
+
+    Parameters
+    ----------
+    state_dict
+        Parameter name → tensor (torch or numpy).
+    num_heads
+        Attention heads per layer (``config.num_attention_heads``); when
+        unknown, a head size of 64 is assumed and said so in the notes.
+    cancel
+        Optional ``CancelToken`` checked between parameters.
+
+    Returns
+    -------
+    WeightsReport
+        Norm table, spectra of 2-D weights, embedding-table checks (seed 001)
+        and dead attention heads (seed 000 §3).
+    """
+    parameters, matrices, embeddings, attention = [], [], [], []
+    notes: list[str] = []
+    assumed_heads = False
+    for name, value in state_dict.items():
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        array = _to_numpy(value)
+        finite = bool(np.isfinite(array).all())
+        norm = float(np.linalg.norm(array.astype(np.float64).ravel())) if finite else float("nan")
+        rms = norm / np.sqrt(array.size) if array.size and finite else 0.0
+        status = "nonfinite" if not finite else ("zero" if norm < ZERO_NORM else "ok")
+        parameters.append(ParameterNorm(name, tuple(int(s) for s in array.shape), norm, float(rms), status))
+        if array.ndim != 2 or not finite or min(array.shape) == 0 or array.dtype.kind != "f":
+            continue  # integer buffers (position ids) are not weights
+        sv = singular_values(array)
+        matrix = MatrixSpectrum(name, tuple(array.shape), sv, effective_rank(sv), stable_rank(sv))
+        matrices.append(matrix)
+        if is_embedding_table(name, array.shape):
+            row_norms = np.linalg.norm(array.astype(np.float64), axis=1)
+            threshold = EMBEDDING_RANK_FRACTION * min(array.shape)
+            role = embedding_role(name, array.shape)
+            embeddings.append(EmbeddingTable(
+                name=name,
+                shape=tuple(array.shape),
+                small_rows=np.flatnonzero(row_norms < EMBEDDING_ROW_NORM),
+                effective_rank=matrix.effective_rank,
+                rank_threshold=threshold,
+                collapsed=(matrix.effective_rank < threshold) if role == "token" else None,
+                role=role,
+            ))
+        if _OUT_PROJ.search(name):
+            on_rows = name.endswith("c_proj.weight")  # GPT-2 Conv1D: in × out
+            features = array.shape[0] if on_rows else array.shape[1]
+            heads = num_heads
+            if heads is None:
+                if features % 64:
+                    continue
+                heads = features // 64
+                assumed_heads = True
+            if features % heads:
+                notes.append(f"{name}: {features} features do not split into {heads} heads; heads not checked")
+                continue
+            norms = head_norms(array, heads, heads_on_rows=on_rows)
+            attention.append(AttentionHeads(name, heads, norms, dead_heads(norms)))
+    if assumed_heads:
+        notes.append("head count unknown: assumed 64-dimensional heads for the dead-head check")
+    return WeightsReport(tuple(parameters), tuple(matrices), tuple(embeddings), tuple(attention), tuple(notes))

@@ -1,0 +1,252 @@
+"""Data to run through a model: text (``.txt``, ``.jsonl``, ``.csv``) or arrays (``.npy``).
+
+Optional per-sample columns: ``label`` (leaf), ``parent``, ``id``; a separate
+leaf→parent mapping file fills ``parent`` from ``label``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from embscope.errors import BadInputError
+
+TEXT_KEYS = ("text", "sentence", "input", "content")
+TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
+ARRAY_SUFFIXES = (".npy",)
+
+
+@dataclass(frozen=True, eq=False)
+class DataSet:
+    """Samples to run through a model, with optional labels.
+
+    Exactly one of ``texts`` and ``arrays`` is set.  ``labels``, ``parents``
+    and ``ids`` are length-N ``str`` arrays or ``None``.
+    """
+
+    texts: list[str] | None = None
+    arrays: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    parents: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.texts) if self.texts is not None else int(self.arrays.shape[0])
+
+    @property
+    def is_text(self) -> bool:
+        return self.texts is not None
+
+
+def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str | Path | None = None) -> DataSet:
+    """Read a data file; optionally apply a per-sample meta CSV and a leaf→parent mapping.
+
+    Parameters
+    ----------
+    path
+        ``.txt`` (one sample per line), ``.jsonl`` (objects with ``text`` and
+        optional ``label``/``parent``/``id``, or bare strings), ``.csv``/``.tsv``
+        (a ``text`` column plus optional ``label``/``parent``/``id``) or
+        ``.npy`` (an ``N×…`` numeric array).
+    parents
+        CSV/TSV with columns ``label,parent`` (or two unnamed columns).
+    meta
+        CSV with one row per sample and columns among ``label``, ``parent``, ``id``.
+
+    Raises
+    ------
+    BadInputError
+        Missing or empty file, non-UTF-8 lines (their numbers are given),
+        malformed JSON lines, no text column, unusable arrays.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"data file not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        data = _read_npy(p)
+    elif suffix in TEXT_SUFFIXES:
+        lines = _decoded_lines(p)
+        if suffix == ".txt":
+            data = _read_txt(p, lines)
+        elif suffix == ".jsonl":
+            data = _read_jsonl(p, lines)
+        else:
+            data = _read_csv(p, lines, delimiter="\t" if suffix == ".tsv" else ",")
+    else:
+        raise BadInputError(f"{p.name}: unsupported data file (use .txt, .jsonl, .csv, .tsv or .npy)")
+    if meta is not None:
+        data = apply_meta(data, read_meta(meta, data.n_samples))
+    if parents is not None:
+        data = apply_parent_mapping(data, read_parent_mapping(parents))
+    return data
+
+
+def _decoded_lines(p: Path) -> list[str]:
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise BadInputError(f"{p.name} is empty")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    decoded: list[str] = []
+    bad: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            decoded.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError:
+            bad.append(number)
+            decoded.append("")
+    if bad:
+        shown = ", ".join(str(n) for n in bad[:10]) + (f" … ({len(bad)} lines)" if len(bad) > 10 else "")
+        raise BadInputError(f"{p.name} is not UTF-8 text at line {shown}; re-save it as UTF-8")
+    return decoded
+
+
+def _read_txt(p: Path, lines: list[str]) -> DataSet:
+    texts = [line for line in lines if line.strip()]
+    notes = []
+    skipped = len(lines) - len(texts)
+    if skipped:
+        notes.append(f"{skipped} blank lines in {p.name} skipped")
+    if not texts:
+        raise BadInputError(f"{p.name} is empty")
+    return DataSet(texts=texts, notes=tuple(notes))
+
+
+def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
+    texts, labels, parents, ids = [], [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise BadInputError(f"{p.name} line {number} is not valid JSON: {exc.msg}")
+        if isinstance(obj, str):
+            obj = {"text": obj}
+        if not isinstance(obj, dict):
+            raise BadInputError(f"{p.name} line {number}: expected a JSON object or string")
+        key = next((k for k in TEXT_KEYS if k in obj), None)
+        if key is None:
+            raise BadInputError(f"{p.name} line {number} has no 'text' field")
+        texts.append(str(obj[key]))
+        labels.append(obj.get("label"))
+        parents.append(obj.get("parent"))
+        ids.append(obj.get("id"))
+    if not texts:
+        raise BadInputError(f"{p.name} is empty")
+    return DataSet(texts=texts, labels=_column(labels), parents=_column(parents), ids=_column(ids))
+
+
+def _column(values: list) -> np.ndarray | None:
+    """A str array, or None when the column is absent everywhere."""
+    if all(v is None or v == "" for v in values):
+        return None
+    return np.asarray(["" if v is None else str(v) for v in values], dtype=object).astype(str)
+
+
+def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
+    reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter=delimiter)
+    fields = {name.strip().lower(): name for name in (reader.fieldnames or [])}
+    key = next((fields[k] for k in TEXT_KEYS if k in fields), None)
+    if key is None:
+        raise BadInputError(f"{p.name} has no 'text' column (columns: {', '.join(fields) or 'none'})")
+    rows = list(reader)
+    if not rows:
+        raise BadInputError(f"{p.name} has a header but no rows")
+
+    def col(name: str) -> np.ndarray | None:
+        return _column([row.get(fields[name]) for row in rows]) if name in fields else None
+
+    return DataSet(
+        texts=[row.get(key) or "" for row in rows],
+        labels=col("label"),
+        parents=col("parent"),
+        ids=col("id"),
+    )
+
+
+def _read_npy(p: Path) -> DataSet:
+    try:
+        arrays = np.load(p, allow_pickle=False, mmap_mode="r")
+    except ValueError as exc:
+        raise BadInputError(f"{p.name}: not a plain numeric .npy array ({exc})")
+    except Exception as exc:
+        raise BadInputError(f"{p.name}: not a readable .npy file ({type(exc).__name__})")
+    if arrays.ndim == 0 or arrays.shape[0] == 0:
+        raise BadInputError(f"{p.name} is empty")
+    if arrays.dtype.kind not in "fiub":
+        raise BadInputError(f"{p.name} holds {arrays.dtype} values; expected numbers")
+    return DataSet(arrays=np.asarray(arrays))
+
+
+def read_parent_mapping(path: str | Path) -> dict[str, str]:
+    """Leaf label → parent label from a two-column CSV/TSV (header ``label,parent`` optional)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"parent mapping file not found: {p}")
+    lines = _decoded_lines(p)
+    delimiter = "\t" if p.suffix.lower() == ".tsv" or "\t" in lines[0] else ","
+    rows = [r for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter) if r]
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["label", "parent"]:
+        rows = rows[1:]
+    mapping = {}
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            raise BadInputError(f"{p.name} row {number}: expected two columns, label and parent")
+        mapping[row[0].strip()] = row[1].strip()
+    if not mapping:
+        raise BadInputError(f"{p.name} has no label,parent rows")
+    return mapping
+
+
+def apply_parent_mapping(data: DataSet, mapping: dict[str, str]) -> DataSet:
+    """Fill ``parents`` from ``labels``; labels absent from the mapping get ``""`` and a note."""
+    if data.labels is None:
+        raise BadInputError("a parent mapping was given but the data has no 'label' column")
+    parents = np.asarray([mapping.get(lab, "") for lab in data.labels], dtype=object).astype(str)
+    unmapped = sorted({lab for lab in data.labels if lab not in mapping})
+    notes = data.notes
+    if unmapped:
+        notes = (*notes, f"{len(unmapped)} labels have no parent in the mapping: {', '.join(unmapped[:5])}")
+    return replace(data, parents=parents, notes=notes)
+
+
+def read_meta(path: str | Path, n_samples: int) -> dict[str, np.ndarray]:
+    """Per-sample ``label``/``parent``/``id``/``text`` columns from a CSV with one row per sample."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"meta file not found: {p}")
+    lines = _decoded_lines(p)
+    reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+    rows = list(reader)
+    if len(rows) != n_samples:
+        raise BadInputError(f"{p.name} has {len(rows)} rows but the data has {n_samples} samples")
+    fields = {name.strip().lower(): name for name in (reader.fieldnames or [])}
+    out = {}
+    for name in ("label", "parent", "id", "text"):
+        if name in fields:
+            column = _column([row.get(fields[name]) for row in rows])
+            if column is not None:
+                out[name] = column
+    return out
+
+
+def apply_meta(data: DataSet, meta: dict[str, np.ndarray]) -> DataSet:
+    """Columns from a meta file replace the data file's own."""
+    return replace(
+        data,
+        labels=meta.get("label", data.labels),
+        parents=meta.get("parent", data.parents),
+        ids=meta.get("id", data.ids),
+    )
