@@ -1,0 +1,203 @@
+"""Per-sample metadata side files: ``--meta`` tables, projector metadata TSV, ``--parents`` maps.
+
+All readers check row counts against the number of embeddings *before* any
+row is dropped, so a side file always lines up with the file it describes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from embscope.errors import BadInputError
+from embscope.sources.raw import META_ALIASES, meta_field, require_file, short_reason, to_strings
+
+# Names of projector metadata TSVs looked for next to a tensors TSV, in order.
+PROJECTOR_META_NAMES = ("{stem}_metadata.tsv", "{stem}-metadata.tsv", "{stem}.metadata.tsv",
+                        "{stem}_meta.tsv", "metadata.tsv")
+
+
+def decode_text(path: Path) -> str:
+    """The file's text (UTF-8, BOM tolerated), or a one-line error naming the bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"{path.name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def delimiter_for(path: Path, first_line: str) -> str:
+    """Tab for ``.tsv``/``.tab`` files or tab-only lines, else comma."""
+    if path.suffix.lower() in (".tsv", ".tab"):
+        return "\t"
+    return "\t" if "\t" in first_line and "," not in first_line else ","
+
+
+def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
+    """All non-blank rows of a small CSV/TSV file as lists of strings."""
+    path = require_file(path, what)
+    text = decode_text(path)
+    delimiter = delimiter_for(path, text.split("\n", 1)[0])
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+                if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise BadInputError(f"cannot read {path.name}: {short_reason(exc)}") from None
+    if not rows:
+        raise BadInputError(f"{what} {path.name} is empty")
+    return rows
+
+
+def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> dict[str, np.ndarray]:
+    """Known metadata columns of a table (header + data rows) as string arrays."""
+    for number, row in enumerate(rows, start=2):
+        if len(row) < len(header):
+            raise BadInputError(
+                f"{path.name} line {number} has {len(row)} fields but the header has {len(header)}"
+            )
+    meta: dict[str, np.ndarray] = {}
+    for col, name in enumerate(header):
+        field_name = meta_field(name)
+        if field_name and field_name not in meta:
+            meta[field_name] = to_strings([row[col] for row in rows], f"{name} in {path.name}")
+    return meta
+
+
+def _check_rows(n_rows: int, n: int, path: Path) -> None:
+    if n_rows != n:
+        raise BadInputError(
+            f"metadata file {path.name} has {n_rows} rows but there are {n} embeddings"
+        )
+
+
+def read_meta_file(path, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Read a ``--meta`` side file for ``n`` embeddings.
+
+    Parameters
+    ----------
+    path
+        CSV with a header naming any of the columns ``label``, ``parent``,
+        ``prediction``, ``text``, ``id`` (other columns are ignored), or a
+        TensorBoard-projector metadata ``.tsv`` (see
+        :func:`read_projector_metadata`).
+    n
+        Number of embeddings; the file must have exactly one row per embedding.
+
+    Returns
+    -------
+    meta, notes
+        Field name → length-``n`` string array, and one-line remarks.
+    """
+    path = require_file(path, "metadata file")
+    if path.suffix.lower() in (".tsv", ".tab"):
+        return read_projector_metadata(path, n)
+    rows = read_delimited(path, "metadata file")
+    header, body = [c.strip() for c in rows[0]], rows[1:]
+    if not any(meta_field(name) for name in header):
+        known = ", ".join(aliases[0] for aliases in META_ALIASES.values())
+        raise BadInputError(
+            f"metadata file {path.name} has none of the columns {known} "
+            f"(its header is: {', '.join(header)[:120]})"
+        )
+    _check_rows(len(body), n, path)
+    return _columns_to_meta(header, body, path), []
+
+
+def read_projector_metadata(path, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Read TensorBoard-projector metadata for ``n`` embeddings.
+
+    The projector format: a single column has no header and holds the labels;
+    two or more tab-separated columns have a header row.  Columns named like
+    EmbScope's metadata fields are used; when there is no ``label`` column the
+    first column is taken as the label (and a note says so).  A single column
+    whose first cell is ``label`` with ``n + 1`` rows is read as having a header.
+    """
+    path = require_file(path, "metadata file")
+    rows = read_delimited(path, "metadata file")
+    width = max(len(row) for row in rows)
+    if width == 1:
+        values = [row[0] if row else "" for row in rows]
+        if len(values) == n + 1 and meta_field(values[0]) == "labels":
+            values = values[1:]
+        _check_rows(len(values), n, path)
+        return {"labels": to_strings(values, f"labels in {path.name}")}, []
+    header, body = [c.strip() for c in rows[0]], rows[1:]
+    _check_rows(len(body), n, path)
+    meta = _columns_to_meta(header, body, path)
+    notes = []
+    if "labels" not in meta:
+        meta["labels"] = to_strings([row[0] for row in body], f"{header[0]} in {path.name}")
+        notes.append(f"labels taken from column '{header[0]}' of {path.name}")
+    return meta, notes
+
+
+def find_projector_metadata(tensors_tsv: Path) -> Path | None:
+    """The projector metadata TSV lying next to ``tensors_tsv``, if there is one."""
+    for pattern in PROJECTOR_META_NAMES:
+        candidate = tensors_tsv.with_name(pattern.format(stem=tensors_tsv.stem))
+        if candidate != tensors_tsv and candidate.is_file():
+            return candidate
+    return None
+
+
+def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Parent label of every sample from a leaf→parent mapping file.
+
+    Parameters
+    ----------
+    path
+        CSV/TSV with columns ``label`` (or ``leaf``/``child``) and ``parent``,
+        or else its first two columns are leaf and parent.  The first row is a
+        header unless its first cell is one of ``labels``.
+    labels
+        Leaf label of every sample.
+
+    Returns
+    -------
+    parents, notes
+        Length-N string array (``""`` for leaves missing from the map) and a
+        note saying how many leaves were missing, if any.
+    """
+    path = require_file(path, "parents map")
+    rows = read_delimited(path, "parents map")
+    known = set(labels.tolist())
+    first = [c.strip() for c in rows[0]]
+    leaf_col, parent_col = 0, 1
+    if first[0] not in known:
+        rows = rows[1:]
+        lowered = [c.lower() for c in first]
+        for name in ("label", "leaf", "child"):
+            if name in lowered and "parent" in lowered:
+                leaf_col, parent_col = lowered.index(name), lowered.index("parent")
+                break
+    mapping: dict[str, str] = {}
+    for number, row in enumerate(rows, start=1):
+        if len(row) <= max(leaf_col, parent_col):
+            raise BadInputError(f"parents map {path.name}: row {number} has no parent column")
+        leaf, parent = row[leaf_col].strip(), row[parent_col].strip()
+        if mapping.setdefault(leaf, parent) != parent:
+            raise BadInputError(
+                f"parents map {path.name} gives leaf '{leaf}' two parents: "
+                f"'{mapping[leaf]}' and '{parent}'"
+            )
+    leaves = known - {""}
+    missing = sorted(leaves - mapping.keys())
+    if leaves and len(missing) == len(leaves):
+        raise BadInputError(
+            f"none of the {len(leaves)} leaf labels appear in parents map {path.name} "
+            f"(e.g. '{missing[0]}')"
+        )
+    parents = np.array([mapping.get(label, "") for label in labels.tolist()], dtype=str)
+    notes = []
+    if missing:
+        n_samples = int(np.isin(labels, missing).sum())
+        notes.append(
+            f"{len(missing)} of {len(leaves)} leaf labels ({n_samples} samples) are not in "
+            f"parents map {path.name}; their parent is empty"
+        )
+    return parents.astype(str), notes

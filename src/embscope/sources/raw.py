@@ -1,0 +1,97 @@
+"""What a file reader hands back before validation, and the metadata naming rules.
+
+Every embeddings-file reader (arrays, tables, side files) produces a
+:class:`RawEmbeddings`; :func:`embscope.sources.embedding_files.load_embeddings`
+then checks shapes, converts to float32, attaches side files and handles
+NaN/Inf in one place, so the rules are the same for every format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embscope.data import as_label_array
+from embscope.errors import BadInputError
+
+# Accepted spellings of each metadata field, as npz/pt keys or table columns
+# (compared case-insensitively).  The first spelling is the canonical one.
+META_ALIASES: dict[str, tuple[str, ...]] = {
+    "labels": ("label", "labels", "leaf"),
+    "parents": ("parent", "parents"),
+    "predictions": ("prediction", "predictions", "predicted"),
+    "texts": ("text", "texts"),
+    "ids": ("id", "ids"),
+}
+
+# Keys/columns that hold the embeddings themselves, in order of preference.
+VECTOR_NAMES = ("embeddings", "embedding", "vectors", "vector", "emb")
+
+
+@dataclass
+class RawEmbeddings:
+    """Embeddings as read from a file, not yet validated.
+
+    Attributes
+    ----------
+    vectors
+        Numeric array (any float/int dtype, any shape; checked later).
+    meta
+        Metadata field name (``labels``, ``parents``, …) → length-N sequence.
+    logits
+        Optional ``N×K`` array.
+    class_names
+        Optional names of the K logit columns.
+    notes
+        One-line remarks about how the file was read.
+    """
+
+    vectors: np.ndarray
+    meta: dict[str, object] = field(default_factory=dict)
+    logits: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def meta_field(name: str) -> str | None:
+    """The metadata field (``"labels"``, …) a key or column called ``name`` holds, if any."""
+    lowered = name.strip().lower()
+    for field_name, aliases in META_ALIASES.items():
+        if lowered in aliases:
+            return field_name
+    return None
+
+
+def to_strings(values, what: str) -> np.ndarray:
+    """Per-sample metadata as a 1-D array of ``str`` (bytes decoded as UTF-8).
+
+    ``what`` names the values in the error message (e.g. ``"labels in x.npz"``).
+    """
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().tolist()
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+    if arr.ndim == 2 and arr.shape[1] == 1:  # a column vector of labels
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise BadInputError(f"{what} must be one value per sample, got shape {tuple(arr.shape)}")
+    if arr.dtype.kind == "S":
+        return np.array([v.decode("utf-8", errors="replace") for v in arr])
+    return as_label_array(arr.tolist())
+
+
+def short_reason(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message squeezed onto one line, cut to ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def require_file(path, what: str = "file") -> Path:
+    """``path`` as a :class:`Path`, or a one-line error when it is missing or a folder."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise BadInputError(f"{what} not found: {p}")
+    if p.is_dir():
+        raise BadInputError(f"{p} is a folder, not a {what}")
+    return p

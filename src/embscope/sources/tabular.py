@@ -1,0 +1,273 @@
+"""Embeddings stored as tables: CSV, parquet and TensorBoard-projector TSV.
+
+A table holds its vectors either in one list-valued column (``embedding``,
+``vector``, … holding ``"[0.1, 0.2]"`` strings or real lists; nested lists give
+concept sets) or as one numeric column per dimension (``dim_0``, ``e0``, … or
+else every numeric column that is not metadata).  Metadata columns ``label``,
+``parent``, ``prediction``, ``text``, ``id`` come from the same table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from embscope.errors import BadInputError
+from embscope.sources.metadata import find_projector_metadata, read_projector_metadata
+from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
+
+# Per-dimension column names: dim_0, dim0, e0, emb_12, x_3, f7, feature_2, v0, …
+DIM_COLUMN = re.compile(
+    r"^(?:dim|d|e|emb|embedding|x|f|feat|feature|v|c|col)[_\-]?(\d+)$", re.IGNORECASE
+)
+_SPLIT = re.compile(r"[\s,;]+")
+
+
+def _parse_vector(cell: str) -> np.ndarray:
+    """One vector cell: JSON-style ``[0.1, 0.2]`` (nested for concept sets),
+    numpy-style ``[0.1 0.2]`` or bare ``0.1,0.2``.  Raises ValueError."""
+    text = cell.strip()
+    if not text:
+        raise ValueError("empty vector")
+    if text.startswith("["):
+        try:
+            return np.asarray(json.loads(text), dtype=np.float32)
+        except (json.JSONDecodeError, TypeError):
+            pass  # not JSON (e.g. numpy's "[0.1 0.2]" or "nan"): fall back to splitting
+    parts = [p for p in _SPLIT.split(text.strip("[]")) if p]
+    return np.asarray([float(p) for p in parts], dtype=np.float32)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell.strip() == ""
+    return True
+
+
+def _choose_layout(header: list[str], first: list[str], name: str) -> tuple[int | None, list[int]]:
+    """(vector column, per-dimension columns) of a text table, from its header and first row."""
+    lowered = [h.strip().lower() for h in header]
+    for vector_name in VECTOR_NAMES:
+        if vector_name in lowered:
+            return lowered.index(vector_name), []
+    plain = [i for i, h in enumerate(header) if meta_field(h) is None]
+    listed = [i for i in plain if first[i].strip().startswith("[")]
+    if listed:
+        return listed[0], []
+    numbered = [(int(m.group(1)), i) for i in plain if (m := DIM_COLUMN.match(header[i].strip()))]
+    if numbered:
+        return None, [i for _, i in sorted(numbered)]
+    numeric = [i for i in plain if _is_number(first[i])]
+    if not numeric:
+        raise BadInputError(
+            f"no embedding columns in {name} (header: {', '.join(header)[:120]}); expected a "
+            "vector column such as 'embedding' or numeric columns dim_0, dim_1, …"
+        )
+    return None, numeric
+
+
+def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
+    """Embeddings from a CSV (or tab-separated table with a header row).
+
+    Rows are parsed as they are read, so only the float32 vectors and the
+    metadata strings are held in memory, never the whole table as strings.
+    """
+    vectors: list[np.ndarray] = []
+    meta_values: dict[int, list[str]] = {}
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next((row for row in reader if any(c.strip() for c in row)), None)
+            if header is None:
+                raise BadInputError(f"{path.name} is empty")
+            meta_cols = {i: f for i, h in enumerate(header) if (f := meta_field(h))}
+            meta_values = {i: [] for i in meta_cols}
+            vector_col: int | None = None
+            dim_cols: list[int] = []
+            for row in reader:
+                if not any(c.strip() for c in row):
+                    continue
+                line = reader.line_num
+                if len(row) != len(header):
+                    raise BadInputError(
+                        f"{path.name} line {line} has {len(row)} fields but the header has "
+                        f"{len(header)}"
+                    )
+                if not vectors:
+                    vector_col, dim_cols = _choose_layout(header, row, path.name)
+                vectors.append(_row_vector(row, vector_col, dim_cols, header, path.name, line))
+                if vectors[-1].shape != vectors[0].shape:
+                    raise BadInputError(
+                        f"ragged vectors in {path.name}: line {line} has shape "
+                        f"{vectors[-1].shape}, the first row has {vectors[0].shape}"
+                    )
+                for i, values in meta_values.items():
+                    values.append(row[i])
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path.name} is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise BadInputError(f"cannot read {path.name}: {short_reason(exc)}") from None
+    if not vectors:
+        raise BadInputError(f"{path.name} has a header but no data rows")
+    meta = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}")
+            for i, values in meta_values.items()}
+    raw = RawEmbeddings(np.stack(vectors), meta)
+    if vector_col is None:
+        raw.notes.append(f"{len(dim_cols)} numeric columns of {path.name} read as dimensions")
+    return raw
+
+
+def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
+    if vector_col is not None:
+        try:
+            return _parse_vector(row[vector_col])
+        except ValueError as exc:
+            raise BadInputError(
+                f"{name} line {line}, column '{header[vector_col]}': cannot read a vector "
+                f"({short_reason(exc, 80)})"
+            ) from None
+    out = np.empty(len(dim_cols), dtype=np.float32)
+    for k, col in enumerate(dim_cols):
+        cell = row[col].strip()
+        try:
+            out[k] = float(cell) if cell else np.nan  # a blank cell is a missing value
+        except ValueError:
+            raise BadInputError(
+                f"{name} line {line}, column '{header[col]}': {cell[:40]!r} is not a number"
+            ) from None
+    return out
+
+
+def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddings:
+    """TensorBoard-projector tensors TSV: tab-separated numbers, one vector per line.
+
+    A TSV whose first line is not all numbers is read as a table with a
+    header (like a CSV).  The projector metadata TSV next to it
+    (``<stem>_metadata.tsv`` or ``metadata.tsv``) is attached when
+    ``find_metadata`` is true.
+    """
+    rows: list[np.ndarray] = []
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                cells = line.rstrip("\r\n").split("\t")
+                try:
+                    values = np.array([float(c) for c in cells], dtype=np.float32)
+                except ValueError:
+                    if not rows:  # a header row: this is a table, not projector tensors
+                        return read_text_table(path, delimiter="\t")
+                    raise BadInputError(
+                        f"{path.name} line {line_number} holds a value that is not a number"
+                    ) from None
+                if rows and values.shape != rows[0].shape:
+                    raise BadInputError(
+                        f"ragged rows in {path.name}: line {line_number} has {values.size} "
+                        f"values, the first line has {rows[0].size}"
+                    )
+                rows.append(values)
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path.name} is not UTF-8 text") from None
+    if not rows:
+        raise BadInputError(f"{path.name} is empty")
+    raw = RawEmbeddings(np.stack(rows))
+    meta_path = find_projector_metadata(path) if find_metadata else None
+    if meta_path is not None:
+        raw.meta, notes = read_projector_metadata(meta_path, len(rows))
+        raw.notes.extend([f"metadata read from {meta_path.name}", *notes])
+    return raw
+
+
+def read_parquet(path: Path) -> RawEmbeddings:
+    """Embeddings from a parquet file (needs the optional ``pyarrow``)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise BadInputError(
+            f"reading {path.name} needs pyarrow: pip install 'embscope[parquet]'"
+        ) from None
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read {path.name}: not a valid parquet file "
+                            f"({short_reason(exc, 100)})") from None
+    if table.num_rows == 0:
+        raise BadInputError(f"{path.name} has no rows")
+    names = table.column_names
+    meta = {}
+    for name in names:
+        field_name = meta_field(name)
+        if field_name and field_name not in meta:
+            meta[field_name] = to_strings(table[name].to_pylist(), f"{name} in {path.name}")
+    plain = [n for n in names if meta_field(n) is None]
+    types = {n: table.schema.field(n).type for n in plain}
+    by_name = {n.lower(): n for n in plain}
+    named = [by_name[v] for v in VECTOR_NAMES if v in by_name]
+    lists = [n for n in plain if _is_list_type(types[n])]
+    if named and pa.types.is_string(types[named[0]]):  # "[0.1, 0.2]" strings, as in a CSV
+        column = named[0]
+        try:
+            vectors = np.stack([_parse_vector(c or "") for c in table[column].to_pylist()])
+        except ValueError as exc:
+            raise BadInputError(f"cannot read vectors in column '{column}' of {path.name} "
+                                f"({short_reason(exc, 80)})") from None
+        return RawEmbeddings(vectors, meta)
+    if lists:
+        column = next((n for n in named if n in lists), lists[0])
+        return RawEmbeddings(_list_column(table[column], column, path.name), meta)
+    numbered = sorted((int(m.group(1)), n) for n in plain if (m := DIM_COLUMN.match(n)))
+    numeric = [n for n in plain if pa.types.is_integer(types[n]) or pa.types.is_floating(types[n])]
+    dims = [n for _, n in numbered] or numeric
+    if not dims:
+        raise BadInputError(
+            f"no embedding columns in {path.name} (columns: {', '.join(names)[:120]}); expected "
+            "a list column such as 'embedding' or numeric columns dim_0, dim_1, …"
+        )
+    vectors = np.column_stack(
+        [table[n].to_numpy().astype(np.float32, copy=False) for n in dims]
+    )
+    note = f"{len(dims)} numeric columns of {path.name} read as dimensions"
+    return RawEmbeddings(vectors, meta, notes=[note])
+
+
+def _is_list_type(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+            or pa.types.is_fixed_size_list(arrow_type))
+
+
+def _list_column(chunked, column: str, name: str) -> np.ndarray:
+    """A (nested) list column with equal lengths per level as an ``N×d`` or ``N×C×d`` array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = chunked.combine_chunks()
+    n = len(arr)
+    shape = [n]
+    while _is_list_type(arr.type):
+        if arr.null_count:
+            row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+            raise BadInputError(f"column '{column}' of {name} has no vector in row {row}")
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if lengths.size and (lengths != lengths[0]).any():
+            bad = int(np.flatnonzero(lengths != lengths[0])[0])
+            where = f"row {bad}" if len(shape) == 1 else f"row {bad // (len(lengths) // n)}"
+            raise BadInputError(
+                f"ragged vectors in column '{column}' of {name}: {where} has {lengths[bad]} "
+                f"values where the first has {lengths[0]}"
+            )
+        shape.append(int(lengths[0]) if lengths.size else 0)
+        arr = arr.flatten()
+    if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
+        raise BadInputError(f"column '{column}' of {name} holds {arr.type}, not numbers")
+    values = arr.to_numpy(zero_copy_only=False)  # nulls become NaN
+    return values.astype(np.float32, copy=False).reshape(shape)
