@@ -1,0 +1,78 @@
+"""``embscope analyze`` on bad embeddings files: exit 2 and one stderr line, never a traceback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embscope.cli import EXIT_BAD_INPUT, main
+
+X = np.random.default_rng(1).normal(size=(8, 5)).astype(np.float32)
+
+
+class Pickled:
+    """Saving an instance into a .pt pickles a reference to this module's code."""
+
+
+def _missing(tmp_path):
+    return [str(tmp_path / "missing.npy")], "missing.npy"
+
+
+def _truncated_npy(tmp_path):
+    np.save(tmp_path / "full.npy", X)
+    data = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-30])
+    return [str(tmp_path / "cut.npy")], "cut.npy"
+
+
+def _one_d(tmp_path):
+    np.save(tmp_path / "flat.npy", X[0])
+    return [str(tmp_path / "flat.npy")], "(5,)"
+
+
+def _four_d(tmp_path):
+    np.save(tmp_path / "deep.npy", np.ones((2, 2, 2, 5), np.float32))
+    return [str(tmp_path / "deep.npy")], "(2, 2, 2, 5)"
+
+
+def _nan_refused(tmp_path):
+    x = X.copy()
+    x[[2, 5], 1] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    return [str(tmp_path / "nan.npy"), "--nonfinite", "refuse"], "rows 2, 5"
+
+
+def _one_sample(tmp_path):
+    np.save(tmp_path / "one.npy", X[:1])
+    return [str(tmp_path / "one.npy")], "need at least 2 samples, got 1"
+
+
+def _short_meta(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    (tmp_path / "meta.csv").write_text("label\n" + "a\n" * (len(X) - 1))
+    return [str(tmp_path / "x.npy"), "--meta", str(tmp_path / "meta.csv")], "7 rows"
+
+
+def _pickled_class(tmp_path):
+    import torch
+
+    torch.save({"embeddings": torch.from_numpy(X), "extra": Pickled()}, tmp_path / "code.pt")
+    return [str(tmp_path / "code.pt")], "Pickled"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_missing, _truncated_npy, _one_d, _four_d, _nan_refused, _one_sample, _short_meta,
+     _pickled_class],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_bad_embeddings_file_exits_2_with_one_line(tmp_path, capsys, make):
+    args, detail = make(tmp_path)
+    code = main(["analyze", *args, "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == EXIT_BAD_INPUT
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("embscope: error:") and detail in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "out" / "summary.json").exists()
