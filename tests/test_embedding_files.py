@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 
 import numpy as np
@@ -245,6 +246,16 @@ def test_nonfinite_rows_dropped_with_note_and_metadata_aligned(tmp_path):
               "2 of 6 rows", "rows 1, 4", "x.npz")
 
 
+def test_many_nonfinite_rows_are_listed_briefly(tmp_path):
+    x = RNG.normal(size=(40, 3)).astype(np.float32)
+    x[::2, 1] = np.nan  # rows 0, 2, …, 38
+    np.save(tmp_path / "x.npy", x)
+    es = load_embeddings(tmp_path / "x.npy")
+    assert es.n_samples == 20
+    listed = "rows 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, … 10 more"
+    assert es.notes == (f"dropped 20 of 40 rows with NaN/Inf ({listed})",)
+
+
 def test_nonfinite_in_concept_sets_and_float64_overflow(tmp_path):
     c = CONCEPTS.copy()
     c[3, 2, 1] = np.inf
@@ -412,6 +423,13 @@ def test_bad_parquet(tmp_path):
     bad_input(lambda: load_embeddings(tmp_path / "junk.parquet"), "junk.parquet", "not a valid")
     pq.write_table(pa.table({"embedding": [[1.0, 2.0], [3.0]]}), tmp_path / "ragged.parquet")
     bad_input(lambda: load_embeddings(tmp_path / "ragged.parquet"), "ragged", "row 1")
+
+
+def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    bad_input(lambda: load_embeddings(tmp_path / "x.parquet"), "needs pyarrow", "embscope[parquet]")
 
 
 def test_npz_not_a_zip_is_reported(tmp_path):

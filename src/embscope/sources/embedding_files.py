@@ -10,9 +10,6 @@ offending rows or pickled globals) — never a traceback.  Pickles are never run
 
 from __future__ import annotations
 
-import re
-import zipfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,19 +17,12 @@ import numpy as np
 
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
+from embscope.sources.array_files import read_npy, read_npz, read_safetensors, read_torch
 from embscope.sources.metadata import read_meta_file, read_parents_map
-from embscope.sources.raw import (
-    VECTOR_NAMES,
-    RawEmbeddings,
-    meta_field,
-    require_file,
-    short_reason,
-    to_strings,
-)
+from embscope.sources.raw import RawEmbeddings, require_file
 from embscope.sources.tabular import read_parquet, read_projector_tsv, read_text_table
 
 DEMO_RESOURCE = "demo/wordnet_minilm.npz"
-_ARCHIVE_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def demo_path() -> Path:
@@ -186,206 +176,12 @@ def _row_list(rows: np.ndarray, limit: int = 10) -> str:
     return f"rows {shown}{more}"
 
 
-# ------------------------------------------------------------ array formats
-
-
-def _choose_key(shapes: dict, floats: set, name: str, prefer: str) -> tuple[str, list[str]]:
-    """Which array of a file is the embeddings, from names, shapes and float-ness alone.
-
-    An array named like ``embeddings`` wins; otherwise, among 2-D/3-D float
-    arrays that are not metadata: the ``"first"``, the ``"largest"``, or the
-    ``"only"`` one (several → error).
-    """
-    by_lower = {key.lower(): key for key in shapes}
-    key = next((by_lower[v] for v in VECTOR_NAMES if v in by_lower), None)
-    if key is not None:
-        return key, []
-    shaped = [k for k, shape in shapes.items()
-              if k in floats and len(shape) in (2, 3) and not _is_extra(k)]
-    if not shaped:
-        listing = ", ".join(f"{k} {shape}" for k, shape in shapes.items())[:160]
-        raise BadInputError(f"{name} has no N×d or N×C×d float array named 'embeddings' "
-                            f"(found: {listing or 'nothing'})")
-    if prefer == "only" and len(shaped) > 1:
-        raise BadInputError(f"{name} holds several float tensors ({', '.join(shaped)[:120]}); "
-                            "name the embeddings 'embeddings'")
-    key = max(shaped, key=lambda k: int(np.prod(shapes[k]))) if prefer == "largest" else shaped[0]
-    others = ", ".join(k for k in shaped if k != key)[:100]
-    return key, ([f"embeddings taken from '{key}' (also found: {others})"] if others else [])
-
-
-def _is_extra(key: str) -> bool:
-    """Whether ``key`` is per-sample metadata, logits or class names (not the vectors)."""
-    return meta_field(key) is not None or key.lower() in ("logits", "class_names")
-
-
-def _from_mapping(arrays: dict, name: str, prefer: str) -> RawEmbeddings:
-    """Embeddings + metadata from a name → array/tensor/list mapping (npz, pt, safetensors)."""
-    shapes = {k: _shape(v) for k, v in arrays.items()}
-    floats = {k for k, v in arrays.items() if _is_float_array(v)}
-    key, notes = _choose_key(shapes, floats, name, prefer)
-    raw = RawEmbeddings(_to_numpy(arrays[key]), notes=notes)
-    for k, value in arrays.items():
-        field_name = meta_field(k)
-        if field_name and field_name not in raw.meta:
-            raw.meta[field_name] = to_strings(_to_numpy(value), f"{k} in {name}")
-        elif k.lower() == "logits":
-            raw.logits = _to_numpy(value)
-        elif k.lower() == "class_names":
-            raw.class_names = tuple(to_strings(_to_numpy(value), f"{k} in {name}").tolist())
-    return raw
-
-
-def _shape(value) -> tuple[int, ...]:
-    return tuple(getattr(value, "shape", (len(value),) if hasattr(value, "__len__") else ()))
-
-
-def _is_float_array(value) -> bool:
-    dtype = getattr(value, "dtype", None)
-    return dtype is not None and (getattr(dtype, "is_floating_point", False)
-                                  or getattr(dtype, "kind", "") == "f")
-
-
-def _to_numpy(value):
-    """numpy view of a numpy array or torch tensor (bfloat16 widened to float32)."""
-    if hasattr(value, "detach"):
-        import torch
-
-        tensor = value.detach().cpu()
-        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    return value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
-
-
-def _read_npy(file: Path) -> RawEmbeddings:
-    try:
-        loaded = np.load(file, allow_pickle=False)
-    except _ARCHIVE_ERRORS as exc:
-        raise BadInputError(_numpy_error(file, exc, ".npy")) from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):  # an .npz saved under a .npy name
-        return _npz_contents(file, loaded)
-    return RawEmbeddings(loaded)
-
-
-def _read_npz(file: Path) -> RawEmbeddings:
-    try:
-        loaded = np.load(file, allow_pickle=False)
-    except _ARCHIVE_ERRORS as exc:
-        raise BadInputError(_numpy_error(file, exc, ".npz")) from None
-    if isinstance(loaded, np.ndarray):  # a plain .npy saved under an .npz name
-        return RawEmbeddings(loaded)
-    return _npz_contents(file, loaded)
-
-
-def _npz_contents(file: Path, archive) -> RawEmbeddings:
-    arrays = {}
-    with archive:
-        for key in archive.files:
-            try:
-                arrays[key] = archive[key]
-            except _ARCHIVE_ERRORS as exc:
-                if "allow_pickle" in str(exc):
-                    raise BadInputError(
-                        f"array '{key}' in {file.name} holds pickled Python objects, which "
-                        "EmbScope does not load; store strings as np.array(values, dtype=str)"
-                    ) from None
-                raise BadInputError(_numpy_error(file, exc, ".npz")) from None
-            if not isinstance(arrays[key], np.ndarray):  # numpy returns non-.npy members as bytes
-                raise BadInputError(f"member '{key}' of {file.name} is not a numpy array")
-    return _from_mapping(arrays, file.name, prefer="first")
-
-
-def _numpy_error(file: Path, exc: BaseException, kind: str) -> str:
-    if "allow_pickle" in str(exc):
-        return f"{file.name} holds pickled Python objects, not a numeric array; EmbScope does " \
-               "not unpickle numpy files"
-    return f"cannot read {file.name}: not a valid {kind} file ({short_reason(exc, 100)})"
-
-
-def _read_safetensors(file: Path) -> RawEmbeddings:
-    from safetensors import safe_open
-
-    # The safetensors package raises its own error type for bad headers or
-    # truncated data; any failure here means the file is unusable.
-    try:
-        with safe_open(file, framework="numpy") as handle:
-            infos = {k: handle.get_slice(k) for k in handle.keys()}  # noqa: SIM118
-            shapes = {k: tuple(s.get_shape()) for k, s in infos.items()}
-            dtypes = {k: s.get_dtype() for k, s in infos.items()}
-    except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: not a valid safetensors file "
-                            f"({short_reason(exc, 100)})") from None
-    floats = {k for k, dtype in dtypes.items() if dtype.startswith(("F", "BF"))}
-    key, notes = _choose_key(shapes, floats, file.name, prefer="largest")
-    try:
-        arrays = {}
-        for k in [key, *(k for k in shapes if k != key and _is_extra(k))]:
-            framework = "pt" if dtypes[k] == "BF16" else "numpy"  # numpy has no bfloat16
-            with safe_open(file, framework=framework) as handle:
-                arrays[k] = handle.get_tensor(k)
-    except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: {short_reason(exc, 100)}") from None
-    raw = _from_mapping(arrays, file.name, prefer="largest")
-    raw.notes[:0] = notes
-    return raw
-
-
-def _read_torch(file: Path) -> RawEmbeddings:
-    import pickle
-
-    import torch
-
-    _refuse_pickled_code(file, _unsafe_globals(file))
-    # torch.load raises many unrelated types for a damaged file (RuntimeError,
-    # UnpicklingError, EOFError, …); all mean the same thing to the user.
-    try:
-        obj = torch.load(file, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as exc:
-        found = re.findall(r"GLOBAL ([\w.]+)", str(exc))
-        if found:
-            _refuse_pickled_code(file, found)
-        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file "
-                            f"({short_reason(exc, 100)})") from None
-    except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file "
-                            f"({short_reason(exc, 100)})") from None
-    if isinstance(obj, torch.Tensor):
-        return RawEmbeddings(_to_numpy(obj))
-    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
-        return _from_mapping(obj, file.name, prefer="only")
-    raise BadInputError(
-        f"{file.name} holds a {type(obj).__name__}; expected a tensor or a dict with an "
-        "'embeddings' tensor"
-    )
-
-
-def _unsafe_globals(file: Path) -> list[str]:
-    """Globals a ``.pt`` file would import beyond torch's weights-only allow-list."""
-    import torch
-
-    lister = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
-    if lister is None:  # torch < 2.5: torch.load(weights_only=True) still refuses them
-        return []
-    try:
-        return list(lister(file))
-    except Exception:  # noqa: BLE001 - legacy/corrupt files: torch.load reports them below
-        return []
-
-
-def _refuse_pickled_code(file: Path, found: list[str]) -> None:
-    if found:
-        raise BadInputError(
-            f"{file.name} holds pickled Python objects ({', '.join(sorted(found))[:160]}) whose "
-            "loading could run code; EmbScope only loads plain tensors (weights_only=True) — "
-            "save a tensor or a dict of tensors and lists instead"
-        )
-
-
 _READERS: dict[str, Callable[[Path], RawEmbeddings]] = {
-    ".npy": _read_npy,
-    ".npz": _read_npz,
-    ".safetensors": _read_safetensors,
-    ".pt": _read_torch,
-    ".pth": _read_torch,
+    ".npy": read_npy,
+    ".npz": read_npz,
+    ".safetensors": read_safetensors,
+    ".pt": read_torch,
+    ".pth": read_torch,
     ".parquet": read_parquet,
     ".pq": read_parquet,
     ".csv": read_text_table,

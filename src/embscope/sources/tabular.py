@@ -132,6 +132,10 @@ def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
                 f"{name} line {line}, column '{header[vector_col]}': cannot read a vector "
                 f"({short_reason(exc, 80)})"
             ) from None
+    try:  # fast path: numpy parses the number strings itself
+        return np.array([row[col] for col in dim_cols], dtype=np.float32)
+    except ValueError:
+        pass  # a blank cell (missing value → NaN) or a word: go cell by cell
     out = np.empty(len(dim_cols), dtype=np.float32)
     for k, col in enumerate(dim_cols):
         cell = row[col].strip()
