@@ -208,6 +208,21 @@ def test_projector_tsv_with_metadata_next_to_it(tmp_path):
     es = load_embeddings(tmp_path / "tensors.tsv", meta=tmp_path / "words.tsv")
     assert_meta(es, labels=IDS)
     assert es.parents is None
+    # A tab-separated file with a header row is a table, read like a CSV.
+    (tmp_path / "table.tsv").write_text("label\tdim_0\tdim_1\n" + "".join(
+        f"{lab}\t{v[0]!r}\t{v[1]!r}\n" for lab, v in zip(LABELS, X[:, :2].tolist())))
+    es = load_embeddings(tmp_path / "table.tsv")
+    np.testing.assert_array_equal(es.vectors, X[:, :2])
+    assert_meta(es, labels=LABELS)
+
+
+def test_pt_dict_of_plain_lists(tmp_path):
+    import torch
+
+    torch.save({"embeddings": X.tolist(), "labels": LABELS.tolist()}, tmp_path / "l.pt")
+    es = load_embeddings(tmp_path / "l.pt")
+    np.testing.assert_array_equal(es.vectors, X)
+    assert_meta(es, labels=LABELS)
 
 
 def test_meta_csv_and_parents_map(tmp_path):

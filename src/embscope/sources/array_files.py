@@ -87,7 +87,12 @@ def _to_numpy(value):
 
         tensor = value.detach().cpu()
         return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    return value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
+    if isinstance(value, np.ndarray):
+        return value
+    try:  # lists of numbers or strings (a .pt dict's metadata, or nested vectors)
+        return np.asarray(value)
+    except ValueError:  # ragged: keep as objects so the shape check can name it
+        return np.asarray(value, dtype=object)
 
 
 def read_npy(file: Path) -> RawEmbeddings:
