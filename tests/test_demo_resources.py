@@ -75,6 +75,8 @@ def test_data_files_are_consistent(val, demo_model):
         assert re.fullmatch(rf"{re.escape(r['label'])} #\d+", r["text"])
     assert len({r["id"] for r in rows}) == len(rows)
     assert len(set(demo_model.PARENT_OF.values())) == 4
+    # The extraction engine names predictions by the model's class_names.
+    assert tuple(demo_model.build_model().class_names) == demo_model.CLASS_NAMES
 
 
 def test_healthy_is_accurate_and_spread(val, demo_model):

@@ -51,6 +51,10 @@ PARENT_OF = {
 class DemoNet(nn.Module):
     """A small MLP classifier whose 64-d ``embed_norm`` output is the embedding."""
 
+    #: Names of the classifier outputs, read by EmbScope's extraction so the
+    #: predictions are class names comparable with the ``label`` column.
+    class_names = CLASS_NAMES
+
     def __init__(self) -> None:
         super().__init__()
         self.hidden = nn.Linear(INPUT_DIM, HIDDEN_DIM)

@@ -1,0 +1,58 @@
+"""``embscope compare A B [C…]``: analyse sources on the same data, write compare.json and compare.md.
+
+PNG plots (overlaid spectra, aligned maps side by side) are rendered by the
+GUI's plot code when it provides ``embscope.gui.compare_png.render_compare_pngs(result, out_dir)``;
+until then the command writes the JSON and Markdown only and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from embscope.cli import EXIT_OK
+
+PNG_HOOK = "embscope.gui.compare_png"
+
+
+def render_pngs_if_available(hook_module: str, function: str, result, out_dir: Path) -> list[Path] | None:
+    """Call ``hook_module.function(result, out_dir)`` when that GUI module exists; else None."""
+    if importlib.util.find_spec(hook_module) is None:
+        return None
+    module = importlib.import_module(hook_module)
+    return list(getattr(module, function)(result, out_dir) or [])
+
+
+def run(args: argparse.Namespace) -> int:
+    from embscope.commands.analyze import StderrProgress, request_from_args
+    from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.report import atomic_write_text, summary_json
+
+    if len(args.sources) < 2:
+        from embscope.errors import BadInputError
+
+        raise BadInputError("compare needs at least two sources")
+    request = CompareRequest(
+        sources=tuple(request_from_args(args, s) for s in args.sources),
+        # The CLI needs only summaries and maps: drop each source's embeddings
+        # as soon as they are analysed (one matrix alive at a time).
+        keep_results=False,
+    )
+    progress = StderrProgress()
+    try:
+        result = run_job(compare_job(request), progress)
+    finally:
+        progress.close()
+    out = Path(args.out)
+    written = [
+        atomic_write_text(out / "compare.json", summary_json(result.to_json())),
+        atomic_write_text(out / "compare.md", compare_markdown(result)),
+    ]
+    pngs = render_pngs_if_available(PNG_HOOK, "render_compare_pngs", result, out)
+    print(result.verdict_line)
+    print(f"wrote {', '.join(p.name for p in written + (pngs or []))} to {out}")
+    if pngs is None:
+        print("(PNG plots: not available in this build)")
+    return EXIT_OK

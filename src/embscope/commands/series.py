@@ -1,0 +1,51 @@
+"""``embscope series DIR``: metrics of every checkpoint against the step; series.json, series.csv.
+
+PNG plots (each metric against the step, first POOR crossing marked) are
+rendered by the GUI's plot code when it provides
+``embscope.gui.series_png.render_series_pngs(result, out_dir)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from embscope.cli import EXIT_OK
+
+PNG_HOOK = "embscope.gui.series_png"
+
+
+def run(args: argparse.Namespace) -> int:
+    from embscope.commands.analyze import StderrProgress, request_from_args
+    from embscope.commands.compare import render_pngs_if_available
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
+
+    request = SeriesRequest(
+        analysis=request_from_args(args, ""),
+        folder=args.folder,
+        pattern=args.pattern,
+        use_cache=not args.no_cache,
+    )
+    progress = StderrProgress()
+    try:
+        result = run_job(series_job(request), progress)
+    finally:
+        progress.close()
+    out = Path(args.out)
+    written = [
+        atomic_write_text(out / "series.json", summary_json(result.to_json())),
+        atomic_write_text(out / "series.csv", result.to_csv()),
+    ]
+    pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, out)
+    for point in result.points:
+        er = point.metrics.get("effective_rank")
+        er_text = "" if er is None else f"  effective rank {er:.3g}"
+        print(f"{result.unit} {point.step:>8}: {point.verdict}{er_text}")
+    for line in series_markdown_lines(result):
+        print(f"  - {line}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print(f"wrote {', '.join(p.name for p in written + (pngs or []))} to {out}")
+    return EXIT_OK

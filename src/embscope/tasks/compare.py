@@ -1,0 +1,337 @@
+"""Compare two or more sources on the same data: metric table with deltas, aligned maps.
+
+``compare_job(request, cancel)`` runs the ordinary analysis pipeline
+(:func:`embscope.tasks.analyze.analyze_job`) on each source in turn, then:
+
+* flattens each ``summary.json`` into scalar metrics and tabulates them with
+  the delta of every source against the first (the reference), marked better
+  or worse by the metric's grading direction (``embscope.analysis.grading``);
+* writes one line comparing the verdicts;
+* computes a 2-D PCA map of each source and aligns every map onto the
+  reference's by orthogonal Procrustes on the samples they share (matched by
+  id, else by row), so the maps can sit side by side with linked selection.
+
+Memory (100 000 samples per source and more): each source's embedding matrix
+exists once.  The analysis owns it (``AnalysisResult.embeddings``); the PCA map
+is projected block by block from it (no centred or float64 copy of the
+matrix), and the comparison keeps only per-source summaries, 2-D maps and
+spectra, which are tiny.  With ``keep_results=False`` (the CLI) each source's
+:class:`AnalysisResult` is dropped as soon as its summary and map are taken,
+so only one source's matrix is alive at any time; with ``keep_results=True``
+(the GUI, which needs them for hover, MCL and selection) each source's single
+copy is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from embscope.analysis.grading import Threshold
+from embscope.analysis.procrustes import ProcrustesFit, align_procrustes, shared_rows
+from embscope.analysis.series import scalar_metrics
+from embscope.analysis.spectrum import BLOCK_ROWS, centered_gram, column_mean
+from embscope.analysis.verdict import LABELS, Verdict
+from embscope.errors import BadInputError
+from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, sample_vectors
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
+
+COMPARE_SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """Sources to compare; each is an :class:`AnalyzeRequest` (same data for all).
+
+    ``names`` label the columns (default: the file names, made unique);
+    the first source is the reference of the deltas and of the map alignment.
+    """
+
+    sources: tuple[AnalyzeRequest, ...]
+    names: tuple[str, ...] | None = None
+    keep_results: bool = True
+    scale_maps: bool = True
+    purity_inflation: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SourceSide:
+    """What the comparison keeps of one source."""
+
+    name: str
+    summary: dict
+    verdict: Verdict
+    metrics: dict[str, float]
+    layout: np.ndarray  # N×2 map aligned onto the reference's frame (float32)
+    centered_singular_values: np.ndarray
+    alignment: ProcrustesFit | None  # None for the reference
+    shared_rows: tuple[np.ndarray, np.ndarray] | None  # (rows in reference, rows here)
+    result: AnalysisResult | None = None
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One metric across sources: values, deltas vs the reference, better/worse."""
+
+    name: str
+    values: list[float | None]
+    deltas: list[float | None]
+    direction: list[str | None]  # "better", "worse", "same" or None (no grading rule / missing)
+    grades: list[str | None]
+    higher_is_better: bool | None
+
+    def to_summary(self) -> dict:
+        return {
+            "values": self.values, "deltas": self.deltas, "direction": self.direction,
+            "grades": self.grades, "higher_is_better": self.higher_is_better,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class CompareResult:
+    sides: list[SourceSide]
+    table: dict[str, MetricDelta]
+    verdict_line: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.sides]
+
+    def to_json(self) -> dict:
+        """The ``compare.json`` dictionary."""
+        from embscope.tasks.analyze import json_ready
+
+        return json_ready({
+            "schema_version": COMPARE_SCHEMA_VERSION,
+            "reference": self.sides[0].name,
+            "sources": self.names,
+            "verdicts": {s.name: s.verdict.to_summary() for s in self.sides},
+            "verdict_comparison": self.verdict_line,
+            "metrics": {name: row.to_summary() for name, row in self.table.items()},
+            "alignment": {
+                s.name: None if s.alignment is None else {
+                    "method": "orthogonal Procrustes on shared samples (PCA maps)",
+                    "shared_samples": int(len(s.shared_rows[0])),
+                    "scale": s.alignment.scale,
+                    "reflection": bool(np.linalg.det(s.alignment.rotation) < 0),
+                    "rms_residual": s.alignment.residual,
+                    "disparity": s.alignment.disparity,
+                } for s in self.sides
+            },
+            "summaries": {s.name: s.summary for s in self.sides},
+            "notes": list(self.notes),
+        })
+
+
+def source_names(sources: list[str]) -> list[str]:
+    """Short unique column names: file names, with parent folders added where they clash."""
+    paths = [Path(s) for s in sources]
+    names = [p.name or str(p) for p in paths]
+    depth = 1
+    while len(set(names)) < len(names) and depth < 8:
+        depth += 1
+        names = ["/".join(p.parts[-depth:]) for p in paths]
+    if len(set(names)) < len(names):
+        names = [f"{n} [{i + 1}]" for i, n in enumerate(names)]
+    return names
+
+
+def pca_map(x: np.ndarray, cancel=None) -> np.ndarray:
+    """First two principal coordinates of ``x`` (N×d), projected block by block.
+
+    Uses the float64-accumulated centred Gram matrix (d×d) and never forms a
+    centred or float64 copy of ``x``.  Axis signs are fixed (largest loading
+    positive) so the map is deterministic.
+    """
+    n, d = x.shape
+    mean = column_mean(x)
+    gram = centered_gram(x, mean, cancel=cancel)
+    _, vectors = np.linalg.eigh(gram)
+    axes = vectors[:, ::-1][:, : min(2, d)]
+    signs = np.sign(axes[np.abs(axes).argmax(0), np.arange(axes.shape[1])])
+    axes = axes * np.where(signs == 0, 1.0, signs)
+    out = np.zeros((n, 2), dtype=np.float32)
+    offset = mean @ axes
+    for start in range(0, n, BLOCK_ROWS):
+        block = x[start : start + BLOCK_ROWS]
+        out[start : start + len(block), : axes.shape[1]] = block.astype(np.float64) @ axes - offset
+    return out
+
+
+def metric_table(
+    metrics: list[dict[str, float]],
+    thresholds: dict[str, Threshold],
+    grades: list[dict[str, str]] | None = None,
+) -> dict[str, MetricDelta]:
+    """Every scalar metric of any source, with deltas against the first source.
+
+    ``direction[i]`` is ``"better"``/``"worse"`` when the metric has a grading
+    rule saying which way is better, ``"same"`` when the delta is zero, and
+    ``None`` when there is no rule or a value is missing.
+    """
+    names: list[str] = []
+    for m in metrics:
+        names.extend(k for k in m if k not in names)
+    table = {}
+    for name in names:
+        values = [m.get(name) for m in metrics]
+        ref = values[0]
+        rule = thresholds.get(name)
+        deltas, direction = [], []
+        for v in values:
+            if ref is None or v is None:
+                deltas.append(None)
+                direction.append(None)
+                continue
+            delta = float(v) - float(ref)
+            deltas.append(delta)
+            if delta == 0:
+                direction.append("same")
+            elif rule is None:
+                direction.append(None)
+            else:
+                direction.append("better" if rule.better(float(v), float(ref)) else "worse")
+        row_grades = [None if g is None else g.get(name) for g in (grades or [None] * len(metrics))]
+        table[name] = MetricDelta(name, values, deltas, direction, row_grades,
+                                  None if rule is None else rule.higher)
+    return table
+
+
+def _severity(label: str) -> int:
+    # LABELS runs from the most severe failure to healthy.
+    return LABELS.index(label) if label in LABELS else -1
+
+
+def verdict_comparison(names: list[str], verdicts: list[Verdict]) -> str:
+    """One line comparing the verdicts, e.g. ``"a: healthy → b: collapsed_to_point (worse)"``."""
+    labels = [v.label for v in verdicts]
+    if len(set(labels)) == 1:
+        return f"all {len(names)} sources: {labels[0]} ({verdicts[0].headline})"
+    ref = _severity(labels[0])
+    parts = [f"{names[0]}: {labels[0]}"]
+    for name, label in zip(names[1:], labels[1:]):
+        sev = _severity(label)
+        how = "same verdict" if label == labels[0] else ("worse" if sev < ref else "better")
+        parts.append(f"{name}: {label} ({how})")
+    return " → ".join(parts)
+
+
+def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep: bool, cancel) -> SourceSide:
+    layout = pca_map(sample_vectors(result.embeddings), cancel=cancel)
+    return SourceSide(
+        name=name,
+        summary=result.summary,
+        verdict=result.verdict,
+        metrics=scalar_metrics(result.summary, purity_inflation),
+        layout=layout,
+        centered_singular_values=np.asarray(result.geometry.spectrum.centered_singular_values).copy(),
+        alignment=None,
+        shared_rows=None,
+        result=result if keep else None,
+    )
+
+
+def align_layouts(
+    layouts: list[np.ndarray],
+    ids: list[np.ndarray | None],
+    scale: bool = True,
+) -> list[tuple[np.ndarray, ProcrustesFit | None, tuple[np.ndarray, np.ndarray] | None]]:
+    """Align every layout onto the first by Procrustes on the samples they share.
+
+    Also for UMAP maps the GUI computes later.  Returns, per layout,
+    ``(aligned, fit, (rows_in_reference, rows_in_this))``; the first is returned
+    unchanged with ``fit=None``.
+    """
+    out = [(layouts[0], None, None)]
+    for layout, own_ids in zip(layouts[1:], ids[1:]):
+        rows_ref, rows_own = shared_rows(ids[0], own_ids, len(layouts[0]), len(layout))
+        reference = np.full(layout.shape, np.nan)
+        reference[rows_own] = layouts[0][rows_ref]
+        fit = align_procrustes(reference, layout, scale=scale, fit_rows=rows_own)
+        out.append((fit.aligned, fit, (rows_ref, rows_own)))
+    return out
+
+
+def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[CompareResult]:
+    """Analyse each source, then tabulate, compare verdicts and align maps (see module doc)."""
+    if len(request.sources) < 2:
+        raise BadInputError("compare needs at least two sources")
+    names = list(request.names or source_names([r.source or f"source {i + 1}" for i, r in enumerate(request.sources)]))
+    if len(names) != len(request.sources):
+        raise BadInputError(f"{len(names)} names for {len(request.sources)} sources")
+    sides: list[SourceSide] = []
+    ids: list[np.ndarray | None] = []
+    thresholds: dict[str, Threshold] = {}
+    grades: list[dict[str, str]] = []
+    notes: list[str] = []
+    count = len(request.sources)
+    for i, (name, analyze) in enumerate(zip(names, request.sources)):
+        cancel.raise_if_cancelled()
+        result = yield from sub_job(analyze_job(analyze, cancel), f"{name} ({i + 1}/{count})")
+        if not thresholds:
+            thresholds = result.thresholds
+        grades.append({k: g.grade for k, g in result.grades.items()})
+        yield Progress(f"{name} ({i + 1}/{count}): map", None)
+        sides.append(_side_from_result(name, result, request.purity_inflation, request.keep_results, cancel))
+        ids.append(result.embeddings.ids)
+        notes.extend(f"{name}: {n}" for n in result.embeddings.notes)
+        del result  # with keep_results=False the source's matrix can be freed now
+    n_samples = {s.summary.get("n_samples") for s in sides}
+    if len(n_samples) > 1 and any(i is None for i in ids):
+        raise BadInputError(
+            f"sources have different sample counts {sorted(n_samples)} and no ids to match them: "
+            "run them on the same data"
+        )
+
+    yield Progress("aligning maps", None)
+    aligned = align_layouts([s.layout for s in sides], ids, scale=request.scale_maps)
+    sides = [replace(s, layout=a, alignment=fit, shared_rows=rows) for s, (a, fit, rows) in zip(sides, aligned)]
+    for s in sides[1:]:
+        if len(s.shared_rows[0]) < s.summary.get("n_samples", 0):
+            notes.append(f"{s.name}: {len(s.shared_rows[0])} samples shared with {sides[0].name}")
+
+    table = metric_table([s.metrics for s in sides], thresholds, grades)
+    line = verdict_comparison(names, [s.verdict for s in sides])
+    yield Progress("done", 1.0)
+    return CompareResult(sides=sides, table=table, verdict_line=line, notes=notes)
+
+
+def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
+    """``compare.md``: the verdict line, per-source verdicts, and the metric table with deltas."""
+    names = result.names
+    lines = [f"# EmbScope comparison: {' vs '.join(names)}", "", f"**Verdicts:** {result.verdict_line}", ""]
+    for s in result.sides:
+        lines.append(f"- **{s.name}** — {s.verdict.headline}")
+        lines.extend(f"  - {e}" for e in s.verdict.evidence)
+    lines += ["", f"Deltas are against **{names[0]}**; ▲ better, ▼ worse (by the grading direction).", ""]
+    header = ["metric", *names, *(f"Δ {n}" for n in names[1:])]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    mark = {"better": " ▲", "worse": " ▼", "same": "", None: ""}
+    rows = list(result.table.values())
+    if max_rows is not None:
+        rows = rows[:max_rows]
+    for row in rows:
+        values = [_fmt(v) + (f" ({g})" if g else "") for v, g in zip(row.values, row.grades)]
+        deltas = [("—" if d is None else f"{d:+.4g}") + mark[w] for d, w in zip(row.deltas[1:], row.direction[1:])]
+        lines.append("| " + " | ".join([row.name, *values, *deltas]) + " |")
+    lines += ["", "Maps: PCA of each source, aligned onto the first by orthogonal Procrustes on shared samples."]
+    for s in result.sides[1:]:
+        fit = s.alignment
+        lines.append(f"- {s.name}: {len(s.shared_rows[0])} shared samples, scale {fit.scale:.3g}, "
+                     f"disparity {fit.disparity:.3g}")
+    if result.notes:
+        lines += ["", "Notes:", *(f"- {n}" for n in result.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4g}"
+    return f"{value:.3e}"

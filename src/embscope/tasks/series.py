@@ -1,0 +1,246 @@
+"""Metrics over a series of checkpoints: where did collapse begin?
+
+``series_job(request, cancel)`` finds the checkpoints of a folder (or takes a
+list), orders them by the step parsed from their names
+(:mod:`embscope.analysis.series`), runs the ordinary analysis pipeline on each
+in turn (:func:`embscope.tasks.analyze.analyze_job`) and keeps, per step, the
+scalar metrics (effective rank, participation ratio, collapse ratio, mean
+cosine, purity at the chosen inflation, weight effective ranks, …) and the
+verdict.  Each checkpoint's result is cached on disk by the fingerprints of
+the checkpoint and data files plus every analysis setting, so re-running a
+series (or adding one new checkpoint) only analyses what changed.  Progress
+is reported per checkpoint; cancelling stops within the current checkpoint's
+next progress point and keeps nothing half-written.
+
+Only one checkpoint's embeddings are alive at a time: each
+:class:`AnalysisResult` is reduced to its summary before the next starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from embscope.analysis.grading import Threshold, load_thresholds
+from embscope.analysis.series import Crossing, SeriesEntry, find_checkpoints, first_poor_crossings, order_checkpoints
+from embscope.analysis.series import scalar_metrics, step_unit
+from embscope.errors import BadInputError
+from embscope.tasks.analyze import SCHEMA_VERSION, AnalyzeRequest, analyze_job
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
+
+SERIES_SCHEMA_VERSION = "1.0"
+#: Bump when what is cached per checkpoint changes meaning.
+CACHE_VERSION = 1
+
+#: Metrics shown first (and in this order) in series.csv and the GUI's picker.
+HEADLINE_METRICS = (
+    "effective_rank", "effective_rank_normalized", "participation_ratio",
+    "participation_ratio_normalized", "collapse_ratio", "mean_cosine",
+    "purity_leaf", "purity_parent", "knn_label_accuracy", "predictions.accuracy",
+    "predictions.modal_share",
+)
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    """A series to analyse.
+
+    ``folder`` (its checkpoints are found and ordered by step) or an explicit
+    ``checkpoints`` list; ``analysis`` carries every other setting (data,
+    factory, module, thresholds, inflations …; its ``source`` is ignored).
+    ``purity_inflation`` picks the MCL row the purity series is read from
+    (default: the coarsest inflation).  ``cache_dir=None`` uses the user cache;
+    ``use_cache=False`` neither reads nor writes it.
+    """
+
+    analysis: AnalyzeRequest
+    folder: str | None = None
+    checkpoints: tuple[str, ...] = ()
+    pattern: str | None = None
+    purity_inflation: float | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One checkpoint's outcome."""
+
+    step: int
+    path: str
+    metrics: dict[str, float]
+    verdict: str
+    headline: str
+    from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    points: list[SeriesPoint]
+    crossings: dict[str, Crossing]
+    unit: str = "step"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[int]:
+        return [p.step for p in self.points]
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric seen, headline metrics first, then alphabetical."""
+        seen = {name for p in self.points for name in p.metrics}
+        first = [m for m in HEADLINE_METRICS if m in seen]
+        return first + sorted(seen - set(first))
+
+    def values(self, metric: str) -> list[float | None]:
+        """The metric at every step (``None`` where a checkpoint lacks it)."""
+        return [p.metrics.get(metric) for p in self.points]
+
+    def to_json(self) -> dict:
+        """The ``series.json`` dictionary."""
+        from embscope.tasks.analyze import json_ready
+
+        return json_ready({
+            "schema_version": SERIES_SCHEMA_VERSION,
+            "unit": self.unit,
+            "steps": self.steps,
+            "checkpoints": [
+                {"step": p.step, "path": p.path, "verdict": p.verdict, "headline": p.headline,
+                 "from_cache": p.from_cache}
+                for p in self.points
+            ],
+            "metrics": {name: self.values(name) for name in self.metric_names},
+            "first_poor": {name: c.to_summary() for name, c in self.crossings.items()},
+            "notes": list(self.notes),
+        })
+
+    def to_csv(self) -> str:
+        """``series.csv``: one row per checkpoint, one column per metric."""
+        names = self.metric_names
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([self.unit, "checkpoint", "verdict", *names])
+        for p in self.points:
+            row = [p.step, Path(p.path).name, p.verdict]
+            row += ["" if p.metrics.get(n) is None else repr(float(p.metrics[n])) for n in names]
+            writer.writerow(row)
+        return buffer.getvalue()
+
+
+def default_cache_dir() -> Path:
+    """``user_cache_dir("embscope")/series``."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("embscope")) / "series"
+
+
+def _fingerprint(path: str | None) -> str | None:
+    from embscope.tasks.extract import file_fingerprint
+
+    if not path:
+        return None
+    p = Path(path)
+    return file_fingerprint(p) if p.exists() else str(path)
+
+
+def point_cache_key(analysis: AnalyzeRequest, checkpoint: str) -> str:
+    """Cache key of one checkpoint's analysis: input fingerprints + every setting."""
+    from embscope import __version__
+
+    settings = asdict(replace(analysis, source="", embeddings=None))
+    settings.pop("embeddings", None)
+    for name in ("data", "meta", "parents", "thresholds"):
+        settings[name] = _fingerprint(settings.get(name))
+    factory = analysis.factory
+    if factory and ".py:" in factory:
+        settings["factory_file"] = _fingerprint(factory.rsplit(":", 1)[0])
+    parts = {
+        "cache_version": CACHE_VERSION,
+        "summary_schema": SCHEMA_VERSION,
+        "embscope": __version__,
+        "checkpoint": _fingerprint(checkpoint),
+        "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _read_cached(path: Path) -> dict | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent or damaged: recompute
+    return payload if isinstance(payload, dict) and "summary" in payload else None
+
+
+def _write_cached(path: Path, payload: dict) -> None:
+    from embscope.tasks.report import atomic_write_text
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(payload))
+    except OSError:
+        pass  # a read-only cache must not fail the analysis
+
+
+def series_entries(request: SeriesRequest) -> tuple[list[SeriesEntry], list[str]]:
+    """The ordered checkpoints of ``request`` and notes on skipped names."""
+    if request.checkpoints:
+        return order_checkpoints(request.checkpoints, request.pattern)
+    if not request.folder:
+        raise BadInputError("series needs a folder of checkpoints")
+    return find_checkpoints(request.folder, request.pattern)
+
+
+def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[SeriesResult]:
+    """Analyse every checkpoint of a series in step order (see the module doc)."""
+    entries, notes = series_entries(request)
+    thresholds: dict[str, Threshold] = load_thresholds(request.analysis.thresholds)
+    cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+    unit = step_unit(entries[0].path.name)
+    points: list[SeriesPoint] = []
+    count = len(entries)
+    for i, entry in enumerate(entries):
+        cancel.raise_if_cancelled()
+        stage = f"{unit} {entry.step} ({i + 1}/{count})"
+        yield Progress(stage, i / count, entry.path.name)
+        cache_file = None
+        payload = None
+        if request.use_cache:
+            cache_file = cache_dir / f"{point_cache_key(request.analysis, str(entry.path))}.json"
+            payload = _read_cached(cache_file)
+        from_cache = payload is not None
+        if payload is None:
+            analysis = replace(request.analysis, source=str(entry.path), embeddings=None)
+            result = yield from sub_job(analyze_job(analysis, cancel), stage)
+            payload = {"summary": result.summary}
+            del result  # keep one checkpoint's embeddings alive at a time
+            if cache_file is not None:
+                _write_cached(cache_file, payload)
+        summary = payload["summary"]
+        verdict = summary.get("verdict") or {}
+        points.append(SeriesPoint(
+            step=entry.step,
+            path=str(entry.path),
+            metrics=scalar_metrics(summary, request.purity_inflation),
+            verdict=str(verdict.get("label", "")),
+            headline=str(verdict.get("headline", "")),
+            from_cache=from_cache,
+        ))
+    crossings = first_poor_crossings([p.step for p in points], [p.metrics for p in points], thresholds)
+    yield Progress("done", 1.0)
+    return SeriesResult(points=points, crossings=crossings, unit=unit, notes=notes)
+
+
+def series_markdown_lines(result: SeriesResult) -> list[str]:
+    """Human lines on where each graded metric first turned POOR."""
+    lines = []
+    for name, c in result.crossings.items():
+        if c.step is None:
+            continue
+        when = f"from the first {result.unit} ({c.step})" if c.poor_from_start else f"at {result.unit} {c.step}"
+        lines.append(f"{name} is POOR {when}: {c.value:.4g} (POOR beyond {c.threshold:g})")
+    return lines

@@ -1,0 +1,289 @@
+"""Procrustes alignment and side-by-side comparison of sources."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.linalg import orthogonal_procrustes
+from scipy.stats import ortho_group
+
+from embscope.analysis.grading import Threshold
+from embscope.analysis.procrustes import align_procrustes, shared_rows
+from embscope.data import EmbeddingSet
+from embscope.errors import BadInputError
+from embscope.tasks.analyze import AnalyzeRequest
+from embscope.tasks.compare import (
+    CompareRequest,
+    compare_job,
+    compare_markdown,
+    metric_table,
+    pca_map,
+    source_names,
+    verdict_comparison,
+)
+from embscope.tasks.progress import CancelToken, run_job
+
+
+def _rotation_2d(theta: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+# --- Procrustes -------------------------------------------------------------------------
+
+
+def test_procrustes_recovers_a_known_rotation_and_translation(rng):
+    reference = rng.normal(size=(200, 2))
+    r_true = _rotation_2d(0.7)
+    # moving = (reference - t) @ R_trueᵀ, so moving @ R_true + t = reference.
+    t_true = np.array([3.0, -2.0])
+    moving = (reference - t_true) @ r_true.T
+    fit = align_procrustes(reference, moving)
+    np.testing.assert_allclose(fit.rotation, r_true, atol=1e-12)
+    np.testing.assert_allclose(fit.translation, t_true, atol=1e-12)
+    np.testing.assert_allclose(fit.aligned, reference, atol=1e-5)  # float32 output
+    assert fit.scale == 1.0
+    assert fit.residual < 1e-12 and fit.disparity < 1e-24
+
+
+def test_procrustes_recovers_reflection_and_scale_in_d_dims(rng):
+    reference = rng.normal(size=(150, 6))
+    q = ortho_group.rvs(6, random_state=3)
+    if np.linalg.det(q) > 0:
+        q[:, 0] *= -1  # make it a reflection
+    moving = (reference @ q.T) / 2.5 + 1.0
+    fit = align_procrustes(reference, moving, scale=True)
+    np.testing.assert_allclose(fit.rotation, q, atol=1e-10)
+    assert fit.scale == pytest.approx(2.5, rel=1e-12)
+    assert np.linalg.det(fit.rotation) == pytest.approx(-1.0)
+    np.testing.assert_allclose(fit.apply(moving), reference, atol=1e-5)
+
+
+def test_procrustes_rotation_matches_scipy_on_noisy_data(rng):
+    reference = rng.normal(size=(300, 3))
+    moving = reference @ ortho_group.rvs(3, random_state=5) + rng.normal(scale=0.3, size=(300, 3))
+    fit = align_procrustes(reference, moving)
+    expected, _ = orthogonal_procrustes(moving - moving.mean(0), reference - reference.mean(0))
+    np.testing.assert_allclose(fit.rotation, expected, atol=1e-10)
+
+
+def test_procrustes_without_reflection_finds_the_best_proper_rotation(rng):
+    reference = rng.normal(size=(120, 2)) * np.array([3.0, 1.0])
+    mirrored = reference * np.array([1.0, -1.0])  # a pure reflection of the reference
+    fit = align_procrustes(reference, mirrored, allow_reflection=False)
+    assert np.linalg.det(fit.rotation) == pytest.approx(1.0)
+    # Independent check: brute-force the angle of the best proper rotation.
+    xc, yc = reference - reference.mean(0), mirrored - mirrored.mean(0)
+    angles = np.linspace(0, 2 * np.pi, 20001)
+    costs = [np.sum((yc @ _rotation_2d(a) - xc) ** 2) for a in angles]
+    best = _rotation_2d(angles[int(np.argmin(costs))])
+    np.testing.assert_allclose(fit.rotation, best, atol=1e-3)
+    assert fit.residual > 0.1  # a reflection cannot be undone by a rotation
+
+
+def test_procrustes_fits_on_chosen_rows_and_transforms_all(rng):
+    reference = rng.normal(size=(100, 2))
+    r_true = _rotation_2d(-1.1)
+    moving = reference @ r_true.T
+    moving[:10] += 50.0  # these samples differ between the maps: keep them out of the fit
+    fit = align_procrustes(reference, moving, fit_rows=np.arange(10, 100))
+    np.testing.assert_allclose(fit.rotation, r_true, atol=1e-12)
+    assert fit.aligned.shape == (100, 2)
+    np.testing.assert_allclose(fit.aligned[10:], reference[10:], atol=1e-5)
+
+
+def test_procrustes_bad_input():
+    with pytest.raises(BadInputError):
+        align_procrustes(np.zeros((5, 2)), np.zeros((4, 2)))
+    with pytest.raises(BadInputError):
+        align_procrustes(np.zeros((5, 2)), np.zeros((5, 2)), fit_rows=[0])
+
+
+def test_shared_rows_by_id_and_by_row():
+    a, b = shared_rows(np.array(["x", "y", "z"]), np.array(["z", "q", "x"]), 3, 3)
+    assert a.tolist() == [0, 2] and b.tolist() == [2, 0]
+    a, b = shared_rows(None, None, 4, 4)
+    assert a.tolist() == b.tolist() == [0, 1, 2, 3]
+    with pytest.raises(BadInputError):
+        shared_rows(None, None, 4, 5)
+    with pytest.raises(BadInputError):
+        shared_rows(np.array(["a"]), np.array(["b"]), 1, 1)
+
+
+# --- building blocks ------------------------------------------------------------------
+
+
+def test_pca_map_matches_svd_up_to_sign(rng):
+    x = (rng.normal(size=(500, 8)) * np.arange(1, 9)).astype(np.float32)
+    got = pca_map(x)
+    xc = x.astype(np.float64) - x.mean(0, dtype=np.float64)
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    expected = u[:, :2] * s[:2]
+    for k in range(2):
+        sign = np.sign(got[:, k] @ expected[:, k])
+        np.testing.assert_allclose(got[:, k], sign * expected[:, k], rtol=1e-4, atol=1e-3)
+
+
+def test_metric_table_deltas_and_directions():
+    rules = {"rank": Threshold(good=0.5, ok=0.3, higher=True, target=""),
+             "cos": Threshold(good=0.3, ok=0.5, higher=False, target="")}
+    table = metric_table([{"rank": 0.6, "cos": 0.2, "n": 5.0}, {"rank": 0.2, "cos": 0.1, "n": 5.0}], rules)
+    assert table["rank"].deltas == pytest.approx([0.0, -0.4])
+    assert table["rank"].direction == ["same", "worse"]
+    assert table["cos"].direction == ["same", "better"]
+    assert table["n"].direction == ["same", "same"] and table["n"].higher_is_better is None
+
+
+def test_verdict_comparison_and_names():
+    from embscope.analysis.verdict import Verdict
+
+    line = verdict_comparison(["a", "b"], [Verdict("healthy"), Verdict("collapsed_to_point")])
+    assert line == "a: healthy → b: collapsed_to_point (worse)"
+    assert verdict_comparison(["a", "b"], [Verdict("healthy"), Verdict("healthy")]).startswith("all 2 sources: healthy")
+    assert source_names(["x/run1/model.pt", "x/run2/model.pt"]) == ["run1/model.pt", "run2/model.pt"]
+
+
+# --- whole comparisons ----------------------------------------------------------------
+
+
+def _embeddings(rng, rank: int, n: int = 300, d: int = 16, seed_labels: int = 0) -> EmbeddingSet:
+    basis = rng.normal(size=(rank, d))
+    x = (rng.normal(size=(n, rank)) @ basis + 0.01 * rng.normal(size=(n, d))).astype(np.float32)
+    labels = np.array([f"c{i % 4}" for i in range(n)])
+    parents = np.array([f"p{i % 2}" for i in range(n)])
+    return EmbeddingSet(x, labels=labels, parents=parents, ids=np.array([f"s{i}" for i in range(n)]),
+                        source=f"rank{rank}")
+
+
+def _request(embeddings, **kw) -> AnalyzeRequest:
+    return AnalyzeRequest(source=embeddings.source, embeddings=embeddings, knn=5, clusters=False, **kw)
+
+
+def test_source_compared_with_itself_has_zero_deltas_and_identical_maps(rng):
+    e = _embeddings(rng, rank=12)
+    result = run_job(compare_job(CompareRequest((_request(e), _request(e)), names=("a", "b"))))
+    assert result.table, "no metrics compared"
+    for row in result.table.values():
+        assert row.deltas[1] in (0.0, None), row
+        assert row.direction[1] in ("same", None)
+    a, b = result.sides
+    np.testing.assert_array_equal(a.layout, b.layout)
+    assert b.alignment.disparity < 1e-12
+    np.testing.assert_allclose(b.alignment.rotation, np.eye(2), atol=1e-9)
+    assert result.verdict_line.startswith("all 2 sources")
+    doc = result.to_json()
+    json.dumps(doc, allow_nan=False)
+    assert all(v["deltas"][1] in (0.0, None) for v in doc["metrics"].values())
+
+
+def test_compare_marks_the_collapsed_source_worse(rng):
+    healthy = _embeddings(rng, rank=16)
+    collapsed = _embeddings(rng, rank=2)
+    result = run_job(compare_job(CompareRequest((_request(healthy), _request(collapsed)))))
+    row = result.table["effective_rank_normalized"]
+    assert row.values[1] < row.values[0] and row.direction[1] == "worse"
+    # The delta is the plain difference of the two sources' own summaries.
+    own = [s.summary["geometry"]["effective_rank_normalized"] for s in result.sides]
+    assert row.deltas[1] == pytest.approx(own[1] - own[0])
+    text = compare_markdown(result)
+    assert "effective_rank_normalized" in text and "▼" in text
+
+
+def test_compare_aligns_a_rotated_copy_onto_the_reference(rng):
+    e = _embeddings(rng, rank=16)
+    q = ortho_group.rvs(16, random_state=11)
+    rotated = EmbeddingSet((e.vectors @ q).astype(np.float32), labels=e.labels, ids=e.ids, source="rot")
+    result = run_job(compare_job(CompareRequest((_request(e), _request(rotated)))))
+    ref, moved = result.sides
+    # PCA maps of a rotated copy differ only by axis signs; Procrustes undoes them.
+    np.testing.assert_allclose(moved.layout, ref.layout, atol=1e-3)
+    # Rotation-invariant metrics agree.
+    assert result.table["effective_rank_centered"].deltas[1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_compare_matches_samples_by_id(rng):
+    e = _embeddings(rng, rank=8, n=200)
+    order = rng.permutation(200)
+    shuffled = e.subset(order[:150])  # fewer samples, other order
+    result = run_job(compare_job(CompareRequest((_request(e), _request(shuffled)))))
+    moved = result.sides[1]
+    rows_ref, rows_own = moved.shared_rows
+    assert len(rows_ref) == 150
+    np.testing.assert_array_equal(e.ids[rows_ref], shuffled.ids[rows_own])
+
+
+def _arrays_in(obj, seen=None):
+    """Every numpy array reachable from ``obj`` through dataclasses, dicts and sequences."""
+    import dataclasses
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _arrays_in(getattr(obj, f.name), seen)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _arrays_in(v, seen)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _arrays_in(v, seen)
+    elif hasattr(obj, "__dict__"):
+        yield from _arrays_in(vars(obj), seen)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_compare_keeps_at_most_one_copy_of_each_matrix(rng, keep):
+    n, d = 2000, 32
+    sets = [_embeddings(rng, rank=r, n=n, d=d) for r in (32, 4)]
+    result = run_job(compare_job(CompareRequest(tuple(_request(e) for e in sets), keep_results=keep)))
+    # Anything the size of an embedding matrix (the k-NN graph's N×k index table is not).
+    big = [a for a in _arrays_in(result)
+           if a.dtype.kind == "f" and (a.nbytes >= n * d * 4 // 2 or a.shape == (n, d))]
+    assert all(a.nbytes < n * d for a in _arrays_in(result) if not any(a is b for b in big)
+               and a.dtype.kind == "f")
+    for array in big:
+        owners = [e for e in sets if np.shares_memory(array, e.vectors)]
+        assert owners, f"an extra {array.shape} {array.dtype} array is kept"
+    held = {id(e.vectors) for e in sets for a in big if np.shares_memory(a, e.vectors)}
+    assert len(held) == (2 if keep else 0)
+
+
+def test_compare_is_cancellable(rng):
+    e = _embeddings(rng, rank=4)
+    token = CancelToken()
+    job = compare_job(CompareRequest((_request(e), _request(e))), token)
+    next(job)
+    token.cancel()
+    from embscope.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        run_job(job)
+
+
+def test_compare_needs_two_sources(rng):
+    e = _embeddings(rng, rank=4)
+    with pytest.raises(BadInputError):
+        run_job(compare_job(CompareRequest((_request(e),))))
+
+
+def test_cli_compare_writes_json_and_markdown(tmp_path, rng):
+    from embscope.cli import main
+
+    e = _embeddings(rng, rank=10, n=200)
+    np.save(tmp_path / "a.npy", e.vectors)
+    np.save(tmp_path / "b.npy", (e.vectors @ ortho_group.rvs(16, random_state=2)).astype(np.float32))
+    out = tmp_path / "out"
+    code = main(["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out),
+                 "--no-clusters", "--knn", "5"])
+    assert code == 0
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["sources"] == ["a.npy", "b.npy"]
+    assert set(doc["summaries"]) == {"a.npy", "b.npy"}
+    assert doc["metrics"]["effective_rank_centered"]["deltas"][1] == pytest.approx(0.0, abs=1e-6)
+    assert "| metric |" in (out / "compare.md").read_text()
