@@ -11,9 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_NOT_HEALTHY = 3
+from embscope.commands import EXIT_BAD_INPUT, EXIT_NOT_HEALTHY, EXIT_OK  # noqa: F401 (re-exported)
 
 
 def _float_list(text: str) -> list[float]:
@@ -40,6 +38,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--trust", action="store_true", help="allow files that need full unpickling (runs their code)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the extraction cache")
+    p.add_argument("--nonfinite", choices=["drop", "refuse"], default="drop",
+                   help="rows with NaN/Inf: drop them (default, reported) or refuse the file")
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -133,6 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("embscope: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: one line unless asked for more
+        import os
+
+        if os.environ.get("EMBSCOPE_DEBUG"):
+            raise
+        print(f"embscope: internal error: {type(exc).__name__}: {exc} "
+              "(set EMBSCOPE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 def gui_main() -> int:

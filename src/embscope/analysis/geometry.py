@@ -20,7 +20,7 @@ from embscope.errors import check_cancel
 #: uniformity) are exact over all N(N−1)/2 pairs.
 EXACT_PAIR_LIMIT = 20_000
 #: Random pairs used for the collapse ratio and cosine statistics above the limit.
-SAMPLED_PAIRS = 50_000
+SAMPLED_PAIRS = 20_000
 #: Rows probed against all others for max cosine / near duplicates above the limit.
 PROBE_ROWS = 512
 #: Rows used for the isotropy partition function above the limit.
@@ -173,23 +173,32 @@ def _sampled_pairs(x: np.ndarray, mean: np.ndarray, norms: np.ndarray, rng, canc
     far = int(np.argmax(_distances_to(x, mean)))
     stats.max_l2 = max(stats.max_l2, float(_distances_to(x, x[far].astype(np.float64)).max()))
     # Near duplicates are rare pairs that random pairs miss: probe whole rows.
-    probe = rng.choice(n, size=min(PROBE_ROWS, n), replace=False)
+    probe = np.sort(rng.choice(n, size=min(PROBE_ROWS, n), replace=False))
     u_probe = (x[probe] / np.maximum(norms[probe], 1e-30)[:, None]).astype(np.float32)
+    inv_norms = (1.0 / np.maximum(norms, 1e-30)).astype(np.float32)
     best = -1.0
-    for start in range(0, n, 16_384):
+    block_rows = 16_384
+    for start in range(0, n, block_rows):
         check_cancel(cancel)
-        block = x[start : start + 16_384]
-        inv = (1.0 / np.maximum(norms[start : start + block.shape[0]], 1e-30)).astype(np.float32)
-        cos = (u_probe @ block.T) * inv[None, :]
-        cos[probe[:, None] == np.arange(start, start + block.shape[0])[None, :]] = -1.0
+        block = x[start : start + block_rows]
+        cos = u_probe @ block.T
+        cos *= inv_norms[start : start + block.shape[0]]
+        inside = np.flatnonzero((probe >= start) & (probe < start + block.shape[0]))
+        cos[inside, probe[inside] - start] = -1.0  # a probe is not its own duplicate
         best = max(best, float(cos.max()))
     return stats, min(best, 1.0)
 
 
-def _distances_to(x: np.ndarray, point: np.ndarray, block_rows: int = 16_384) -> np.ndarray:
+def _distances_to(x: np.ndarray, point: np.ndarray, block_rows: int = 8192) -> np.ndarray:
+    """L2 distance of every row to ``point``.
+
+    float32 is exact enough: subtracting nearly equal floats is exact
+    (Sterbenz), so even a collapsed set keeps its tiny distances.
+    """
+    point = point.astype(np.float32)
     out = np.empty(x.shape[0], dtype=np.float64)
     for start in range(0, x.shape[0], block_rows):
-        block = x[start : start + block_rows].astype(np.float64) - point
+        block = x[start : start + block_rows] - point
         out[start : start + block.shape[0]] = np.sqrt(np.einsum("ij,ij->i", block, block))
     return out
 
@@ -202,17 +211,21 @@ def isotropy(x: np.ndarray, eigenvectors: np.ndarray, rows: np.ndarray | None = 
     deterministic.  Computed with log-sum-exp so large projections never
     overflow; 1.0 means perfectly isotropic.
     """
-    from scipy.special import logsumexp
-
     sample = x if rows is None else x[rows]
     # float32 projections are ample: log-sum-exp needs ~1e-6 relative accuracy.
     proj = (sample.astype(np.float32) @ eigenvectors.astype(np.float32)).astype(np.float64)
-    log_z = np.concatenate([logsumexp(proj, axis=0), logsumexp(-proj, axis=0)])
+    log_z = np.concatenate([_column_logsumexp(proj), _column_logsumexp(-proj)])
     if eigenvectors.shape[1] < eigenvectors.shape[0]:
         # N < d: the remaining eigen-directions span X's null space, where
         # every projection is 0 and Z(c) = N.
         log_z = np.append(log_z, np.log(sample.shape[0]))
     return float(np.exp(log_z.min() - log_z.max()))
+
+
+def _column_logsumexp(values: np.ndarray) -> np.ndarray:
+    """log Σᵢ exp(values[i, j]) per column, shifted by the column max so nothing overflows."""
+    top = values.max(axis=0)
+    return top + np.log(np.exp(values - top).sum(axis=0))
 
 
 def knn_label_accuracy(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K) -> float:
@@ -352,6 +365,7 @@ def compute_geometry(
         participation_ratio=pr,
         participation_ratio_normalized=pr / full_rank,
         dims_for_95_variance=spec.dims_for_variance(lam, 0.95),
+        dims_for_95_variance_normalized=spec.dims_for_variance(lam, 0.95) / full_rank,
         top1_variance_ratio=spec.top_variance_ratio(lam, 1),
         top5_variance_ratio=spec.top_variance_ratio(lam, 5),
         top1_dominance=spec.top1_dominance(spectrum.centered_singular_values),

@@ -149,7 +149,7 @@ def decide_verdict(
 
     flat = clusters and clusters.get("readout", {}).get("label") == "flat"
     if poor("knn_label_lift") or flat:
-        if "knn_label_accuracy" in geometry:
+        if geometry.get("knn_label_accuracy") is not None:
             evidence.append(
                 f"leave-one-out kNN label accuracy {_fmt(geometry['knn_label_accuracy'])} vs base rate "
                 f"{_fmt(geometry['label_base_rate'])} (lift {_fmt(geometry['knn_label_lift'])})"
@@ -160,7 +160,7 @@ def decide_verdict(
     evidence.append(
         f"collapse ratio {_fmt(ratio)}, effective rank normalised {_fmt(geometry['effective_rank_normalized'])}"
     )
-    if "knn_label_accuracy" in geometry:
+    if geometry.get("knn_label_accuracy") is not None:
         evidence.append(
             f"kNN label accuracy {_fmt(geometry['knn_label_accuracy'])} vs base rate {_fmt(geometry['label_base_rate'])}"
         )

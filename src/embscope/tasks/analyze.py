@@ -66,6 +66,7 @@ class AnalyzeRequest:
     batch_size: int = 64
     trust: bool = False
     use_cache: bool = True
+    nonfinite: str = "drop"
     embeddings: EmbeddingSet | None = field(default=None, compare=False)
 
 
@@ -111,7 +112,13 @@ def load_source(request: AnalyzeRequest, cancel: CancelToken) -> Job[tuple[Embed
         from embscope.tasks.extract import ExtractRequest, extract_job
 
         if not request.data:
-            raise BadInputError(f"{Path(source).name} is a checkpoint: pass the data to run through it with --data")
+            # Loading first names the pickled globals of an unsafe file, a more
+            # useful message than "pass --data" when the file is not usable at all.
+            checkpoints.load_state_dict_safely(source, trust=request.trust)
+            raise BadInputError(
+                f"{Path(source).name} is a checkpoint: pass the data to run through it with --data "
+                "(and see its modules with `embscope modules`)"
+            )
         extract = ExtractRequest(
             checkpoint=source, data=request.data, module=request.module, pooling=request.pooling,
             layer=request.layer, factory=request.factory, device=request.device, dtype=request.dtype,
@@ -125,7 +132,22 @@ def load_source(request: AnalyzeRequest, cancel: CancelToken) -> Job[tuple[Embed
     from embscope.sources.embedding_files import load_embeddings
 
     yield Progress("loading", None, str(source))
-    return load_embeddings(source, meta=request.meta, parents=request.parents), None
+    embeddings = load_embeddings(source, meta=request.meta, parents=request.parents, nonfinite=request.nonfinite)
+    return embeddings, None
+
+
+def graph_job(vectors: np.ndarray, k: int, cancel: CancelToken) -> Job[KnnGraph]:
+    """The cosine k-NN graph with progress; cancellable between blocks."""
+    from embscope.analysis.graph import iter_knn_graph
+
+    search = iter_knn_graph(vectors, k)
+    while True:
+        cancel.raise_if_cancelled()
+        try:
+            fraction = next(search)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress("k-NN graph", fraction)
 
 
 def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[AnalysisResult]:
@@ -149,9 +171,7 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
     graph = None
     if embeddings.n_samples >= 3 and request.knn > 0:
-        from embscope.tasks.graph_cache import knn_graph_job
-
-        graph = yield from sub_job(knn_graph_job(per_sample, request.knn, cancel=cancel), "k-NN graph")
+        graph = yield from graph_job(per_sample, request.knn, cancel)
     lap("graph")
 
     yield Progress("geometry", None, f"{embeddings.n_samples} × {embeddings.dim}")

@@ -1,0 +1,77 @@
+"""``embscope analyze``: run every phase on one source and write the report files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from embscope.commands import EXIT_NOT_HEALTHY, EXIT_OK
+
+
+def request_from_args(args: argparse.Namespace, source: str):
+    """An AnalyzeRequest from the shared CLI options."""
+    from embscope.tasks.analyze import DEFAULT_INFLATIONS, DEFAULT_KNN, AnalyzeRequest
+
+    return AnalyzeRequest(
+        source=source,
+        meta=args.meta,
+        parents=args.parents,
+        thresholds=getattr(args, "thresholds", None),
+        inflations=tuple(getattr(args, "inflations", None) or DEFAULT_INFLATIONS),
+        knn=getattr(args, "knn", None) or DEFAULT_KNN,
+        clusters=not getattr(args, "no_clusters", False),
+        data=args.data,
+        module=args.module,
+        pooling=args.pooling,
+        layer=args.layer,
+        factory=args.factory,
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        trust=args.trust,
+        use_cache=not args.no_cache,
+        nonfinite=getattr(args, "nonfinite", "drop"),
+    )
+
+
+class StderrProgress:
+    """Progress on one rewritten stderr line, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, report) -> None:
+        if not self.enabled:
+            return
+        pct = f" {100 * report.fraction:3.0f}%" if report.fraction is not None else ""
+        sys.stderr.write(f"\r\033[K{report.stage}{pct} {report.message}"[:120])
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+
+
+def run(args: argparse.Namespace) -> int:
+    from embscope.tasks.analyze import analyze_job
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.report import write_outputs
+
+    progress = StderrProgress()
+    try:
+        result = run_job(analyze_job(request_from_args(args, args.source)), progress)
+    finally:
+        progress.close()
+    written = write_outputs(result, args.out)
+    if args.png:
+        from embscope.gui.report_png import render_pngs
+
+        render_pngs(result, args.out)
+    verdict = result.verdict
+    print(f"{verdict.label}: {verdict.headline}")
+    for line in verdict.evidence:
+        print(f"  - {line}")
+    print(f"wrote {', '.join(p.name for p in written.values())} to {args.out}")
+    if args.fail_on_collapse and not verdict.healthy:
+        return EXIT_NOT_HEALTHY
+    return EXIT_OK

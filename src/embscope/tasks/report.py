@@ -1,0 +1,182 @@
+"""Writing an analysis to disk: summary.json, report.md, arrays.npz (atomically).
+
+Every file is written to a temporary sibling and renamed into place, so an
+interrupted export never leaves a half-written report behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from embscope.errors import BadInputError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def summary_json(summary: dict) -> str:
+    return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value == 0 or 1e-3 <= abs(value) < 1e5:
+            return f"{value:.4g}"
+        return f"{value:.3e}"
+    return str(value)
+
+
+#: Order and wording of the graded table (seed 002's tables).
+METRIC_LABELS = {
+    "collapse_ratio": "Collapse ratio (max L2 / mean norm)",
+    "effective_rank_normalized": "Effective rank (normalised)",
+    "participation_ratio_normalized": "Participation ratio (normalised)",
+    "dims_for_95_variance_normalized": "Dims for 95% variance (share)",
+    "collapsed_dimensions_ratio": "Collapsed dimensions (share)",
+    "isotropy": "Isotropy",
+    "mean_cosine": "Mean pairwise cosine",
+    "max_cosine": "Max pairwise cosine",
+    "uniformity": "Uniformity (Wang & Isola, t=2)",
+    "top1_dominance": "Top-1 dominance σ₁/Σσ",
+    "top1_variance_ratio": "Top-1 variance ratio",
+    "top5_variance_ratio": "Top-5 variance ratio",
+    "mean_dimension_std": "Mean dimension std",
+    "min_dimension_std": "Min dimension std",
+    "knn_label_lift": "kNN label lift over base rate",
+    "purity_parent": "Parent purity (coarsest inflation)",
+}
+
+
+def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> str:
+    """Human-readable report: the verdict and its evidence first, then the graded table."""
+    verdict = summary["verdict"]
+    geo = summary["geometry"]
+    lines = [
+        f"# EmbScope report — {Path(summary['source']).name or summary['source']}",
+        "",
+        f"**Verdict: `{verdict['label']}`** — {verdict['headline']}",
+        "",
+    ]
+    lines += [f"- {line}" for line in verdict["evidence"]]
+    kind = summary["kind"]
+    shape = f"{summary['n_samples']} × {summary['dim']}"
+    if kind == "concept":
+        shape = f"{summary['n_samples']} × {summary['n_concepts']} × {summary['dim']}"
+    lines += ["", f"Input: {kind} embeddings, {shape}. Schema {summary['schema_version']}."]
+    for note in summary.get("input_notes", []):
+        lines.append(f"Note: {note}")
+    lines += ["", "## Graded metrics", "", "| Metric | Value | Target | Grade |", "|---|---|---|---|"]
+    grades = summary["grades"]
+    ordered = [m for m in METRIC_LABELS if m in grades] + [m for m in grades if m not in METRIC_LABELS]
+    for name in ordered:
+        g = grades[name]
+        mark = {"GOOD": "GOOD", "OK": "OK", "POOR": "**POOR**"}[g["grade"]]
+        lines.append(f"| {METRIC_LABELS.get(name, name)} | {_fmt(g['value'])} | {g['target']} | {mark} |")
+    lines += ["", "## Geometry", "", "| Metric | Value |", "|---|---|"]
+    for key, value in geo.items():
+        lines.append(f"| {key} | {_fmt(value)} |")
+    if "concepts" in summary:
+        lines += ["", "## Concepts (per sample)", "", "| Metric | Value |", "|---|---|"]
+        for key, value in summary["concepts"].items():
+            if key != "duplicate_concept_pairs":
+                lines.append(f"| {key} | {_fmt(value)} |")
+    if "predictions" in summary:
+        p = summary["predictions"]
+        lines += ["", "## Predictions (Phase 1)", ""]
+        lines.append(
+            f"Accuracy {_fmt(p['accuracy'])}, macro-F1 {_fmt(p['macro_f1'])}, modal class "
+            f"'{p['modal_class']}' at {_fmt(p['modal_share'])} of predictions; modal base rate "
+            f"{_fmt(p['modal_base_rate'])}. Mode collapse: {_fmt(p['mode_collapse'])}; accuracy is "
+            f"the base rate: {_fmt(p['accuracy_is_base_rate'])}."
+        )
+        lines += ["", "| Class | Count | Share |", "|---|---|---|"]
+        lines += [f"| {row['class']} | {row['count']} | {_fmt(row['share'])} |" for row in p["top"]]
+    if "clusters" in summary:
+        c = summary["clusters"]
+        lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {c['readout']['text']}", ""]
+        lines += [
+            "| Inflation | Clusters | Singletons | Iterations | Purity leaf | Purity parent | NMI leaf | ARI leaf |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in c["inflations"]:
+            lines.append(
+                f"| {row['inflation']:g} | {row['n_clusters']} | {row['n_singletons']} | {row['iterations']} | "
+                f"{_fmt(row['purity_leaf'])} | {_fmt(row['purity_parent'])} | {_fmt(row['nmi_leaf'])} | "
+                f"{_fmt(row['ari_leaf'])} |"
+            )
+    if weights_lines:
+        lines += ["", "## Weights", ""] + list(weights_lines)
+    return "\n".join(lines) + "\n"
+
+
+def arrays_payload(result) -> dict[str, np.ndarray]:
+    """Raw arrays for ``arrays.npz``: embeddings, labels, predictions, confusion, clusters, spectra."""
+    emb = result.embeddings
+    out: dict[str, np.ndarray] = {"embeddings": emb.vectors}
+    for name in ("labels", "parents", "predictions", "ids"):
+        value = getattr(emb, name)
+        if value is not None:
+            out[name] = np.asarray(value).astype(str)
+    if result.predictions is not None and result.predictions.confusion.size:
+        out["confusion"] = result.predictions.confusion
+        out["confusion_classes"] = np.asarray(result.predictions.classes).astype(str)
+    out["singular_values"] = result.geometry.spectrum.singular_values
+    out["centered_singular_values"] = result.geometry.spectrum.centered_singular_values
+    out["dimension_std"] = result.geometry.dimension_std
+    out["norms"] = result.geometry.norms
+    if result.geometry.duplicate_pairs.size:
+        out["duplicate_pairs"] = result.geometry.duplicate_pairs
+    if result.graph is not None:
+        out["knn_indices"] = result.graph.indices
+        out["knn_similarities"] = result.graph.similarities
+    if result.clusters is not None:
+        for inflation, ids in sorted(result.clusters.cluster_ids.items()):
+            out[f"clusters_I{inflation:g}"] = np.asarray(ids)
+    return out
+
+
+def write_outputs(result, out_dir: str | Path) -> dict[str, Path]:
+    """Write summary.json, report.md and arrays.npz for ``result`` into ``out_dir``."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create output folder {out}: {exc.strerror or exc}")
+    weights_lines = result.weights.markdown_lines() if result.weights is not None else None
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays_payload(result))
+    return {
+        "summary": atomic_write_text(out / "summary.json", summary_json(result.summary)),
+        "report": atomic_write_text(out / "report.md", report_markdown(result.summary, weights_lines)),
+        "arrays": atomic_write_bytes(out / "arrays.npz", buffer.getvalue()),
+    }

@@ -1,0 +1,87 @@
+"""The whole pipeline on in-memory data: summary contract, files, exit codes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from embscope.data import EmbeddingSet
+from embscope.tasks.analyze import GEOMETRY_KEYS, AnalyzeRequest, analyze_job
+from embscope.tasks.progress import CancelToken, run_job
+from embscope.tasks.report import write_outputs
+from embscope.errors import Cancelled
+
+
+def _clustered(rng, n=600, d=24):
+    parents = rng.integers(0, 3, n)
+    leaves = parents * 4 + rng.integers(0, 4, n)
+    centers = rng.standard_normal((12, d)) * 2 + np.repeat(rng.standard_normal((3, d)) * 4, 4, axis=0)
+    x = (centers[leaves] + rng.standard_normal((n, d))).astype(np.float32)
+    preds = np.where(rng.random(n) < 0.8, leaves, rng.integers(0, 12, n))
+    return EmbeddingSet(
+        x, labels=np.array([f"leaf{i}" for i in leaves]), parents=np.array([f"p{i}" for i in parents]),
+        predictions=np.array([f"leaf{i}" for i in preds]), source="synthetic",
+    )
+
+
+def test_summary_has_the_public_contract(rng, tmp_path):
+    result = run_job(analyze_job(AnalyzeRequest(embeddings=_clustered(rng), clusters=False)))
+    s = result.summary
+    for key in ("schema_version", "n_samples", "dim", "kind", "geometry", "predictions", "grades", "verdict"):
+        assert key in s
+    for key in GEOMETRY_KEYS:
+        assert key in s["geometry"], key
+    for key in ("accuracy", "macro_f1", "modal_class", "modal_share", "modal_base_rate", "mode_collapse"):
+        assert key in s["predictions"]
+    assert s["kind"] == "pooled" and s["n_samples"] == 600 and s["dim"] == 24
+    assert s["verdict"]["label"] == "healthy"
+    assert s["geometry"]["knn_label_accuracy"] > 0.5
+    for g in s["grades"].values():
+        assert set(g) == {"value", "target", "grade"} and g["grade"] in ("GOOD", "OK", "POOR")
+    paths = write_outputs(result, tmp_path / "out")
+    loaded = json.loads(paths["summary"].read_text())  # strict JSON: no NaN
+    assert loaded["verdict"] == s["verdict"]
+    report = paths["report"].read_text()
+    assert report.index("Verdict") < report.index("Graded metrics")
+    arrays = np.load(paths["arrays"])
+    np.testing.assert_array_equal(arrays["embeddings"], result.embeddings.vectors)
+    assert arrays["confusion"].shape == (12, 12)
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_identical_vectors_are_collapsed_to_point_in_the_summary(tmp_path):
+    x = np.ones((100, 16), np.float32)
+    result = run_job(analyze_job(AnalyzeRequest(embeddings=EmbeddingSet(x), clusters=False)))
+    assert result.verdict.label == "collapsed_to_point"
+    text = json.dumps(result.summary, allow_nan=False)  # raises on NaN
+    assert "NaN" not in text
+
+
+def test_concept_sets_report_per_sample_and_global(rng):
+    v = rng.standard_normal((120, 8, 16)).astype(np.float32)
+    emb = EmbeddingSet(v, labels=np.array([str(i % 3) for i in range(120)]))
+    s = run_job(analyze_job(AnalyzeRequest(embeddings=emb, clusters=False))).summary
+    assert s["kind"] == "concept" and s["n_concepts"] == 8
+    assert s["geometry"]["n_samples"] == 120 * 8  # global: all concept vectors
+    assert "per_sample_effective_rank_mean" in s["concepts"]
+    assert s["geometry"]["knn_label_accuracy"] is not None
+
+
+def test_cancel_stops_the_job(rng):
+    token = CancelToken()
+    job = analyze_job(AnalyzeRequest(embeddings=_clustered(rng), clusters=False), token)
+    next(job)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        run_job(job)
+
+
+def test_summary_validates_against_the_published_schema(rng):
+    import jsonschema
+
+    from embscope.resources import resource_path
+
+    schema = json.loads(resource_path("summary.schema.json").read_text())
+    for emb in (_clustered(rng), EmbeddingSet(np.ones((20, 4), np.float32))):
+        summary = run_job(analyze_job(AnalyzeRequest(embeddings=emb, clusters=False))).summary
+        jsonschema.validate(json.loads(json.dumps(summary)), schema)

@@ -1,0 +1,109 @@
+"""Phase 1, grading and verdict rules against sklearn and by-hand answers."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from embscope.analysis.concepts import compute_concept_geometry
+from embscope.analysis.geometry import compute_geometry
+from embscope.analysis.grading import grade_metrics, load_thresholds
+from embscope.analysis.predictions import prediction_report
+from embscope.analysis.verdict import LABELS, decide_verdict
+from embscope.errors import BadInputError
+
+
+def test_prediction_report_matches_sklearn(rng):
+    labels = rng.choice(list("abcde"), 500, p=[0.4, 0.3, 0.1, 0.1, 0.1])
+    preds = np.where(rng.random(500) < 0.7, labels, rng.choice(list("abcdf"), 500))
+    r = prediction_report(preds, labels)
+    classes = sorted(set(labels) | set(preds))
+    assert r.classes == classes
+    assert r.accuracy == pytest.approx(accuracy_score(labels, preds))
+    assert r.macro_f1 == pytest.approx(f1_score(labels, preds, average="macro", labels=classes, zero_division=0))
+    np.testing.assert_array_equal(r.confusion, confusion_matrix(labels, preds, labels=classes))
+    assert r.modal_base_rate == pytest.approx(np.mean(labels == "a"))
+    assert not r.mode_collapse and not r.base_rate_flag
+
+
+def test_seed_000_mode_collapse_flags():
+    # Seed 000: 100% predictions of one class; accuracy equals that class's base rate.
+    labels = np.array(["currency"] * 33 + [f"c{i % 40}" for i in range(967)])
+    preds = np.array(["currency"] * 1000)
+    r = prediction_report(preds, labels)
+    assert r.mode_collapse and r.modal_share == 1.0
+    assert r.accuracy == pytest.approx(0.033)
+    assert r.base_rate_flag
+
+
+def test_thresholds_override_and_bad_files(tmp_path):
+    defaults = load_thresholds()
+    assert defaults["effective_rank_normalized"].grade(0.079) == "POOR"  # seed 002 values
+    assert defaults["mean_cosine"].grade(0.187) == "GOOD"
+    assert defaults["max_cosine"].grade(1.0) == "POOR"
+    assert defaults["top1_dominance"].grade(0.099) == "GOOD"
+    toml = tmp_path / "t.toml"
+    toml.write_text("[mean_cosine]\ngood = 0.1\nok = 0.15\nhigher = false\n")
+    assert load_thresholds(toml)["mean_cosine"].grade(0.187) == "POOR"
+    js = tmp_path / "t.json"
+    js.write_text(json.dumps({"isotropy": {"good": 0.5, "ok": 0.1, "higher": True}}))
+    assert load_thresholds(js)["isotropy"].grade(0.2) == "OK"
+    for text in ("[mean_cosine\n", "[mean_cosine]\ngood = 'x'\nok = 1\nhigher = true\n",
+                 "[mean_cosine]\ngood = 0.1\nok = 0.05\nhigher = false\n"):
+        toml.write_text(text)
+        with pytest.raises(BadInputError) as err:
+            load_thresholds(toml)
+        assert "\n" not in str(err.value)
+    with pytest.raises(BadInputError):
+        load_thresholds(tmp_path / "missing.toml")
+
+
+def _verdict(x, **kw):
+    g = compute_geometry(x)
+    grades = grade_metrics(g.metrics, load_thresholds())
+    return decide_verdict(g.metrics, grades, **kw)
+
+
+def test_verdict_collapsed_to_point(rng):
+    v = _verdict(np.tile(rng.standard_normal(16), (40, 1)).astype(np.float32))
+    assert v.label == "collapsed_to_point"
+    assert "max pairwise L2 / mean norm" in v.evidence[0]
+
+
+def test_verdict_dimensional_collapse_and_healthy(rng):
+    basis = np.linalg.qr(rng.standard_normal((128, 3)))[0]
+    low = (rng.standard_normal((1000, 3)) @ basis.T).astype(np.float32)
+    assert _verdict(low).label == "dimensional_collapse"
+    assert _verdict(rng.standard_normal((1000, 32)).astype(np.float32)).label == "healthy"
+
+
+def test_verdict_head_bottleneck(rng):
+    x = rng.standard_normal((1000, 32)).astype(np.float32)
+    preds = {"modal_class": "a", "modal_share": 0.9, "mode_collapse": True, "accuracy": 0.2,
+             "macro_f1": 0.05, "modal_base_rate": 0.2, "accuracy_is_base_rate": True}
+    v = _verdict(x, predictions=preds)
+    assert v.label == "mode_collapse_head"
+    assert any("base rate" in line for line in v.evidence)
+
+
+def test_verdict_duplicated_concepts(rng):
+    v = rng.standard_normal((200, 16, 32)).astype(np.float32)
+    v[:, 5] = v[:, 9]
+    concepts = compute_concept_geometry(v)
+    assert concepts.duplicate_concept_pairs[0][:2] == (5, 9)
+    assert concepts.metrics["samples_with_duplicate_concepts"] == 1.0
+    verdict = _verdict(v.reshape(-1, 32), concepts=concepts.to_summary())
+    assert verdict.label == "duplicated_concepts"
+    assert verdict.label in LABELS
+
+
+def test_concept_per_sample_rank_matches_numpy(rng):
+    v = rng.standard_normal((20, 6, 10)).astype(np.float32)
+    concepts = compute_concept_geometry(v)
+    ranks = []
+    for sample in v.astype(np.float64):
+        s = np.linalg.svd(sample, compute_uv=False)
+        p = s / s.sum()
+        ranks.append(np.exp(-(p * np.log(p)).sum()))
+    np.testing.assert_allclose(concepts.per_sample_effective_rank, ranks, rtol=1e-10)
