@@ -1,0 +1,183 @@
+"""Clusters panel: a continuous MCL inflation slider with live counts and purity, sweep curves, read-out.
+
+The panel knows the sweep rows it was given and any computed since; for an
+inflation it has not seen it emits :attr:`ClustersPanel.inflation_requested`
+and whoever owns the workers (the main window) answers with :meth:`add_point`.
+Cached inflations show at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from embscope.gui.model import ViewModel
+from embscope.gui.plots import draw_sweep, sweep_rows
+from embscope.gui.report_png import format_value
+from embscope.gui.widgets import export_row
+
+INFLATION_MIN = 1.2
+INFLATION_MAX = 6.0
+#: Slider resolution: 0.01 in inflation; requests are rounded to this.
+STEP = 0.01
+#: Dragging the slider asks for a new inflation only after it rests this long (ms).
+REQUEST_DELAY_MS = 120
+
+
+def slider_to_inflation(value: int) -> float:
+    return round(INFLATION_MIN + value * STEP, 2)
+
+
+def inflation_to_slider(inflation: float) -> int:
+    return int(round((min(max(inflation, INFLATION_MIN), INFLATION_MAX) - INFLATION_MIN) / STEP))
+
+
+class ClustersPanel(QWidget):
+    """MCL inflation slider, live numbers, sweep curves and the seed-000 read-out."""
+
+    title = "Clusters"
+    inflation_requested = Signal(float)
+
+    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, inflation_to_slider(INFLATION_MAX))
+        self.slider.setValue(inflation_to_slider(2.0))
+        self.inflation_label = QLabel("")
+        self.value_labels = {key: QLabel("–") for key in
+                             ("n_clusters", "n_singletons", "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf")}
+        self.status_label = QLabel("")
+        self.status_label.setStyleSheet("color: #777;")
+        self.readout = QLabel("")
+        self.readout.setWordWrap(True)
+        self.readout.setStyleSheet("font-size: 11pt;")
+        self.selection_label = QLabel("")
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.count_plot = self.graphics.addPlot(row=0, col=0)
+        self.purity_plot = self.graphics.addPlot(row=0, col=1)
+        self.purity_plot.setXLink(self.count_plot)
+        form = QFormLayout()
+        form.addRow("Inflation", self.slider)
+        form.addRow("", self.inflation_label)
+        for key, text in (("n_clusters", "Clusters"), ("n_singletons", "Singletons"), ("purity_leaf", "Purity (leaf)"),
+                          ("purity_parent", "Purity (parent)"), ("nmi_leaf", "NMI (leaf)"), ("ari_leaf", "ARI (leaf)")):
+            form.addRow(text, self.value_labels[key])
+        layout = QVBoxLayout(self)
+        layout.addLayout(export_row(self, self.status_label))
+        layout.addLayout(form)
+        layout.addWidget(self.readout)
+        layout.addWidget(self.graphics, stretch=1)
+        layout.addWidget(self.selection_label)
+        self.rows: dict[float, dict] = {}
+        self.ids: dict[float, np.ndarray] = {}
+        self._pending: float | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REQUEST_DELAY_MS)
+        self._timer.timeout.connect(self._request_current)
+        self.slider.valueChanged.connect(self._on_view_slider_changed)
+        model.result_changed.connect(self._on_model_result_changed)
+        model.selection_changed.connect(self._on_model_selection_changed)
+        self._on_model_result_changed()
+
+    @property
+    def inflation(self) -> float:
+        return slider_to_inflation(self.slider.value())
+
+    def plot_items(self) -> dict:
+        return {"mcl_clusters": self.count_plot, "mcl_purity": self.purity_plot}
+
+    def set_inflation(self, inflation: float) -> None:
+        """Move the slider (as a user would) and show that inflation at once if known."""
+        self.slider.setValue(inflation_to_slider(inflation))
+        self._timer.stop()
+        self._request_current()
+
+    def add_point(self, inflation: float, row: dict, cluster_ids: np.ndarray | None = None) -> None:
+        """Record the result at ``inflation`` (a sweep-style row); shows it if it is the current one."""
+        key = round(float(inflation), 2)
+        self.rows[key] = dict(row, inflation=key)
+        if cluster_ids is not None:
+            self.ids[key] = np.asarray(cluster_ids)
+        if self._pending == key:
+            self._pending = None
+        if key == self.inflation:
+            self._show(key)
+        self._draw_curves()
+
+    # ------------------------------------------------------------------ model side
+
+    def _on_model_result_changed(self) -> None:
+        self.rows.clear()
+        self.ids.clear()
+        self._pending = None
+        result = self.model.result
+        clusters = None if result is None else result.clusters
+        summary = None if result is None else result.summary.get("clusters")
+        for row in sweep_rows(summary):
+            self.rows[round(float(row["inflation"]), 2)] = dict(row)
+        if clusters is not None:
+            for inflation, ids in getattr(clusters, "cluster_ids", {}).items():
+                self.ids[round(float(inflation), 2)] = np.asarray(ids)
+        readout = (summary or {}).get("readout") or {}
+        self.readout.setText(readout.get("text", "") if summary else
+                             ("MCL sweep not run for this source." if result is not None else ""))
+        if self.rows and self.inflation not in self.rows:
+            # Start on the sweep's 2.0 (or nearest) so the map's cluster colours appear at once.
+            nearest = min(self.rows, key=lambda i: abs(i - 2.0))
+            self.slider.blockSignals(True)
+            self.slider.setValue(inflation_to_slider(nearest))
+            self.slider.blockSignals(False)
+        self._show(self.inflation)
+        self._draw_curves()
+
+    def _on_model_selection_changed(self) -> None:
+        rows = self.model.selection
+        ids = self.ids.get(self.inflation)
+        if ids is None or not len(rows):
+            self.selection_label.setText("")
+            return
+        clusters, counts = np.unique(ids[rows], return_counts=True)
+        top = ", ".join(f"{int(c)} ({n})" for c, n in sorted(zip(clusters, counts), key=lambda t: -t[1])[:5])
+        self.selection_label.setText(f"Selection: {len(rows):,} samples in {len(clusters)} clusters — largest: {top}")
+
+    # ------------------------------------------------------------------ view side
+
+    def _on_view_slider_changed(self, _value: int) -> None:
+        self.inflation_label.setText(f"I = {self.inflation:.2f}")
+        if self.inflation in self.rows:
+            self._timer.stop()
+            self._show(self.inflation)
+        else:
+            self._timer.start()
+
+    def _request_current(self) -> None:
+        inflation = self.inflation
+        if inflation in self.rows:
+            self._show(inflation)
+            return
+        if self.model.result is None or self.model.result.graph is None:
+            return
+        self._pending = inflation
+        self.status_label.setText(f"computing MCL at I = {inflation:.2f}…")
+        self.inflation_requested.emit(inflation)
+
+    def _show(self, inflation: float) -> None:
+        self.inflation_label.setText(f"I = {inflation:.2f}")
+        row = self.rows.get(inflation)
+        for key, label in self.value_labels.items():
+            label.setText(format_value(row.get(key)) if row else "–")
+        if row is not None:
+            self.status_label.setText("")
+        ids = self.ids.get(inflation)
+        if ids is not None and self.model.result is not None and len(ids) == self.model.n_samples:
+            self.model.set_clusters(inflation, ids)
+        self._draw_curves()
+        self._on_model_selection_changed()
+
+    def _draw_curves(self) -> None:
+        summary = {"inflations": list(self.rows.values())} if self.rows else None
+        draw_sweep(self.count_plot, self.purity_plot, summary, self.inflation if self.rows else None)

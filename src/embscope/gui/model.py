@@ -1,0 +1,107 @@
+"""The state every panel shows: one analysis result, its 2-D layout, MCL clusters, a selection.
+
+Widgets take a :class:`ViewModel` in their constructor and subscribe to its
+signals (napari style); the model never knows the widgets.  Setting a value
+emits the matching ``*_changed`` signal, so linking panels is just "all panels
+listen to the same model".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+
+class ViewModel(QObject):
+    """Current result, layout, cluster colouring and selected samples.
+
+    Attributes
+    ----------
+    result
+        The :class:`~embscope.tasks.analyze.AnalysisResult` shown, or ``None``.
+    coords
+        ``N×2`` float32 layout of the samples (``None`` until one is known).
+    layout_method
+        ``"pca"`` or ``"umap"``.
+    inflation, cluster_ids
+        The MCL inflation chosen on the Clusters panel and its cluster id per sample.
+    selection
+        Sorted int64 indices of the selected samples (empty = nothing selected).
+    selection_origin
+        Which panel made the selection (e.g. ``"map"``), so it can skip redrawing itself.
+    """
+
+    result_changed = Signal()
+    layout_changed = Signal()
+    clusters_changed = Signal()
+    selection_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.result = None
+        self.coords: np.ndarray | None = None
+        self.layout_method = ""
+        self.inflation: float | None = None
+        self.cluster_ids: np.ndarray | None = None
+        self.selection = np.empty(0, np.int64)
+        self.selection_origin = ""
+
+    @property
+    def n_samples(self) -> int:
+        return 0 if self.result is None else self.result.embeddings.n_samples
+
+    def set_result(self, result) -> None:
+        """Show ``result``; layout, clusters and selection of the previous one are cleared."""
+        self.result = result
+        self.coords = None
+        self.layout_method = ""
+        self.inflation = None
+        self.cluster_ids = None
+        self.selection = np.empty(0, np.int64)
+        self.result_changed.emit()
+        self.layout_changed.emit()
+        self.clusters_changed.emit()
+        self.selection_changed.emit()
+
+    def set_layout(self, coords: np.ndarray, method: str) -> None:
+        coords = np.asarray(coords, dtype=np.float32)
+        if coords.shape != (self.n_samples, 2):
+            raise ValueError(f"layout has shape {coords.shape}, expected ({self.n_samples}, 2)")
+        self.coords = coords
+        self.layout_method = method
+        self.layout_changed.emit()
+
+    def set_clusters(self, inflation: float, cluster_ids: np.ndarray) -> None:
+        self.inflation = float(inflation)
+        self.cluster_ids = np.asarray(cluster_ids)
+        self.clusters_changed.emit()
+
+    def set_selection(self, indices, origin: str = "") -> None:
+        """Select samples by index (any iterable of ints); duplicates and order are dropped."""
+        rows = np.unique(np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices,
+                                    dtype=np.int64))
+        rows = rows[(rows >= 0) & (rows < self.n_samples)]
+        self.selection = rows
+        self.selection_origin = origin
+        self.selection_changed.emit()
+
+    def clear_selection(self) -> None:
+        self.set_selection(np.empty(0, np.int64))
+
+    def sample_description(self, row: int) -> str:
+        """One line describing sample ``row``: id, leaf/parent labels, prediction, text."""
+        if self.result is None:
+            return ""
+        emb = self.result.embeddings
+        parts = [str(emb.ids[row]) if emb.ids is not None else f"#{row}"]
+        if emb.labels is not None:
+            parts.append(f"label {emb.labels[row]}")
+        if emb.parents is not None:
+            parts.append(f"parent {emb.parents[row]}")
+        if emb.predictions is not None:
+            parts.append(f"predicted {emb.predictions[row]}")
+        if self.cluster_ids is not None:
+            parts.append(f"cluster {int(self.cluster_ids[row])}")
+        if emb.texts is not None and str(emb.texts[row]):
+            parts.append(f"“{emb.texts[row]}”")
+        return " · ".join(parts)

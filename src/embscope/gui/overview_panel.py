@@ -1,0 +1,98 @@
+"""Overview panel: the verdict and its evidence first, then the graded metric table."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from embscope.gui.model import ViewModel
+from embscope.gui.plots import GRADE_COLOURS
+from embscope.gui.report_png import format_value, verdict_colour
+
+TABLE_COLUMNS = ("Metric", "Value", "Target", "Grade")
+
+
+class OverviewPanel(QWidget):
+    """Verdict headline (coloured), evidence bullets, graded metrics and the selection's make-up."""
+
+    title = "Overview"
+
+    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.headline = QLabel("Open a checkpoint or an embeddings file (File ▸ Open, or drop it here).")
+        self.headline.setWordWrap(True)
+        self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
+        self.source_label = QLabel("")
+        self.source_label.setStyleSheet("color: #555;")
+        self.evidence = QLabel("")
+        self.evidence.setWordWrap(True)
+        self.evidence.setTextFormat(Qt.TextFormat.RichText)
+        self.evidence.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.selection_label = QLabel("")
+        self.selection_label.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.source_label)
+        layout.addWidget(self.evidence)
+        layout.addWidget(self.table, stretch=1)
+        layout.addWidget(self.selection_label)
+        model.result_changed.connect(self._on_model_result_changed)
+        model.selection_changed.connect(self._on_model_selection_changed)
+        self._on_model_result_changed()
+
+    def plot_items(self) -> dict:
+        return {}
+
+    def _on_model_result_changed(self) -> None:
+        result = self.model.result
+        self.table.setRowCount(0)
+        if result is None:
+            self.evidence.setText("")
+            self.source_label.setText("")
+            return
+        verdict = result.verdict
+        self.headline.setText(verdict.headline)
+        self.headline.setStyleSheet(f"font-size: 16pt; font-weight: bold; color: {verdict_colour(verdict)};")
+        emb = result.embeddings
+        self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
+        items = "".join(f"<li>{_escape(line)}</li>" for line in verdict.evidence)
+        notes = "".join(f"<li><i>{_escape(n)}</i></li>" for n in emb.notes)
+        self.evidence.setText(f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
+                              + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else ""))
+        self.table.setRowCount(len(result.grades))
+        for row, (name, grade) in enumerate(result.grades.items()):
+            cells = (name, format_value(grade.value), str(grade.target), grade.grade)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == 3:
+                    item.setBackground(QBrush(QColor(GRADE_COLOURS.get(grade.grade, "#777"))))
+                    item.setForeground(QBrush(QColor("white")))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def _on_model_selection_changed(self) -> None:
+        rows = self.model.selection
+        result = self.model.result
+        if result is None or not len(rows):
+            self.selection_label.setText("")
+            return
+        text = f"<b>Selection:</b> {len(rows):,} samples"
+        if result.embeddings.labels is not None:
+            common = Counter(result.embeddings.labels[rows].tolist()).most_common(3)
+            text += " — most common labels: " + ", ".join(f"{_escape(k)} ({v})" for k, v in common)
+        self.selection_label.setText(text)
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,464 @@
+"""Plot drawing shared by the panels and the offscreen PNG export.
+
+Each ``draw_*`` function fills a pyqtgraph ``PlotItem`` from analysis results,
+so the GUI panels and ``embscope analyze --png`` (via :func:`render_pngs`)
+show exactly the same plots.  Nothing here keeps state between calls.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Grade colours (seed 002's table): GOOD green, OK amber, POOR red.
+GRADE_COLOURS = {"GOOD": "#2e7d32", "OK": "#b7791f", "POOR": "#c62828"}
+#: A qualitative palette (Tableau 20 order: distinct first, paler second).
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)
+OTHER_COLOUR = "#b0b0b0"
+MARKER_COLOURS = {"effective rank": "#d62728", "participation ratio": "#9467bd", "95 % variance": "#2ca02c"}
+PLOT_SIZE = (900, 600)
+
+_configured = False
+
+
+def configure_pyqtgraph() -> None:
+    """Global pyqtgraph options, set once after PySide6 is imported."""
+    global _configured
+    if _configured:
+        return
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(antialias=True, background="w", foreground="k", imageAxisOrder="row-major")
+    _configured = True
+
+
+# --------------------------------------------------------------------------- colours
+
+
+def category_codes(values: np.ndarray, max_categories: int = len(PALETTE)) -> tuple[np.ndarray, list[str], list[str]]:
+    """Integer code per sample, the category names and their colours.
+
+    The ``max_categories - 1`` most frequent categories get palette colours;
+    the rest share one grey "other" category (the last).
+    """
+    names, inverse, counts = np.unique(np.asarray(values).astype(str), return_inverse=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    if len(names) > max_categories:
+        keep = order[: max_categories - 1]
+        rank = np.full(len(names), max_categories - 1, dtype=np.int64)
+        rank[keep] = np.arange(len(keep))
+        labels = [str(names[i]) for i in keep] + [f"other ({len(names) - len(keep)})"]
+        colours = list(PALETTE[: len(keep)]) + [OTHER_COLOUR]
+    else:
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[order] = np.arange(len(names))
+        labels = [str(names[i]) for i in order]
+        colours = list(PALETTE[: len(names)])
+    return rank[inverse.ravel()], labels, colours
+
+
+def continuous_colours(values: np.ndarray) -> np.ndarray:
+    """N×4 uint8 RGBA from a viridis-like ramp over the 1st–99th percentile of ``values``."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    lo, hi = (np.percentile(v[finite], [1, 99]) if finite.any() else (0.0, 1.0))
+    t = np.clip((v - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    t[~finite] = 0
+    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
+    pos = t * (len(stops) - 1)
+    i = np.minimum(pos.astype(int), len(stops) - 2)
+    frac = (pos - i)[:, None]
+    rgb = stops[i] * (1 - frac) + stops[i + 1] * frac
+    return np.column_stack([rgb, np.full(len(v), 255)]).astype(np.uint8)
+
+
+def colour_values(result, colour_by: str, cluster_ids: np.ndarray | None = None):
+    """What to colour the map by: (values, kind) with kind ``"category"``/``"continuous"``, or None."""
+    emb = result.embeddings
+    if colour_by == "leaf":
+        values = emb.labels
+    elif colour_by == "parent":
+        values = emb.parents
+    elif colour_by == "prediction":
+        values = emb.predictions
+    elif colour_by == "cluster":
+        values = None if cluster_ids is None else np.asarray(cluster_ids).astype(str)
+    elif colour_by == "norm":
+        return result.geometry.norms, "continuous"
+    else:
+        raise ValueError(f"unknown colouring {colour_by!r}")
+    return (None if values is None else (values, "category"))
+
+
+# --------------------------------------------------------------------------- spectrum
+
+
+def spectrum_curves(geometry, normalised: bool) -> dict[str, np.ndarray]:
+    """The two singular-value curves the Spectrum panel draws (zeros dropped for the log axis)."""
+    out = {}
+    for name, sv in (("σ (uncentred)", geometry.spectrum.singular_values),
+                     ("σ (centred)", geometry.spectrum.centered_singular_values)):
+        s = np.asarray(sv, dtype=np.float64)
+        if normalised and s.size and s[0] > 0:
+            s = s / s[0]
+        out[name] = s
+    return out
+
+
+def cumulative_variance(geometry) -> np.ndarray:
+    """Cumulative share of variance over the covariance eigenvalues (empty when all zero)."""
+    lam = np.clip(np.asarray(geometry.spectrum.covariance_eigenvalues, dtype=np.float64), 0, None)
+    total = lam.sum()
+    return np.cumsum(lam) / total if total > 0 else np.zeros_like(lam)
+
+
+def spectrum_markers(geometry) -> dict[str, float]:
+    """Positions (in component index) of the effective-rank, participation-ratio and 95 % markers."""
+    m = geometry.metrics
+    out = {}
+    for name, key in (("effective rank", "effective_rank"), ("participation ratio", "participation_ratio"),
+                      ("95 % variance", "dims_for_95_variance")):
+        value = m.get(key)
+        if isinstance(value, (int, float)) and np.isfinite(value) and value > 0:
+            out[name] = float(value)
+    return out
+
+
+def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
+    """Log-scale singular values (uncentred and centred) with the three rank markers."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    legend = plot.legend or plot.addLegend(offset=(-10, 10))
+    legend.clear()
+    plot.setLogMode(x=False, y=True)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setLabel("bottom", "component k")
+    plot.setLabel("left", "σₖ / σ₁" if normalised else "singular value σₖ")
+    plot.setTitle("Singular spectrum" + (" (normalised)" if normalised else ""))
+    for (name, s), colour in zip(spectrum_curves(geometry, normalised).items(), ("#1f77b4", "#ff7f0e")):
+        k = np.arange(1, len(s) + 1)
+        keep = s > 0
+        if keep.any():
+            plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
+    for name, x in spectrum_markers(geometry).items():
+        line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(MARKER_COLOURS[name], width=1.5, style=_dash()),
+                               label=f"{name} {x:.1f}", labelOpts={"position": 0.92, "color": MARKER_COLOURS[name],
+                                                                   "rotateAxis": (1, 0), "anchors": [(0, 0), (0, 0)]})
+        plot.addItem(line)
+
+
+def draw_cumulative(plot, geometry) -> None:
+    """Cumulative explained variance with the 95 % line and the dimension reaching it."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    plot.setLogMode(x=False, y=False)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setTitle("Cumulative variance")
+    plot.setLabel("bottom", "components")
+    plot.setLabel("left", "share of variance")
+    cum = cumulative_variance(geometry)
+    if cum.size:
+        plot.plot(np.arange(1, len(cum) + 1), cum, pen=pg.mkPen("#1f77b4", width=2))
+    plot.addItem(pg.InfiniteLine(pos=0.95, angle=0, pen=pg.mkPen("#2ca02c", style=_dash())))
+    dims = spectrum_markers(geometry).get("95 % variance")
+    if dims:
+        plot.addItem(pg.InfiniteLine(pos=dims, angle=90, pen=pg.mkPen("#2ca02c", width=1.5, style=_dash()),
+                                     label=f"95 % at {dims:.0f}", labelOpts={"position": 0.2, "color": "#2ca02c"}))
+    plot.setYRange(0, 1.02, padding=0)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = None) -> None:
+    """Top-k predicted classes (share), the modal base rate as a line, the selection overlaid."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    plot.showGrid(y=True, alpha=0.2)
+    plot.setLabel("left", "share of predictions")
+    names = [c for c, _, _ in report.top]
+    shares = np.array([s for _, _, s in report.top], dtype=float)
+    x = np.arange(len(names))
+    colours = ["#c62828" if (i == 0 and report.mode_collapse) else "#1f77b4" for i in range(len(names))]
+    plot.addItem(pg.BarGraphItem(x=x, height=shares, width=0.7, brushes=colours, pens=[None] * len(names)))
+    if selected_counts:
+        total = max(sum(selected_counts.values()), 1)
+        sel = np.array([selected_counts.get(n, 0) / total for n in names], dtype=float)
+        plot.addItem(pg.BarGraphItem(x=x + 0.2, height=sel, width=0.3, brush="#ffb300", pen=None))
+    if report.modal_base_rate is not None:
+        plot.addItem(pg.InfiniteLine(pos=report.modal_base_rate, angle=0, pen=pg.mkPen("#2ca02c", width=2, style=_dash()),
+                                     label=f"modal base rate {report.modal_base_rate:.1%}",
+                                     labelOpts={"position": 0.85, "color": "#2ca02c", "anchors": [(1, 1), (1, 1)]}))
+    plot.addItem(pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#c62828", width=1, style=_dash()),
+                                 label="mode collapse ≥ 50 %", labelOpts={"position": 0.15, "color": "#c62828",
+                                                                         "anchors": [(0, 1), (0, 1)]}))
+    plot.getAxis("bottom").setTicks([[(i, _short(n)) for i, n in enumerate(names)]])
+    plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
+    plot.setYRange(0, max(1.0 if report.mode_collapse else 0.55, float(shares.max(initial=0)) * 1.1), padding=0)
+    plot.setTitle(f"Predictions: modal “{_short(report.modal_class)}” {report.modal_share:.1%}"
+                  + (f" vs base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else ""))
+
+
+def draw_confusion(plot, report) -> None:
+    """Row-normalised confusion matrix (rows = true label, columns = prediction) as an image."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    plot.setTitle("Confusion matrix (row-normalised)")
+    conf = np.asarray(report.confusion, dtype=np.float64)
+    if conf.size == 0:
+        return
+    rows = conf.sum(axis=1, keepdims=True)
+    norm = np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0)
+    image = pg.ImageItem(norm[::-1])  # row 0 at the top, as a table reads
+    image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+    image.setLevels((0, 1))
+    plot.addItem(image)
+    n = len(report.classes)
+    ticks = [(i + 0.5, _short(c, 12)) for i, c in enumerate(report.classes)]
+    plot.getAxis("bottom").setTicks([ticks])
+    plot.getAxis("left").setTicks([[(n - 1 - i + 0.5, t) for i, (_, t) in enumerate(ticks)]])
+    plot.setLabel("bottom", "predicted")
+    plot.setLabel("left", "true label")
+    plot.setAspectLocked(True)
+    plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def sweep_rows(clusters_summary: dict | None) -> list[dict]:
+    """The sweep's per-inflation rows sorted by inflation."""
+    if not clusters_summary:
+        return []
+    return sorted(clusters_summary.get("inflations", []), key=lambda r: r["inflation"])
+
+
+def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: float | None = None) -> None:
+    """Cluster count (log) and purity vs leaf/parent against inflation, current inflation marked."""
+    import pyqtgraph as pg
+
+    rows = sweep_rows(clusters_summary)
+    for plot in (count_plot, purity_plot):
+        plot.clear()
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLabel("bottom", "inflation")
+    count_plot.setTitle("MCL clusters")
+    count_plot.setLabel("left", "clusters")
+    purity_plot.setTitle("Purity")
+    purity_plot.setLabel("left", "purity")
+    legend = purity_plot.legend or purity_plot.addLegend(offset=(-10, -10))
+    legend.clear()
+    if not rows:
+        return
+    x = np.array([r["inflation"] for r in rows], dtype=float)
+    count_plot.plot(x, [r["n_clusters"] for r in rows], pen=pg.mkPen("#1f77b4", width=2), symbol="o",
+                    symbolBrush="#1f77b4", symbolSize=7)
+    count_plot.plot(x, [r["n_singletons"] for r in rows], pen=pg.mkPen("#7f7f7f", width=1, style=_dash()),
+                    symbol="t", symbolBrush="#7f7f7f", symbolSize=6)
+    for key, name, colour in (("purity_leaf", "leaf", "#ff7f0e"), ("purity_parent", "parent", "#2ca02c")):
+        values = [r.get(key) for r in rows]
+        if all(v is not None for v in values):
+            purity_plot.plot(x, values, pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour,
+                             symbolSize=7, name=f"purity {name}")
+    purity_plot.setYRange(0, 1.02, padding=0)
+    if current is not None:
+        for plot in (count_plot, purity_plot):
+            plot.addItem(pg.InfiniteLine(pos=current, angle=90, pen=pg.mkPen("#d62728", width=1.5)))
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def draw_weight_spectra(plot, weights, names: list[str] | None = None, max_curves: int = 12) -> None:
+    """σ/σ₁ of 2-D weights (log scale), the named ones or the first ``max_curves``."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    legend = plot.legend or plot.addLegend(offset=(-10, 10))
+    legend.clear()
+    plot.setLogMode(x=False, y=True)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setTitle("Weight spectra (σ / σ₁)")
+    plot.setLabel("bottom", "component k")
+    plot.setLabel("left", "σₖ / σ₁")
+    matrices = [m for m in weights.matrices if names is None or m.name in names][:max_curves]
+    for i, m in enumerate(matrices):
+        s = np.asarray(m.singular_values, dtype=np.float64)
+        if not s.size or s[0] <= 0:
+            continue
+        s = s / s[0]
+        keep = s > 0
+        k = np.arange(1, len(s) + 1)
+        plot.plot(k[keep], s[keep], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
+                  name=f"{m.name} (eff. rank {m.effective_rank:.1f})")
+
+
+# --------------------------------------------------------------------------- map
+
+
+def draw_map(plot, coords: np.ndarray, result, colour_by: str = "leaf", cluster_ids=None, method: str = "") -> None:
+    """Static scatter of a 2-D layout for export (the Map panel draws its own interactive one)."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    plot.setTitle(f"Map ({method.upper() or 'layout'}, coloured by {colour_by})")
+    plot.hideAxis("left")
+    plot.hideAxis("bottom")
+    plot.setAspectLocked(True)
+    brushes, legend_items = map_brushes(result, colour_by, cluster_ids)
+    scatter = pg.ScatterPlotItem(pos=coords, size=4, pen=None, brush=brushes)
+    plot.addItem(scatter)
+    legend = plot.legend or plot.addLegend(offset=(10, 10))
+    legend.clear()
+    for name, colour in legend_items[:12]:
+        legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), name)
+
+
+def map_brushes(result, colour_by: str, cluster_ids=None):
+    """Per-point brushes (a reused small set of QBrush objects) and legend (name, colour) pairs."""
+    import pyqtgraph as pg
+
+    n = result.embeddings.n_samples
+    spec = colour_values(result, colour_by, cluster_ids)
+    if spec is None:
+        return [pg.mkBrush("#1f77b4")] * n, []
+    values, kind = spec
+    if kind == "continuous":
+        rgba = continuous_colours(values)
+        # Quantise so only ≤ 64 distinct brushes exist (pyqtgraph caches symbols per brush).
+        q = (rgba[:, :3] // 8).astype(np.int64)
+        keys = q[:, 0] * 1024 + q[:, 1] * 32 + q[:, 2]
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        palette = [pg.mkBrush(int(k // 1024) * 8, int(k // 32 % 32) * 8, int(k % 32) * 8, 220) for k in uniq]
+        return [palette[i] for i in inverse.ravel()], [("low norm", "#440154"), ("high norm", "#fde725")]
+    codes, names, colours = category_codes(values)
+    palette = [pg.mkBrush(c) for c in colours]
+    return [palette[c] for c in codes], list(zip(names, colours))
+
+
+# --------------------------------------------------------------------------- export
+
+
+def ensure_qapp():
+    """The running QApplication, or a new offscreen one (for the CLI's ``--png``)."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = QApplication([])
+    configure_pyqtgraph()
+    return app
+
+
+def export_plot(plot, path: str | Path, width: int = PLOT_SIZE[0]) -> Path:
+    """Write one PlotItem to PNG with pyqtgraph's ImageExporter, atomically."""
+    import pyqtgraph.exporters as exporters
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    exporter = exporters.ImageExporter(plot)
+    exporter.parameters()["width"] = int(width)
+    exporter.export(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def build_plot_widgets(result, coords=None, colour_by: str = "leaf", cluster_ids=None, method: str = "pca") -> dict:
+    """Offscreen PlotWidgets, one per exported plot, keyed by file stem."""
+    import pyqtgraph as pg
+
+    widgets = {}
+
+    def new(name):
+        widget = pg.PlotWidget()
+        widget.resize(*PLOT_SIZE)
+        widgets[name] = widget
+        return widget.getPlotItem()
+
+    draw_spectrum(new("spectrum"), result.geometry, normalised=False)
+    draw_cumulative(new("cumulative_variance"), result.geometry)
+    if result.predictions is not None:
+        draw_prediction_bars(new("predictions"), result.predictions)
+        if len(result.predictions.classes):
+            draw_confusion(new("confusion"), result.predictions)
+    if result.clusters is not None:
+        summary = result.summary.get("clusters")
+        draw_sweep(new("mcl_clusters"), new("mcl_purity"), summary)
+    if result.weights is not None and result.weights.matrices:
+        draw_weight_spectra(new("weight_spectra"), result.weights)
+    if coords is not None:
+        draw_map(new("map"), coords, result, colour_by, cluster_ids, method)
+    return widgets
+
+
+def render_pngs(result, out_dir: str | Path, *, coords=None, colour_by: str = "leaf", cluster_ids=None,
+                method: str = "") -> list[Path]:
+    """Render every plot of ``result`` plus the one-page ``report.png`` into ``out_dir``.
+
+    Works offscreen: creates a QApplication (``QT_QPA_PLATFORM=offscreen`` when
+    there is no display) if none runs.  The map uses ``coords`` when given,
+    else a PCA layout of the samples.
+
+    Parameters
+    ----------
+    result
+        An :class:`~embscope.tasks.analyze.AnalysisResult`.
+    out_dir
+        Folder for ``spectrum.png``, ``cumulative_variance.png``,
+        ``predictions.png``, ``confusion.png``, ``mcl_clusters.png``,
+        ``mcl_purity.png``, ``weight_spectra.png``, ``map.png`` (those that
+        apply) and ``report.png``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from embscope.gui.report_png import render_report_png
+
+    ensure_qapp()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if coords is None:
+        coords, method = pca_coords(result), "pca"
+    if cluster_ids is None and result.clusters is not None and colour_by == "cluster":
+        ids = getattr(result.clusters, "cluster_ids", {})
+        if ids:
+            cluster_ids = ids[min(ids)]
+    widgets = build_plot_widgets(result, coords, colour_by, cluster_ids, method or "pca")
+    written = [export_plot(w.getPlotItem(), out / f"{name}.png") for name, w in widgets.items()]
+    written.append(render_report_png(result, out / "report.png", {p.stem: p for p in written}))
+    for w in widgets.values():
+        w.deleteLater()
+    return written
+
+
+def pca_coords(result) -> np.ndarray:
+    """2-D PCA of the per-sample vectors (the layout module's, so GUI and CLI agree)."""
+    from embscope.tasks.layout import pca_layout
+
+    return np.asarray(pca_layout(result.sample_vectors), dtype=np.float32)
+
+
+def _dash():
+    from PySide6.QtCore import Qt
+
+    return Qt.PenStyle.DashLine
+
+
+def _short(text: str, width: int = 14) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,79 @@
+"""Predictions panel: top-k distribution with modal share vs base rate, confusion matrix."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from embscope.gui.model import ViewModel
+from embscope.gui.plots import GRADE_COLOURS, draw_confusion, draw_prediction_bars
+from embscope.gui.report_png import format_value
+from embscope.gui.widgets import export_row
+
+
+class PredictionsPanel(QWidget):
+    """Phase 1 of seed 000: what the head predicts, against the labels' base rate."""
+
+    title = "Predictions"
+
+    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        self.flags_label = QLabel("")
+        self.flags_label.setWordWrap(True)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.bar_plot = self.graphics.addPlot(row=0, col=0)
+        self.confusion_plot = self.graphics.addPlot(row=0, col=1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(export_row(self, self.summary_label))
+        layout.addWidget(self.flags_label)
+        layout.addWidget(self.graphics, stretch=1)
+        model.result_changed.connect(self._on_model_result_changed)
+        model.selection_changed.connect(self._on_model_selection_changed)
+        self._on_model_result_changed()
+
+    def plot_items(self) -> dict:
+        return {"predictions": self.bar_plot, "confusion": self.confusion_plot}
+
+    def selected_counts(self) -> dict[str, int] | None:
+        """Predicted-class counts among the selected samples (None when nothing is selected)."""
+        result, rows = self.model.result, self.model.selection
+        if result is None or result.embeddings.predictions is None or not len(rows):
+            return None
+        return dict(Counter(result.embeddings.predictions[rows].tolist()))
+
+    def _on_model_result_changed(self) -> None:
+        report = None if self.model.result is None else self.model.result.predictions
+        self.bar_plot.clear()
+        self.confusion_plot.clear()
+        if report is None:
+            self.summary_label.setText("No predictions for this source (no classifier head or prediction column)."
+                                       if self.model.result is not None else "")
+            self.flags_label.setText("")
+            return
+        self.summary_label.setText(
+            f"accuracy {format_value(report.accuracy)} · macro-F1 {format_value(report.macro_f1)} · "
+            f"modal class “{report.modal_class}” {report.modal_share:.1%} of predictions"
+            + (f" · modal base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else ""))
+        flags = []
+        if report.mode_collapse:
+            flags.append(f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Mode collapse</b>: one class takes "
+                         f"{report.modal_share:.0%} of predictions (≥ 50 %).</span>")
+        if report.base_rate_flag:
+            flags.append(f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Score is the base rate</b>: accuracy is "
+                         "within noise of always answering the most frequent label — not learning.</span>")
+        if not flags:
+            flags.append(f"<span style='color:{GRADE_COLOURS['GOOD']}'>No prediction collapse.</span>")
+        self.flags_label.setText("<br>".join(flags))
+        draw_prediction_bars(self.bar_plot, report, self.selected_counts())
+        if len(report.classes):
+            draw_confusion(self.confusion_plot, report)
+
+    def _on_model_selection_changed(self) -> None:
+        report = None if self.model.result is None else self.model.result.predictions
+        if report is not None:
+            draw_prediction_bars(self.bar_plot, report, self.selected_counts())

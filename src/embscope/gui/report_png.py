@@ -1,0 +1,118 @@
+"""The one-page report PNG: verdict, evidence, graded table and the main plots on one image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from embscope.gui.plots import GRADE_COLOURS
+
+PAGE_WIDTH = 1800
+MARGIN = 40
+#: Plots placed on the page, in order, when they were rendered.
+PAGE_PLOTS = ("spectrum", "cumulative_variance", "map", "mcl_purity", "predictions", "weight_spectra")
+
+
+def verdict_colour(verdict) -> str:
+    return GRADE_COLOURS["GOOD"] if verdict.healthy else GRADE_COLOURS["POOR"]
+
+
+def format_value(value) -> str:
+    """Compact number formatting shared by the table widgets and the report page."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        if value == 0 or 1e-3 <= abs(value) < 1e5:
+            return f"{value:.4g}"
+        return f"{value:.3e}"
+    return str(value)
+
+
+def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> Path:
+    """Draw the report page for ``result`` and write it to ``path`` atomically.
+
+    ``plot_pngs`` maps plot names (file stems from :func:`embscope.gui.plots.render_pngs`)
+    to PNG files; those named in :data:`PAGE_PLOTS` are tiled two per row.
+    """
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+    tiles = [QImage(str(plot_pngs[name])) for name in PAGE_PLOTS if name in plot_pngs]
+    tile_w = (PAGE_WIDTH - 3 * MARGIN) // 2
+    tile_h = int(tile_w * 2 / 3)
+    grades = list(result.grades.items())
+    evidence = list(result.verdict.evidence)
+    line_h = 30
+    text_h = 180 + line_h * (len(evidence) + len(grades) + 3)
+    height = text_h + ((len(tiles) + 1) // 2) * (tile_h + MARGIN) + MARGIN
+    image = QImage(PAGE_WIDTH, height, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+    y = MARGIN
+    font = QFont()
+    font.setPixelSize(34)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QColor("#222222"))
+    emb = result.embeddings
+    painter.drawText(MARGIN, y + 34, f"EmbScope report — {Path(str(emb.source)).name or 'embeddings'}")
+    y += 50
+    font.setPixelSize(20)
+    font.setBold(False)
+    painter.setFont(font)
+    painter.setPen(QColor("#555555"))
+    painter.drawText(MARGIN, y + 20, f"{emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
+    y += 40
+    font.setPixelSize(28)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QColor(verdict_colour(result.verdict)))
+    painter.drawText(QRect(MARGIN, y, PAGE_WIDTH - 2 * MARGIN, 40), Qt.AlignmentFlag.AlignLeft,
+                     result.verdict.headline)
+    y += 50
+    font.setPixelSize(20)
+    font.setBold(False)
+    painter.setFont(font)
+    painter.setPen(QColor("#222222"))
+    for line in evidence:
+        painter.drawText(QRect(MARGIN + 20, y, PAGE_WIDTH - 2 * MARGIN - 20, line_h),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"• {line}")
+        y += line_h
+    y += line_h
+    columns = (MARGIN, MARGIN + 520, MARGIN + 760, MARGIN + 1060)
+    font.setBold(True)
+    painter.setFont(font)
+    for x, title in zip(columns, ("Metric", "Value", "Target", "Grade")):
+        painter.drawText(x, y + 22, title)
+    y += line_h
+    font.setBold(False)
+    painter.setFont(font)
+    for name, grade in grades:
+        painter.setPen(QColor("#222222"))
+        painter.drawText(columns[0], y + 22, name)
+        painter.drawText(columns[1], y + 22, format_value(grade.value))
+        painter.drawText(columns[2], y + 22, str(grade.target))
+        painter.fillRect(columns[3] - 6, y + 3, 90, line_h - 6, QColor(GRADE_COLOURS.get(grade.grade, "#777777")))
+        painter.setPen(QColor("white"))
+        painter.drawText(columns[3], y + 22, grade.grade)
+        y += line_h
+    y = text_h
+    for i, tile in enumerate(tiles):
+        x = MARGIN + (i % 2) * (tile_w + MARGIN)
+        row_y = y + (i // 2) * (tile_h + MARGIN)
+        painter.drawImage(QRect(x, row_y, tile_w, tile_h), tile)
+    painter.end()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    if not image.save(str(tmp), "PNG"):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,97 @@
+"""Weights panel: per-parameter norm table, per-matrix spectra, unused embedding rows."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from embscope.gui.model import ViewModel
+from embscope.gui.plots import GRADE_COLOURS, draw_weight_spectra
+from embscope.gui.report_png import format_value
+from embscope.gui.widgets import export_row
+
+COLUMNS = ("Parameter", "Shape", "Norm", "RMS", "Eff. rank", "Stable rank", "Status")
+
+
+class WeightsPanel(QWidget):
+    """The checkpoint's weights without data; selecting table rows picks the spectra drawn."""
+
+    title = "Weights"
+
+    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        self.embeddings_label = QLabel("")
+        self.embeddings_label.setWordWrap(True)
+        self.embeddings_label.setTextFormat(Qt.TextFormat.RichText)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSortingEnabled(False)
+        self.spectra = pg.PlotWidget()
+        self.spectra_plot = self.spectra.getPlotItem()
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.spectra)
+        layout = QVBoxLayout(self)
+        layout.addLayout(export_row(self, self.summary_label))
+        layout.addWidget(self.embeddings_label)
+        layout.addWidget(splitter, stretch=1)
+        self.table.itemSelectionChanged.connect(self._on_view_table_selection_changed)
+        model.result_changed.connect(self._on_model_result_changed)
+        self._on_model_result_changed()
+
+    def plot_items(self) -> dict:
+        return {"weight_spectra": self.spectra_plot}
+
+    def _on_model_result_changed(self) -> None:
+        weights = None if self.model.result is None else self.model.result.weights
+        self.table.setRowCount(0)
+        self.spectra_plot.clear()
+        if weights is None:
+            self.summary_label.setText("No weights: this source is an embeddings file, not a checkpoint."
+                                       if self.model.result is not None else "")
+            self.embeddings_label.setText("")
+            return
+        bad = sum(p.status != "ok" for p in weights.parameters)
+        self.summary_label.setText(f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters; "
+                                   f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads")
+        lines = []
+        for e in weights.embeddings:
+            verdict = {True: "collapsed", False: "healthy", None: f"not judged ({e.role} table)"}[e.collapsed]
+            colour = GRADE_COLOURS["POOR"] if e.collapsed else "#222"
+            shown = ", ".join(str(int(i)) for i in e.small_rows[:20])
+            more = "…" if len(e.small_rows) > 20 else ""
+            lines.append(f"<span style='color:{colour}'><b>{e.name}</b> {e.shape[0]}×{e.shape[1]}: effective rank "
+                         f"{e.effective_rank:.1f} vs 0.3·min(V, d) = {e.rank_threshold:.1f} → {verdict}; "
+                         f"<b>{len(e.small_rows)}</b> unused rows (norm &lt; 0.01)"
+                         + (f": {shown}{more}" if len(e.small_rows) else "") + "</span>")
+        self.embeddings_label.setText("<br>".join(lines) or "No embedding tables found.")
+        ranks = {m.name: m for m in weights.matrices}
+        self.table.setRowCount(len(weights.parameters))
+        for row, p in enumerate(weights.parameters):
+            m = ranks.get(p.name)
+            cells = (p.name, "×".join(str(s) for s in p.shape) or "scalar", format_value(p.norm), format_value(p.rms),
+                     f"{m.effective_rank:.1f}" if m else "", f"{m.stable_rank:.2f}" if m else "", p.status)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == 6 and p.status != "ok":
+                    item.setBackground(QBrush(QColor(GRADE_COLOURS["POOR"])))
+                    item.setForeground(QBrush(QColor("white")))
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        draw_weight_spectra(self.spectra_plot, weights)
+
+    def _on_view_table_selection_changed(self) -> None:
+        weights = None if self.model.result is None else self.model.result.weights
+        if weights is None:
+            return
+        names = sorted({self.table.item(i.row(), 0).text() for i in self.table.selectedIndexes()})
+        draw_weight_spectra(self.spectra_plot, weights, names or None)

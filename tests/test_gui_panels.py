@@ -1,0 +1,233 @@
+"""Each panel built from a known result shows what the result says (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from helpers_gui import make_result, make_weights, mcl_row  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def result():
+    return make_result(n=300, weights=make_weights())
+
+
+@pytest.fixture(scope="module")
+def collapsed_result():
+    return make_result(n=120, collapsed=True, clusters=False, predictions="collapsed")
+
+
+@pytest.fixture
+def model(qtbot, result):
+    from embscope.gui.model import ViewModel
+    from embscope.gui.plots import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    return ViewModel()
+
+
+def test_overview_shows_verdict_evidence_and_coloured_grades(qtbot, model, result, collapsed_result):
+    from embscope.gui.overview_panel import OverviewPanel
+    from embscope.gui.plots import GRADE_COLOURS
+
+    panel = OverviewPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    assert panel.headline.text() == result.verdict.headline
+    assert panel.table.rowCount() == len(result.grades)
+    shown = {panel.table.item(r, 0).text(): r for r in range(panel.table.rowCount())}
+    for name, grade in result.grades.items():
+        row = shown[name]
+        assert panel.table.item(row, 3).text() == grade.grade
+        assert panel.table.item(row, 3).background().color().name() == GRADE_COLOURS[grade.grade]
+    model.set_result(collapsed_result)
+    assert collapsed_result.verdict.label == "collapsed_to_point"
+    assert panel.headline.text().startswith("Collapsed to a point")
+    assert GRADE_COLOURS["POOR"] in panel.headline.styleSheet()
+    for line in collapsed_result.verdict.evidence:
+        assert line.split()[0] in panel.evidence.text()
+
+
+def test_spectrum_curves_markers_toggle_and_readout(qtbot, model, result):
+    from embscope.gui.spectrum_panel import SpectrumPanel
+
+    panel = SpectrumPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    sv = result.geometry.spectrum.singular_values
+    curves = [item for item in panel.spectrum_plot.listDataItems()]
+    x, y = curves[0].getData()
+    # Log mode: the curve stores σ and shows log10 σ; compare to the analysis' spectrum.
+    np.testing.assert_allclose(curves[0].yData, sv[sv > 0], rtol=1e-6)
+    lines = {round(item.value(), 6) for item in panel.spectrum_plot.items if hasattr(item, "angle") and item.angle == 90}
+    m = result.geometry.metrics
+    for key in ("effective_rank", "participation_ratio", "dims_for_95_variance"):
+        assert round(float(m[key]), 6) in lines
+    panel.normalised_box.setChecked(True)
+    curves = panel.spectrum_plot.listDataItems()
+    assert curves[0].yData[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(curves[0].yData, (sv / sv[0])[sv > 0], rtol=1e-6)
+    cum = np.cumsum(result.geometry.spectrum.covariance_eigenvalues)
+    cum /= cum[-1]
+    assert f"{cum[2]:.1%}" in panel.readout_at(3)
+    assert panel.readout_at(10_000).startswith(f"k = {len(sv)}:")
+
+
+def test_predictions_bars_base_rate_and_confusion(qtbot, model, result):
+    import pyqtgraph as pg
+
+    from embscope.gui.predictions_panel import PredictionsPanel
+
+    panel = PredictionsPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    report = result.predictions
+    bars = [i for i in panel.bar_plot.items if isinstance(i, pg.BarGraphItem)]
+    heights = bars[0].opts["height"]
+    emb = result.embeddings
+    classes, counts = np.unique(emb.predictions, return_counts=True)
+    top = sorted(counts / len(emb.predictions), reverse=True)[: len(heights)]
+    np.testing.assert_allclose(sorted(heights, reverse=True), top)
+    base = max(np.unique(emb.labels, return_counts=True)[1]) / len(emb.labels)
+    assert any(getattr(i, "angle", None) == 0 and i.value() == pytest.approx(base) for i in panel.bar_plot.items)
+    image = next(i for i in panel.confusion_plot.items if isinstance(i, pg.ImageItem))
+    conf = report.confusion / report.confusion.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(image.image, conf[::-1])
+    assert "Mode collapse" not in panel.flags_label.text()
+
+
+def test_weights_table_spectra_and_unused_rows(qtbot, model, result):
+    from embscope.gui.weights_panel import WeightsPanel
+
+    panel = WeightsPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    weights = result.weights
+    assert panel.table.rowCount() == len(weights.parameters)
+    names = {panel.table.item(r, 0).text(): r for r in range(panel.table.rowCount())}
+    row = names["layer.weight"]
+    expected = np.linalg.norm(np.asarray(_state()["layer.weight"], dtype=np.float64))
+    assert float(panel.table.item(row, 2).text()) == pytest.approx(expected, rel=1e-3)
+    assert panel.table.item(names["layer.bias"], 6).text() == "zero"
+    assert "<b>5</b> unused rows" in panel.embeddings_label.text()
+    assert len(panel.spectra_plot.listDataItems()) == len(weights.matrices)
+    panel.table.selectRow(row)
+    assert len(panel.spectra_plot.listDataItems()) == 1
+
+
+def _state():
+    rng = np.random.default_rng(1)
+    table = rng.normal(0, 1, size=(50, 8)).astype(np.float32)
+    return {"layer.weight": rng.normal(0, 1, size=(8, 8)).astype(np.float32)}
+
+
+def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, result):
+    from embscope.gui.clusters_panel import ClustersPanel
+
+    panel = ClustersPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    rows = {r["inflation"]: r for r in result.summary["clusters"]["inflations"]}
+    assert panel.inflation == 2.0
+    assert panel.value_labels["n_clusters"].text() == str(rows[2.0]["n_clusters"])
+    assert model.inflation == 2.0 and np.array_equal(model.cluster_ids, result.clusters.cluster_ids[2.0])
+    panel.set_inflation(3.0)  # cached in the sweep: shown at once, no request
+    assert panel.value_labels["n_clusters"].text() == str(rows[3.0]["n_clusters"])
+    # An inflation outside the sweep is requested; the answer updates the numbers live.
+    emb = result.embeddings
+    with qtbot.waitSignal(panel.inflation_requested, timeout=2000) as blocker:
+        panel.set_inflation(5.5)
+    assert blocker.args == [5.5]
+    row, ids = mcl_row(result.graph, emb.labels, emb.parents, 5.5)
+    panel.add_point(5.5, row, ids)
+    assert panel.value_labels["purity_leaf"].text() == f"{row['purity_leaf']:.4g}"
+    assert panel.value_labels["n_clusters"].text() == str(row["n_clusters"])
+    assert model.inflation == 5.5 and len(np.unique(model.cluster_ids)) == row["n_clusters"]
+    assert len(panel.count_plot.listDataItems()[0].xData) == 4
+
+
+def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
+    from embscope.gui.map_panel import MapPanel, points_in_polygon
+
+    panel = MapPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    coords = result.sample_vectors[:, :2].copy()
+    model.set_layout(coords, "pca")
+    assert len(panel.scatter.data) == result.embeddings.n_samples
+    brushes = panel.scatter.data["brush"]
+    labels = result.embeddings.labels
+    # Same label ⇒ same brush colour; different labels ⇒ different colours.
+    colour = {lab: brushes[np.flatnonzero(labels == lab)[0]].color().name() for lab in np.unique(labels)}
+    assert len(set(colour.values())) == len(colour)
+    assert all(brushes[i].color().name() == colour[labels[i]] for i in range(0, len(labels), 17))
+    # Hover: the KD-tree finds the sample under the point and describes it.
+    with qtbot.waitSignal(panel.hovered) as blocker:
+        panel.show_hover(panel.sample_at(*coords[42]))
+    assert blocker.args == [42]
+    assert "id0042" in panel.hover_label.text() and labels[42] in panel.hover_label.text()
+    # Lasso: a polygon around some points selects exactly those inside (checked by hand).
+    centre = coords.mean(axis=0)
+    polygon = centre + np.array([[-3, -3], [3, -3], [3, 3], [-3, 3]], dtype=float)
+    panel.select_polygon(polygon)
+    inside = np.flatnonzero((np.abs(coords - centre) <= 3).all(axis=1))
+    np.testing.assert_array_equal(model.selection, inside)
+    assert panel.selection_list.count() == len(inside)
+    assert len(panel.highlight.data) == len(inside)
+    tri = np.array([[0, 0], [4, 0], [0, 4]], dtype=float)
+    pts = np.array([[1, 1], [3, 3], [-1, 1], [0.5, 3]])
+    np.testing.assert_array_equal(points_in_polygon(pts, tri), [True, False, False, True])
+    # Colour by norm is continuous; by cluster uses the model's cluster ids.
+    panel.colour_combo.setCurrentText("cluster")
+    model.set_clusters(2.0, result.clusters.cluster_ids[2.0])
+    cid = result.clusters.cluster_ids[2.0]
+    brushes = panel.scatter.data["brush"]
+    same = np.flatnonzero(cid == cid[0])
+    assert len({brushes[i].color().name() for i in same}) == 1
+
+
+def test_clicking_a_point_lists_its_graph_neighbours(qtbot, model, result):
+    from embscope.gui.map_panel import MapPanel
+
+    panel = MapPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    model.set_layout(result.sample_vectors[:, :2], "pca")
+    panel.select_neighbours(7)
+    expected = np.unique(np.r_[7, result.graph.indices[7]])
+    np.testing.assert_array_equal(model.selection, expected)
+    assert panel.selection_list.item(0).text().startswith("● id0007")
+    assert panel.selection_list.count() == len(expected)
+
+
+def test_selection_links_every_panel(qtbot, model, result):
+    from embscope.gui.clusters_panel import ClustersPanel
+    from embscope.gui.map_panel import MapPanel
+    from embscope.gui.overview_panel import OverviewPanel
+    from embscope.gui.predictions_panel import PredictionsPanel
+
+    import pyqtgraph as pg
+
+    panels = [P(model) for P in (MapPanel, OverviewPanel, ClustersPanel, PredictionsPanel)]
+    for p in panels:
+        qtbot.addWidget(p)
+    model.set_result(result)
+    model.set_layout(result.sample_vectors[:, :2], "pca")
+    rows = np.flatnonzero(result.embeddings.labels == "leaf3")[:20]
+    panels[0].select_polygon(np.array([[-1e9, -1e9], [1e9, -1e9], [1e9, 1e9], [-1e9, 1e9]]))
+    assert len(model.selection) == result.embeddings.n_samples
+    model.set_selection(rows, origin="test")
+    map_panel, overview, clusters, predictions = panels
+    assert len(map_panel.highlight.data) == 20
+    assert "20 samples" in overview.selection_label.text() and "leaf3 (20)" in overview.selection_label.text()
+    n_clusters = len(np.unique(result.clusters.cluster_ids[2.0][rows]))
+    assert f"in {n_clusters} clusters" in clusters.selection_label.text()
+    overlay = [i for i in predictions.bar_plot.items if isinstance(i, pg.BarGraphItem)]
+    assert len(overlay) == 2  # distribution + the selection's own
+    counts = predictions.selected_counts()
+    assert sum(counts.values()) == 20
+    model.clear_selection()
+    assert overview.selection_label.text() == "" and len(map_panel.highlight.data) == 0
