@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file
 
-from embscope.resources import resource_path  # noqa: E402
+from embscope.resources import resource_path
 
 SERIES = [100, 200, 300, 400, 500, 600, 700]
 

@@ -9,6 +9,7 @@ POOR can be marked (seeds 001 and 003: where did the rank start to fall).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -126,7 +127,7 @@ def order_checkpoints(
         hint = f"pattern {pattern!r} matched none" if pattern else "no name carries a step (e.g. step-000500)"
         raise BadInputError(f"no checkpoints with a step found: {hint}; give --pattern with a group around the step")
     entries.sort(key=lambda e: (e.step, e.path.name))
-    for a, b in zip(entries, entries[1:]):
+    for a, b in itertools.pairwise(entries):
         if a.step == b.step:
             raise BadInputError(f"two checkpoints have step {a.step}: {a.path.name} and {b.path.name}")
     notes = [f"skipped {name}: no step in its name" for name in skipped]

@@ -11,7 +11,7 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from embscope.cli import EXIT_OK
+from embscope.commands import EXIT_OK
 
 PNG_HOOK = "embscope.gui.compare_png"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from embscope.cli import EXIT_OK
+from embscope.commands import EXIT_OK
 
 PNG_HOOK = "embscope.gui.series_png"
 

@@ -114,7 +114,7 @@ class CompareResult:
             "alignment": {
                 s.name: None if s.alignment is None else {
                     "method": "orthogonal Procrustes on shared samples (PCA maps)",
-                    "shared_samples": int(len(s.shared_rows[0])),
+                    "shared_samples": len(s.shared_rows[0]),
                     "scale": s.alignment.scale,
                     "reflection": bool(np.linalg.det(s.alignment.rotation) < 0),
                     "rms_residual": s.alignment.residual,

@@ -26,8 +26,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from embscope.analysis.grading import Threshold, load_thresholds
-from embscope.analysis.series import Crossing, SeriesEntry, find_checkpoints, first_poor_crossings, order_checkpoints
-from embscope.analysis.series import scalar_metrics, step_unit
+from embscope.analysis.series import (
+    Crossing,
+    SeriesEntry,
+    find_checkpoints,
+    first_poor_crossings,
+    order_checkpoints,
+    scalar_metrics,
+    step_unit,
+)
 from embscope.errors import BadInputError
 from embscope.tasks.analyze import SCHEMA_VERSION, AnalyzeRequest, analyze_job
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
