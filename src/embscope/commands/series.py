@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
         analysis=request_from_args(args, ""),
         folder=args.folder,
         pattern=args.pattern,
+        # Purity is read at --purity-inflation when the parser offers it, else
+        # at the coarsest of --inflations (pass one value to choose it).
+        purity_inflation=getattr(args, "purity_inflation", None),
         use_cache=not args.no_cache,
     )
     progress = StderrProgress()
