@@ -1,0 +1,100 @@
+"""JobRunner: progress, results, cancel within a second, stale results dropped, synchronous mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from embscope.errors import BadInputError  # noqa: E402
+from embscope.tasks.progress import Progress  # noqa: E402
+
+
+def endless(cancel):
+    """A job that only ends when cancelled (yields every 10 ms)."""
+    i = 0
+    while True:
+        cancel.raise_if_cancelled()
+        i += 1
+        yield Progress("spinning", (i % 100) / 100)
+        time.sleep(0.01)
+
+
+def counting(n, delay=0.0):
+    def make(cancel):
+        for i in range(n):
+            cancel.raise_if_cancelled()
+            yield Progress("counting", i / n)
+            time.sleep(delay)
+        return n
+
+    return make
+
+
+@pytest.fixture
+def runner(qtbot):
+    from embscope.gui.workers import JobRunner
+
+    r = JobRunner("test")
+    yield r
+    r.cancel()
+    assert r.wait(2.0), "a test left a worker thread running"
+
+
+def test_threaded_job_reports_progress_and_result(qtbot, runner):
+    progress = []
+    runner.progress.connect(lambda _i, p: progress.append(p))
+    with qtbot.waitSignal(runner.finished, timeout=5000) as blocker:
+        request_id = runner.start(counting(20, 0.01))
+    assert blocker.args == [request_id, 20]
+    assert progress and all(p.stage == "counting" for p in progress)
+    assert not runner.running
+
+
+def test_cancel_stops_a_running_job_within_a_second(qtbot, runner):
+    with qtbot.waitSignal(runner.progress, timeout=5000):
+        runner.start(endless)
+    thread = runner._thread
+    assert thread.is_alive()
+    started = time.monotonic()
+    with qtbot.waitSignal(runner.cancelled, timeout=1000):
+        runner.cancel()
+    assert runner.wait(1.0)
+    assert time.monotonic() - started < 1.0
+    assert not thread.is_alive() and not runner.running
+
+
+def test_new_request_cancels_the_old_one_and_drops_its_result(qtbot, runner):
+    finished = []
+    runner.finished.connect(lambda i, r: finished.append((i, r)))
+    first = runner.start(counting(30, 0.01))
+    second = runner.start(counting(3))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    qtbot.wait(400)  # the first job's thread ends; anything it sent must have been dropped
+    assert finished == [(second, 3)]
+    assert first != second
+
+
+def test_failure_is_one_line_and_runner_is_reusable(qtbot, runner):
+    def bad(cancel):
+        yield Progress("reading")
+        raise BadInputError("embeddings contain NaN in 3 rows\n(second line dropped)")
+
+    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
+        runner.start(bad)
+    assert blocker.args[1] == "embeddings contain NaN in 3 rows (second line dropped)"
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        runner.start(counting(2))
+
+
+def test_synchronous_mode_runs_inline(qtbot):
+    from embscope.gui.workers import JobRunner
+
+    runner = JobRunner("sync", synchronous=True)
+    seen = []
+    runner.finished.connect(lambda i, r: seen.append((r, threading.current_thread() is threading.main_thread())))
+    runner.start(counting(5))
+    assert seen == [(5, True)]
