@@ -59,6 +59,8 @@ class MainWindow(QMainWindow):
         Save the settings when the window closes.
     layouts
         Compute PCA/UMAP maps after each analysis.
+    clusters, knn
+        Run the MCL sweep; neighbours of the k-NN graph (None: the pipeline's default).
     """
 
     first_painted = Signal(float)  # seconds since the window object was created
@@ -66,13 +68,14 @@ class MainWindow(QMainWindow):
     busy_changed = Signal(bool)
 
     def __init__(self, settings: Settings | None = None, *, synchronous: bool = False, persist: bool = True,
-                 layouts: bool = True, clusters: bool = True) -> None:
+                 layouts: bool = True, clusters: bool = True, knn: int | None = None) -> None:
         super().__init__()
         self._created = time.perf_counter()
         self.settings = settings if settings is not None else load_settings()
         self.persist = persist
         self.compute_layouts = layouts
         self.compute_clusters = clusters
+        self.knn = knn
         self.setWindowTitle("EmbScope")
         self.setAcceptDrops(True)
         self.resize(1400, 900)
@@ -275,7 +278,7 @@ class MainWindow(QMainWindow):
         index = self.queue.pop(0)
         self.running_index = index
         self.sources.set_state(index, "running")
-        request = self.sources.specs[index].request(clusters=self.compute_clusters)
+        request = self.sources.specs[index].request(clusters=self.compute_clusters, knn=self.knn)
         self.runners["analysis"].start(jobs.analysis_job(request))
         self._update_busy()
 

@@ -40,15 +40,15 @@ class SourceSpec:
     def name(self) -> str:
         return self.label or Path(self.path).name or self.path
 
-    def request(self, clusters: bool = True):
+    def request(self, clusters: bool = True, knn: int | None = None):
         """The :class:`~embscope.tasks.analyze.AnalyzeRequest` for this source."""
-        from embscope.tasks.analyze import AnalyzeRequest
+        from embscope.tasks.analyze import DEFAULT_KNN, AnalyzeRequest
 
+        common = dict(source=self.path, meta=self.meta, clusters=clusters, knn=DEFAULT_KNN if knn is None else knn)
         if not self.is_checkpoint:
-            return AnalyzeRequest(source=self.path, meta=self.meta, clusters=clusters)
-        return AnalyzeRequest(source=self.path, data=self.data, meta=self.meta, factory=self.factory,
-                              module=self.module, pooling=self.pooling, layer=self.layer, device=self.device,
-                              dtype=self.dtype, clusters=clusters)
+            return AnalyzeRequest(**common)
+        return AnalyzeRequest(data=self.data, factory=self.factory, module=self.module, pooling=self.pooling,
+                              layer=self.layer, device=self.device, dtype=self.dtype, **common)
 
 
 def spec_for_path(path: str, device: str = "auto", dtype: str = "float32") -> SourceSpec:
@@ -59,7 +59,22 @@ def spec_for_path(path: str, device: str = "auto", dtype: str = "float32") -> So
         checkpoint = is_checkpoint(path)
     except Exception:  # noqa: BLE001 - unreadable files are reported when analysed, not here
         checkpoint = False
-    return SourceSpec(path=str(path), is_checkpoint=checkpoint, device=device, dtype=dtype)
+    return SourceSpec(path=str(path), is_checkpoint=checkpoint, device=device, dtype=dtype,
+                      meta=None if checkpoint else sidecar_metadata(path))
+
+
+def sidecar_metadata(path: str | Path) -> str | None:
+    """A metadata CSV named like the embeddings file (``emb.npy`` → ``emb.csv`` / ``emb.meta.csv``), if any.
+
+    The form shows it, so the user sees (and can clear) what was picked.
+    """
+    p = Path(path)
+    if p.is_dir() or p.suffix.lower() in (".csv", ".tsv", ".parquet"):
+        return None
+    for candidate in (p.with_suffix(".csv"), p.with_suffix(".meta.csv")):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 class SourcesPanel(QWidget):

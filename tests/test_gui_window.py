@@ -1,0 +1,164 @@
+"""The main window end to end (offscreen): open, analyse, errors, cancel, close, export, drop, settings."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from helpers_gui import synthetic_embeddings  # noqa: E402
+
+#: Small graphs keep these tests fast; 0 would skip the graph entirely.
+KNN = 5
+
+
+def write_source(folder, name="emb", n=300, d=16, **kwargs):
+    """An .npy embeddings file plus its metadata CSV; returns the .npy path."""
+    emb = synthetic_embeddings(n, d, **kwargs)
+    path = folder / f"{name}.npy"
+    np.save(path, emb.vectors)
+    lines = ["id,label,parent,prediction,text"]
+    lines += [f"{i},{l},{p},{q},{t}" for i, l, p, q, t in zip(emb.ids, emb.labels, emb.parents, emb.predictions,
+                                                            emb.texts)]
+    (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Record error dialogs instead of blocking on them."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text, *a, **k: shown.append(text))
+    return shown
+
+
+def make_window(qtbot, **kwargs):
+    from embscope.gui.main_window import MainWindow
+    from embscope.gui.settings import Settings
+
+    options = dict(settings=Settings(), synchronous=True, persist=False, layouts=False, clusters=False, knn=KNN)
+    options.update(kwargs)
+    window = MainWindow(**options)
+    qtbot.addWidget(window)
+    return window
+
+
+def test_open_file_shows_its_analysis_and_bad_file_gives_a_dialog(qtbot, tmp_path, errors):
+    good = write_source(tmp_path)
+    window = make_window(qtbot)
+    [index] = window.open_paths([good])
+    result = window.results[index]
+    assert window.model.result is result
+    assert window.overview.headline.text() == result.verdict.headline
+    assert result.embeddings.n_samples == 300 and result.graph.k == KNN
+    assert window.sources.list.item(index).text().startswith("✓ emb.npy")
+    assert window.settings.recent_files[0] == str(good)
+    # A corrupt file: one dialog with a one-line reason; the earlier result stays on screen.
+    bad = tmp_path / "broken.npy"
+    bad.write_bytes(b"\x93NUMPY\x01\x00garbage")
+    window.open_paths([bad])
+    assert len(errors) == 1 and "broken.npy" in errors[0] and "\n" not in errors[0]
+    assert window.model.result is result
+    assert window.sources.list.item(1).text().startswith("✗")
+    # Still usable: another good file opens and is shown.
+    other = write_source(tmp_path, "other", n=200, seed=3)
+    [index2] = window.open_paths([other])
+    assert window.model.result is window.results[index2] and window.model.n_samples == 200
+    window.sources.list.setCurrentRow(index)
+    assert window.model.result is result
+
+
+def test_missing_file_and_checkpoint_without_data(qtbot, tmp_path, errors):
+    window = make_window(qtbot)
+    window.open_paths([tmp_path / "nope.npy"])
+    assert errors and "not found" in errors[0]
+    from embscope.gui.sources_panel import SourceSpec
+
+    index = window.add_source(SourceSpec(path=str(tmp_path / "model.safetensors"), is_checkpoint=True))
+    assert "needs data" in window.sources.list.item(index).text()
+    assert "Data" in window.stage_label.text()
+
+
+def test_cancel_stops_a_running_analysis_within_a_second(qtbot, tmp_path, errors):
+    big = write_source(tmp_path, "big", n=20_000, d=64)
+    window = make_window(qtbot, synchronous=False)
+    window.show()
+    runner = window.runners["analysis"]
+    with qtbot.waitSignal(runner.progress, timeout=10_000):
+        window.open_paths([big])
+    assert window.busy and window.cancel_button.isVisible()
+    thread = runner._thread
+    started = time.monotonic()
+    window.cancel_button.click()
+    assert runner.wait(1.0), "the analysis did not stop within a second"
+    assert time.monotonic() - started < 1.0 and not thread.is_alive()
+    qtbot.waitUntil(lambda: not window.busy, timeout=1000)
+    assert window.model.result is None and not errors
+    assert "⊘" in window.sources.list.item(0).text()
+
+
+def test_closing_during_work_exits_cleanly(qtbot, tmp_path, errors):
+    big = write_source(tmp_path, "big", n=20_000, d=64)
+    window = make_window(qtbot, synchronous=False)
+    window.show()
+    runner = window.runners["analysis"]
+    with qtbot.waitSignal(runner.progress, timeout=10_000):
+        window.open_paths([big])
+    thread = runner._thread
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 1.5
+    thread.join(1.0)
+    assert not thread.is_alive() and not errors
+
+
+def test_export_writes_reports_and_plots(qtbot, tmp_path, errors):
+    window = make_window(qtbot)
+    window.open_paths([write_source(tmp_path)])
+    window.model.set_layout(window.model.result.sample_vectors[:, :2], "pca")
+    out = tmp_path / "out"
+    written = window.export(out)
+    names = {p.name for p in written}
+    assert {"summary.json", "report.md", "arrays.npz", "spectrum.png", "cumulative_variance.png", "predictions.png",
+            "confusion.png", "map.png", "report.png"} <= names
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"]["label"] == window.model.result.verdict.label
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(out / "report.png"))
+    assert image.width() == 1800 and image.height() > 1000
+    spectrum = QImage(str(out / "spectrum.png"))
+    assert spectrum.width() == 900
+    # Not blank: many distinct colours (curves, markers, text).
+    pixels = {spectrum.pixel(x, y) for x in range(0, 900, 7) for y in range(0, spectrum.height(), 7)}
+    assert len(pixels) > 20
+    assert not list(out.glob(".*tmp*")) and not errors
+
+
+def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypatch):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from embscope.gui.settings import load_settings
+
+    monkeypatch.setenv("EMBSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    path = write_source(tmp_path)
+    window = make_window(qtbot, persist=True)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.model.result is not None and window.sources.specs[0].path == str(path)
+    window.map.colour_combo.setCurrentText("parent")
+    window.close()
+    saved = load_settings()
+    assert saved.recent_files == [str(path)] and saved.colour_by == "parent" and saved.window_geometry
+    (tmp_path / "cfg" / "settings.json").write_text("{broken")
+    assert make_window(qtbot, settings=None).settings.recent_files == []
