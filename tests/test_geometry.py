@@ -155,3 +155,12 @@ def test_geometry_rotation_and_scale_invariant(seed, scale):
     for key in ("effective_rank", "effective_rank_centered", "participation_ratio", "collapse_ratio",
                 "mean_cosine", "max_cosine", "uniformity", "top1_dominance", "dims_for_95_variance"):
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), key
+
+
+def test_dimension_std_grading_is_scale_free(rng):
+    x = rng.standard_normal((500, 10)) * np.array([1.0] * 9 + [1e-6])
+    for scale in (1e-3, 1.0, 1e3):
+        g = compute_geometry((scale * x).astype(np.float32))
+        rms = np.sqrt((scale * x).var(axis=0, ddof=1).mean())
+        assert g["min_dimension_std_normalized"] == pytest.approx((scale * x).std(axis=0, ddof=1).min() / rms, rel=1e-3)
+        assert g["collapsed_dimensions"] == 1

@@ -70,8 +70,8 @@ METRIC_LABELS = {
     "top1_dominance": "Top-1 dominance σ₁/Σσ",
     "top1_variance_ratio": "Top-1 variance ratio",
     "top5_variance_ratio": "Top-5 variance ratio",
-    "mean_dimension_std": "Mean dimension std",
-    "min_dimension_std": "Min dimension std",
+    "mean_dimension_std_normalized": "Mean dimension std / RMS std",
+    "min_dimension_std_normalized": "Min dimension std / RMS std",
     "knn_label_lift": "kNN label lift over base rate",
     "purity_parent": "Parent purity (coarsest inflation)",
 }
