@@ -287,3 +287,21 @@ def test_cli_compare_writes_json_and_markdown(tmp_path, rng):
     assert set(doc["summaries"]) == {"a.npy", "b.npy"}
     assert doc["metrics"]["effective_rank_centered"]["deltas"][1] == pytest.approx(0.0, abs=1e-6)
     assert "| metric |" in (out / "compare.md").read_text()
+
+
+def test_demo_healthy_vs_collapsed(tmp_path):
+    """The bundled demo's real comparison: the collapsed run is a point and worse on every graded axis."""
+    from embscope.resources import resource_path
+
+    demo = resource_path("demo")
+    common = dict(factory=f"{demo / 'demo_model.py'}:build_model", module="embed_norm", device="cpu",
+                  data=str(demo / "fashion_val.npy"), meta=str(demo / "fashion_val.csv"),
+                  knn=10, clusters=False, use_cache=False)
+    requests = tuple(AnalyzeRequest(source=str(demo / f"{name}.safetensors"), **common)
+                     for name in ("healthy", "collapsed"))
+    result = run_job(compare_job(CompareRequest(requests, keep_results=False)))
+    assert result.verdict_line == (
+        "healthy.safetensors: healthy → collapsed.safetensors: collapsed_to_point (worse)")
+    for metric in ("collapse_ratio", "effective_rank_normalized", "mean_cosine", "knn_label_lift"):
+        assert result.table[metric].direction[1] == "worse", metric
+    assert result.table["predictions.accuracy"].values == pytest.approx([0.878, 0.1])

@@ -287,3 +287,19 @@ def test_cli_series_with_a_pattern(tiny_series, tmp_path):
     assert main(args) == 2  # no step keyword in the names: one-line bad input
     assert main([*args, "--pattern", r"run_e(\d+)"]) == 0
     assert json.loads((out / "series.json").read_text())["steps"] == sorted(RANKS)
+
+
+def test_demo_series_shows_rank_collapse_beginning(tmp_path):
+    """The bundled demo series: the LR warm-up drives the effective rank POOR at step 400."""
+    from embscope.resources import resource_path
+    from embscope.tasks.series import SeriesRequest, series_job
+
+    demo = resource_path("demo")
+    analysis = AnalyzeRequest(factory=f"{demo / 'demo_model.py'}:build_model", module="embed_norm",
+                              data=str(demo / "fashion_val.npy"), meta=str(demo / "fashion_val.csv"),
+                              knn=5, clusters=False, device="cpu", use_cache=False)
+    result = run_job(series_job(SeriesRequest(analysis=analysis, folder=str(demo / "series"), use_cache=False)))
+    assert result.steps == [100, 200, 300, 400, 500, 600, 700]
+    assert [p.verdict for p in result.points[:2]] == ["healthy", "healthy"]
+    assert result.crossings["effective_rank_normalized"].step == 400
+    assert result.points[-1].verdict == "dimensional_collapse"

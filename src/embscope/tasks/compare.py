@@ -32,7 +32,7 @@ import numpy as np
 from embscope.analysis.grading import Threshold
 from embscope.analysis.procrustes import ProcrustesFit, align_procrustes, shared_rows
 from embscope.analysis.series import scalar_metrics
-from embscope.analysis.spectrum import BLOCK_ROWS, centered_gram, column_mean
+from embscope.analysis.spectrum import BLOCK_ROWS
 from embscope.analysis.verdict import LABELS, Verdict
 from embscope.errors import BadInputError
 from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, sample_vectors
@@ -142,13 +142,24 @@ def source_names(sources: list[str]) -> list[str]:
 def pca_map(x: np.ndarray, cancel=None) -> np.ndarray:
     """First two principal coordinates of ``x`` (N×d), projected block by block.
 
-    Uses the float64-accumulated centred Gram matrix (d×d) and never forms a
-    centred or float64 copy of ``x``.  Axis signs are fixed (largest loading
-    positive) so the map is deterministic.
+    The float64 mean and centred d×d Gram matrix are accumulated from blocks
+    of rows, so no centred or float64 copy of ``x`` is ever formed (the memory
+    rule of comparisons; ``analysis.layout.pca_layout`` centres a full copy).
+    Axis signs are fixed (largest loading positive) so the map is deterministic.
     """
+    from embscope.errors import check_cancel
+
     n, d = x.shape
-    mean = column_mean(x)
-    gram = centered_gram(x, mean, cancel=cancel)
+    mean = np.zeros(d, dtype=np.float64)
+    for start in range(0, n, BLOCK_ROWS):
+        mean += x[start : start + BLOCK_ROWS].sum(axis=0, dtype=np.float64)
+    mean /= max(n, 1)
+    gram = np.zeros((d, d), dtype=np.float64)
+    for start in range(0, n, BLOCK_ROWS):
+        check_cancel(cancel)
+        block = x[start : start + BLOCK_ROWS].astype(np.float64)
+        block -= mean
+        gram += block.T @ block
     _, vectors = np.linalg.eigh(gram)
     axes = vectors[:, ::-1][:, : min(2, d)]
     signs = np.sign(axes[np.abs(axes).argmax(0), np.arange(axes.shape[1])])
