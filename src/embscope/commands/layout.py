@@ -1,0 +1,58 @@
+"""``embscope map SOURCE --out DIR [--knn K] [--method umap|pca]``: 2-D layouts as .npy.
+
+Writes ``layout_pca.npy`` always (it is instant) and ``layout_umap.npy`` with
+``--method umap`` (the default); both are N×2 float32, rows in input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from embscope.errors import BadInputError
+
+DEFAULT_KNN = 15
+
+
+def _vectors_2d(emb):
+    """Pooled N×d as is; a concept set (N×C×d) is mapped by its per-sample mean."""
+    if emb.kind == "pooled":
+        return emb.vectors
+    return emb.vectors.mean(axis=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    from embscope.sources.embedding_files import load_embeddings
+    from embscope.tasks.graph_cache import build_knn_graph
+    from embscope.tasks.layout import pca_layout_cached, umap_layout_job
+    from embscope.tasks.progress import run_job
+
+    import numpy as np
+
+    k = DEFAULT_KNN if args.knn is None else int(args.knn)
+    if k < 2:
+        raise BadInputError(f"--knn must be at least 2, got {k}")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create output folder {out}: {exc.strerror}") from None
+    emb = load_embeddings(args.source, getattr(args, "meta", None), getattr(args, "parents", None))
+    x = _vectors_2d(emb)
+    for note in emb.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    pca_path = out / "layout_pca.npy"
+    np.save(pca_path, pca_layout_cached(x))
+    written = [pca_path]
+    if args.method == "umap":
+        device = getattr(args, "device", "auto") or "auto"
+        graph = run_job(build_knn_graph(x, k, device=device))
+        emb_2d = run_job(umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1)))
+        umap_path = out / "layout_umap.npy"
+        np.save(umap_path, emb_2d)
+        written.append(umap_path)
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,108 @@
+"""Building the cosine k-NN graph once and sharing it (MCL, UMAP, kNN accuracy).
+
+The graph is keyed by a content hash of the data plus ``k``; a second request
+for the same data returns the cached graph at once.  The cache is in memory
+and bounded (a few graphs), thread-safe because GUI workers share it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Generator
+
+import numpy as np
+
+from embscope.analysis.graph import KnnGraph, data_fingerprint, iter_knn_graph
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
+
+DEFAULT_K = 15
+
+
+class GraphCache:
+    """Small thread-safe LRU of k-NN graphs keyed by ``(data fingerprint, k, exact)``."""
+
+    def __init__(self, max_items: int = 4) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, KnnGraph] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> KnnGraph | None:
+        with self._lock:
+            graph = self._items.get(key)
+            if graph is not None:
+                self._items.move_to_end(key)
+            return graph
+
+    def put(self, key: tuple, graph: KnnGraph) -> None:
+        with self._lock:
+            self._items[key] = graph
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+#: The process-wide graph cache used when no other is passed.
+GRAPH_CACHE = GraphCache()
+
+
+def build_knn_graph(
+    x: np.ndarray,
+    k: int = DEFAULT_K,
+    *,
+    device: str = "auto",
+    exact: bool | None = None,
+    cancel: CancelToken | None = None,
+    cache: GraphCache | None = None,
+) -> Generator[Progress, None, KnnGraph]:
+    """Generator job: cosine k-NN graph of ``x`` (N×d), cached.
+
+    Parameters
+    ----------
+    x
+        ``N×d`` embeddings.  For a concept set pass a 2-D array (pooled or
+        per-sample mean).
+    k
+        Neighbours per point (clipped to N − 1).
+    device
+        Torch device for the exhaustive search; ``"auto"`` picks CUDA when available.
+    exact
+        Force exhaustive (True) or approximate (False) search; ``None`` decides by size.
+    cancel
+        Checked after every block.
+    cache
+        Graph cache (default: the process-wide :data:`GRAPH_CACHE`).
+
+    Returns
+    -------
+    KnnGraph
+        With ``fingerprint`` set; the same object for repeated requests.
+    """
+    cancel = cancel or NEVER_CANCELLED
+    cache = GRAPH_CACHE if cache is None else cache
+    x = np.asarray(x)
+    key = (data_fingerprint(x) if x.ndim == 2 else None, int(k), exact)
+    if key[0] is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            yield Progress("k-NN graph", 1.0, "cached")
+            return hit
+    yield Progress("k-NN graph", 0.0, f"{x.shape[0]} points, k={k}")
+    gen = iter_knn_graph(x, k, device=device, exact=exact)
+    while True:
+        cancel.raise_if_cancelled()
+        try:
+            fraction = next(gen)
+        except StopIteration as stop:
+            graph = stop.value
+            break
+        yield Progress("k-NN graph", fraction, "exact" if exact is not False else "approximate")
+    cache.put(key, graph)
+    return graph

@@ -1,0 +1,104 @@
+"""Layout jobs: an instant PCA map, then UMAP on the cached k-NN graph.
+
+Layouts are cached per (graph fingerprint, parameters): changing the colouring
+or the MCL inflation never recomputes a map.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Generator
+
+import numpy as np
+
+from embscope.analysis.graph import KnnGraph
+from embscope.analysis.layout import pca_layout, umap_layout
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
+
+
+class LayoutCache:
+    """Thread-safe LRU of 2-D layouts keyed by (graph fingerprint, method, parameters)."""
+
+    def __init__(self, max_items: int = 16) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return value
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+
+#: The process-wide layout cache used when no other is passed.
+LAYOUT_CACHE = LayoutCache()
+
+
+def _graph_key(graph: KnnGraph) -> str:
+    # Graphs built without a fingerprint are only cached by identity.
+    return graph.fingerprint or f"id{id(graph)}"
+
+
+def pca_layout_cached(x: np.ndarray, graph: KnnGraph | None = None,
+                      cache: LayoutCache | None = None) -> np.ndarray:
+    """PCA map of ``x``; cached under ``graph``'s fingerprint when a graph is given."""
+    cache = LAYOUT_CACHE if cache is None else cache
+    if graph is None:
+        return pca_layout(x)
+    key = (_graph_key(graph), "pca")
+    hit = cache.get(key)
+    if hit is None:
+        hit = pca_layout(x)
+        cache.put(key, hit)
+    return hit
+
+
+def umap_layout_job(
+    graph: KnnGraph,
+    x: np.ndarray,
+    *,
+    n_neighbors: int | None = None,
+    min_dist: float = 0.1,
+    seed: int | None = 0,
+    n_epochs: int | None = None,
+    cancel: CancelToken | None = None,
+    cache: LayoutCache | None = None,
+) -> Generator[Progress, None, np.ndarray]:
+    """Generator job: UMAP map (N×2) from the shared k-NN graph, cached.
+
+    umap-learn offers no per-epoch callback, so progress is reported per stage
+    (numba code, optimisation); cancellation is honoured between stages.
+    See :func:`embscope.analysis.layout.umap_layout` for the parameters.
+    """
+    cancel = cancel or NEVER_CANCELLED
+    cache = LAYOUT_CACHE if cache is None else cache
+    key = (_graph_key(graph), "umap", n_neighbors, float(min_dist), seed, n_epochs)
+    hit = cache.get(key)
+    if hit is not None:
+        yield Progress("UMAP", 1.0, "cached")
+        return hit
+    yield Progress("UMAP", 0.0, "loading numba code")
+    from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+    ensure_numba_cache_dir()
+    import umap  # noqa: F401  (the import itself loads or compiles numba code)
+
+    cancel.raise_if_cancelled()
+    yield Progress("UMAP", 0.1, f"optimising the layout of {graph.n_nodes} points")
+    emb = umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, n_epochs=n_epochs)
+    cancel.raise_if_cancelled()
+    cache.put(key, emb)
+    yield Progress("UMAP", 1.0, "done")
+    return emb

@@ -1,0 +1,145 @@
+"""MCL: known answers, agreement with van Dongen's `mcl`, robustness, determinism."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.linalg import block_diag
+from sklearn.metrics import adjusted_rand_score
+
+from embscope.analysis.graph import knn_adjacency, knn_graph
+from embscope.analysis.mcl import MclInfo, markov_cluster
+from embscope.errors import BadInputError
+
+
+def planted_graph(n_parents=4, leaves=3, size=30, p_leaf=0.5, p_parent=0.04, p_out=0.001, seed=0):
+    """Stochastic block model with a parent level: dense leaves, sparser parents, rare noise."""
+    rng = np.random.default_rng(seed)
+    leaf = np.repeat(np.arange(n_parents * leaves), size)
+    parent = leaf // leaves
+    n = leaf.size
+    p = np.where(leaf[:, None] == leaf[None, :], p_leaf,
+                 np.where(parent[:, None] == parent[None, :], p_parent, p_out))
+    upper = np.triu(rng.random((n, n)) < p, 1)
+    a = (upper | upper.T).astype(float)
+    return a, leaf, parent
+
+
+def planted_points(n, dim=32, n_parents=8, leaves_per_parent=6, leaf_spread=0.3, point_spread=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    s = 1 / np.sqrt(dim)
+    parents = rng.normal(size=(n_parents, dim)) * s
+    leaf_parent = np.repeat(np.arange(n_parents), leaves_per_parent)
+    centres = parents[leaf_parent] + rng.normal(size=(leaf_parent.size, dim)) * s * leaf_spread
+    leaf = rng.integers(0, leaf_parent.size, size=n)
+    x = centres[leaf] + rng.normal(size=(n, dim)) * s * point_spread
+    return x.astype(np.float32), leaf, leaf_parent[leaf]
+
+
+def test_disjoint_cliques_are_exactly_the_clusters():
+    sizes = [5, 3, 7, 1, 4]
+    a = block_diag(*[np.ones((s, s)) for s in sizes])
+    expected = np.repeat(np.arange(len(sizes)), sizes)
+    for inflation in (1.4, 2.0, 4.0):
+        np.testing.assert_array_equal(markov_cluster(a, inflation), expected)
+        np.testing.assert_array_equal(markov_cluster(sparse.csr_matrix(a), inflation), expected)
+
+
+def test_ids_are_numbered_by_smallest_member():
+    # Cliques interleaved: {0,2,4} and {1,3}; node 0's cluster must be 0.
+    a = np.zeros((5, 5))
+    for group in ([0, 2, 4], [1, 3]):
+        a[np.ix_(group, group)] = 1
+    np.testing.assert_array_equal(markov_cluster(a, 2.0), [0, 1, 0, 1, 0])
+
+
+def test_planted_partition_leaves_and_parents():
+    a, leaf, parent = planted_graph()
+    fine = markov_cluster(a, 2.0)
+    assert adjusted_rand_score(leaf, fine) > 0.95
+    coarse = markov_cluster(a, 1.2)
+    # The coarse clustering merges leaves of the same parent and never across parents.
+    assert adjusted_rand_score(parent, coarse) > adjusted_rand_score(leaf, coarse)
+    assert adjusted_rand_score(parent, coarse) > 0.9
+
+
+def test_negative_weights_are_clipped_and_no_nan():
+    a, leaf, _ = planted_graph(n_parents=2, leaves=2, size=15)
+    rng = np.random.default_rng(3)
+    noisy = a - 0.5 * (rng.random(a.shape) < 0.2) * (a == 0)  # negative "dissimilar" entries
+    noisy = np.minimum(noisy, noisy.T)
+    ids, info = markov_cluster(noisy, 2.0, return_info=True)
+    np.testing.assert_array_equal(ids, markov_cluster(np.clip(noisy, 0, None), 2.0))
+    assert np.isfinite(info.chaos)
+    assert ids.min() == 0 and ids.dtype == np.int64
+
+
+def test_rejects_bad_input():
+    with pytest.raises(BadInputError):
+        markov_cluster(np.ones((3, 3)), 1.0)
+    with pytest.raises(BadInputError):
+        markov_cluster(np.array([[1.0, np.nan], [np.nan, 1.0]]), 2.0)
+    with pytest.raises(BadInputError):
+        markov_cluster(np.ones((3, 2)), 2.0)
+
+
+def test_identical_points_form_one_cluster():
+    x = np.tile(np.array([[1.0, 2.0, 3.0]], dtype=np.float32), (50, 1))
+    ids = markov_cluster(knn_adjacency(knn_graph(x, 10)), 2.0)
+    assert np.all(ids == 0)
+
+
+def test_isolated_nodes_are_singletons_and_empty_graph_works():
+    a = np.zeros((4, 4))
+    a[0, 1] = a[1, 0] = 1
+    np.testing.assert_array_equal(markov_cluster(a, 2.0), [0, 0, 1, 2])
+    assert markov_cluster(np.zeros((0, 0)), 2.0).shape == (0,)
+
+
+def test_deterministic_and_thread_count_independent():
+    import numba
+
+    x, _, _ = planted_points(1500, seed=5)
+    adj = knn_adjacency(knn_graph(x, 15))
+    first, info = markov_cluster(adj, 3.0, return_info=True)
+    assert isinstance(info, MclInfo) and info.converged and info.iterations > 1
+    assert info.n_clusters == first.max() + 1
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = markov_cluster(adj, 3.0)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(first, single)
+    np.testing.assert_array_equal(first, markov_cluster(adj, 3.0))
+
+
+def _run_mcl_binary(adj, inflation, tmp_path):
+    coo = sparse.triu(adj, 1).tocoo()  # mcl mirrors abc input: each undirected edge once
+    abc = tmp_path / "graph.abc"
+    np.savetxt(abc, np.c_[coo.row, coo.col, coo.data], fmt="%d\t%d\t%.7g")
+    out = tmp_path / "clusters.txt"
+    subprocess.run(["mcl", str(abc), "--abc", "-I", str(inflation), "-te", "2", "-o", str(out)],
+                   check=True, capture_output=True)
+    ref = np.full(adj.shape[0], -1)
+    for cid, line in enumerate(out.read_text().splitlines()):
+        ref[np.array(line.split(), dtype=int)] = cid
+    # Nodes without any edge never appear in abc input; they are singletons.
+    missing = np.flatnonzero(ref < 0)
+    ref[missing] = ref.max() + 1 + np.arange(missing.size)
+    return ref
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mcl") is None,
+                    reason="van Dongen's mcl binary not installed (Debian package 'mcl'; tools/setup.sh installs it)")
+def test_agrees_with_van_dongen_mcl(tmp_path):
+    x, _, _ = planted_points(5000, seed=1)
+    adj = knn_adjacency(knn_graph(x, 30))
+    for inflation in (1.4, 2.0, 3.0, 4.0):
+        ours = markov_cluster(adj, inflation)
+        ref = _run_mcl_binary(adj, inflation, tmp_path)
+        ari = adjusted_rand_score(ref, ours)
+        assert ari >= 0.95, f"I={inflation}: ARI {ari:.3f} vs mcl ({ref.max() + 1} vs {ours.max() + 1} clusters)"
