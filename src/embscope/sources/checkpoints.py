@@ -264,9 +264,8 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
         return state, notes
     suffix = p.suffix.lower()
     if suffix in EXPORTED_SUFFIXES:
-        raise BadInputError(
-            f"{p.name} is a torch.export program; open it as a checkpoint with --trust to read its weights"
-        )
+        program = _open_exported(p, trust)
+        return {k: v.detach() for k, v in program.model.state_dict().items()}, []
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -468,19 +467,20 @@ def _open_pickled_model(p: Path, trust: bool) -> LoadedModel:
     """A file without a factory can only run if it is a whole pickled module."""
     import torch
 
-    try:
-        _torch_load_safe(p) if p.suffix.lower() != ".safetensors" else None
-    except _UnsafePickle as refusal:
-        if not trust:
-            raise BadInputError(_refusal_message(p, refusal.globals))
-        obj = _torch_load_trusted(p)
-        if isinstance(obj, torch.nn.Module):
-            obj.eval()
-            return _describe_plain(obj, "pickle", str(p), ["model fully unpickled (trusted)"])
-        raise BadInputError(f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory")
+    if p.suffix.lower() != ".safetensors":
+        try:
+            _torch_load_safe(p)
+        except _UnsafePickle as refusal:
+            if not trust:
+                raise BadInputError(_refusal_message(p, refusal.globals))
+            obj = _torch_load_trusted(p)
+            if isinstance(obj, torch.nn.Module):
+                obj.eval()
+                return _describe_plain(obj, "pickle", str(p), ["model fully unpickled (trusted)"])
+            raise BadInputError(f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory")
     raise BadInputError(
-        f"{p.name} is a state dict; give --factory package.module:function (or file.py:function) "
-        "that builds the model to run data through it"
+        f"{p.name} holds weights but no model; give --factory package.module:function "
+        "(or file.py:function) that builds the model to run data through it"
     )
 
 
@@ -528,6 +528,17 @@ def _class_names(config) -> tuple[str, ...] | None:
         return tuple(str(id2label[i]) for i in sorted(int(k) for k in id2label))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def num_attention_heads(path: str | Path) -> int | None:
+    """Heads per attention layer from a Hugging Face folder's config (``None`` when unknown)."""
+    p = Path(path)
+    config = read_hf_config(p if p.is_dir() else p.parent)
+    for key in ("num_attention_heads", "n_head", "num_heads"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def read_hf_config(folder: str | Path) -> dict[str, Any]:

@@ -246,3 +246,17 @@ def _write_cache(path: Path, vectors, logits, class_names, notes) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def inspect_checkpoint_weights(path: str | Path, *, trust: bool = False, cancel: CancelToken = NEVER_CANCELLED):
+    """Weight inspection of a checkpoint, read safely, with the head count from its config.
+
+    Returns
+    -------
+    embscope.analysis.weights.WeightsReport
+    """
+    from embscope.analysis.weights import inspect_weights
+    from embscope.sources.checkpoints import load_state_dict_safely, num_attention_heads
+
+    state = load_state_dict_safely(path, trust=trust)
+    return inspect_weights(state, num_heads=num_attention_heads(path), cancel=cancel)
