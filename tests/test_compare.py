@@ -294,9 +294,9 @@ def test_demo_healthy_vs_collapsed(tmp_path):
     from embscope.resources import resource_path
 
     demo = resource_path("demo")
-    common = dict(factory=f"{demo / 'demo_model.py'}:build_model", module="embed_norm", device="cpu",
-                  data=str(demo / "fashion_val.npy"), meta=str(demo / "fashion_val.csv"),
-                  knn=10, clusters=False, use_cache=False)
+    common = {"factory": f"{demo / 'demo_model.py'}:build_model", "module": "embed_norm", "device": "cpu",
+                  "data": str(demo / "fashion_val.npy"), "meta": str(demo / "fashion_val.csv"),
+                  "knn": 10, "clusters": False, "use_cache": False}
     requests = tuple(AnalyzeRequest(source=str(demo / f"{name}.safetensors"), **common)
                      for name in ("healthy", "collapsed"))
     result = run_job(compare_job(CompareRequest(requests, keep_results=False)))
