@@ -55,6 +55,10 @@ def test_identical_vectors_are_collapsed_to_point_in_the_summary(tmp_path):
     assert result.verdict.label == "collapsed_to_point"
     text = json.dumps(result.summary, allow_nan=False)  # raises on NaN
     assert "NaN" not in text
+    # Zero variance must not look good on any concentration metric.
+    for metric in ("top1_variance_ratio", "top5_variance_ratio", "top1_dominance", "collapse_ratio",
+                   "effective_rank_normalized", "mean_cosine", "uniformity"):
+        assert result.grades[metric].grade == "POOR", metric
 
 
 def test_concept_sets_report_per_sample_and_global(rng):

@@ -25,7 +25,9 @@ def test_zero_spectrum_is_zero_not_nan():
     assert spec.effective_rank(np.zeros(5)) == 0.0
     assert spec.participation_ratio(np.zeros(5)) == 0.0
     assert spec.dims_for_variance(np.zeros(5)) == 0
-    assert spec.top1_dominance(np.zeros(5)) == 0.0
+    # Zero spread is maximal concentration: graded POOR, never "healthy" 0.
+    assert spec.top1_dominance(np.zeros(5)) == 1.0
+    assert spec.top_variance_ratio(np.zeros(5), 5) == 1.0
 
 
 @pytest.mark.parametrize("shape", [(5000, 48), (30, 80)])

@@ -162,14 +162,18 @@ def dims_for_variance(eigenvalues: np.ndarray, fraction: float = 0.95) -> int:
 
 
 def top_variance_ratio(eigenvalues: np.ndarray, k: int) -> float:
-    """Share of the total variance in the k leading directions (0.0 when none)."""
+    """Share of the total variance in the k leading directions.
+
+    With no variance at all the ratio is 1.0, its degenerate limit: zero
+    spread is the extreme of concentration, never a healthy-looking 0.
+    """
     lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
     total = lam.sum()
-    return float(lam[:k].sum() / total) if total > 0 else 0.0
+    return float(lam[:k].sum() / total) if total > 0 else 1.0
 
 
 def top1_dominance(singular_values: np.ndarray) -> float:
-    """σ₁ / Σσ (seed 002's top-1 dominance ratio)."""
+    """σ₁ / Σσ (seed 002's top-1 dominance ratio); 1.0 when all σ are 0 (see above)."""
     s = np.asarray(singular_values, dtype=np.float64)
     total = s.sum()
-    return float(s[0] / total) if total > 0 else 0.0
+    return float(s[0] / total) if total > 0 else 1.0

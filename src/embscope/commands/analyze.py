@@ -18,7 +18,7 @@ def request_from_args(args: argparse.Namespace, source: str):
         parents=args.parents,
         thresholds=getattr(args, "thresholds", None),
         inflations=tuple(getattr(args, "inflations", None) or DEFAULT_INFLATIONS),
-        knn=getattr(args, "knn", None) or DEFAULT_KNN,
+        knn=DEFAULT_KNN if getattr(args, "knn", None) is None else args.knn,
         clusters=not getattr(args, "no_clusters", False),
         data=args.data,
         module=args.module,

@@ -134,8 +134,8 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
                 f"{_fmt(row['purity_leaf'])} | {_fmt(row['purity_parent'])} | {_fmt(row['nmi_leaf'])} | "
                 f"{_fmt(row['ari_leaf'])} |"
             )
-    if weights_lines:
-        lines += ["", "## Weights", ""] + list(weights_lines)
+    if weights_lines:  # the weights report brings its own "## Weights" heading
+        lines += [""] + list(weights_lines)
     return "\n".join(lines) + "\n"
 
 
