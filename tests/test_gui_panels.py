@@ -38,7 +38,8 @@ def test_overview_shows_verdict_evidence_and_coloured_grades(qtbot, model, resul
     model.set_result(result)
     assert panel.headline.text() == result.verdict.headline
     assert panel.table.rowCount() == len(result.grades)
-    shown = {panel.table.item(r, 0).text(): r for r in range(panel.table.rowCount())}
+    # Each row reads "Report wording  [metric_key]".
+    shown = {panel.table.item(r, 0).text().rsplit("[", 1)[-1].rstrip("]"): r for r in range(panel.table.rowCount())}
     for name, grade in result.grades.items():
         row = shown[name]
         assert panel.table.item(row, 3).text() == grade.grade

@@ -26,40 +26,40 @@ def analysis_job(request) -> Callable:
     return make
 
 
-def pca_job(vectors: np.ndarray) -> Callable:
-    """2-D PCA layout (instant first map)."""
+def pca_job(vectors: np.ndarray, graph=None) -> Callable:
+    """2-D PCA layout (instant first map), cached under the graph's fingerprint."""
 
     def make(cancel: CancelToken):
-        from embscope.analysis.layout import pca_layout
+        from embscope.tasks.layout import pca_layout_cached
 
-        yield Progress("PCA layout", None)
+        yield Progress("PCA map", None)
         cancel.raise_if_cancelled()
-        return np.asarray(pca_layout(vectors), dtype=np.float32)
+        return np.asarray(pca_layout_cached(vectors, graph), dtype=np.float32)
 
     return make
 
 
 def umap_job(vectors: np.ndarray, graph) -> Callable:
-    """UMAP layout on the analysis' k-NN graph (``precomputed_knn``), with progress."""
+    """UMAP layout on the analysis' k-NN graph (``precomputed_knn``), cached per graph."""
 
     def make(cancel: CancelToken):
-        from embscope.tasks.layout import LayoutRequest, layout_job
+        from embscope.tasks.layout import umap_layout_job
 
-        request = LayoutRequest(vectors=vectors, graph=graph, method="umap")
-        coords = yield from layout_job(request, cancel)
-        return np.asarray(getattr(coords, "coords", coords), dtype=np.float32)
+        coords = yield from umap_layout_job(graph, vectors, cancel=cancel)
+        return np.asarray(coords, dtype=np.float32)
 
     return make
 
 
-def cluster_job(graph, labels, parents, inflation: float) -> Callable:
-    """MCL at one inflation on the cached graph: (sweep-style row, cluster ids)."""
+def cluster_job(cache, labels, parents, inflation: float) -> Callable:
+    """MCL at one inflation on a :class:`~embscope.tasks.clusters.ClusterCache`: (sweep row, cluster ids)."""
 
     def make(cancel: CancelToken):
-        from embscope.tasks.clusters import single_inflation_job
+        from embscope.analysis.sweep import inflation_stats
 
-        point = yield from single_inflation_job(graph, labels, parents, inflation, cancel=cancel)
-        return point
+        yield Progress(f"MCL I={inflation:g}", None)
+        ids, iterations = cache.cluster_at(inflation, cancel)
+        return inflation_stats(inflation, ids, iterations, labels, parents).to_dict(), ids
 
     return make
 

@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.runners["modules"].failed.connect(lambda _id, msg: self.show_error(msg))
         self.results: dict[int, object] = {}
         self.layouts: dict[int, tuple] = {}
+        self.cluster_caches: dict[int, object] = {}  # source index → ClusterCache on its graph
         self.queue: list[int] = []
         self.running_index = -1
         self._layout_index = -1
@@ -286,6 +287,7 @@ class MainWindow(QMainWindow):
         index, self.running_index = self.running_index, -1
         self.results[index] = result
         self.layouts.pop(index, None)
+        self.cluster_caches.pop(index, None)
         self.sources.set_state(index, result.verdict.label)
         if index == self.sources.current or self.model.result is None:
             self.show_source(index)
@@ -328,7 +330,7 @@ class MainWindow(QMainWindow):
         self._layout_index = index
         self._layout_stage = method
         if method == "pca":
-            self.runners["layout"].start(jobs.pca_job(result.sample_vectors))
+            self.runners["layout"].start(jobs.pca_job(result.sample_vectors, result.graph))
         else:
             self.runners["layout"].start(jobs.umap_job(result.sample_vectors, result.graph))
         self._update_busy()
@@ -350,7 +352,12 @@ class MainWindow(QMainWindow):
         index = next((i for i, r in self.results.items() if r is result), -1)
         self._cluster_request = (index, inflation)
         emb = result.embeddings
-        self.runners["clusters"].start(jobs.cluster_job(result.graph, emb.labels, emb.parents, inflation))
+        cache = self.cluster_caches.get(index)
+        if cache is None:
+            from embscope.tasks.clusters import ClusterCache
+
+            cache = self.cluster_caches[index] = ClusterCache(result.graph)
+        self.runners["clusters"].start(jobs.cluster_job(cache, emb.labels, emb.parents, inflation))
         self._update_busy()
 
     def _on_cluster_finished(self, _request_id: int, point) -> None:

@@ -295,7 +295,9 @@ class MapPanel(QWidget):
         for name, colour in legend_items[:15]:
             self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
         if autorange:
-            self.view_box.autoRange(items=[self._range_item(coords)])
+            lo, hi = coords.min(axis=0), coords.max(axis=0)
+            self.view_box.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])),
+                                   padding=0.05)
         rows = None
         if len(coords) > DENSITY_THRESHOLD:
             rows = self._rows_in_view(coords)
@@ -310,11 +312,6 @@ class MapPanel(QWidget):
         else:
             self.scatter.setData(pos=coords[rows], brush=[brushes[i] for i in rows])
         self._shown_rows = rows
-
-    def _range_item(self, coords: np.ndarray):
-        lo, hi = coords.min(axis=0), coords.max(axis=0)
-        item = pg.ScatterPlotItem(pos=np.array([lo, hi]))
-        return item
 
     def _rows_in_view(self, coords: np.ndarray) -> np.ndarray:
         (x0, x1), (y0, y1) = self.view_box.viewRange()

@@ -69,8 +69,8 @@ class OverviewPanel(QWidget):
         self.evidence.setText(f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
                               + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else ""))
         self.table.setRowCount(len(result.grades))
-        for row, (name, grade) in enumerate(result.grades.items()):
-            cells = (name, format_value(grade.value), str(grade.target), grade.grade)
+        for row, (name, grade) in enumerate(ordered_grades(result.grades)):
+            cells = (metric_label(name), format_value(grade.value), str(grade.target), grade.grade)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 3:
@@ -92,6 +92,22 @@ class OverviewPanel(QWidget):
             common = Counter(result.embeddings.labels[rows].tolist()).most_common(3)
             text += " — most common labels: " + ", ".join(f"{_escape(k)} ({v})" for k, v in common)
         self.selection_label.setText(text)
+
+
+def ordered_grades(grades: dict) -> list:
+    """Grades in the report's order (seed 002's table), any others after."""
+    from embscope.tasks.report import METRIC_LABELS
+
+    order = {name: i for i, name in enumerate(METRIC_LABELS)}
+    return sorted(grades.items(), key=lambda item: order.get(item[0], len(order)))
+
+
+def metric_label(name: str) -> str:
+    """The report's wording of a metric, with its key (what the thresholds file uses)."""
+    from embscope.tasks.report import METRIC_LABELS
+
+    label = METRIC_LABELS.get(name)
+    return f"{label}  [{name}]" if label else name
 
 
 def _escape(text: str) -> str:

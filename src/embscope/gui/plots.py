@@ -147,10 +147,12 @@ def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
         keep = s > 0
         if keep.any():
             plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
-    for name, x in spectrum_markers(geometry).items():
+    for row, (name, x) in enumerate(spectrum_markers(geometry).items()):
+        # Labels sit at staggered heights, horizontal, so none is clipped or hidden by another.
         line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(MARKER_COLOURS[name], width=1.5, style=_dash()),
-                               label=f"{name} {x:.1f}", labelOpts={"position": 0.92, "color": MARKER_COLOURS[name],
-                                                                   "rotateAxis": (1, 0), "anchors": [(0, 0), (0, 0)]})
+                               label=f"{name} {x:.1f}",
+                               labelOpts={"position": 0.10 + 0.08 * row, "color": MARKER_COLOURS[name],
+                                          "fill": (255, 255, 255, 200), "anchors": [(0, 0.5), (0, 0.5)]})
         plot.addItem(line)
 
 
@@ -194,13 +196,19 @@ def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = 
         total = max(sum(selected_counts.values()), 1)
         sel = np.array([selected_counts.get(n, 0) / total for n in names], dtype=float)
         plot.addItem(pg.BarGraphItem(x=x + 0.2, height=sel, width=0.3, brush="#ffb300", pen=None))
+    lines = [pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#c62828", width=1, style=_dash()),
+                             label="mode collapse ≥ 50 %", labelOpts={"position": 0.02, "color": "#c62828",
+                                                                     "fill": (255, 255, 255, 220),
+                                                                     "anchors": [(0, 1), (0, 1)]})]
     if report.modal_base_rate is not None:
-        plot.addItem(pg.InfiniteLine(pos=report.modal_base_rate, angle=0, pen=pg.mkPen("#2ca02c", width=2, style=_dash()),
+        lines.append(pg.InfiniteLine(pos=report.modal_base_rate, angle=0,
+                                     pen=pg.mkPen("#2ca02c", width=2, style=_dash()),
                                      label=f"modal base rate {report.modal_base_rate:.1%}",
-                                     labelOpts={"position": 0.85, "color": "#2ca02c", "anchors": [(1, 1), (1, 1)]}))
-    plot.addItem(pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#c62828", width=1, style=_dash()),
-                                 label="mode collapse ≥ 50 %", labelOpts={"position": 0.15, "color": "#c62828",
-                                                                         "anchors": [(0, 1), (0, 1)]}))
+                                     labelOpts={"position": 0.98, "color": "#2ca02c", "fill": (255, 255, 255, 220),
+                                                "anchors": [(1, 1), (1, 1)]}))
+    for line in lines:
+        line.setZValue(10)  # above the bars, so the labels stay readable
+        plot.addItem(line)
     plot.getAxis("bottom").setTicks([[(i, _short(n)) for i, n in enumerate(names)]])
     plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
     plot.setYRange(0, max(1.0 if report.mode_collapse else 0.55, float(shares.max(initial=0)) * 1.1), padding=0)
@@ -224,9 +232,9 @@ def draw_confusion(plot, report) -> None:
     image.setLevels((0, 1))
     plot.addItem(image)
     n = len(report.classes)
-    ticks = [(i + 0.5, _short(c, 12)) for i, c in enumerate(report.classes)]
-    plot.getAxis("bottom").setTicks([ticks])
-    plot.getAxis("left").setTicks([[(n - 1 - i + 0.5, t) for i, (_, t) in enumerate(ticks)]])
+    # Column labels are short so neighbours do not overlap (pyqtgraph drops overlapping ones).
+    plot.getAxis("bottom").setTicks([[(i + 0.5, _short(c, 8)) for i, c in enumerate(report.classes)]])
+    plot.getAxis("left").setTicks([[(n - 1 - i + 0.5, _short(c, 14)) for i, c in enumerate(report.classes)]])
     plot.setLabel("bottom", "predicted")
     plot.setLabel("left", "true label")
     plot.setAspectLocked(True)
@@ -448,9 +456,9 @@ def render_pngs(result, out_dir: str | Path, *, coords=None, colour_by: str = "l
 
 def pca_coords(result) -> np.ndarray:
     """2-D PCA of the per-sample vectors (the layout module's, so GUI and CLI agree)."""
-    from embscope.tasks.layout import pca_layout
+    from embscope.tasks.layout import pca_layout_cached
 
-    return np.asarray(pca_layout(result.sample_vectors), dtype=np.float32)
+    return np.asarray(pca_layout_cached(result.sample_vectors, result.graph), dtype=np.float32)
 
 
 def _dash():

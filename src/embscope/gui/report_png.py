@@ -46,7 +46,10 @@ def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> P
     tiles = [QImage(str(plot_pngs[name])) for name in PAGE_PLOTS if name in plot_pngs]
     tile_w = (PAGE_WIDTH - 3 * MARGIN) // 2
     tile_h = int(tile_w * 2 / 3)
-    grades = list(result.grades.items())
+    from embscope.gui.overview_panel import ordered_grades
+    from embscope.tasks.report import METRIC_LABELS
+
+    grades = ordered_grades(result.grades)
     evidence = list(result.verdict.evidence)
     line_h = 30
     text_h = 180 + line_h * (len(evidence) + len(grades) + 3)
@@ -97,7 +100,7 @@ def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> P
     painter.setFont(font)
     for name, grade in grades:
         painter.setPen(QColor("#222222"))
-        painter.drawText(columns[0], y + 22, name)
+        painter.drawText(columns[0], y + 22, METRIC_LABELS.get(name, name))
         painter.drawText(columns[1], y + 22, format_value(grade.value))
         painter.drawText(columns[2], y + 22, str(grade.target))
         painter.fillRect(columns[3] - 6, y + 3, 90, line_h - 6, QColor(GRADE_COLOURS.get(grade.grade, "#777777")))

@@ -1,0 +1,94 @@
+"""Drive the app on the bundled demos and save one PNG per panel (called by tools/screenshots.sh).
+
+Usage: python tools/screenshots.py OUT_DIR [--timeout S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def wait_idle(app, window, timeout: float) -> bool:
+    """Process events until no job runs (analysis, then PCA → UMAP maps); False on timeout."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if window.busy:
+            quiet_since = None
+        else:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 0.5:  # a finished job may start the next (PCA → UMAP)
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def grab_panels(app, window, out: Path, prefix: str) -> list[Path]:
+    written = []
+    for i, panel in enumerate(window.panels):
+        window.tabs.setCurrentIndex(i)
+        for _ in range(5):
+            app.processEvents()
+            time.sleep(0.05)
+        path = out / f"{prefix}-{panel.title.lower()}.png"
+        window.grab().save(str(path))
+        written.append(path)
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("EMBSCOPE_CONFIG_DIR", tempfile.mkdtemp(prefix="embscope-shots-"))
+    from embscope.gui.app import create_application
+    from embscope.gui.main_window import MainWindow, app_icon
+    from embscope.gui.settings import Settings
+
+    app = create_application()
+    app.setWindowIcon(app_icon())
+    written: list[Path] = []
+    ok = True
+
+    # 1. `embscope gui` with no source: the WordNet / MiniLM embeddings demo.
+    window = MainWindow(Settings(), persist=False)
+    window.resize(1500, 950)
+    window.show()
+    window.warm_up()
+    window.open_demo()
+    ok &= wait_idle(app, window, args.timeout)
+    if window.model.coords is not None:
+        # Click a point so the map shows a neighbour list, as a user would.
+        window.map.select_neighbours(0)
+    written += grab_panels(app, window, out, "wordnet")
+    window.close()
+
+    # 2. `embscope demo`: the healthy and the collapsed checkpoints as two sources.
+    window = MainWindow(Settings(), persist=False)
+    window.resize(1500, 950)
+    window.show()
+    window.open_demo(checkpoints=True)
+    ok &= wait_idle(app, window, args.timeout)
+    for row, name in enumerate(("healthy", "collapsed")):
+        window.sources.list.setCurrentRow(row)
+        ok &= wait_idle(app, window, args.timeout)
+        written += grab_panels(app, window, out, f"demo-{name}")
+    window.close()
+    for path in written:
+        print(path)
+    if not ok:
+        print("screenshots: timed out waiting for the work to finish", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
