@@ -12,11 +12,11 @@ import numpy as np
 
 def planted_hierarchy(
     n: int,
-    dim: int = 64,
+    dim: int = 32,
     n_parents: int = 8,
     leaves_per_parent: int = 6,
-    leaf_spread: float = 0.12,
-    point_spread: float = 0.3,
+    leaf_spread: float = 0.3,
+    point_spread: float = 0.2,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(x, leaf, parent)``: N×dim float32 points and their integer labels.
