@@ -158,13 +158,17 @@ def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
     model.set_result(result)
     coords = result.sample_vectors[:, :2].copy()
     model.set_layout(coords, "pca")
-    assert len(panel.scatter.data) == result.embeddings.n_samples
-    brushes = panel.scatter.data["brush"]
+    assert panel.n_drawn == result.embeddings.n_samples
     labels = result.embeddings.labels
-    # Same label ⇒ same brush colour; different labels ⇒ different colours.
-    colour = {lab: brushes[np.flatnonzero(labels == lab)[0]].color().name() for lab in np.unique(labels)}
+    assert len(panel.point_layers) == len(np.unique(labels))  # one scatter item per colour
+    brushes = panel.point_colours()
+    # Same label ⇒ same colour; different labels ⇒ different colours.
+    colour = {lab: brushes[np.flatnonzero(labels == lab)[0]] for lab in np.unique(labels)}
     assert len(set(colour.values())) == len(colour)
-    assert all(brushes[i].color().name() == colour[labels[i]] for i in range(0, len(labels), 17))
+    assert all(brushes[i] == colour[labels[i]] for i in range(len(labels)))
+    for item in panel.point_layers:  # each layer holds exactly the points of its colour
+        name = item.opts["brush"].color().name()
+        assert len(item.data) == sum(c == name for c in brushes)
     # Hover: the KD-tree finds the sample under the point and describes it.
     with qtbot.waitSignal(panel.hovered) as blocker:
         panel.show_hover(panel.sample_at(*coords[42]))
@@ -185,9 +189,13 @@ def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
     panel.colour_combo.setCurrentText("cluster")
     model.set_clusters(2.0, result.clusters.cluster_ids[2.0])
     cid = result.clusters.cluster_ids[2.0]
-    brushes = panel.scatter.data["brush"]
+    brushes = panel.point_colours()
     same = np.flatnonzero(cid == cid[0])
-    assert len({brushes[i].color().name() for i in same}) == 1
+    assert len({brushes[i] for i in same}) == 1
+    panel.colour_combo.setCurrentText("norm")
+    norms = result.geometry.norms
+    lo, hi = np.argmin(norms), np.argmax(norms)
+    assert panel.point_colours()[lo] != panel.point_colours()[hi]
 
 
 def test_clicking_a_point_lists_its_graph_neighbours(qtbot, model, result):

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import map_brushes
+from embscope.gui.plots import colour_codes, scatter_layers
 from embscope.gui.settings import COLOUR_MODES
 from embscope.gui.widgets import export_row
 
@@ -118,13 +118,15 @@ class MapPanel(QWidget):
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.view_box.setAspectLocked(True)
-        self.scatter = pg.ScatterPlotItem(size=4, pen=None, pxMode=True)
+        self.point_layers: list[pg.ScatterPlotItem] = []  # one per colour
+        self.colour_index = np.zeros(0, np.int64)
+        self.colours: list[str] = []
         self.density = pg.ImageItem()
         self.density.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.highlight = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5), brush=pg.mkBrush(255, 215, 0, 230))
         self.anchor = pg.ScatterPlotItem(size=14, symbol="star", pen=pg.mkPen("k"), brush=pg.mkBrush("#d62728"))
         self.hover_marker = pg.ScatterPlotItem(size=12, pen=pg.mkPen("#d62728", width=2), brush=None)
-        for item, z in ((self.density, -10), (self.scatter, 0), (self.highlight, 5), (self.anchor, 6),
+        for item, z in ((self.density, -10), (self.highlight, 5), (self.anchor, 6),
                         (self.hover_marker, 7)):
             item.setZValue(z)
             self.plot.addItem(item)
@@ -172,6 +174,15 @@ class MapPanel(QWidget):
     def plot_items(self) -> dict:
         return {"map": self.plot}
 
+    @property
+    def n_drawn(self) -> int:
+        """Points currently drawn as points (0 while the density image is shown)."""
+        return sum(len(item.data) for item in self.point_layers)
+
+    def point_colours(self) -> list[str]:
+        """Colour (hex) of every sample under the current colouring."""
+        return [self.colours[c] for c in self.colour_index]
+
     def sample_at(self, x: float, y: float, max_distance: float | None = None) -> int:
         """Nearest sample to view point (x, y), or -1 when none lies within ``max_distance``."""
         if self._tree is None:
@@ -204,7 +215,7 @@ class MapPanel(QWidget):
     def _on_model_result_changed(self) -> None:
         self._tree = None
         self.anchor_row = -1
-        self.scatter.clear()
+        self._clear_points()
         self.density.clear()
         self.highlight.clear()
         self.anchor.clear()
@@ -290,7 +301,8 @@ class MapPanel(QWidget):
         result, coords = self.model.result, self.model.coords
         if result is None or coords is None:
             return
-        brushes, legend_items = map_brushes(result, self.colour_by, self.model.cluster_ids)
+        codes, colours, legend_items = colour_codes(result, self.colour_by, self.model.cluster_ids)
+        self.colour_index, self.colours = codes, colours
         self.legend.clear()
         for name, colour in legend_items[:15]:
             self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
@@ -303,15 +315,24 @@ class MapPanel(QWidget):
             rows = self._rows_in_view(coords)
             if len(rows) > DENSITY_THRESHOLD:
                 self._draw_density(coords)
-                self.scatter.clear()
+                self._clear_points()
                 self._shown_rows = np.empty(0, np.int64)
                 return
         self.density.clear()
+        self._clear_points()
         if rows is None:
-            self.scatter.setData(pos=coords, brush=brushes)
+            layers = scatter_layers(coords, codes, colours)
         else:
-            self.scatter.setData(pos=coords[rows], brush=[brushes[i] for i in rows])
+            layers = scatter_layers(coords[rows], codes[rows], colours)
+        for item in layers:
+            self.plot.addItem(item)
+        self.point_layers = layers
         self._shown_rows = rows
+
+    def _clear_points(self) -> None:
+        for item in self.point_layers:
+            self.plot.removeItem(item)
+        self.point_layers = []
 
     def _rows_in_view(self, coords: np.ndarray) -> np.ndarray:
         (x0, x1), (y0, y1) = self.view_box.viewRange()
