@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     written = write_outputs(result, args.out)
     if args.png:
-        from embscope.gui.report_png import render_pngs
+        # The same plot code as the GUI's panels, rendered offscreen.
+        from embscope.gui.plots import render_pngs
 
-        render_pngs(result, args.out)
+        written.update({p.name: p for p in render_pngs(result, args.out)})
     verdict = result.verdict
     print(f"{verdict.label}: {verdict.headline}")
     for line in verdict.evidence:

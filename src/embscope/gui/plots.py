@@ -187,6 +187,7 @@ def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = 
     plot.clear()
     plot.showGrid(y=True, alpha=0.2)
     plot.setLabel("left", "share of predictions")
+    plot.getAxis("left").enableAutoSIPrefix(False)  # shares are 0–1; "×0.001" scaling misreads
     names = [c for c, _, _ in report.top]
     shares = np.array([s for _, _, s in report.top], dtype=float)
     x = np.arange(len(names))
