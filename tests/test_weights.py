@@ -66,7 +66,8 @@ def test_norm_table_statuses():
     assert rows["half"].norm == pytest.approx(2.0) and rows["half"].status == "ok"
     summary = report.to_summary()
     assert summary["zero_parameters"] == ["zero.bias"] and summary["nonfinite_parameters"] == ["bad"]
-    json.dumps(summary, allow_nan=True)
+    assert summary["parameters"][2]["norm"] is None
+    json.dumps(summary, allow_nan=False)
 
 
 def test_seed_001_embedding_table_collapse_and_dead_rows():

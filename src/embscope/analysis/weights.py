@@ -100,7 +100,8 @@ class WeightsReport:
             "n_tensors": len(self.parameters),
             "n_parameters": self.n_parameters,
             "parameters": [
-                {"name": p.name, "shape": list(p.shape), "norm": p.norm, "rms": p.rms, "status": p.status}
+                {"name": p.name, "shape": list(p.shape), "norm": _finite_or_none(p.norm),
+                 "rms": _finite_or_none(p.rms), "status": p.status}
                 for p in self.parameters
             ],
             "matrices": [
@@ -177,6 +178,11 @@ class WeightsReport:
             lines.append(f"| {p.name} | {shape} | {p.norm:.4g} | {eff} | {stable} | {p.status} |")
         lines.append("")
         return lines
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a non-finite norm is written as null (its status says why)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def singular_values(matrix: np.ndarray) -> np.ndarray:
