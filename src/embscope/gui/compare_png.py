@@ -1,0 +1,340 @@
+"""Comparison plots shared by the Compare panel and ``embscope compare --out`` (offscreen PNGs).
+
+The ``draw_*`` functions fill pyqtgraph items from a
+:class:`~embscope.tasks.compare.CompareResult`, so the panel and the CLI show
+the same plots (as :mod:`embscope.gui.plots` does for one source):
+overlaid singular spectra (one colour per source), the Procrustes-aligned maps
+side by side, and the metric table with deltas coloured better/worse.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from embscope.gui.plots import GRADE_COLOURS, PALETTE, category_codes, colour_codes, scatter_layers
+
+#: One colour per source (distinct from the grade colours' meaning where possible).
+SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+#: Delta colours: the metric's grading direction says which way is better.
+DELTA_COLOURS = {"better": GRADE_COLOURS["GOOD"], "worse": GRADE_COLOURS["POOR"]}
+MAP_TILE = (600, 560)
+SPECTRA_SIZE = (900, 600)
+
+
+def source_colour(index: int) -> str:
+    return SOURCE_COLOURS[index % len(SOURCE_COLOURS)]
+
+
+def delta_colour(direction: str | None) -> str | None:
+    """Green for a better value, red for a worse one, None when there is no grading rule or no change."""
+    return DELTA_COLOURS.get(direction)
+
+
+# --------------------------------------------------------------------------- table
+
+
+def ordered_rows(result, graded_only: bool = False) -> list:
+    """The table's :class:`~embscope.tasks.compare.MetricDelta` rows in reading order.
+
+    The report's metrics first (seed 002's order), then the other graded ones,
+    then every other scalar alphabetically (unless ``graded_only``).
+    """
+    from embscope.tasks.report import METRIC_LABELS
+
+    rows = list(result.table.values())
+    order = {name: i for i, name in enumerate(METRIC_LABELS)}
+    first = sorted((r for r in rows if r.name in order), key=lambda r: order[r.name])
+    graded = [r for r in rows if r.name not in order and r.higher_is_better is not None]
+    rest = sorted((r for r in rows if r.name not in order and r.higher_is_better is None), key=lambda r: r.name)
+    return first + graded + ([] if graded_only else rest)
+
+
+def metric_label(name: str) -> str:
+    from embscope.tasks.report import METRIC_LABELS
+
+    return METRIC_LABELS.get(name, name)
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
+    """Centred singular values of every source on one log-scale plot, effective rank marked per source.
+
+    A source with no spread at all (collapsed to a point) has no positive σ to
+    draw on a log axis; its legend entry says so instead of silently missing.
+    """
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    plot.clear()
+    legend = plot.legend or plot.addLegend(offset=(-10, 10))
+    legend.clear()
+    plot.setLogMode(x=False, y=True)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setLabel("bottom", "component k")
+    plot.setLabel("left", "σₖ / σ₁" if normalised else "singular value σₖ (centred)")
+    plot.setTitle("Singular spectra" + (" (normalised)" if normalised else ""))
+    for i, side in enumerate(result.sides):
+        colour = source_colour(i)
+        s = np.asarray(side.centered_singular_values, dtype=np.float64)
+        rank = side.metrics.get("effective_rank_centered", side.metrics.get("effective_rank"))
+        keep = s > 0
+        if not keep.any():
+            legend.addItem(pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine)),
+                           f"{side.name}: no spread (all σ = 0)")
+            continue
+        if normalised:
+            s = s / s.max()
+        k = np.arange(1, len(s) + 1)
+        name = side.name + (f" (eff. rank {rank:.1f})" if rank is not None else "")
+        plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
+        if rank is not None and rank > 0:
+            plot.addItem(pg.InfiniteLine(pos=float(rank), angle=90,
+                                         pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine)))
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def map_colours(result, colour_by: str, cluster_ids: list | None = None):
+    """Per source ``(codes, colours)`` and one legend, with the SAME colour for the same category everywhere.
+
+    Labels, parents and predictions are coded over all sources together (a
+    collapsed source predicting one class keeps that class's colour); MCL
+    clusters are per source, so they are coded per source.  Sources kept
+    without their analysis (the CLI's memory-lean comparison) are drawn in
+    one colour.
+    """
+    sides = result.sides
+    n_rows = [len(s.layout) for s in sides]
+    plain = [(np.zeros(n, np.int64), [PALETTE[0]]) for n in n_rows]
+    if any(s.result is None for s in sides):
+        return plain, []
+    if colour_by in ("cluster", "norm"):
+        per, legend = [], []
+        for i, side in enumerate(sides):
+            ids = None if cluster_ids is None else cluster_ids[i]
+            if colour_by == "cluster" and ids is None:
+                per.append(plain[i])
+                continue
+            codes, colours, items = colour_codes(side.result, colour_by, ids)
+            per.append((codes, colours))
+            legend = legend or (items if colour_by == "norm" else [])
+        return per, legend
+    key = {"leaf": "labels", "parent": "parents", "prediction": "predictions"}[colour_by]
+    values = [getattr(s.result.embeddings, key) for s in sides]
+    if any(v is None for v in values):
+        return plain, []
+    codes, names, colours = category_codes(np.concatenate([np.asarray(v).astype(str) for v in values]))
+    bounds = np.cumsum([0, *n_rows])
+    per = [(codes[bounds[i]:bounds[i + 1]], colours) for i in range(len(sides))]
+    return per, list(zip(names, colours))
+
+
+def draw_side_map(plot, coords: np.ndarray, codes: np.ndarray, colours: list[str], title: str) -> list:
+    """One source's aligned map (axes hidden, aspect locked); returns the scatter layers added."""
+    plot.clear()
+    plot.setTitle(title)
+    plot.hideAxis("left")
+    plot.hideAxis("bottom")
+    plot.setAspectLocked(True)
+    layers = scatter_layers(np.asarray(coords, dtype=np.float32), codes, colours)
+    for item in layers:
+        plot.addItem(item)
+    return layers
+
+
+def map_title(result, index: int, method: str = "pca") -> str:
+    side = result.sides[index]
+    colour = source_colour(index)
+    # Short: the maps sit side by side and pyqtgraph clips a long title.
+    suffix = "reference" if side.alignment is None else "aligned"
+    return (f"<span style='color:{colour}; font-weight:bold'>{_html(_elide(side.name, 28))}</span>"
+            f" ({method.upper()}, {suffix})")
+
+
+def map_range(coords_list: list[np.ndarray]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """One view range that holds every aligned map (they share the reference's frame)."""
+    stacked = np.vstack([np.asarray(c, dtype=np.float64) for c in coords_list])
+    finite = stacked[np.isfinite(stacked).all(axis=1)]
+    if not len(finite):
+        return (-1.0, 1.0), (-1.0, 1.0)
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    return (float(lo[0]), float(lo[0] + span[0])), (float(lo[1]), float(lo[1] + span[1]))
+
+
+def draw_aligned_maps(plots: list, result, coords_list: list[np.ndarray] | None = None, colour_by: str = "leaf",
+                      cluster_ids: list | None = None, method: str = "pca") -> None:
+    """Every source's map in its own PlotItem, in the reference's frame, one shared view range."""
+    import pyqtgraph as pg
+
+    coords_list = coords_list or [s.layout for s in result.sides]
+    per, legend_items = map_colours(result, colour_by, cluster_ids)
+    for i, (plot, coords) in enumerate(zip(plots, coords_list)):
+        codes, colours = per[i]
+        draw_side_map(plot, coords, codes, colours, map_title(result, i, method))
+    x_range, y_range = map_range(coords_list)
+    for plot in plots:
+        plot.getViewBox().setRange(xRange=x_range, yRange=y_range, padding=0.05)
+    if plots and legend_items:
+        legend = plots[0].legend or plots[0].addLegend(offset=(10, 10))
+        legend.clear()
+        for name, colour in legend_items[:12]:
+            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
+
+
+# --------------------------------------------------------------------------- PNG export
+
+
+def render_table_png(result, path: str | Path, max_rows: int | None = None) -> Path:
+    """The verdict line and the graded metric table with coloured deltas, as one image (atomic write)."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+    from embscope.gui.report_png import format_value
+
+    rows = ordered_rows(result, graded_only=True)[:max_rows]
+    names = result.names
+    margin, line_h, name_w, col_w = 30, 30, 430, 240
+    columns = [margin + name_w + i * col_w for i in range(2 * len(names) - 1)]
+    width = columns[-1] + col_w + margin
+    sides_h = line_h * len(result.sides)
+    height = margin + 50 + 40 + sides_h + 20 + line_h * (len(rows) + 1) + margin
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+    font = QFont()
+    font.setPixelSize(26)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QColor("#222222"))
+    y = margin
+    painter.drawText(margin, y + 28, f"EmbScope comparison: {' vs '.join(names)}")
+    y += 50
+    font.setPixelSize(18)
+    font.setBold(False)
+    painter.setFont(font)
+    painter.drawText(QRect(margin, y, width - 2 * margin, 30), Qt.AlignmentFlag.AlignLeft,
+                     f"Verdicts: {result.verdict_line}")
+    y += 40
+    for side in result.sides:
+        painter.setPen(QColor(GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]))
+        painter.drawText(QRect(margin + 10, y, width - 2 * margin, line_h), Qt.AlignmentFlag.AlignLeft,
+                         f"{side.name}: {side.verdict.headline}")
+        y += line_h
+    y += 20
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QColor("#222222"))
+    painter.drawText(margin, y + 21, "Metric")
+    headers = list(names) + [f"Δ {n}" for n in names[1:]]
+    for x, title in zip(columns, headers):
+        title = painter.fontMetrics().elidedText(title, Qt.TextElideMode.ElideMiddle, col_w - 20)
+        painter.drawText(QRect(x, y, col_w - 10, line_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                         title)
+    y += line_h
+    font.setBold(False)
+    painter.setFont(font)
+    for r, row in enumerate(rows):
+        if r % 2:
+            painter.fillRect(margin, y, width - 2 * margin, line_h, QColor("#f3f3f3"))
+        painter.setPen(QColor("#222222"))
+        painter.drawText(QRect(margin, y, name_w - 10, line_h), Qt.AlignmentFlag.AlignVCenter,
+                         _elide(metric_label(row.name), 42))
+        cells = [(format_value(v), GRADE_COLOURS.get(g)) for v, g in zip(row.values, row.grades)]
+        cells += [(_delta_text(d), delta_colour(w)) for d, w in zip(row.deltas[1:], row.direction[1:])]
+        for x, (text, colour) in zip(columns, cells):
+            painter.setPen(QColor(colour or "#222222"))
+            painter.drawText(QRect(x, y, col_w - 10, line_h),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+        y += line_h
+    painter.end()
+    return _save_atomic(image, Path(path))
+
+
+def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf") -> list[Path]:
+    """Write ``compare_spectra.png``, ``compare_maps.png`` and ``compare_table.png`` into ``out_dir``.
+
+    Parameters
+    ----------
+    result
+        A :class:`~embscope.tasks.compare.CompareResult`.
+    out_dir
+        Output folder (created).
+    colour_by
+        Map colouring when the sources' analyses were kept (else one colour).
+
+    Returns
+    -------
+    list of Path
+        The files written (each atomically).
+    """
+    import pyqtgraph as pg
+
+    from embscope.gui.plots import ensure_qapp, export_plot
+
+    ensure_qapp()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    spectra = pg.PlotWidget()
+    spectra.resize(*SPECTRA_SIZE)
+    draw_overlaid_spectra(spectra.getPlotItem(), result)
+    lay_out_offscreen(spectra)  # after drawing: axis widths follow the tick labels
+    written.append(export_plot(spectra.getPlotItem(), out / "compare_spectra.png", width=SPECTRA_SIZE[0]))
+    maps = pg.GraphicsLayoutWidget()
+    maps.resize(MAP_TILE[0] * len(result.sides), MAP_TILE[1])
+    plots = [maps.addPlot(row=0, col=i) for i in range(len(result.sides))]
+    draw_aligned_maps(plots, result, colour_by=colour_by)
+    lay_out_offscreen(maps)
+    written.append(export_plot(maps.ci, out / "compare_maps.png", width=MAP_TILE[0] * len(result.sides)))
+    written.append(render_table_png(result, out / "compare_table.png"))
+    for widget in (spectra, maps):
+        widget.deleteLater()
+    return written
+
+
+def lay_out_offscreen(widget) -> None:
+    """Lay a never-shown plot widget out at its size, without putting it on any screen.
+
+    An unshown pyqtgraph widget exports with its title cut off at the top (its
+    layout was never activated); showing it with WA_DontShowOnScreen runs the
+    layout and also works when a real display is present.
+    """
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    widget.show()
+    QApplication.processEvents()
+
+
+def _delta_text(delta) -> str:
+    from embscope.gui.report_png import format_value
+
+    if delta is None:
+        return "–"
+    return ("+" if delta > 0 else "") + format_value(float(delta))
+
+
+def _elide(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _html(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _save_atomic(image, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    if not image.save(str(tmp), "PNG"):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
+    return path
