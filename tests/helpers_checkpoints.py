@@ -19,7 +19,10 @@ def minilm_path() -> Path:
 def make_tiny_bert(folder: Path, *, classifier: bool = False, seed: int = 0) -> Path:
     """A 2-layer, 32-wide BERT saved with MiniLM's tokenizer (fast to load and run)."""
     import torch
+    import transformers
     from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    transformers.logging.disable_progress_bar()
 
     config = BertConfig(
         vocab_size=30522,

@@ -233,3 +233,65 @@ def test_cli_modules_prints_tree_with_shapes(tmp_path, capsys):
     assert code == 0
     slots = next(line for line in out.splitlines() if line.strip().startswith("slots"))
     assert "Slots" in slots and "2×4×8" in slots and "32" in slots
+
+
+def _bad_input_cases(tmp_path):
+    """(name, argv) pairs that must each end in exit 2 with one line on stderr."""
+    factory = write_factory(tmp_path)
+    good = tmp_path / "good.safetensors"
+    save_file(_tiny_state(), good)
+    npy = tmp_path / "x.npy"
+    import numpy as np
+
+    np.save(npy, np.zeros((4, 6), dtype=np.float32))
+    truncated = tmp_path / "trunc.safetensors"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"payload": Payload()}, pickled)
+    mismatched = tmp_path / "mismatch.safetensors"
+    save_file({**_tiny_state(), "classifier.weight": torch.zeros(7, 8)}, mismatched)
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"ok\ncaf\xe9\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    texts = tmp_path / "t.txt"
+    texts.write_text("one\ntwo\nthree\n", encoding="utf-8")
+    spec = f"{factory}:build"
+    cases = {
+        "truncated safetensors": [str(truncated), "--factory", spec, "--data", str(npy)],
+        "pickled class": [str(pickled), "--data", str(npy)],
+        "bad factory syntax": [str(good), "--factory", "nocolon", "--data", str(npy)],
+        "missing factory module": [str(good), "--factory", "no_such_mod_q:build", "--data", str(npy)],
+        "missing factory function": [str(good), "--factory", f"{factory}:nope", "--data", str(npy)],
+        "factory not a module": [str(good), "--factory", f"{factory}:not_a_module", "--data", str(npy)],
+        "shape mismatch": [str(mismatched), "--factory", spec, "--data", str(npy)],
+        "non-UTF-8 data": [str(tiny), "--data", str(latin1)],
+        "empty data": [str(tiny), "--data", str(empty)],
+    }
+    if not torch.cuda.is_available():
+        cases["CUDA without CUDA"] = [str(tiny), "--data", str(texts), "--device", "cuda"]
+    return cases
+
+
+def test_cli_analyze_bad_checkpoint_inputs_exit_2_one_line(tmp_path, capsys):
+    expected = {
+        "truncated safetensors": "not a readable safetensors file",
+        "pickled class": "Payload",
+        "bad factory syntax": "must look like",
+        "missing factory module": "not found",
+        "missing factory function": "'nope' not found",
+        "factory not a module": "not a torch.nn.Module",
+        "shape mismatch": "classifier.weight",
+        "non-UTF-8 data": "line 2",
+        "empty data": "empty",
+        "CUDA without CUDA": "no CUDA device",
+    }
+    cases = _bad_input_cases(tmp_path)
+    capsys.readouterr()  # building the cases may print
+    for name, argv in cases.items():
+        code = main(["analyze", *argv, "--no-cache", "--no-clusters", "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (name, err)
+        assert err.startswith("embscope: error:") and "\n" not in err, (name, err)
+        assert expected[name] in err, (name, err)
