@@ -56,6 +56,11 @@ def test_detection_routes_state_dicts_vs_embeddings_files(tmp_path):
     assert looks_like_state_dict(state) and looks_like_state_dict(pt_state)
     assert not looks_like_state_dict(emb)
     assert not looks_like_state_dict(pt_emb) and not looks_like_state_dict(pt_emb_dict)
+    pt_numpy = tmp_path / "emb_numpy.pt"
+    import numpy as np
+
+    torch.save({"embeddings": np.zeros((3, 2))}, pt_numpy)
+    assert not looks_like_state_dict(pt_numpy)  # numpy pickles are arrays, not a model
     assert is_checkpoint(state) and not is_checkpoint(emb)
     assert is_checkpoint(emb, factory="x.py:build")  # the user said it is one
     assert is_checkpoint(minilm_path()) and is_hf_folder(minilm_path())

@@ -111,8 +111,9 @@ def looks_like_state_dict(path: str | Path) -> bool:
         return True
     try:
         obj = _torch_load_safe(p)
-    except _UnsafePickle:
-        return True
+    except _UnsafePickle as refusal:
+        # Pickled numpy arrays are embeddings saved with torch.save, not a model.
+        return not all(g.startswith("numpy") for g in refusal.globals)
     except BadInputError:
         return suffix == ".bin"
     obj = _unwrap_nested(obj)[0]
