@@ -57,7 +57,7 @@ def run_app(sources: list[str] | None = None, *, demo_checkpoints: bool = False,
             print(f"EMBSCOPE READY {time.perf_counter() - launched:.3f}", flush=True)
         window.warm_up()
         if demo_checkpoints:
-            window.open_demo(checkpoints=True)
+            window.comparisons.open_demo_comparison()  # both checkpoints, compared; demo series offered
         elif sources:
             window.open_paths(sources)
         else:

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
 
 from embscope.gui import jobs
 from embscope.gui.clusters_panel import ClustersPanel
+from embscope.gui.compare_wiring import RUNNER_NAMES as COMPARE_RUNNERS
+from embscope.gui.compare_wiring import CompareSeriesController
 from embscope.gui.map_panel import MapPanel
 from embscope.gui.model import ViewModel
 from embscope.gui.overview_panel import OverviewPanel
@@ -108,7 +110,7 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
         self.runners = {name: JobRunner(name, self, synchronous=synchronous)
-                        for name in ("analysis", "layout", "clusters", "modules")}
+                        for name in ("analysis", "layout", "clusters", "modules", *COMPARE_RUNNERS)}
         self.warm_runner = JobRunner("warm", self, synchronous=synchronous)
         for name, runner in self.runners.items():
             runner.progress.connect(self._on_runner_progress)
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
         self.spectrum.normalised_box.toggled.connect(self._remember_view_settings)
         self.map.colour_combo.currentTextChanged.connect(self._remember_view_settings)
         self._build_menus()
+        self.comparisons = CompareSeriesController(self)  # Compare and Series tabs, Compare menu
         if self.settings.window_geometry:
             try:
                 self.restoreGeometry(QByteArray.fromHex(self.settings.window_geometry.encode()))

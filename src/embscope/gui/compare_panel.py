@@ -1,0 +1,669 @@
+"""Compare panel: two or more sources on the same data, side by side.
+
+Shows the one-line comparison of the verdicts, the metric table with one
+column per source and deltas coloured better/worse, the spectra overlaid, the
+maps side by side (aligned onto the first source by orthogonal Procrustes on
+the shared samples; PCA at once, UMAP when ready) with linked hover and
+selection, and one MCL inflation slider that drives every source's clusters.
+
+Work runs on :class:`~embscope.gui.workers.JobRunner` s (compare, layouts,
+clusters); the panel only reacts to their signals.  Drawing is shared with
+``embscope compare --out`` through :mod:`embscope.gui.compare_png`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from embscope.gui.clusters_panel import (
+    INFLATION_MAX,
+    REQUEST_DELAY_MS,
+    inflation_to_slider,
+    slider_to_inflation,
+)
+from embscope.gui.compare_png import (
+    delta_colour,
+    draw_aligned_maps,
+    draw_overlaid_spectra,
+    map_title,
+    metric_label,
+    ordered_rows,
+    source_colour,
+)
+from embscope.gui.map_panel import HOVER_PIXELS, SelectViewBox, points_in_polygon
+from embscope.gui.plots import GRADE_COLOURS
+from embscope.gui.report_png import format_value
+from embscope.gui.widgets import export_row
+from embscope.gui.workers import JobRunner
+from embscope.tasks.progress import Progress
+
+#: The map colourings that mean the same thing in every source.
+COMPARE_COLOURINGS = ("leaf", "parent", "cluster", "prediction")
+
+
+# --------------------------------------------------------------------------- jobs (no widgets touched)
+
+
+def compare_job_factory(request):
+    """``make_job(cancel)`` running :func:`embscope.tasks.compare.compare_job` on ``request``."""
+
+    def make(cancel):
+        from embscope.tasks.compare import compare_job
+
+        return compare_job(request, cancel)
+
+    return make
+
+
+def aligned_umap_job(sides):
+    """UMAP of every source on its own k-NN graph, aligned onto the first by Procrustes.
+
+    A source collapsed to a point keeps a point (at the reference map's
+    centre): UMAP would spread identical vectors into a blob that looks like
+    structure.  Returns ``(coords_list, methods)``.
+    """
+
+    def make(cancel):
+        from embscope.tasks.compare import align_layouts
+        from embscope.tasks.layout import umap_layout_job
+
+        coords, methods = [], []
+        for i, side in enumerate(sides):
+            cancel.raise_if_cancelled()
+            yield Progress(f"UMAP {side.name}", i / len(sides), f"{i + 1}/{len(sides)} maps")
+            if side.verdict.label == "collapsed_to_point" and i > 0:
+                coords.append(None)
+                methods.append("point")
+                continue
+            result = side.result
+            layout = yield from umap_layout_job(result.graph, result.sample_vectors, cancel=cancel)
+            coords.append(np.asarray(layout, dtype=np.float32))
+            methods.append("umap")
+        ids = [s.result.embeddings.ids for s in sides]
+        present = [i for i, c in enumerate(coords) if c is not None]
+        aligned = align_layouts([coords[i] for i in present], [ids[i] for i in present])
+        out = [None] * len(sides)
+        for i, (a, _fit, _rows) in zip(present, aligned):
+            out[i] = a
+        centre = np.nanmean(out[0], axis=0)
+        for i, c in enumerate(out):
+            if c is None:
+                out[i] = np.tile(centre.astype(np.float32), (len(sides[i].layout), 1))
+        return out, methods
+
+    return make
+
+
+def clusters_job(caches, label_sets, names, inflation: float):
+    """MCL at one inflation on every source's ClusterCache: ``(inflation, [(row, ids) | None …])``."""
+
+    def make(cancel):
+        from embscope.analysis.sweep import inflation_stats
+
+        out = []
+        for i, cache in enumerate(caches):
+            cancel.raise_if_cancelled()
+            if cache is None:
+                out.append(None)
+                continue
+            yield Progress(f"MCL I={inflation:g}", i / len(caches), names[i])
+            ids, iterations = cache.cluster_at(inflation, cancel)
+            labels, parents = label_sets[i]
+            out.append((inflation_stats(inflation, ids, iterations, labels, parents).to_dict(), ids))
+        return inflation, out
+
+    return make
+
+
+# --------------------------------------------------------------------------- the panel
+
+
+class ComparePanel(QWidget):
+    """Side-by-side comparison of a :class:`~embscope.tasks.compare.CompareResult`.
+
+    Parameters
+    ----------
+    compare_runner, layout_runner, cluster_runner
+        Runners for the comparison itself, the UMAP maps and MCL (new ones,
+        owned by the panel, when not given).
+    synchronous
+        For the runners the panel creates: run jobs inline (tests).
+    umap
+        Replace the PCA maps with aligned UMAP maps when the analyses have a graph.
+    """
+
+    title = "Compare"
+    hovered = Signal(int, int)  # (source index, row in that source), -1 = none
+    result_shown = Signal()
+
+    def __init__(self, compare_runner: JobRunner | None = None, layout_runner: JobRunner | None = None,
+                 cluster_runner: JobRunner | None = None, *, synchronous: bool = False, umap: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.compare_runner = compare_runner or JobRunner("compare", self, synchronous=synchronous)
+        self.layout_runner = layout_runner or JobRunner("compare-layout", self, synchronous=synchronous)
+        self.cluster_runner = cluster_runner or JobRunner("compare-clusters", self, synchronous=synchronous)
+        self.use_umap = umap
+        self.result = None
+        self.coords: list[np.ndarray] = []
+        self.methods: list[str] = []
+        self.to_ref: list[np.ndarray] = []  # per source: own row → reference row (-1: not shared)
+        self.from_ref: list[np.ndarray] = []  # per source: reference row → own row (-1: absent)
+        self.trees: list = []
+        self.selection_ref = np.empty(0, np.int64)
+        self.hover_ref = -1
+        self.cluster_caches: list = []
+        self.known: list[dict[float, tuple[dict, np.ndarray | None]]] = []
+        self.cluster_ids: list[np.ndarray | None] = []
+        self._pending_inflation: float | None = None
+
+        self.verdict_label = QLabel("Compare two or more sources: Compare ▸ Compare sources… (uses the open sources).")
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setTextFormat(Qt.TextFormat.RichText)
+        self.verdict_label.setStyleSheet("font-size: 12pt;")
+        self.table = QTableWidget(0, 1)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.normalised_box = QCheckBox("σ / σ₁")
+        self.spectra_widget = pg.PlotWidget()
+        self.spectra = self.spectra_widget.getPlotItem()
+        self.colour_combo = QComboBox()
+        self.colour_combo.addItems(COMPARE_COLOURINGS)
+        self.mode_buttons = QButtonGroup(self)
+        mode_widgets = []
+        for mode, text in (("pan", "Pan"), ("box", "Box select"), ("lasso", "Lasso")):
+            button = QPushButton(text)
+            button.setCheckable(True)
+            button.setProperty("mode", mode)
+            button.setChecked(mode == "pan")
+            self.mode_buttons.addButton(button)
+            mode_widgets.append(button)
+        self.clear_button = QPushButton("Clear selection")
+        self.maps_widget = pg.GraphicsLayoutWidget()
+        self.map_plots: list = []
+        self.view_boxes: list[SelectViewBox] = []
+        self.highlights: list = []
+        self.hover_markers: list = []
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, inflation_to_slider(INFLATION_MAX))
+        self.slider.setValue(inflation_to_slider(2.0))
+        self.inflation_label = QLabel("MCL inflation I = 2.00")
+        self.cluster_label = QLabel("")
+        self.cluster_label.setTextFormat(Qt.TextFormat.RichText)
+        self.hover_label = QLabel(" ")
+        self.hover_label.setWordWrap(True)
+        self.selection_label = QLabel("")
+        self.selection_label.setWordWrap(True)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.table)
+        spectra_box = QWidget()
+        spectra_layout = QVBoxLayout(spectra_box)
+        spectra_layout.setContentsMargins(0, 0, 0, 0)
+        spectra_layout.addWidget(self.normalised_box)
+        spectra_layout.addWidget(self.spectra_widget, stretch=1)
+        top.addWidget(spectra_box)
+        top.setSizes([560, 440])
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addLayout(export_row(self, QLabel("Colour by"), self.colour_combo, *mode_widgets,
+                                           self.clear_button))
+        bottom_layout.addWidget(self.maps_widget, stretch=1)
+        slider_row = export_row_like(self.inflation_label, self.slider)
+        bottom_layout.addLayout(slider_row)
+        bottom_layout.addWidget(self.cluster_label)
+        bottom_layout.addWidget(self.hover_label)
+        bottom_layout.addWidget(self.selection_label)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(bottom)
+        splitter.setSizes([330, 560])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.verdict_label)
+        layout.addWidget(splitter, stretch=1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REQUEST_DELAY_MS)
+        self._timer.timeout.connect(self._request_clusters)
+        self.compare_runner.finished.connect(lambda _id, result: self.set_result(result))
+        self.compare_runner.failed.connect(lambda _id, msg: self._status(f"Comparison failed: {msg}"))
+        self.layout_runner.finished.connect(self._on_layouts_finished)
+        self.layout_runner.failed.connect(lambda _id, msg: self._status(f"UMAP maps not available ({msg}); PCA shown"))
+        self.cluster_runner.finished.connect(self._on_clusters_finished)
+        self.cluster_runner.failed.connect(lambda _id, msg: self._status(f"MCL failed: {msg}"))
+        self.normalised_box.toggled.connect(self._draw_spectra)
+        self.colour_combo.currentTextChanged.connect(lambda _t: self._draw_maps())
+        self.mode_buttons.buttonClicked.connect(self._on_view_mode_clicked)
+        self.clear_button.clicked.connect(lambda: self.select_rows(0, []))
+        self.slider.valueChanged.connect(self._on_view_slider_changed)
+        self._hover_proxy = pg.SignalProxy(self.maps_widget.scene().sigMouseMoved, rateLimit=60,
+                                           slot=lambda event: self._on_view_mouse_moved(event[0]))
+        self.maps_widget.scene().sigMouseClicked.connect(self._on_view_mouse_clicked)
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def inflation(self) -> float:
+        return slider_to_inflation(self.slider.value())
+
+    @property
+    def colour_by(self) -> str:
+        return self.colour_combo.currentText()
+
+    def plot_items(self) -> dict:
+        items = {"compare_spectra": self.spectra}
+        items.update({f"compare_map_{i + 1}": p for i, p in enumerate(self.map_plots)})
+        return items
+
+    def start(self, request) -> int:
+        """Run the comparison of ``request`` (a CompareRequest) in the background; the result shows when done."""
+        self._status("Comparing " + ", ".join(r.source or "?" for r in request.sources) + "…")
+        return self.compare_runner.start(compare_job_factory(request))
+
+    def set_result(self, result) -> None:
+        """Show a :class:`~embscope.tasks.compare.CompareResult` (PCA maps now, UMAP maps when computed)."""
+        self.layout_runner.cancel()
+        self.cluster_runner.cancel()
+        self.result = result
+        sides = result.sides
+        self.coords = [np.asarray(s.layout, dtype=np.float32) for s in sides]
+        self.methods = ["pca"] * len(sides)
+        self._build_row_maps()
+        self._build_map_plots(len(sides))
+        self.selection_ref = np.empty(0, np.int64)
+        self.hover_ref = -1
+        self._fill_verdict()
+        self._fill_table()
+        self._draw_spectra()
+        self._seed_clusters()
+        self._draw_maps(autorange=True)
+        self._show_clusters(self.inflation)
+        self.result_shown.emit()
+        if self.use_umap and all(s.result is not None and s.result.graph is not None
+                                 and s.result.embeddings.n_samples > 2 for s in sides):
+            self.layout_runner.start(aligned_umap_job(sides))
+
+    def set_layouts(self, coords_list: list[np.ndarray], methods: list[str] | str) -> None:
+        """Show other maps (already aligned onto the reference frame), e.g. UMAP."""
+        if self.result is None:
+            return
+        self.coords = [np.asarray(c, dtype=np.float32) for c in coords_list]
+        self.methods = [methods] * len(self.coords) if isinstance(methods, str) else list(methods)
+        self._draw_maps(autorange=True)
+
+    def row_in(self, side: int, ref_row: int) -> int:
+        """Row of reference sample ``ref_row`` in source ``side`` (-1 when that source lacks it)."""
+        if ref_row < 0 or not self.from_ref:
+            return -1
+        return int(self.from_ref[side][ref_row])
+
+    def show_hover(self, side: int, row: int) -> None:
+        """Mark sample ``row`` of source ``side`` — the same sample — in every map."""
+        ref = int(self.to_ref[side][row]) if row >= 0 and self.to_ref else -1
+        self.hover_ref = ref
+        for i, marker in enumerate(self.hover_markers):
+            own = self.row_in(i, ref)
+            if own >= 0:
+                marker.setData(pos=self.coords[i][[own]])
+            else:
+                marker.clear()
+        self.hover_label.setText(self.describe(side, row) if row >= 0 else " ")
+        self.hovered.emit(side, row)
+
+    def select_rows(self, side: int, rows) -> None:
+        """Select samples (rows of source ``side``); the same samples are highlighted in every map."""
+        rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64)
+        if not self.to_ref:
+            return
+        ref = self.to_ref[side][rows] if len(rows) else np.empty(0, np.int64)
+        self.selection_ref = np.unique(ref[ref >= 0])
+        self._draw_selection()
+
+    def selected_rows(self, side: int) -> np.ndarray:
+        """The selection as rows of source ``side``."""
+        if not len(self.selection_ref):
+            return np.empty(0, np.int64)
+        own = self.from_ref[side][self.selection_ref]
+        return own[own >= 0]
+
+    def set_inflation(self, inflation: float) -> None:
+        """Move the shared slider and show (or compute) every source's MCL at that inflation now."""
+        self.slider.blockSignals(True)
+        self.slider.setValue(inflation_to_slider(inflation))
+        self.slider.blockSignals(False)
+        self._timer.stop()
+        self._request_clusters()
+
+    def cluster_row(self, side: int, inflation: float | None = None) -> dict | None:
+        """The sweep-style row (n_clusters, purity …) of source ``side`` at ``inflation`` (default: the slider's)."""
+        hit = self.known[side].get(round(self.inflation if inflation is None else inflation, 2)) if self.known else None
+        return None if hit is None else hit[0]
+
+    def sample_at(self, side: int, x: float, y: float, max_distance: float | None = None) -> int:
+        """Nearest sample of source ``side`` to view point (x, y), or -1 beyond ``max_distance``."""
+        if not self.trees:
+            return -1
+        distance, row = self.trees[side].query([x, y], distance_upper_bound=np.inf if max_distance is None
+                                               else max_distance)
+        return int(row) if np.isfinite(distance) else -1
+
+    def describe(self, side: int, row: int) -> str:
+        """One line about a sample: id, labels, and each source's prediction and cluster."""
+        sides = self.result.sides
+        emb = sides[side].result.embeddings if sides[side].result is not None else None
+        if emb is None:
+            return f"{sides[side].name}: sample #{row}"
+        parts = [str(emb.ids[row]) if emb.ids is not None else f"#{row}"]
+        if emb.labels is not None:
+            parts.append(f"label {emb.labels[row]}")
+        if emb.parents is not None:
+            parts.append(f"parent {emb.parents[row]}")
+        if emb.texts is not None and str(emb.texts[row]):
+            parts.append(f"“{emb.texts[row]}”")
+        ref = int(self.to_ref[side][row])
+        for i, s in enumerate(sides):
+            own = self.row_in(i, ref)
+            if own < 0 or s.result is None:
+                continue
+            bits = []
+            if s.result.embeddings.predictions is not None:
+                bits.append(f"predicted {s.result.embeddings.predictions[own]}")
+            if self.cluster_ids and self.cluster_ids[i] is not None:
+                bits.append(f"cluster {int(self.cluster_ids[i][own])}")
+            if bits:
+                parts.append(f"{s.name}: " + ", ".join(bits))
+        return " · ".join(parts)
+
+    # ------------------------------------------------------------------ building
+
+    def _build_row_maps(self) -> None:
+        sides = self.result.sides
+        n_ref = len(sides[0].layout)
+        self.to_ref, self.from_ref = [], []
+        for i, side in enumerate(sides):
+            n = len(side.layout)
+            if i == 0 or side.shared_rows is None:
+                rows_ref = rows_own = np.arange(min(n, n_ref))
+            else:
+                rows_ref, rows_own = (np.asarray(r, dtype=np.int64) for r in side.shared_rows)
+            to_ref = np.full(n, -1, np.int64)
+            to_ref[rows_own] = rows_ref
+            from_ref = np.full(n_ref, -1, np.int64)
+            from_ref[rows_ref] = rows_own
+            self.to_ref.append(to_ref)
+            self.from_ref.append(from_ref)
+
+    def _build_map_plots(self, count: int) -> None:
+        self.maps_widget.clear()
+        self.map_plots, self.view_boxes, self.highlights, self.hover_markers = [], [], [], []
+        for i in range(count):
+            box = SelectViewBox()
+            box.mode = self._mode()
+            plot = self.maps_widget.addPlot(row=0, col=i, viewBox=box)
+            box.drawn.connect(lambda _kind, polygon, side=i: self._on_view_region_drawn(side, polygon))
+            self.view_boxes.append(box)
+            self.map_plots.append(plot)
+            self.highlights.append(pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5),
+                                                      brush=pg.mkBrush(255, 215, 0, 230)))
+            self.hover_markers.append(pg.ScatterPlotItem(size=14, pen=pg.mkPen("#d62728", width=2.5), brush=None))
+        # Every map is in the reference's frame, so one pan/zoom should move them all.
+        for plot in self.map_plots[1:]:
+            plot.setXLink(self.map_plots[0])
+            plot.setYLink(self.map_plots[0])
+
+    def _fill_verdict(self) -> None:
+        result = self.result
+        lines = [f"<b>Verdicts:</b> {_escape(result.verdict_line)}"]
+        for i, side in enumerate(result.sides):
+            colour = GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]
+            lines.append(f"<span style='color:{source_colour(i)}'>■</span> <b>{_escape(side.name)}</b>: "
+                         f"<span style='color:{colour}'>{_escape(side.verdict.headline)}</span>")
+        self.verdict_label.setText("<br>".join(lines))
+
+    def _fill_table(self) -> None:
+        names = self.result.names
+        headers = ["Metric", *names, *(f"Δ {n}" for n in names[1:])]
+        rows = ordered_rows(self.result)
+        self.table.clear()
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            item = QTableWidgetItem(metric_label(row.name))
+            item.setToolTip(row.name + ("" if row.higher_is_better is None else
+                                        f" — {'higher' if row.higher_is_better else 'lower'} is better"))
+            self.table.setItem(r, 0, item)
+            for c, (value, grade) in enumerate(zip(row.values, row.grades)):
+                cell = QTableWidgetItem(format_value(value))
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if grade in GRADE_COLOURS:
+                    cell.setForeground(QBrush(QColor(GRADE_COLOURS[grade])))
+                    cell.setToolTip(grade)
+                self.table.setItem(r, 1 + c, cell)
+            for c, (delta, direction) in enumerate(zip(row.deltas[1:], row.direction[1:])):
+                text = "–" if delta is None else ("+" if delta > 0 else "") + format_value(float(delta))
+                cell = QTableWidgetItem(text)
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                colour = delta_colour(direction)
+                if colour is not None:
+                    cell.setBackground(QBrush(QColor(colour)))
+                    cell.setForeground(QBrush(QColor("white")))
+                    cell.setToolTip(direction)
+                self.table.setItem(r, 1 + len(names) + c, cell)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def _draw_spectra(self, *_args) -> None:
+        if self.result is not None:
+            draw_overlaid_spectra(self.spectra, self.result, normalised=self.normalised_box.isChecked())
+
+    def _draw_maps(self, autorange: bool = False) -> None:
+        if self.result is None:
+            return
+        from scipy.spatial import cKDTree
+
+        view = None if autorange or not self.map_plots else self.map_plots[0].getViewBox().viewRange()
+        ids = self.cluster_ids if self.colour_by == "cluster" else None
+        draw_aligned_maps(self.map_plots, self.result, self.coords, self.colour_by, ids, method="pca")
+        for i, plot in enumerate(self.map_plots):
+            plot.setTitle(map_title(self.result, i, self.methods[i]))
+            for item, z in ((self.highlights[i], 5), (self.hover_markers[i], 7)):
+                item.setZValue(z)
+                plot.addItem(item)
+        if view is not None:
+            self.map_plots[0].getViewBox().setRange(xRange=view[0], yRange=view[1], padding=0)
+        self.trees = [cKDTree(np.nan_to_num(c)) for c in self.coords]
+        self._draw_selection()
+        if self.hover_ref >= 0:
+            self.show_hover(0, self.row_in(0, self.hover_ref))
+
+    def _draw_selection(self) -> None:
+        for i, item in enumerate(self.highlights):
+            rows = self.selected_rows(i)
+            if len(rows):
+                item.setData(pos=self.coords[i][rows])
+            else:
+                item.clear()
+        n = len(self.selection_ref)
+        if not n:
+            self.selection_label.setText("No selection — drag with Box/Lasso in any map, or click a point")
+            return
+        text = f"<b>{n:,} selected</b> (highlighted in every map)"
+        emb = self.result.sides[0].result.embeddings if self.result.sides[0].result is not None else None
+        if emb is not None and emb.labels is not None:
+            from collections import Counter
+
+            rows = self.selected_rows(0)
+            common = Counter(emb.labels[rows].tolist()).most_common(3)
+            text += " — most common labels: " + ", ".join(f"{_escape(k)} ({v})" for k, v in common)
+        self.selection_label.setText(text)
+
+    # ------------------------------------------------------------------ clusters
+
+    def _seed_clusters(self) -> None:
+        from embscope.tasks.clusters import ClusterCache
+
+        self.cluster_caches, self.known, self.cluster_ids = [], [], []
+        for side in self.result.sides:
+            known: dict[float, tuple[dict, np.ndarray | None]] = {}
+            result = side.result
+            cache = None
+            if result is not None:
+                ids_by_inflation = getattr(result.clusters, "cluster_ids", {}) if result.clusters is not None else {}
+                for row in (result.summary.get("clusters") or {}).get("inflations", []):
+                    key = round(float(row["inflation"]), 2)
+                    ids = next((v for k, v in ids_by_inflation.items() if round(float(k), 2) == key), None)
+                    known[key] = (dict(row), None if ids is None else np.asarray(ids))
+                if result.graph is not None:
+                    cache = ClusterCache(result.graph)
+            self.known.append(known)
+            self.cluster_caches.append(cache)
+            self.cluster_ids.append(None)
+        shared = set.intersection(*(set(k) for k in self.known)) if self.known else set()
+        if shared and self.inflation not in shared:
+            # Start on a swept inflation every source has (2.0 or nearest) so numbers show at once.
+            self.slider.blockSignals(True)
+            self.slider.setValue(inflation_to_slider(min(shared, key=lambda i: abs(i - 2.0))))
+            self.slider.blockSignals(False)
+
+    def _on_view_slider_changed(self, _value: int) -> None:
+        self.inflation_label.setText(f"MCL inflation I = {self.inflation:.2f}")
+        if self._all_known(self.inflation):
+            self._timer.stop()
+            self._show_clusters(self.inflation)
+        else:
+            self._timer.start()
+
+    def _all_known(self, inflation: float) -> bool:
+        key = round(inflation, 2)
+        return bool(self.known) and all(key in k or cache is None
+                                        for k, cache in zip(self.known, self.cluster_caches))
+
+    def _request_clusters(self) -> None:
+        inflation = self.inflation
+        if self.result is None:
+            return
+        if self._all_known(inflation):
+            self._show_clusters(inflation)
+            return
+        self._pending_inflation = inflation
+        self.cluster_label.setText(f"computing MCL at I = {inflation:.2f} for every source…")
+        sides = self.result.sides
+        labels = [(None, None) if s.result is None else (s.result.embeddings.labels, s.result.embeddings.parents)
+                  for s in sides]
+        self.cluster_runner.start(clusters_job(self.cluster_caches, labels, self.result.names, inflation))
+
+    def _on_clusters_finished(self, _request_id: int, payload) -> None:
+        inflation, rows = payload
+        key = round(float(inflation), 2)
+        for known, row in zip(self.known, rows):
+            if row is not None:
+                known[key] = (dict(row[0], inflation=key), np.asarray(row[1]))
+        if key == self.inflation:
+            self._show_clusters(key)
+
+    def _show_clusters(self, inflation: float) -> None:
+        key = round(inflation, 2)
+        self.inflation_label.setText(f"MCL inflation I = {key:.2f}")
+        if not self.known:
+            return
+        parts = []
+        for i, (side, known) in enumerate(zip(self.result.sides, self.known)):
+            hit = known.get(key)
+            if hit is None:
+                parts.append(f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: –")
+                continue
+            row, ids = hit
+            self.cluster_ids[i] = ids
+            text = (f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: "
+                    f"{row['n_clusters']:,} clusters ({row.get('n_singletons', 0):,} singletons)")
+            for name, field in (("purity leaf", "purity_leaf"), ("parent", "purity_parent")):
+                if row.get(field) is not None:
+                    text += f" · {name} {format_value(row[field])}"
+            parts.append(text)
+        self.cluster_label.setText("&nbsp;&nbsp;|&nbsp;&nbsp;".join(parts))
+        if self.colour_by == "cluster":
+            self._draw_maps()
+
+    def _on_layouts_finished(self, _request_id: int, payload) -> None:
+        coords, methods = payload
+        self.set_layouts(coords, methods)
+
+    # ------------------------------------------------------------------ view side
+
+    def _mode(self) -> str:
+        button = self.mode_buttons.checkedButton()
+        return button.property("mode") if button is not None else "pan"
+
+    def _on_view_mode_clicked(self, button) -> None:
+        for box in self.view_boxes:
+            box.mode = button.property("mode")
+
+    def _on_view_region_drawn(self, side: int, polygon) -> None:
+        rows = np.flatnonzero(points_in_polygon(self.coords[side], polygon))
+        self.select_rows(side, rows)
+
+    def _side_under(self, scene_pos) -> int:
+        for i, plot in enumerate(self.map_plots):
+            if plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+                return i
+        return -1
+
+    def _row_under(self, scene_pos) -> tuple[int, int]:
+        side = self._side_under(scene_pos)
+        if side < 0 or not self.trees:
+            return -1, -1
+        box = self.map_plots[side].getViewBox()
+        point = box.mapSceneToView(scene_pos)
+        pixel = box.viewPixelSize()
+        return side, self.sample_at(side, point.x(), point.y(), HOVER_PIXELS * max(pixel[0], pixel[1]))
+
+    def _on_view_mouse_moved(self, scene_pos) -> None:
+        side, row = self._row_under(scene_pos)
+        if side >= 0:
+            self.show_hover(side, row)
+
+    def _on_view_mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        side, row = self._row_under(event.scenePos())
+        if side >= 0 and row >= 0:
+            event.accept()
+            self.select_rows(side, [row])
+
+    def _status(self, text: str) -> None:
+        self.hover_label.setText(text)
+
+
+def export_row_like(*widgets):
+    """A plain row of widgets (the slider row), the last one stretching."""
+    from PySide6.QtWidgets import QHBoxLayout
+
+    row = QHBoxLayout()
+    for widget in widgets[:-1]:
+        row.addWidget(widget)
+    row.addWidget(widgets[-1], stretch=1)
+    return row
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,254 @@
+"""Series panel: every scalar metric of a folder of checkpoints against the step.
+
+Pick a folder (steps parsed from the names: ``step-000500``, ``checkpoint-1000``,
+``epoch_3`` …, or a pattern), the data and model settings, and run
+:func:`embscope.tasks.series.series_job` in the background (cached per
+checkpoint, cancellable).  A metric picker chooses what to plot; the POOR
+boundary is drawn and the first step that crossed it is marked.  Clicking a
+point asks the main window to open that checkpoint as a source
+(:attr:`SeriesPanel.open_requested`).
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from embscope.gui.compare_png import metric_label
+from embscope.gui.series_png import draw_series_metric, poor_rule
+from embscope.gui.sources_panel import SourceSpec
+from embscope.gui.widgets import export_row
+from embscope.gui.workers import JobRunner
+
+#: The metric shown first when a series arrives (the first present).
+DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "participation_ratio_normalized")
+
+
+class SeriesPanel(QWidget):
+    """Series settings form, Run/Cancel, metric picker and the metric-against-step plot.
+
+    Parameters
+    ----------
+    runner
+        The runner for series jobs (a new one owned by the panel when not given).
+    synchronous
+        For a runner the panel creates: run jobs inline (tests).
+    cache_dir
+        Per-checkpoint cache folder (None: the user cache).
+    """
+
+    title = "Series"
+    #: A :class:`~embscope.gui.sources_panel.SourceSpec` of the clicked checkpoint (with the series' settings).
+    open_requested = Signal(object)
+    result_shown = Signal()
+
+    def __init__(self, runner: JobRunner | None = None, *, synchronous: bool = False, cache_dir: str | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner or JobRunner("series", self, synchronous=synchronous)
+        self.cache_dir = cache_dir
+        self.result = None
+        self.request = None  # the SeriesRequest of the shown result
+        self.opened_index: int | None = None
+        self.points_item = None
+        self.edits: dict[str, QLineEdit] = {}
+        grid = QGridLayout()
+        fields = (("folder", "Checkpoints folder", "folder with step-000500… checkpoints (files or model folders)"),
+                  ("data", "Data", "data to run through each checkpoint (.npy, .txt, .jsonl, .csv)"),
+                  ("meta", "Metadata CSV", "label, parent, id, text per sample (optional)"),
+                  ("factory", "Model factory", "package.module:function or file.py:function (state dicts)"),
+                  ("module", "Module", "submodule whose output is captured (e.g. embed_norm)"),
+                  ("pattern", "Step pattern", "optional regex with a group around the step, e.g. ep(\\d+)"))
+        for row, (key, text, tip) in enumerate(fields):
+            edit = QLineEdit()
+            edit.setPlaceholderText(tip)
+            self.edits[key] = edit
+            grid.addWidget(QLabel(text), row // 2, 3 * (row % 2))
+            grid.addWidget(edit, row // 2, 3 * (row % 2) + 1)
+            if key in ("folder", "data", "meta"):
+                button = QPushButton("…")
+                button.setMaximumWidth(32)
+                button.clicked.connect(lambda _c=False, k=key: self._browse(k))
+                grid.addWidget(button, row // 2, 3 * (row % 2) + 2)
+        self.inflation_spin = QDoubleSpinBox()
+        self.inflation_spin.setRange(0.0, 6.0)
+        self.inflation_spin.setSingleStep(0.1)
+        self.inflation_spin.setDecimals(2)
+        self.inflation_spin.setSpecialValueText("coarsest")
+        self.inflation_spin.setToolTip("MCL inflation the purity series is read at (the sweep's nearest row)")
+        self.run_button = QPushButton("Run series")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress_label = QLabel("")
+        self.progress_label.setStyleSheet("color: #555;")
+        buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Purity at inflation"))
+        buttons.addWidget(self.inflation_spin)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress_label, stretch=1)
+        self.metric_combo = QComboBox()
+        self.metric_combo.setMinimumWidth(320)
+        self.metric_combo.setToolTip("Metric plotted against the step")
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        self.crossings_label = QLabel("")
+        self.crossings_label.setWordWrap(True)
+        self.hint_label = QLabel("Click a point to open that checkpoint as a source.")
+        self.hint_label.setStyleSheet("color: #555;")
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addLayout(buttons)
+        layout.addLayout(export_row(self, QLabel("Metric"), self.metric_combo, self.hint_label))
+        layout.addWidget(self.plot_widget, stretch=1)
+        layout.addWidget(self.crossings_label)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.metric_combo.currentIndexChanged.connect(lambda _i: self._draw())
+        self.runner.progress.connect(self._on_runner_progress)
+        self.runner.finished.connect(self._on_runner_finished)
+        self.runner.failed.connect(lambda _id, msg: self._set_running(False, f"Series failed: {msg}"))
+        self.runner.cancelled.connect(lambda _id: self._set_running(False, "Cancelled"))
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def metric(self) -> str:
+        return self.metric_combo.currentData() or ""
+
+    def plot_items(self) -> dict:
+        return {"series": self.plot}
+
+    def set_settings(self, folder=None, data=None, meta=None, factory=None, module=None, pattern=None) -> None:
+        """Fill the form (only the fields given)."""
+        for key, value in (("folder", folder), ("data", data), ("meta", meta), ("factory", factory),
+                           ("module", module), ("pattern", pattern)):
+            if value is not None:
+                self.edits[key].setText(str(value))
+
+    def build_request(self):
+        """The :class:`~embscope.tasks.series.SeriesRequest` the form describes."""
+        from embscope.tasks.analyze import AnalyzeRequest
+        from embscope.tasks.series import SeriesRequest
+
+        text = {key: edit.text().strip() or None for key, edit in self.edits.items()}
+        analysis = AnalyzeRequest(data=text["data"], meta=text["meta"], factory=text["factory"], module=text["module"])
+        inflation = self.inflation_spin.value()
+        return SeriesRequest(analysis=analysis, folder=text["folder"], pattern=text["pattern"],
+                             purity_inflation=inflation if inflation > 1.0 else None, cache_dir=self.cache_dir)
+
+    def run(self) -> int:
+        """Start the series in the background (a running one is cancelled first)."""
+        from embscope.tasks.series import series_job
+
+        request = self.build_request()
+        if not request.folder:
+            self._set_running(False, "Choose the folder of checkpoints first.")
+            return -1
+        self._pending_request = request
+        self._set_running(True, f"analysing the checkpoints of {request.folder}…")
+        return self.runner.start(lambda cancel: series_job(request, cancel))
+
+    def set_result(self, result, request=None) -> None:
+        """Show a :class:`~embscope.tasks.series.SeriesResult`; the metric picker lists every scalar metric."""
+        from embscope.tasks.series import series_markdown_lines
+
+        self.result = result
+        self.request = request
+        self.opened_index = None
+        keep = self.metric
+        self.metric_combo.blockSignals(True)
+        self.metric_combo.clear()
+        for name in result.metric_names:
+            crossing = result.crossings.get(name)
+            mark = f"  — POOR from {result.unit} {crossing.step}" if crossing and crossing.step is not None else ""
+            label = metric_label(name)
+            self.metric_combo.addItem(f"{label}{'' if label == name else f'  [{name}]'}{mark}", name)
+        names = result.metric_names
+        chosen = keep if keep in names else next((m for m in DEFAULT_METRICS if m in names), names[0] if names else "")
+        self.metric_combo.setCurrentIndex(max(self.metric_combo.findData(chosen), 0))
+        self.metric_combo.blockSignals(False)
+        lines = series_markdown_lines(result)
+        steps = ", ".join(f"{p.step}: {p.verdict}" for p in result.points)
+        self.crossings_label.setText(
+            f"{len(result.points)} checkpoints ({result.unit}s {steps})<br>"
+            + ("<b>First POOR:</b><br>" + "<br>".join(_escape(line) for line in lines) if lines
+               else "No graded metric turned POOR.")
+            + ("<br><i>" + "<br>".join(_escape(n) for n in result.notes) + "</i>" if result.notes else ""))
+        self._draw()
+        self.result_shown.emit()
+
+    def set_metric(self, name: str) -> None:
+        index = self.metric_combo.findData(name)
+        if index < 0:
+            raise KeyError(f"no metric {name!r} in this series")
+        self.metric_combo.setCurrentIndex(index)
+
+    def open_point(self, index: int) -> None:
+        """Ask to open checkpoint ``index`` of the series as a source (with the series' extraction settings)."""
+        if self.result is None or not 0 <= index < len(self.result.points):
+            return
+        point = self.result.points[index]
+        analysis = self.request.analysis if self.request is not None else self.build_request().analysis
+        spec = SourceSpec(path=point.path, is_checkpoint=True, data=analysis.data, meta=analysis.meta,
+                          factory=analysis.factory, module=analysis.module,
+                          label=f"{self.result.unit} {point.step}: {_file_name(point.path)}")
+        self.opened_index = index
+        self._draw()
+        self.open_requested.emit(spec)
+
+    # ------------------------------------------------------------------ drawing and events
+
+    def _draw(self) -> None:
+        if self.result is None or not self.metric:
+            return
+        self.points_item = draw_series_metric(self.plot, self.result, self.metric,
+                                              poor_rule(self.result, self.metric), label=metric_label(self.metric),
+                                              highlight=self.opened_index)
+        self.points_item.sigClicked.connect(self._on_view_points_clicked)
+
+    def _on_view_points_clicked(self, _item, points, _event=None) -> None:
+        if len(points):
+            self.open_point(int(points[0].data()))
+
+    def _on_runner_progress(self, _request_id: int, report) -> None:
+        self.progress_label.setText(report.stage + (f" — {report.message}" if report.message else ""))
+
+    def _on_runner_finished(self, _request_id: int, result) -> None:
+        self._set_running(False, "")
+        self.set_result(result, getattr(self, "_pending_request", None))
+
+    def _set_running(self, running: bool, text: str) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.progress_label.setText(text)
+
+    def _browse(self, key: str) -> None:
+        if key == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Folder of checkpoints")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Data" if key == "data" else "Metadata CSV")
+        if path:
+            self.edits[key].setText(path)
+
+
+def _file_name(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).name
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,268 @@
+"""Compare and Series panels and their PNG renderers (pytest-qt, offscreen, synchronous jobs)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt
+
+from embscope.data import EmbeddingSet
+from helpers_gui import mcl_row, synthetic_embeddings
+
+
+def _compare(embeddings: list[EmbeddingSet], names, clusters: bool = False):
+    from embscope.tasks.analyze import AnalyzeRequest
+    from embscope.tasks.compare import CompareRequest, compare_job
+    from embscope.tasks.progress import run_job
+
+    requests = tuple(AnalyzeRequest(source=n, embeddings=e, knn=8, clusters=clusters, inflations=(2.0,))
+                     for n, e in zip(names, embeddings))
+    return run_job(compare_job(CompareRequest(sources=requests, names=tuple(names))))
+
+
+@pytest.fixture(scope="module")
+def healthy():
+    return synthetic_embeddings(120, 12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def good_vs_bad(healthy):
+    return _compare([healthy, synthetic_embeddings(120, 12, seed=0, collapsed=True)], ["good", "bad"], clusters=True)
+
+
+@pytest.fixture(scope="module")
+def permuted(healthy):
+    """The healthy set against the same samples in another row order (matched by id)."""
+    order = np.random.default_rng(5).permutation(healthy.n_samples)
+    shuffled = replace(healthy, vectors=healthy.vectors[order], labels=healthy.labels[order],
+                       parents=healthy.parents[order], predictions=healthy.predictions[order],
+                       texts=healthy.texts[order], ids=healthy.ids[order])
+    return _compare([healthy, shuffled], ["original", "shuffled"]), order
+
+
+def _panel(qtbot, result=None):
+    from embscope.gui.compare_panel import ComparePanel
+    from embscope.gui.plots import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    panel = ComparePanel(synchronous=True, umap=False)
+    qtbot.addWidget(panel)
+    panel.resize(1100, 850)
+    panel.show()
+    if result is not None:
+        panel.set_result(result)
+    return panel
+
+
+def _table(panel) -> dict[str, list]:
+    """Metric key (tooltip) → the row's cell items."""
+    out = {}
+    for r in range(panel.table.rowCount()):
+        key = panel.table.item(r, 0).toolTip().split(" — ")[0]
+        out[key] = [panel.table.item(r, c) for c in range(panel.table.columnCount())]
+    return out
+
+
+def test_table_shows_values_deltas_and_better_worse_colours(qtbot, good_vs_bad):
+    from embscope.analysis.grading import Threshold
+    from embscope.gui.plots import GRADE_COLOURS
+    from embscope.tasks.compare import metric_table
+
+    rules = {"up": Threshold(good=5, ok=1, higher=True, target="> 5"),
+             "down": Threshold(good=1, ok=5, higher=False, target="< 1")}
+    table = metric_table([{"up": 1.0, "down": 1.0, "plain": 2.0}, {"up": 3.0, "down": 3.0, "plain": 2.5}], rules)
+    known = replace(good_vs_bad, table=table)
+    panel = _panel(qtbot, known)
+    headers = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+    assert headers == ["Metric", "good", "bad", "Δ bad"]
+    rows = _table(panel)
+    assert [c.text() for c in rows["up"][1:]] == ["1", "3", "+2"]
+    assert rows["up"][3].background().color().name() == GRADE_COLOURS["GOOD"]  # higher is better: +2 is better
+    assert rows["down"][3].background().color().name() == GRADE_COLOURS["POOR"]  # lower is better: +2 is worse
+    assert rows["plain"][3].text() == "+0.5"
+    assert rows["plain"][3].background().style() == Qt.BrushStyle.NoBrush  # no grading rule: no colour
+    assert good_vs_bad.verdict_line in panel.verdict_label.text()
+
+
+def test_collapsed_source_is_coloured_worse_on_graded_metrics(qtbot, good_vs_bad):
+    from embscope.gui.plots import GRADE_COLOURS
+
+    panel = _panel(qtbot, good_vs_bad)
+    rows = _table(panel)
+    for name, row in good_vs_bad.table.items():
+        if row.direction[1] == "worse":
+            assert rows[name][3].background().color().name() == GRADE_COLOURS["POOR"], name
+    assert good_vs_bad.table["effective_rank_normalized"].direction[1] == "worse"
+    assert "healthy" in panel.verdict_label.text() and "collapsed_to_point" in panel.verdict_label.text()
+
+
+def test_source_against_itself_zero_deltas_identical_maps(qtbot, healthy):
+    result = _compare([healthy, healthy], ["a", "b"])
+    panel = _panel(qtbot, result)
+    for cells in _table(panel).values():
+        assert cells[3].text() in ("0", "–")
+        assert cells[3].background().style() == Qt.BrushStyle.NoBrush
+    np.testing.assert_allclose(panel.coords[1], panel.coords[0], atol=1e-4)
+    assert len(panel.map_plots) == 2
+    # Views are linked: the second map follows the first one's range.
+    assert panel.map_plots[1].getViewBox().linkedView(0) is panel.map_plots[0].getViewBox()
+
+
+def test_hover_and_selection_are_linked_across_maps(qtbot, permuted):
+    from PySide6.QtCore import QPointF
+
+    result, order = permuted
+    panel = _panel(qtbot, result)
+    qtbot.waitExposed(panel)
+    row = 17  # row 17 of "original" is row where(order == 17) of "shuffled"
+    other = int(np.flatnonzero(order == row)[0])
+    assert panel.row_in(1, row) == other
+    box = panel.map_plots[0].getViewBox()
+    x, y = panel.coords[0][row]
+    with qtbot.waitSignal(panel.hovered) as signal:
+        panel._on_view_mouse_moved(box.mapViewToScene(QPointF(float(x), float(y))))
+    assert signal.args == [0, row]
+    hover = panel.hover_markers[1].data
+    np.testing.assert_allclose([hover[0]["x"], hover[0]["y"]], panel.coords[1][other], atol=1e-6)
+    np.testing.assert_allclose(panel.coords[1][other], panel.coords[0][row], atol=1e-3)  # aligned maps agree
+    assert result.sides[1].result.embeddings.ids[other] in panel.hover_label.text()
+    # A box drawn in the second map selects the same samples in the first.
+    pts = panel.coords[1]
+    lo, hi = pts.min(axis=0), pts.mean(axis=0)
+    polygon = np.array([[lo[0] - 1, lo[1] - 1], [hi[0], lo[1] - 1], [hi[0], hi[1]], [lo[0] - 1, hi[1]]])
+    panel.view_boxes[1].drawn.emit("box", polygon)
+    inside = np.flatnonzero((pts[:, 0] <= hi[0]) & (pts[:, 1] <= hi[1]))
+    assert len(inside) > 0
+    ids = result.sides[1].result.embeddings.ids
+    ref_ids = result.sides[0].result.embeddings.ids
+    assert sorted(ref_ids[panel.selected_rows(0)]) == sorted(ids[inside])
+    assert len(panel.highlights[0].data) == len(inside) == len(panel.highlights[1].data)
+
+
+def test_one_slider_updates_every_source_cluster_count(qtbot, good_vs_bad):
+    panel = _panel(qtbot, good_vs_bad)
+    assert panel.inflation == 2.0  # starts on the swept inflation, known at once
+    panel.set_inflation(2.6)
+    for i, side in enumerate(good_vs_bad.sides):
+        emb = side.result.embeddings
+        expected, _ids = mcl_row(side.result.graph, emb.labels, emb.parents, 2.6)
+        row = panel.cluster_row(i)
+        assert row["n_clusters"] == expected["n_clusters"]
+        assert row["purity_leaf"] == pytest.approx(expected["purity_leaf"])
+        assert f"{side.name}</b></span>: {expected['n_clusters']:,} clusters" in panel.cluster_label.text()
+    assert panel.cluster_row(1)["n_clusters"] == 1  # the collapsed source is one cluster
+    assert panel.cluster_row(0)["n_clusters"] > 1
+
+
+def test_compare_png_renderer_writes_files(tmp_path, qtbot, good_vs_bad):
+    from PySide6.QtGui import QImage
+
+    from embscope.gui.compare_png import render_compare_pngs
+
+    written = render_compare_pngs(good_vs_bad, tmp_path)
+    assert [p.name for p in written] == ["compare_spectra.png", "compare_maps.png", "compare_table.png"]
+    for path in written:
+        image = QImage(str(path))
+        assert image.width() >= 800 and image.height() >= 300, path
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+# --------------------------------------------------------------------------- series
+
+
+def _series(tmp_path):
+    from embscope.analysis.grading import load_thresholds
+    from embscope.analysis.series import first_poor_crossings
+    from embscope.tasks.series import SeriesPoint, SeriesResult
+
+    steps = [100, 200, 300, 400, 500]
+    ranks = [0.6, 0.52, 0.35, 0.2, 0.1]  # POOR below 0.30: first at step 400
+    points = []
+    for step, rank in zip(steps, ranks):
+        path = tmp_path / f"step-{step:06d}.safetensors"
+        points.append(SeriesPoint(step=step, path=str(path), verdict="healthy" if rank > 0.3 else "dimensional_collapse",
+                                  headline="", metrics={"effective_rank_normalized": rank, "effective_rank": 64 * rank,
+                                                        "mean_cosine": 0.1}))
+    crossings = first_poor_crossings(steps, [p.metrics for p in points], load_thresholds(None))
+    return SeriesResult(points=points, crossings=crossings)
+
+
+def _lines(plot, angle):
+    import pyqtgraph as pg
+
+    return [item for item in plot.items if isinstance(item, pg.InfiniteLine) and item.angle == angle]
+
+
+def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, tmp_path):
+    from embscope.gui.series_panel import SeriesPanel
+    from embscope.tasks.analyze import AnalyzeRequest
+    from embscope.tasks.series import SeriesRequest
+
+    result = _series(tmp_path)
+    assert result.crossings["effective_rank_normalized"].step == 400
+    panel = SeriesPanel(synchronous=True)
+    qtbot.addWidget(panel)
+    request = SeriesRequest(analysis=AnalyzeRequest(data="d.npy", factory="m.py:build", module="embed"),
+                            folder=str(tmp_path))
+    panel.set_result(result, request)
+    assert panel.metric == "effective_rank_normalized"
+    assert [panel.metric_combo.itemData(i) for i in range(panel.metric_combo.count())] == result.metric_names
+    assert [line.value() for line in _lines(panel.plot, 90)] == [400]
+    assert [line.value() for line in _lines(panel.plot, 0)] == [pytest.approx(0.30)]
+    assert "POOR from step 400" in panel.metric_combo.currentText()
+    panel.set_metric("mean_cosine")  # never POOR: threshold drawn, no crossing
+    assert _lines(panel.plot, 90) == [] and len(_lines(panel.plot, 0)) == 1
+    panel.set_metric("effective_rank_normalized")
+    points = panel.points_item.points()
+    with qtbot.waitSignal(panel.open_requested) as signal:
+        panel.points_item.sigClicked.emit(panel.points_item, [points[1]], None)
+    spec = signal.args[0]
+    assert spec.path == result.points[1].path and spec.is_checkpoint
+    assert (spec.data, spec.factory, spec.module) == ("d.npy", "m.py:build", "embed")
+
+
+def test_series_point_click_opens_the_checkpoint_in_the_main_window(qtbot, tmp_path, monkeypatch):
+    from embscope.gui.main_window import MainWindow
+    from embscope.gui.settings import Settings
+
+    window = MainWindow(Settings(), synchronous=True, persist=False, layouts=False, clusters=False)
+    qtbot.addWidget(window)
+    analysed = []
+    monkeypatch.setattr(window, "analyze", analysed.append)
+    series = window.comparisons.series
+    assert window.tabs.indexOf(series) >= 0 and window.tabs.indexOf(window.comparisons.compare) >= 0
+    series.set_settings(data="d.npy", module="embed")
+    series.set_result(_series(tmp_path))
+    series.open_point(3)
+    assert [s.path for s in window.sources.specs] == [series.result.points[3].path]
+    assert window.sources.specs[0].data == "d.npy" and analysed == [0]
+    series.open_point(3)  # already open: selected, not added twice
+    assert len(window.sources.specs) == 1
+
+
+def test_series_panel_runs_in_background_and_reports_bad_folder(qtbot, tmp_path):
+    from embscope.gui.series_panel import SeriesPanel
+
+    panel = SeriesPanel(synchronous=True)
+    qtbot.addWidget(panel)
+    panel.set_settings(folder=str(tmp_path), data="d.npy")
+    with qtbot.waitSignal(panel.runner.failed):
+        panel.run()
+    assert "no checkpoint" in panel.progress_label.text()
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_series_png_renderer_writes_one_file_per_key_metric(tmp_path, qtbot):
+    from PySide6.QtGui import QImage
+
+    from embscope.gui.series_png import render_series_pngs
+
+    written = render_series_pngs(_series(tmp_path), tmp_path / "out")
+    names = [p.name for p in written]
+    assert names == ["series_effective_rank.png", "series_effective_rank_normalized.png", "series_mean_cosine.png"]
+    assert all(QImage(str(p)).width() == 900 for p in written)
