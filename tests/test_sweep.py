@@ -48,6 +48,13 @@ def test_readout_rules():
     weak = sweep_readout([stats(1.4, 4, 0.30, 0.40), stats(2, 12, 0.5, 0.55), stats(4, 40, 0.6, 0.65)],
                          modal_parent=0.3)
     assert weak.label == "weak"
+    # High and nearly flat parent purity (leaves pure too) is never "weak" (the WordNet demo).
+    demo = sweep_readout([stats(1.4, 30, 0.832, 0.936), stats(2, 61, 0.925, 0.965), stats(4, 652, 0.986, 0.995)],
+                         modal_parent=0.178)
+    assert demo.label == "hierarchy"
+    mixed = sweep_readout([stats(1.4, 4, 0.55, 0.6), stats(2, 12, 0.75, 0.8), stats(4, 40, 0.9, 0.95)],
+                          modal_parent=0.2)
+    assert mixed.label == "mixed"
     collapse = sweep_readout([stats(i, 1, 0.1, 0.851) for i in (1.4, 2, 3, 4)], modal_parent=0.851)
     assert collapse.label == "collapse" and "modal-parent share (0.851)" in collapse.text
     nonmono = sweep_readout([stats(1.4, 5, 0.3, 0.4), stats(2, 3, 0.3, 0.4)], modal_parent=0.3)

@@ -101,7 +101,7 @@ def decide_verdict(
             f"per-dimension variance max {_fmt(geometry['dimension_variance_max'])}, "
             f"median {_fmt(geometry['dimension_variance_median'])}"
         )
-        if clusters and clusters.get("readout", {}).get("label") == "one_cluster":
+        if clusters and clusters.get("readout", {}).get("label") == "collapse":
             evidence.append("MCL finds one cluster at every inflation; purity is just the modal share")
         _add_prediction_evidence(evidence, predictions)
         return Verdict("collapsed_to_point", evidence)
@@ -147,7 +147,7 @@ def decide_verdict(
         evidence.extend(cluster_evidence or [])
         return Verdict("mode_collapse_head", evidence)
 
-    flat = clusters and clusters.get("readout", {}).get("label") == "flat"
+    flat = clusters and clusters.get("readout", {}).get("label") == "weak"
     if poor("knn_label_lift") or flat:
         if geometry.get("knn_label_accuracy") is not None:
             evidence.append(

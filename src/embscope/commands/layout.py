@@ -23,7 +23,8 @@ def _vectors_2d(emb):
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.sources.embedding_files import load_embeddings
+    from embscope.commands.analyze import request_from_args
+    from embscope.tasks.analyze import load_source
     from embscope.tasks.graph_cache import build_knn_graph
     from embscope.tasks.layout import pca_layout_cached, umap_layout_job
     from embscope.tasks.progress import run_job
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInputError(f"cannot create output folder {out}: {exc.strerror}") from None
-    emb = load_embeddings(args.source, getattr(args, "meta", None), getattr(args, "parents", None))
+    # The same loading as `analyze`: embeddings files, or extraction from a checkpoint.
+    emb, _ = run_job(load_source(request_from_args(args, args.source)))
     x = _vectors_2d(emb)
     for note in emb.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -100,7 +100,9 @@ def sample_vectors(embeddings: EmbeddingSet) -> np.ndarray:
     return embeddings.vectors.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
-def load_source(request: AnalyzeRequest, cancel: CancelToken) -> Job[tuple[EmbeddingSet, object | None]]:
+def load_source(
+    request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED
+) -> Job[tuple[EmbeddingSet, object | None]]:
     """Load an embeddings file, or extract from a checkpoint; returns (embeddings, weights)."""
     if request.embeddings is not None:
         return request.embeddings, None
@@ -136,20 +138,6 @@ def load_source(request: AnalyzeRequest, cancel: CancelToken) -> Job[tuple[Embed
     return embeddings, None
 
 
-def graph_job(vectors: np.ndarray, k: int, cancel: CancelToken) -> Job[KnnGraph]:
-    """The cosine k-NN graph with progress; cancellable between blocks."""
-    from embscope.analysis.graph import iter_knn_graph
-
-    search = iter_knn_graph(vectors, k)
-    while True:
-        cancel.raise_if_cancelled()
-        try:
-            fraction = next(search)
-        except StopIteration as stop:
-            return stop.value
-        yield Progress("k-NN graph", fraction)
-
-
 def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[AnalysisResult]:
     """Run every phase on one source; see the module docstring."""
     timings: dict[str, float] = {}
@@ -171,7 +159,9 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
     graph = None
     if embeddings.n_samples >= 3 and request.knn > 0:
-        graph = yield from graph_job(per_sample, request.knn, cancel)
+        from embscope.tasks.graph_cache import build_knn_graph
+
+        graph = yield from sub_job(build_knn_graph(per_sample, request.knn, device=request.device, cancel=cancel))
     lap("graph")
 
     yield Progress("geometry", None, f"{embeddings.n_samples} × {embeddings.dim}")
