@@ -42,6 +42,42 @@ def grab_panels(app, window, out: Path, prefix: str) -> list[Path]:
     return written
 
 
+def grab_tab(app, window, widget, path: Path) -> Path:
+    window.tabs.setCurrentWidget(widget)
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.05)
+    window.grab().save(str(path))
+    return path
+
+
+def grab_compare_and_series(app, window, out: Path, timeout: float) -> list[Path]:
+    """The Compare tab (healthy vs collapsed, a hovered sample and a selected class) and the demo Series tab."""
+    import numpy as np
+
+    written = []
+    compare = window.comparisons.compare
+    if compare.result is not None:
+        emb = compare.result.sides[0].result.embeddings
+        if emb.labels is not None:
+            compare.select_rows(0, np.flatnonzero(emb.labels == emb.labels[0]))  # one class, shown in both maps
+        compare.show_hover(0, int(np.flatnonzero(emb.labels != emb.labels[0])[0]) if emb.labels is not None else 0)
+        written.append(grab_tab(app, window, compare, out / "demo-compare.png"))
+        compare.colour_combo.setCurrentText("cluster")
+        compare.set_inflation(1.4)
+        wait_idle(app, window, timeout)
+        written.append(grab_tab(app, window, compare, out / "demo-compare-clusters.png"))
+    series = window.comparisons.series
+    window.comparisons.offer_demo_series(run=True)
+    wait_idle(app, window, timeout)
+    if series.result is not None:
+        series.set_metric("effective_rank_normalized")
+        written.append(grab_tab(app, window, series, out / "demo-series.png"))
+        series.set_metric("mean_cosine")
+        written.append(grab_tab(app, window, series, out / "demo-series-mean-cosine.png"))
+    return written
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -76,12 +112,13 @@ def main() -> int:
     window = MainWindow(Settings(), persist=False)
     window.resize(1500, 950)
     window.show()
-    window.open_demo(checkpoints=True)
+    window.comparisons.open_demo_comparison()  # as `embscope demo`: both checkpoints, then their comparison
     ok &= wait_idle(app, window, args.timeout)
     for row, name in enumerate(("healthy", "collapsed")):
         window.sources.list.setCurrentRow(row)
         ok &= wait_idle(app, window, args.timeout)
         written += grab_panels(app, window, out, f"demo-{name}")
+    written += grab_compare_and_series(app, window, out, args.timeout)
     window.close()
     for path in written:
         print(path)

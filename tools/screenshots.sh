@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Screenshots of every panel: starts the app under Xvfb on the bundled demos (the WordNet/MiniLM
 # embeddings that `embscope gui` opens, and the healthy + collapsed checkpoints of `embscope demo`),
-# waits until the analyses and maps are done, and saves one PNG per panel.
+# waits until the analyses and maps are done, and saves one PNG per panel, plus the Compare tab
+# (healthy vs collapsed) and the Series tab (the demo series).
 #
 #     bash tools/screenshots.sh [OUT_DIR]      # default: screenshots/ (git-ignored)
 set -euo pipefail

@@ -181,9 +181,9 @@ def draw_aligned_maps(plots: list, result, coords_list: list[np.ndarray] | None 
     x_range, y_range = map_range(coords_list)
     for plot in plots:
         plot.getViewBox().setRange(xRange=x_range, yRange=y_range, padding=0.05)
-    if plots and legend_items:
+    if plots and (legend_items or plots[0].legend is not None):
         legend = plots[0].legend or plots[0].addLegend(offset=(10, 10))
-        legend.clear()
+        legend.clear()  # a stale legend (leaf names over cluster colours) would mislead
         for name, colour in legend_items[:12]:
             legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
 
