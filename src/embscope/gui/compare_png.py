@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.plots import GRADE_COLOURS, PALETTE, category_codes, colour_codes, scatter_layers
+from embscope.gui.plots import GRADE_COLOURS, PALETTE, category_codes, colour_codes, lay_out_offscreen, scatter_layers
 
 #: One colour per source (distinct from the grade colours' meaning where possible).
 SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -298,21 +298,6 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf")
     for widget in (spectra, maps):
         widget.deleteLater()
     return written
-
-
-def lay_out_offscreen(widget) -> None:
-    """Lay a never-shown plot widget out at its size, without putting it on any screen.
-
-    An unshown pyqtgraph widget exports with its title cut off at the top (its
-    layout was never activated); showing it with WA_DontShowOnScreen runs the
-    layout and also works when a real display is present.
-    """
-    from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication
-
-    widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    widget.show()
-    QApplication.processEvents()
 
 
 def _delta_text(delta) -> str:

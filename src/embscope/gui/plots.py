@@ -426,6 +426,21 @@ def build_plot_widgets(result, coords=None, colour_by: str = "leaf", cluster_ids
     return widgets
 
 
+def lay_out_offscreen(widget) -> None:
+    """Lay a never-shown plot widget out at its size, without putting it on any screen.
+
+    An unshown pyqtgraph widget exports with its title cut off at the top (its
+    layout was never activated); showing it with WA_DontShowOnScreen runs the
+    layout and also works when a real display is present.
+    """
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    widget.show()
+    QApplication.processEvents()
+
+
 def render_pngs(result, out_dir: str | Path, *, coords=None, colour_by: str = "leaf", cluster_ids=None,
                 method: str = "") -> list[Path]:
     """Render every plot of ``result`` plus the one-page ``report.png`` into ``out_dir``.
@@ -461,6 +476,8 @@ def render_pngs(result, out_dir: str | Path, *, coords=None, colour_by: str = "l
         if ids:
             cluster_ids = ids[min(ids)]
     widgets = build_plot_widgets(result, coords, colour_by, cluster_ids, method or "pca")
+    for widget in widgets.values():
+        lay_out_offscreen(widget)
     written = [export_plot(w.getPlotItem(), out / f"{name}.png") for name, w in widgets.items()]
     written.append(render_report_png(result, out / "report.png", {p.stem: p for p in written}))
     for w in widgets.values():

@@ -173,7 +173,8 @@ def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = 
     import pyqtgraph as pg
 
     from embscope.analysis.grading import load_thresholds
-    from embscope.gui.compare_png import lay_out_offscreen, metric_label
+    from embscope.gui.compare_png import metric_label
+    from embscope.gui.plots import lay_out_offscreen
     from embscope.gui.plots import ensure_qapp, export_plot
 
     ensure_qapp()
