@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup, QComboBox, QLabel, QListWidget, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
@@ -26,6 +26,10 @@ DENSITY_BINS = 512
 HOVER_PIXELS = 10
 #: The selection list shows at most this many rows (the count is always complete).
 MAX_LISTED = 2000
+#: Points per scatter item.  Building one costs ≈ 8 ms per 1 000 points on the GUI
+#: thread (pyqtgraph's per-spot bookkeeping), so a bigger map is added a few items
+#: per event-loop turn instead of in one 200 ms freeze (20 000 points).
+LAYER_POINTS = 3000
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -150,7 +154,12 @@ class MapPanel(QWidget):
                                     self.clear_button, self.method_label))
         layout.addWidget(splitter, stretch=1)
         layout.addWidget(self.hover_label)
-        self._tree = None
+        self._tree = None  # KD-tree over model.coords, built on first hover/click
+        self._tree_coords: np.ndarray | None = None
+        self._pending_layers: list[tuple[np.ndarray, str]] = []  # (points, colour) still to add
+        self._layer_timer = QTimer(self)
+        self._layer_timer.setInterval(0)
+        self._layer_timer.timeout.connect(self._add_pending_layer)
         self._shown_rows: np.ndarray | None = None  # rows drawn as points (None = all)
         self.anchor_row = -1
         self.colour_combo.currentTextChanged.connect(self._on_view_colour_changed)
@@ -172,6 +181,7 @@ class MapPanel(QWidget):
         return self.colour_combo.currentText()
 
     def plot_items(self) -> dict:
+        self.finish_drawing()  # an export must show every point
         return {"map": self.plot}
 
     @property
@@ -179,13 +189,18 @@ class MapPanel(QWidget):
         """Points currently drawn as points (0 while the density image is shown)."""
         return sum(len(item.data) for item in self.point_layers)
 
+    def finish_drawing(self) -> None:
+        """Add the scatter items still queued by a progressive redraw, now."""
+        while self._pending_layers:
+            self._add_pending_layer()
+
     def point_colours(self) -> list[str]:
         """Colour (hex) of every sample under the current colouring."""
         return [self.colours[c] for c in self.colour_index]
 
     def sample_at(self, x: float, y: float, max_distance: float | None = None) -> int:
         """Nearest sample to view point (x, y), or -1 when none lies within ``max_distance``."""
-        if self._tree is None:
+        if self._ensure_tree() is None:
             return -1
         distance, row = self._tree.query([x, y], distance_upper_bound=np.inf if max_distance is None else max_distance)
         return int(row) if np.isfinite(distance) else -1
@@ -223,14 +238,22 @@ class MapPanel(QWidget):
         self.legend.clear()
         self.method_label.setText("")
 
-    def _on_model_layout_changed(self) -> None:
+    def _ensure_tree(self):
+        """The KD-tree over the current layout, built lazily (keeps 20–40 ms out of each map update)."""
         coords = self.model.coords
         if coords is None:
-            self._tree = None
-            return
-        from scipy.spatial import cKDTree
+            return None
+        if self._tree is None or self._tree_coords is not coords:
+            from scipy.spatial import cKDTree
 
-        self._tree = cKDTree(coords)
+            self._tree, self._tree_coords = cKDTree(coords), coords
+        return self._tree
+
+    def _on_model_layout_changed(self) -> None:
+        coords = self.model.coords
+        self._tree = None
+        if coords is None:
+            return
         self.method_label.setText(f"layout: {self.model.layout_method.upper()}")
         self._redraw_points(autorange=True)
         self._on_model_selection_changed()
@@ -269,7 +292,7 @@ class MapPanel(QWidget):
 
     def _on_view_mouse_moved(self, event) -> None:
         pos = event[0]
-        if self._tree is None or not self.plot.sceneBoundingRect().contains(pos):
+        if self.model.coords is None or not self.plot.sceneBoundingRect().contains(pos):
             return
         point = self.view_box.mapSceneToView(pos)
         pixel = self.view_box.viewPixelSize()
@@ -286,7 +309,7 @@ class MapPanel(QWidget):
         self.hovered.emit(row)
 
     def _on_view_mouse_clicked(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or self._tree is None:
+        if event.button() != Qt.MouseButton.LeftButton or self.model.coords is None:
             return
         point = self.view_box.mapSceneToView(event.scenePos())
         pixel = self.view_box.viewPixelSize()
@@ -320,16 +343,35 @@ class MapPanel(QWidget):
                 return
         self.density.clear()
         self._clear_points()
-        if rows is None:
-            layers = scatter_layers(coords, codes, colours)
-        else:
-            layers = scatter_layers(coords[rows], codes[rows], colours)
-        for item in layers:
-            self.plot.addItem(item)
-        self.point_layers = layers
+        shown_coords, shown_codes = (coords, codes) if rows is None else (coords[rows], codes[rows])
         self._shown_rows = rows
+        if len(shown_coords) <= LAYER_POINTS:  # small maps: one item per colour, at once
+            for item in scatter_layers(shown_coords, shown_codes, colours):
+                self.plot.addItem(item)
+                self.point_layers.append(item)
+            return
+        # Large maps: items of at most LAYER_POINTS points, added one per event-loop turn.
+        for code in np.unique(shown_codes):
+            points = shown_coords[shown_codes == code]
+            for start in range(0, len(points), LAYER_POINTS):
+                self._pending_layers.append((points[start:start + LAYER_POINTS], colours[code]))
+        self._add_pending_layer()
+        self._layer_timer.start()
+
+    def _add_pending_layer(self) -> None:
+        if not self._pending_layers:
+            self._layer_timer.stop()
+            return
+        points, colour = self._pending_layers.pop(0)
+        item = pg.ScatterPlotItem(pos=points, size=4, pen=None, brush=pg.mkBrush(colour), pxMode=True)
+        self.plot.addItem(item)
+        self.point_layers.append(item)
+        if not self._pending_layers:
+            self._layer_timer.stop()
 
     def _clear_points(self) -> None:
+        self._pending_layers = []
+        self._layer_timer.stop()
         for item in self.point_layers:
             self.plot.removeItem(item)
         self.point_layers = []

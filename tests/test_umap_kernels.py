@@ -1,0 +1,112 @@
+"""EmbScope's UMAP kernels against umap-learn, chunked epochs, progress and cancellation of the UMAP job."""
+
+import numpy as np
+import pytest
+
+from embscope.analysis.graph import knn_graph
+from embscope.analysis.layout import iter_umap_layout, umap_knn_arrays, umap_layout
+from embscope.analysis.umap_kernels import (
+    LayoutOptimiser,
+    find_ab_params,
+    fuzzy_graph,
+    run_epochs,
+    smooth_knn_dist,
+)
+from embscope.errors import Cancelled
+from embscope.tasks.layout import LayoutCache, umap_layout_job
+from embscope.tasks.progress import CancelToken
+
+
+def blobs(rng, n_per=60, n_blobs=4, dim=16):
+    centres = rng.normal(size=(n_blobs, dim)) * 5
+    label = np.repeat(np.arange(n_blobs), n_per)
+    return (centres[label] + rng.normal(size=(len(label), dim))).astype(np.float32), label
+
+
+def test_fuzzy_graph_equals_umap_learn(rng):
+    import umap.umap_ as reference
+
+    x, _ = blobs(rng)
+    idx, dist = umap_knn_arrays(knn_graph(x, 15), 12)
+    ours = fuzzy_graph(idx, dist)
+    theirs, sigmas, rhos = reference.fuzzy_simplicial_set(
+        x, 12, np.random.RandomState(0), "cosine", knn_indices=idx, knn_dists=dist)
+    assert ours.shape == theirs.shape and ours.nnz == theirs.nnz
+    np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-5, atol=1e-6)
+    sigma, rho = smooth_knn_dist(dist, 12.0)
+    np.testing.assert_allclose(sigma, sigmas, rtol=1e-5)
+    np.testing.assert_allclose(rho, rhos, rtol=1e-6)
+    # symmetric fuzzy union, weights in (0, 1]
+    assert abs(ours - ours.T).max() < 1e-6 and ours.data.max() <= 1.0 + 1e-6 and ours.data.min() > 0
+
+
+def test_ab_params_equal_umap_learn():
+    import umap.umap_ as reference
+
+    for min_dist in (0.0, 0.1, 0.5):
+        np.testing.assert_allclose(find_ab_params(1.0, min_dist), reference.find_ab_params(1.0, min_dist),
+                                   rtol=1e-6)
+
+
+def test_chunked_epochs_equal_one_run(rng):
+    x, _ = blobs(rng, n_per=40)
+    idx, dist = umap_knn_arrays(knn_graph(x, 10), 10)
+    graph = fuzzy_graph(idx, dist)
+    init = rng.normal(size=(len(x), 2))
+    a, b = find_ab_params(1.0, 0.1)
+    whole = LayoutOptimiser(graph, init, 30, a, b, seed=3)
+    whole.step(30)
+    chunked = LayoutOptimiser(graph, init, 30, a, b, seed=3)
+    for size in (1, 4, 7, 100):
+        chunked.step(size)
+    assert whole.done and chunked.done and chunked.epoch == 30
+    np.testing.assert_array_equal(whole.embedding, chunked.embedding)
+    other_seed = LayoutOptimiser(graph, init, 30, a, b, seed=4)
+    other_seed.step(30)
+    assert not np.array_equal(other_seed.embedding, whole.embedding)
+
+
+def test_epoch_kernel_releases_the_gil():
+    # A GUI thread beside the optimisation must keep running: the kernel is compiled nogil.
+    assert run_epochs.targetoptions.get("nogil") is True
+
+
+def test_umap_layout_is_trustworthy_and_separates_blobs(rng):
+    from sklearn.manifold import trustworthiness
+
+    x, label = blobs(rng)
+    emb = umap_layout(knn_graph(x, 15), x, n_epochs=100)
+    assert emb.shape == (len(x), 2) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    assert trustworthiness(x, emb, n_neighbors=10, metric="cosine") > 0.9
+    d = ((emb[:, None, :] - emb[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (label[d.argmin(axis=1)] == label).mean() > 0.95
+    # reproducible for a seed
+    np.testing.assert_array_equal(emb, umap_layout(knn_graph(x, 15), x, n_epochs=100))
+
+
+def test_umap_job_reports_progress_per_chunk_and_cancels_between_chunks(rng, monkeypatch):
+    from embscope.analysis import layout
+
+    monkeypatch.setattr(layout, "CHUNK_SECONDS", 1e-6)  # one epoch per chunk
+    x, _ = blobs(rng)
+    graph = knn_graph(x, 15)
+    fractions = [p.fraction for p in umap_layout_job(graph, x, n_epochs=20, cache=LayoutCache())]
+    assert len(fractions) >= 20 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    cancel = CancelToken()
+    job = umap_layout_job(graph, x, n_epochs=20, cancel=cancel, cache=LayoutCache())
+    seen = 0
+    with pytest.raises(Cancelled):
+        for progress in job:
+            seen += 1
+            if progress.fraction > 0.2:
+                cancel.cancel()
+    assert seen < 10  # stopped at the next chunk, not after all 20 epochs
+
+
+def test_iter_umap_layout_rejects_bad_epochs(rng):
+    from embscope.errors import BadInputError
+
+    x, _ = blobs(rng, n_per=10)
+    with pytest.raises(BadInputError):
+        next(iter_umap_layout(knn_graph(x, 5), x, n_neighbors=5, n_epochs=0))
