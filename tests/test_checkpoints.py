@@ -6,7 +6,6 @@ import collections
 
 import pytest
 import torch
-from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
 from safetensors.torch import save_file
 
 from embscope.cli import main
@@ -21,6 +20,7 @@ from embscope.sources.checkpoints import (
 )
 from embscope.sources.extraction import select_device
 from embscope.sources.modules import module_tree
+from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
 
 
 class Payload:

@@ -8,7 +8,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
 from safetensors.torch import load_file, save_file
 
 from embscope.errors import BadInputError, Cancelled
@@ -17,6 +16,7 @@ from embscope.sources.data_files import DataSet
 from embscope.sources.extraction import ExtractionOptions, extract, pool
 from embscope.tasks.extract import ExtractRequest, extract_job
 from embscope.tasks.progress import CancelToken, run_job
+from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
 
 TEXTS = [
     "A cat sat on the mat.",

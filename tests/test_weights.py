@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers_checkpoints import minilm_path
 
 from embscope.analysis.weights import (
     head_norms,
@@ -16,10 +15,11 @@ from embscope.analysis.weights import (
     singular_values,
     stable_rank,
 )
-from embscope.sources.checkpoints import load_state_dict_safely
 from embscope.errors import Cancelled
+from embscope.sources.checkpoints import load_state_dict_safely
 from embscope.tasks.extract import inspect_checkpoint_weights
 from embscope.tasks.progress import CancelToken
+from helpers_checkpoints import minilm_path
 
 
 def _roy_vetterli(matrix: np.ndarray) -> float:

@@ -118,7 +118,7 @@ class WeightsReport:
                 {
                     "name": e.name,
                     "shape": list(e.shape),
-                    "rows_below_0.01": int(len(e.small_rows)),
+                    "rows_below_0.01": len(e.small_rows),
                     "small_rows": [int(i) for i in e.small_rows[:MAX_LISTED_ROWS]],
                     "effective_rank": e.effective_rank,
                     "rank_threshold": e.rank_threshold,

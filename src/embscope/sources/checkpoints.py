@@ -555,7 +555,12 @@ def _open_hf_folder(p: Path) -> LoadedModel:
         import transformers
     except ImportError:
         raise BadInputError("Hugging Face folders need the 'transformers' package: pip install embscope[hf]")
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # its bars would clutter CLI output and logs

@@ -303,7 +303,6 @@ class _Runner:
         self.kept_concepts = False
 
     def __call__(self, inputs):
-        import torch
 
         mask = None
         box: dict[str, Any] = {}
