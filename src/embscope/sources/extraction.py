@@ -303,7 +303,6 @@ class _Runner:
         self.kept_concepts = False
 
     def __call__(self, inputs):
-
         mask = None
         box: dict[str, Any] = {}
         hook = capture_output(self.model, self.options.module) if self.options.module else contextlib.nullcontext(box)
