@@ -110,8 +110,7 @@ def load_source(
 
     source = request.source
     if source != "demo" and checkpoints.is_checkpoint(source, factory=request.factory):
-        from embscope.analysis.weights import inspect_weights
-        from embscope.tasks.extract import ExtractRequest, extract_job
+        from embscope.tasks.extract import ExtractRequest, extract_job, inspect_checkpoint_weights
 
         if not request.data:
             # Loading first names the pickled globals of an unsafe file, a more
@@ -129,7 +128,8 @@ def load_source(
         )
         embeddings = yield from sub_job(extract_job(extract, cancel), "extracting")
         yield Progress("inspecting weights")
-        weights = inspect_weights(checkpoints.load_state_dict_safely(source, trust=request.trust), cancel=cancel)
+        # Head count comes from the checkpoint's config, so dead heads are judged per real head.
+        weights = inspect_checkpoint_weights(source, trust=request.trust, cancel=cancel)
         return embeddings, weights
     from embscope.sources.embedding_files import load_embeddings
 
