@@ -107,14 +107,14 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
     collapsed source predicting one class keeps that class's colour); MCL
     clusters are per source, so they are coded per source.  Sources kept
     without their analysis (the CLI's memory-lean comparison) are drawn in
-    one colour.
+    one colour when colouring by cluster or norm (labels are always kept).
     """
     sides = result.sides
     n_rows = [len(s.layout) for s in sides]
     plain = [(np.zeros(n, np.int64), [PALETTE[0]]) for n in n_rows]
-    if any(s.result is None for s in sides):
-        return plain, []
     if colour_by in ("cluster", "norm"):
+        if any(s.result is None for s in sides):
+            return plain, []
         per, legend = [], []
         for i, side in enumerate(sides):
             ids = None if cluster_ids is None else cluster_ids[i]
@@ -126,7 +126,7 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
             legend = legend or (items if colour_by == "norm" else [])
         return per, legend
     key = {"leaf": "labels", "parent": "parents", "prediction": "predictions"}[colour_by]
-    values = [getattr(s.result.embeddings, key) for s in sides]
+    values = [s.categories.get(key) for s in sides]
     if any(v is None for v in values):
         return plain, []
     codes, names, colours = category_codes(np.concatenate([np.asarray(v).astype(str) for v in values]))

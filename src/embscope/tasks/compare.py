@@ -69,6 +69,9 @@ class SourceSide:
     alignment: ProcrustesFit | None  # None for the reference
     shared_rows: tuple[np.ndarray, np.ndarray] | None  # (rows in reference, rows here)
     result: AnalysisResult | None = None
+    #: Per-sample labels, parents and predictions (small string arrays), kept even
+    #: without the analysis so the maps can be coloured by class.
+    categories: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,8 @@ def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep:
         alignment=None,
         shared_rows=None,
         result=result if keep else None,
+        categories={key: np.asarray(value) for key in ("labels", "parents", "predictions")
+                    if (value := getattr(result.embeddings, key)) is not None},
     )
 
 
