@@ -23,6 +23,7 @@ def blobs(rng, n_per=60, n_blobs=4, dim=16):
     return (centres[label] + rng.normal(size=(len(label), dim))).astype(np.float32), label
 
 
+@pytest.mark.slow  # ≈ 12 s: umap-learn compiles its own (uncached) membership kernels
 def test_fuzzy_graph_equals_umap_learn(rng):
     import umap.umap_ as reference
 
