@@ -1,8 +1,20 @@
 """numba kernels of :mod:`embscope.analysis.mcl` (imported lazily: numba compiles or loads its cache).
 
-Matrices are CSC triples ``(indptr int64, indices int32, data float32)``;
-column ``j`` of ``A·B`` is ``Σ_k B[k, j]·A[:, k]``, accumulated in a dense
-per-thread workspace and pruned before it is stored.
+Matrices are *hybrid* CSC tuples ``(ptr int64, idx int32, val float32, lo
+int32, hi int32, dense uint8)``.  Column ``k`` occupies ``ptr[k]:ptr[k+1]``;
+``lo[k]``/``hi[k]`` are its smallest and largest row.  A *dense* column stores
+every row of its window ``lo..hi`` (zeros included, ``idx`` = ``lo + t``); a
+sparse one stores only its non-zeros.
+
+Why windows: after the nodes are put in a bandwidth-reducing order (reverse
+Cuthill–McKee), an MCL column's support is nearly contiguous — on planted
+30-NN graphs the window is about 1.1× the non-zero count.  Column ``j`` of
+``A·B`` is ``Σ_k B[k, j]·A[:, k]``; with ``A[:, k]`` dense over its window
+that sum is a run of contiguous ``axpy`` updates, which vectorise (~0.1 ns
+per element) instead of the 4–5 ns of a random scatter-add per product.
+Columns whose window would be much wider than their support stay sparse and
+use the classic scatter into a dense accumulator (Gustavson) with a list of
+touched rows, so a graph without locality still works.
 """
 
 from __future__ import annotations
@@ -10,8 +22,25 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-#: Output entries buffered per block of columns (bounds the workspace memory).
-_BLOCK_ENTRIES = 1 << 23
+#: Smallest output buffer (values) of one product.  Chunks write their columns
+#: compactly into their share of it; when a share is full the chunk stops and
+#: the product goes on in another round, so memory stays bounded without
+#: fixed-size per-column slots (whose page faults once cost more than the
+#: arithmetic) and one parallel region usually covers the whole product.
+_MIN_BUFFER = 1 << 22
+#: A column is stored densely when its window is at most this many times its
+#: non-zero count (plus ``_DENSE_SLACK``): a vectorised element costs ~1/20 of a
+#: scatter product, so even 4× padding is far cheaper, and memory stays bounded.
+_DENSE_FACTOR = 4
+_DENSE_SLACK = 64
+#: Below this many multiply-adds a product runs on one thread (thread start-up
+#: costs more than the work, notably on a loaded machine).
+_SERIAL_WORK = 2_000_000
+
+
+def out_capacity(cap: int) -> int:
+    """Stored values per column at most (dense windows included) when ≤ ``cap`` entries are kept."""
+    return _DENSE_FACTOR * cap + _DENSE_SLACK
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -50,171 +79,345 @@ def _select_kth_largest(tmp, m, s):
     return tmp[target]
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _axpy(acc, lo, length, w, a_val, base):
+    """acc[lo:lo+length] += w·a_val[base:base+length]."""
+    # Views indexed from 0 by the loop counter: no wrap-around test, so the
+    # contiguous loop vectorises (~10× faster than indexing acc[lo + t]).
+    dst = acc[lo:lo + length]
+    src = a_val[base:base + length]
+    for t in range(length):
+        dst[t] += w * src[t]
+
+
 @nb.njit(cache=True, nogil=True)
-def _column(j, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, acc, rows, vals, tmp,
-            thr, select, recover, recover_mass, inflation, out_rows, out_vals):
-    """Expand, prune, inflate and normalise column j; return (count, chaos)."""
-    # Sparse accumulator: acc is all zeros between columns (reset below), so a
-    # zero marks a row not yet seen in this column (products are positive; an
-    # underflow to 0 at worst lists a row twice, the copy then reads 0).
+def _scatter(acc, touched, m, w, a_idx, a_val, q0, q1, n_rows):
+    """acc += w·(sparse column q0:q1); new rows appended to touched; returns the new count."""
+    # Sparse accumulator: acc is all zeros between columns, so a zero marks a
+    # row not yet seen (products are positive; an underflow to 0 at worst lists
+    # a row twice, the copy then reads 0).  Rows inside the dense range are
+    # harvested by its scan whether listed or not.
+    for q in range(q0, q1):
+        i = a_idx[q]
+        touched[m] = i  # overwritten unless the row is new (no branch to mispredict)
+        m += (acc[i] == 0.0) & (m < n_rows)
+        acc[i] += w * a_val[q]
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
+def _column(j, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+            acc, touched, hrows, hvals, tmp, thr, select, recover, recover_mass, inflation,
+            out_rows, out_vals):
+    """Expand, prune, inflate and normalise column j into out_*.
+
+    Returns (stored, count, lo, hi, dense, chaos): values stored, entries kept,
+    their row range, whether stored densely over it, and the column's chaos.
+    """
+    n_rows = acc.shape[0]
     m = 0
-    for p in range(b_ptr[j], b_ptr[j + 1]):
-        k = b_idx[p]
-        w = b_val[p]
-        for q in range(a_ptr[k], a_ptr[k + 1]):
-            i = a_idx[q]
-            rows[m] = i  # overwritten unless the row is new (no branch to mispredict)
-            m += acc[i] == 0.0
-            acc[i] += w * a_val[q]
-    if m == 0:
-        return 0, 0.0
+    dlo = n_rows
+    dhi = -1
+    bs = b_ptr[j]
+    be = b_ptr[j + 1]
+    if b_dense[j]:
+        blo = b_lo[j]
+        for t in range(be - bs):
+            w = b_val[bs + t]
+            if w == 0.0:
+                continue
+            k = blo + t
+            base = a_ptr[k]
+            length = a_ptr[k + 1] - base
+            if a_dense[k]:
+                lo = a_lo[k]
+                _axpy(acc, lo, length, w, a_val, base)
+                dlo = min(dlo, lo)
+                dhi = max(dhi, lo + length - 1)
+            else:
+                m = _scatter(acc, touched, m, w, a_idx, a_val, base, base + length, n_rows)
+    else:
+        for p in range(bs, be):
+            k = b_idx[p]
+            w = b_val[p]
+            base = a_ptr[k]
+            length = a_ptr[k + 1] - base
+            if a_dense[k]:
+                lo = a_lo[k]
+                _axpy(acc, lo, length, w, a_val, base)
+                dlo = min(dlo, lo)
+                dhi = max(dhi, lo + length - 1)
+            else:
+                m = _scatter(acc, touched, m, w, a_idx, a_val, base, base + length, n_rows)
+    # Harvest (and reset) the dense range in row order, then the listed rows.
+    h = 0
     total = 0.0
-    m_raw = m
-    m = 0
-    for t in range(m_raw):
-        r = rows[t]
+    for r in range(dlo, dhi + 1):
         v = acc[r]
         acc[r] = 0.0
-        if v > 0.0:  # drops the rare duplicate left by an underflowed product
-            rows[m] = r
-            vals[m] = v
-            m += 1
+        if v > 0.0:
+            hrows[h] = r
+            hvals[h] = v
+            h += 1
             total += v
-    if m == 0:
-        return 0, 0.0
+    for t in range(m):
+        r = touched[t]
+        v = acc[r]
+        acc[r] = 0.0
+        if v > 0.0:  # drops rows already harvested and underflowed duplicates
+            hrows[h] = r
+            hvals[h] = v
+            h += 1
+            total += v
+    if h == 0:
+        return 0, 0, 0, -1, False, 0.0
+    # Pruning as mcl's -P/-S/-R/-pct: cut-off, then select or recover.
     cut = thr * total
     n_above = 0
     mass_above = 0.0
-    for t in range(m):
-        if vals[t] >= cut:
+    for t in range(h):
+        if hvals[t] >= cut:
             n_above += 1
-            mass_above += vals[t]
+            mass_above += hvals[t]
     keep_n = -1  # -1: keep everything at or above the cut-off
     if n_above > select:
         keep_n = select
     elif n_above < recover and mass_above < recover_mass * total:
-        keep_n = min(recover, m)
+        keep_n = min(recover, h)
     count = 0
     if keep_n < 0:
-        for t in range(m):
-            if vals[t] >= cut:
-                out_rows[count] = rows[t]
-                out_vals[count] = vals[t]
+        for t in range(h):
+            if hvals[t] >= cut:
+                hrows[count] = hrows[t]
+                hvals[count] = hvals[t]
                 count += 1
-    elif keep_n >= m:
-        for t in range(m):
-            out_rows[count] = rows[t]
-            out_vals[count] = vals[t]
-            count += 1
+    elif keep_n >= h:
+        count = h
     else:
-        for t in range(m):
-            tmp[t] = vals[t]
-        kth = _select_kth_largest(tmp, m, keep_n)
+        for t in range(h):
+            tmp[t] = hvals[t]
+        kth = _select_kth_largest(tmp, h, keep_n)
         n_greater = 0
-        for t in range(m):
-            if vals[t] > kth:
+        for t in range(h):
+            if hvals[t] > kth:
                 n_greater += 1
         ties = keep_n - n_greater  # equal values: first in (deterministic) order win
-        for t in range(m):
-            v = vals[t]
+        for t in range(h):
+            v = hvals[t]
             if v > kth or (v == kth and ties > 0):
                 if v == kth:
                     ties -= 1
-                out_rows[count] = rows[t]
-                out_vals[count] = v
+                hrows[count] = hrows[t]
+                hvals[count] = v
                 count += 1
     # Inflation and renormalisation; chaos = (max − Σv²)·count measures how far
     # the column is from being spread evenly over its support (the limit state).
     s = 0.0
     if inflation == 2.0:
         for t in range(count):
-            v = out_vals[t] * out_vals[t]
-            out_vals[t] = v
+            v = hvals[t] * hvals[t]
+            hvals[t] = v
+            s += v
+    elif inflation == 3.0:
+        for t in range(count):
+            v = hvals[t] * hvals[t] * hvals[t]
+            hvals[t] = v
+            s += v
+    elif inflation == 4.0:
+        for t in range(count):
+            v = hvals[t] * hvals[t]
+            v = v * v
+            hvals[t] = v
             s += v
     elif inflation != 1.0:
+        # float32 pow (powf) costs ~6 ns against ~16 ns for the float64 one,
+        # and the values are float32 anyway.
+        inflation32 = np.float32(inflation)
         for t in range(count):
-            v = out_vals[t] ** inflation
-            out_vals[t] = v
+            v = hvals[t] ** inflation32
+            hvals[t] = v
             s += v
     else:
         for t in range(count):
-            s += out_vals[t]
-    if s <= 0.0:
-        return count, 0.0
+            s += hvals[t]
+    if s <= 0.0:  # every kept value underflowed: keep the column's support, evenly
+        for t in range(count):
+            hvals[t] = 1.0
+        s = float(count)
     inv = 1.0 / s
     vmax = 0.0
     sq = 0.0
+    lo = n_rows
+    hi = -1
     for t in range(count):
-        v = out_vals[t] * inv
-        out_vals[t] = v
+        v = hvals[t] * inv
+        hvals[t] = v
         sq += v * v
         if v > vmax:
             vmax = v
-    return count, (vmax - sq) * count
+        r = hrows[t]
+        if r < lo:
+            lo = r
+        if r > hi:
+            hi = r
+    chaos = (vmax - sq) * count
+    width = hi - lo + 1
+    if width <= _DENSE_FACTOR * count + _DENSE_SLACK:
+        for t in range(width):
+            out_rows[t] = lo + t
+            out_vals[t] = 0.0
+        for t in range(count):
+            out_vals[hrows[t] - lo] = hvals[t]
+        return width, count, lo, hi, True, chaos
+    for t in range(count):
+        out_rows[t] = hrows[t]
+        out_vals[t] = hvals[t]
+    return count, count, lo, hi, False, chaos
+
+
+@nb.njit(cache=True, nogil=True)
+def _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+           thr, select, recover, recover_mass, inflation, cap_out,
+           next_col, stop_col, buf_rows, buf_vals, region, used,
+           stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp):
+    """Columns next_col[c]..stop_col[c] of chunk c, compactly into its buffer region, while room lasts."""
+    r0 = c * region
+    pos = 0
+    j = next_col[c]
+    stop = stop_col[c]
+    while j < stop and pos + cap_out <= region:
+        st, _cnt, lo, hi, dense, ch = _column(
+            j, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+            acc, touched, hrows, hvals, tmp, thr, select, recover, recover_mass, inflation,
+            buf_rows[r0 + pos:r0 + pos + cap_out], buf_vals[r0 + pos:r0 + pos + cap_out])
+        stored[j] = st
+        o_lo[j] = lo
+        o_hi[j] = hi
+        o_dense[j] = dense
+        chaos[j] = ch
+        pos += st
+        j += 1
+    used[c] = pos
+    next_col[c] = j
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _block(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, n_rows, col_start, col_stop,
-           thr, select, recover, recover_mass, inflation, out_rows, out_vals, counts, chaos,
-           n_threads):
-    n_cols = col_stop - col_start
-    n_chunks = min(n_cols, 8 * n_threads)
-    for c in nb.prange(n_chunks):
-        acc = np.zeros(n_rows, dtype=np.float32)
-        rows = np.empty(n_rows + 1, dtype=np.int32)
-        vals = np.empty(n_rows, dtype=np.float32)
-        tmp = np.empty(n_rows, dtype=np.float32)
-        lo = col_start + (c * n_cols) // n_chunks
-        hi = col_start + ((c + 1) * n_cols) // n_chunks
-        for j in range(lo, hi):
-            slot = j - col_start
-            cnt, ch = _column(j, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, acc, rows,
-                              vals, tmp, thr, select, recover, recover_mass, inflation,
-                              out_rows[slot], out_vals[slot])
-            counts[slot] = cnt
-            chaos[slot] = ch
+def _round_parallel(a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+                    thr, select, recover, recover_mass, inflation, cap_out,
+                    next_col, stop_col, buf_rows, buf_vals, region, used,
+                    stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp):
+    # One workspace row and buffer region per chunk; a chunk's columns run in
+    # order on one thread, and each column is computed the same way whichever
+    # thread runs it, so results do not depend on the thread count.
+    for c in nb.prange(next_col.shape[0]):
+        _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+               thr, select, recover, recover_mass, inflation, cap_out,
+               next_col, stop_col, buf_rows, buf_vals, region, used,
+               stored, o_lo, o_hi, o_dense, chaos, acc[c], touched[c], hrows[c], hvals[c], tmp[c])
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _gather(out_rows, out_vals, counts, offsets, indices, data):
-    for slot in nb.prange(counts.shape[0]):
-        o = offsets[slot]
-        for t in range(counts[slot]):
-            indices[o + t] = out_rows[slot, t]
-            data[o + t] = out_vals[slot, t]
+@nb.njit(cache=True, nogil=True)
+def _round_serial(a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+                  thr, select, recover, recover_mass, inflation, cap_out,
+                  next_col, stop_col, buf_rows, buf_vals, region, used,
+                  stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp):
+    for c in range(next_col.shape[0]):
+        _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+               thr, select, recover, recover_mass, inflation, cap_out,
+               next_col, stop_col, buf_rows, buf_vals, region, used,
+               stored, o_lo, o_hi, o_dense, chaos, acc[c], touched[c], hrows[c], hvals[c], tmp[c])
 
 
-def expand_prune_inflate(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val,
-                         thr, select, recover, recover_mass, inflation, cap):
-    """``prune(A·B)`` column by column, inflated and normalised; returns CSC triple and max chaos."""
+def hybrid_from_csc(indptr, indices, data):
+    """Hybrid tuple of a CSC matrix with sorted indices, columns dense where their window is narrow."""
+    n_cols = indptr.shape[0] - 1
+    counts = np.diff(indptr)
+    nonempty = counts > 0
+    lo = np.zeros(n_cols, dtype=np.int32)
+    hi = np.full(n_cols, -1, dtype=np.int32)
+    lo[nonempty] = indices[indptr[:-1][nonempty]]
+    hi[nonempty] = indices[indptr[1:][nonempty] - 1]
+    width = (hi.astype(np.int64) - lo + 1)
+    dense = nonempty & (width <= _DENSE_FACTOR * counts + _DENSE_SLACK)
+    stored = np.where(dense, width, counts)
+    ptr = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(stored, out=ptr[1:])
+    idx = np.empty(int(ptr[-1]), dtype=np.int32)
+    val = np.zeros(int(ptr[-1]), dtype=np.float32)
+    _fill_hybrid(indptr, indices, data, ptr, lo, dense, idx, val)
+    return ptr, idx, val, lo, hi, dense.astype(np.uint8)
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill_hybrid(indptr, indices, data, ptr, lo, dense, idx, val):
+    for k in range(indptr.shape[0] - 1):
+        o = ptr[k]
+        if dense[k]:
+            for t in range(ptr[k + 1] - o):
+                idx[o + t] = lo[k] + t
+            for q in range(indptr[k], indptr[k + 1]):
+                val[o + indices[q] - lo[k]] = data[q]
+        else:
+            for q in range(indptr[k], indptr[k + 1]):
+                idx[o + q - indptr[k]] = indices[q]
+                val[o + q - indptr[k]] = data[q]
+
+
+def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, cap):
+    """``prune(A·B)`` column by column, inflated and normalised.
+
+    ``a`` and ``b`` are hybrid tuples; returns the product as a hybrid tuple and
+    the largest column chaos.  Each column is computed the same way whatever
+    the thread count, so the result does not depend on it.
+    """
+    a_ptr, a_idx, a_val, a_lo, a_hi, a_dense = a
+    b_ptr, b_idx, b_val, b_lo, _b_hi, b_dense = b
     n_rows = int(a_ptr.shape[0] - 1)
     n_cols = int(b_ptr.shape[0] - 1)
-    block = max(1, min(n_cols, _BLOCK_ENTRIES // cap))
-    out_rows = np.empty((block, cap), dtype=np.int32)
-    out_vals = np.empty((block, cap), dtype=np.float32)
-    pieces_idx, pieces_val, all_counts = [], [], []
-    max_chaos = 0.0
-    for start in range(0, n_cols, block):
-        stop = min(start + block, n_cols)
-        counts = np.empty(stop - start, dtype=np.int64)
-        chaos = np.empty(stop - start, dtype=np.float64)
-        _block(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, n_rows, start, stop,
-               thr, select, recover, recover_mass, inflation, out_rows, out_vals, counts, chaos,
-               nb.get_num_threads())
-        offsets = np.zeros(stop - start, dtype=np.int64)
-        np.cumsum(counts[:-1], out=offsets[1:])
-        total = int(counts.sum())
-        idx = np.empty(total, dtype=np.int32)
-        val = np.empty(total, dtype=np.float32)
-        _gather(out_rows, out_vals, counts, offsets, idx, val)
-        pieces_idx.append(idx)
-        pieces_val.append(val)
-        all_counts.append(counts)
-        if chaos.size:
-            max_chaos = max(max_chaos, float(chaos.max()))
-    counts = np.concatenate(all_counts) if all_counts else np.zeros(0, dtype=np.int64)
-    indptr = np.zeros(n_cols + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    indices = np.concatenate(pieces_idx) if pieces_idx else np.zeros(0, dtype=np.int32)
-    data = np.concatenate(pieces_val) if pieces_val else np.zeros(0, dtype=np.float32)
-    return indptr, indices, data, max_chaos
+    cap_out = min(out_capacity(cap), n_rows)  # a column never stores more than its rows
+    # Multiply-adds ≈ entries of B × mean stored length of A's columns.
+    work = b_val.shape[0] * (a_val.shape[0] / max(n_rows, 1))
+    threads = nb.get_num_threads() if work >= _SERIAL_WORK else 1
+    n_chunks = max(1, min(n_cols, 4 * threads if threads > 1 else 1))
+    # Buffer: room for a product twice as dense as A, each chunk's share
+    # holding at least one worst-case column.
+    region = max(cap_out, (max(_MIN_BUFFER, 2 * a_val.shape[0]) + n_chunks - 1) // n_chunks)
+    buf_rows = np.empty(n_chunks * region, dtype=np.int32)
+    buf_vals = np.empty(n_chunks * region, dtype=np.float32)
+    acc = np.zeros((n_chunks, n_rows), dtype=np.float32)  # stays zero between columns
+    touched = np.empty((n_chunks, n_rows + 1), dtype=np.int32)
+    hrows = np.empty((n_chunks, n_rows), dtype=np.int32)
+    hvals = np.empty((n_chunks, n_rows), dtype=np.float32)
+    tmp = np.empty((n_chunks, n_rows), dtype=np.float32)
+    bounds = (np.arange(n_chunks + 1, dtype=np.int64) * n_cols) // n_chunks
+    next_col = bounds[:-1].copy()
+    stop_col = bounds[1:].copy()
+    stored = np.zeros(n_cols, dtype=np.int64)
+    o_lo = np.zeros(n_cols, dtype=np.int32)
+    o_hi = np.full(n_cols, -1, dtype=np.int32)
+    o_dense = np.zeros(n_cols, dtype=np.uint8)
+    chaos = np.zeros(n_cols, dtype=np.float64)
+    used = np.zeros(n_chunks, dtype=np.int64)
+    pieces = []  # (first column, values stored for columns first.., rows, values)
+    run = _round_parallel if threads > 1 else _round_serial
+    while np.any(next_col < stop_col):
+        first = next_col.copy()
+        run(a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
+            float(thr), int(select), int(recover), float(recover_mass), float(inflation), cap_out,
+            next_col, stop_col, buf_rows, buf_vals, region, used,
+            stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp)
+        for c in range(n_chunks):
+            if next_col[c] > first[c]:
+                r0 = c * region
+                pieces.append((int(first[c]), buf_rows[r0:r0 + used[c]].copy(),
+                               buf_vals[r0:r0 + used[c]].copy()))
+    ptr = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(stored, out=ptr[1:])
+    idx = np.empty(int(ptr[-1]), dtype=np.int32)
+    val = np.empty(int(ptr[-1]), dtype=np.float32)
+    for col, rows, vals in pieces:
+        o = int(ptr[col])
+        idx[o:o + rows.shape[0]] = rows
+        val[o:o + vals.shape[0]] = vals
+    max_chaos = float(chaos.max()) if n_cols else 0.0
+    return (ptr, idx, val, o_lo, o_hi, o_dense), max_chaos
