@@ -143,3 +143,120 @@ def test_agrees_with_van_dongen_mcl(tmp_path):
         ref = _run_mcl_binary(adj, inflation, tmp_path)
         ari = adjusted_rand_score(ref, ours)
         assert ari >= 0.95, f"I={inflation}: ARI {ari:.3f} vs mcl ({ref.max() + 1} vs {ours.max() + 1} clusters)"
+
+
+# --- kernel level: one pruned expansion against a dense numpy reference ---------------------
+
+def _reference_step(m, thr, select, recover, recover_mass, inflation):
+    """prune(M·M) per column as mcl's -P/-S/-R/-pct, inflated and normalised (dense float64)."""
+    p = m @ m
+    out = np.zeros_like(p)
+    for j in range(p.shape[1]):
+        v = p[:, j]
+        nz = np.flatnonzero(v > 0)
+        if nz.size == 0:
+            continue
+        total = v.sum()
+        above = nz[v[nz] >= thr * total]
+        by_size = nz[np.argsort(-v[nz], kind="stable")]
+        if above.size > select:
+            keep = by_size[:select]
+        elif above.size < recover and v[above].sum() < recover_mass * total:
+            keep = by_size[:recover]
+        else:
+            keep = above
+        w = v[keep] ** inflation
+        out[keep, j] = w / w.sum()
+    return out
+
+
+def _hybrid_dense(h, n):
+    ptr, idx, val = h[0], h[1], h[2]
+    return sparse.csc_matrix((val.astype(np.float64), idx, ptr), shape=(n, n)).toarray()
+
+
+def _stochastic(a):
+    a = np.asarray(a, dtype=np.float64)
+    return a / a.sum(axis=0, keepdims=True)
+
+
+def _random_flow(n, per_col, seed, band=None):
+    """Column-stochastic matrix with continuous weights (no ties): random rows, or within a band."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((n, n))
+    for j in range(n):
+        if band is None:
+            rows = rng.choice(n, per_col, replace=False)
+        else:
+            rows = np.clip(j + rng.integers(-band, band + 1, per_col), 0, n - 1)
+        a[rows, j] = rng.random(rows.size) + 0.05
+        a[j, j] += 1.0
+    return _stochastic(a)
+
+
+@pytest.mark.parametrize("layout", ["banded", "scattered", "mixed"])
+@pytest.mark.parametrize("inflation", [1.4, 2.0, 3.0])
+def test_expansion_step_matches_dense_reference(layout, inflation):
+    from embscope.analysis import _mcl_kernels as kern
+
+    n = 300
+    if layout == "banded":  # every column dense over its window (vectorised axpy path)
+        m = _random_flow(n, 12, seed=1, band=10)
+    elif layout == "scattered":  # windows far wider than supports: sparse scatter path
+        m = _random_flow(n, 6, seed=2)
+    else:
+        m = _stochastic(_random_flow(n, 8, seed=3, band=6) + 0.5 * _random_flow(n, 3, seed=4))
+    csc = sparse.csc_matrix(m.astype(np.float32))
+    csc.sort_indices()
+    h = kern.hybrid_from_csc(csc.indptr.astype(np.int64), csc.indices.astype(np.int32), csc.data)
+    dense_share = h[5].mean()
+    if layout == "banded":
+        assert dense_share == 1.0
+    elif layout == "scattered":
+        assert dense_share < 0.05  # a random support is rarely narrow enough
+    else:
+        assert 0.0 < dense_share < 1.0
+    np.testing.assert_allclose(_hybrid_dense(h, n), m, rtol=1e-6, atol=1e-7)
+    for select, recover in ((1100, 1400), (20, 30), (40, 5)):
+        out, chaos = kern.expand_prune_inflate(h, h, 1e-3, select, recover, 0.9, inflation,
+                                               max(select, recover))
+        ref = _reference_step(m, 1e-3, select, recover, 0.9, inflation)
+        got = _hybrid_dense(out, n)
+        np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-6)
+        # Bookkeeping: windows are the support's extent; chaos as defined.
+        support = got > 0
+        rows = np.arange(n)[:, None]
+        np.testing.assert_array_equal(out[3], np.where(support, rows, n).min(axis=0))
+        np.testing.assert_array_equal(out[4], np.where(support, rows, -1).max(axis=0))
+        cnt = support.sum(axis=0)
+        expected_chaos = ((got.max(axis=0) - (got ** 2).sum(axis=0)) * cnt).max()
+        assert chaos == pytest.approx(expected_chaos, rel=1e-3, abs=1e-6)
+
+
+def test_expansion_in_several_buffer_rounds_is_identical(monkeypatch):
+    """A product too large for the output buffer continues in further rounds, unchanged."""
+    from embscope.analysis import _mcl_kernels as kern
+
+    n = 400
+    m = _random_flow(n, 10, seed=7)  # the square fills in ~10×: far beyond 2× the input
+    csc = sparse.csc_matrix(m.astype(np.float32))
+    csc.sort_indices()
+    h = kern.hybrid_from_csc(csc.indptr.astype(np.int64), csc.indices.astype(np.int32), csc.data)
+    whole, chaos = kern.expand_prune_inflate(h, h, 1e-4, 1100, 1400, 0.9, 2.0, 1400)
+    monkeypatch.setattr(kern, "_MIN_BUFFER", 0)
+    rounds, chaos2 = kern.expand_prune_inflate(h, h, 1e-4, 1100, 1400, 0.9, 2.0, 1400)
+    assert rounds[1].size > 2 * h[2].size  # did not fit in one round
+    for a, b in zip(whole, rounds):
+        np.testing.assert_array_equal(a, b)
+    assert chaos == chaos2
+
+
+def test_locality_order_does_not_change_the_partition():
+    """Relabelling the nodes permutes the answer and nothing else (the RCM order is internal)."""
+    x, leaf, _ = planted_points(1200, seed=11)
+    adj = knn_adjacency(knn_graph(x, 15)).tocsr()
+    perm = np.random.default_rng(0).permutation(adj.shape[0])
+    for inflation in (1.4, 2.0, 4.0):
+        base = markov_cluster(adj, inflation)
+        shuffled = markov_cluster(adj[perm][:, perm], inflation)
+        assert adjusted_rand_score(base[perm], shuffled) == 1.0
