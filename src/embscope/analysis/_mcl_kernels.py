@@ -406,11 +406,14 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
             float(thr), int(select), int(recover), float(recover_mass), float(inflation), cap_out,
             next_col, stop_col, buf_rows, buf_vals, region, used,
             stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp)
+        last_round = not np.any(next_col < stop_col)
         for c in range(n_chunks):
             if next_col[c] > first[c]:
                 r0 = c * region
-                pieces.append((int(first[c]), buf_rows[r0:r0 + used[c]].copy(),
-                               buf_vals[r0:r0 + used[c]].copy()))
+                rows, vals = buf_rows[r0:r0 + used[c]], buf_vals[r0:r0 + used[c]]
+                if not last_round:  # the buffer is overwritten by the next round
+                    rows, vals = rows.copy(), vals.copy()
+                pieces.append((int(first[c]), rows, vals))
     ptr = np.zeros(n_cols + 1, dtype=np.int64)
     np.cumsum(stored, out=ptr[1:])
     idx = np.empty(int(ptr[-1]), dtype=np.int32)

@@ -131,7 +131,10 @@ def markov_cluster(
         (mcl's ``-P``: ``1/P``).
     select
         At most this many entries are kept per column after the cut-off, the
-        largest ones (mcl's ``-S``).
+        largest ones (mcl's ``-S``; the defaults of ``prune_threshold``,
+        ``select``, ``recover`` and ``recover_mass`` are mcl's, so the
+        partitions match ``mcl -I X``).  Smaller values run faster on graphs
+        whose columns are large and scattered, at some cost in agreement.
     recover
         When the cut-off leaves fewer than ``recover`` entries holding less than
         ``recover_mass`` of the column, the largest entries are kept up to
