@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from planted import planted_hierarchy  # noqa: E402
+from planted import planted_hierarchy
 
 
 def run_mcl(abc: Path, inflation: float, n: int, workdir: Path) -> tuple[np.ndarray, float]:
@@ -98,7 +98,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for n in [int(s) for s in args.sizes.split(",")]:
-            x, leaf, parent = planted_hierarchy(n)
+            x, _leaf, _parent = planted_hierarchy(n)
             adj = knn_adjacency(knn_graph(x, args.knn))
             key = graph_key(adj)
             coo = sparse.triu(adj, 1).tocoo()

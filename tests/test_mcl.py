@@ -66,7 +66,7 @@ def test_planted_partition_leaves_and_parents():
 
 
 def test_negative_weights_are_clipped_and_no_nan():
-    a, leaf, _ = planted_graph(n_parents=2, leaves=2, size=15)
+    a, _leaf, _ = planted_graph(n_parents=2, leaves=2, size=15)
     rng = np.random.default_rng(3)
     noisy = a - 0.5 * (rng.random(a.shape) < 0.2) * (a == 0)  # negative "dissimilar" entries
     noisy = np.minimum(noisy, noisy.T)
@@ -253,7 +253,7 @@ def test_expansion_in_several_buffer_rounds_is_identical(monkeypatch):
 
 def test_locality_order_does_not_change_the_partition():
     """Relabelling the nodes permutes the answer and nothing else (the RCM order is internal)."""
-    x, leaf, _ = planted_points(1200, seed=11)
+    x, _, _ = planted_points(1200, seed=11)
     adj = knn_adjacency(knn_graph(x, 15)).tocsr()
     perm = np.random.default_rng(0).permutation(adj.shape[0])
     for inflation in (1.4, 2.0, 4.0):

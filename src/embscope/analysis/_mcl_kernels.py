@@ -253,13 +253,10 @@ def _column(j, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_
         v = hvals[t] * inv
         hvals[t] = v
         sq += v * v
-        if v > vmax:
-            vmax = v
+        vmax = max(vmax, v)
         r = hrows[t]
-        if r < lo:
-            lo = r
-        if r > hi:
-            hi = r
+        lo = min(lo, r)
+        hi = max(hi, r)
     chaos = (vmax - sq) * count
     width = hi - lo + 1
     if width <= _DENSE_FACTOR * count + _DENSE_SLACK:
