@@ -128,4 +128,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Two main windows' worth of pyqtgraph items left to the interpreter's final
+    # garbage collection can trip a shiboken refcount abort at exit; the PNGs are
+    # written by now, so leave without that finalisation.
+    os._exit(code)
