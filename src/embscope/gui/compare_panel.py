@@ -18,7 +18,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QComboBox,
     QHeaderView,
@@ -50,7 +49,7 @@ from embscope.gui.compare_png import (
 from embscope.gui.map_panel import HOVER_PIXELS, SelectViewBox, points_in_polygon
 from embscope.gui.plots import GRADE_COLOURS
 from embscope.gui.report_png import format_value
-from embscope.gui.widgets import export_row
+from embscope.gui.widgets import export_row, selection_mode_buttons
 from embscope.gui.workers import JobRunner
 from embscope.tasks.progress import Progress
 
@@ -186,15 +185,7 @@ class ComparePanel(QWidget):
         self.spectra = self.spectra_widget.getPlotItem()
         self.colour_combo = QComboBox()
         self.colour_combo.addItems(COMPARE_COLOURINGS)
-        self.mode_buttons = QButtonGroup(self)
-        mode_widgets = []
-        for mode, text in (("pan", "Pan"), ("box", "Box select"), ("lasso", "Lasso")):
-            button = QPushButton(text)
-            button.setCheckable(True)
-            button.setProperty("mode", mode)
-            button.setChecked(mode == "pan")
-            self.mode_buttons.addButton(button)
-            mode_widgets.append(button)
+        self.mode_buttons, mode_widgets = selection_mode_buttons(self)
         self.clear_button = QPushButton("Clear selection")
         self.maps_widget = pg.GraphicsLayoutWidget()
         self.map_plots: list = []

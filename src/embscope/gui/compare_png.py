@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.plots import GRADE_COLOURS, PALETTE, category_codes, colour_codes, lay_out_offscreen, scatter_layers
+from embscope.gui.plots import (
+    GRADE_COLOURS,
+    PALETTE,
+    category_codes,
+    colour_codes,
+    lay_out_offscreen,
+    prepare_spectrum_plot,
+    scatter_layers,
+)
 
 #: One colour per source (distinct from the grade colours' meaning where possible).
 SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -70,14 +78,7 @@ def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
     import pyqtgraph as pg
     from PySide6.QtCore import Qt
 
-    plot.clear()
-    legend = plot.legend or plot.addLegend(offset=(-10, 10))
-    legend.clear()
-    plot.setLogMode(x=False, y=True)
-    plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.setLabel("bottom", "component k")
-    plot.setLabel("left", "σₖ / σ₁" if normalised else "singular value σₖ (centred)")
-    plot.setTitle("Singular spectra" + (" (normalised)" if normalised else ""))
+    legend = prepare_spectrum_plot(plot, "Singular spectra", "singular value σₖ (centred)", normalised)
     for i, side in enumerate(result.sides):
         colour = source_colour(i)
         s = np.asarray(side.centered_singular_values, dtype=np.float64)

@@ -11,13 +11,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QComboBox, QLabel, QListWidget, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QComboBox, QLabel, QListWidget, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
 from embscope.gui.model import ViewModel
 from embscope.gui.plots import colour_codes, scatter_layers
 from embscope.gui.settings import COLOUR_MODES
-from embscope.gui.widgets import export_row
+from embscope.gui.widgets import export_row, selection_mode_buttons
 
 #: Above this many points the map shows a density image unless zoomed in.
 DENSITY_THRESHOLD = 200_000
@@ -105,15 +105,7 @@ class MapPanel(QWidget):
         self.colour_combo.addItems(COLOUR_MODES)
         self.colour_combo.setCurrentText(colour_by if colour_by in COLOUR_MODES else "leaf")
         self.colour_combo.setToolTip("Colour the points by")
-        self.mode_buttons = QButtonGroup(self)
-        mode_widgets = []
-        for mode, text in (("pan", "Pan"), ("box", "Box select"), ("lasso", "Lasso")):
-            button = QPushButton(text)
-            button.setCheckable(True)
-            button.setProperty("mode", mode)
-            button.setChecked(mode == "pan")
-            self.mode_buttons.addButton(button)
-            mode_widgets.append(button)
+        self.mode_buttons, mode_widgets = selection_mode_buttons(self)
         self.clear_button = QPushButton("Clear selection")
         self.method_label = QLabel("")
         self.view_box = SelectViewBox()

@@ -130,18 +130,24 @@ def spectrum_markers(geometry) -> dict[str, float]:
     return out
 
 
-def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
-    """Log-scale singular values (uncentred and centred) with the three rank markers."""
-    import pyqtgraph as pg
-
+def prepare_spectrum_plot(plot, title: str, ylabel: str, normalised: bool):
+    """Clear ``plot`` for singular values: log y, grid, axis labels, title; returns its emptied legend."""
     plot.clear()
     legend = plot.legend or plot.addLegend(offset=(-10, 10))
     legend.clear()
     plot.setLogMode(x=False, y=True)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setLabel("bottom", "component k")
-    plot.setLabel("left", "σₖ / σ₁" if normalised else "singular value σₖ")
-    plot.setTitle("Singular spectrum" + (" (normalised)" if normalised else ""))
+    plot.setLabel("left", "σₖ / σ₁" if normalised else ylabel)
+    plot.setTitle(title + (" (normalised)" if normalised else ""))
+    return legend
+
+
+def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
+    """Log-scale singular values (uncentred and centred) with the three rank markers."""
+    import pyqtgraph as pg
+
+    prepare_spectrum_plot(plot, "Singular spectrum", "singular value σₖ", normalised)
     for (name, s), colour in zip(spectrum_curves(geometry, normalised).items(), ("#1f77b4", "#ff7f0e")):
         k = np.arange(1, len(s) + 1)
         keep = s > 0

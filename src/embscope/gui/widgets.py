@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
+from PySide6.QtWidgets import QButtonGroup, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 
 def export_panel_pngs(panel, folder: str | Path) -> list[Path]:
@@ -32,3 +32,17 @@ def export_row(panel, *extra: QWidget) -> QHBoxLayout:
     panel.export_button = button
     row.addWidget(button)
     return row
+
+
+def selection_mode_buttons(parent: QWidget) -> tuple[QButtonGroup, list[QPushButton]]:
+    """Exclusive Pan / Box select / Lasso buttons (each carries its mode in the ``mode`` property)."""
+    group = QButtonGroup(parent)
+    buttons = []
+    for mode, text in (("pan", "Pan"), ("box", "Box select"), ("lasso", "Lasso")):
+        button = QPushButton(text)
+        button.setCheckable(True)
+        button.setProperty("mode", mode)
+        button.setChecked(mode == "pan")
+        group.addButton(button)
+        buttons.append(button)
+    return group, buttons
