@@ -83,3 +83,18 @@ def test_effective_rank_rotation_and_scale_invariant(seed, scale):
     assert spec.participation_ratio(moved.covariance_eigenvalues) == pytest.approx(
         spec.participation_ratio(base.covariance_eigenvalues), rel=1e-4
     )
+
+
+def test_one_pass_gram_is_exact_when_the_first_block_is_unrepresentative(rng):
+    # Sorted rows: the first block's centroid (the shift) is far from the mean,
+    # and a 1e4 offset dwarfs the spread; the shifted update must still be exact.
+    x = rng.standard_normal((9000, 16)) + 1e4
+    x = x[np.argsort(x[:, 0])].astype(np.float32)
+    rows = spec.gram_pass(x, block_rows=1000)
+    x64 = x.astype(np.float64)
+    xc = x64 - x64.mean(0)
+    np.testing.assert_allclose(rows.mean, x64.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(rows.centered_gram, xc.T @ xc, rtol=1e-8, atol=1e-8 * np.abs(xc.T @ xc).max())
+    np.testing.assert_allclose(rows.norms, np.linalg.norm(x64, axis=1), rtol=1e-12)
+    unit = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+    np.testing.assert_allclose(rows.unit_sum, unit.sum(0), rtol=1e-10)

@@ -58,21 +58,6 @@ class Geometry:
         return self.metrics[name]
 
 
-def _row_pass(x: np.ndarray, block_rows: int = spec.BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One pass over the rows: L2 norms, the column mean and Σ of the unit vectors (float64)."""
-    n, d = x.shape
-    norms = np.empty(n, dtype=np.float64)
-    col_sum = np.zeros(d)
-    unit_sum = np.zeros(d)
-    for start in range(0, n, block_rows):
-        block = x[start : start + block_rows].astype(np.float64)
-        rows = np.sqrt(np.einsum("ij,ij->i", block, block))
-        norms[start : start + block.shape[0]] = rows
-        col_sum += block.sum(axis=0)
-        unit_sum += block.T @ np.where(rows > 0, 1.0 / np.where(rows > 0, rows, 1.0), 0.0)
-    return norms, col_sum / n, unit_sum
-
-
 @dataclass
 class _PairStats:
     """Accumulators of one pass over (a sample of) pairs i < j."""
@@ -152,14 +137,14 @@ def _exact_pairs(xc: np.ndarray, mean: np.ndarray, norms: np.ndarray, cancel, bl
     return stats
 
 
-def _sampled_pairs(x: np.ndarray, mean: np.ndarray, norms: np.ndarray, to_mean: np.ndarray,
-                   rng, cancel) -> tuple[_PairStats, float]:
+def _sampled_pairs(x: np.ndarray, spectrum: spec.Spectrum, rng, cancel) -> tuple[_PairStats, float]:
     """Random pairs, a farthest-from-mean probe for the diameter, and a cosine probe.
 
     Returns the pair statistics and the largest cosine found by probing
     :data:`PROBE_ROWS` random rows against every row.
     """
     n = x.shape[0]
+    mean, norms = spectrum.mean, spectrum.norms
     stats = _PairStats()
     chunk = 8192
     mu = mean.astype(np.float32)
@@ -179,7 +164,10 @@ def _sampled_pairs(x: np.ndarray, mean: np.ndarray, norms: np.ndarray, to_mean: 
     # One more pass does two probes.  Diameter: the largest distance from the
     # point farthest from the mean (at least half the true diameter).  Near
     # duplicates are rare pairs that random pairs miss: probe whole rows.
-    far_point = x[int(np.argmax(to_mean))].astype(np.float32)
+    # ‖x−μ‖² from the distances to the pass's centre c: ‖x−c‖² − 2(x−c)·δ + ‖δ‖², δ = μ − c.
+    delta = mean - spectrum.center
+    to_mean_sq = spectrum.distance_to_center**2 - 2 * ((x @ delta.astype(np.float32)) - spectrum.center @ delta)
+    far_point = x[int(np.argmax(to_mean_sq))].astype(np.float32)
     probe = np.sort(rng.choice(n, size=min(PROBE_ROWS, n), replace=False))
     u_probe = (x[probe] / np.maximum(norms[probe], 1e-30)[:, None]).astype(np.float32)
     inv_norms = (1.0 / np.maximum(norms, 1e-30)).astype(np.float32)
@@ -299,8 +287,8 @@ def compute_geometry(
         x = x.astype(np.float32)
     n, d = x.shape
     rng = np.random.default_rng(seed)
-    norms, mean, unit_sum = _row_pass(x)
-    spectrum = spec.compute_spectrum(x, mean=mean, cancel=cancel)
+    spectrum = spec.compute_spectrum(x, cancel=cancel)
+    norms, unit_sum = spectrum.norms, spectrum.unit_sum
     check_cancel(cancel)
     mean_norm = float(norms.mean())
     lam = spectrum.covariance_eigenvalues
@@ -317,7 +305,7 @@ def compute_geometry(
         m["collapse_ratio_method"] = f"exact: all {pairs.n_pairs} pairs"
         m["cosine_method"] = "exact: all pairs"
     else:
-        pairs, probe_max = _sampled_pairs(x, spectrum.mean, norms, spectrum.distance_to_mean, rng, cancel)
+        pairs, probe_max = _sampled_pairs(x, spectrum, rng, cancel)
         m["collapse_ratio_method"] = (
             f"sampled: {pairs.n_pairs} random pairs + farthest-from-mean probe"
         )
