@@ -164,3 +164,13 @@ def test_dimension_std_grading_is_scale_free(rng):
         rms = np.sqrt((scale * x).var(axis=0, ddof=1).mean())
         assert g["min_dimension_std_normalized"] == pytest.approx((scale * x).std(axis=0, ddof=1).min() / rms, rel=1e-3)
         assert g["collapsed_dimensions"] == 1
+
+
+def test_sampled_regime_keeps_tiny_distances_of_a_collapsed_set(rng):
+    # Above the exact limit the diameter probe must not lose a 1e-6 spread to cancellation.
+    point = rng.standard_normal(32) * 10
+    x = (point + 1e-6 * rng.standard_normal((3000, 32))).astype(np.float32)
+    sampled = compute_geometry(x, exact_limit=1000)
+    exact = compute_geometry(x)
+    assert sampled["collapse_ratio"] < 1e-2
+    assert 0.5 * exact["max_pairwise_l2"] <= sampled["max_pairwise_l2"] <= exact["max_pairwise_l2"] * 1.01

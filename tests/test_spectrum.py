@@ -98,3 +98,20 @@ def test_one_pass_gram_is_exact_when_the_first_block_is_unrepresentative(rng):
     np.testing.assert_allclose(rows.norms, np.linalg.norm(x64, axis=1), rtol=1e-12)
     unit = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
     np.testing.assert_allclose(rows.unit_sum, unit.sum(0), rtol=1e-10)
+
+
+def test_float32_gram_only_when_verified_well_conditioned(rng):
+    # Well conditioned: the fast float32 path is taken and agrees with float64 SVD.
+    x = (rng.standard_normal((20000, 64)) * np.linspace(1, 3, 64) + 5).astype(np.float32)
+    s = spec.compute_spectrum(x)
+    assert s.precision == "float32"
+    x64 = x.astype(np.float64)
+    ref = np.linalg.svd(x64 - x64.mean(0), compute_uv=False)
+    np.testing.assert_allclose(s.centered_singular_values, ref, rtol=1e-4)
+    assert spec.effective_rank(s.singular_values) == pytest.approx(_reference_effective_rank(x), rel=1e-5)
+    # Ill conditioned (one dimension 1e-3 of the rest): redone in float64, still exact.
+    x[:, 0] *= 1e-3
+    s = spec.compute_spectrum(x)
+    assert s.precision == "float64"
+    ref = np.linalg.svd(x.astype(np.float64) - x.astype(np.float64).mean(0), compute_uv=False)
+    np.testing.assert_allclose(s.centered_singular_values, ref, rtol=1e-6)

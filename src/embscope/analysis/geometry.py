@@ -167,24 +167,37 @@ def _sampled_pairs(x: np.ndarray, spectrum: spec.Spectrum, rng, cancel) -> tuple
     # ‖x−μ‖² from the distances to the pass's centre c: ‖x−c‖² − 2(x−c)·δ + ‖δ‖², δ = μ − c.
     delta = mean - spectrum.center
     to_mean_sq = spectrum.distance_to_center**2 - 2 * ((x @ delta.astype(np.float32)) - spectrum.center @ delta)
-    far_point = x[int(np.argmax(to_mean_sq))].astype(np.float32)
+    far = int(np.argmax(to_mean_sq))
+    far_point = x[far].astype(np.float32)
     probe = np.sort(rng.choice(n, size=min(PROBE_ROWS, n), replace=False))
     u_probe = (x[probe] / np.maximum(norms[probe], 1e-30)[:, None]).astype(np.float32)
+    # The far point rides along as one more row of the probe product: its
+    # distances come from ‖x‖² + ‖f‖² − 2x·f with no extra pass.
+    probe_rows = np.vstack([u_probe, far_point[None, :]])
     inv_norms = (1.0 / np.maximum(norms, 1e-30)).astype(np.float32)
-    best, far_max = -1.0, 0.0
+    best, far_max_sq = -1.0, 0.0
     block_rows = 8192
     for start in range(0, n, block_rows):
         check_cancel(cancel)
         block = x[start : start + block_rows]
-        # float32 is exact enough: nearly equal floats subtract exactly (Sterbenz).
-        delta = block - far_point
-        far_max = max(far_max, float(np.einsum("ij,ij->i", delta, delta).max()))
-        cos = u_probe @ block.T
-        cos *= inv_norms[start : start + block.shape[0]]
+        rows = slice(start, start + block.shape[0])
+        prod = probe_rows @ block.T
+        far_sq = norms[rows] ** 2 + norms[far] ** 2 - 2.0 * prod[-1].astype(np.float64)
+        far_max_sq = max(far_max_sq, float(far_sq.max()))
+        cos = prod[:-1]
+        cos *= inv_norms[rows]
         inside = np.flatnonzero((probe >= start) & (probe < start + block.shape[0]))
         cos[inside, probe[inside] - start] = -1.0  # a probe is not its own duplicate
         best = max(best, float(cos.max()))
-    stats.max_l2 = max(stats.max_l2, float(np.sqrt(far_max)))
+    far_max = float(np.sqrt(max(far_max_sq, 0.0)))
+    if far_max < 1e-2 * max(norms[far], 1e-30):
+        # Near a point the dot-product form cancels; subtract exactly instead
+        # (float32 differences of nearly equal floats are exact: Sterbenz).
+        far_max = float(np.sqrt(max(
+            float(np.einsum("ij,ij->i", diff, diff).max())
+            for diff in (x[i : i + block_rows] - far_point for i in range(0, n, block_rows))
+        )))
+    stats.max_l2 = max(stats.max_l2, far_max)
     return stats, min(best, 1.0)
 
 
@@ -349,6 +362,7 @@ def compute_geometry(
     er = spec.effective_rank(spectrum.singular_values)
     erc = spec.effective_rank(spectrum.centered_singular_values)
     pr = spec.participation_ratio(lam)
+    m["spectrum_precision"] = spectrum.precision
     m.update(
         effective_rank=er,
         effective_rank_normalized=er / full_rank,
