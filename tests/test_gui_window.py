@@ -87,11 +87,14 @@ def test_missing_file_and_checkpoint_without_data(qtbot, tmp_path, errors):
 
 @pytest.fixture
 def warm_mcl():
-    """Compile MCL's numba kernels first: a cold compile cannot be interrupted, and the
-    app does it in its start-up warm-up, not while the user waits on Cancel."""
-    from embscope.analysis.mcl import markov_cluster
+    """Warm what the app warms at start-up (torch's first use, MCL's numba kernels, serial and
+    parallel): a cold import or compile cannot be interrupted, and the app does them in its
+    background warm-up, not while the user waits on Cancel."""
+    from embscope.analysis._mcl_kernels import compile_kernels
+    from embscope.analysis.graph import knn_graph
 
-    markov_cluster(np.ones((4, 4)), 2.0)
+    knn_graph(np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32), 5)
+    compile_kernels()
 
 
 def test_cancel_stops_a_running_analysis_within_a_second(qtbot, tmp_path, errors, warm_mcl):

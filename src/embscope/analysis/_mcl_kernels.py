@@ -369,12 +369,14 @@ def _fill_hybrid(indptr, indices, data, ptr, lo, dense, idx, val):
                 val[o + q - indptr[k]] = data[q]
 
 
-def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, cap):
+def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, cap, *, threads=None):
     """``prune(A·B)`` column by column, inflated and normalised.
 
     ``a`` and ``b`` are hybrid tuples; returns the product as a hybrid tuple and
     the largest column chaos.  Each column is computed the same way whatever
-    the thread count, so the result does not depend on it.
+    the thread count, so the result does not depend on it.  ``threads``
+    forces the serial (1) or parallel (> 1) kernel; by default small products
+    run serially.
     """
     a_ptr, a_idx, a_val, a_lo, a_hi, a_dense = a
     b_ptr, b_idx, b_val, b_lo, _b_hi, b_dense = b
@@ -383,7 +385,8 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     cap_out = min(out_capacity(cap), n_rows)  # a column never stores more than its rows
     # Multiply-adds ≈ entries of B × mean stored length of A's columns.
     work = b_val.shape[0] * (a_val.shape[0] / max(n_rows, 1))
-    threads = nb.get_num_threads() if work >= _SERIAL_WORK else 1
+    if threads is None:
+        threads = nb.get_num_threads() if work >= _SERIAL_WORK else 1
     n_chunks = max(1, min(n_cols, 4 * threads if threads > 1 else 1))
     # Buffer: room for a product twice as dense as A, each chunk's share
     # holding at least one worst-case column.
@@ -430,3 +433,19 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
         val[o:o + vals.shape[0]] = vals
     max_chaos = float(chaos.max()) if n_cols else 0.0
     return (ptr, idx, val, o_lo, o_hi, o_dense), max_chaos
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) BOTH product kernels on a tiny matrix.
+
+    A tiny clustering only ever takes the serial path, so without this the
+    parallel kernel would compile during the first large MCL — seconds in
+    which no Cancel can be honoured.  The app's start-up warm-up calls it.
+    """
+    from scipy import sparse
+
+    m = sparse.csc_matrix(np.full((4, 4), 0.25, dtype=np.float32))
+    m.sort_indices()
+    hybrid = hybrid_from_csc(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32))
+    for threads in (1, 2):
+        expand_prune_inflate(hybrid, hybrid, 1e-4, 1100, 1400, 0.9, 2.0, 1100, threads=threads)

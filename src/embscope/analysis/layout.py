@@ -190,10 +190,12 @@ def warm_numba() -> None:
     seconds instead of waiting for a cold numba compile.
     """
     from embscope.analysis.graph import knn_adjacency, knn_graph
+    from embscope.analysis._mcl_kernels import compile_kernels
     from embscope.analysis.mcl import markov_cluster
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 8)).astype(np.float32)
     graph = knn_graph(x, 10, device="cpu", exact=True)
     markov_cluster(knn_adjacency(graph), 2.0)
+    compile_kernels()  # the parallel product kernel too, which a tiny graph never reaches
     umap_layout(graph, x, n_neighbors=8, n_epochs=5)
