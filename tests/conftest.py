@@ -23,3 +23,26 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_thread_left_running():
+    """Fail a test that leaves an EmbScope worker thread running (napari's habit).
+
+    A job left behind keeps the 2 CPUs (and, inside numba's compiler, the GIL)
+    busy during later tests, which then measure the wrong thing.
+    """
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leftover = [t for t in threading.enumerate()
+                if t.name.startswith("embscope-") and t.ident not in before and t.is_alive()]
+    for thread in leftover:
+        thread.join(timeout=30)
+    still = [t.name for t in leftover if t.is_alive()]
+    assert not still, f"worker threads still running after the test: {still}"
+    if leftover:
+        import warnings
+
+        warnings.warn(f"test left worker threads running until it was torn down: {[t.name for t in leftover]}")
