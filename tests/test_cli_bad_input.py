@@ -76,3 +76,14 @@ def test_bad_embeddings_file_exits_2_with_one_line(tmp_path, capsys, make):
     assert lines[0].startswith("embscope: error:") and detail in lines[0]
     assert "Traceback" not in captured.err + captured.out
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="X11/Wayland check is Linux-only")
+def test_gui_without_a_display_says_so_in_one_line(monkeypatch, capsys):
+    from embscope.cli import main
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["gui"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no display" in err
