@@ -107,3 +107,24 @@ def test_concept_per_sample_rank_matches_numpy(rng):
         p = s / s.sum()
         ranks.append(np.exp(-(p * np.log(p)).sum()))
     np.testing.assert_allclose(concepts.per_sample_effective_rank, ranks, rtol=1e-10)
+
+
+def test_verdict_semantically_empty_when_neighbours_share_no_labels(rng):
+    # Seed 004: spread-out, isotropic geometry whose neighbours carry random labels.
+    from embscope.analysis.graph import exact_knn
+
+    x = rng.standard_normal((1500, 32)).astype(np.float32)
+    labels = rng.choice(list("abcdef"), 1500)
+    g = compute_geometry(x, labels, exact_knn(x, 15))
+    grades = grade_metrics(g.metrics, load_thresholds())
+    assert grades["effective_rank_normalized"].grade == "GOOD"
+    assert grades["knn_label_lift"].grade == "POOR"
+    verdict = decide_verdict(g.metrics, grades)
+    assert verdict.label == "semantically_empty"
+    assert "kNN label accuracy" in verdict.evidence[0]
+    # The same geometry with labels its neighbours agree on is healthy.
+    centers = rng.standard_normal((6, 32)) * 3
+    codes = rng.integers(0, 6, 1500)
+    y = (centers[codes] + rng.standard_normal((1500, 32))).astype(np.float32)
+    g = compute_geometry(y, codes.astype(str), exact_knn(y, 15))
+    assert decide_verdict(g.metrics, grade_metrics(g.metrics, load_thresholds())).label == "healthy"
