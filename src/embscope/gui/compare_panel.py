@@ -274,6 +274,7 @@ class ComparePanel(QWidget):
         """Show a :class:`~embscope.tasks.compare.CompareResult` (PCA maps now, UMAP maps when computed)."""
         self.layout_runner.cancel()
         self.cluster_runner.cancel()
+        self._status(" ")  # the "Comparing …" line is done
         self.result = result
         sides = result.sides
         self.coords = [np.asarray(s.layout, dtype=np.float32) for s in sides]
