@@ -172,12 +172,9 @@ def iter_knn_graph(
 
 def knn_graph(x: np.ndarray, k: int = 15, *, device: str = "auto", exact: bool | None = None) -> KnnGraph:
     """Cosine k-NN graph without progress reports (see :func:`iter_knn_graph`)."""
-    gen = iter_knn_graph(x, k, device=device, exact=exact)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from embscope.generators import run_to_end
+
+    return run_to_end(iter_knn_graph(x, k, device=device, exact=exact))
 
 
 def _nndescent_knn(x: np.ndarray, k: int) -> KnnGraph:

@@ -175,12 +175,10 @@ def umap_layout(
     n_epochs: int | None = None,
 ) -> np.ndarray:
     """UMAP map (N×2 float32) from a precomputed cosine k-NN graph; :func:`iter_umap_layout` run to the end."""
-    gen = iter_umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, n_epochs=n_epochs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from embscope.generators import run_to_end
+
+    return run_to_end(iter_umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed,
+                                       n_epochs=n_epochs))
 
 
 def warm_numba() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
+from embscope.generators import relay
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 CACHE_VERSION = 1
@@ -174,14 +175,11 @@ def extract_job(
         dtype=request.dtype,
         batch_size=request.batch_size,
     )
-    engine = extract(loaded, data, options, cancel)
-    while True:
-        try:
-            step = next(engine)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        yield Progress("extracting", step.done / max(step.total, 1), f"{step.done}/{step.total} samples on {step.device}")
+    result = yield from relay(
+        extract(loaded, data, options, cancel),
+        lambda step: Progress("extracting", step.done / max(step.total, 1),
+                              f"{step.done}/{step.total} samples on {step.device}"),
+    )
     notes = (*loaded.notes, *result.notes)
     if cache_file is not None:
         _write_cache(cache_file, result.vectors, result.logits, result.class_names, notes)

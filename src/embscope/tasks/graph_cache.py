@@ -14,6 +14,7 @@ from collections.abc import Generator
 import numpy as np
 
 from embscope.analysis.graph import KnnGraph, data_fingerprint, iter_knn_graph
+from embscope.generators import relay
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 DEFAULT_K = 15
@@ -96,13 +97,7 @@ def build_knn_graph(
             return hit
     yield Progress("k-NN graph", 0.0, f"{x.shape[0]} points, k={k}")
     gen = iter_knn_graph(x, k, device=device, exact=exact)
-    while True:
-        cancel.raise_if_cancelled()
-        try:
-            fraction = next(gen)
-        except StopIteration as stop:
-            graph = stop.value
-            break
-        yield Progress("k-NN graph", fraction, "exact" if exact is not False else "approximate")
+    kind = "exact" if exact is not False else "approximate"
+    graph = yield from relay(gen, lambda fraction: Progress("k-NN graph", fraction, kind), cancel.raise_if_cancelled)
     cache.put(key, graph)
     return graph

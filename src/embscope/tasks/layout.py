@@ -14,6 +14,7 @@ import numpy as np
 
 from embscope.analysis.graph import KnnGraph
 from embscope.analysis.layout import iter_umap_layout, pca_layout
+from embscope.generators import relay
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 
@@ -94,14 +95,8 @@ def umap_layout_job(
     gen = iter_umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed,
                            n_epochs=n_epochs, cancel=cancel)
     message = f"optimising the layout of {graph.n_nodes} points"
-    while True:
-        cancel.raise_if_cancelled()
-        try:
-            fraction = next(gen)
-        except StopIteration as stop:
-            emb = stop.value
-            break
-        yield Progress("UMAP", 0.05 + 0.95 * fraction, message)
+    emb = yield from relay(gen, lambda fraction: Progress("UMAP", 0.05 + 0.95 * fraction, message),
+                           cancel.raise_if_cancelled)
     cancel.raise_if_cancelled()
     cache.put(key, emb)
     yield Progress("UMAP", 1.0, "done")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from embscope.errors import Cancelled
+from embscope.generators import relay, run_to_end
 
 R = TypeVar("R")
 
@@ -58,13 +59,7 @@ Job = Generator[Progress, None, R]
 
 def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) -> R:
     """Iterate ``job`` to the end and return its result."""
-    while True:
-        try:
-            report = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(report)
+    return run_to_end(job, on_progress)
 
 
 def sub_job(job: Job[R], stage_prefix: str = "") -> Generator[Progress, None, R]:
@@ -72,15 +67,14 @@ def sub_job(job: Job[R], stage_prefix: str = "") -> Generator[Progress, None, R]
 
     Use as ``result = yield from sub_job(inner(...), "graph")``.
     """
-    while True:
-        try:
-            report = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if stage_prefix:
-            stage = f"{stage_prefix}: {report.stage}" if report.stage else stage_prefix
-            report = Progress(stage, report.fraction, report.message)
-        yield report
+
+    def rename(report: Progress) -> Progress:
+        if not stage_prefix:
+            return report
+        stage = f"{stage_prefix}: {report.stage}" if report.stage else stage_prefix
+        return Progress(stage, report.fraction, report.message)
+
+    return (yield from relay(job, rename))
 
 
 class RateLimiter:
