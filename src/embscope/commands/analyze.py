@@ -52,16 +52,22 @@ class StderrProgress:
             sys.stderr.write("\r\033[K")
 
 
-def run(args: argparse.Namespace) -> int:
-    from embscope.tasks.analyze import analyze_job
+def run_with_progress(job):
+    """Run a generator job to its result, its progress on one stderr line (terminals only)."""
     from embscope.tasks.progress import run_job
-    from embscope.tasks.report import write_outputs
 
     progress = StderrProgress()
     try:
-        result = run_job(analyze_job(request_from_args(args, args.source)), progress)
+        return run_job(job, progress)
     finally:
         progress.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from embscope.tasks.analyze import analyze_job
+    from embscope.tasks.report import write_outputs
+
+    result = run_with_progress(analyze_job(request_from_args(args, args.source)))
     written = write_outputs(result, args.out)
     if args.png:
         # The same plot code as the GUI's panels, rendered offscreen.

@@ -25,9 +25,8 @@ def render_pngs_if_available(hook_module: str, function: str, result, out_dir: P
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import StderrProgress, request_from_args
+    from embscope.commands.analyze import request_from_args, run_with_progress
     from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
-    from embscope.tasks.progress import run_job
     from embscope.tasks.report import atomic_write_text, summary_json
 
     if len(args.sources) < 2:
@@ -41,11 +40,7 @@ def run(args: argparse.Namespace) -> int:
         keep_results=False,
         purity_inflation=getattr(args, "purity_inflation", None),
     )
-    progress = StderrProgress()
-    try:
-        result = run_job(compare_job(request), progress)
-    finally:
-        progress.close()
+    result = run_with_progress(compare_job(request))
     out = Path(args.out)
     written = [
         atomic_write_text(out / "compare.json", summary_json(result.to_json())),

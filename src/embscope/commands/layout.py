@@ -23,11 +23,10 @@ def _vectors_2d(emb):
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import request_from_args
+    from embscope.commands.analyze import request_from_args, run_with_progress
     from embscope.tasks.analyze import load_source
     from embscope.tasks.graph_cache import build_knn_graph
     from embscope.tasks.layout import pca_layout_cached, umap_layout_job
-    from embscope.tasks.progress import run_job
 
     import numpy as np
 
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise BadInputError(f"cannot create output folder {out}: {exc.strerror}") from None
     # The same loading as `analyze`: embeddings files, or extraction from a checkpoint.
-    emb, _ = run_job(load_source(request_from_args(args, args.source)))
+    emb, _ = run_with_progress(load_source(request_from_args(args, args.source)))
     x = _vectors_2d(emb)
     for note in emb.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -50,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     written = [pca_path]
     if args.method == "umap":
         device = getattr(args, "device", "auto") or "auto"
-        graph = run_job(build_knn_graph(x, k, device=device))
-        emb_2d = run_job(umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1)))
+        graph = run_with_progress(build_knn_graph(x, k, device=device))
+        emb_2d = run_with_progress(umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1)))
         umap_path = out / "layout_umap.npy"
         np.save(umap_path, emb_2d)
         written.append(umap_path)

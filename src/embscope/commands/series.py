@@ -16,9 +16,8 @@ PNG_HOOK = "embscope.gui.series_png"
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import StderrProgress, request_from_args
+    from embscope.commands.analyze import request_from_args, run_with_progress
     from embscope.commands.compare import render_pngs_if_available
-    from embscope.tasks.progress import run_job
     from embscope.tasks.report import atomic_write_text, summary_json
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
@@ -31,11 +30,7 @@ def run(args: argparse.Namespace) -> int:
         purity_inflation=getattr(args, "purity_inflation", None),
         use_cache=not args.no_cache,
     )
-    progress = StderrProgress()
-    try:
-        result = run_job(series_job(request), progress)
-    finally:
-        progress.close()
+    result = run_with_progress(series_job(request))
     out = Path(args.out)
     written = [
         atomic_write_text(out / "series.json", summary_json(result.to_json())),
