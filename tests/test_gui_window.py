@@ -105,15 +105,20 @@ def warm_mcl():
     gc.unfreeze()
 
 
-def test_cancel_stops_a_running_analysis_within_a_second(qtbot, tmp_path, errors, warm_mcl):
+def start_big_analysis(qtbot, tmp_path):
+    """A shown, threaded window that has begun analysing 20 000 samples; returns (window, runner, thread)."""
     big = write_source(tmp_path, "big", n=20_000, d=64)
     window = make_window(qtbot, synchronous=False)
     window.show()
     runner = window.runners["analysis"]
     with qtbot.waitSignal(runner.progress, timeout=10_000):
         window.open_paths([big])
+    return window, runner, runner._thread
+
+
+def test_cancel_stops_a_running_analysis_within_a_second(qtbot, tmp_path, errors, warm_mcl):
+    window, runner, thread = start_big_analysis(qtbot, tmp_path)
     assert window.busy and window.cancel_button.isVisible()
-    thread = runner._thread
     started = time.monotonic()
     window.cancel_button.click()
     assert runner.wait(1.0), "the analysis did not stop within a second"
@@ -124,13 +129,7 @@ def test_cancel_stops_a_running_analysis_within_a_second(qtbot, tmp_path, errors
 
 
 def test_closing_during_work_exits_cleanly(qtbot, tmp_path, errors, warm_mcl):
-    big = write_source(tmp_path, "big", n=20_000, d=64)
-    window = make_window(qtbot, synchronous=False)
-    window.show()
-    runner = window.runners["analysis"]
-    with qtbot.waitSignal(runner.progress, timeout=10_000):
-        window.open_paths([big])
-    thread = runner._thread
+    window, runner, thread = start_big_analysis(qtbot, tmp_path)
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 1.5
