@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from embscope.tasks.analyze import analyze_job
     from embscope.tasks.report import write_outputs
 
+    if args.png:
+        # Refuse an unusable Qt binding before minutes of work, not after.
+        from embscope.gui.plots import ensure_qapp
+
+        ensure_qapp()
     result = run_with_progress(analyze_job(request_from_args(args, args.source)))
     written = write_outputs(result, args.out)
     if args.png:

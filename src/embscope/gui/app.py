@@ -19,6 +19,7 @@ def create_application(argv: list[str] | None = None):
     """The QApplication (created once), with pyqtgraph configured and the app icon set."""
     from PySide6.QtWidgets import QApplication
 
+    from embscope.gui.binding_check import require_sound_binding
     from embscope.gui.plots import configure_pyqtgraph
 
     app = QApplication.instance()
@@ -27,6 +28,7 @@ def create_application(argv: list[str] | None = None):
         app.setApplicationName("EmbScope")
         app.setOrganizationName("embscope")
         app.setDesktopFileName("embscope")
+    require_sound_binding()
     configure_pyqtgraph()
     return app
 

@@ -381,11 +381,14 @@ def ensure_qapp():
     """The running QApplication, or a new offscreen one (for the CLI's ``--png``)."""
     from PySide6.QtWidgets import QApplication
 
+    from embscope.gui.binding_check import require_sound_binding
+
     app = QApplication.instance()
     if app is None:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QApplication([])
+    require_sound_binding()
     configure_pyqtgraph()
     return app
 
