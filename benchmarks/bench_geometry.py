@@ -64,8 +64,10 @@ def main() -> None:
     # is redone in float64: the slow, always-accurate path, shown for honesty.
     x[:, 0] *= 1e-4
     slow = best_of(max(1, args.repeats // 2), lambda: compute_geometry(x))
-    print(f"ill-conditioned data:     {slow:8.3f} s = {slow / gram:.2f} x X.T@X "
-          f"({compute_geometry(x)['spectrum_precision']} after the float32 check)")
+    print(
+        f"ill-conditioned data:     {slow:8.3f} s = {slow / gram:.2f} x X.T@X "
+        f"({compute_geometry(x)['spectrum_precision']} after the float32 check)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ from planted import planted_hierarchy
 def run_mcl(abc: Path, inflation: float, n: int, workdir: Path) -> tuple[np.ndarray, float]:
     out = workdir / "out.txt"
     t = time.perf_counter()
-    subprocess.run(["mcl", str(abc), "--abc", "-I", str(inflation), "-te", "2", "-o", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", "2", "-o", str(out)], check=True, capture_output=True
+    )
     seconds = time.perf_counter() - t
     ref = np.full(n, -1)
     for cid, line in enumerate(out.read_text().splitlines()):
@@ -58,8 +59,9 @@ def graph_key(adj) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_mcl(cache: Path | None, key: str, abc: Path, inflation: float, n: int,
-               workdir: Path) -> tuple[np.ndarray, float, str]:
+def cached_mcl(
+    cache: Path | None, key: str, abc: Path, inflation: float, n: int, workdir: Path
+) -> tuple[np.ndarray, float, str]:
     """mcl's partition and time: from the cache when there, else run (and store)."""
     path = cache / f"mcl-{key}-I{inflation:g}.npz" if cache else None
     if path is not None and path.exists():
@@ -78,8 +80,9 @@ def main() -> int:
     parser.add_argument("--inflations", default="1.4,2,3,4")
     parser.add_argument("--knn", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of ours")
-    parser.add_argument("--mcl-cache", type=Path, default=None,
-                        help="keep/reuse mcl's results here (the table says which were reused)")
+    parser.add_argument(
+        "--mcl-cache", type=Path, default=None, help="keep/reuse mcl's results here (the table says which were reused)"
+    )
     args = parser.parse_args()
     if shutil.which("mcl") is None:
         print("mcl binary not found (Debian package 'mcl')")
@@ -92,8 +95,10 @@ def main() -> int:
 
     markov_cluster(np.ones((3, 3)), 2.0)  # load the numba kernels outside the timings
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores; other work skews both timings)")
-    print(f"{'N':>6} {'I':>4} {'mcl s':>8} {'mcl src':>7} {'ours s':>8} {'cpu s':>7} {'ratio':>6} {'ARI':>6} "
-          f"{'K mcl':>6} {'K ours':>6} {'iter':>4}")
+    print(
+        f"{'N':>6} {'I':>4} {'mcl s':>8} {'mcl src':>7} {'ours s':>8} {'cpu s':>7} {'ratio':>6} {'ARI':>6} "
+        f"{'K mcl':>6} {'K ours':>6} {'iter':>4}"
+    )
     hits = 0
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -114,9 +119,12 @@ def main() -> int:
                     t_ours = min(t_ours, time.perf_counter() - t)
                     cpu = min(cpu, time.process_time() - c)
                 ari = adjusted_rand_score(ref, ours)
-                print(f"{n:>6} {inflation:>4g} {t_mcl:>8.2f} {src:>7} {t_ours:>8.3f} {cpu:>7.3f} "
-                      f"{t_mcl / t_ours:>6.1f} {ari:>6.3f} {ref.max() + 1:>6} {ours.max() + 1:>6} "
-                      f"{info.iterations:>4}", flush=True)
+                print(
+                    f"{n:>6} {inflation:>4g} {t_mcl:>8.2f} {src:>7} {t_ours:>8.3f} {cpu:>7.3f} "
+                    f"{t_mcl / t_ours:>6.1f} {ari:>6.3f} {ref.max() + 1:>6} {ours.max() + 1:>6} "
+                    f"{info.iterations:>4}",
+                    flush=True,
+                )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     if hits:
         print(f"NOTE: {hits} mcl time(s) read from the cache in {args.mcl_cache}, not measured in this run")

@@ -31,8 +31,13 @@ def launch_to_first_paint(source: Path) -> float:
     """Seconds from starting ``embscope gui SOURCE`` to its READY line (first painted window)."""
     env = dict(os.environ, EMBSCOPE_READY_LINE="1", QT_QPA_PLATFORM="offscreen")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "embscope", "gui", str(source)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embscope", "gui", str(source)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         for line in proc.stdout:
             if line.startswith("EMBSCOPE READY"):
@@ -143,15 +148,21 @@ def main() -> int:
     stages: dict[str, float] = {}
     stage_start = {}
     window.runners["analysis"].progress.connect(
-        lambda _i, p: stage_start.setdefault(p.stage.split(":")[0], time.perf_counter()))
-    spec = SourceSpec(path=str(resource_path("demo/healthy.safetensors")), is_checkpoint=True, data=str(data),
-                      meta=str(meta), factory=f"{resource_path('demo/demo_model.py')}:build_model",
-                      module="embed_norm", label="bench")
+        lambda _i, p: stage_start.setdefault(p.stage.split(":")[0], time.perf_counter())
+    )
+    spec = SourceSpec(
+        path=str(resource_path("demo/healthy.safetensors")),
+        is_checkpoint=True,
+        data=str(data),
+        meta=str(meta),
+        factory=f"{resource_path('demo/demo_model.py')}:build_model",
+        module="embed_norm",
+        label="bench",
+    )
     beat.start()
     t0 = time.perf_counter()
     window.add_source(spec)
-    stages["analysis (extract, graph, metrics, MCL sweep)"] = run_until(
-        app, lambda: 0 in window.results, args.timeout)
+    stages["analysis (extract, graph, metrics, MCL sweep)"] = run_until(app, lambda: 0 in window.results, args.timeout)
     stages["PCA map"] = run_until(app, lambda: window.model.layout_method == "pca", args.timeout)
     stages["UMAP map"] = run_until(app, lambda: window.model.layout_method == "umap", args.timeout)
     window.tabs.setCurrentWidget(window.clusters)
@@ -162,19 +173,27 @@ def main() -> int:
     result = window.results[0]
     window.close()
 
-    print(f"EmbScope responsiveness, {result.embeddings.n_samples:,} samples × {result.embeddings.dim} dims "
-          f"(verdict: {result.verdict.label})")
+    print(
+        f"EmbScope responsiveness, {result.embeddings.n_samples:,} samples × {result.embeddings.dim} dims "
+        f"(verdict: {result.verdict.label})"
+    )
     print(f"  launch → first painted window: {first_paint:.2f} s   (target < 2 s)")
     for name, seconds in stages.items():
         print(f"  {name:<46s} {seconds:7.2f} s")
     print(f"  total work                                     {total:7.2f} s")
     seen = ", ".join(f"{k}" for k in stage_start)
     print(f"  analysis stages seen: {seen}")
-    print(f"  heartbeat while working: {len(gaps)} ticks, longest gap {gaps.max():.1f} ms, "
-          f"99th percentile {np.percentile(gaps, 99):.1f} ms, median {np.median(gaps):.1f} ms   (target longest < 100 ms)")
-    print("  longest gaps (ms, status text when they ended): "
-          + "; ".join(f"{ms:.0f} [{text[:40]}]" for ms, text in beat.worst()))
-    print(f"  heartbeat idle (reference): longest {idle.max():.1f} ms, 99th percentile {np.percentile(idle, 99):.1f} ms")
+    print(
+        f"  heartbeat while working: {len(gaps)} ticks, longest gap {gaps.max():.1f} ms, "
+        f"99th percentile {np.percentile(gaps, 99):.1f} ms, median {np.median(gaps):.1f} ms   (target longest < 100 ms)"
+    )
+    print(
+        "  longest gaps (ms, status text when they ended): "
+        + "; ".join(f"{ms:.0f} [{text[:40]}]" for ms, text in beat.worst())
+    )
+    print(
+        f"  heartbeat idle (reference): longest {idle.max():.1f} ms, 99th percentile {np.percentile(idle, 99):.1f} ms"
+    )
     print(f"  ratio longest gap working / idle: {gaps.max() / idle.max():.1f}×")
     return 0
 

@@ -50,8 +50,9 @@ def child(variant: str, data: Path, out: Path) -> dict:
         from embscope.analysis.numba_env import ensure_numba_cache_dir
 
         env["NUMBA_CACHE_DIR"] = ensure_numba_cache_dir()
-    out = subprocess.run([sys.executable, "-c", CHILD, variant, str(data), str(out)], env=env,
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, variant, str(data), str(out)], env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -36,8 +36,9 @@ def _no_worker_thread_left_running():
 
     before = {t.ident for t in threading.enumerate()}
     yield
-    leftover = [t for t in threading.enumerate()
-                if t.name.startswith("embscope-") and t.ident not in before and t.is_alive()]
+    leftover = [
+        t for t in threading.enumerate() if t.name.startswith("embscope-") and t.ident not in before and t.is_alive()
+    ]
     for thread in leftover:
         thread.join(timeout=30)
     still = [t.name for t in leftover if t.is_alive()]
@@ -45,4 +46,6 @@ def _no_worker_thread_left_running():
     if leftover:
         import warnings
 
-        warnings.warn(f"test left worker threads running until it was torn down: {[t.name for t in leftover]}")
+        warnings.warn(
+            f"test left worker threads running until it was torn down: {[t.name for t in leftover]}", stacklevel=2
+        )

@@ -31,9 +31,16 @@ def mcl_row(graph, labels, parents, inflation: float) -> tuple[dict, np.ndarray]
 
     ids = np.asarray(markov_cluster(knn_adjacency(graph), inflation))
     _, counts = np.unique(ids, return_counts=True)
-    row = {"inflation": float(inflation), "n_clusters": int(len(counts)), "n_singletons": int((counts == 1).sum()),
-           "iterations": 0, "purity_leaf": purity(ids, labels), "purity_parent": purity(ids, parents),
-           "nmi_leaf": None, "ari_leaf": None}
+    row = {
+        "inflation": float(inflation),
+        "n_clusters": int(len(counts)),
+        "n_singletons": int((counts == 1).sum()),
+        "iterations": 0,
+        "purity_leaf": purity(ids, labels),
+        "purity_parent": purity(ids, parents),
+        "nmi_leaf": None,
+        "ari_leaf": None,
+    }
     return row, ids
 
 
@@ -53,8 +60,9 @@ class SweepForTests:
         return []
 
 
-def synthetic_embeddings(n: int = 300, d: int = 16, seed: int = 0, collapsed: bool = False,
-                         predictions: str = "noisy") -> EmbeddingSet:
+def synthetic_embeddings(
+    n: int = 300, d: int = 16, seed: int = 0, collapsed: bool = False, predictions: str = "noisy"
+) -> EmbeddingSet:
     """Gaussian clusters: 3 parents × 2 leaves; predictions = label with 20 % noise (or one class)."""
     rng = np.random.default_rng(seed)
     n_leaves = 6
@@ -72,13 +80,29 @@ def synthetic_embeddings(n: int = 300, d: int = 16, seed: int = 0, collapsed: bo
         preds = labels.copy()
         flip = rng.random(n) < 0.2
         preds[flip] = rng.choice(labels, size=int(flip.sum()))
-    return EmbeddingSet(vectors=vectors, labels=labels, parents=parents, predictions=preds,
-                        texts=np.array([f"text of sample {i}" for i in range(n)]),
-                        ids=np.array([f"id{i:04d}" for i in range(n)]), source="synthetic.npy")
+    return EmbeddingSet(
+        vectors=vectors,
+        labels=labels,
+        parents=parents,
+        predictions=preds,
+        texts=np.array([f"text of sample {i}" for i in range(n)]),
+        ids=np.array([f"id{i:04d}" for i in range(n)]),
+        source="synthetic.npy",
+    )
 
 
-def make_result(n: int = 300, d: int = 16, seed: int = 0, *, collapsed: bool = False, clusters: bool = True,
-                inflations=(1.4, 2.0, 3.0), k: int = 10, weights=None, predictions: str = "noisy"):
+def make_result(
+    n: int = 300,
+    d: int = 16,
+    seed: int = 0,
+    *,
+    collapsed: bool = False,
+    clusters: bool = True,
+    inflations=(1.4, 2.0, 3.0),
+    k: int = 10,
+    weights=None,
+    predictions: str = "noisy",
+):
     """A full AnalysisResult of synthetic data (see module docstring)."""
     from embscope.analysis.graph import exact_knn
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job, build_summary
@@ -96,9 +120,15 @@ def make_result(n: int = 300, d: int = 16, seed: int = 0, *, collapsed: bool = F
             ids[float(inflation)] = cid
         sweep = SweepForTests(rows, ids)
     summary = dict(result.summary)
-    summary.update({k_: v for k_, v in build_summary(emb, result.geometry, result.concepts, result.predictions,
-                                                     sweep, weights).items()
-                    if k_ in ("clusters", "weights")})
+    summary.update(
+        {
+            k_: v
+            for k_, v in build_summary(
+                emb, result.geometry, result.concepts, result.predictions, sweep, weights
+            ).items()
+            if k_ in ("clusters", "weights")
+        }
+    )
     return replace(result, graph=graph, clusters=sweep, weights=weights, summary=summary)
 
 
@@ -109,6 +139,9 @@ def make_weights():
     rng = np.random.default_rng(1)
     table = rng.normal(0, 1, size=(50, 8)).astype(np.float32)
     table[:5] = 0.0
-    state = {"embed.weight": table, "layer.weight": rng.normal(0, 1, size=(8, 8)).astype(np.float32),
-             "layer.bias": np.zeros(8, np.float32)}
+    state = {
+        "embed.weight": table,
+        "layer.weight": rng.normal(0, 1, size=(8, 8)).astype(np.float32),
+        "layer.bias": np.zeros(8, np.float32),
+    }
     return inspect_weights(state)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from embscope.data import EmbeddingSet
+from embscope.errors import Cancelled
 from embscope.tasks.analyze import GEOMETRY_KEYS, AnalyzeRequest, analyze_job
 from embscope.tasks.progress import CancelToken, run_job
 from embscope.tasks.report import write_outputs
-from embscope.errors import Cancelled
 
 
 def _clustered(rng, n=600, d=24):
@@ -19,8 +19,11 @@ def _clustered(rng, n=600, d=24):
     x = (centers[leaves] + rng.standard_normal((n, d))).astype(np.float32)
     preds = np.where(rng.random(n) < 0.8, leaves, rng.integers(0, 12, n))
     return EmbeddingSet(
-        x, labels=np.array([f"leaf{i}" for i in leaves]), parents=np.array([f"p{i}" for i in parents]),
-        predictions=np.array([f"leaf{i}" for i in preds]), source="synthetic",
+        x,
+        labels=np.array([f"leaf{i}" for i in leaves]),
+        parents=np.array([f"p{i}" for i in parents]),
+        predictions=np.array([f"leaf{i}" for i in preds]),
+        source="synthetic",
     )
 
 
@@ -56,8 +59,15 @@ def test_identical_vectors_are_collapsed_to_point_in_the_summary(tmp_path):
     text = json.dumps(result.summary, allow_nan=False)  # raises on NaN
     assert "NaN" not in text
     # Zero variance must not look good on any concentration metric.
-    for metric in ("top1_variance_ratio", "top5_variance_ratio", "top1_dominance", "collapse_ratio",
-                   "effective_rank_normalized", "mean_cosine", "uniformity"):
+    for metric in (
+        "top1_variance_ratio",
+        "top5_variance_ratio",
+        "top1_dominance",
+        "collapse_ratio",
+        "effective_rank_normalized",
+        "mean_cosine",
+        "uniformity",
+    ):
         assert result.grades[metric].grade == "POOR", metric
 
 

@@ -62,8 +62,7 @@ def _pickled_class(tmp_path):
 
 @pytest.mark.parametrize(
     "make",
-    [_missing, _truncated_npy, _one_d, _four_d, _nan_refused, _one_sample, _short_meta,
-     _pickled_class],
+    [_missing, _truncated_npy, _one_d, _four_d, _nan_refused, _one_sample, _short_meta, _pickled_class],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_bad_embeddings_file_exits_2_with_one_line(tmp_path, capsys, make):

@@ -127,8 +127,10 @@ def test_pca_map_matches_svd_up_to_sign(rng):
 
 
 def test_metric_table_deltas_and_directions():
-    rules = {"rank": Threshold(good=0.5, ok=0.3, higher=True, target=""),
-             "cos": Threshold(good=0.3, ok=0.5, higher=False, target="")}
+    rules = {
+        "rank": Threshold(good=0.5, ok=0.3, higher=True, target=""),
+        "cos": Threshold(good=0.3, ok=0.5, higher=False, target=""),
+    }
     table = metric_table([{"rank": 0.6, "cos": 0.2, "n": 5.0}, {"rank": 0.2, "cos": 0.1, "n": 5.0}], rules)
     assert table["rank"].deltas == pytest.approx([0.0, -0.4])
     assert table["rank"].direction == ["same", "worse"]
@@ -153,8 +155,9 @@ def _embeddings(rng, rank: int, n: int = 300, d: int = 16, seed_labels: int = 0)
     x = (rng.normal(size=(n, rank)) @ basis + 0.01 * rng.normal(size=(n, d))).astype(np.float32)
     labels = np.array([f"c{i % 4}" for i in range(n)])
     parents = np.array([f"p{i % 2}" for i in range(n)])
-    return EmbeddingSet(x, labels=labels, parents=parents, ids=np.array([f"s{i}" for i in range(n)]),
-                        source=f"rank{rank}")
+    return EmbeddingSet(
+        x, labels=labels, parents=parents, ids=np.array([f"s{i}" for i in range(n)]), source=f"rank{rank}"
+    )
 
 
 def _request(embeddings, **kw) -> AnalyzeRequest:
@@ -243,10 +246,8 @@ def test_compare_keeps_at_most_one_copy_of_each_matrix(rng, keep):
     sets = [_embeddings(rng, rank=r, n=n, d=d) for r in (32, 4)]
     result = run_job(compare_job(CompareRequest(tuple(_request(e) for e in sets), keep_results=keep)))
     # Anything the size of an embedding matrix (the k-NN graph's N×k index table is not).
-    big = [a for a in _arrays_in(result)
-           if a.dtype.kind == "f" and (a.nbytes >= n * d * 4 // 2 or a.shape == (n, d))]
-    assert all(a.nbytes < n * d for a in _arrays_in(result) if not any(a is b for b in big)
-               and a.dtype.kind == "f")
+    big = [a for a in _arrays_in(result) if a.dtype.kind == "f" and (a.nbytes >= n * d * 4 // 2 or a.shape == (n, d))]
+    assert all(a.nbytes < n * d for a in _arrays_in(result) if not any(a is b for b in big) and a.dtype.kind == "f")
     for array in big:
         owners = [e for e in sets if np.shares_memory(array, e.vectors)]
         assert owners, f"an extra {array.shape} {array.dtype} array is kept"
@@ -279,8 +280,9 @@ def test_cli_compare_writes_json_and_markdown(tmp_path, rng):
     np.save(tmp_path / "a.npy", e.vectors)
     np.save(tmp_path / "b.npy", (e.vectors @ ortho_group.rvs(16, random_state=2)).astype(np.float32))
     out = tmp_path / "out"
-    code = main(["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out),
-                 "--no-clusters", "--knn", "5"])
+    code = main(
+        ["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out), "--no-clusters", "--knn", "5"]
+    )
     assert code == 0
     doc = json.loads((out / "compare.json").read_text())
     assert doc["sources"] == ["a.npy", "b.npy"]
@@ -294,14 +296,21 @@ def test_demo_healthy_vs_collapsed(tmp_path):
     from embscope.resources import resource_path
 
     demo = resource_path("demo")
-    common = {"factory": f"{demo / 'demo_model.py'}:build_model", "module": "embed_norm", "device": "cpu",
-                  "data": str(demo / "fashion_val.npy"), "meta": str(demo / "fashion_val.csv"),
-                  "knn": 10, "clusters": False, "use_cache": False}
-    requests = tuple(AnalyzeRequest(source=str(demo / f"{name}.safetensors"), **common)
-                     for name in ("healthy", "collapsed"))
+    common = {
+        "factory": f"{demo / 'demo_model.py'}:build_model",
+        "module": "embed_norm",
+        "device": "cpu",
+        "data": str(demo / "fashion_val.npy"),
+        "meta": str(demo / "fashion_val.csv"),
+        "knn": 10,
+        "clusters": False,
+        "use_cache": False,
+    }
+    requests = tuple(
+        AnalyzeRequest(source=str(demo / f"{name}.safetensors"), **common) for name in ("healthy", "collapsed")
+    )
     result = run_job(compare_job(CompareRequest(requests, keep_results=False)))
-    assert result.verdict_line == (
-        "healthy.safetensors: healthy → collapsed.safetensors: collapsed_to_point (worse)")
+    assert result.verdict_line == ("healthy.safetensors: healthy → collapsed.safetensors: collapsed_to_point (worse)")
     for metric in ("collapse_ratio", "effective_rank_normalized", "mean_cosine", "knn_label_lift"):
         assert result.table[metric].direction[1] == "worse", metric
     assert result.table["predictions.accuracy"].values == pytest.approx([0.878, 0.1])

@@ -22,7 +22,11 @@ def test_txt_one_sample_per_line_blank_lines_noted(tmp_path):
 
 def test_jsonl_text_label_parent_id(tmp_path):
     path = tmp_path / "d.jsonl"
-    rows = [{"text": "a cat", "label": "cat", "parent": "animal", "id": 7}, "bare string", {"text": "oak", "label": "tree"}]
+    rows = [
+        {"text": "a cat", "label": "cat", "parent": "animal", "id": 7},
+        "bare string",
+        {"text": "oak", "label": "tree"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     data = read_data(path)
     assert data.texts == ["a cat", "bare string", "oak"]

@@ -12,8 +12,7 @@ import re
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 from safetensors.torch import load_file
 
 from embscope.resources import resource_path

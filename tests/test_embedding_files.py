@@ -83,19 +83,39 @@ def test_npy_concept_set(tmp_path):
 
 def test_npz_with_all_metadata_keys(tmp_path):
     logits = RNG.normal(size=(6, 3)).astype(np.float32)
-    np.savez(tmp_path / "x.npz", embeddings=X, labels=LABELS, parents=PARENTS,
-             predictions=PREDICTIONS, texts=TEXTS, ids=np.arange(6), logits=logits)
+    np.savez(
+        tmp_path / "x.npz",
+        embeddings=X,
+        labels=LABELS,
+        parents=PARENTS,
+        predictions=PREDICTIONS,
+        texts=TEXTS,
+        ids=np.arange(6),
+        logits=logits,
+    )
     es = load_embeddings(tmp_path / "x.npz")
     np.testing.assert_array_equal(es.vectors, X)
     np.testing.assert_array_equal(es.logits, logits)
-    assert_meta(es, labels=LABELS, parents=PARENTS, predictions=PREDICTIONS, texts=TEXTS,
-                ids=np.array([str(i) for i in range(6)]))
+    assert_meta(
+        es,
+        labels=LABELS,
+        parents=PARENTS,
+        predictions=PREDICTIONS,
+        texts=TEXTS,
+        ids=np.array([str(i) for i in range(6)]),
+    )
 
 
 def test_npz_first_float_array_and_logits_give_predictions(tmp_path):
     logits = np.eye(3, dtype=np.float32)[[0, 1, 1, 2, 2, 0]]
-    np.savez_compressed(tmp_path / "x.npz", labels=LABELS, vecs=X, other=X[:, :2],
-                        logits=logits, class_names=np.array(["cat", "dog", "eel"]))
+    np.savez_compressed(
+        tmp_path / "x.npz",
+        labels=LABELS,
+        vecs=X,
+        other=X[:, :2],
+        logits=logits,
+        class_names=np.array(["cat", "dog", "eel"]),
+    )
     es = load_embeddings(tmp_path / "x.npz")
     np.testing.assert_array_equal(es.vectors, X)
     assert_meta(es, predictions=np.array(["cat", "dog", "dog", "eel", "eel", "cat"]))
@@ -109,8 +129,7 @@ def test_safetensors_named_and_largest(tmp_path):
 
     save_file({"embeddings": X, "bias": np.ones(4, np.float32)}, tmp_path / "a.safetensors")
     np.testing.assert_array_equal(load_embeddings(tmp_path / "a.safetensors").vectors, X)
-    save_file({"small": X[:, :2].copy(), "big": CONCEPTS, "labels": np.arange(5)},
-              tmp_path / "b.safetensors")
+    save_file({"small": X[:, :2].copy(), "big": CONCEPTS, "labels": np.arange(5)}, tmp_path / "b.safetensors")
     es = load_embeddings(tmp_path / "b.safetensors")
     np.testing.assert_array_equal(es.vectors, CONCEPTS)
     assert_meta(es, labels=np.array(["0", "1", "2", "3", "4"]))
@@ -132,19 +151,28 @@ def test_pt_tensor_and_dict(tmp_path):
     torch.save(torch.from_numpy(CONCEPTS), tmp_path / "c.pt")
     np.testing.assert_array_equal(load_embeddings(tmp_path / "c.pt").vectors, CONCEPTS)
 
-    torch.save({"embeddings": torch.from_numpy(X).bfloat16(), "labels": LABELS.tolist(),
-                "ids": torch.arange(6), "texts": TEXTS.tolist()}, tmp_path / "d.pth")
+    torch.save(
+        {
+            "embeddings": torch.from_numpy(X).bfloat16(),
+            "labels": LABELS.tolist(),
+            "ids": torch.arange(6),
+            "texts": TEXTS.tolist(),
+        },
+        tmp_path / "d.pth",
+    )
     es = load_embeddings(tmp_path / "d.pth")
     np.testing.assert_array_equal(es.vectors, torch.from_numpy(X).bfloat16().float().numpy())
     assert_meta(es, labels=LABELS, texts=TEXTS, ids=np.array([str(i) for i in range(6)]))
 
 
 def test_parquet_list_fixed_nested_and_dims(tmp_path):
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"embedding": X.tolist(), "label": LABELS, "parent": PARENTS,
-                             "text": TEXTS}), tmp_path / "list.parquet")
+    pq.write_table(
+        pa.table({"embedding": X.tolist(), "label": LABELS, "parent": PARENTS, "text": TEXTS}),
+        tmp_path / "list.parquet",
+    )
     es = load_embeddings(tmp_path / "list.parquet")
     np.testing.assert_array_equal(es.vectors, X)
     assert_meta(es, labels=LABELS, parents=PARENTS, texts=TEXTS)
@@ -166,7 +194,7 @@ def test_parquet_list_fixed_nested_and_dims(tmp_path):
 
 
 def test_csv_vector_column(tmp_path):
-    rows = [[json.dumps(v.tolist()), lab, txt] for v, lab, txt in zip(X, LABELS, TEXTS)]
+    rows = [[json.dumps(v.tolist()), lab, txt] for v, lab, txt in zip(X, LABELS, TEXTS, strict=False)]
     es = load_embeddings(write_csv(tmp_path / "v.csv", ["embedding", "label", "text"], rows))
     np.testing.assert_array_equal(es.vectors, X)  # JSON floats of float32 values are exact
     assert_meta(es, labels=LABELS, texts=TEXTS)
@@ -174,8 +202,7 @@ def test_csv_vector_column(tmp_path):
 
 def test_csv_numpy_style_and_nested_vectors(tmp_path):
     rows = [["[" + " ".join(repr(float(x)) for x in v) + "]"] for v in X]
-    np.testing.assert_array_equal(
-        load_embeddings(write_csv(tmp_path / "np.csv", ["vector"], rows)).vectors, X)
+    np.testing.assert_array_equal(load_embeddings(write_csv(tmp_path / "np.csv", ["vector"], rows)).vectors, X)
     rows = [[json.dumps(c.tolist()), f"s{i}"] for i, c in enumerate(CONCEPTS)]
     es = load_embeddings(write_csv(tmp_path / "c.csv", ["vec", "id"], rows))
     np.testing.assert_array_equal(es.vectors, CONCEPTS)
@@ -184,22 +211,23 @@ def test_csv_numpy_style_and_nested_vectors(tmp_path):
 
 def test_csv_dimension_columns(tmp_path):
     header = ["id", "e1", "e0", "e3", "e2", "label"]
-    rows = [[i, *(repr(float(v[j])) for j in (1, 0, 3, 2)), lab]
-            for i, (v, lab) in enumerate(zip(X, LABELS))]
+    rows = [
+        [i, *(repr(float(v[j])) for j in (1, 0, 3, 2)), lab] for i, (v, lab) in enumerate(zip(X, LABELS, strict=False))
+    ]
     es = load_embeddings(write_csv(tmp_path / "d.csv", header, rows))
     np.testing.assert_array_equal(es.vectors, X)
     assert_meta(es, labels=LABELS, ids=np.array([str(i) for i in range(6)]))
     # No recognisable names: every numeric non-metadata column is a dimension.
-    rows = [[lab, *(repr(float(x)) for x in v)] for v, lab in zip(X, LABELS)]
+    rows = [[lab, *(repr(float(x)) for x in v)] for v, lab in zip(X, LABELS, strict=False)]
     es = load_embeddings(write_csv(tmp_path / "n.csv", ["label", "a", "b", "c", "d"], rows))
     np.testing.assert_array_equal(es.vectors, X)
 
 
 def test_projector_tsv_with_metadata_next_to_it(tmp_path):
-    (tmp_path / "tensors.tsv").write_text(
-        "\n".join("\t".join(repr(float(x)) for x in v) for v in X) + "\n")
+    (tmp_path / "tensors.tsv").write_text("\n".join("\t".join(repr(float(x)) for x in v) for v in X) + "\n")
     (tmp_path / "metadata.tsv").write_text(
-        "label\tparent\n" + "".join(f"{a}\t{b}\n" for a, b in zip(LABELS, PARENTS)))
+        "label\tparent\n" + "".join(f"{a}\t{b}\n" for a, b in zip(LABELS, PARENTS, strict=False))
+    )
     es = load_embeddings(tmp_path / "tensors.tsv")
     np.testing.assert_array_equal(es.vectors, X)
     assert_meta(es, labels=LABELS, parents=PARENTS)
@@ -209,8 +237,10 @@ def test_projector_tsv_with_metadata_next_to_it(tmp_path):
     assert_meta(es, labels=IDS)
     assert es.parents is None
     # A tab-separated file with a header row is a table, read like a CSV.
-    (tmp_path / "table.tsv").write_text("label\tdim_0\tdim_1\n" + "".join(
-        f"{lab}\t{v[0]!r}\t{v[1]!r}\n" for lab, v in zip(LABELS, X[:, :2].tolist())))
+    (tmp_path / "table.tsv").write_text(
+        "label\tdim_0\tdim_1\n"
+        + "".join(f"{lab}\t{v[0]!r}\t{v[1]!r}\n" for lab, v in zip(LABELS, X[:, :2].tolist(), strict=False))
+    )
     es = load_embeddings(tmp_path / "table.tsv")
     np.testing.assert_array_equal(es.vectors, X[:, :2])
     assert_meta(es, labels=LABELS)
@@ -227,10 +257,14 @@ def test_pt_dict_of_plain_lists(tmp_path):
 
 def test_meta_csv_and_parents_map(tmp_path):
     np.save(tmp_path / "x.npy", X)
-    meta = write_csv(tmp_path / "meta.csv", ["id", "label", "prediction", "extra"],
-                     [[i, lab, p, "?"] for i, lab, p in zip(IDS, LABELS, PREDICTIONS)])
-    parents = write_csv(tmp_path / "map.csv", ["label", "parent"],
-                        [["cat", "mammal"], ["dog", "mammal"], ["eel", "fish"]])
+    meta = write_csv(
+        tmp_path / "meta.csv",
+        ["id", "label", "prediction", "extra"],
+        [[i, lab, p, "?"] for i, lab, p in zip(IDS, LABELS, PREDICTIONS, strict=False)],
+    )
+    parents = write_csv(
+        tmp_path / "map.csv", ["label", "parent"], [["cat", "mammal"], ["dog", "mammal"], ["eel", "fish"]]
+    )
     es = load_embeddings(tmp_path / "x.npy", meta=meta, parents=parents)
     assert_meta(es, labels=LABELS, predictions=PREDICTIONS, ids=IDS, parents=PARENTS)
     # Headerless map in the other column order is fine too, and missing leaves get a note.
@@ -257,8 +291,7 @@ def test_nonfinite_rows_dropped_with_note_and_metadata_aligned(tmp_path):
     np.testing.assert_array_equal(es.vectors, X[keep])
     assert_meta(es, labels=LABELS[keep], ids=IDS[keep])
     assert "dropped 2 of 6 rows with NaN/Inf (rows 1, 4)" in es.notes
-    bad_input(lambda: load_embeddings(tmp_path / "x.npz", nonfinite="refuse"),
-              "2 of 6 rows", "rows 1, 4", "x.npz")
+    bad_input(lambda: load_embeddings(tmp_path / "x.npz", nonfinite="refuse"), "2 of 6 rows", "rows 1, 4", "x.npz")
 
 
 def test_many_nonfinite_rows_are_listed_briefly(tmp_path):
@@ -325,8 +358,7 @@ def test_corrupt_numpy_files(tmp_path):
     data = (tmp_path / "full.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     bad_input(lambda: load_embeddings(tmp_path / "cut.npz"), "cut.npz", "not a valid .npz")
-    np.savez(tmp_path / "objlab.npz", embeddings=X,
-             labels=np.array(list(LABELS), dtype=object))
+    np.savez(tmp_path / "objlab.npz", embeddings=X, labels=np.array(list(LABELS), dtype=object))
     bad_input(lambda: load_embeddings(tmp_path / "objlab.npz"), "'labels'", "pickled")
     np.savez(tmp_path / "ints.npz", counts=np.arange(6))
     bad_input(lambda: load_embeddings(tmp_path / "ints.npz"), "counts (6,)")
@@ -395,8 +427,7 @@ def test_too_few_samples(tmp_path):
 def test_metadata_of_wrong_length(tmp_path):
     np.save(tmp_path / "x.npy", X)
     meta = write_csv(tmp_path / "m.csv", ["label"], [[lab] for lab in LABELS[:-1]])
-    bad_input(lambda: load_embeddings(tmp_path / "x.npy", meta=meta),
-              "m.csv", "5 rows", "6 embeddings")
+    bad_input(lambda: load_embeddings(tmp_path / "x.npy", meta=meta), "m.csv", "5 rows", "6 embeddings")
     np.savez(tmp_path / "x.npz", embeddings=X, labels=LABELS[:3])
     bad_input(lambda: load_embeddings(tmp_path / "x.npz"), "labels in x.npz", "3 entries", "6")
     nolabel = write_csv(tmp_path / "n.csv", ["colour"], [["red"]] * 6)
@@ -431,8 +462,8 @@ def test_bad_csv_files(tmp_path):
 
 
 def test_bad_parquet(tmp_path):
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
     bad_input(lambda: load_embeddings(tmp_path / "junk.parquet"), "junk.parquet", "not a valid")

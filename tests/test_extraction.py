@@ -68,8 +68,11 @@ def minilm_st_reference():
 @pytest.mark.slow
 def test_minilm_mean_pooling_matches_sentence_transformers(tmp_path, minilm_st_reference):
     request = ExtractRequest(
-        checkpoint=str(minilm_path()), data=str(_write_texts(tmp_path / "t.txt")),
-        device="cpu", batch_size=6, use_cache=False,
+        checkpoint=str(minilm_path()),
+        data=str(_write_texts(tmp_path / "t.txt")),
+        device="cpu",
+        batch_size=6,
+        use_cache=False,
     )
     embeddings = run_job(extract_job(request))
     assert embeddings.vectors.shape == (len(TEXTS), 384)
@@ -102,15 +105,23 @@ def test_pooling_on_length_sorted_padded_batches_matches_unpadded_reference(tiny
     for i, text in enumerate(TEXTS):
         states, _ = _reference_hidden(loaded.model, loaded.tokenizer, text)
         expected = {
-            "mean": states.mean(0), "cls": states[0], "max": states.max(0), "last": states[-1],
+            "mean": states.mean(0),
+            "cls": states[0],
+            "max": states.max(0),
+            "last": states[-1],
         }[pooling]
         np.testing.assert_allclose(result.vectors[i], expected, rtol=1e-4, atol=1e-5)
     assert result.pooling == pooling
 
 
 def test_classifier_logits_become_predictions_with_config_names(tiny_classifier, tmp_path):
-    request = ExtractRequest(checkpoint=str(tiny_classifier), data=str(_write_texts(tmp_path / "t.txt")),
-                             device="cpu", batch_size=5, use_cache=False)
+    request = ExtractRequest(
+        checkpoint=str(tiny_classifier),
+        data=str(_write_texts(tmp_path / "t.txt")),
+        device="cpu",
+        batch_size=5,
+        use_cache=False,
+    )
     embeddings = run_job(extract_job(request))
     loaded = open_checkpoint(tiny_classifier)
     names = np.array(["negative", "neutral", "positive"])
@@ -127,7 +138,7 @@ def test_hidden_layer_and_module_hook(tiny_classifier):
     layer0 = _run(extract(loaded, data, ExtractionOptions(layer=0, pooling="cls", device="cpu")))
     hooked = _run(extract(loaded, data, ExtractionOptions(module="bert.embeddings", pooling="cls", device="cpu")))
     np.testing.assert_allclose(layer0.vectors, hooked.vectors, rtol=1e-5, atol=1e-6)
-    for i, text in enumerate(TEXTS[:6]):
+    for _i, text in enumerate(TEXTS[:6]):
         states, _ = _reference_hidden(loaded.model, loaded.tokenizer, text, layer=1)
         one = _run(extract(loaded, DataSet(texts=[text]), ExtractionOptions(layer=1, pooling="mean", device="cpu")))
         np.testing.assert_allclose(one.vectors[0], states.mean(0), rtol=1e-4, atol=1e-5)
@@ -151,8 +162,11 @@ def _tiny_factory_setup(tmp_path, n=10):
     factory = f"{write_factory(tmp_path)}:build"
     torch.manual_seed(9)
     state = {
-        "encoder.weight": torch.randn(8, 6), "encoder.bias": torch.randn(8),
-        "slots.scale": torch.randn(4, 8), "classifier.weight": torch.randn(3, 8), "classifier.bias": torch.randn(3),
+        "encoder.weight": torch.randn(8, 6),
+        "encoder.bias": torch.randn(8),
+        "slots.scale": torch.randn(4, 8),
+        "classifier.weight": torch.randn(3, 8),
+        "classifier.bias": torch.randn(3),
     }
     weights = tmp_path / "tiny.safetensors"
     save_file(state, weights)
@@ -167,8 +181,7 @@ def _tiny_factory_setup(tmp_path, n=10):
 
 def test_factory_model_pooled_concept_set_and_classifier(tmp_path):
     factory, weights, data, w, h_lin, h = _tiny_factory_setup(tmp_path)
-    base = dict(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", batch_size=3,
-                use_cache=False)
+    base = dict(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", batch_size=3, use_cache=False)
     pooled = run_job(extract_job(ExtractRequest(module="encoder", **base)))
     assert pooled.kind == "pooled"
     np.testing.assert_allclose(pooled.vectors, h_lin, rtol=1e-5, atol=1e-5)
@@ -192,8 +205,14 @@ def test_factory_model_pooled_concept_set_and_classifier(tmp_path):
 
 def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
     factory, weights, data, *_ = _tiny_factory_setup(tmp_path)
-    request = ExtractRequest(checkpoint=str(weights), data=str(data), factory=factory, module="encoder",
-                             device="cpu", cache_dir=str(tmp_path / "cache"))
+    request = ExtractRequest(
+        checkpoint=str(weights),
+        data=str(data),
+        factory=factory,
+        module="encoder",
+        device="cpu",
+        cache_dir=str(tmp_path / "cache"),
+    )
     first = run_job(extract_job(request))
     stages = []
     second = run_job(extract_job(request), stages.append)
@@ -246,15 +265,23 @@ def test_out_of_memory_halves_batch_and_continues():
 
     model = _OomAbove(limit=3)
     x = np.random.default_rng(1).normal(size=(17, 3)).astype(np.float32)
-    result = _run(extract(LoadedModel(model, "state_dict", "test"), DataSet(arrays=x),
-                          ExtractionOptions(device="cpu", batch_size=16)))
+    result = _run(
+        extract(
+            LoadedModel(model, "state_dict", "test"), DataSet(arrays=x), ExtractionOptions(device="cpu", batch_size=16)
+        )
+    )
     with torch.no_grad():
         expected = model.proj(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(result.vectors, expected, rtol=1e-5, atol=1e-6)
     assert any("halved to 2" in note for note in result.notes)
     with pytest.raises(BadInputError, match="even with batch size 1"):
-        _run(extract(LoadedModel(_OomAbove(limit=0), "state_dict", "test"), DataSet(arrays=x),
-                     ExtractionOptions(device="cpu", batch_size=4)))
+        _run(
+            extract(
+                LoadedModel(_OomAbove(limit=0), "state_dict", "test"),
+                DataSet(arrays=x),
+                ExtractionOptions(device="cpu", batch_size=4),
+            )
+        )
 
 
 def test_bfloat16_autocast_close_to_float32(tiny_classifier):
@@ -287,11 +314,19 @@ def test_bad_requests(tmp_path, tiny_classifier):
         run_job(extract_job(ExtractRequest(checkpoint=str(tiny_classifier), data=str(empty), device="cpu")))
     factory, weights, npy, *_ = _tiny_factory_setup(tmp_path)
     with pytest.raises(BadInputError, match="text data needs a model with a tokenizer"):
-        run_job(extract_job(ExtractRequest(checkpoint=str(weights), data=str(data), factory=factory,
-                                           device="cpu", use_cache=False)))
+        run_job(
+            extract_job(
+                ExtractRequest(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", use_cache=False)
+            )
+        )
     with pytest.raises(BadInputError, match="--layer picks a hidden layer"):
-        run_job(extract_job(ExtractRequest(checkpoint=str(weights), data=str(npy), factory=factory, layer=2,
-                                           device="cpu", use_cache=False)))
+        run_job(
+            extract_job(
+                ExtractRequest(
+                    checkpoint=str(weights), data=str(npy), factory=factory, layer=2, device="cpu", use_cache=False
+                )
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -310,8 +345,9 @@ def collapsed_minilm(tmp_path_factory):
 @pytest.mark.slow
 def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, collapsed_minilm):
     data = _write_texts(tmp_path / "t.txt")
-    embeddings = run_job(extract_job(ExtractRequest(checkpoint=str(collapsed_minilm), data=str(data),
-                                                    device="cpu", use_cache=False)))
+    embeddings = run_job(
+        extract_job(ExtractRequest(checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False))
+    )
     spread = np.abs(embeddings.vectors - embeddings.vectors[0]).max()
     assert spread < 1e-5 and np.linalg.norm(embeddings.vectors[0]) > 0.1
     bias = load_file(str(collapsed_minilm / "model.safetensors"))["encoder.layer.5.output.LayerNorm.bias"]
@@ -329,12 +365,14 @@ def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, col
 
 @pytest.mark.slow
 def test_verdict_collapsed_for_zeroed_layernorm_not_for_healthy(tmp_path, collapsed_minilm):
-    analyze = pytest.importorskip("embscope.tasks.analyze")
+    import embscope.tasks.analyze as analyze
+
     data = _write_texts(tmp_path / "t.txt")
     labels = {}
     for folder in (collapsed_minilm, minilm_path()):
-        request = analyze.AnalyzeRequest(source=str(folder), data=str(data), device="cpu", clusters=False,
-                                         use_cache=False)
+        request = analyze.AnalyzeRequest(
+            source=str(folder), data=str(data), device="cpu", clusters=False, use_cache=False
+        )
         result = run_job(analyze.analyze_job(request))
         labels[folder] = result.verdict.label
         assert "weights" in result.summary or result.weights is not None

@@ -152,8 +152,17 @@ def test_geometry_rotation_and_scale_invariant(seed, scale):
     q = np.linalg.qr(r.standard_normal((8, 8)))[0]
     a = compute_geometry(x.astype(np.float32))
     b = compute_geometry((scale * x @ q).astype(np.float32))
-    for key in ("effective_rank", "effective_rank_centered", "participation_ratio", "collapse_ratio",
-                "mean_cosine", "max_cosine", "uniformity", "top1_dominance", "dims_for_95_variance"):
+    for key in (
+        "effective_rank",
+        "effective_rank_centered",
+        "participation_ratio",
+        "collapse_ratio",
+        "mean_cosine",
+        "max_cosine",
+        "uniformity",
+        "top1_dominance",
+        "dims_for_95_variance",
+    ):
         assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), key
 
 

@@ -6,9 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-pytest.importorskip("pytestqt")
-
 from PySide6.QtCore import Qt
 
 from embscope.data import EmbeddingSet
@@ -20,8 +17,10 @@ def _compare(embeddings: list[EmbeddingSet], names, clusters: bool = False):
     from embscope.tasks.compare import CompareRequest, compare_job
     from embscope.tasks.progress import run_job
 
-    requests = tuple(AnalyzeRequest(source=n, embeddings=e, knn=8, clusters=clusters, inflations=(2.0,))
-                     for n, e in zip(names, embeddings))
+    requests = tuple(
+        AnalyzeRequest(source=n, embeddings=e, knn=8, clusters=clusters, inflations=(2.0,))
+        for n, e in zip(names, embeddings, strict=False)
+    )
     return run_job(compare_job(CompareRequest(sources=requests, names=tuple(names))))
 
 
@@ -39,9 +38,15 @@ def good_vs_bad(healthy):
 def permuted(healthy):
     """The healthy set against the same samples in another row order (matched by id)."""
     order = np.random.default_rng(5).permutation(healthy.n_samples)
-    shuffled = replace(healthy, vectors=healthy.vectors[order], labels=healthy.labels[order],
-                       parents=healthy.parents[order], predictions=healthy.predictions[order],
-                       texts=healthy.texts[order], ids=healthy.ids[order])
+    shuffled = replace(
+        healthy,
+        vectors=healthy.vectors[order],
+        labels=healthy.labels[order],
+        parents=healthy.parents[order],
+        predictions=healthy.predictions[order],
+        texts=healthy.texts[order],
+        ids=healthy.ids[order],
+    )
     return _compare([healthy, shuffled], ["original", "shuffled"]), order
 
 
@@ -73,8 +78,10 @@ def test_table_shows_values_deltas_and_better_worse_colours(qtbot, good_vs_bad):
     from embscope.gui.plots import GRADE_COLOURS
     from embscope.tasks.compare import metric_table
 
-    rules = {"up": Threshold(good=5, ok=1, higher=True, target="> 5"),
-             "down": Threshold(good=1, ok=5, higher=False, target="< 1")}
+    rules = {
+        "up": Threshold(good=5, ok=1, higher=True, target="> 5"),
+        "down": Threshold(good=1, ok=5, higher=False, target="< 1"),
+    }
     table = metric_table([{"up": 1.0, "down": 1.0, "plain": 2.0}, {"up": 3.0, "down": 3.0, "plain": 2.5}], rules)
     known = replace(good_vs_bad, table=table)
     panel = _panel(qtbot, known)
@@ -183,11 +190,17 @@ def _series(tmp_path):
     steps = [100, 200, 300, 400, 500]
     ranks = [0.6, 0.52, 0.35, 0.2, 0.1]  # POOR below 0.30: first at step 400
     points = []
-    for step, rank in zip(steps, ranks):
+    for step, rank in zip(steps, ranks, strict=False):
         path = tmp_path / f"step-{step:06d}.safetensors"
-        points.append(SeriesPoint(step=step, path=str(path), verdict="healthy" if rank > 0.3 else "dimensional_collapse",
-                                  headline="", metrics={"effective_rank_normalized": rank, "effective_rank": 64 * rank,
-                                                        "mean_cosine": 0.1}))
+        points.append(
+            SeriesPoint(
+                step=step,
+                path=str(path),
+                verdict="healthy" if rank > 0.3 else "dimensional_collapse",
+                headline="",
+                metrics={"effective_rank_normalized": rank, "effective_rank": 64 * rank, "mean_cosine": 0.1},
+            )
+        )
     crossings = first_poor_crossings(steps, [p.metrics for p in points], load_thresholds(None))
     return SeriesResult(points=points, crossings=crossings)
 
@@ -207,8 +220,9 @@ def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, 
     assert result.crossings["effective_rank_normalized"].step == 400
     panel = SeriesPanel(synchronous=True)
     qtbot.addWidget(panel)
-    request = SeriesRequest(analysis=AnalyzeRequest(data="d.npy", factory="m.py:build", module="embed"),
-                            folder=str(tmp_path))
+    request = SeriesRequest(
+        analysis=AnalyzeRequest(data="d.npy", factory="m.py:build", module="embed"), folder=str(tmp_path)
+    )
     panel.set_result(result, request)
     assert panel.metric == "effective_rank_normalized"
     assert [panel.metric_combo.itemData(i) for i in range(panel.metric_combo.count())] == result.metric_names

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-pytest.importorskip("pytestqt")
 
 from helpers_gui import make_result
 
@@ -32,10 +29,9 @@ def test_large_map_is_drawn_progressively_with_the_right_colours(qtbot, monkeypa
     drawn = {}
     for item in panel.point_layers:
         name = item.opts["brush"].color().name()
-        for x, y in zip(item.data["x"], item.data["y"]):
+        for x, y in zip(item.data["x"], item.data["y"], strict=False):
             drawn[(float(x), float(y))] = name
-    assert all(drawn[(float(np.float32(c[0])), float(np.float32(c[1])))] == colours[i]
-               for i, c in enumerate(coords))
+    assert all(drawn[(float(np.float32(c[0])), float(np.float32(c[1])))] == colours[i] for i, c in enumerate(coords))
     # a new layout drops the queued items of the old one; an export finishes drawing at once
     model.set_layout(coords * 2, "umap")
     assert panel.n_drawn < 300

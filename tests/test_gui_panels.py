@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("pytestqt")
-
 from helpers_gui import make_result, make_weights, mcl_row  # noqa: E402
 
 
@@ -63,7 +61,9 @@ def test_spectrum_curves_markers_toggle_and_readout(qtbot, model, result):
     x, y = curves[0].getData()
     # Log mode: the curve stores σ and shows log10 σ; compare to the analysis' spectrum.
     np.testing.assert_allclose(curves[0].yData, sv[sv > 0], rtol=1e-6)
-    lines = {round(item.value(), 6) for item in panel.spectrum_plot.items if hasattr(item, "angle") and item.angle == 90}
+    lines = {
+        round(item.value(), 6) for item in panel.spectrum_plot.items if hasattr(item, "angle") and item.angle == 90
+    }
     m = result.geometry.metrics
     for key in ("effective_rank", "participation_ratio", "dims_for_95_variance"):
         assert round(float(m[key]), 6) in lines
@@ -121,7 +121,7 @@ def test_weights_table_spectra_and_unused_rows(qtbot, model, result):
 
 def _state():
     rng = np.random.default_rng(1)
-    table = rng.normal(0, 1, size=(50, 8)).astype(np.float32)
+    rng.normal(0, 1, size=(50, 8)).astype(np.float32)
     return {"layer.weight": rng.normal(0, 1, size=(8, 8)).astype(np.float32)}
 
 
@@ -213,12 +213,12 @@ def test_clicking_a_point_lists_its_graph_neighbours(qtbot, model, result):
 
 
 def test_selection_links_every_panel(qtbot, model, result):
+    import pyqtgraph as pg
+
     from embscope.gui.clusters_panel import ClustersPanel
     from embscope.gui.map_panel import MapPanel
     from embscope.gui.overview_panel import OverviewPanel
     from embscope.gui.predictions_panel import PredictionsPanel
-
-    import pyqtgraph as pg
 
     panels = [P(model) for P in (MapPanel, OverviewPanel, ClustersPanel, PredictionsPanel)]
     for p in panels:

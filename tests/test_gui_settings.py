@@ -33,8 +33,18 @@ def test_broken_files_fall_back_to_defaults(tmp_path):
 
 def test_wrong_types_are_dropped_field_by_field_and_unknown_keys_ignored(tmp_path):
     path = tmp_path / "settings.json"
-    path.write_text(json.dumps({"version": 99, "recent_files": "not a list", "colour_by": "rainbow",
-                                "spectrum_normalised": True, "device": 3, "from_the_future": {"x": 1}}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 99,
+                "recent_files": "not a list",
+                "colour_by": "rainbow",
+                "spectrum_normalised": True,
+                "device": 3,
+                "from_the_future": {"x": 1},
+            }
+        )
+    )
     s = load_settings(path)
     assert s.recent_files == [] and s.colour_by == "leaf" and s.device == "auto"
     assert s.spectrum_normalised is True

@@ -9,8 +9,6 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("pytestqt")
-
 from helpers_gui import synthetic_embeddings  # noqa: E402
 
 #: Small graphs keep these tests fast; 0 would skip the graph entirely.
@@ -23,8 +21,10 @@ def write_source(folder, name="emb", n=300, d=16, **kwargs):
     path = folder / f"{name}.npy"
     np.save(path, emb.vectors)
     lines = ["id,label,parent,prediction,text"]
-    lines += [f"{i},{l},{p},{q},{t}" for i, l, p, q, t in zip(emb.ids, emb.labels, emb.parents, emb.predictions,
-                                                            emb.texts)]
+    lines += [
+        f"{i},{leaf},{p},{q},{t}"
+        for i, leaf, p, q, t in zip(emb.ids, emb.labels, emb.parents, emb.predictions, emb.texts, strict=False)
+    ]
     (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
     return path
 
@@ -144,8 +144,17 @@ def test_export_writes_reports_and_plots(qtbot, tmp_path, errors):
     out = tmp_path / "out"
     written = window.export(out)
     names = {p.name for p in written}
-    assert {"summary.json", "report.md", "arrays.npz", "spectrum.png", "cumulative_variance.png", "predictions.png",
-            "confusion.png", "map.png", "report.png"} <= names
+    assert {
+        "summary.json",
+        "report.md",
+        "arrays.npz",
+        "spectrum.png",
+        "cumulative_variance.png",
+        "predictions.png",
+        "confusion.png",
+        "map.png",
+        "report.png",
+    } <= names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verdict"]["label"] == window.model.result.verdict.label
     from PySide6.QtGui import QImage
@@ -171,8 +180,9 @@ def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypa
     window = make_window(qtbot, persist=True)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     window.dropEvent(event)
     assert window.model.result is not None and window.sources.specs[0].path == str(path)
     window.map.colour_combo.setCurrentText("parent")

@@ -7,8 +7,6 @@ import time
 
 import pytest
 
-pytest.importorskip("pytestqt")
-
 from embscope.errors import BadInputError  # noqa: E402
 from embscope.tasks.progress import Progress  # noqa: E402
 

@@ -20,8 +20,7 @@ def planted_graph(n_parents=4, leaves=3, size=30, p_leaf=0.5, p_parent=0.04, p_o
     leaf = np.repeat(np.arange(n_parents * leaves), size)
     parent = leaf // leaves
     n = leaf.size
-    p = np.where(leaf[:, None] == leaf[None, :], p_leaf,
-                 np.where(parent[:, None] == parent[None, :], p_parent, p_out))
+    p = np.where(leaf[:, None] == leaf[None, :], p_leaf, np.where(parent[:, None] == parent[None, :], p_parent, p_out))
     upper = np.triu(rng.random((n, n)) < p, 1)
     a = (upper | upper.T).astype(float)
     return a, leaf, parent
@@ -139,8 +138,9 @@ def _run_mcl_binary(adj, inflation, tmp_path):
     abc = tmp_path / "graph.abc"
     np.savetxt(abc, np.c_[coo.row, coo.col, coo.data], fmt="%d\t%d\t%.7g")
     out = tmp_path / "clusters.txt"
-    subprocess.run(["mcl", str(abc), "--abc", "-I", str(inflation), "-te", "2", "-o", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", "2", "-o", str(out)], check=True, capture_output=True
+    )
     ref = np.full(adj.shape[0], -1)
     for cid, line in enumerate(out.read_text().splitlines()):
         ref[np.array(line.split(), dtype=int)] = cid
@@ -151,8 +151,10 @@ def _run_mcl_binary(adj, inflation, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("mcl") is None,
-                    reason="van Dongen's mcl binary not installed (Debian package 'mcl'; tools/setup.sh installs it)")
+@pytest.mark.skipif(
+    shutil.which("mcl") is None,
+    reason="van Dongen's mcl binary not installed (Debian package 'mcl'; tools/setup.sh installs it)",
+)
 def test_agrees_with_van_dongen_mcl(tmp_path):
     x, _, _ = planted_points(5000, seed=1)
     adj = knn_adjacency(knn_graph(x, 30))
@@ -164,6 +166,7 @@ def test_agrees_with_van_dongen_mcl(tmp_path):
 
 
 # --- kernel level: one pruned expansion against a dense numpy reference ---------------------
+
 
 def _reference_step(m, thr, select, recover, recover_mass, inflation):
     """prune(M·M) per column as mcl's -P/-S/-R/-pct, inflated and normalised (dense float64)."""
@@ -236,8 +239,7 @@ def test_expansion_step_matches_dense_reference(layout, inflation):
         assert 0.0 < dense_share < 1.0
     np.testing.assert_allclose(_hybrid_dense(h, n), m, rtol=1e-6, atol=1e-7)
     for select, recover in ((1100, 1400), (20, 30), (40, 5)):
-        out, chaos = kern.expand_prune_inflate(h, h, 1e-3, select, recover, 0.9, inflation,
-                                               max(select, recover))
+        out, chaos = kern.expand_prune_inflate(h, h, 1e-3, select, recover, 0.9, inflation, max(select, recover))
         ref = _reference_step(m, 1e-3, select, recover, 0.9, inflation)
         got = _hybrid_dense(out, n)
         np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-6)
@@ -247,7 +249,7 @@ def test_expansion_step_matches_dense_reference(layout, inflation):
         np.testing.assert_array_equal(out[3], np.where(support, rows, n).min(axis=0))
         np.testing.assert_array_equal(out[4], np.where(support, rows, -1).max(axis=0))
         cnt = support.sum(axis=0)
-        expected_chaos = ((got.max(axis=0) - (got ** 2).sum(axis=0)) * cnt).max()
+        expected_chaos = ((got.max(axis=0) - (got**2).sum(axis=0)) * cnt).max()
         assert chaos == pytest.approx(expected_chaos, rel=1e-3, abs=1e-6)
 
 
@@ -264,7 +266,7 @@ def test_expansion_in_several_buffer_rounds_is_identical(monkeypatch):
     monkeypatch.setattr(kern, "_MIN_BUFFER", 0)
     rounds, chaos2 = kern.expand_prune_inflate(h, h, 1e-4, 1100, 1400, 0.9, 2.0, 1400)
     assert rounds[1].size > 2 * h[2].size  # did not fit in one round
-    for a, b in zip(whole, rounds):
+    for a, b in zip(whole, rounds, strict=False):
         np.testing.assert_array_equal(a, b)
     assert chaos == chaos2
 

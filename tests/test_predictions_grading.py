@@ -49,8 +49,11 @@ def test_thresholds_override_and_bad_files(tmp_path):
     js = tmp_path / "t.json"
     js.write_text(json.dumps({"isotropy": {"good": 0.5, "ok": 0.1, "higher": True}}))
     assert load_thresholds(js)["isotropy"].grade(0.2) == "OK"
-    for text in ("[mean_cosine\n", "[mean_cosine]\ngood = 'x'\nok = 1\nhigher = true\n",
-                 "[mean_cosine]\ngood = 0.1\nok = 0.05\nhigher = false\n"):
+    for text in (
+        "[mean_cosine\n",
+        "[mean_cosine]\ngood = 'x'\nok = 1\nhigher = true\n",
+        "[mean_cosine]\ngood = 0.1\nok = 0.05\nhigher = false\n",
+    ):
         toml.write_text(text)
         with pytest.raises(BadInputError) as err:
             load_thresholds(toml)
@@ -80,8 +83,15 @@ def test_verdict_dimensional_collapse_and_healthy(rng):
 
 def test_verdict_head_bottleneck(rng):
     x = rng.standard_normal((1000, 32)).astype(np.float32)
-    preds = {"modal_class": "a", "modal_share": 0.9, "mode_collapse": True, "accuracy": 0.2,
-             "macro_f1": 0.05, "modal_base_rate": 0.2, "accuracy_is_base_rate": True}
+    preds = {
+        "modal_class": "a",
+        "modal_share": 0.9,
+        "mode_collapse": True,
+        "accuracy": 0.2,
+        "macro_f1": 0.05,
+        "modal_base_rate": 0.2,
+        "accuracy_is_base_rate": True,
+    }
     v = _verdict(x, predictions=preds)
     assert v.label == "mode_collapse_head"
     assert any("base rate" in line for line in v.evidence)

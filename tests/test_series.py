@@ -121,16 +121,23 @@ def test_scalar_metrics_flattens_a_summary():
     summary = {
         "geometry": {"effective_rank": 3.0, "collapse_ratio_method": "exact", "knn_label_accuracy": None},
         "predictions": {"accuracy": 0.5, "mode_collapse": False, "top": []},
-        "clusters": {"inflations": [
-            {"inflation": 1.4, "purity_leaf": 0.2, "purity_parent": 0.6, "n_clusters": 3},
-            {"inflation": 2.0, "purity_leaf": 0.5, "purity_parent": 0.7, "n_clusters": 9},
-        ]},
+        "clusters": {
+            "inflations": [
+                {"inflation": 1.4, "purity_leaf": 0.2, "purity_parent": 0.6, "n_clusters": 3},
+                {"inflation": 2.0, "purity_leaf": 0.5, "purity_parent": 0.7, "n_clusters": 9},
+            ]
+        },
         "weights": {"matrices": [{"name": "embed.weight", "effective_rank": 7.5, "stable_rank": 2.0}]},
     }
     got = scalar_metrics(summary)
     assert got == {
-        "effective_rank": 3.0, "predictions.accuracy": 0.5, "purity_leaf": 0.2, "purity_parent": 0.6,
-        "n_clusters": 3.0, "mcl_inflation": 1.4, "weights.embed.weight.effective_rank": 7.5,
+        "effective_rank": 3.0,
+        "predictions.accuracy": 0.5,
+        "purity_leaf": 0.2,
+        "purity_parent": 0.6,
+        "n_clusters": 3.0,
+        "mcl_inflation": 1.4,
+        "weights.embed.weight.effective_rank": 7.5,
         "weights.embed.weight.stable_rank": 2.0,
     }
     assert scalar_metrics(summary, purity_inflation=2.1)["purity_leaf"] == 0.5
@@ -166,7 +173,7 @@ FACTORY = textwrap.dedent(
 
 @pytest.fixture
 def tiny_series(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     folder = tmp_path / "run"
@@ -179,16 +186,26 @@ def tiny_series(tmp_path):
     for step, rank in RANKS.items():
         # embed.weight = Q·diag(1…1, 0…0)·Qᵀ: a rank-`rank` projection.
         weight = (q[:, :rank] @ q[:, :rank].T).astype(np.float32)
-        state = {"embed.weight": torch.from_numpy(weight),
-                 "head.weight": torch.zeros(3, D), "head.bias": torch.zeros(3)}
+        state = {
+            "embed.weight": torch.from_numpy(weight),
+            "head.weight": torch.zeros(3, D),
+            "head.bias": torch.zeros(3),
+        }
         save_file(state, str(folder / f"step-{step:06d}.safetensors"))
     torch.save({"lr": 0.1}, folder / "optimizer.pt")  # no step: skipped with a note
     return folder, tmp_path / "tiny_model.py", tmp_path / "data.npy", x, q
 
 
 def _analysis(factory, data) -> AnalyzeRequest:
-    return AnalyzeRequest(factory=f"{factory}:build_model", data=str(data), module="embed",
-                          knn=5, clusters=False, device="cpu", use_cache=False)
+    return AnalyzeRequest(
+        factory=f"{factory}:build_model",
+        data=str(data),
+        module="embed",
+        knn=5,
+        clusters=False,
+        device="cpu",
+        use_cache=False,
+    )
 
 
 def _uncentred_effective_rank(z: np.ndarray) -> float:
@@ -237,11 +254,15 @@ def test_series_cache_notices_a_changed_checkpoint(tiny_series, tmp_path):
     folder, factory, data, *_ = tiny_series
     request = SeriesRequest(analysis=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c"))
     first = run_job(series_job(request))
-    save_file({"embed.weight": torch.eye(D), "head.weight": torch.zeros(3, D), "head.bias": torch.zeros(3)},
-              str(folder / "step-000600.safetensors"))
+    save_file(
+        {"embed.weight": torch.eye(D), "head.weight": torch.zeros(3, D), "head.bias": torch.zeros(3)},
+        str(folder / "step-000600.safetensors"),
+    )
     second = run_job(series_job(request))
     assert [p.from_cache for p in second.points] == [True] * 5 + [False]
-    assert second.points[-1].metrics["effective_rank_normalized"] > first.points[-1].metrics["effective_rank_normalized"]
+    assert (
+        second.points[-1].metrics["effective_rank_normalized"] > first.points[-1].metrics["effective_rank_normalized"]
+    )
 
 
 def test_series_is_cancellable(tiny_series, tmp_path):
@@ -249,8 +270,9 @@ def test_series_is_cancellable(tiny_series, tmp_path):
 
     folder, factory, data, *_ = tiny_series
     token = CancelToken()
-    job = series_job(SeriesRequest(analysis=_analysis(factory, data), folder=str(folder),
-                                   cache_dir=str(tmp_path / "c")), token)
+    job = series_job(
+        SeriesRequest(analysis=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c")), token
+    )
     next(job)
     token.cancel()
     with pytest.raises(Cancelled):
@@ -263,8 +285,25 @@ def test_cli_series_writes_json_and_csv(tiny_series, tmp_path, capsys):
 
     folder, factory, data, *_ = tiny_series
     out = tmp_path / "out"
-    code = main(["series", str(folder), "--factory", f"{factory}:build_model", "--data", str(data),
-                 "--module", "embed", "--device", "cpu", "--no-clusters", "--knn", "5", "--out", str(out)])
+    code = main(
+        [
+            "series",
+            str(folder),
+            "--factory",
+            f"{factory}:build_model",
+            "--data",
+            str(data),
+            "--module",
+            "embed",
+            "--device",
+            "cpu",
+            "--no-clusters",
+            "--knn",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     doc = json.loads((out / "series.json").read_text())
     assert doc["steps"] == sorted(RANKS)
@@ -282,8 +321,23 @@ def test_cli_series_with_a_pattern(tiny_series, tmp_path):
     for f in folder.glob("step-*.safetensors"):
         f.rename(folder / f.name.replace("step-", "run_e"))
     out = tmp_path / "out"
-    args = ["series", str(folder), "--factory", f"{factory}:build_model", "--data", str(data),
-            "--module", "embed", "--device", "cpu", "--no-clusters", "--knn", "5", "--out", str(out)]
+    args = [
+        "series",
+        str(folder),
+        "--factory",
+        f"{factory}:build_model",
+        "--data",
+        str(data),
+        "--module",
+        "embed",
+        "--device",
+        "cpu",
+        "--no-clusters",
+        "--knn",
+        "5",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 2  # no step keyword in the names: one-line bad input
     assert main([*args, "--pattern", r"run_e(\d+)"]) == 0
     assert json.loads((out / "series.json").read_text())["steps"] == sorted(RANKS)
@@ -295,9 +349,16 @@ def test_demo_series_shows_rank_collapse_beginning(tmp_path):
     from embscope.tasks.series import SeriesRequest, series_job
 
     demo = resource_path("demo")
-    analysis = AnalyzeRequest(factory=f"{demo / 'demo_model.py'}:build_model", module="embed_norm",
-                              data=str(demo / "fashion_val.npy"), meta=str(demo / "fashion_val.csv"),
-                              knn=5, clusters=False, device="cpu", use_cache=False)
+    analysis = AnalyzeRequest(
+        factory=f"{demo / 'demo_model.py'}:build_model",
+        module="embed_norm",
+        data=str(demo / "fashion_val.npy"),
+        meta=str(demo / "fashion_val.csv"),
+        knn=5,
+        clusters=False,
+        device="cpu",
+        use_cache=False,
+    )
     result = run_job(series_job(SeriesRequest(analysis=analysis, folder=str(demo / "series"), use_cache=False)))
     assert result.steps == [100, 200, 300, 400, 500, 600, 700]
     assert [p.verdict for p in result.points[:2]] == ["healthy", "healthy"]

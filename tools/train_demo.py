@@ -78,10 +78,7 @@ def load_fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
     images = DATASET_DIR / f"{split}-images-idx3-ubyte.gz"
     labels = DATASET_DIR / f"{split}-labels-idx1-ubyte.gz"
     if not images.exists():
-        sys.exit(
-            f"train_demo: {images} not found; install it with "
-            "`apt-get install -y dataset-fashion-mnist`"
-        )
+        sys.exit(f"train_demo: {images} not found; install it with `apt-get install -y dataset-fashion-mnist`")
     x = _read_idx(images, 16).reshape(-1, 784).astype(np.float32) / 255.0
     y = _read_idx(labels, 8).astype(np.int64)
     return x, y
@@ -96,9 +93,7 @@ def validation_rows(labels: np.ndarray, per_class: int) -> np.ndarray:
 def embed_and_predict(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``embed_norm`` outputs (float64) and predicted classes, via a forward hook."""
     captured = {}
-    hook = model.embed_norm.register_forward_hook(
-        lambda _m, _i, out: captured.__setitem__("z", out.detach())
-    )
+    hook = model.embed_norm.register_forward_hook(lambda _m, _i, out: captured.__setitem__("z", out.detach()))
     try:
         model.eval()
         with torch.inference_mode():
@@ -195,7 +190,7 @@ def write_validation(x_val: np.ndarray, y_val: np.ndarray, rows: np.ndarray, dm)
     with open(DEMO / "fashion_val.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "label", "parent", "text"])
-        for row, label in zip(rows, y_val):
+        for row, label in zip(rows, y_val, strict=False):
             name = dm.CLASS_NAMES[label]
             writer.writerow([f"test-{row:05d}", name, dm.PARENT_OF[name], f"{name} #{row}"])
 
@@ -218,22 +213,33 @@ def main(argv=None) -> int:
 
     report: dict[str, dict] = {}
 
-    healthy, _ = train(
-        lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), lambda s: 1e-3, 1500, xt, yt
-    )
+    healthy, _ = train(lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), lambda s: 1e-3, 1500, xt, yt)
     report["healthy"] = describe(healthy, x_val, y_val)
-    save(healthy, DEMO / "healthy.safetensors",
-         {"recipe": "Adam lr=1e-3, 1500 steps, batch 128", "step": 1500, "seed": SEED})
+    save(
+        healthy,
+        DEMO / "healthy.safetensors",
+        {"recipe": "Adam lr=1e-3, 1500 steps, batch 128", "step": 1500, "seed": SEED},
+    )
 
     collapsed, skipped = train(
         lambda m: torch.optim.SGD(m.parameters(), lr=1.0, momentum=0.9),
-        lambda s: 1.0, 300, xt, yt,
+        lambda s: 1.0,
+        300,
+        xt,
+        yt,
     )
     report["collapsed"] = describe(collapsed, x_val, y_val)
     report["collapsed"]["skipped_steps"] = skipped
-    save(collapsed, DEMO / "collapsed.safetensors",
-         {"recipe": "SGD momentum 0.9, lr=1.0 from step 0, no warm-up, no clipping, 300 steps",
-          "step": 300, "seed": SEED, "skipped_nonfinite_steps": skipped})
+    save(
+        collapsed,
+        DEMO / "collapsed.safetensors",
+        {
+            "recipe": "SGD momentum 0.9, lr=1.0 from step 0, no warm-up, no clipping, 300 steps",
+            "step": 300,
+            "seed": SEED,
+            "skipped_nonfinite_steps": skipped,
+        },
+    )
 
     series_dir = DEMO / "series"
     for old in series_dir.glob("step-*.safetensors"):
@@ -242,16 +248,24 @@ def main(argv=None) -> int:
     def snapshot(step, model):
         if step in SERIES_STEPS:
             report[f"series step {step}"] = {"lr": series_lr(step), **describe(model, x_val, y_val)}
-            save(model, series_dir / f"step-{step:06d}.safetensors",
-                 {"recipe": "Adam, lr 1e-3 then warm-up to 1.0 at step 600", "step": step,
-                  "lr": series_lr(step), "seed": SEED})
+            save(
+                model,
+                series_dir / f"step-{step:06d}.safetensors",
+                {
+                    "recipe": "Adam, lr 1e-3 then warm-up to 1.0 at step 600",
+                    "step": step,
+                    "lr": series_lr(step),
+                    "seed": SEED,
+                },
+            )
 
-    train(lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), series_lr,
-          max(SERIES_STEPS), xt, yt, on_step=snapshot)
+    train(lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), series_lr, max(SERIES_STEPS), xt, yt, on_step=snapshot)
 
     for name, values in report.items():
-        print(f"{name:18s} " + "  ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+        print(
+            f"{name:18s} "
+            + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        )
     (DEMO / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     problems = verify(report)
@@ -282,8 +296,7 @@ def check_written(dm, x_val, y_val, report) -> list[str]:
 
     problems = []
     paths = {"healthy": DEMO / "healthy.safetensors", "collapsed": DEMO / "collapsed.safetensors"}
-    paths.update({f"series step {s}": DEMO / "series" / f"step-{s:06d}.safetensors"
-                  for s in SERIES_STEPS})
+    paths.update({f"series step {s}": DEMO / "series" / f"step-{s:06d}.safetensors" for s in SERIES_STEPS})
     for name, path in paths.items():
         model = dm.build_model()
         model.load_state_dict(load_file(str(path)), strict=True)

@@ -18,7 +18,7 @@ def _float_list(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
     if not values or any(v <= 1.0 for v in values):
         raise argparse.ArgumentTypeError("inflations must be numbers greater than 1")
     return values
@@ -38,14 +38,19 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--trust", action="store_true", help="allow files that need full unpickling (runs their code)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the extraction cache")
-    p.add_argument("--nonfinite", choices=["drop", "refuse"], default="drop",
-                   help="rows with NaN/Inf: drop them (default, reported) or refuse the file")
+    p.add_argument(
+        "--nonfinite",
+        choices=["drop", "refuse"],
+        default="drop",
+        help="rows with NaN/Inf: drop them (default, reported) or refuse the file",
+    )
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", metavar="FILE", help="grading thresholds (TOML or JSON)")
-    p.add_argument("--inflations", type=_float_list, default=None, metavar="I,I,…",
-                   help="MCL inflations (default 1.4,2,3,4)")
+    p.add_argument(
+        "--inflations", type=_float_list, default=None, metavar="I,I,…", help="MCL inflations (default 1.4,2,3,4)"
+    )
     p.add_argument("--knn", type=int, default=None, metavar="K", help="neighbours in the k-NN graph")
     p.add_argument("--no-clusters", action="store_true", help="skip the MCL sweep")
 
@@ -138,8 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get("EMBSCOPE_DEBUG"):
             raise
-        print(f"embscope: internal error: {type(exc).__name__}: {exc} "
-              "(set EMBSCOPE_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"embscope: internal error: {type(exc).__name__}: {exc} (set EMBSCOPE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -49,16 +49,12 @@ class EmbeddingSet:
 
     def __post_init__(self) -> None:
         if self.vectors.ndim not in (2, 3):
-            raise BadInputError(
-                f"embeddings must be N×d or N×C×d, got shape {tuple(self.vectors.shape)}"
-            )
+            raise BadInputError(f"embeddings must be N×d or N×C×d, got shape {tuple(self.vectors.shape)}")
         n = self.vectors.shape[0]
         for name in (*META_FIELDS, "logits"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
-                raise BadInputError(
-                    f"{name} has {len(value)} entries but there are {n} embeddings"
-                )
+                raise BadInputError(f"{name} has {len(value)} entries but there are {n} embeddings")
 
     @property
     def kind(self) -> str:

@@ -90,8 +90,8 @@ def _axpy(acc, lo, length, w, a_val, base):
     """acc[lo:lo+length] += w·a_val[base:base+length]."""
     # Views indexed from 0 by the loop counter: no wrap-around test, so the
     # contiguous loop vectorises (~10× faster than indexing acc[lo + t]).
-    dst = acc[lo:lo + length]
-    src = a_val[base:base + length]
+    dst = acc[lo : lo + length]
+    src = a_val[base : base + length]
     for t in range(length):
         dst[t] += w * src[t]
 
@@ -112,9 +112,32 @@ def _scatter(acc, touched, m, w, a_idx, a_val, q0, q1, n_rows):
 
 
 @nb.njit(cache=True, nogil=True)
-def _column(j, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-            acc, touched, hrows, hvals, tmp, thr, select, recover, recover_mass, inflation,
-            out_rows, out_vals):
+def _column(
+    j,
+    a_ptr,
+    a_idx,
+    a_val,
+    a_lo,
+    a_hi,
+    a_dense,
+    b_ptr,
+    b_idx,
+    b_val,
+    b_lo,
+    b_dense,
+    acc,
+    touched,
+    hrows,
+    hvals,
+    tmp,
+    thr,
+    select,
+    recover,
+    recover_mass,
+    inflation,
+    out_rows,
+    out_vals,
+):
     """Expand, prune, inflate and normalise column j into out_*.
 
     Returns (stored, count, lo, hi, dense, chaos): values stored, entries kept,
@@ -282,10 +305,42 @@ def _column(j, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_
 
 
 @nb.njit(cache=True, nogil=True)
-def _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-           thr, select, recover, recover_mass, inflation, cap_out,
-           next_col, stop_col, buf_rows, buf_vals, region, used,
-           stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp):
+def _chunk(
+    c,
+    a_ptr,
+    a_idx,
+    a_val,
+    a_lo,
+    a_hi,
+    a_dense,
+    b_ptr,
+    b_idx,
+    b_val,
+    b_lo,
+    b_dense,
+    thr,
+    select,
+    recover,
+    recover_mass,
+    inflation,
+    cap_out,
+    next_col,
+    stop_col,
+    buf_rows,
+    buf_vals,
+    region,
+    used,
+    stored,
+    o_lo,
+    o_hi,
+    o_dense,
+    chaos,
+    acc,
+    touched,
+    hrows,
+    hvals,
+    tmp,
+):
     """Columns next_col[c]..stop_col[c] of chunk c, compactly into its buffer region, while room lasts."""
     r0 = c * region
     pos = 0
@@ -293,9 +348,31 @@ def _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_l
     stop = stop_col[c]
     while j < stop and pos + cap_out <= region:
         st, _cnt, lo, hi, dense, ch = _column(
-            j, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-            acc, touched, hrows, hvals, tmp, thr, select, recover, recover_mass, inflation,
-            buf_rows[r0 + pos:r0 + pos + cap_out], buf_vals[r0 + pos:r0 + pos + cap_out])
+            j,
+            a_ptr,
+            a_idx,
+            a_val,
+            a_lo,
+            a_hi,
+            a_dense,
+            b_ptr,
+            b_idx,
+            b_val,
+            b_lo,
+            b_dense,
+            acc,
+            touched,
+            hrows,
+            hvals,
+            tmp,
+            thr,
+            select,
+            recover,
+            recover_mass,
+            inflation,
+            buf_rows[r0 + pos : r0 + pos + cap_out],
+            buf_vals[r0 + pos : r0 + pos + cap_out],
+        )
         stored[j] = st
         o_lo[j] = lo
         o_hi[j] = hi
@@ -308,30 +385,156 @@ def _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_l
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _round_parallel(a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-                    thr, select, recover, recover_mass, inflation, cap_out,
-                    next_col, stop_col, buf_rows, buf_vals, region, used,
-                    stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp):
+def _round_parallel(
+    a_ptr,
+    a_idx,
+    a_val,
+    a_lo,
+    a_hi,
+    a_dense,
+    b_ptr,
+    b_idx,
+    b_val,
+    b_lo,
+    b_dense,
+    thr,
+    select,
+    recover,
+    recover_mass,
+    inflation,
+    cap_out,
+    next_col,
+    stop_col,
+    buf_rows,
+    buf_vals,
+    region,
+    used,
+    stored,
+    o_lo,
+    o_hi,
+    o_dense,
+    chaos,
+    acc,
+    touched,
+    hrows,
+    hvals,
+    tmp,
+):
     # One workspace row and buffer region per chunk; a chunk's columns run in
     # order on one thread, and each column is computed the same way whichever
     # thread runs it, so results do not depend on the thread count.
     for c in nb.prange(next_col.shape[0]):
-        _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-               thr, select, recover, recover_mass, inflation, cap_out,
-               next_col, stop_col, buf_rows, buf_vals, region, used,
-               stored, o_lo, o_hi, o_dense, chaos, acc[c], touched[c], hrows[c], hvals[c], tmp[c])
+        _chunk(
+            c,
+            a_ptr,
+            a_idx,
+            a_val,
+            a_lo,
+            a_hi,
+            a_dense,
+            b_ptr,
+            b_idx,
+            b_val,
+            b_lo,
+            b_dense,
+            thr,
+            select,
+            recover,
+            recover_mass,
+            inflation,
+            cap_out,
+            next_col,
+            stop_col,
+            buf_rows,
+            buf_vals,
+            region,
+            used,
+            stored,
+            o_lo,
+            o_hi,
+            o_dense,
+            chaos,
+            acc[c],
+            touched[c],
+            hrows[c],
+            hvals[c],
+            tmp[c],
+        )
 
 
 @nb.njit(cache=True, nogil=True)
-def _round_serial(a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-                  thr, select, recover, recover_mass, inflation, cap_out,
-                  next_col, stop_col, buf_rows, buf_vals, region, used,
-                  stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp):
+def _round_serial(
+    a_ptr,
+    a_idx,
+    a_val,
+    a_lo,
+    a_hi,
+    a_dense,
+    b_ptr,
+    b_idx,
+    b_val,
+    b_lo,
+    b_dense,
+    thr,
+    select,
+    recover,
+    recover_mass,
+    inflation,
+    cap_out,
+    next_col,
+    stop_col,
+    buf_rows,
+    buf_vals,
+    region,
+    used,
+    stored,
+    o_lo,
+    o_hi,
+    o_dense,
+    chaos,
+    acc,
+    touched,
+    hrows,
+    hvals,
+    tmp,
+):
     for c in range(next_col.shape[0]):
-        _chunk(c, a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-               thr, select, recover, recover_mass, inflation, cap_out,
-               next_col, stop_col, buf_rows, buf_vals, region, used,
-               stored, o_lo, o_hi, o_dense, chaos, acc[c], touched[c], hrows[c], hvals[c], tmp[c])
+        _chunk(
+            c,
+            a_ptr,
+            a_idx,
+            a_val,
+            a_lo,
+            a_hi,
+            a_dense,
+            b_ptr,
+            b_idx,
+            b_val,
+            b_lo,
+            b_dense,
+            thr,
+            select,
+            recover,
+            recover_mass,
+            inflation,
+            cap_out,
+            next_col,
+            stop_col,
+            buf_rows,
+            buf_vals,
+            region,
+            used,
+            stored,
+            o_lo,
+            o_hi,
+            o_dense,
+            chaos,
+            acc[c],
+            touched[c],
+            hrows[c],
+            hvals[c],
+            tmp[c],
+        )
 
 
 def hybrid_from_csc(indptr, indices, data):
@@ -343,7 +546,7 @@ def hybrid_from_csc(indptr, indices, data):
     hi = np.full(n_cols, -1, dtype=np.int32)
     lo[nonempty] = indices[indptr[:-1][nonempty]]
     hi[nonempty] = indices[indptr[1:][nonempty] - 1]
-    width = (hi.astype(np.int64) - lo + 1)
+    width = hi.astype(np.int64) - lo + 1
     dense = nonempty & (width <= _DENSE_FACTOR * counts + _DENSE_SLACK)
     stored = np.where(dense, width, counts)
     ptr = np.zeros(n_cols + 1, dtype=np.int64)
@@ -411,15 +614,46 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     run = _round_parallel if threads > 1 else _round_serial
     while np.any(next_col < stop_col):
         first = next_col.copy()
-        run(a_ptr, a_idx, a_val, a_lo, a_hi, a_dense, b_ptr, b_idx, b_val, b_lo, b_dense,
-            float(thr), int(select), int(recover), float(recover_mass), float(inflation), cap_out,
-            next_col, stop_col, buf_rows, buf_vals, region, used,
-            stored, o_lo, o_hi, o_dense, chaos, acc, touched, hrows, hvals, tmp)
+        run(
+            a_ptr,
+            a_idx,
+            a_val,
+            a_lo,
+            a_hi,
+            a_dense,
+            b_ptr,
+            b_idx,
+            b_val,
+            b_lo,
+            b_dense,
+            float(thr),
+            int(select),
+            int(recover),
+            float(recover_mass),
+            float(inflation),
+            cap_out,
+            next_col,
+            stop_col,
+            buf_rows,
+            buf_vals,
+            region,
+            used,
+            stored,
+            o_lo,
+            o_hi,
+            o_dense,
+            chaos,
+            acc,
+            touched,
+            hrows,
+            hvals,
+            tmp,
+        )
         last_round = not np.any(next_col < stop_col)
         for c in range(n_chunks):
             if next_col[c] > first[c]:
                 r0 = c * region
-                rows, vals = buf_rows[r0:r0 + used[c]], buf_vals[r0:r0 + used[c]]
+                rows, vals = buf_rows[r0 : r0 + used[c]], buf_vals[r0 : r0 + used[c]]
                 if not last_round:  # the buffer is overwritten by the next round
                     rows, vals = rows.copy(), vals.copy()
                 pieces.append((int(first[c]), rows, vals))
@@ -429,8 +663,8 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     val = np.empty(int(ptr[-1]), dtype=np.float32)
     for col, rows, vals in pieces:
         o = int(ptr[col])
-        idx[o:o + rows.shape[0]] = rows
-        val[o:o + vals.shape[0]] = vals
+        idx[o : o + rows.shape[0]] = rows
+        val[o : o + vals.shape[0]] = vals
     max_chaos = float(chaos.max()) if n_cols else 0.0
     return (ptr, idx, val, o_lo, o_hi, o_dense), max_chaos
 

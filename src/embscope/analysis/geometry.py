@@ -103,7 +103,7 @@ class _PairStats:
     def _list(self, rows: np.ndarray, cols: np.ndarray) -> None:
         room = MAX_LISTED_PAIRS - len(self.listed)
         if room > 0:
-            self.listed.extend(zip(rows[:room].tolist(), cols[:room].tolist()))
+            self.listed.extend(zip(rows[:room].tolist(), cols[:room].tolist(), strict=False))
 
 
 def _exact_pairs(xc: np.ndarray, mean: np.ndarray, norms: np.ndarray, cancel, block_rows: int = 1024) -> _PairStats:
@@ -193,10 +193,14 @@ def _sampled_pairs(x: np.ndarray, spectrum: spec.Spectrum, rng, cancel) -> tuple
     if far_max < 1e-2 * max(norms[far], 1e-30):
         # Near a point the dot-product form cancels; subtract exactly instead
         # (float32 differences of nearly equal floats are exact: Sterbenz).
-        far_max = float(np.sqrt(max(
-            float(np.einsum("ij,ij->i", diff, diff).max())
-            for diff in (x[i : i + block_rows] - far_point for i in range(0, n, block_rows))
-        )))
+        far_max = float(
+            np.sqrt(
+                max(
+                    float(np.einsum("ij,ij->i", diff, diff).max())
+                    for diff in (x[i : i + block_rows] - far_point for i in range(0, n, block_rows))
+                )
+            )
+        )
     stats.max_l2 = max(stats.max_l2, far_max)
     return stats, min(best, 1.0)
 
@@ -319,12 +323,8 @@ def compute_geometry(
         m["cosine_method"] = "exact: all pairs"
     else:
         pairs, probe_max = _sampled_pairs(x, spectrum, rng, cancel)
-        m["collapse_ratio_method"] = (
-            f"sampled: {pairs.n_pairs} random pairs + farthest-from-mean probe"
-        )
-        m["cosine_method"] = (
-            f"sampled: {pairs.n_pairs} random pairs; max over {min(PROBE_ROWS, n)} rows × all rows"
-        )
+        m["collapse_ratio_method"] = f"sampled: {pairs.n_pairs} random pairs + farthest-from-mean probe"
+        m["cosine_method"] = f"sampled: {pairs.n_pairs} random pairs; max over {min(PROBE_ROWS, n)} rows × all rows"
     check_cancel(cancel)
 
     # Collapse detector (seed 000).  Zero spread is collapse, never NaN.
@@ -431,4 +431,3 @@ def compute_geometry(
         norms=norms,
         duplicate_pairs=dup_pairs,
     )
-

@@ -52,7 +52,7 @@ def _parse(raw: dict, origin: str) -> dict[str, Threshold]:
         try:
             good, ok, higher = float(rule["good"]), float(rule["ok"]), bool(rule["higher"])
         except (KeyError, TypeError, ValueError):
-            raise BadInputError(f"{origin}: [{name}] needs numeric good and ok, and higher = true/false")
+            raise BadInputError(f"{origin}: [{name}] needs numeric good and ok, and higher = true/false") from None
         if (higher and ok > good) or (not higher and ok < good):
             raise BadInputError(f"{origin}: [{name}] ok ({ok}) lies beyond good ({good})")
         sign = ">" if higher else "<"
@@ -80,7 +80,7 @@ def load_thresholds(path: str | Path | None = None) -> dict[str, Threshold]:
         raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInputError(f"cannot parse thresholds file {path.name}: {first}")
+        raise BadInputError(f"cannot parse thresholds file {path.name}: {first}") from exc
     rules.update(_parse(raw, path.name))
     return rules
 

@@ -181,8 +181,9 @@ def _nndescent_knn(x: np.ndarray, k: int) -> KnnGraph:
     """Approximate cosine k-NN by NN-descent (pynndescent), self removed."""
     from pynndescent import NNDescent
 
-    index = NNDescent(unit_rows(x), metric="cosine", n_neighbors=k + 1, random_state=0,
-                      low_memory=True, n_jobs=None, compressed=False)
+    index = NNDescent(
+        unit_rows(x), metric="cosine", n_neighbors=k + 1, random_state=0, low_memory=True, n_jobs=None, compressed=False
+    )
     idx, dist = index.neighbor_graph
     n = idx.shape[0]
     indices = np.empty((n, k), dtype=np.int64)

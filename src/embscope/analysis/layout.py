@@ -177,8 +177,9 @@ def umap_layout(
     """UMAP map (N×2 float32) from a precomputed cosine k-NN graph; :func:`iter_umap_layout` run to the end."""
     from embscope.generators import run_to_end
 
-    return run_to_end(iter_umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed,
-                                       n_epochs=n_epochs))
+    return run_to_end(
+        iter_umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, n_epochs=n_epochs)
+    )
 
 
 def warm_numba() -> None:
@@ -187,8 +188,8 @@ def warm_numba() -> None:
     Call it at start-up on a background thread: the first real map is then
     seconds instead of waiting for a cold numba compile.
     """
-    from embscope.analysis.graph import knn_adjacency, knn_graph
     from embscope.analysis._mcl_kernels import compile_kernels
+    from embscope.analysis.graph import knn_adjacency, knn_graph
     from embscope.analysis.mcl import markov_cluster
 
     rng = np.random.default_rng(0)

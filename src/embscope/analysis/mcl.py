@@ -198,9 +198,14 @@ def markov_cluster(
         for step in range(int(expansion) - 1):
             last = step == int(expansion) - 2
             cur, chaos = k.expand_prune_inflate(
-                cur, first,
-                float(prune_threshold), int(select), int(recover), float(recover_mass),
-                float(inflation) if last else 1.0, cap,
+                cur,
+                first,
+                float(prune_threshold),
+                int(select),
+                int(recover),
+                float(recover_mass),
+                float(inflation) if last else 1.0,
+                cap,
             )
         if on_iteration is not None:
             on_iteration(iterations, float(chaos))
@@ -212,8 +217,7 @@ def markov_cluster(
     inverse[order] = np.arange(n)
     ptr, idx, val = _permute(ptr, idx, val, inverse)
     labels = _interpret(ptr, idx, val, n)
-    info = MclInfo(iterations, converged, time.perf_counter() - t0, float(chaos),
-                   int(labels.max()) + 1 if n else 0)
+    info = MclInfo(iterations, converged, time.perf_counter() - t0, float(chaos), int(labels.max()) + 1 if n else 0)
     return (labels, info) if return_info else labels
 
 
@@ -270,8 +274,7 @@ def _flow_matrix(adjacency, loops: str):
     a = a @ sparse.diags(1.0 / sums, format="csc")
     a = a.tocsc()
     a.sort_indices()
-    return (a.indptr.astype(np.int64), a.indices.astype(np.int32),
-            a.data.astype(np.float32), n)
+    return (a.indptr.astype(np.int64), a.indices.astype(np.int32), a.data.astype(np.float32), n)
 
 
 def _interpret(indptr, indices, data, n) -> np.ndarray:

@@ -71,8 +71,20 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
     if labels is None:
         classes = [str(c) for c in names]
         confusion = np.zeros((0, 0), dtype=np.int64)
-        return PredictionReport(top, classes, confusion, None, None, modal_class, modal_share,
-                                None, None, modal_share >= MODE_COLLAPSE_SHARE, False, n)
+        return PredictionReport(
+            top,
+            classes,
+            confusion,
+            None,
+            None,
+            modal_class,
+            modal_share,
+            None,
+            None,
+            modal_share >= MODE_COLLAPSE_SHARE,
+            False,
+            n,
+        )
     labels = np.asarray(labels).astype(str)
     classes = sorted(set(labels.tolist()) | set(predictions.tolist()))
     index = {c: i for i, c in enumerate(classes)}

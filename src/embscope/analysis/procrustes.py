@@ -92,9 +92,7 @@ def align_procrustes(
     ref = np.asarray(reference, dtype=np.float64)
     mov = np.asarray(moving, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != mov.shape:
-        raise BadInputError(
-            f"Procrustes needs two N×d layouts of the same shape, got {ref.shape} and {mov.shape}"
-        )
+        raise BadInputError(f"Procrustes needs two N×d layouts of the same shape, got {ref.shape} and {mov.shape}")
     if fit_rows is None:
         rows = np.flatnonzero(np.isfinite(ref).all(1) & np.isfinite(mov).all(1))
     else:
@@ -133,8 +131,9 @@ def align_procrustes(
     )
 
 
-def shared_rows(ids_a: np.ndarray | None, ids_b: np.ndarray | None, n_a: int, n_b: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def shared_rows(
+    ids_a: np.ndarray | None, ids_b: np.ndarray | None, n_a: int, n_b: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(rows_a, rows_b)`` of the samples two sources share, in A's order.
 
     Matched by id when both have ids; otherwise row ``i`` is the same sample in
@@ -156,5 +155,5 @@ def shared_rows(ids_a: np.ndarray | None, ids_b: np.ndarray | None, n_a: int, n_
     pairs = [(i, position_b[str(v)]) for i, v in enumerate(ids_a) if str(v) in position_b]
     if not pairs:
         raise BadInputError("the sources share no sample ids: run them on the same data")
-    rows_a, rows_b = (np.asarray(p, dtype=np.int64) for p in zip(*pairs))
+    rows_a, rows_b = (np.asarray(p, dtype=np.int64) for p in zip(*pairs, strict=False))
     return rows_a, rows_b

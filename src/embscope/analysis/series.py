@@ -26,8 +26,17 @@ _STEP_RE = re.compile(
     re.IGNORECASE,
 )
 _ONLY_DIGITS_RE = re.compile(r"^(\d+)$")
-_KIND = {"global_step": "step", "globalstep": "step", "global-step": "step", "steps": "step",
-         "checkpoint": "step", "ckpt": "step", "iteration": "step", "iter": "step", "it": "step"}
+_KIND = {
+    "global_step": "step",
+    "globalstep": "step",
+    "global-step": "step",
+    "steps": "step",
+    "checkpoint": "step",
+    "ckpt": "step",
+    "iteration": "step",
+    "iter": "step",
+    "it": "step",
+}
 
 #: File suffixes that hold a state dict or a whole model; folders (Hugging Face
 #: checkpoints such as ``checkpoint-1000/``) are taken as they are.
@@ -71,7 +80,9 @@ def parse_step(name: str, pattern: str | re.Pattern | None = None) -> int | None
         try:
             return int(match.group(1))
         except ValueError:
-            raise BadInputError(f"step pattern matched {match.group(1)!r} in {name!r}, which is not a whole number")
+            raise BadInputError(
+                f"step pattern matched {match.group(1)!r} in {name!r}, which is not a whole number"
+            ) from None
     matches = list(_STEP_RE.finditer(stem))
     if matches:
         return int(matches[-1].group(2))
@@ -105,9 +116,7 @@ def is_checkpoint_entry(path: Path) -> bool:
     return path.suffix.lower() in CHECKPOINT_SUFFIXES
 
 
-def order_checkpoints(
-    paths: Iterable[str | Path], pattern: str | None = None
-) -> tuple[list[SeriesEntry], list[str]]:
+def order_checkpoints(paths: Iterable[str | Path], pattern: str | None = None) -> tuple[list[SeriesEntry], list[str]]:
     """Checkpoints sorted by step, plus notes on the names that were skipped.
 
     Raises
@@ -194,8 +203,12 @@ class Crossing:
     threshold: float
 
     def to_summary(self) -> dict:
-        return {"first_poor_step": self.step, "value": self.value,
-                "poor_from_start": self.poor_from_start, "poor_beyond": self.threshold}
+        return {
+            "first_poor_step": self.step,
+            "value": self.value,
+            "poor_from_start": self.poor_from_start,
+            "poor_beyond": self.threshold,
+        }
 
 
 def first_poor_crossings(

@@ -102,8 +102,10 @@ class ClusterSweep:
         """One line per inflation, then the read-out (and any notes), for the verdict."""
         lines = []
         for s in self.stats:
-            parts = [f"MCL I={s.inflation:g}: {s.n_clusters} clusters ({s.n_singletons} singletons), "
-                     f"{s.iterations} iterations"]
+            parts = [
+                f"MCL I={s.inflation:g}: {s.n_clusters} clusters ({s.n_singletons} singletons), "
+                f"{s.iterations} iterations"
+            ]
             if s.purity_leaf is not None:
                 parts.append(f"purity leaf {s.purity_leaf:.3f}")
             if s.purity_parent is not None:
@@ -148,8 +150,16 @@ def inflation_stats(
     pmask = _present(parents)
     if pmask is not None:
         p_parent = purity(ids[pmask], np.asarray(parents, dtype=object)[pmask].astype(str))
-    return InflationStats(float(inflation), int(np.count_nonzero(sizes)), int(np.sum(sizes == 1)),
-                          int(iterations), p_leaf, p_parent, nmi, ari)
+    return InflationStats(
+        float(inflation),
+        int(np.count_nonzero(sizes)),
+        int(np.sum(sizes == 1)),
+        int(iterations),
+        p_leaf,
+        p_parent,
+        nmi,
+        ari,
+    )
 
 
 def modal_share(values) -> float | None:
@@ -161,21 +171,26 @@ def modal_share(values) -> float | None:
     return float(counts.max() / counts.sum())
 
 
-def sweep_readout(stats: Iterable[InflationStats], modal_parent: float | None = None,
-                  modal_leaf: float | None = None) -> Readout:
+def sweep_readout(
+    stats: Iterable[InflationStats], modal_parent: float | None = None, modal_leaf: float | None = None
+) -> Readout:
     """The seed-000 read-out of a sweep (see the module docstring)."""
     stats = sorted(stats, key=lambda s: s.inflation)
     if not stats:
         raise BadInputError("an MCL sweep needs at least one inflation")
     notes = []
     counts = [s.n_clusters for s in stats]
-    if any(b < a for a, b in zip(counts, counts[1:])):
+    if any(b < a for a, b in zip(counts, counts[1:], strict=False)):
         listing = ", ".join(f"I={s.inflation:g}: {s.n_clusters}" for s in stats)
-        notes.append(f"Cluster count is not monotone in inflation ({listing}); "
-                     "the graph is near a threshold between granularities.")
+        notes.append(
+            f"Cluster count is not monotone in inflation ({listing}); "
+            "the graph is near a threshold between granularities."
+        )
     else:
-        notes.append("Cluster count grows monotonically with inflation "
-                     f"({counts[0]} at I={stats[0].inflation:g} to {counts[-1]} at I={stats[-1].inflation:g}).")
+        notes.append(
+            "Cluster count grows monotonically with inflation "
+            f"({counts[0]} at I={stats[0].inflation:g} to {counts[-1]} at I={stats[-1].inflation:g})."
+        )
     notes = tuple(notes)
     if all(s.n_clusters == 1 for s in stats):
         if modal_parent is not None:
@@ -184,46 +199,72 @@ def sweep_readout(stats: Iterable[InflationStats], modal_parent: float | None = 
             share = f"just the modal-label share ({modal_leaf:.3f})"
         else:
             share = "meaningless"
-        return Readout("collapse", "One cluster at every inflation: the representation has collapsed; "
-                       f"purity is then {share}, a property of the labels, not of the geometry.", notes)
+        return Readout(
+            "collapse",
+            "One cluster at every inflation: the representation has collapsed; "
+            f"purity is then {share}, a property of the labels, not of the geometry.",
+            notes,
+        )
     if stats[0].purity_leaf is None:
-        return Readout("unlabelled", f"{counts[0]}–{counts[-1]} clusters across inflations; "
-                       "no labels, so purity cannot be judged.", notes)
+        return Readout(
+            "unlabelled",
+            f"{counts[0]}–{counts[-1]} clusters across inflations; no labels, so purity cannot be judged.",
+            notes,
+        )
     # Coarsest inflation that still splits the data: there merging behaviour shows.
     coarse = next(s for s in stats if s.n_clusters > 1)
     fine = stats[-1]
     if stats[0].purity_parent is None:
-        return Readout("no_parents", f"Leaf purity {coarse.purity_leaf:.3f} at I={coarse.inflation:g} to "
-                       f"{fine.purity_leaf:.3f} at I={fine.inflation:g}; no parent labels, so the "
-                       "hierarchy cannot be judged.", notes)
+        return Readout(
+            "no_parents",
+            f"Leaf purity {coarse.purity_leaf:.3f} at I={coarse.inflation:g} to "
+            f"{fine.purity_leaf:.3f} at I={fine.inflation:g}; no parent labels, so the "
+            "hierarchy cannot be judged.",
+            notes,
+        )
     gap_coarse = coarse.purity_parent - coarse.purity_leaf
     gap_fine = fine.purity_parent - fine.purity_leaf
     base = modal_parent if modal_parent is not None else 0.0
     lift = (coarse.purity_parent - base) / (1.0 - base) if base < 1.0 else 0.0
     if lift < WEAK_LIFT:
-        return Readout("weak", f"Parent purity stays near chance across inflations ({coarse.purity_parent:.3f} "
-                       f"at I={coarse.inflation:g}, {fine.purity_parent:.3f} at I={fine.inflation:g}; one "
-                       f"cluster would give {base:.3f}): no hierarchical structure in the embeddings, the "
-                       "representation itself is weak; loss-function fixes won't help.", notes)
+        return Readout(
+            "weak",
+            f"Parent purity stays near chance across inflations ({coarse.purity_parent:.3f} "
+            f"at I={coarse.inflation:g}, {fine.purity_parent:.3f} at I={fine.inflation:g}; one "
+            f"cluster would give {base:.3f}): no hierarchical structure in the embeddings, the "
+            "representation itself is weak; loss-function fixes won't help.",
+            notes,
+        )
     if gap_coarse - gap_fine >= HIERARCHY_GAP_RISE and lift >= HIERARCHY_LIFT:
-        return Readout("hierarchy", f"Parent purity holds at {coarse.purity_parent:.3f} at coarse inflation "
-                       f"(I={coarse.inflation:g}, {coarse.n_clusters} clusters) while leaf purity falls to "
-                       f"{coarse.purity_leaf:.3f}: clusters merge leaves of the same parent, so the embedding "
-                       "encodes the label hierarchy; if predictions are poor, the classifier head is the "
-                       "bottleneck.", notes)
+        return Readout(
+            "hierarchy",
+            f"Parent purity holds at {coarse.purity_parent:.3f} at coarse inflation "
+            f"(I={coarse.inflation:g}, {coarse.n_clusters} clusters) while leaf purity falls to "
+            f"{coarse.purity_leaf:.3f}: clusters merge leaves of the same parent, so the embedding "
+            "encodes the label hierarchy; if predictions are poor, the classifier head is the "
+            "bottleneck.",
+            notes,
+        )
     if coarse.purity_leaf >= LEAVES_SEPARATED_PURITY:
-        return Readout("leaves_separated", f"Clusters keep the leaf labels apart even at I={coarse.inflation:g} "
-                       f"(leaf purity {coarse.purity_leaf:.3f}, {coarse.n_clusters} clusters): the "
-                       "representation separates leaves; no parent-level merging at these inflations.", notes)
-    return Readout("mixed", f"Clusters are far purer than chance (parent purity {coarse.purity_parent:.3f} at "
-                   f"I={coarse.inflation:g} vs {base:.3f} for one cluster) but merging at coarse inflation "
-                   "does not follow the parent labels: structure without the label hierarchy.", notes)
+        return Readout(
+            "leaves_separated",
+            f"Clusters keep the leaf labels apart even at I={coarse.inflation:g} "
+            f"(leaf purity {coarse.purity_leaf:.3f}, {coarse.n_clusters} clusters): the "
+            "representation separates leaves; no parent-level merging at these inflations.",
+            notes,
+        )
+    return Readout(
+        "mixed",
+        f"Clusters are far purer than chance (parent purity {coarse.purity_parent:.3f} at "
+        f"I={coarse.inflation:g} vs {base:.3f} for one cluster) but merging at coarse inflation "
+        "does not follow the parent labels: structure without the label hierarchy.",
+        notes,
+    )
 
 
 def build_sweep(results: dict[float, tuple[np.ndarray, int]], labels=None, parents=None) -> ClusterSweep:
     """Assemble a :class:`ClusterSweep` from ``inflation → (cluster_ids, iterations)``."""
-    stats = tuple(inflation_stats(i, ids, it, labels, parents)
-                  for i, (ids, it) in sorted(results.items()))
+    stats = tuple(inflation_stats(i, ids, it, labels, parents) for i, (ids, it) in sorted(results.items()))
     modal_parent = modal_share(parents)
     readout = sweep_readout(stats, modal_parent, modal_share(labels))
     return ClusterSweep(stats, {float(i): ids for i, (ids, _) in results.items()}, readout, modal_parent)

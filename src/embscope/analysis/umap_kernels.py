@@ -71,8 +71,7 @@ def smooth_knn_dist(distances: np.ndarray, k: float) -> tuple[np.ndarray, np.nda
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def membership_strengths(indices: np.ndarray, distances: np.ndarray, sigma: np.ndarray,
-                         rho: np.ndarray) -> np.ndarray:
+def membership_strengths(indices: np.ndarray, distances: np.ndarray, sigma: np.ndarray, rho: np.ndarray) -> np.ndarray:
     """Directed edge weights ``exp(−max(0, d_ij − rho_i)/sigma_i)``; 0 for the self edge."""
     n, m = indices.shape
     vals = np.zeros(n * m, dtype=np.float32)
@@ -131,10 +130,22 @@ def _next_random(state: np.ndarray, i: int) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def run_epochs(embedding: np.ndarray, head: np.ndarray, tail: np.ndarray, epochs_per_sample: np.ndarray,
-               epoch_of_next_sample: np.ndarray, epoch_of_next_negative_sample: np.ndarray,
-               rng_state: np.ndarray, a: float, b: float, gamma: float, negative_sample_rate: float,
-               first_epoch: int, stop_epoch: int, n_epochs: int) -> None:
+def run_epochs(
+    embedding: np.ndarray,
+    head: np.ndarray,
+    tail: np.ndarray,
+    epochs_per_sample: np.ndarray,
+    epoch_of_next_sample: np.ndarray,
+    epoch_of_next_negative_sample: np.ndarray,
+    rng_state: np.ndarray,
+    a: float,
+    b: float,
+    gamma: float,
+    negative_sample_rate: float,
+    first_epoch: int,
+    stop_epoch: int,
+    n_epochs: int,
+) -> None:
     """Run UMAP's SGD epochs ``first_epoch … stop_epoch − 1`` (of ``n_epochs``) in place.
 
     Same updates as umap-learn's ``_optimize_layout_euclidean_single_epoch``
@@ -164,7 +175,7 @@ def run_epochs(embedding: np.ndarray, head: np.ndarray, tail: np.ndarray, epochs
                 diff = embedding[j, d] - embedding[k, d]
                 dist_sq += diff * diff
             if dist_sq > zero:
-                pow_b = dist_sq ** b32
+                pow_b = dist_sq**b32
                 coeff = -two * a32 * b32 * (pow_b / dist_sq) / (a32 * pow_b + one)
             else:
                 coeff = zero
@@ -184,7 +195,7 @@ def run_epochs(embedding: np.ndarray, head: np.ndarray, tail: np.ndarray, epochs
                     diff = embedding[j, d] - embedding[k, d]
                     dist_sq += diff * diff
                 if dist_sq > zero:
-                    coeff = repulse / ((np.float32(0.001) + dist_sq) * (a32 * dist_sq ** b32 + one))
+                    coeff = repulse / ((np.float32(0.001) + dist_sq) * (a32 * dist_sq**b32 + one))
                     for d in range(dim):
                         grad = coeff * (embedding[j, d] - embedding[k, d])
                         grad = min(four, max(-four, grad))
@@ -210,8 +221,17 @@ class LayoutOptimiser:
         Seeds the per-vertex random streams of the negative sampling.
     """
 
-    def __init__(self, graph: scipy.sparse.spmatrix, init: np.ndarray, n_epochs: int, a: float, b: float,
-                 seed: int = 0, gamma: float = 1.0, negative_sample_rate: float = 5.0) -> None:
+    def __init__(
+        self,
+        graph: scipy.sparse.spmatrix,
+        init: np.ndarray,
+        n_epochs: int,
+        a: float,
+        b: float,
+        seed: int = 0,
+        gamma: float = 1.0,
+        negative_sample_rate: float = 5.0,
+    ) -> None:
         coo = graph.tocoo()
         coo.sum_duplicates()
         weights = coo.data.astype(np.float64)
@@ -219,8 +239,9 @@ class LayoutOptimiser:
         self.head = coo.row[keep].astype(np.int64)
         self.tail = coo.col[keep].astype(np.int64)
         weights = weights[keep]
-        self.epochs_per_sample = float(n_epochs) / (n_epochs * (weights / weights.max())) if len(weights) \
-            else np.zeros(0)
+        self.epochs_per_sample = (
+            float(n_epochs) / (n_epochs * (weights / weights.max())) if len(weights) else np.zeros(0)
+        )
         self.epoch_of_next_sample = self.epochs_per_sample.copy()
         self.epoch_of_next_negative_sample = self.epochs_per_sample / negative_sample_rate
         init = np.asarray(init, dtype=np.float64)
@@ -243,7 +264,20 @@ class LayoutOptimiser:
         """Advance up to ``epochs`` epochs (releases the GIL while it runs)."""
         stop = min(self.n_epochs, self.epoch + int(epochs))
         if stop > self.epoch and len(self.head):
-            run_epochs(self.embedding, self.head, self.tail, self.epochs_per_sample, self.epoch_of_next_sample,
-                       self.epoch_of_next_negative_sample, self.rng_state, self.a, self.b, self.gamma,
-                       self.negative_sample_rate, self.epoch, stop, self.n_epochs)
+            run_epochs(
+                self.embedding,
+                self.head,
+                self.tail,
+                self.epochs_per_sample,
+                self.epoch_of_next_sample,
+                self.epoch_of_next_negative_sample,
+                self.rng_state,
+                self.a,
+                self.b,
+                self.gamma,
+                self.negative_sample_rate,
+                self.epoch,
+                stop,
+                self.n_epochs,
+            )
         self.epoch = stop

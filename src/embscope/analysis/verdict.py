@@ -94,9 +94,7 @@ def decide_verdict(
         return grade.get(name) == "POOR"
 
     if ratio < collapse_threshold:
-        evidence.append(
-            f"max pairwise L2 / mean norm = {_fmt(ratio)} < {collapse_threshold:g} ({method})"
-        )
+        evidence.append(f"max pairwise L2 / mean norm = {_fmt(ratio)} < {collapse_threshold:g} ({method})")
         evidence.append(
             f"per-dimension variance max {_fmt(geometry['dimension_variance_max'])}, "
             f"median {_fmt(geometry['dimension_variance_median'])}"
@@ -112,11 +110,13 @@ def decide_verdict(
         if rank_poor:
             evidence.append(
                 f"effective rank {_fmt(geometry['effective_rank'])} of {min(geometry['n_samples'], geometry['dim'])}"
-                f" (normalised {_fmt(geometry['effective_rank_normalized'])}, target {grades['effective_rank_normalized'].target})"
+                f" (normalised {_fmt(geometry['effective_rank_normalized'])},"
+                f" target {grades['effective_rank_normalized'].target})"
             )
         if dims_poor:
             evidence.append(
-                f"{geometry['collapsed_dimensions']} of {geometry['dim']} dimensions collapsed (std below 1% of the mean std)"
+                f"{geometry['collapsed_dimensions']} of {geometry['dim']} dimensions collapsed"
+                " (std below 1% of the mean std)"
             )
         evidence.append(
             f"top-5 directions hold {_fmt(100 * geometry['top5_variance_ratio'])}% of the variance; "
@@ -162,7 +162,8 @@ def decide_verdict(
     )
     if geometry.get("knn_label_accuracy") is not None:
         evidence.append(
-            f"kNN label accuracy {_fmt(geometry['knn_label_accuracy'])} vs base rate {_fmt(geometry['label_base_rate'])}"
+            f"kNN label accuracy {_fmt(geometry['knn_label_accuracy'])}"
+            f" vs base rate {_fmt(geometry['label_base_rate'])}"
         )
     _add_prediction_evidence(evidence, predictions)
     evidence.extend(cluster_evidence or [])

@@ -100,8 +100,13 @@ class WeightsReport:
             "n_tensors": len(self.parameters),
             "n_parameters": self.n_parameters,
             "parameters": [
-                {"name": p.name, "shape": list(p.shape), "norm": _finite_or_none(p.norm),
-                 "rms": _finite_or_none(p.rms), "status": p.status}
+                {
+                    "name": p.name,
+                    "shape": list(p.shape),
+                    "norm": _finite_or_none(p.norm),
+                    "rms": _finite_or_none(p.rms),
+                    "status": p.status,
+                }
                 for p in self.parameters
             ],
             "matrices": [
@@ -301,15 +306,17 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
             row_norms = np.linalg.norm(array.astype(np.float64), axis=1)
             threshold = EMBEDDING_RANK_FRACTION * min(array.shape)
             role = embedding_role(name, array.shape)
-            embeddings.append(EmbeddingTable(
-                name=name,
-                shape=tuple(array.shape),
-                small_rows=np.flatnonzero(row_norms < EMBEDDING_ROW_NORM),
-                effective_rank=matrix.effective_rank,
-                rank_threshold=threshold,
-                collapsed=(matrix.effective_rank < threshold) if role == "token" else None,
-                role=role,
-            ))
+            embeddings.append(
+                EmbeddingTable(
+                    name=name,
+                    shape=tuple(array.shape),
+                    small_rows=np.flatnonzero(row_norms < EMBEDDING_ROW_NORM),
+                    effective_rank=matrix.effective_rank,
+                    rank_threshold=threshold,
+                    collapsed=(matrix.effective_rank < threshold) if role == "token" else None,
+                    role=role,
+                )
+            )
         if _OUT_PROJ.search(name):
             on_rows = name.endswith("c_proj.weight")  # GPT-2 Conv1D: in × out
             features = array.shape[0] if on_rows else array.shape[1]

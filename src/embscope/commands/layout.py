@@ -23,12 +23,12 @@ def _vectors_2d(emb):
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from embscope.commands.analyze import request_from_args, run_with_progress
     from embscope.tasks.analyze import load_source
     from embscope.tasks.graph_cache import build_knn_graph
     from embscope.tasks.layout import pca_layout_cached, umap_layout_job
-
-    import numpy as np
 
     k = DEFAULT_KNN if args.knn is None else int(args.knn)
     if k < 2:

@@ -41,8 +41,9 @@ def _make_probe(loaded, data_path: str | None):
     elif loaded.tokenizer is not None:
         texts = PROBE_TEXTS
     if texts is not None and loaded.tokenizer is not None:
-        encoded = dict(loaded.tokenizer(texts, padding=True, truncation=True, max_length=loaded.max_length,
-                                        return_tensors="pt"))
+        encoded = dict(
+            loaded.tokenizer(texts, padding=True, truncation=True, max_length=loaded.max_length, return_tensors="pt")
+        )
         return lambda: loaded.model(**encoded)
     if arrays is not None:
         import torch

@@ -47,8 +47,10 @@ class ClustersPanel(QWidget):
         self.slider.setRange(0, inflation_to_slider(INFLATION_MAX))
         self.slider.setValue(inflation_to_slider(2.0))
         self.inflation_label = QLabel("")
-        self.value_labels = {key: QLabel("–") for key in
-                             ("n_clusters", "n_singletons", "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf")}
+        self.value_labels = {
+            key: QLabel("–")
+            for key in ("n_clusters", "n_singletons", "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf")
+        }
         self.status_label = QLabel("")
         self.status_label.setStyleSheet("color: #777;")
         self.readout = QLabel("")
@@ -62,8 +64,14 @@ class ClustersPanel(QWidget):
         form = QFormLayout()
         form.addRow("Inflation", self.slider)
         form.addRow("", self.inflation_label)
-        for key, text in (("n_clusters", "Clusters"), ("n_singletons", "Singletons"), ("purity_leaf", "Purity (leaf)"),
-                          ("purity_parent", "Purity (parent)"), ("nmi_leaf", "NMI (leaf)"), ("ari_leaf", "ARI (leaf)")):
+        for key, text in (
+            ("n_clusters", "Clusters"),
+            ("n_singletons", "Singletons"),
+            ("purity_leaf", "Purity (leaf)"),
+            ("purity_parent", "Purity (parent)"),
+            ("nmi_leaf", "NMI (leaf)"),
+            ("ari_leaf", "ARI (leaf)"),
+        ):
             form.addRow(text, self.value_labels[key])
         layout = QVBoxLayout(self)
         layout.addLayout(export_row(self, self.status_label))
@@ -123,8 +131,9 @@ class ClustersPanel(QWidget):
             for inflation, ids in getattr(clusters, "cluster_ids", {}).items():
                 self.ids[round(float(inflation), 2)] = np.asarray(ids)
         readout = (summary or {}).get("readout") or {}
-        self.readout.setText(readout.get("text", "") if summary else
-                             ("MCL sweep not run for this source." if result is not None else ""))
+        self.readout.setText(
+            readout.get("text", "") if summary else ("MCL sweep not run for this source." if result is not None else "")
+        )
         if self.rows and self.inflation not in self.rows:
             # Start on the sweep's 2.0 (or nearest) so the map's cluster colours appear at once.
             nearest = min(self.rows, key=lambda i: abs(i - 2.0))
@@ -141,7 +150,9 @@ class ClustersPanel(QWidget):
             self.selection_label.setText("")
             return
         clusters, counts = np.unique(ids[rows], return_counts=True)
-        top = ", ".join(f"{int(c)} ({n})" for c, n in sorted(zip(clusters, counts), key=lambda t: -t[1])[:5])
+        top = ", ".join(
+            f"{int(c)} ({n})" for c, n in sorted(zip(clusters, counts, strict=False), key=lambda t: -t[1])[:5]
+        )
         self.selection_label.setText(f"Selection: {len(rows):,} samples in {len(clusters)} clusters — largest: {top}")
 
     # ------------------------------------------------------------------ view side

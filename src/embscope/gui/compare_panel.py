@@ -99,7 +99,7 @@ def aligned_umap_job(sides):
         present = [i for i, c in enumerate(coords) if c is not None]
         aligned = align_layouts([coords[i] for i in present], [ids[i] for i in present])
         out = [None] * len(sides)
-        for i, (a, _fit, _rows) in zip(present, aligned):
+        for i, (a, _fit, _rows) in zip(present, aligned, strict=False):
             out[i] = a
         centre = np.nanmean(out[0], axis=0)
         for i, c in enumerate(out):
@@ -152,9 +152,16 @@ class ComparePanel(QWidget):
     hovered = Signal(int, int)  # (source index, row in that source), -1 = none
     result_shown = Signal()
 
-    def __init__(self, compare_runner: JobRunner | None = None, layout_runner: JobRunner | None = None,
-                 cluster_runner: JobRunner | None = None, *, synchronous: bool = False, umap: bool = True,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        compare_runner: JobRunner | None = None,
+        layout_runner: JobRunner | None = None,
+        cluster_runner: JobRunner | None = None,
+        *,
+        synchronous: bool = False,
+        umap: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.compare_runner = compare_runner or JobRunner("compare", self, synchronous=synchronous)
         self.layout_runner = layout_runner or JobRunner("compare-layout", self, synchronous=synchronous)
@@ -215,8 +222,9 @@ class ComparePanel(QWidget):
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addLayout(export_row(self, QLabel("Colour by"), self.colour_combo, *mode_widgets,
-                                           self.clear_button))
+        bottom_layout.addLayout(
+            export_row(self, QLabel("Colour by"), self.colour_combo, *mode_widgets, self.clear_button)
+        )
         bottom_layout.addWidget(self.maps_widget, stretch=1)
         slider_row = export_row_like(self.inflation_label, self.slider)
         bottom_layout.addLayout(slider_row)
@@ -246,8 +254,9 @@ class ComparePanel(QWidget):
         self.mode_buttons.buttonClicked.connect(self._on_view_mode_clicked)
         self.clear_button.clicked.connect(lambda: self.select_rows(0, []))
         self.slider.valueChanged.connect(self._on_view_slider_changed)
-        self._hover_proxy = pg.SignalProxy(self.maps_widget.scene().sigMouseMoved, rateLimit=60,
-                                           slot=lambda event: self._on_view_mouse_moved(event[0]))
+        self._hover_proxy = pg.SignalProxy(
+            self.maps_widget.scene().sigMouseMoved, rateLimit=60, slot=lambda event: self._on_view_mouse_moved(event[0])
+        )
         self.maps_widget.scene().sigMouseClicked.connect(self._on_view_mouse_clicked)
 
     # ------------------------------------------------------------------ public
@@ -290,8 +299,9 @@ class ComparePanel(QWidget):
         self._draw_maps(autorange=True)
         self._show_clusters(self.inflation)
         self.result_shown.emit()
-        if self.use_umap and all(s.result is not None and s.result.graph is not None
-                                 and s.result.embeddings.n_samples > 2 for s in sides):
+        if self.use_umap and all(
+            s.result is not None and s.result.graph is not None and s.result.embeddings.n_samples > 2 for s in sides
+        ):
             self.layout_runner.start(aligned_umap_job(sides))
 
     def set_layouts(self, coords_list: list[np.ndarray], methods: list[str] | str) -> None:
@@ -354,8 +364,9 @@ class ComparePanel(QWidget):
         """Nearest sample of source ``side`` to view point (x, y), or -1 beyond ``max_distance``."""
         if not self.trees:
             return -1
-        distance, row = self.trees[side].query([x, y], distance_upper_bound=np.inf if max_distance is None
-                                               else max_distance)
+        distance, row = self.trees[side].query(
+            [x, y], distance_upper_bound=np.inf if max_distance is None else max_distance
+        )
         return int(row) if np.isfinite(distance) else -1
 
     def describe(self, side: int, row: int) -> str:
@@ -414,8 +425,9 @@ class ComparePanel(QWidget):
             box.drawn.connect(lambda _kind, polygon, side=i: self._on_view_region_drawn(side, polygon))
             self.view_boxes.append(box)
             self.map_plots.append(plot)
-            self.highlights.append(pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5),
-                                                      brush=pg.mkBrush(255, 215, 0, 230)))
+            self.highlights.append(
+                pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5), brush=pg.mkBrush(255, 215, 0, 230))
+            )
             self.hover_markers.append(pg.ScatterPlotItem(size=14, pen=pg.mkPen("#d62728", width=2.5), brush=None))
         # Every map is in the reference's frame, so one pan/zoom should move them all.
         for plot in self.map_plots[1:]:
@@ -427,8 +439,10 @@ class ComparePanel(QWidget):
         lines = [f"<b>Verdicts:</b> {_escape(result.verdict_line)}"]
         for i, side in enumerate(result.sides):
             colour = GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]
-            lines.append(f"<span style='color:{source_colour(i)}'>■</span> <b>{_escape(side.name)}</b>: "
-                         f"<span style='color:{colour}'>{_escape(side.verdict.headline)}</span>")
+            lines.append(
+                f"<span style='color:{source_colour(i)}'>■</span> <b>{_escape(side.name)}</b>: "
+                f"<span style='color:{colour}'>{_escape(side.verdict.headline)}</span>"
+            )
         self.verdict_label.setText("<br>".join(lines))
 
     def _fill_table(self) -> None:
@@ -441,17 +455,23 @@ class ComparePanel(QWidget):
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             item = QTableWidgetItem(metric_label(row.name))
-            item.setToolTip(row.name + ("" if row.higher_is_better is None else
-                                        f" — {'higher' if row.higher_is_better else 'lower'} is better"))
+            item.setToolTip(
+                row.name
+                + (
+                    ""
+                    if row.higher_is_better is None
+                    else f" — {'higher' if row.higher_is_better else 'lower'} is better"
+                )
+            )
             self.table.setItem(r, 0, item)
-            for c, (value, grade) in enumerate(zip(row.values, row.grades)):
+            for c, (value, grade) in enumerate(zip(row.values, row.grades, strict=False)):
                 cell = QTableWidgetItem(format_value(value))
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if grade in GRADE_COLOURS:
                     cell.setForeground(QBrush(QColor(GRADE_COLOURS[grade])))
                     cell.setToolTip(grade)
                 self.table.setItem(r, 1 + c, cell)
-            for c, (delta, direction) in enumerate(zip(row.deltas[1:], row.direction[1:])):
+            for c, (delta, direction) in enumerate(zip(row.deltas[1:], row.direction[1:], strict=False)):
                 text = "–" if delta is None else ("+" if delta > 0 else "") + format_value(float(delta))
                 cell = QTableWidgetItem(text)
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -547,8 +567,9 @@ class ComparePanel(QWidget):
 
     def _all_known(self, inflation: float) -> bool:
         key = round(inflation, 2)
-        return bool(self.known) and all(key in k or cache is None
-                                        for k, cache in zip(self.known, self.cluster_caches))
+        return bool(self.known) and all(
+            key in k or cache is None for k, cache in zip(self.known, self.cluster_caches, strict=False)
+        )
 
     def _request_clusters(self) -> None:
         inflation = self.inflation
@@ -560,14 +581,16 @@ class ComparePanel(QWidget):
         self._pending_inflation = inflation
         self.cluster_label.setText(f"computing MCL at I = {inflation:.2f} for every source…")
         sides = self.result.sides
-        labels = [(None, None) if s.result is None else (s.result.embeddings.labels, s.result.embeddings.parents)
-                  for s in sides]
+        labels = [
+            (None, None) if s.result is None else (s.result.embeddings.labels, s.result.embeddings.parents)
+            for s in sides
+        ]
         self.cluster_runner.start(clusters_job(self.cluster_caches, labels, self.result.names, inflation))
 
     def _on_clusters_finished(self, _request_id: int, payload) -> None:
         inflation, rows = payload
         key = round(float(inflation), 2)
-        for known, row in zip(self.known, rows):
+        for known, row in zip(self.known, rows, strict=False):
             if row is not None:
                 known[key] = (dict(row[0], inflation=key), np.asarray(row[1]))
         if key == self.inflation:
@@ -579,15 +602,17 @@ class ComparePanel(QWidget):
         if not self.known:
             return
         parts = []
-        for i, (side, known) in enumerate(zip(self.result.sides, self.known)):
+        for i, (side, known) in enumerate(zip(self.result.sides, self.known, strict=False)):
             hit = known.get(key)
             if hit is None:
                 parts.append(f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: –")
                 continue
             row, ids = hit
             self.cluster_ids[i] = ids
-            text = (f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: "
-                    f"{row['n_clusters']:,} clusters ({row.get('n_singletons', 0):,} singletons)")
+            text = (
+                f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: "
+                f"{row['n_clusters']:,} clusters ({row.get('n_singletons', 0):,} singletons)"
+            )
             for name, field in (("purity leaf", "purity_leaf"), ("parent", "purity_parent")):
                 if row.get(field) is not None:
                     text += f" · {name} {format_value(row[field])}"

@@ -85,8 +85,10 @@ def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
         rank = side.metrics.get("effective_rank_centered", side.metrics.get("effective_rank"))
         keep = s > 0
         if not keep.any():
-            legend.addItem(pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine)),
-                           f"{side.name}: no spread (all σ = 0)")
+            legend.addItem(
+                pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine)),
+                f"{side.name}: no spread (all σ = 0)",
+            )
             continue
         if normalised:
             s = s / s.max()
@@ -94,8 +96,9 @@ def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
         name = side.name + (f" (eff. rank {rank:.1f})" if rank is not None else "")
         plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
         if rank is not None and rank > 0:
-            plot.addItem(pg.InfiniteLine(pos=float(rank), angle=90,
-                                         pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine)))
+            plot.addItem(
+                pg.InfiniteLine(pos=float(rank), angle=90, pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine))
+            )
 
 
 # --------------------------------------------------------------------------- maps
@@ -132,8 +135,8 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
         return plain, []
     codes, names, colours = category_codes(np.concatenate([np.asarray(v).astype(str) for v in values]))
     bounds = np.cumsum([0, *n_rows])
-    per = [(codes[bounds[i]:bounds[i + 1]], colours) for i in range(len(sides))]
-    return per, list(zip(names, colours))
+    per = [(codes[bounds[i] : bounds[i + 1]], colours) for i in range(len(sides))]
+    return per, list(zip(names, colours, strict=False))
 
 
 def draw_side_map(plot, coords: np.ndarray, codes: np.ndarray, colours: list[str], title: str) -> list:
@@ -154,8 +157,10 @@ def map_title(result, index: int, method: str = "pca") -> str:
     colour = source_colour(index)
     # Short: the maps sit side by side and pyqtgraph clips a long title.
     suffix = "reference" if side.alignment is None else "aligned"
-    return (f"<span style='color:{colour}; font-weight:bold'>{_html(_elide(side.name, 28))}</span>"
-            f" ({method.upper()}, {suffix})")
+    return (
+        f"<span style='color:{colour}; font-weight:bold'>{_html(_elide(side.name, 28))}</span>"
+        f" ({method.upper()}, {suffix})"
+    )
 
 
 def map_range(coords_list: list[np.ndarray]) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -169,14 +174,20 @@ def map_range(coords_list: list[np.ndarray]) -> tuple[tuple[float, float], tuple
     return (float(lo[0]), float(lo[0] + span[0])), (float(lo[1]), float(lo[1] + span[1]))
 
 
-def draw_aligned_maps(plots: list, result, coords_list: list[np.ndarray] | None = None, colour_by: str = "leaf",
-                      cluster_ids: list | None = None, method: str = "pca") -> None:
+def draw_aligned_maps(
+    plots: list,
+    result,
+    coords_list: list[np.ndarray] | None = None,
+    colour_by: str = "leaf",
+    cluster_ids: list | None = None,
+    method: str = "pca",
+) -> None:
     """Every source's map in its own PlotItem, in the reference's frame, one shared view range."""
     import pyqtgraph as pg
 
     coords_list = coords_list or [s.layout for s in result.sides]
     per, legend_items = map_colours(result, colour_by, cluster_ids)
-    for i, (plot, coords) in enumerate(zip(plots, coords_list)):
+    for i, (plot, coords) in enumerate(zip(plots, coords_list, strict=False)):
         codes, colours = per[i]
         draw_side_map(plot, coords, codes, colours, map_title(result, i, method))
     x_range, y_range = map_range(coords_list)
@@ -221,13 +232,17 @@ def render_table_png(result, path: str | Path, max_rows: int | None = None) -> P
     font.setPixelSize(18)
     font.setBold(False)
     painter.setFont(font)
-    painter.drawText(QRect(margin, y, width - 2 * margin, 30), Qt.AlignmentFlag.AlignLeft,
-                     f"Verdicts: {result.verdict_line}")
+    painter.drawText(
+        QRect(margin, y, width - 2 * margin, 30), Qt.AlignmentFlag.AlignLeft, f"Verdicts: {result.verdict_line}"
+    )
     y += 40
     for side in result.sides:
         painter.setPen(QColor(GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]))
-        painter.drawText(QRect(margin + 10, y, width - 2 * margin, line_h), Qt.AlignmentFlag.AlignLeft,
-                         f"{side.name}: {side.verdict.headline}")
+        painter.drawText(
+            QRect(margin + 10, y, width - 2 * margin, line_h),
+            Qt.AlignmentFlag.AlignLeft,
+            f"{side.name}: {side.verdict.headline}",
+        )
         y += line_h
     y += 20
     font.setBold(True)
@@ -235,10 +250,11 @@ def render_table_png(result, path: str | Path, max_rows: int | None = None) -> P
     painter.setPen(QColor("#222222"))
     painter.drawText(margin, y + 21, "Metric")
     headers = list(names) + [f"Δ {n}" for n in names[1:]]
-    for x, title in zip(columns, headers):
+    for x, title in zip(columns, headers, strict=False):
         title = painter.fontMetrics().elidedText(title, Qt.TextElideMode.ElideMiddle, col_w - 20)
-        painter.drawText(QRect(x, y, col_w - 10, line_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                         title)
+        painter.drawText(
+            QRect(x, y, col_w - 10, line_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, title
+        )
     y += line_h
     font.setBold(False)
     painter.setFont(font)
@@ -246,14 +262,16 @@ def render_table_png(result, path: str | Path, max_rows: int | None = None) -> P
         if r % 2:
             painter.fillRect(margin, y, width - 2 * margin, line_h, QColor("#f3f3f3"))
         painter.setPen(QColor("#222222"))
-        painter.drawText(QRect(margin, y, name_w - 10, line_h), Qt.AlignmentFlag.AlignVCenter,
-                         _elide(metric_label(row.name), 42))
-        cells = [(format_value(v), GRADE_COLOURS.get(g)) for v, g in zip(row.values, row.grades)]
-        cells += [(_delta_text(d), delta_colour(w)) for d, w in zip(row.deltas[1:], row.direction[1:])]
-        for x, (text, colour) in zip(columns, cells):
+        painter.drawText(
+            QRect(margin, y, name_w - 10, line_h), Qt.AlignmentFlag.AlignVCenter, _elide(metric_label(row.name), 42)
+        )
+        cells = [(format_value(v), GRADE_COLOURS.get(g)) for v, g in zip(row.values, row.grades, strict=False)]
+        cells += [(_delta_text(d), delta_colour(w)) for d, w in zip(row.deltas[1:], row.direction[1:], strict=False)]
+        for x, (text, colour) in zip(columns, cells, strict=False):
             painter.setPen(QColor(colour or "#222222"))
-            painter.drawText(QRect(x, y, col_w - 10, line_h),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+            painter.drawText(
+                QRect(x, y, col_w - 10, line_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text
+            )
         y += line_h
     painter.end()
     return _save_atomic(image, Path(path))

@@ -27,8 +27,9 @@ class CompareSeriesController(QObject):
         super().__init__(window)
         self.window = window
         runners = window.runners
-        self.compare = ComparePanel(runners["compare"], runners["compare_layout"], runners["compare_clusters"],
-                                    umap=window.compute_layouts)
+        self.compare = ComparePanel(
+            runners["compare"], runners["compare_layout"], runners["compare_clusters"], umap=window.compute_layouts
+        )
         self.series = SeriesPanel(runners["series"])
         window.tabs.addTab(self.compare, self.compare.title)
         window.tabs.addTab(self.series, self.series.title)
@@ -62,8 +63,9 @@ class CompareSeriesController(QObject):
         """Compare every open source (they must run on the same data)."""
         usable = [i for i, spec in enumerate(self.window.sources.specs) if not spec.is_checkpoint or spec.data]
         if len(usable) < 2:
-            self.window.show_error("Open at least two sources on the same data to compare them "
-                                   "(checkpoints need their data).")
+            self.window.show_error(
+                "Open at least two sources on the same data to compare them (checkpoints need their data)."
+            )
             return
         self.compare_sources(usable)
 
@@ -83,7 +85,8 @@ class CompareSeriesController(QObject):
             names = source_names([spec.path for spec in specs])
         request = CompareRequest(
             sources=tuple(spec.request(clusters=window.compute_clusters, knn=window.knn) for spec in specs),
-            names=tuple(names), keep_results=True,
+            names=tuple(names),
+            keep_results=True,
         )
         self.compare.start(request)
         window._update_busy()
@@ -102,7 +105,9 @@ class CompareSeriesController(QObject):
     # ------------------------------------------------------------------ series
 
     def ask_series_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Folder of checkpoints", self.window.settings.last_directory)
+        folder = QFileDialog.getExistingDirectory(
+            self.window, "Folder of checkpoints", self.window.settings.last_directory
+        )
         if folder:
             self.open_series(folder)
 
@@ -123,9 +128,13 @@ class CompareSeriesController(QObject):
         """Fill the Series form with the bundled demo series (LR warm-up run whose rank collapses)."""
         from embscope.resources import resource_path
 
-        self.series.set_settings(folder=resource_path("demo/series"), data=resource_path("demo/fashion_val.npy"),
-                                 meta=resource_path("demo/fashion_val.csv"),
-                                 factory=f"{resource_path('demo/demo_model.py')}:build_model", module="embed_norm")
+        self.series.set_settings(
+            folder=resource_path("demo/series"),
+            data=resource_path("demo/fashion_val.npy"),
+            meta=resource_path("demo/fashion_val.csv"),
+            factory=f"{resource_path('demo/demo_model.py')}:build_model",
+            module="embed_norm",
+        )
         if run:
             self.window.tabs.setCurrentWidget(self.series)
             self.series.run()

@@ -14,7 +14,14 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QEvent, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QTabWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
 )
 
 from embscope.gui import jobs
@@ -26,7 +33,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.overview_panel import OverviewPanel
 from embscope.gui.predictions_panel import PredictionsPanel
 from embscope.gui.settings import Settings, load_settings, save_settings
-from embscope.gui.sources_panel import SourceSpec, SourcesPanel, spec_for_path
+from embscope.gui.sources_panel import SourcesPanel, SourceSpec, spec_for_path
 from embscope.gui.spectrum_panel import SpectrumPanel
 from embscope.gui.weights_panel import WeightsPanel
 from embscope.gui.workers import JobRunner
@@ -69,8 +76,16 @@ class MainWindow(QMainWindow):
     analysis_finished = Signal(int)  # source index
     busy_changed = Signal(bool)
 
-    def __init__(self, settings: Settings | None = None, *, synchronous: bool = False, persist: bool = True,
-                 layouts: bool = True, clusters: bool = True, knn: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        synchronous: bool = False,
+        persist: bool = True,
+        layouts: bool = True,
+        clusters: bool = True,
+        knn: int | None = None,
+    ) -> None:
         super().__init__()
         self._created = time.perf_counter()
         self.settings = settings if settings is not None else load_settings()
@@ -109,10 +124,12 @@ class MainWindow(QMainWindow):
         status.addWidget(self.stage_label, 1)
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
-        self.runners = {name: JobRunner(name, self, synchronous=synchronous)
-                        for name in ("analysis", "layout", "clusters", "modules", *COMPARE_RUNNERS)}
+        self.runners = {
+            name: JobRunner(name, self, synchronous=synchronous)
+            for name in ("analysis", "layout", "clusters", "modules", *COMPARE_RUNNERS)
+        }
         self.warm_runner = JobRunner("warm", self, synchronous=synchronous)
-        for name, runner in self.runners.items():
+        for _name, runner in self.runners.items():
             runner.progress.connect(self._on_runner_progress)
             runner.idle.connect(self._update_busy)
         self.runners["analysis"].finished.connect(self._on_analysis_finished)
@@ -164,8 +181,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Export report and plots…", self.ask_export, "Ctrl+E")
         self._action(file_menu, "Export plots (PNG)…", lambda: self.ask_export(pngs=True, files=False))
-        self._action(file_menu, "Export summary.json, report.md, arrays.npz…",
-                     lambda: self.ask_export(pngs=False, files=True))
+        self._action(
+            file_menu, "Export summary.json, report.md, arrays.npz…", lambda: self.ask_export(pngs=False, files=True)
+        )
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         run_menu = self.menuBar().addMenu("&Run")
@@ -199,7 +217,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ opening
 
     def ask_open_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open checkpoint or embeddings file", self.settings.last_directory)
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Open checkpoint or embeddings file", self.settings.last_directory
+        )
         if paths:
             self.open_paths(paths)
 
@@ -228,8 +248,12 @@ class MainWindow(QMainWindow):
                 continue
             current = self.sources.current
             spec_now = self.sources.specs[current] if 0 <= current < len(self.sources.specs) else None
-            if (spec_now is not None and spec_now.is_checkpoint and not spec_now.data
-                    and Path(path).suffix.lower() in (*DATA_SUFFIXES, ".npy")):
+            if (
+                spec_now is not None
+                and spec_now.is_checkpoint
+                and not spec_now.data
+                and Path(path).suffix.lower() in (*DATA_SUFFIXES, ".npy")
+            ):
                 self.sources.data_edit.setText(path)
                 self.sources.analyze_button.click()
                 indices.append(current)
@@ -252,11 +276,19 @@ class MainWindow(QMainWindow):
 
         if not checkpoints:
             return self.open_paths([resource_path("demo/wordnet_minilm.npz")])
-        common = dict(is_checkpoint=True, data=str(resource_path("demo/fashion_val.npy")),
-                      meta=str(resource_path("demo/fashion_val.csv")),
-                      factory=f"{resource_path('demo/demo_model.py')}:build_model", module="embed_norm")
-        return [self.add_source(SourceSpec(path=str(resource_path(f"demo/{name}.safetensors")), label=f"demo: {name}",
-                                           **common)) for name in ("healthy", "collapsed")]
+        common = dict(
+            is_checkpoint=True,
+            data=str(resource_path("demo/fashion_val.npy")),
+            meta=str(resource_path("demo/fashion_val.csv")),
+            factory=f"{resource_path('demo/demo_model.py')}:build_model",
+            module="embed_norm",
+        )
+        return [
+            self.add_source(
+                SourceSpec(path=str(resource_path(f"demo/{name}.safetensors")), label=f"demo: {name}", **common)
+            )
+            for name in ("healthy", "collapsed")
+        ]
 
     # ------------------------------------------------------------------ analysis
 
@@ -448,8 +480,14 @@ class MainWindow(QMainWindow):
             if pngs:
                 from embscope.gui.plots import render_pngs
 
-                written += render_pngs(result, folder, coords=self.model.coords, colour_by=self.map.colour_by,
-                                       cluster_ids=self.model.cluster_ids, method=self.model.layout_method)
+                written += render_pngs(
+                    result,
+                    folder,
+                    coords=self.model.coords,
+                    colour_by=self.map.colour_by,
+                    cluster_ids=self.model.cluster_ids,
+                    method=self.model.layout_method,
+                )
         except (OSError, BadInputError) as exc:
             self.show_error(f"Export failed: {exc}")
             return written

@@ -11,7 +11,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QLabel, QListWidget, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QComboBox,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
 
 from embscope.gui.model import ViewModel
@@ -45,7 +51,7 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     hit = np.zeros(len(candidates), dtype=bool)
     x1, y1 = poly[:, 0], poly[:, 1]
     x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    for ax, ay, bx, by in zip(x1, y1, x2, y2):
+    for ax, ay, bx, by in zip(x1, y1, x2, y2, strict=False):
         crosses = (ay > y) != (by > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             at = ax + (y - ay) * (bx - ax) / (by - ay)
@@ -119,11 +125,12 @@ class MapPanel(QWidget):
         self.colours: list[str] = []
         self.density = pg.ImageItem()
         self.density.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
-        self.highlight = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#111111", width=1.5), brush=pg.mkBrush(255, 215, 0, 230))
+        self.highlight = pg.ScatterPlotItem(
+            size=9, pen=pg.mkPen("#111111", width=1.5), brush=pg.mkBrush(255, 215, 0, 230)
+        )
         self.anchor = pg.ScatterPlotItem(size=14, symbol="star", pen=pg.mkPen("k"), brush=pg.mkBrush("#d62728"))
         self.hover_marker = pg.ScatterPlotItem(size=12, pen=pg.mkPen("#d62728", width=2), brush=None)
-        for item, z in ((self.density, -10), (self.highlight, 5), (self.anchor, 6),
-                        (self.hover_marker, 7)):
+        for item, z in ((self.density, -10), (self.highlight, 5), (self.anchor, 6), (self.hover_marker, 7)):
             item.setZValue(z)
             self.plot.addItem(item)
         self.legend = self.plot.addLegend(offset=(10, 10))
@@ -142,8 +149,11 @@ class MapPanel(QWidget):
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(export_row(self, QLabel("Colour by"), self.colour_combo, *mode_widgets,
-                                    self.clear_button, self.method_label))
+        layout.addLayout(
+            export_row(
+                self, QLabel("Colour by"), self.colour_combo, *mode_widgets, self.clear_button, self.method_label
+            )
+        )
         layout.addWidget(splitter, stretch=1)
         layout.addWidget(self.hover_label)
         self._tree = None  # KD-tree over model.coords, built on first hover/click
@@ -323,8 +333,9 @@ class MapPanel(QWidget):
             self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
         if autorange:
             lo, hi = coords.min(axis=0), coords.max(axis=0)
-            self.view_box.setRange(xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])),
-                                   padding=0.05)
+            self.view_box.setRange(
+                xRange=(float(lo[0]), float(hi[0])), yRange=(float(lo[1]), float(hi[1])), padding=0.05
+            )
         rows = None
         if len(coords) > DENSITY_THRESHOLD:
             rows = self._rows_in_view(coords)
@@ -346,7 +357,7 @@ class MapPanel(QWidget):
         for code in np.unique(shown_codes):
             points = shown_coords[shown_codes == code]
             for start in range(0, len(points), LAYER_POINTS):
-                self._pending_layers.append((points[start:start + LAYER_POINTS], colours[code]))
+                self._pending_layers.append((points[start : start + LAYER_POINTS], colours[code]))
         self._add_pending_layer()
         self._layer_timer.start()
 
@@ -375,8 +386,9 @@ class MapPanel(QWidget):
 
     def _draw_density(self, coords: np.ndarray) -> None:
         lo, hi = coords.min(axis=0), coords.max(axis=0)
-        hist, xedges, yedges = np.histogram2d(coords[:, 0], coords[:, 1], bins=DENSITY_BINS,
-                                              range=[[lo[0], hi[0]], [lo[1], hi[1]]])
+        hist, xedges, yedges = np.histogram2d(
+            coords[:, 0], coords[:, 1], bins=DENSITY_BINS, range=[[lo[0], hi[0]], [lo[1], hi[1]]]
+        )
         image = np.log1p(hist.T)  # row-major image: rows are y
         self.density.setImage(image, levels=(0, max(float(image.max()), 1e-9)))
         self.density.setRect(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
@@ -390,14 +402,21 @@ class MapPanel(QWidget):
         result = self.model.result
         if self.model.selection_origin == "neighbours" and self.anchor_row >= 0 and result.graph is not None:
             self.selection_title.setText(f"Sample {self.anchor_row} and its {len(rows) - 1} nearest neighbours")
-            order = [self.anchor_row] + [int(j) for j in result.graph.indices[self.anchor_row]
-                                         if j != self.anchor_row and j in rows]
-            sims = dict(zip(result.graph.indices[self.anchor_row].tolist(),
-                            result.graph.similarities[self.anchor_row].tolist()))
+            order = [self.anchor_row] + [
+                int(j) for j in result.graph.indices[self.anchor_row] if j != self.anchor_row and j in rows
+            ]
+            sims = dict(
+                zip(
+                    result.graph.indices[self.anchor_row].tolist(),
+                    result.graph.similarities[self.anchor_row].tolist(),
+                    strict=False,
+                )
+            )
             for row in order:
                 prefix = "● " if row == self.anchor_row else f"cos {sims.get(row, float('nan')):.3f}  "
                 self.selection_list.addItem(prefix + self.model.sample_description(row))
             return
-        self.selection_title.setText(f"{len(rows):,} selected" + (f" (first {MAX_LISTED:,} listed)"
-                                                                  if len(rows) > MAX_LISTED else ""))
+        self.selection_title.setText(
+            f"{len(rows):,} selected" + (f" (first {MAX_LISTED:,} listed)" if len(rows) > MAX_LISTED else "")
+        )
         self.selection_list.addItems([self.model.sample_description(int(r)) for r in rows[:MAX_LISTED]])

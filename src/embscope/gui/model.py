@@ -78,8 +78,7 @@ class ViewModel(QObject):
 
     def set_selection(self, indices, origin: str = "") -> None:
         """Select samples by index (any iterable of ints); duplicates and order are dropped."""
-        rows = np.unique(np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices,
-                                    dtype=np.int64))
+        rows = np.unique(np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64))
         rows = rows[(rows >= 0) & (rows < self.n_samples)]
         self.selection = rows
         self.selection_origin = origin

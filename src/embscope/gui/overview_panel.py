@@ -66,8 +66,10 @@ class OverviewPanel(QWidget):
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
         items = "".join(f"<li>{_escape(line)}</li>" for line in verdict.evidence)
         notes = "".join(f"<li><i>{_escape(n)}</i></li>" for n in emb.notes)
-        self.evidence.setText(f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
-                              + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else ""))
+        self.evidence.setText(
+            f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
+            + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else "")
+        )
         self.table.setRowCount(len(result.grades))
         for row, (name, grade) in enumerate(ordered_grades(result.grades)):
             cells = (metric_label(name), format_value(grade.value), str(grade.target), grade.grade)

@@ -16,9 +16,26 @@ import numpy as np
 GRADE_COLOURS = {"GOOD": "#2e7d32", "OK": "#b7791f", "POOR": "#c62828"}
 #: A qualitative palette (Tableau 20 order: distinct first, paler second).
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
 )
 OTHER_COLOUR = "#b0b0b0"
 MARKER_COLOURS = {"effective rank": "#d62728", "participation ratio": "#9467bd", "95 % variance": "#2ca02c"}
@@ -67,7 +84,7 @@ def continuous_colours(values: np.ndarray) -> np.ndarray:
     """N×4 uint8 RGBA from a viridis-like ramp over the 1st–99th percentile of ``values``."""
     v = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(v)
-    lo, hi = (np.percentile(v[finite], [1, 99]) if finite.any() else (0.0, 1.0))
+    lo, hi = np.percentile(v[finite], [1, 99]) if finite.any() else (0.0, 1.0)
     t = np.clip((v - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
     t[~finite] = 0
     stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
@@ -93,7 +110,7 @@ def colour_values(result, colour_by: str, cluster_ids: np.ndarray | None = None)
         return result.geometry.norms, "continuous"
     else:
         raise ValueError(f"unknown colouring {colour_by!r}")
-    return (None if values is None else (values, "category"))
+    return None if values is None else (values, "category")
 
 
 # --------------------------------------------------------------------------- spectrum
@@ -102,8 +119,10 @@ def colour_values(result, colour_by: str, cluster_ids: np.ndarray | None = None)
 def spectrum_curves(geometry, normalised: bool) -> dict[str, np.ndarray]:
     """The two singular-value curves the Spectrum panel draws (zeros dropped for the log axis)."""
     out = {}
-    for name, sv in (("σ (uncentred)", geometry.spectrum.singular_values),
-                     ("σ (centred)", geometry.spectrum.centered_singular_values)):
+    for name, sv in (
+        ("σ (uncentred)", geometry.spectrum.singular_values),
+        ("σ (centred)", geometry.spectrum.centered_singular_values),
+    ):
         s = np.asarray(sv, dtype=np.float64)
         if normalised and s.size and s[0] > 0:
             s = s / s[0]
@@ -122,8 +141,11 @@ def spectrum_markers(geometry) -> dict[str, float]:
     """Positions (in component index) of the effective-rank, participation-ratio and 95 % markers."""
     m = geometry.metrics
     out = {}
-    for name, key in (("effective rank", "effective_rank"), ("participation ratio", "participation_ratio"),
-                      ("95 % variance", "dims_for_95_variance")):
+    for name, key in (
+        ("effective rank", "effective_rank"),
+        ("participation ratio", "participation_ratio"),
+        ("95 % variance", "dims_for_95_variance"),
+    ):
         value = m.get(key)
         if isinstance(value, (int, float)) and np.isfinite(value) and value > 0:
             out[name] = float(value)
@@ -148,17 +170,25 @@ def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
     import pyqtgraph as pg
 
     prepare_spectrum_plot(plot, "Singular spectrum", "singular value σₖ", normalised)
-    for (name, s), colour in zip(spectrum_curves(geometry, normalised).items(), ("#1f77b4", "#ff7f0e")):
+    for (name, s), colour in zip(spectrum_curves(geometry, normalised).items(), ("#1f77b4", "#ff7f0e"), strict=False):
         k = np.arange(1, len(s) + 1)
         keep = s > 0
         if keep.any():
             plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
     for row, (name, x) in enumerate(spectrum_markers(geometry).items()):
         # Labels sit at staggered heights, horizontal, so none is clipped or hidden by another.
-        line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(MARKER_COLOURS[name], width=1.5, style=_dash()),
-                               label=f"{name} {x:.1f}",
-                               labelOpts={"position": 0.10 + 0.08 * row, "color": MARKER_COLOURS[name],
-                                          "fill": (255, 255, 255, 200), "anchors": [(0, 0.5), (0, 0.5)]})
+        line = pg.InfiniteLine(
+            pos=x,
+            angle=90,
+            pen=pg.mkPen(MARKER_COLOURS[name], width=1.5, style=_dash()),
+            label=f"{name} {x:.1f}",
+            labelOpts={
+                "position": 0.10 + 0.08 * row,
+                "color": MARKER_COLOURS[name],
+                "fill": (255, 255, 255, 200),
+                "anchors": [(0, 0.5), (0, 0.5)],
+            },
+        )
         plot.addItem(line)
 
 
@@ -178,8 +208,15 @@ def draw_cumulative(plot, geometry) -> None:
     plot.addItem(pg.InfiniteLine(pos=0.95, angle=0, pen=pg.mkPen("#2ca02c", style=_dash())))
     dims = spectrum_markers(geometry).get("95 % variance")
     if dims:
-        plot.addItem(pg.InfiniteLine(pos=dims, angle=90, pen=pg.mkPen("#2ca02c", width=1.5, style=_dash()),
-                                     label=f"95 % at {dims:.0f}", labelOpts={"position": 0.2, "color": "#2ca02c"}))
+        plot.addItem(
+            pg.InfiniteLine(
+                pos=dims,
+                angle=90,
+                pen=pg.mkPen("#2ca02c", width=1.5, style=_dash()),
+                label=f"95 % at {dims:.0f}",
+                labelOpts={"position": 0.2, "color": "#2ca02c"},
+            )
+        )
     plot.setYRange(0, 1.02, padding=0)
 
 
@@ -203,24 +240,40 @@ def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = 
         total = max(sum(selected_counts.values()), 1)
         sel = np.array([selected_counts.get(n, 0) / total for n in names], dtype=float)
         plot.addItem(pg.BarGraphItem(x=x + 0.2, height=sel, width=0.3, brush="#ffb300", pen=None))
-    lines = [pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#c62828", width=1, style=_dash()),
-                             label="mode collapse ≥ 50 %", labelOpts={"position": 0.02, "color": "#c62828",
-                                                                     "fill": (255, 255, 255, 220),
-                                                                     "anchors": [(0, 1), (0, 1)]})]
+    lines = [
+        pg.InfiniteLine(
+            pos=0.5,
+            angle=0,
+            pen=pg.mkPen("#c62828", width=1, style=_dash()),
+            label="mode collapse ≥ 50 %",
+            labelOpts={"position": 0.02, "color": "#c62828", "fill": (255, 255, 255, 220), "anchors": [(0, 1), (0, 1)]},
+        )
+    ]
     if report.modal_base_rate is not None:
-        lines.append(pg.InfiniteLine(pos=report.modal_base_rate, angle=0,
-                                     pen=pg.mkPen("#2ca02c", width=2, style=_dash()),
-                                     label=f"modal base rate {report.modal_base_rate:.1%}",
-                                     labelOpts={"position": 0.98, "color": "#2ca02c", "fill": (255, 255, 255, 220),
-                                                "anchors": [(1, 1), (1, 1)]}))
+        lines.append(
+            pg.InfiniteLine(
+                pos=report.modal_base_rate,
+                angle=0,
+                pen=pg.mkPen("#2ca02c", width=2, style=_dash()),
+                label=f"modal base rate {report.modal_base_rate:.1%}",
+                labelOpts={
+                    "position": 0.98,
+                    "color": "#2ca02c",
+                    "fill": (255, 255, 255, 220),
+                    "anchors": [(1, 1), (1, 1)],
+                },
+            )
+        )
     for line in lines:
         line.setZValue(10)  # above the bars, so the labels stay readable
         plot.addItem(line)
     plot.getAxis("bottom").setTicks([[(i, _short(n)) for i, n in enumerate(names)]])
     plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
     plot.setYRange(0, max(1.0 if report.mode_collapse else 0.55, float(shares.max(initial=0)) * 1.1), padding=0)
-    plot.setTitle(f"Predictions: modal “{_short(report.modal_class)}” {report.modal_share:.1%}"
-                  + (f" vs base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else ""))
+    plot.setTitle(
+        f"Predictions: modal “{_short(report.modal_class)}” {report.modal_share:.1%}"
+        + (f" vs base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else "")
+    )
 
 
 def draw_confusion(plot, report) -> None:
@@ -276,15 +329,34 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
     if not rows:
         return
     x = np.array([r["inflation"] for r in rows], dtype=float)
-    count_plot.plot(x, [r["n_clusters"] for r in rows], pen=pg.mkPen("#1f77b4", width=2), symbol="o",
-                    symbolBrush="#1f77b4", symbolSize=7)
-    count_plot.plot(x, [r["n_singletons"] for r in rows], pen=pg.mkPen("#7f7f7f", width=1, style=_dash()),
-                    symbol="t", symbolBrush="#7f7f7f", symbolSize=6)
+    count_plot.plot(
+        x,
+        [r["n_clusters"] for r in rows],
+        pen=pg.mkPen("#1f77b4", width=2),
+        symbol="o",
+        symbolBrush="#1f77b4",
+        symbolSize=7,
+    )
+    count_plot.plot(
+        x,
+        [r["n_singletons"] for r in rows],
+        pen=pg.mkPen("#7f7f7f", width=1, style=_dash()),
+        symbol="t",
+        symbolBrush="#7f7f7f",
+        symbolSize=6,
+    )
     for key, name, colour in (("purity_leaf", "leaf", "#ff7f0e"), ("purity_parent", "parent", "#2ca02c")):
         values = [r.get(key) for r in rows]
         if all(v is not None for v in values):
-            purity_plot.plot(x, values, pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour,
-                             symbolSize=7, name=f"purity {name}")
+            purity_plot.plot(
+                x,
+                values,
+                pen=pg.mkPen(colour, width=2),
+                symbol="o",
+                symbolBrush=colour,
+                symbolSize=7,
+                name=f"purity {name}",
+            )
     purity_plot.setYRange(0, 1.02, padding=0)
     if current is not None:
         for plot in (count_plot, purity_plot):
@@ -314,8 +386,12 @@ def draw_weight_spectra(plot, weights, names: list[str] | None = None, max_curve
         s = s / s[0]
         keep = s > 0
         k = np.arange(1, len(s) + 1)
-        plot.plot(k[keep], s[keep], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
-                  name=f"{m.name} (eff. rank {m.effective_rank:.1f})")
+        plot.plot(
+            k[keep],
+            s[keep],
+            pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
+            name=f"{m.name} (eff. rank {m.effective_rank:.1f})",
+        )
 
 
 # --------------------------------------------------------------------------- map
@@ -359,7 +435,7 @@ def colour_codes(result, colour_by: str, cluster_ids=None) -> tuple[np.ndarray, 
         colours = [f"#{int(k):06x}" for k in uniq]
         return inverse.ravel(), colours, [("low norm", "#440154"), ("high norm", "#fde725")]
     codes, names, colours = category_codes(values)
-    return codes, colours, list(zip(names, colours))
+    return codes, colours, list(zip(names, colours, strict=False))
 
 
 def scatter_layers(coords: np.ndarray, codes: np.ndarray, colours: list[str], size: float = 4) -> list:
@@ -369,8 +445,9 @@ def scatter_layers(coords: np.ndarray, codes: np.ndarray, colours: list[str], si
     items = []
     for code in np.unique(codes):
         rows = codes == code
-        items.append(pg.ScatterPlotItem(pos=coords[rows], size=size, pen=None, brush=pg.mkBrush(colours[code]),
-                                        pxMode=True))
+        items.append(
+            pg.ScatterPlotItem(pos=coords[rows], size=size, pen=None, brush=pg.mkBrush(colours[code]), pxMode=True)
+        )
     return items
 
 
@@ -450,8 +527,9 @@ def lay_out_offscreen(widget) -> None:
     QApplication.processEvents()
 
 
-def render_pngs(result, out_dir: str | Path, *, coords=None, colour_by: str = "leaf", cluster_ids=None,
-                method: str = "") -> list[Path]:
+def render_pngs(
+    result, out_dir: str | Path, *, coords=None, colour_by: str = "leaf", cluster_ids=None, method: str = ""
+) -> list[Path]:
     """Render every plot of ``result`` plus the one-page ``report.png`` into ``out_dir``.
 
     Works offscreen: creates a QApplication (``QT_QPA_PLATFORM=offscreen`` when

@@ -52,21 +52,29 @@ class PredictionsPanel(QWidget):
         self.bar_plot.clear()
         self.confusion_plot.clear()
         if report is None:
-            self.summary_label.setText("No predictions for this source (no classifier head or prediction column)."
-                                       if self.model.result is not None else "")
+            self.summary_label.setText(
+                "No predictions for this source (no classifier head or prediction column)."
+                if self.model.result is not None
+                else ""
+            )
             self.flags_label.setText("")
             return
         self.summary_label.setText(
             f"accuracy {format_value(report.accuracy)} · macro-F1 {format_value(report.macro_f1)} · "
             f"modal class “{report.modal_class}” {report.modal_share:.1%} of predictions"
-            + (f" · modal base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else ""))
+            + (f" · modal base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else "")
+        )
         flags = []
         if report.mode_collapse:
-            flags.append(f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Mode collapse</b>: one class takes "
-                         f"{report.modal_share:.0%} of predictions (≥ 50 %).</span>")
+            flags.append(
+                f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Mode collapse</b>: one class takes "
+                f"{report.modal_share:.0%} of predictions (≥ 50 %).</span>"
+            )
         if report.base_rate_flag:
-            flags.append(f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Score is the base rate</b>: accuracy is "
-                         "within noise of always answering the most frequent label — not learning.</span>")
+            flags.append(
+                f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Score is the base rate</b>: accuracy is "
+                "within noise of always answering the most frequent label — not learning.</span>"
+            )
         if not flags:
             flags.append(f"<span style='color:{GRADE_COLOURS['GOOD']}'>No prediction collapse.</span>")
         self.flags_label.setText("<br>".join(flags))

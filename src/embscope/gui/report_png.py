@@ -78,22 +78,24 @@ def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> P
     font.setBold(True)
     painter.setFont(font)
     painter.setPen(QColor(verdict_colour(result.verdict)))
-    painter.drawText(QRect(MARGIN, y, PAGE_WIDTH - 2 * MARGIN, 40), Qt.AlignmentFlag.AlignLeft,
-                     result.verdict.headline)
+    painter.drawText(QRect(MARGIN, y, PAGE_WIDTH - 2 * MARGIN, 40), Qt.AlignmentFlag.AlignLeft, result.verdict.headline)
     y += 50
     font.setPixelSize(20)
     font.setBold(False)
     painter.setFont(font)
     painter.setPen(QColor("#222222"))
     for line in evidence:
-        painter.drawText(QRect(MARGIN + 20, y, PAGE_WIDTH - 2 * MARGIN - 20, line_h),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"• {line}")
+        painter.drawText(
+            QRect(MARGIN + 20, y, PAGE_WIDTH - 2 * MARGIN - 20, line_h),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            f"• {line}",
+        )
         y += line_h
     y += line_h
     columns = (MARGIN, MARGIN + 520, MARGIN + 760, MARGIN + 1060)
     font.setBold(True)
     painter.setFont(font)
-    for x, title in zip(columns, ("Metric", "Value", "Target", "Grade")):
+    for x, title in zip(columns, ("Metric", "Value", "Target", "Grade"), strict=False):
         painter.drawText(x, y + 22, title)
     y += line_h
     font.setBold(False)

@@ -54,8 +54,14 @@ class SeriesPanel(QWidget):
     open_requested = Signal(object)
     result_shown = Signal()
 
-    def __init__(self, runner: JobRunner | None = None, *, synchronous: bool = False, cache_dir: str | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        runner: JobRunner | None = None,
+        *,
+        synchronous: bool = False,
+        cache_dir: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.runner = runner or JobRunner("series", self, synchronous=synchronous)
         self.cache_dir = cache_dir
@@ -65,12 +71,14 @@ class SeriesPanel(QWidget):
         self.points_item = None
         self.edits: dict[str, QLineEdit] = {}
         grid = QGridLayout()
-        fields = (("folder", "Checkpoints folder", "folder with step-000500… checkpoints (files or model folders)"),
-                  ("data", "Data", "data to run through each checkpoint (.npy, .txt, .jsonl, .csv)"),
-                  ("meta", "Metadata CSV", "label, parent, id, text per sample (optional)"),
-                  ("factory", "Model factory", "package.module:function or file.py:function (state dicts)"),
-                  ("module", "Module", "submodule whose output is captured (e.g. embed_norm)"),
-                  ("pattern", "Step pattern", "optional regex with a group around the step, e.g. ep(\\d+)"))
+        fields = (
+            ("folder", "Checkpoints folder", "folder with step-000500… checkpoints (files or model folders)"),
+            ("data", "Data", "data to run through each checkpoint (.npy, .txt, .jsonl, .csv)"),
+            ("meta", "Metadata CSV", "label, parent, id, text per sample (optional)"),
+            ("factory", "Model factory", "package.module:function or file.py:function (state dicts)"),
+            ("module", "Module", "submodule whose output is captured (e.g. embed_norm)"),
+            ("pattern", "Step pattern", "optional regex with a group around the step, e.g. ep(\\d+)"),
+        )
         for row, (key, text, tip) in enumerate(fields):
             edit = QLineEdit()
             edit.setPlaceholderText(tip)
@@ -134,8 +142,14 @@ class SeriesPanel(QWidget):
 
     def set_settings(self, folder=None, data=None, meta=None, factory=None, module=None, pattern=None) -> None:
         """Fill the form (only the fields given)."""
-        for key, value in (("folder", folder), ("data", data), ("meta", meta), ("factory", factory),
-                           ("module", module), ("pattern", pattern)):
+        for key, value in (
+            ("folder", folder),
+            ("data", data),
+            ("meta", meta),
+            ("factory", factory),
+            ("module", module),
+            ("pattern", pattern),
+        ):
             if value is not None:
                 self.edits[key].setText(str(value))
 
@@ -147,8 +161,13 @@ class SeriesPanel(QWidget):
         text = {key: edit.text().strip() or None for key, edit in self.edits.items()}
         analysis = AnalyzeRequest(data=text["data"], meta=text["meta"], factory=text["factory"], module=text["module"])
         inflation = self.inflation_spin.value()
-        return SeriesRequest(analysis=analysis, folder=text["folder"], pattern=text["pattern"],
-                             purity_inflation=inflation if inflation > 1.0 else None, cache_dir=self.cache_dir)
+        return SeriesRequest(
+            analysis=analysis,
+            folder=text["folder"],
+            pattern=text["pattern"],
+            purity_inflation=inflation if inflation > 1.0 else None,
+            cache_dir=self.cache_dir,
+        )
 
     def run(self) -> int:
         """Start the series in the background (a running one is cancelled first)."""
@@ -185,9 +204,13 @@ class SeriesPanel(QWidget):
         steps = ", ".join(f"{p.step}: {p.verdict}" for p in result.points)
         self.crossings_label.setText(
             f"{len(result.points)} checkpoints ({result.unit}s {steps})<br>"
-            + ("<b>First POOR:</b><br>" + "<br>".join(_escape(line) for line in lines) if lines
-               else "No graded metric turned POOR.")
-            + ("<br><i>" + "<br>".join(_escape(n) for n in result.notes) + "</i>" if result.notes else ""))
+            + (
+                "<b>First POOR:</b><br>" + "<br>".join(_escape(line) for line in lines)
+                if lines
+                else "No graded metric turned POOR."
+            )
+            + ("<br><i>" + "<br>".join(_escape(n) for n in result.notes) + "</i>" if result.notes else "")
+        )
         self._draw()
         self.result_shown.emit()
 
@@ -203,9 +226,15 @@ class SeriesPanel(QWidget):
             return
         point = self.result.points[index]
         analysis = self.request.analysis if self.request is not None else self.build_request().analysis
-        spec = SourceSpec(path=point.path, is_checkpoint=True, data=analysis.data, meta=analysis.meta,
-                          factory=analysis.factory, module=analysis.module,
-                          label=f"{self.result.unit} {point.step}: {_file_name(point.path)}")
+        spec = SourceSpec(
+            path=point.path,
+            is_checkpoint=True,
+            data=analysis.data,
+            meta=analysis.meta,
+            factory=analysis.factory,
+            module=analysis.module,
+            label=f"{self.result.unit} {point.step}: {_file_name(point.path)}",
+        )
         self.opened_index = index
         self._draw()
         self.open_requested.emit(spec)
@@ -215,9 +244,14 @@ class SeriesPanel(QWidget):
     def _draw(self) -> None:
         if self.result is None or not self.metric:
             return
-        self.points_item = draw_series_metric(self.plot, self.result, self.metric,
-                                              poor_rule(self.result, self.metric), label=metric_label(self.metric),
-                                              highlight=self.opened_index)
+        self.points_item = draw_series_metric(
+            self.plot,
+            self.result,
+            self.metric,
+            poor_rule(self.result, self.metric),
+            label=metric_label(self.metric),
+            highlight=self.opened_index,
+        )
         self.points_item.sigClicked.connect(self._on_view_points_clicked)
 
     def _on_view_points_clicked(self, _item, points, _event=None) -> None:

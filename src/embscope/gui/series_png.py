@@ -20,8 +20,15 @@ LINE_COLOUR = "#1f77b4"
 PLOT_SIZE = (900, 560)
 #: Metrics written as PNGs by the CLI (those present), plus every graded metric that turned POOR.
 KEY_METRICS = (
-    "effective_rank", "effective_rank_normalized", "participation_ratio_normalized", "collapse_ratio",
-    "mean_cosine", "purity_leaf", "purity_parent", "knn_label_accuracy", "predictions.accuracy",
+    "effective_rank",
+    "effective_rank_normalized",
+    "participation_ratio_normalized",
+    "collapse_ratio",
+    "mean_cosine",
+    "purity_leaf",
+    "purity_parent",
+    "knn_label_accuracy",
+    "predictions.accuracy",
 )
 
 
@@ -69,8 +76,9 @@ def metric_series(result, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, values
 
 
-def draw_series_metric(plot, result, metric: str, rule: PoorRule | None = None, label: str | None = None,
-                       highlight: int | None = None):
+def draw_series_metric(
+    plot, result, metric: str, rule: PoorRule | None = None, label: str | None = None, highlight: int | None = None
+):
     """``metric`` against the step, POOR boundary and first crossing; returns the clickable points item.
 
     Points are red where POOR; ``highlight`` (a point index) is ringed, e.g.
@@ -91,38 +99,76 @@ def draw_series_metric(plot, result, metric: str, rule: PoorRule | None = None, 
     crossing = result.crossings.get(metric)
     title = f"{label} against the {result.unit}"
     if crossing is not None and crossing.step is not None:
-        title += (f" — POOR from the first {result.unit}" if crossing.poor_from_start
-                  else f" — first POOR at {result.unit} {crossing.step}")
+        title += (
+            f" — POOR from the first {result.unit}"
+            if crossing.poor_from_start
+            else f" — first POOR at {result.unit} {crossing.step}"
+        )
     plot.setTitle(title)
     if finite.any():
         plot.plot(steps[finite], values[finite], pen=pg.mkPen(LINE_COLOUR, width=2))
-    poor = np.array([bool(rule is not None and f and rule.is_poor(v)) for v, f in zip(values, finite)], dtype=bool)
+    poor = np.array(
+        [bool(rule is not None and f and rule.is_poor(v)) for v, f in zip(values, finite, strict=False)], dtype=bool
+    )
     brushes = [pg.mkBrush(GRADE_COLOURS["POOR"] if p else LINE_COLOUR) for p in poor[finite]]
-    points = pg.ScatterPlotItem(x=steps[finite], y=values[finite], data=np.flatnonzero(finite), size=11,
-                                pen=pg.mkPen("w", width=1), brush=brushes, hoverable=True, hoverSize=15,
-                                tip=lambda x, y, data: f"{result.unit} {int(x)}: {y:.4g}\n(click to open)")
+    points = pg.ScatterPlotItem(
+        x=steps[finite],
+        y=values[finite],
+        data=np.flatnonzero(finite),
+        size=11,
+        pen=pg.mkPen("w", width=1),
+        brush=brushes,
+        hoverable=True,
+        hoverSize=15,
+        tip=lambda x, y, data: f"{result.unit} {int(x)}: {y:.4g}\n(click to open)",
+    )
     points.setZValue(10)
     plot.addItem(points)
     if rule is not None:
         side = "below" if rule.higher else "above"
-        plot.addItem(pg.InfiniteLine(
-            pos=rule.threshold, angle=0, pen=pg.mkPen(GRADE_COLOURS["POOR"], width=1.5, style=Qt.PenStyle.DashLine),
-            label=f"POOR {side} {rule.threshold:.3g}",
-            labelOpts={"position": 0.03, "color": GRADE_COLOURS["POOR"], "fill": (255, 255, 255, 220),
-                       "anchors": [(0, 1), (0, 1)] if rule.higher else [(0, 0), (0, 0)]}))
+        plot.addItem(
+            pg.InfiniteLine(
+                pos=rule.threshold,
+                angle=0,
+                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=1.5, style=Qt.PenStyle.DashLine),
+                label=f"POOR {side} {rule.threshold:.3g}",
+                labelOpts={
+                    "position": 0.03,
+                    "color": GRADE_COLOURS["POOR"],
+                    "fill": (255, 255, 255, 220),
+                    "anchors": [(0, 1), (0, 1)] if rule.higher else [(0, 0), (0, 0)],
+                },
+            )
+        )
     if crossing is not None and crossing.step is not None:
-        plot.addItem(pg.InfiniteLine(
-            pos=crossing.step, angle=90, pen=pg.mkPen(GRADE_COLOURS["POOR"], width=2),
-            label=f"first POOR: {result.unit} {crossing.step}",
-            labelOpts={"position": 0.92, "color": GRADE_COLOURS["POOR"], "fill": (255, 255, 255, 220),
-                       "anchors": [(0, 0.5), (0, 0.5)]}))
-        star = pg.ScatterPlotItem(x=[crossing.step], y=[crossing.value], symbol="star", size=22,
-                                  pen=pg.mkPen("k"), brush=pg.mkBrush(GRADE_COLOURS["POOR"]))
+        plot.addItem(
+            pg.InfiniteLine(
+                pos=crossing.step,
+                angle=90,
+                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=2),
+                label=f"first POOR: {result.unit} {crossing.step}",
+                labelOpts={
+                    "position": 0.92,
+                    "color": GRADE_COLOURS["POOR"],
+                    "fill": (255, 255, 255, 220),
+                    "anchors": [(0, 0.5), (0, 0.5)],
+                },
+            )
+        )
+        star = pg.ScatterPlotItem(
+            x=[crossing.step],
+            y=[crossing.value],
+            symbol="star",
+            size=22,
+            pen=pg.mkPen("k"),
+            brush=pg.mkBrush(GRADE_COLOURS["POOR"]),
+        )
         star.setZValue(11)
         plot.addItem(star)
     if highlight is not None and 0 <= highlight < len(steps) and finite[highlight]:
-        ring = pg.ScatterPlotItem(x=[steps[highlight]], y=[values[highlight]], size=20,
-                                  pen=pg.mkPen("#111111", width=2), brush=None)
+        ring = pg.ScatterPlotItem(
+            x=[steps[highlight]], y=[values[highlight]], size=20, pen=pg.mkPen("#111111", width=2), brush=None
+        )
         ring.setZValue(12)
         plot.addItem(ring)
     _set_range(plot, steps[finite], values[finite], rule)
@@ -174,8 +220,7 @@ def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = 
 
     from embscope.analysis.grading import load_thresholds
     from embscope.gui.compare_png import metric_label
-    from embscope.gui.plots import lay_out_offscreen
-    from embscope.gui.plots import ensure_qapp, export_plot
+    from embscope.gui.plots import ensure_qapp, export_plot, lay_out_offscreen
 
     ensure_qapp()
     out = Path(out_dir)
@@ -188,8 +233,9 @@ def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = 
         values = [v for v in result.values(metric) if v is not None and math.isfinite(v)]
         if not values:
             continue
-        draw_series_metric(widget.getPlotItem(), result, metric, poor_rule(result, metric, thresholds),
-                           label=metric_label(metric))
+        draw_series_metric(
+            widget.getPlotItem(), result, metric, poor_rule(result, metric, thresholds), label=metric_label(metric)
+        )
         lay_out_offscreen(widget)  # after drawing: axis widths follow the new tick labels
         written.append(export_plot(widget.getPlotItem(), out / png_name(metric), width=PLOT_SIZE[0]))
     widget.deleteLater()

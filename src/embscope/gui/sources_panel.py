@@ -7,8 +7,17 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox,
-    QVBoxLayout, QWidget,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 POOLINGS = ("auto", "cls", "mean", "max", "last", "pooler")
@@ -47,8 +56,16 @@ class SourceSpec:
         common = dict(source=self.path, meta=self.meta, clusters=clusters, knn=DEFAULT_KNN if knn is None else knn)
         if not self.is_checkpoint:
             return AnalyzeRequest(**common)
-        return AnalyzeRequest(data=self.data, factory=self.factory, module=self.module, pooling=self.pooling,
-                              layer=self.layer, device=self.device, dtype=self.dtype, **common)
+        return AnalyzeRequest(
+            data=self.data,
+            factory=self.factory,
+            module=self.module,
+            pooling=self.pooling,
+            layer=self.layer,
+            device=self.device,
+            dtype=self.dtype,
+            **common,
+        )
 
 
 def spec_for_path(path: str, device: str = "auto", dtype: str = "float32") -> SourceSpec:
@@ -59,8 +76,13 @@ def spec_for_path(path: str, device: str = "auto", dtype: str = "float32") -> So
         checkpoint = is_checkpoint(path)
     except Exception:  # noqa: BLE001 - unreadable files are reported when analysed, not here
         checkpoint = False
-    return SourceSpec(path=str(path), is_checkpoint=checkpoint, device=device, dtype=dtype,
-                      meta=None if checkpoint else sidecar_metadata(path))
+    return SourceSpec(
+        path=str(path),
+        is_checkpoint=checkpoint,
+        device=device,
+        dtype=dtype,
+        meta=None if checkpoint else sidecar_metadata(path),
+    )
 
 
 def sidecar_metadata(path: str | Path) -> str | None:
@@ -171,11 +193,15 @@ class SourcesPanel(QWidget):
             return replace(spec, meta=self.meta_edit.text().strip() or None)
         module = self.module_combo.currentText().split("  (")[0].strip()
         return replace(
-            spec, data=self.data_edit.text().strip() or None, meta=self.meta_edit.text().strip() or None,
-            factory=self.factory_edit.text().strip() or None, module=module or None,
+            spec,
+            data=self.data_edit.text().strip() or None,
+            meta=self.meta_edit.text().strip() or None,
+            factory=self.factory_edit.text().strip() or None,
+            module=module or None,
             pooling=None if self.pooling_combo.currentText() == "auto" else self.pooling_combo.currentText(),
             layer=None if self.layer_spin.value() < 0 else self.layer_spin.value(),
-            device=self.device_combo.currentText(), dtype=self.dtype_combo.currentText(),
+            device=self.device_combo.currentText(),
+            dtype=self.dtype_combo.currentText(),
         )
 
     def set_module_tree(self, index: int, rows, default_pooling: str | None = None) -> None:
@@ -186,8 +212,9 @@ class SourcesPanel(QWidget):
         self.module_combo.clear()
         for row in rows:
             if row.name:
-                self.module_combo.addItem(f"{'  ' * (row.depth - 1)}{row.name}  ({row.type_name}, {row.n_params:,})",
-                                          row.name)
+                self.module_combo.addItem(
+                    f"{'  ' * (row.depth - 1)}{row.name}  ({row.type_name}, {row.n_params:,})", row.name
+                )
         chosen = self.specs[index].module or keep.split("  (")[0].strip()
         self.module_combo.setEditText(chosen)
         if default_pooling and self.pooling_combo.currentText() == "auto":
@@ -224,8 +251,16 @@ class SourcesPanel(QWidget):
         spec = self.specs[index] if valid else None
         self.path_label.setText(spec.path if spec else "")
         checkpoint = bool(spec and spec.is_checkpoint)
-        for widget in (self.data_edit, self.factory_edit, self.module_combo, self.modules_button, self.pooling_combo,
-                       self.layer_spin, self.device_combo, self.dtype_combo):
+        for widget in (
+            self.data_edit,
+            self.factory_edit,
+            self.module_combo,
+            self.modules_button,
+            self.pooling_combo,
+            self.layer_spin,
+            self.device_combo,
+            self.dtype_combo,
+        ):
             widget.setEnabled(checkpoint)
         self.meta_edit.setEnabled(valid)
         self.analyze_button.setEnabled(valid)

@@ -78,7 +78,9 @@ class SpectrumPanel(QWidget):
         cum = cumulative_variance(result.geometry)
         cum_text = f"{cum[k - 1]:.1%}" if k - 1 < len(cum) else "–"
         m = result.geometry.metrics
-        return (f"k = {k}:  σ = {curves[0][k - 1]:.4g}   centred σ = {curves[1][k - 1]:.4g}   "
-                f"cumulative variance = {cum_text}   |   effective rank {m.get('effective_rank', 0):.2f}, "
-                f"participation ratio {m.get('participation_ratio', 0):.2f}, "
-                f"95 % at {m.get('dims_for_95_variance', 0)}")
+        return (
+            f"k = {k}:  σ = {curves[0][k - 1]:.4g}   centred σ = {curves[1][k - 1]:.4g}   "
+            f"cumulative variance = {cum_text}   |   effective rank {m.get('effective_rank', 0):.2f}, "
+            f"participation ratio {m.get('participation_ratio', 0):.2f}, "
+            f"95 % at {m.get('dims_for_95_variance', 0)}"
+        )

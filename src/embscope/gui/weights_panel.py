@@ -56,30 +56,45 @@ class WeightsPanel(QWidget):
         self.table.setRowCount(0)
         self.spectra_plot.clear()
         if weights is None:
-            self.summary_label.setText("No weights: this source is an embeddings file, not a checkpoint."
-                                       if self.model.result is not None else "")
+            self.summary_label.setText(
+                "No weights: this source is an embeddings file, not a checkpoint."
+                if self.model.result is not None
+                else ""
+            )
             self.embeddings_label.setText("")
             return
         bad = sum(p.status != "ok" for p in weights.parameters)
-        self.summary_label.setText(f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters; "
-                                   f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads")
+        self.summary_label.setText(
+            f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters; "
+            f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads"
+        )
         lines = []
         for e in weights.embeddings:
             verdict = {True: "collapsed", False: "healthy", None: f"not judged ({e.role} table)"}[e.collapsed]
             colour = GRADE_COLOURS["POOR"] if e.collapsed else "#222"
             shown = ", ".join(str(int(i)) for i in e.small_rows[:20])
             more = "…" if len(e.small_rows) > 20 else ""
-            lines.append(f"<span style='color:{colour}'><b>{e.name}</b> {e.shape[0]}×{e.shape[1]}: effective rank "
-                         f"{e.effective_rank:.1f} vs 0.3·min(V, d) = {e.rank_threshold:.1f} → {verdict}; "
-                         f"<b>{len(e.small_rows)}</b> unused rows (norm &lt; 0.01)"
-                         + (f": {shown}{more}" if len(e.small_rows) else "") + "</span>")
+            lines.append(
+                f"<span style='color:{colour}'><b>{e.name}</b> {e.shape[0]}×{e.shape[1]}: effective rank "
+                f"{e.effective_rank:.1f} vs 0.3·min(V, d) = {e.rank_threshold:.1f} → {verdict}; "
+                f"<b>{len(e.small_rows)}</b> unused rows (norm &lt; 0.01)"
+                + (f": {shown}{more}" if len(e.small_rows) else "")
+                + "</span>"
+            )
         self.embeddings_label.setText("<br>".join(lines) or "No embedding tables found.")
         ranks = {m.name: m for m in weights.matrices}
         self.table.setRowCount(len(weights.parameters))
         for row, p in enumerate(weights.parameters):
             m = ranks.get(p.name)
-            cells = (p.name, "×".join(str(s) for s in p.shape) or "scalar", format_value(p.norm), format_value(p.rms),
-                     f"{m.effective_rank:.1f}" if m else "", f"{m.stable_rank:.2f}" if m else "", p.status)
+            cells = (
+                p.name,
+                "×".join(str(s) for s in p.shape) or "scalar",
+                format_value(p.norm),
+                format_value(p.rms),
+                f"{m.effective_rank:.1f}" if m else "",
+                f"{m.stable_rank:.2f}" if m else "",
+                p.status,
+            )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 6 and p.status != "ok":

@@ -85,8 +85,10 @@ class JobRunner(QObject):
             self._drive(request_id, make_job, cancel, self._on_worker_report)
         else:
             self._thread = threading.Thread(
-                target=self._drive, args=(request_id, make_job, cancel, self._report.emit),
-                name=f"embscope-{self.name}-{request_id}", daemon=True,
+                target=self._drive,
+                args=(request_id, make_job, cancel, self._report.emit),
+                name=f"embscope-{self.name}-{request_id}",
+                daemon=True,
             )
             self._thread.start()
         return request_id

@@ -34,15 +34,16 @@ def choose_key(shapes: dict, floats: set, name: str, prefer: str) -> tuple[str, 
     key = next((by_lower[v] for v in VECTOR_NAMES if v in by_lower), None)
     if key is not None:
         return key, []
-    shaped = [k for k, shape in shapes.items()
-              if k in floats and len(shape) in (2, 3) and not _is_extra(k)]
+    shaped = [k for k, shape in shapes.items() if k in floats and len(shape) in (2, 3) and not _is_extra(k)]
     if not shaped:
         listing = ", ".join(f"{k} {shape}" for k, shape in shapes.items())[:160]
-        raise BadInputError(f"{name} has no N×d or N×C×d float array named 'embeddings' "
-                            f"(found: {listing or 'nothing'})")
+        raise BadInputError(
+            f"{name} has no N×d or N×C×d float array named 'embeddings' (found: {listing or 'nothing'})"
+        )
     if prefer == "only" and len(shaped) > 1:
-        raise BadInputError(f"{name} holds several float tensors ({', '.join(shaped)[:120]}); "
-                            "name the embeddings 'embeddings'")
+        raise BadInputError(
+            f"{name} holds several float tensors ({', '.join(shaped)[:120]}); name the embeddings 'embeddings'"
+        )
     key = max(shaped, key=lambda k: int(np.prod(shapes[k]))) if prefer == "largest" else shaped[0]
     others = ", ".join(k for k in shaped if k != key)[:100]
     return key, ([f"embeddings taken from '{key}' (also found: {others})"] if others else [])
@@ -76,8 +77,7 @@ def _shape(value) -> tuple[int, ...]:
 
 def _is_float_array(value) -> bool:
     dtype = getattr(value, "dtype", None)
-    return dtype is not None and (getattr(dtype, "is_floating_point", False)
-                                  or getattr(dtype, "kind", "") == "f")
+    return dtype is not None and (getattr(dtype, "is_floating_point", False) or getattr(dtype, "kind", "") == "f")
 
 
 def _to_numpy(value):
@@ -137,8 +137,7 @@ def _npz_contents(file: Path, archive) -> RawEmbeddings:
 
 def _numpy_error(file: Path, exc: BaseException, kind: str) -> str:
     if "allow_pickle" in str(exc):
-        return f"{file.name} holds pickled Python objects, not a numeric array; EmbScope does " \
-               "not unpickle numpy files"
+        return f"{file.name} holds pickled Python objects, not a numeric array; EmbScope does not unpickle numpy files"
     return f"cannot read {file.name}: not a valid {kind} file ({short_reason(exc, 100)})"
 
 
@@ -158,8 +157,9 @@ def read_safetensors(file: Path) -> RawEmbeddings:
             shapes = {k: tuple(s.get_shape()) for k, s in infos.items()}
             dtypes = {k: s.get_dtype() for k, s in infos.items()}
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: not a valid safetensors file "
-                            f"({short_reason(exc, 100)})") from None
+        raise BadInputError(
+            f"cannot read {file.name}: not a valid safetensors file ({short_reason(exc, 100)})"
+        ) from None
     floats = {k for k, dtype in dtypes.items() if dtype.startswith(("F", "BF"))}
     key, notes = choose_key(shapes, floats, file.name, prefer="largest")
     try:
@@ -194,18 +194,15 @@ def read_torch(file: Path) -> RawEmbeddings:
         found = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if found:
             _refuse_pickled_code(file, found)
-        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file "
-                            f"({short_reason(exc, 100)})") from None
+        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file "
-                            f"({short_reason(exc, 100)})") from None
+        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
     if isinstance(obj, torch.Tensor):
         return RawEmbeddings(_to_numpy(obj))
     if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
         return _from_mapping(obj, file.name, prefer="only")
     raise BadInputError(
-        f"{file.name} holds a {type(obj).__name__}; expected a tensor or a dict with an "
-        "'embeddings' tensor"
+        f"{file.name} holds a {type(obj).__name__}; expected a tensor or a dict with an 'embeddings' tensor"
     )
 
 

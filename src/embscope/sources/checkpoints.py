@@ -168,7 +168,7 @@ def _safetensors_keys(path: Path) -> list[str]:
         with safe_open(str(path), framework="pt") as handle:
             return list(handle.keys())
     except Exception as exc:  # safetensors raises its own error types
-        raise BadInputError(f"{path.name} is not a readable safetensors file: {_first_line(exc)}")
+        raise BadInputError(f"{path.name} is not a readable safetensors file: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -196,7 +196,7 @@ def _torch_load_safe(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise _UnsafePickle(unsafe_globals(path) or ["(unknown globals)"]) from None
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}")
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
     except RuntimeError as exc:
         # mmap only works on the zip format; legacy files load without it.
         if "mmap" in str(exc).lower():
@@ -205,10 +205,10 @@ def _torch_load_safe(path: Path) -> Any:
             except pickle.UnpicklingError:
                 raise _UnsafePickle(unsafe_globals(path) or ["(unknown globals)"]) from None
             except Exception as inner:
-                raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(inner)}")
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}")
+                raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(inner)}") from inner
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
     except Exception as exc:
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}")
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
 
 
 def _unwrap_nested(obj: Any) -> tuple[Any, list[str]]:
@@ -274,12 +274,12 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
         try:
             return dict(load_file(str(p), device="cpu")), []
         except Exception as exc:
-            raise BadInputError(f"{p.name} is not a readable safetensors file: {_first_line(exc)}")
+            raise BadInputError(f"{p.name} is not a readable safetensors file: {_first_line(exc)}") from exc
     try:
         obj = _torch_load_safe(p)
     except _UnsafePickle as refusal:
         if not trust:
-            raise BadInputError(_refusal_message(p, refusal.globals))
+            raise BadInputError(_refusal_message(p, refusal.globals)) from refusal
         obj = _torch_load_trusted(p)
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
@@ -297,10 +297,7 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
 
 def _refusal_message(path: Path, globals_: list[str]) -> str:
     shown = ", ".join(globals_[:8]) + (f" and {len(globals_) - 8} more" if len(globals_) > 8 else "")
-    return (
-        f"{path.name} needs full unpickling, which would import {shown}; "
-        "pass --trust only if you trust its author"
-    )
+    return f"{path.name} needs full unpickling, which would import {shown}; pass --trust only if you trust its author"
 
 
 def _torch_load_trusted(path: Path) -> Any:
@@ -309,7 +306,7 @@ def _torch_load_trusted(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise BadInputError(f"{path.name} could not be unpickled: {_first_line(exc)}")
+        raise BadInputError(f"{path.name} could not be unpickled: {_first_line(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- factories
@@ -327,14 +324,10 @@ def resolve_factory(spec: str):
         Bad syntax, module/file not found, import failure or missing function.
     """
     if not spec or ":" not in spec:
-        raise BadInputError(
-            f"factory {spec!r} must look like package.module:function or path/to/file.py:function"
-        )
+        raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
     module_part, func_name = spec.rsplit(":", 1)
     if not module_part or not _DOTTED.match(func_name):
-        raise BadInputError(
-            f"factory {spec!r} must look like package.module:function or path/to/file.py:function"
-        )
+        raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
     if module_part.endswith(".py"):
         file = Path(module_part)
         if not file.is_file():
@@ -349,18 +342,20 @@ def resolve_factory(spec: str):
             mod_spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise BadInputError(f"factory file {file.name} failed to import: {type(exc).__name__}: {_first_line(exc)}")
+            raise BadInputError(
+                f"factory file {file.name} failed to import: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
     else:
         if not _DOTTED.match(module_part):
-            raise BadInputError(
-                f"factory {spec!r} must look like package.module:function or path/to/file.py:function"
-            )
+            raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
-            raise BadInputError(f"factory module not found: {exc.name or module_part}")
+            raise BadInputError(f"factory module not found: {exc.name or module_part}") from exc
         except Exception as exc:
-            raise BadInputError(f"factory module {module_part} failed to import: {type(exc).__name__}: {_first_line(exc)}")
+            raise BadInputError(
+                f"factory module {module_part} failed to import: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
     target: Any = module
     for part in func_name.split("."):
         if not hasattr(target, part):
@@ -379,7 +374,7 @@ def build_from_factory(spec: str):
     try:
         model = func()
     except Exception as exc:
-        raise BadInputError(f"factory {spec} raised {type(exc).__name__}: {_first_line(exc)}")
+        raise BadInputError(f"factory {spec} raised {type(exc).__name__}: {_first_line(exc)}") from exc
     if not isinstance(model, torch.nn.Module):
         raise BadInputError(f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -393,7 +388,7 @@ def load_into(model, state: dict[str, Any]) -> list[str]:
     """
     notes: list[str] = []
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
         notes.append("'module.' prefix stripped from every key")
     expected = model.state_dict()
     for key, value in state.items():
@@ -473,12 +468,12 @@ def _open_pickled_model(p: Path, trust: bool) -> LoadedModel:
             _torch_load_safe(p)
         except _UnsafePickle as refusal:
             if not trust:
-                raise BadInputError(_refusal_message(p, refusal.globals))
+                raise BadInputError(_refusal_message(p, refusal.globals)) from refusal
             obj = _torch_load_trusted(p)
             if isinstance(obj, torch.nn.Module):
                 obj.eval()
                 return _describe_plain(obj, "pickle", str(p), ["model fully unpickled (trusted)"])
-            raise BadInputError(f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory")
+            raise BadInputError(f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory") from refusal
     raise BadInputError(
         f"{p.name} holds weights but no model; give --factory package.module:function "
         "(or file.py:function) that builds the model to run data through it"
@@ -496,7 +491,7 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
     try:
         program = torch.export.load(str(p))
     except Exception as exc:
-        raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc)}")
+        raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc)}") from exc
     module = program.module()
     return _describe_plain(module, "pt2", str(p), ["torch.export program loaded (trusted)"])
 
@@ -554,7 +549,7 @@ def _open_hf_folder(p: Path) -> LoadedModel:
     try:
         import transformers
     except ImportError:
-        raise BadInputError("Hugging Face folders need the 'transformers' package: pip install embscope[hf]")
+        raise BadInputError("Hugging Face folders need the 'transformers' package: pip install embscope[hf]") from None
     from transformers import (
         AutoConfig,
         AutoModel,
@@ -573,21 +568,21 @@ def _open_hf_folder(p: Path) -> LoadedModel:
     try:
         config = AutoConfig.from_pretrained(str(p), local_files_only=True)
     except Exception as exc:
-        raise BadInputError(f"{p.name}/config.json cannot be read by transformers: {_first_line(exc)}")
+        raise BadInputError(f"{p.name}/config.json cannot be read by transformers: {_first_line(exc)}") from exc
     architectures = list(getattr(config, "architectures", None) or [])
     is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
     loader = AutoModelForSequenceClassification if is_classifier else AutoModel
     try:
         model = loader.from_pretrained(str(p), local_files_only=True)
     except Exception as exc:
-        raise BadInputError(f"{p.name}: transformers could not load the model: {_first_line(exc)}")
+        raise BadInputError(f"{p.name}: transformers could not load the model: {_first_line(exc)}") from exc
     model.eval()
     tokenizer = None
     if any((p / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model")):
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         except Exception as exc:
-            raise BadInputError(f"{p.name}: the tokenizer could not be loaded: {_first_line(exc)}")
+            raise BadInputError(f"{p.name}: the tokenizer could not be loaded: {_first_line(exc)}") from exc
     is_decoder = bool(getattr(config, "is_decoder", False)) or any(
         a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures
     )

@@ -131,7 +131,7 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            raise BadInputError(f"{p.name} line {number} is not valid JSON: {exc.msg}")
+            raise BadInputError(f"{p.name} line {number} is not valid JSON: {exc.msg}") from exc
         if isinstance(obj, str):
             obj = {"text": obj}
         if not isinstance(obj, dict):
@@ -180,9 +180,9 @@ def _read_npy(p: Path) -> DataSet:
     try:
         arrays = np.load(p, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
-        raise BadInputError(f"{p.name}: not a plain numeric .npy array ({exc})")
+        raise BadInputError(f"{p.name}: not a plain numeric .npy array ({exc})") from exc
     except Exception as exc:
-        raise BadInputError(f"{p.name}: not a readable .npy file ({type(exc).__name__})")
+        raise BadInputError(f"{p.name}: not a readable .npy file ({type(exc).__name__})") from exc
     if arrays.ndim == 0 or arrays.shape[0] == 0:
         raise BadInputError(f"{p.name} is empty")
     if arrays.dtype.kind not in "fiub":

@@ -93,9 +93,7 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
     fields = dict(raw.meta)
     for field_name, values in fields.items():
         if len(values) != n:
-            raise BadInputError(
-                f"{field_name} in {name} has {len(values)} entries but there are {n} embeddings"
-            )
+            raise BadInputError(f"{field_name} in {name} has {len(values)} entries but there are {n} embeddings")
     notes = list(raw.notes)
     if meta is not None:
         side, side_notes = read_meta_file(meta, n)
@@ -107,8 +105,7 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
     if parents is not None:
         if "labels" not in fields:
             raise BadInputError(
-                "a parents map needs leaf labels: a 'labels' key/column or a --meta file "
-                "with a label column"
+                "a parents map needs leaf labels: a 'labels' key/column or a --meta file with a label column"
             )
         fields["parents"], parent_notes = read_parents_map(parents, fields["labels"])
         notes.extend(parent_notes)
@@ -117,8 +114,7 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
         names = raw.class_names
         top = np.argmax(logits, axis=1)
         fields["predictions"] = (
-            np.asarray(names, dtype=str)[top] if names and len(names) == logits.shape[1]
-            else top.astype(str)
+            np.asarray(names, dtype=str)[top] if names and len(names) == logits.shape[1] else top.astype(str)
         )
         notes.append("predictions taken as the argmax of the logits")
 
@@ -132,13 +128,16 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
             raise BadInputError(f"{name} has {n_bad} of {n} rows with NaN/Inf ({rows})")
         if n - n_bad < 2:
             raise BadInputError(
-                f"need at least 2 samples, got {n - n_bad} after dropping {n_bad} rows "
-                f"with NaN/Inf from {name}"
+                f"need at least 2 samples, got {n - n_bad} after dropping {n_bad} rows with NaN/Inf from {name}"
             )
         notes.append(f"dropped {n_bad} of {n} rows with NaN/Inf ({rows})")
     result = EmbeddingSet(
-        vectors, **fields, logits=logits, class_names=raw.class_names,
-        source=str(file), notes=tuple(notes),
+        vectors,
+        **fields,
+        logits=logits,
+        class_names=raw.class_names,
+        source=str(file),
+        notes=tuple(notes),
     )
     return result.subset(finite) if n_bad else result
 
@@ -149,8 +148,7 @@ def _as_float32(values: np.ndarray, name: str) -> np.ndarray:
         raise BadInputError(f"{name} holds {values.dtype} values, not numbers")
     if values.ndim not in (2, 3):
         raise BadInputError(
-            f"embeddings in {name} must be N×d or N×C×d, got a {values.ndim}-D array of "
-            f"shape {tuple(values.shape)}"
+            f"embeddings in {name} must be N×d or N×C×d, got a {values.ndim}-D array of shape {tuple(values.shape)}"
         )
     if values.shape[-1] == 0 or (values.ndim == 3 and values.shape[1] == 0):
         raise BadInputError(f"embeddings in {name} are empty: shape {tuple(values.shape)}")
@@ -163,10 +161,7 @@ def _check_logits(logits, n: int, name: str) -> np.ndarray | None:
         return None
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[0] != n or logits.dtype.kind not in "fiu":
-        raise BadInputError(
-            f"logits in {name} must be an N×K number array with N={n}, got shape "
-            f"{tuple(logits.shape)}"
-        )
+        raise BadInputError(f"logits in {name} must be an N×K number array with N={n}, got shape {tuple(logits.shape)}")
     return logits.astype(np.float32, copy=False)
 
 

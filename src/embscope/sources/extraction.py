@@ -117,13 +117,17 @@ def select_device(requested: str | None = "auto"):
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise BadInputError(f"device {requested!r} requested but no CUDA device is available; use --device cpu or auto")
+            raise BadInputError(
+                f"device {requested!r} requested but no CUDA device is available; use --device cpu or auto"
+            )
         try:
             device = torch.device(name)
         except RuntimeError:
-            raise BadInputError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
+            raise BadInputError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from None
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise BadInputError(f"device {requested!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
+            raise BadInputError(
+                f"device {requested!r} requested but only {torch.cuda.device_count()} CUDA devices exist"
+            )
         return device
     if name == "mps":
         if not mps_ok:
@@ -228,7 +232,7 @@ class _Prefetcher:
 
 def _text_batches(tokenizer, texts: list[str], order: np.ndarray, batch_size: int, max_length: int):
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         encoded = tokenizer(
             [texts[i] for i in rows],
             padding=True,
@@ -243,7 +247,7 @@ def _array_batches(arrays: np.ndarray, order: np.ndarray, batch_size: int):
     import torch
 
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         chunk = np.ascontiguousarray(arrays[rows])
         tensor = torch.from_numpy(chunk)
         if chunk.dtype.kind == "f" and tensor.dtype != torch.float32:
@@ -262,7 +266,9 @@ def _slice_inputs(inputs, start: int, stop: int):
             keep = int(mask.sum(1).max().item())
             right_padded = bool((mask[:, :keep].sum() == mask.sum()).item())
             if right_padded and keep < mask.shape[1]:
-                sliced = {k: (v[:, :keep] if v.ndim == 2 and v.shape[1] == mask.shape[1] else v) for k, v in sliced.items()}
+                sliced = {
+                    k: (v[:, :keep] if v.ndim == 2 and v.shape[1] == mask.shape[1] else v) for k, v in sliced.items()
+                }
         return sliced
     return inputs[start:stop]
 
@@ -308,8 +314,11 @@ class _Runner:
         hook = capture_output(self.model, self.options.module) if self.options.module else contextlib.nullcontext(box)
         with hook as box:
             if isinstance(inputs, dict):
-                kwargs = {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()
-                          if self.accepted is None or k in self.accepted}
+                kwargs = {
+                    k: v.to(self.device, non_blocking=True)
+                    for k, v in inputs.items()
+                    if self.accepted is None or k in self.accepted
+                }
                 mask = kwargs.get("attention_mask")
                 if self.is_hf:
                     kwargs["return_dict"] = True
@@ -345,7 +354,9 @@ class _Runner:
                 states = getattr(output, "hidden_states", None)
                 n = len(states) if states is not None else 0
                 if not -n <= self.options.layer < n:
-                    raise BadInputError(f"layer {self.options.layer} out of range: the model has hidden states 0…{n - 1}")
+                    raise BadInputError(
+                        f"layer {self.options.layer} out of range: the model has hidden states 0…{n - 1}"
+                    )
                 return states[self.options.layer]
             last = getattr(output, "last_hidden_state", None)
             if last is None:
@@ -453,12 +464,14 @@ def extract(
                 while start < len(rows):
                     stop = min(start + batch_size, len(rows))
                     try:
-                        vec, log = runner(_slice_inputs(inputs, start, stop) if (start, stop) != (0, len(rows)) else inputs)
+                        vec, log = runner(
+                            _slice_inputs(inputs, start, stop) if (start, stop) != (0, len(rows)) else inputs
+                        )
                     except Exception as exc:
                         if not _is_oom(exc):
                             raise
                         if batch_size == 1:
-                            raise BadInputError(f"out of memory on {device} even with batch size 1")
+                            raise BadInputError(f"out of memory on {device} even with batch size 1") from exc
                         if device.type == "cuda":
                             torch.cuda.empty_cache()
                         batch_size = max(1, batch_size // 2)
@@ -470,7 +483,8 @@ def extract(
                         vectors = np.empty((n, *vec_np.shape[1:]), dtype=np.float32)
                     elif vec_np.shape[1:] != vectors.shape[1:]:
                         raise BadInputError(
-                            f"captured output changes shape between batches ({vectors.shape[1:]} vs {vec_np.shape[1:]}); "
+                            "captured output changes shape between batches"
+                            f" ({vectors.shape[1:]} vs {vec_np.shape[1:]}); "
                             "choose a pooling to reduce it to one vector per sample"
                         )
                     vectors[chunk_rows] = vec_np
@@ -491,7 +505,9 @@ def extract(
     if logits is not None and (class_names is None or len(class_names) != logits.shape[1]):
         class_names = None
     if runner.kept_concepts:
-        notes.append(f"captured output is B×C×H without a mask: kept as a concept set of {vectors.shape[1]} vectors per sample")
+        notes.append(
+            f"captured output is B×C×H without a mask: kept as a concept set of {vectors.shape[1]} vectors per sample"
+        )
     if not np.isfinite(vectors).all():
         notes.append("some extracted values are NaN or infinite")
     return Extracted(

@@ -16,8 +16,13 @@ from embscope.errors import BadInputError
 from embscope.sources.raw import META_ALIASES, meta_field, require_file, short_reason, to_strings
 
 # Names of projector metadata TSVs looked for next to a tensors TSV, in order.
-PROJECTOR_META_NAMES = ("{stem}_metadata.tsv", "{stem}-metadata.tsv", "{stem}.metadata.tsv",
-                        "{stem}_meta.tsv", "metadata.tsv")
+PROJECTOR_META_NAMES = (
+    "{stem}_metadata.tsv",
+    "{stem}-metadata.tsv",
+    "{stem}.metadata.tsv",
+    "{stem}_meta.tsv",
+    "metadata.tsv",
+)
 
 
 def decode_text(path: Path) -> str:
@@ -44,8 +49,11 @@ def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
     text = decode_text(path)
     delimiter = delimiter_for(path, text.split("\n", 1)[0])
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-                if any(cell.strip() for cell in row)]
+        rows = [
+            row
+            for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+            if any(cell.strip() for cell in row)
+        ]
     except csv.Error as exc:
         raise BadInputError(f"cannot read {path.name}: {short_reason(exc)}") from None
     if not rows:
@@ -57,9 +65,7 @@ def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> di
     """Known metadata columns of a table (header + data rows) as string arrays."""
     for number, row in enumerate(rows, start=2):
         if len(row) < len(header):
-            raise BadInputError(
-                f"{path.name} line {number} has {len(row)} fields but the header has {len(header)}"
-            )
+            raise BadInputError(f"{path.name} line {number} has {len(row)} fields but the header has {len(header)}")
     meta: dict[str, np.ndarray] = {}
     for col, name in enumerate(header):
         field_name = meta_field(name)
@@ -70,9 +76,7 @@ def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> di
 
 def _check_rows(n_rows: int, n: int, path: Path) -> None:
     if n_rows != n:
-        raise BadInputError(
-            f"metadata file {path.name} has {n_rows} rows but there are {n} embeddings"
-        )
+        raise BadInputError(f"metadata file {path.name} has {n_rows} rows but there are {n} embeddings")
 
 
 def read_meta_file(path, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -101,8 +105,7 @@ def read_meta_file(path, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
     if not any(meta_field(name) for name in header):
         known = ", ".join(aliases[0] for aliases in META_ALIASES.values())
         raise BadInputError(
-            f"metadata file {path.name} has none of the columns {known} "
-            f"(its header is: {', '.join(header)[:120]})"
+            f"metadata file {path.name} has none of the columns {known} (its header is: {', '.join(header)[:120]})"
         )
     _check_rows(len(body), n, path)
     return _columns_to_meta(header, body, path), []
@@ -182,15 +185,13 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
         leaf, parent = row[leaf_col].strip(), row[parent_col].strip()
         if mapping.setdefault(leaf, parent) != parent:
             raise BadInputError(
-                f"parents map {path.name} gives leaf '{leaf}' two parents: "
-                f"'{mapping[leaf]}' and '{parent}'"
+                f"parents map {path.name} gives leaf '{leaf}' two parents: '{mapping[leaf]}' and '{parent}'"
             )
     leaves = known - {""}
     missing = sorted(leaves - mapping.keys())
     if leaves and len(missing) == len(leaves):
         raise BadInputError(
-            f"none of the {len(leaves)} leaf labels appear in parents map {path.name} "
-            f"(e.g. '{missing[0]}')"
+            f"none of the {len(leaves)} leaf labels appear in parents map {path.name} (e.g. '{missing[0]}')"
         )
     parents = np.array([mapping.get(label, "") for label in labels.tolist()], dtype=str)
     notes = []

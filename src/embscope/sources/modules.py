@@ -102,6 +102,7 @@ def module_tree(model, probe: Callable[[], Any] | None = None) -> list[ModuleInf
     handles = []
     if probe is not None:
         for name, module in model.named_modules():
+
             def hook(_m, _i, output, _name=name) -> None:
                 tensor = first_tensor(output)
                 if tensor is not None and _name not in shapes:

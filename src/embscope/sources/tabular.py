@@ -21,9 +21,7 @@ from embscope.sources.metadata import find_projector_metadata, read_projector_me
 from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
 
 # Per-dimension column names: dim_0, dim0, e0, emb_12, x_3, f7, feature_2, v0, …
-DIM_COLUMN = re.compile(
-    r"^(?:dim|d|e|emb|embedding|x|f|feat|feature|v|c|col)[_\-]?(\d+)$", re.IGNORECASE
-)
+DIM_COLUMN = re.compile(r"^(?:dim|d|e|emb|embedding|x|f|feat|feature|v|c|col)[_\-]?(\d+)$", re.IGNORECASE)
 _SPLIT = re.compile(r"[\s,;]+")
 
 
@@ -96,8 +94,7 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
                 line = reader.line_num
                 if len(row) != len(header):
                     raise BadInputError(
-                        f"{path.name} line {line} has {len(row)} fields but the header has "
-                        f"{len(header)}"
+                        f"{path.name} line {line} has {len(row)} fields but the header has {len(header)}"
                     )
                 if not vectors:
                     vector_col, dim_cols = _choose_layout(header, row, path.name)
@@ -115,8 +112,7 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
         raise BadInputError(f"cannot read {path.name}: {short_reason(exc)}") from None
     if not vectors:
         raise BadInputError(f"{path.name} has a header but no data rows")
-    meta = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}")
-            for i, values in meta_values.items()}
+    meta = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}") for i, values in meta_values.items()}
     raw = RawEmbeddings(np.stack(vectors), meta)
     if vector_col is None:
         raw.notes.append(f"{len(dim_cols)} numeric columns of {path.name} read as dimensions")
@@ -129,8 +125,7 @@ def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
             return _parse_vector(row[vector_col])
         except ValueError as exc:
             raise BadInputError(
-                f"{name} line {line}, column '{header[vector_col]}': cannot read a vector "
-                f"({short_reason(exc, 80)})"
+                f"{name} line {line}, column '{header[vector_col]}': cannot read a vector ({short_reason(exc, 80)})"
             ) from None
     try:  # fast path: numpy parses the number strings itself
         return np.array([row[col] for col in dim_cols], dtype=np.float32)
@@ -142,9 +137,7 @@ def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
         try:
             out[k] = float(cell) if cell else np.nan  # a blank cell is a missing value
         except ValueError:
-            raise BadInputError(
-                f"{name} line {line}, column '{header[col]}': {cell[:40]!r} is not a number"
-            ) from None
+            raise BadInputError(f"{name} line {line}, column '{header[col]}': {cell[:40]!r} is not a number") from None
     return out
 
 
@@ -168,9 +161,7 @@ def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddin
                 except ValueError:
                     if not rows:  # a header row: this is a table, not projector tensors
                         return read_text_table(path, delimiter="\t")
-                    raise BadInputError(
-                        f"{path.name} line {line_number} holds a value that is not a number"
-                    ) from None
+                    raise BadInputError(f"{path.name} line {line_number} holds a value that is not a number") from None
                 if rows and values.shape != rows[0].shape:
                     raise BadInputError(
                         f"ragged rows in {path.name}: line {line_number} has {values.size} "
@@ -195,14 +186,11 @@ def read_parquet(path: Path) -> RawEmbeddings:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise BadInputError(
-            f"reading {path.name} needs pyarrow: pip install 'embscope[parquet]'"
-        ) from None
+        raise BadInputError(f"reading {path.name} needs pyarrow: pip install 'embscope[parquet]'") from None
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read {path.name}: not a valid parquet file "
-                            f"({short_reason(exc, 100)})") from None
+        raise BadInputError(f"cannot read {path.name}: not a valid parquet file ({short_reason(exc, 100)})") from None
     if table.num_rows == 0:
         raise BadInputError(f"{path.name} has no rows")
     names = table.column_names
@@ -221,8 +209,9 @@ def read_parquet(path: Path) -> RawEmbeddings:
         try:
             vectors = np.stack([_parse_vector(c or "") for c in table[column].to_pylist()])
         except ValueError as exc:
-            raise BadInputError(f"cannot read vectors in column '{column}' of {path.name} "
-                                f"({short_reason(exc, 80)})") from None
+            raise BadInputError(
+                f"cannot read vectors in column '{column}' of {path.name} ({short_reason(exc, 80)})"
+            ) from None
         return RawEmbeddings(vectors, meta)
     if lists:
         column = next((n for n in named if n in lists), lists[0])
@@ -235,9 +224,7 @@ def read_parquet(path: Path) -> RawEmbeddings:
             f"no embedding columns in {path.name} (columns: {', '.join(names)[:120]}); expected "
             "a list column such as 'embedding' or numeric columns dim_0, dim_1, …"
         )
-    vectors = np.column_stack(
-        [table[n].to_numpy().astype(np.float32, copy=False) for n in dims]
-    )
+    vectors = np.column_stack([table[n].to_numpy().astype(np.float32, copy=False) for n in dims])
     note = f"{len(dims)} numeric columns of {path.name} read as dimensions"
     return RawEmbeddings(vectors, meta, notes=[note])
 
@@ -245,8 +232,7 @@ def read_parquet(path: Path) -> RawEmbeddings:
 def _is_list_type(arrow_type) -> bool:
     import pyarrow as pa
 
-    return (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
-            or pa.types.is_fixed_size_list(arrow_type))
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type)
 
 
 def _list_column(chunked, column: str, name: str) -> np.ndarray:

@@ -31,11 +31,27 @@ DEFAULT_KNN = 15
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (
-    "effective_rank", "effective_rank_normalized", "effective_rank_centered",
-    "participation_ratio", "participation_ratio_normalized", "dims_for_95_variance",
-    "top1_variance_ratio", "top5_variance_ratio", "top1_dominance", "mean_norm", "std_norm",
-    "max_pairwise_l2", "collapse_ratio", "collapse_ratio_method", "mean_cosine", "max_cosine",
-    "n_duplicate_pairs", "isotropy", "uniformity", "collapsed_dimensions", "knn_label_accuracy",
+    "effective_rank",
+    "effective_rank_normalized",
+    "effective_rank_centered",
+    "participation_ratio",
+    "participation_ratio_normalized",
+    "dims_for_95_variance",
+    "top1_variance_ratio",
+    "top5_variance_ratio",
+    "top1_dominance",
+    "mean_norm",
+    "std_norm",
+    "max_pairwise_l2",
+    "collapse_ratio",
+    "collapse_ratio_method",
+    "mean_cosine",
+    "max_cosine",
+    "n_duplicate_pairs",
+    "isotropy",
+    "uniformity",
+    "collapsed_dimensions",
+    "knn_label_accuracy",
 )
 
 
@@ -121,10 +137,19 @@ def load_source(
                 "(and see its modules with `embscope modules`)"
             )
         extract = ExtractRequest(
-            checkpoint=source, data=request.data, module=request.module, pooling=request.pooling,
-            layer=request.layer, factory=request.factory, device=request.device, dtype=request.dtype,
-            batch_size=request.batch_size, trust=request.trust, use_cache=request.use_cache,
-            meta=request.meta, parents=request.parents,
+            checkpoint=source,
+            data=request.data,
+            module=request.module,
+            pooling=request.pooling,
+            layer=request.layer,
+            factory=request.factory,
+            device=request.device,
+            dtype=request.dtype,
+            batch_size=request.batch_size,
+            trust=request.trust,
+            use_cache=request.use_cache,
+            meta=request.meta,
+            parents=request.parents,
         )
         embeddings = yield from sub_job(extract_job(extract, cancel), "extracting")
         yield Progress("inspecting weights")
@@ -172,8 +197,13 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
         if embeddings.labels is not None:
             # Label agreement is a property of samples, so it uses the sample graph.
             pooled = compute_geometry(per_sample, embeddings.labels, graph, cancel=cancel)
-            for key in ("knn_label_accuracy", "knn_label_lift", "label_base_rate",
-                        "intra_class_cosine_distance", "inter_class_cosine_distance"):
+            for key in (
+                "knn_label_accuracy",
+                "knn_label_lift",
+                "label_base_rate",
+                "intra_class_cosine_distance",
+                "inter_class_cosine_distance",
+            ):
                 if key in pooled.metrics:
                     geometry.metrics[key] = pooled.metrics[key]
     else:
@@ -204,7 +234,8 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
             gradeable["purity_parent"] = coarse["purity_parent"]
     grades = grade_metrics(gradeable, thresholds)
     verdict = decide_verdict(
-        summary["geometry"], grades,
+        summary["geometry"],
+        grades,
         concepts=summary.get("concepts"),
         predictions=summary.get("predictions"),
         clusters=summary.get("clusters"),
@@ -217,9 +248,19 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     summary["timings_s"] = dict(timings)
     yield Progress("done", 1.0)
     return AnalysisResult(
-        request=request, embeddings=embeddings, geometry=geometry, concepts=concepts,
-        predictions=predictions, graph=graph, clusters=clusters, weights=weights,
-        thresholds=thresholds, grades=grades, verdict=verdict, summary=summary, timings=timings,
+        request=request,
+        embeddings=embeddings,
+        geometry=geometry,
+        concepts=concepts,
+        predictions=predictions,
+        graph=graph,
+        clusters=clusters,
+        weights=weights,
+        thresholds=thresholds,
+        grades=grades,
+        verdict=verdict,
+        summary=summary,
+        timings=timings,
     )
 
 

@@ -83,8 +83,7 @@ class ClusterCache:
         def check(_iteration: int, _chaos: float) -> None:
             cancel.raise_if_cancelled()
 
-        ids, info = markov_cluster(self.adjacency, key, return_info=True, on_iteration=check,
-                                   **self.mcl_options)
+        ids, info = markov_cluster(self.adjacency, key, return_info=True, on_iteration=check, **self.mcl_options)
         with self._lock:
             self._results[key] = (ids, info.iterations)
         return ids, info.iterations
@@ -124,4 +123,3 @@ def cluster_sweep_job(
         results[inflation] = cache.cluster_at(inflation, cancel)
     yield Progress("MCL sweep", 1.0, "reading the sweep")
     return build_sweep(results, labels, parents)
-

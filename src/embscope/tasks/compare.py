@@ -87,8 +87,11 @@ class MetricDelta:
 
     def to_summary(self) -> dict:
         return {
-            "values": self.values, "deltas": self.deltas, "direction": self.direction,
-            "grades": self.grades, "higher_is_better": self.higher_is_better,
+            "values": self.values,
+            "deltas": self.deltas,
+            "direction": self.direction,
+            "grades": self.grades,
+            "higher_is_better": self.higher_is_better,
         }
 
 
@@ -107,26 +110,31 @@ class CompareResult:
         """The ``compare.json`` dictionary."""
         from embscope.tasks.analyze import json_ready
 
-        return json_ready({
-            "schema_version": COMPARE_SCHEMA_VERSION,
-            "reference": self.sides[0].name,
-            "sources": self.names,
-            "verdicts": {s.name: s.verdict.to_summary() for s in self.sides},
-            "verdict_comparison": self.verdict_line,
-            "metrics": {name: row.to_summary() for name, row in self.table.items()},
-            "alignment": {
-                s.name: None if s.alignment is None else {
-                    "method": "orthogonal Procrustes on shared samples (PCA maps)",
-                    "shared_samples": len(s.shared_rows[0]),
-                    "scale": s.alignment.scale,
-                    "reflection": bool(np.linalg.det(s.alignment.rotation) < 0),
-                    "rms_residual": s.alignment.residual,
-                    "disparity": s.alignment.disparity,
-                } for s in self.sides
-            },
-            "summaries": {s.name: s.summary for s in self.sides},
-            "notes": list(self.notes),
-        })
+        return json_ready(
+            {
+                "schema_version": COMPARE_SCHEMA_VERSION,
+                "reference": self.sides[0].name,
+                "sources": self.names,
+                "verdicts": {s.name: s.verdict.to_summary() for s in self.sides},
+                "verdict_comparison": self.verdict_line,
+                "metrics": {name: row.to_summary() for name, row in self.table.items()},
+                "alignment": {
+                    s.name: None
+                    if s.alignment is None
+                    else {
+                        "method": "orthogonal Procrustes on shared samples (PCA maps)",
+                        "shared_samples": len(s.shared_rows[0]),
+                        "scale": s.alignment.scale,
+                        "reflection": bool(np.linalg.det(s.alignment.rotation) < 0),
+                        "rms_residual": s.alignment.residual,
+                        "disparity": s.alignment.disparity,
+                    }
+                    for s in self.sides
+                },
+                "summaries": {s.name: s.summary for s in self.sides},
+                "notes": list(self.notes),
+            }
+        )
 
 
 def source_names(sources: list[str]) -> list[str]:
@@ -209,8 +217,7 @@ def metric_table(
             else:
                 direction.append("better" if rule.better(float(v), float(ref)) else "worse")
         row_grades = [None if g is None else g.get(name) for g in (grades or [None] * len(metrics))]
-        table[name] = MetricDelta(name, values, deltas, direction, row_grades,
-                                  None if rule is None else rule.higher)
+        table[name] = MetricDelta(name, values, deltas, direction, row_grades, None if rule is None else rule.higher)
     return table
 
 
@@ -226,7 +233,7 @@ def verdict_comparison(names: list[str], verdicts: list[Verdict]) -> str:
         return f"all {len(names)} sources: {labels[0]} ({verdicts[0].headline})"
     ref = _severity(labels[0])
     parts = [f"{names[0]}: {labels[0]}"]
-    for name, label in zip(names[1:], labels[1:]):
+    for name, label in zip(names[1:], labels[1:], strict=False):
         sev = _severity(label)
         how = "same verdict" if label == labels[0] else ("worse" if sev < ref else "better")
         parts.append(f"{name}: {label} ({how})")
@@ -245,8 +252,11 @@ def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep:
         alignment=None,
         shared_rows=None,
         result=result if keep else None,
-        categories={key: np.asarray(value) for key in ("labels", "parents", "predictions")
-                    if (value := getattr(result.embeddings, key)) is not None},
+        categories={
+            key: np.asarray(value)
+            for key in ("labels", "parents", "predictions")
+            if (value := getattr(result.embeddings, key)) is not None
+        },
     )
 
 
@@ -262,7 +272,7 @@ def align_layouts(
     unchanged with ``fit=None``.
     """
     out = [(layouts[0], None, None)]
-    for layout, own_ids in zip(layouts[1:], ids[1:]):
+    for layout, own_ids in zip(layouts[1:], ids[1:], strict=False):
         rows_ref, rows_own = shared_rows(ids[0], own_ids, len(layouts[0]), len(layout))
         reference = np.full(layout.shape, np.nan)
         reference[rows_own] = layouts[0][rows_ref]
@@ -284,7 +294,7 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
     grades: list[dict[str, str]] = []
     notes: list[str] = []
     count = len(request.sources)
-    for i, (name, analyze) in enumerate(zip(names, request.sources)):
+    for i, (name, analyze) in enumerate(zip(names, request.sources, strict=False)):
         cancel.raise_if_cancelled()
         result = yield from sub_job(analyze_job(analyze, cancel), f"{name} ({i + 1}/{count})")
         if not thresholds:
@@ -304,7 +314,9 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
     yield Progress("aligning maps", None)
     aligned = align_layouts([s.layout for s in sides], ids, scale=request.scale_maps)
-    sides = [replace(s, layout=a, alignment=fit, shared_rows=rows) for s, (a, fit, rows) in zip(sides, aligned)]
+    sides = [
+        replace(s, layout=a, alignment=fit, shared_rows=rows) for s, (a, fit, rows) in zip(sides, aligned, strict=False)
+    ]
     for s in sides[1:]:
         if len(s.shared_rows[0]) < s.summary.get("n_samples", 0):
             notes.append(f"{s.name}: {len(s.shared_rows[0])} samples shared with {sides[0].name}")
@@ -331,14 +343,18 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
     if max_rows is not None:
         rows = rows[:max_rows]
     for row in rows:
-        values = [_fmt(v) + (f" ({g})" if g else "") for v, g in zip(row.values, row.grades)]
-        deltas = [("—" if d is None else f"{d:+.4g}") + mark[w] for d, w in zip(row.deltas[1:], row.direction[1:])]
+        values = [_fmt(v) + (f" ({g})" if g else "") for v, g in zip(row.values, row.grades, strict=False)]
+        deltas = [
+            ("—" if d is None else f"{d:+.4g}") + mark[w]
+            for d, w in zip(row.deltas[1:], row.direction[1:], strict=False)
+        ]
         lines.append("| " + " | ".join([row.name, *values, *deltas]) + " |")
     lines += ["", "Maps: PCA of each source, aligned onto the first by orthogonal Procrustes on shared samples."]
     for s in result.sides[1:]:
         fit = s.alignment
-        lines.append(f"- {s.name}: {len(s.shared_rows[0])} shared samples, scale {fit.scale:.3g}, "
-                     f"disparity {fit.disparity:.3g}")
+        lines.append(
+            f"- {s.name}: {len(s.shared_rows[0])} shared samples, scale {fit.scale:.3g}, disparity {fit.disparity:.3g}"
+        )
     if result.notes:
         lines += ["", "Notes:", *(f"- {n}" for n in result.notes)]
     return "\n".join(lines) + "\n"

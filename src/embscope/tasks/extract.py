@@ -177,8 +177,9 @@ def extract_job(
     )
     result = yield from relay(
         extract(loaded, data, options, cancel),
-        lambda step: Progress("extracting", step.done / max(step.total, 1),
-                              f"{step.done}/{step.total} samples on {step.device}"),
+        lambda step: Progress(
+            "extracting", step.done / max(step.total, 1), f"{step.done}/{step.total} samples on {step.device}"
+        ),
     )
     notes = (*loaded.notes, *result.notes)
     if cache_file is not None:

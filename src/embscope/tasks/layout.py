@@ -52,8 +52,7 @@ def _graph_key(graph: KnnGraph) -> str:
     return graph.fingerprint or f"id{id(graph)}"
 
 
-def pca_layout_cached(x: np.ndarray, graph: KnnGraph | None = None,
-                      cache: LayoutCache | None = None) -> np.ndarray:
+def pca_layout_cached(x: np.ndarray, graph: KnnGraph | None = None, cache: LayoutCache | None = None) -> np.ndarray:
     """PCA map of ``x``; cached under ``graph``'s fingerprint when a graph is given."""
     cache = LAYOUT_CACHE if cache is None else cache
     if graph is None:
@@ -92,11 +91,13 @@ def umap_layout_job(
         yield Progress("UMAP", 1.0, "cached")
         return hit
     yield Progress("UMAP", 0.0, "loading numba code")
-    gen = iter_umap_layout(graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed,
-                           n_epochs=n_epochs, cancel=cancel)
+    gen = iter_umap_layout(
+        graph, x, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, n_epochs=n_epochs, cancel=cancel
+    )
     message = f"optimising the layout of {graph.n_nodes} points"
-    emb = yield from relay(gen, lambda fraction: Progress("UMAP", 0.05 + 0.95 * fraction, message),
-                           cancel.raise_if_cancelled)
+    emb = yield from relay(
+        gen, lambda fraction: Progress("UMAP", 0.05 + 0.95 * fraction, message), cancel.raise_if_cancelled
+    )
     cancel.raise_if_cancelled()
     cache.put(key, emb)
     yield Progress("UMAP", 1.0, "done")

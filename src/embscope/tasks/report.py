@@ -171,7 +171,7 @@ def write_outputs(result, out_dir: str | Path) -> dict[str, Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInputError(f"cannot create output folder {out}: {exc.strerror or exc}")
+        raise BadInputError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     weights_lines = result.weights.markdown_lines() if result.weights is not None else None
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays_payload(result))

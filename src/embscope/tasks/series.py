@@ -45,9 +45,16 @@ CACHE_VERSION = 1
 
 #: Metrics shown first (and in this order) in series.csv and the GUI's picker.
 HEADLINE_METRICS = (
-    "effective_rank", "effective_rank_normalized", "participation_ratio",
-    "participation_ratio_normalized", "collapse_ratio", "mean_cosine",
-    "purity_leaf", "purity_parent", "knn_label_accuracy", "predictions.accuracy",
+    "effective_rank",
+    "effective_rank_normalized",
+    "participation_ratio",
+    "participation_ratio_normalized",
+    "collapse_ratio",
+    "mean_cosine",
+    "purity_leaf",
+    "purity_parent",
+    "knn_label_accuracy",
+    "predictions.accuracy",
     "predictions.modal_share",
 )
 
@@ -111,19 +118,26 @@ class SeriesResult:
         """The ``series.json`` dictionary."""
         from embscope.tasks.analyze import json_ready
 
-        return json_ready({
-            "schema_version": SERIES_SCHEMA_VERSION,
-            "unit": self.unit,
-            "steps": self.steps,
-            "checkpoints": [
-                {"step": p.step, "path": p.path, "verdict": p.verdict, "headline": p.headline,
-                 "from_cache": p.from_cache}
-                for p in self.points
-            ],
-            "metrics": {name: self.values(name) for name in self.metric_names},
-            "first_poor": {name: c.to_summary() for name, c in self.crossings.items()},
-            "notes": list(self.notes),
-        })
+        return json_ready(
+            {
+                "schema_version": SERIES_SCHEMA_VERSION,
+                "unit": self.unit,
+                "steps": self.steps,
+                "checkpoints": [
+                    {
+                        "step": p.step,
+                        "path": p.path,
+                        "verdict": p.verdict,
+                        "headline": p.headline,
+                        "from_cache": p.from_cache,
+                    }
+                    for p in self.points
+                ],
+                "metrics": {name: self.values(name) for name in self.metric_names},
+                "first_poor": {name: c.to_summary() for name, c in self.crossings.items()},
+                "notes": list(self.notes),
+            }
+        )
 
     def to_csv(self) -> str:
         """``series.csv``: one row per checkpoint, one column per metric."""
@@ -229,14 +243,16 @@ def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) ->
                 _write_cached(cache_file, payload)
         summary = payload["summary"]
         verdict = summary.get("verdict") or {}
-        points.append(SeriesPoint(
-            step=entry.step,
-            path=str(entry.path),
-            metrics=scalar_metrics(summary, request.purity_inflation),
-            verdict=str(verdict.get("label", "")),
-            headline=str(verdict.get("headline", "")),
-            from_cache=from_cache,
-        ))
+        points.append(
+            SeriesPoint(
+                step=entry.step,
+                path=str(entry.path),
+                metrics=scalar_metrics(summary, request.purity_inflation),
+                verdict=str(verdict.get("label", "")),
+                headline=str(verdict.get("headline", "")),
+                from_cache=from_cache,
+            )
+        )
     crossings = first_poor_crossings([p.step for p in points], [p.metrics for p in points], thresholds)
     yield Progress("done", 1.0)
     return SeriesResult(points=points, crossings=crossings, unit=unit, notes=notes)
