@@ -100,6 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.series:run")
 
+    p = sub.add_parser("layers", help="metrics of every layer in one forward pass: where does it collapse?")
+    p.add_argument("source", help="checkpoint file (with --factory) or Hugging Face model folder")
+    _add_source_options(p)
+    p.add_argument(
+        "--layers",
+        metavar="RULE",
+        help="modules to sweep: comma-separated globs over module names, * = one name part, ** = any "
+        "(default: the embedding module and every block of the longest module list)",
+    )
+    p.add_argument("--thresholds", metavar="FILE", help="grading thresholds (TOML or JSON)")
+    p.add_argument(
+        "--sample-size",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="rows per layer used by the collapse ratio and kNN label accuracy (default 4096; spectra use all)",
+    )
+    p.add_argument("--no-png", action="store_true", help="skip the metric-vs-depth PNGs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(handler="embscope.commands.layers:run")
+
     p = sub.add_parser("gui", help="open the desktop app")
     p.add_argument("sources", nargs="*")
     p.set_defaults(handler="embscope.commands.gui:run")

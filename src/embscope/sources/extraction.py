@@ -392,6 +392,83 @@ class _Runner:
         return pool(hidden, token_mask, pooling)
 
 
+@dataclass(frozen=True, eq=False)
+class _Chunk:
+    """One model call's result for the samples ``rows`` (input-order indices)."""
+
+    rows: np.ndarray
+    value: Any
+
+
+def _prepare(loaded: LoadedModel, data: DataSet, options: ExtractionOptions):
+    """Validate the options, put the model on its device; the device."""
+    if options.batch_size < 1:
+        raise BadInputError(f"batch size must be at least 1, got {options.batch_size}")
+    device = select_device(options.device)
+    _autocast(device, options.dtype)  # validates the dtype before any work
+    if data.is_text and loaded.tokenizer is None:
+        raise BadInputError(
+            "text data needs a model with a tokenizer (a Hugging Face folder); give .npy arrays for other models"
+        )
+    loaded.model.eval()
+    loaded.model.to(device)
+    return device
+
+
+def _run_batches(
+    loaded: LoadedModel, data: DataSet, options: ExtractionOptions, device, call, notes: list[str], cancel
+):
+    """The batch loop shared by every extraction: yields :class:`BatchDone` and :class:`_Chunk`.
+
+    Text is sorted longest first (an out-of-memory error, if any, comes on the
+    first batch) and tokenized on a helper thread; ``call(inputs)`` runs the
+    model on one chunk; an out-of-memory error halves the batch and retries.
+    """
+    import torch
+
+    n = data.n_samples
+    if data.is_text and options.sort_by_length:
+        order = np.argsort(-np.fromiter((len(t) for t in data.texts), dtype=np.int64, count=n), kind="stable")
+    else:
+        order = np.arange(n)
+    if data.is_text:
+        batches: Iterator = _text_batches(loaded.tokenizer, data.texts, order, options.batch_size, loaded.max_length)
+    else:
+        batches = _array_batches(data.arrays, order, options.batch_size)
+    prefetch = _Prefetcher(batches) if options.background_tokenizer else None
+    source = iter(prefetch) if prefetch is not None else batches
+    batch_size = options.batch_size
+    done = 0
+    yield BatchDone(0, n, str(device))
+    try:
+        with torch.inference_mode(), _autocast(device, options.dtype):
+            for rows, inputs in source:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                start = 0
+                while start < len(rows):
+                    stop = min(start + batch_size, len(rows))
+                    try:
+                        value = call(_slice_inputs(inputs, start, stop) if (start, stop) != (0, len(rows)) else inputs)
+                    except Exception as exc:
+                        if not _is_oom(exc):
+                            raise
+                        if batch_size == 1:
+                            raise BadInputError(f"out of memory on {device} even with batch size 1") from exc
+                        if device.type == "cuda":
+                            torch.cuda.empty_cache()
+                        batch_size = max(1, batch_size // 2)
+                        notes.append(f"out of memory on {device}: batch size halved to {batch_size}")
+                        continue
+                    yield _Chunk(rows[start:stop], value)
+                    start = stop
+                done += len(rows)
+                yield BatchDone(done, n, str(device))
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+
+
 def extract(
     loaded: LoadedModel,
     data: DataSet,
@@ -423,82 +500,32 @@ def extract(
     Extracted
         Vectors (and logits) in input order.
     """
-    import torch
-
-    if options.batch_size < 1:
-        raise BadInputError(f"batch size must be at least 1, got {options.batch_size}")
-    device = select_device(options.device)
-    _autocast(device, options.dtype)  # validates the dtype before any work
-    if data.is_text and loaded.tokenizer is None:
-        raise BadInputError(
-            "text data needs a model with a tokenizer (a Hugging Face folder); give .npy arrays for other models"
-        )
-    model = loaded.model
-    model.eval()
-    model.to(device)
+    device = _prepare(loaded, data, options)
     runner = _Runner(loaded, options, device, data.is_text)
     n = data.n_samples
-    if data.is_text and options.sort_by_length:
-        # Longest first: an out-of-memory error, if any, comes on the first batch.
-        order = np.argsort(-np.fromiter((len(t) for t in data.texts), dtype=np.int64, count=n), kind="stable")
-    else:
-        order = np.arange(n)
-    if data.is_text:
-        batches: Iterator = _text_batches(loaded.tokenizer, data.texts, order, options.batch_size, loaded.max_length)
-    else:
-        batches = _array_batches(data.arrays, order, options.batch_size)
-    prefetch = _Prefetcher(batches) if options.background_tokenizer else None
-    source = iter(prefetch) if prefetch is not None else batches
     vectors: np.ndarray | None = None
     logits: np.ndarray | None = None
-    batch_size = options.batch_size
     notes: list[str] = []
-    done = 0
-    yield BatchDone(0, n, str(device))
-    try:
-        with torch.inference_mode(), _autocast(device, options.dtype):
-            for rows, inputs in source:
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                start = 0
-                while start < len(rows):
-                    stop = min(start + batch_size, len(rows))
-                    try:
-                        vec, log = runner(
-                            _slice_inputs(inputs, start, stop) if (start, stop) != (0, len(rows)) else inputs
-                        )
-                    except Exception as exc:
-                        if not _is_oom(exc):
-                            raise
-                        if batch_size == 1:
-                            raise BadInputError(f"out of memory on {device} even with batch size 1") from exc
-                        if device.type == "cuda":
-                            torch.cuda.empty_cache()
-                        batch_size = max(1, batch_size // 2)
-                        notes.append(f"out of memory on {device}: batch size halved to {batch_size}")
-                        continue
-                    chunk_rows = rows[start:stop]
-                    vec_np = vec.cpu().numpy()
-                    if vectors is None:
-                        vectors = np.empty((n, *vec_np.shape[1:]), dtype=np.float32)
-                    elif vec_np.shape[1:] != vectors.shape[1:]:
-                        raise BadInputError(
-                            "captured output changes shape between batches"
-                            f" ({vectors.shape[1:]} vs {vec_np.shape[1:]}); "
-                            "choose a pooling to reduce it to one vector per sample"
-                        )
-                    vectors[chunk_rows] = vec_np
-                    if log is not None:
-                        log_np = log.cpu().numpy()
-                        if logits is None:
-                            logits = np.empty((n, *log_np.shape[1:]), dtype=np.float32)
-                        logits[chunk_rows] = log_np
-                    start = stop
-                done += len(rows)
-                yield BatchDone(done, n, str(device))
-    finally:
-        if prefetch is not None:
-            prefetch.close()
+    for item in _run_batches(loaded, data, options, device, runner, notes, cancel):
+        if isinstance(item, BatchDone):
+            yield item
+            continue
+        vec, log = item.value
+        vec_np = vec.cpu().numpy()
+        if vectors is None:
+            vectors = np.empty((n, *vec_np.shape[1:]), dtype=np.float32)
+        elif vec_np.shape[1:] != vectors.shape[1:]:
+            raise BadInputError(
+                "captured output changes shape between batches"
+                f" ({vectors.shape[1:]} vs {vec_np.shape[1:]}); "
+                "choose a pooling to reduce it to one vector per sample"
+            )
+        vectors[item.rows] = vec_np
+        if log is not None:
+            log_np = log.cpu().numpy()
+            if logits is None:
+                logits = np.empty((n, *log_np.shape[1:]), dtype=np.float32)
+            logits[item.rows] = log_np
     if vectors is None:
         raise BadInputError("no samples to extract")
     class_names = runner.class_names

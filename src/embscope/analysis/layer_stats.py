@@ -1,0 +1,232 @@
+"""Per-layer geometry from one streaming pass: memory O(L·d²), never O(N·L·d).
+
+A layer sweep sees every block's pooled output batch by batch.  For each
+layer a :class:`LayerAccumulator` keeps what the spectrum needs — the d×d
+Gram matrix of the rows shifted by the first batch's centroid (summed in
+float64), the shifted sum, the unit-vector sum and norm moments — plus the
+vectors of one fixed random subset of rows (the same rows for every layer),
+so the metrics that need actual points (collapse ratio, kNN label accuracy,
+intrinsic dimension) are computed on a sample whose size does not grow with N.
+Spectral metrics are exact over all N; the sampled ones say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embscope.analysis import spectrum as spec
+from embscope.analysis.graph import exact_knn
+from embscope.errors import BadInputError
+
+#: Rows kept per layer for the pair and label metrics (all rows when N is smaller).
+SAMPLE_ROWS = 4096
+#: Neighbours voting in the sampled kNN label accuracy (as in Phase 2).
+KNN_VOTE_K = 10
+
+
+def sample_rows(n_samples: int, size: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the rows every layer keeps: all when ``n_samples <= size``."""
+    if n_samples <= size:
+        return np.arange(n_samples)
+    return np.sort(np.random.default_rng(seed).choice(n_samples, size, replace=False))
+
+
+class LayerAccumulator:
+    """Streaming spectrum statistics of one layer's N×d outputs, fed in any row order.
+
+    Parameters
+    ----------
+    dim
+        Width d of the layer's pooled output.
+    kept_rows
+        Sorted sample row indices (from :func:`sample_rows`) whose vectors are kept.
+    keep_all
+        Also keep every row (N×d): only for the layers a user opens.
+    n_samples
+        N, needed when ``keep_all``.
+    """
+
+    def __init__(self, dim: int, kept_rows: np.ndarray, *, keep_all: bool = False, n_samples: int = 0) -> None:
+        self.dim = dim
+        self.kept_rows = np.asarray(kept_rows, dtype=np.int64)
+        self.sample = np.zeros((self.kept_rows.size, dim), dtype=np.float32)
+        self.all_rows = np.zeros((n_samples, dim), dtype=np.float32) if keep_all else None
+        self.shift: np.ndarray | None = None
+        self.gram = np.zeros((dim, dim), dtype=np.float64)
+        self.shifted_sum = np.zeros(dim)
+        self.unit_sum = np.zeros(dim)
+        self.norm_sum = 0.0
+        self.norm_sq_sum = 0.0
+        self.min_norm = np.inf
+        self.max_norm = 0.0
+        self.nonzero = 0
+        self.count = 0
+
+    def update(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Add the outputs ``vectors`` (B×d) of samples ``rows`` (B indices into the data)."""
+        block = np.asarray(vectors, dtype=np.float64)
+        if block.ndim != 2 or block.shape[1] != self.dim:
+            raise BadInputError(f"layer output changed shape: expected B×{self.dim}, got {tuple(block.shape)}")
+        if not np.isfinite(block).all():
+            raise BadInputError("a layer produced NaN or Inf values; the model diverged or the input is out of range")
+        if self.shift is None:
+            # First-batch centroid: the stable shifted-data update of analysis.spectrum.gram_pass.
+            self.shift = block.mean(axis=0)
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        self.unit_sum += block.T @ np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+        self.norm_sum += float(norms.sum())
+        self.norm_sq_sum += float((norms**2).sum())
+        self.min_norm = min(self.min_norm, float(norms.min()))
+        self.max_norm = max(self.max_norm, float(norms.max()))
+        self.nonzero += int((norms > 0).sum())
+        shifted = block - self.shift
+        self.shifted_sum += shifted.sum(axis=0)
+        self.gram += shifted.T @ shifted
+        self.count += block.shape[0]
+        rows = np.asarray(rows, dtype=np.int64)
+        where = np.searchsorted(self.kept_rows, rows)
+        hit = (where < self.kept_rows.size) & (self.kept_rows[np.minimum(where, self.kept_rows.size - 1)] == rows)
+        self.sample[where[hit]] = vectors[hit]
+        if self.all_rows is not None:
+            self.all_rows[rows] = vectors
+
+    def finish(self) -> LayerStats:
+        """The layer's spectra and moments (raises when no row was added)."""
+        if self.count == 0 or self.shift is None:
+            raise BadInputError("no samples reached this layer")
+        n = self.count
+        delta = self.shifted_sum / n
+        centered = self.gram - n * np.outer(delta, delta)
+        mean = self.shift + delta
+        eig_c = np.clip(np.linalg.eigvalsh(centered)[::-1], 0.0, None)
+        eig_u = np.clip(np.linalg.eigvalsh(centered + n * np.outer(mean, mean))[::-1], 0.0, None)
+        rank = min(n, self.dim)
+        return LayerStats(
+            n_samples=n,
+            dim=self.dim,
+            singular_values=np.sqrt(eig_u[:rank]),
+            centered_singular_values=np.sqrt(eig_c[:rank]),
+            mean=mean,
+            dimension_variance=np.clip(np.diag(centered), 0.0, None) / max(n - 1, 1),
+            unit_sum=self.unit_sum.copy(),
+            nonzero=self.nonzero,
+            mean_norm=self.norm_sum / n,
+            std_norm=float(np.sqrt(max(self.norm_sq_sum / n - (self.norm_sum / n) ** 2, 0.0))),
+            min_norm=self.min_norm,
+            max_norm=self.max_norm,
+            sample_rows=self.kept_rows,
+            sample=self.sample,
+            vectors=self.all_rows,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class LayerStats:
+    """What one layer's streaming pass gathered (see :class:`LayerAccumulator`)."""
+
+    n_samples: int
+    dim: int
+    singular_values: np.ndarray
+    centered_singular_values: np.ndarray
+    mean: np.ndarray
+    dimension_variance: np.ndarray
+    unit_sum: np.ndarray
+    nonzero: int
+    mean_norm: float
+    std_norm: float
+    min_norm: float
+    max_norm: float
+    sample_rows: np.ndarray
+    sample: np.ndarray
+    vectors: np.ndarray | None = field(default=None)
+
+    @property
+    def covariance_eigenvalues(self) -> np.ndarray:
+        return self.centered_singular_values**2 / max(self.n_samples - 1, 1)
+
+
+def _sample_pair_stats(sample: np.ndarray) -> float:
+    """Largest pairwise L2 distance among the sample rows (blocked, exact over the sample)."""
+    x = sample.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    best = 0.0
+    for start in range(0, x.shape[0], 1024):
+        block = x[start : start + 1024]
+        d2 = sq[start : start + 1024, None] + sq[None, :] - 2.0 * block @ x.T
+        best = max(best, float(d2.max(initial=0.0)))
+    return float(np.sqrt(max(best, 0.0)))
+
+
+def knn_label_accuracy_on_sample(sample: np.ndarray, labels: np.ndarray, k: int = KNN_VOTE_K) -> float:
+    """Leave-one-out k-NN majority-vote accuracy on the sample's exact cosine graph."""
+    from embscope.analysis.geometry import knn_label_accuracy
+
+    x = sample.astype(np.float64)
+    peak = float(np.abs(x).max(initial=0.0))
+    # Cosine neighbours do not depend on scale; rescaling keeps diverged layers (1e20+) finite in float32.
+    graph = exact_knn(x / peak if peak > 0 else x, k)
+    return knn_label_accuracy(graph, labels, k)
+
+
+def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
+    """Per-layer metrics under the names Phase 2 uses, so the same thresholds grade them.
+
+    ``labels`` are the labels of all N samples (the sample's are taken from
+    them).  Spectral metrics and the mean cosine are exact over all N; the
+    collapse ratio and the kNN label accuracy use the kept sample, and their
+    ``*_method`` keys say so.
+    """
+    n, d = stats.n_samples, stats.dim
+    lam = stats.covariance_eigenvalues
+    full_rank = min(n, d)
+    er = spec.effective_rank(stats.singular_values)
+    erc = spec.effective_rank(stats.centered_singular_values)
+    pr = spec.participation_ratio(lam)
+    dims95 = spec.dims_for_variance(lam, 0.95)
+    positive = lam[lam > 0]
+    m: dict = {
+        "n_samples": n,
+        "dim": d,
+        "effective_rank": er,
+        "rankme": er,
+        "effective_rank_normalized": er / full_rank,
+        "effective_rank_centered": erc,
+        "effective_rank_centered_normalized": erc / full_rank,
+        "participation_ratio": pr,
+        "participation_ratio_normalized": pr / full_rank,
+        "dims_for_95_variance": dims95,
+        "dims_for_95_variance_normalized": dims95 / full_rank,
+        "top1_variance_ratio": spec.top_variance_ratio(lam, 1),
+        "top5_variance_ratio": spec.top_variance_ratio(lam, 5),
+        "top1_dominance": spec.top1_dominance(stats.centered_singular_values),
+        "condition_number": float(positive[0] / positive[-1]) if positive.size else None,
+        "nesum": float(lam.sum() / lam[0]) if lam.size and lam[0] > 0 else 0.0,
+        "mean_norm": stats.mean_norm,
+        "std_norm": stats.std_norm,
+        "min_norm": stats.min_norm,
+        "max_norm": stats.max_norm,
+        # Exact at any N: Σ_{i≠j} uᵢ·uⱼ = ‖Σu‖² − N over the non-zero rows.
+        "mean_cosine": float((stats.unit_sum @ stats.unit_sum - stats.nonzero) / (n * (n - 1))) if n > 1 else 0.0,
+    }
+    kept = stats.sample_rows.size
+    exact = kept == n
+    max_l2 = _sample_pair_stats(stats.sample)
+    m["max_pairwise_l2"] = max_l2
+    m["collapse_ratio"] = float(max_l2 / stats.mean_norm) if stats.mean_norm > 0 else 0.0
+    m["collapse_ratio_method"] = f"exact: all {n} samples" if exact else f"sampled: max over {kept} random samples"
+    if labels is not None and kept >= 3:
+        sample_labels = np.asarray(labels)[stats.sample_rows]
+        acc = knn_label_accuracy_on_sample(stats.sample, sample_labels)
+        _, counts = np.unique(sample_labels, return_counts=True)
+        base = float(counts.max() / kept)
+        m["knn_label_accuracy"] = acc
+        m["label_base_rate"] = base
+        m["knn_label_lift"] = float((acc - base) / (1 - base)) if base < 1 else 0.0
+        m["knn_label_method"] = (
+            f"exact: leave-one-out {KNN_VOTE_K}-NN over all {n} samples"
+            if exact
+            else f"sampled: leave-one-out {KNN_VOTE_K}-NN within {kept} random samples"
+        )
+    return m

@@ -1,0 +1,241 @@
+"""Layer by layer: where in the network does the representation collapse?
+
+``layers_job(request, cancel)`` runs the data through the checkpoint ONCE with
+a forward hook on every block (:mod:`embscope.sources.layer_sweep`), streams
+each layer's pooled outputs into a :class:`~embscope.analysis.layer_stats.LayerAccumulator`
+(memory O(L·d²) plus a fixed-size row sample, independent of N), then grades
+each layer's metrics with the usual thresholds and marks, per metric, the
+first layer (in forward order) where it turns POOR — as the series view does
+for training steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embscope.analysis.grading import Threshold, grade_metrics, load_thresholds
+from embscope.analysis.layer_stats import SAMPLE_ROWS, LayerAccumulator, LayerStats, layer_metrics, sample_rows
+from embscope.analysis.series import Crossing, first_poor_crossings
+from embscope.errors import BadInputError
+from embscope.tasks.extract import ExtractRequest
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress
+
+LAYERS_SCHEMA_VERSION = "1.0"
+
+#: Metrics shown first (and in this order) in layers.csv, the PNGs and the GUI's picker.
+HEADLINE_METRICS = (
+    "effective_rank",
+    "effective_rank_normalized",
+    "participation_ratio_normalized",
+    "dims_for_95_variance",
+    "mean_cosine",
+    "collapse_ratio",
+    "knn_label_accuracy",
+    "knn_label_lift",
+)
+
+
+@dataclass(frozen=True)
+class LayersRequest:
+    """A layer sweep of one checkpoint.
+
+    ``extract`` says which checkpoint, data and how to run it (its ``module``
+    and ``layer`` must be unset); ``rule`` picks the layers (comma-separated
+    globs over module names, ``None``: embeddings + blocks); ``keep`` names the
+    layers whose full N×d vectors are kept (for opening them in other views);
+    ``sample_size`` bounds the rows used by the pair and label metrics.
+    """
+
+    extract: ExtractRequest
+    rule: str | None = None
+    keep: tuple[str, ...] = ()
+    thresholds: str | None = None
+    sample_size: int = SAMPLE_ROWS
+
+
+@dataclass(frozen=True, eq=False)
+class LayersResult:
+    """Per-layer metrics in forward order; reads like a series whose step is the depth."""
+
+    source: str
+    names: list[str]
+    metrics: list[dict]
+    grades: list[dict[str, str]]
+    crossings: dict[str, Crossing]
+    thresholds: dict[str, Threshold]
+    n_samples: int
+    kept: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unit: str = "layer"
+
+    @property
+    def steps(self) -> list[int]:
+        """Depth index of each layer (0 = first in the forward pass)."""
+        return list(range(len(self.names)))
+
+    @property
+    def step_names(self) -> list[str]:
+        return list(self.names)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every numeric metric, headline metrics first, then alphabetical."""
+        seen = {k for row in self.metrics for k, v in row.items() if _is_number(v)}
+        seen -= {"n_samples", "dim"}
+        first = [m for m in HEADLINE_METRICS if m in seen]
+        return first + sorted(seen - set(first))
+
+    def values(self, metric: str) -> list[float | None]:
+        return [row.get(metric) if _is_number(row.get(metric)) else None for row in self.metrics]
+
+    def first_poor(self, metric: str) -> str | None:
+        """Name of the first layer where ``metric`` is POOR, or None."""
+        crossing = self.crossings.get(metric)
+        return None if crossing is None or crossing.step is None else self.names[crossing.step]
+
+    def to_json(self) -> dict:
+        """The ``layers.json`` dictionary (strict JSON: NaN/Inf become null)."""
+        from embscope.tasks.analyze import json_ready
+
+        return json_ready(
+            {
+                "schema_version": LAYERS_SCHEMA_VERSION,
+                "source": self.source,
+                "n_samples": self.n_samples,
+                "layers": [
+                    {"depth": i, "name": name, "metrics": row, "grades": grades}
+                    for i, (name, row, grades) in enumerate(zip(self.names, self.metrics, self.grades, strict=True))
+                ],
+                "first_poor": {
+                    metric: {
+                        "first_poor_layer": self.first_poor(metric),
+                        "depth": c.step,
+                        "value": c.value,
+                        "poor_from_start": c.poor_from_start,
+                        "poor_beyond": c.threshold,
+                    }
+                    for metric, c in self.crossings.items()
+                },
+                "notes": list(self.notes),
+            }
+        )
+
+    def to_csv(self) -> str:
+        """``layers.csv``: one row per layer, one column per metric."""
+        names = self.metric_names
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["depth", "layer", "dim", *names])
+        for i, (name, row) in enumerate(zip(self.names, self.metrics, strict=True)):
+            values = ["" if not _is_number(row.get(n)) else repr(float(row[n])) for n in names]
+            writer.writerow([i, name, row.get("dim"), *values])
+        return buffer.getvalue()
+
+    def markdown_lines(self) -> list[str]:
+        """Read-out: where each graded metric first turns POOR."""
+        lines = []
+        for metric, crossing in sorted(self.crossings.items()):
+            if crossing.step is None:
+                continue
+            where = "from the first layer" if crossing.poor_from_start else f"from layer {self.names[crossing.step]}"
+            lines.append(f"{metric} is POOR {where} (depth {crossing.step}, value {crossing.value:.4g})")
+        return lines or ["no graded metric turns POOR at any layer"]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[LayersResult]:
+    """Sweep every layer of ``request.extract.checkpoint`` in one forward pass; see the module docstring."""
+    from embscope.sources.checkpoints import open_checkpoint
+    from embscope.sources.data_files import read_data
+    from embscope.sources.extraction import BatchDone, ExtractionOptions
+    from embscope.sources.layer_sweep import LayerChunk, sweep_layers
+
+    ex = request.extract
+    if ex.module is not None or ex.layer is not None:
+        raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
+    for path, what in ((ex.checkpoint, "checkpoint"), (ex.data, "data file")):
+        if not Path(path).exists():
+            raise BadInputError(f"{what} not found: {path}")
+    if request.sample_size < 3:
+        raise BadInputError(f"the layer sample needs at least 3 rows, got {request.sample_size}")
+    thresholds = load_thresholds(request.thresholds)
+    yield Progress("reading data", None, Path(ex.data).name)
+    data = read_data(ex.data, parents=ex.parents, meta=ex.meta)
+    if data.n_samples < 2:
+        raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
+    cancel.raise_if_cancelled()
+    yield Progress("opening checkpoint", None, Path(ex.checkpoint).name)
+    loaded = open_checkpoint(ex.checkpoint, factory=ex.factory, trust=ex.trust)
+    cancel.raise_if_cancelled()
+    options = ExtractionOptions(pooling=ex.pooling, device=ex.device, dtype=ex.dtype, batch_size=ex.batch_size)
+    kept_rows = sample_rows(data.n_samples, request.sample_size)
+    accumulators: dict[str, LayerAccumulator] = {}
+    notes: list[str] = list(loaded.notes)
+
+    def consume(item):
+        if isinstance(item, BatchDone):
+            return Progress(
+                "extracting layers",
+                item.done / max(item.total, 1),
+                f"{item.done}/{item.total} samples on {item.device}",
+            )
+        assert isinstance(item, LayerChunk)
+        for name, vectors in item.vectors.items():
+            acc = accumulators.get(name)
+            if acc is None:
+                acc = accumulators[name] = LayerAccumulator(
+                    vectors.shape[1], kept_rows, keep_all=name in request.keep, n_samples=data.n_samples
+                )
+            acc.update(item.rows, vectors)
+        return None
+
+    sweep = sweep_layers(loaded, data, options, request.rule, cancel, notes)
+    try:
+        while True:
+            try:
+                item = next(sweep)
+            except StopIteration as stop:
+                names = stop.value
+                break
+            progress = consume(item)
+            if progress is not None:
+                yield progress
+    finally:
+        sweep.close()  # stops the tokenizer thread when a batch failed or the job was cancelled
+    unknown = sorted(set(request.keep) - set(names))
+    if unknown:
+        raise BadInputError(f"cannot keep {', '.join(unknown)}: not among the swept layers ({', '.join(names)})")
+    rows: list[dict] = []
+    stats: dict[str, LayerStats] = {}
+    for i, name in enumerate(names):
+        cancel.raise_if_cancelled()
+        yield Progress("layer metrics", i / len(names), name)
+        stats[name] = accumulators[name].finish()
+        rows.append({"layer": name, **layer_metrics(stats[name], data.labels)})
+    grades = [{k: g.grade for k, g in grade_metrics(row, thresholds).items()} for row in rows]
+    crossings = first_poor_crossings(list(range(len(names))), rows, thresholds)
+    if kept_rows.size < data.n_samples:
+        notes.append(
+            f"collapse ratio and kNN label accuracy use {kept_rows.size} random samples per layer "
+            f"(the same rows for every layer); spectra and mean cosine use all {data.n_samples}"
+        )
+    yield Progress("done", 1.0)
+    return LayersResult(
+        source=str(ex.checkpoint),
+        names=names,
+        metrics=rows,
+        grades=grades,
+        crossings=crossings,
+        thresholds=thresholds,
+        n_samples=data.n_samples,
+        kept={name: stats[name].vectors for name in request.keep},
+        notes=notes,
+    )

@@ -1,0 +1,219 @@
+"""Layer sweep: streaming per-layer statistics, one forward pass, first POOR layer, CLI.
+
+Every per-layer number is checked against an independent computation: numpy
+on the full matrix, or an ordinary single-module extraction of that layer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embscope.analysis import spectrum as spec
+from embscope.analysis.layer_stats import LayerAccumulator, layer_metrics, sample_rows
+from embscope.cli import main
+from embscope.tasks.extract import ExtractRequest, extract_job
+from embscope.tasks.layers import LayersRequest, layers_job
+from embscope.tasks.progress import run_job
+from helpers_checkpoints import minilm_path
+
+BLOCK_NET = str(Path(__file__).parent / "models" / "block_net.py") + ":build_model"
+
+
+def _strict_json(path: Path) -> dict:
+    def refuse(token):
+        raise ValueError(f"non-strict JSON token {token}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _by_hand(x: np.ndarray) -> dict:
+    """Reference metrics straight from numpy SVDs of the whole matrix."""
+    x = x.astype(np.float64)
+    n, d = x.shape
+    sv = np.linalg.svd(x, compute_uv=False)
+    svc = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    lam = svc**2 / (n - 1)
+    p = sv / sv.sum()
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    cos = u @ u.T
+    diff = x[:, None, :] - x[None, :, :]
+    return {
+        "effective_rank": float(np.exp(-(p * np.log(p)).sum())),
+        "participation_ratio": float(lam.sum() ** 2 / (lam**2).sum()),
+        "dims_for_95_variance": int(np.searchsorted(np.cumsum(lam) / lam.sum(), 0.95 - 1e-12) + 1),
+        "mean_cosine": float((cos.sum() - n) / (n * (n - 1))),
+        "mean_norm": float(np.linalg.norm(x, axis=1).mean()),
+        "max_pairwise_l2": float(np.sqrt((diff**2).sum(-1)).max()),
+    }
+
+
+def test_streaming_accumulator_matches_numpy_in_any_batch_order(rng):
+    n, d = 700, 24
+    x = (rng.normal(size=(n, d)) * np.linspace(3, 0.1, d) + 2.0).astype(np.float32)
+    acc = LayerAccumulator(d, sample_rows(n, size=1000), keep_all=True, n_samples=n)
+    order = rng.permutation(n)
+    for start in range(0, n, 64):  # shuffled batches, as length-sorted extraction delivers them
+        rows = order[start : start + 64]
+        acc.update(rows, x[rows])
+    stats = acc.finish()
+    got, ref = layer_metrics(stats), _by_hand(x)
+    for key in ("effective_rank", "participation_ratio", "mean_cosine", "mean_norm", "max_pairwise_l2"):
+        assert got[key] == pytest.approx(ref[key], rel=1e-9), key
+    assert got["dims_for_95_variance"] == ref["dims_for_95_variance"]
+    assert got["collapse_ratio_method"].startswith("exact")
+    np.testing.assert_array_equal(stats.vectors, x)
+    np.testing.assert_array_equal(stats.sample, x)
+
+
+def test_sampled_pair_metrics_say_so_and_memory_does_not_grow_with_n(rng):
+    d = 8
+    sizes = {}
+    for n in (500, 5000):
+        x = rng.normal(size=(n, d)).astype(np.float32)
+        acc = LayerAccumulator(d, sample_rows(n, size=200))
+        for start in range(0, n, 100):
+            acc.update(np.arange(start, min(start + 100, n)), x[start : start + 100])
+        stats = acc.finish()
+        sizes[n] = sum(a.nbytes for a in (acc.gram, acc.sample, acc.unit_sum, acc.shifted_sum))
+        m = layer_metrics(stats, labels=np.arange(n) % 3)
+        assert m["collapse_ratio_method"] == "sampled: max over 200 random samples"
+        assert m["knn_label_method"].startswith("sampled")
+        np.testing.assert_array_equal(stats.sample, x[stats.sample_rows])
+        assert m["effective_rank"] == pytest.approx(spec.effective_rank(np.linalg.svd(x, compute_uv=False)), 1e-9)
+    assert sizes[500] == sizes[5000]
+
+
+@pytest.fixture(scope="module")
+def wordnet_texts(tmp_path_factory):
+    from embscope.resources import resource_path
+
+    z = np.load(resource_path("demo/wordnet_minilm.npz"), allow_pickle=False)
+    rows = np.random.default_rng(0).choice(len(z["texts"]), 96, replace=False)
+    path = tmp_path_factory.mktemp("wn") / "glosses.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "parent"])
+        for i in rows:
+            writer.writerow([z["texts"][i], z["labels"][i], z["parents"][i]])
+    return str(path)
+
+
+def test_minilm_sweep_has_seven_outputs_each_equal_to_a_single_layer_extraction(wordnet_texts):
+    model = str(minilm_path())
+    base = ExtractRequest(checkpoint=model, data=wordnet_texts, pooling="mean", use_cache=False, batch_size=32)
+    result = run_job(layers_job(LayersRequest(extract=base, keep=("encoder.layer.5",))))
+    assert result.names == ["embeddings", *(f"encoder.layer.{i}" for i in range(6))]
+    for name, row in zip(result.names, result.metrics, strict=True):
+        single = run_job(extract_job(replace(base, module=name)))
+        reference = spec.effective_rank(np.linalg.svd(single.vectors.astype(np.float64), compute_uv=False))
+        assert row["effective_rank"] == pytest.approx(reference, rel=1e-6), name
+        if name == "encoder.layer.5":
+            np.testing.assert_allclose(result.kept[name], single.vectors, rtol=1e-5, atol=1e-6)
+    assert all("knn_label_accuracy" in row for row in result.metrics)
+
+
+@pytest.fixture(scope="module")
+def block_data(tmp_path_factory):
+    """Five Gaussian clusters in the model's 16-d input space, with their labels."""
+    folder = tmp_path_factory.mktemp("blocks")
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=3.0, size=(5, 16))
+    labels = np.repeat(np.arange(5), 60)
+    x = (centres[labels] + rng.normal(size=(labels.size, 16))).astype(np.float32)
+    np.save(folder / "x.npy", x)
+    (folder / "meta.csv").write_text("label\n" + "".join(f"c{v}\n" for v in labels))
+    return folder
+
+
+def _block_checkpoint(folder: Path, zeroed: int | None) -> str:
+    import torch
+    from safetensors.torch import save_file
+
+    from embscope.sources.checkpoints import build_from_factory
+
+    model = build_from_factory(BLOCK_NET)
+    if zeroed is not None:
+        with torch.no_grad():
+            norm = model.blocks[zeroed].norm
+            norm.weight.zero_()
+            norm.bias.zero_()
+    path = folder / f"blocks_zeroed_{zeroed}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("zeroed", [1, 2])
+def test_first_poor_layer_is_the_zeroed_block(block_data, zeroed):
+    checkpoint = _block_checkpoint(block_data, zeroed)
+    request = LayersRequest(
+        extract=ExtractRequest(
+            checkpoint=checkpoint,
+            data=str(block_data / "x.npy"),
+            factory=BLOCK_NET,
+            meta=str(block_data / "meta.csv"),
+            use_cache=False,
+        )
+    )
+    result = run_job(layers_job(request))
+    assert result.names == ["embed", "blocks.0", "blocks.1", "blocks.2", "blocks.3"]
+    assert result.first_poor("collapse_ratio") == f"blocks.{zeroed}"
+    assert result.first_poor("effective_rank_normalized") == f"blocks.{zeroed}"
+    healthy_extract = replace(request.extract, checkpoint=_block_checkpoint(block_data, None))
+    healthy = run_job(layers_job(LayersRequest(extract=healthy_extract)))
+    assert healthy.first_poor("collapse_ratio") is None
+    assert healthy.metrics[-1]["knn_label_lift"] > 0.5
+
+
+def test_layer_rule_picks_modules_by_glob(block_data):
+    extract = ExtractRequest(
+        checkpoint=_block_checkpoint(block_data, None),
+        data=str(block_data / "x.npy"),
+        factory=BLOCK_NET,
+        use_cache=False,
+    )
+    result = run_job(layers_job(LayersRequest(extract=extract, rule="blocks.*.norm, head")))
+    assert result.names == ["blocks.0.norm", "blocks.1.norm", "blocks.2.norm", "blocks.3.norm", "head"]
+    from embscope.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="no module matches the layer rule 'decoder.*'"):
+        run_job(layers_job(LayersRequest(extract=extract, rule="decoder.*")))
+
+
+def test_cli_layers_on_the_demo_checkpoints(tmp_path, capsys):
+    from embscope.resources import resource_path
+
+    demo = resource_path("demo")
+    common = [
+        "--factory", f"{demo / 'demo_model.py'}:build_model",
+        "--data", str(demo / "fashion_val.npy"),
+        "--meta", str(demo / "fashion_val.csv"),
+    ]  # fmt: skip
+    outs = {}
+    for name in ("healthy", "collapsed"):
+        out = tmp_path / name
+        assert main(["layers", str(demo / f"{name}.safetensors"), *common, "--out", str(out)]) == 0
+        outs[name] = _strict_json(out / "layers.json")
+        rows = list(csv.DictReader((out / "layers.csv").open()))
+        assert [r["layer"] for r in rows] == ["hidden", "act", "embed", "embed_norm", "classifier"]
+        assert (out / "layers_effective_rank.png").stat().st_size > 5000
+    # The diverged run collapses to a point at the LayerNorm; the healthy one never does.
+    assert outs["collapsed"]["first_poor"]["collapse_ratio"]["first_poor_layer"] == "embed_norm"
+    assert outs["healthy"]["first_poor"].get("collapse_ratio", {}).get("first_poor_layer") is None
+    assert "embed_norm" in capsys.readouterr().out
+
+
+def test_cli_layers_refuses_module_and_missing_data(tmp_path, capsys):
+    from embscope.resources import resource_path
+
+    demo = resource_path("demo")
+    assert main(["layers", str(demo / "healthy.safetensors"), "--out", str(tmp_path)]) == 2
+    assert "--data" in capsys.readouterr().err
+    args = ["layers", str(demo / "healthy.safetensors"), "--data", str(demo / "fashion_val.npy"), "--module", "embed"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "--layers RULE" in capsys.readouterr().err
