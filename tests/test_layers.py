@@ -217,3 +217,43 @@ def test_cli_layers_refuses_module_and_missing_data(tmp_path, capsys):
     args = ["layers", str(demo / "healthy.safetensors"), "--data", str(demo / "fashion_val.npy"), "--module", "embed"]
     assert main([*args, "--out", str(tmp_path)]) == 2
     assert "--layers RULE" in capsys.readouterr().err
+
+
+def _distinct_colours(path: Path) -> int:
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(path))
+    assert not image.isNull()
+    step = 7
+    return len({image.pixel(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)})
+
+
+def test_series_and_compare_accept_layers(tmp_path):
+    from embscope.resources import resource_path
+
+    demo = resource_path("demo")
+    common = [
+        "--factory", f"{demo / 'demo_model.py'}:build_model",
+        "--data", str(demo / "fashion_val.npy"),
+        "--meta", str(demo / "fashion_val.csv"),
+        "--no-clusters", "--no-cache",
+    ]  # fmt: skip
+    out = tmp_path / "series"
+    series_args = ["series", str(demo / "series"), *common, "--module", "embed_norm", "--layers", "embed,embed_norm"]
+    assert main([*series_args, "--out", str(out)]) == 0
+    grid = _strict_json(out / "series_layers.json")
+    assert grid["steps"] == [100, 200, 300, 400, 500, 600, 700]
+    assert grid["layers"] == ["embed", "embed_norm"]
+    ranks = [c["layers"][1]["metrics"]["effective_rank"] for c in grid["checkpoints"]]
+    series = _strict_json(out / "series.json")
+    # The embed_norm column of the grid is the ordinary analysis of embed_norm at each step.
+    np.testing.assert_allclose(ranks, series["metrics"]["effective_rank"], rtol=1e-4)
+    heatmap = out / "series_layers_effective_rank.png"
+    assert _distinct_colours(heatmap) > 20  # a colour scale, not a blank plot
+
+    out = tmp_path / "compare"
+    pair = [str(demo / "healthy.safetensors"), str(demo / "collapsed.safetensors")]
+    assert main(["compare", *pair, *common, "--layers", "--out", str(out)]) == 0
+    both = _strict_json(out / "compare_layers.json")
+    assert [s["label"] for s in both["sources"]] == ["healthy.safetensors", "collapsed.safetensors"]
+    assert _distinct_colours(out / "compare_layers_effective_rank.png") > 5

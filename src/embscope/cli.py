@@ -55,6 +55,17 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-clusters", action="store_true", help="skip the MCL sweep")
 
 
+def _add_layers_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--layers",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RULE",
+        help=f"also sweep every layer of each checkpoint (optional RULE: module globs as for `layers`): {what}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="embscope",
@@ -89,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+")
     _add_source_options(p)
     _add_analysis_options(p)
+    _add_layers_option(p, "compare_layers.json and every source's metric-vs-depth curves on one plot")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.compare:run")
 
@@ -97,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(p)
     _add_analysis_options(p)
     p.add_argument("--pattern", help="regular expression whose first group is the step")
+    _add_layers_option(p, "series_layers.json and heat-maps of each metric over step × layer")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.series:run")
 

