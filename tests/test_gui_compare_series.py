@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 from embscope.data import EmbeddingSet
 from helpers_gui import mcl_row, synthetic_embeddings
+from test_gui_export import assert_drawn  # noqa: E402
 
 
 def _compare(embeddings: list[EmbeddingSet], names, clusters: bool = False):
@@ -176,6 +177,7 @@ def test_compare_png_renderer_writes_files(tmp_path, qtbot, good_vs_bad):
     for path in written:
         image = QImage(str(path))
         assert image.width() >= 800 and image.height() >= 300, path
+        assert_drawn(path)  # curves, points and coloured deltas, not an empty frame
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
 
 
@@ -281,3 +283,5 @@ def test_series_png_renderer_writes_one_file_per_key_metric(tmp_path, qtbot):
     names = [p.name for p in written]
     assert names == ["series_effective_rank.png", "series_effective_rank_normalized.png", "series_mean_cosine.png"]
     assert all(QImage(str(p)).width() == 900 for p in written)
+    for path in written:
+        assert_drawn(path, min_pixels=100)

@@ -197,3 +197,44 @@ def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypa
     assert saved.recent_files == [str(path)] and saved.colour_by == "parent" and saved.window_geometry
     (tmp_path / "cfg" / "settings.json").write_text("{broken")
     assert make_window(qtbot, settings=None).settings.recent_files == []
+
+
+def test_escape_cancels_only_outside_text_fields(qtbot, tmp_path, errors, warm_mcl):
+    from PySide6.QtCore import Qt
+
+    window, runner, thread = start_big_analysis(qtbot, tmp_path)
+    window.activateWindow()
+    editor = window.sources.editors["meta"].editor
+    editor.setFocus()
+    qtbot.waitUntil(editor.hasFocus, timeout=2000)
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    assert runner.running and window.busy  # leaving a text field with Esc does not stop the work
+    window.tabs.setFocus()
+    qtbot.waitUntil(window.tabs.hasFocus, timeout=2000)
+    qtbot.keyClick(window.tabs, Qt.Key.Key_Escape)
+    assert not runner.running and window.stage_label.text() == "Cancelled"
+    thread.join(2.0)
+    assert not thread.is_alive() and not errors
+
+
+def test_export_writes_the_files_on_a_worker_thread(qtbot, tmp_path, errors, monkeypatch):
+    import threading
+
+    import embscope.tasks.report as report
+
+    threads = []
+    original = report.write_outputs
+
+    def recording(result, folder):
+        threads.append(threading.current_thread())
+        return original(result, folder)
+
+    monkeypatch.setattr(report, "write_outputs", recording)
+    window = make_window(qtbot, synchronous=False)
+    with qtbot.waitSignal(window.runners["analysis"].finished, timeout=20_000):
+        window.open_paths([write_source(tmp_path)])
+    with qtbot.waitSignal(window.exported, timeout=20_000) as blocker:
+        window.export(tmp_path / "out", pngs=False)
+    assert [p.name for p in blocker.args[0]] == ["summary.json", "report.md", "arrays.npz"]
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    assert "Exported 3 files" in window.stage_label.text() and not errors

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.widgets import export_row
-from embscope.gui.render.plots import draw_sweep, sweep_rows
+from embscope.gui.render.plots import draw_sweep
 from embscope.gui.render.report_png import format_value
 
 INFLATION_MIN = 1.2
@@ -131,16 +131,16 @@ class ClustersPanel(QWidget):
         self.ids.clear()
         self._pending = None
         result = self.model.result
-        clusters = None if result is None else result.clusters
-        summary = None if result is None else result.summary.get("clusters")
-        for row in sweep_rows(summary):
-            self.rows[round(float(row["inflation"]), 2)] = dict(row)
-        if clusters is not None:
-            for inflation, ids in getattr(clusters, "cluster_ids", {}).items():
+        sweep = None if result is None else result.clusters  # the typed ClusterSweep, not summary.json's copy
+        if sweep is not None:
+            for stats in sweep.stats:
+                self.rows[round(float(stats.inflation), 2)] = stats.to_dict()
+            for inflation, ids in sweep.cluster_ids.items():
                 self.ids[round(float(inflation), 2)] = np.asarray(ids)
-        readout = (summary or {}).get("readout") or {}
         self.readout.setText(
-            readout.get("text", "") if summary else ("MCL sweep not run for this source." if result is not None else "")
+            sweep.readout.text
+            if sweep is not None
+            else ("MCL sweep not run for this source." if result is not None else "")
         )
         if self.rows and self.inflation not in self.rows:
             # Start on the sweep's 2.0 (or nearest) so the map's cluster colours appear at once.

@@ -470,11 +470,12 @@ class ComparePanel(QWidget):
             result = side.result
             cache = None
             if result is not None:
-                ids_by_inflation = getattr(result.clusters, "cluster_ids", {}) if result.clusters is not None else {}
-                for row in (result.summary.get("clusters") or {}).get("inflations", []):
-                    key = round(float(row["inflation"]), 2)
+                sweep = result.clusters  # the typed ClusterSweep, not summary.json's copy
+                ids_by_inflation = {} if sweep is None else sweep.cluster_ids
+                for stats in () if sweep is None else sweep.stats:
+                    key = round(float(stats.inflation), 2)
                     ids = next((v for k, v in ids_by_inflation.items() if round(float(k), 2) == key), None)
-                    known[key] = (dict(row), None if ids is None else np.asarray(ids))
+                    known[key] = (stats.to_dict(), None if ids is None else np.asarray(ids))
                 if result.graph is not None:
                     cache = ClusterCache(result.graph)
             self.known.append(known)

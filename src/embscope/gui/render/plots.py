@@ -232,10 +232,7 @@ def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = 
     plot.clear()
     plot.showGrid(y=True, alpha=0.2)
     plot.setLabel("left", "share of predictions")
-    # Shares are 0–1; an SI prefix would show 0.5 as "500".  pyqtgraph 0.14 ignores
-    # enableAutoSIPrefix(False) for label-only axes, so also leave no range where it applies.
-    plot.getAxis("left").setSIPrefixEnableRanges(())
-    plot.getAxis("left").enableAutoSIPrefix(False)
+    plain_numbers(plot.getAxis("left"))  # shares are 0–1
     names = [c for c, _, _ in report.top]
     shares = np.array([s for _, _, s in report.top], dtype=float)
     x = np.arange(len(names))
@@ -489,6 +486,16 @@ def lay_out_offscreen(widget) -> None:
     widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     widget.show()
     QApplication.processEvents()
+
+
+def plain_numbers(axis) -> None:
+    """Show an axis' values as they are: no SI prefix, so a share of 0.5 reads 0.5, not 500.
+
+    pyqtgraph 0.14 scales a unitless axis whose values lie below 1 even after
+    ``enableAutoSIPrefix(False)``; an empty set of enable ranges stops it.
+    """
+    axis.setSIPrefixEnableRanges(())
+    axis.enableAutoSIPrefix(False)
 
 
 def _dash():
