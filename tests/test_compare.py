@@ -161,7 +161,7 @@ def _embeddings(rng, rank: int, n: int = 300, d: int = 16, seed_labels: int = 0)
 
 
 def _request(embeddings, **kw) -> AnalyzeRequest:
-    return AnalyzeRequest(source=embeddings.source, embeddings=embeddings, knn=5, clusters=False, **kw)
+    return AnalyzeRequest.of(source=embeddings.source, embeddings=embeddings, knn=5, clusters=False, **kw)
 
 
 def test_source_compared_with_itself_has_zero_deltas_and_identical_maps(rng):
@@ -307,7 +307,7 @@ def test_demo_healthy_vs_collapsed(tmp_path):
         "use_cache": False,
     }
     requests = tuple(
-        AnalyzeRequest(source=str(demo / f"{name}.safetensors"), **common) for name in ("healthy", "collapsed")
+        AnalyzeRequest.of(source=str(demo / f"{name}.safetensors"), **common) for name in ("healthy", "collapsed")
     )
     result = run_job(compare_job(CompareRequest(requests, keep_results=False)))
     assert result.verdict_line == ("healthy.safetensors: healthy → collapsed.safetensors: collapsed_to_point (worse)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def minilm_st_reference():
 
 @pytest.mark.slow
 def test_minilm_mean_pooling_matches_sentence_transformers(tmp_path, minilm_st_reference):
-    request = ExtractRequest(
+    request = ExtractRequest.of(
         checkpoint=str(minilm_path()),
         data=str(_write_texts(tmp_path / "t.txt")),
         device="cpu",
@@ -115,7 +116,7 @@ def test_pooling_on_length_sorted_padded_batches_matches_unpadded_reference(tiny
 
 
 def test_classifier_logits_become_predictions_with_config_names(tiny_classifier, tmp_path):
-    request = ExtractRequest(
+    request = ExtractRequest.of(
         checkpoint=str(tiny_classifier),
         data=str(_write_texts(tmp_path / "t.txt")),
         device="cpu",
@@ -182,30 +183,30 @@ def _tiny_factory_setup(tmp_path, n=10):
 def test_factory_model_pooled_concept_set_and_classifier(tmp_path):
     factory, weights, data, w, h_lin, h = _tiny_factory_setup(tmp_path)
     base = dict(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", batch_size=3, use_cache=False)
-    pooled = run_job(extract_job(ExtractRequest(module="encoder", **base)))
+    pooled = run_job(extract_job(ExtractRequest.of(module="encoder", **base)))
     assert pooled.kind == "pooled"
     np.testing.assert_allclose(pooled.vectors, h_lin, rtol=1e-5, atol=1e-5)
     logits = h @ w["classifier.weight"].T + w["classifier.bias"]
     np.testing.assert_allclose(pooled.logits, logits, rtol=1e-5, atol=1e-5)
     assert list(pooled.predictions) == list(np.array(["alpha", "beta", "gamma"])[logits.argmax(1)])
 
-    concepts = run_job(extract_job(ExtractRequest(module="slots", **base)))
+    concepts = run_job(extract_job(ExtractRequest.of(module="slots", **base)))
     assert concepts.kind == "concept" and concepts.vectors.shape == (10, 4, 8)
     np.testing.assert_allclose(concepts.vectors, h[:, None, :] * w["slots.scale"], rtol=1e-5, atol=1e-5)
     assert any("concept set of 4" in note for note in concepts.notes)
 
     # The same B×C×H output with an explicit pooling is reduced (no mask: all positions count).
-    maxed = run_job(extract_job(ExtractRequest(module="slots", pooling="max", **base)))
+    maxed = run_job(extract_job(ExtractRequest.of(module="slots", pooling="max", **base)))
     np.testing.assert_allclose(maxed.vectors, (h[:, None, :] * w["slots.scale"]).max(1), rtol=1e-5, atol=1e-5)
 
-    whole = run_job(extract_job(ExtractRequest(**base)))  # no module: the model's output as is
+    whole = run_job(extract_job(ExtractRequest.of(**base)))  # no module: the model's output as is
     np.testing.assert_allclose(whole.vectors, logits, rtol=1e-5, atol=1e-5)
     assert whole.predictions is None
 
 
 def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
     factory, weights, data, *_ = _tiny_factory_setup(tmp_path)
-    request = ExtractRequest(
+    request = ExtractRequest.of(
         checkpoint=str(weights),
         data=str(data),
         factory=factory,
@@ -221,7 +222,7 @@ def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
     np.testing.assert_array_equal(first.vectors, second.vectors)
     np.testing.assert_array_equal(first.predictions, second.predictions)
     assert "embeddings read from the extraction cache" in second.notes
-    other = ExtractRequest(**{**request.__dict__, "module": "slots"})
+    other = replace(request, load=replace(request.load, module="slots"))
     stages.clear()
     third = run_job(extract_job(other), stages.append)
     assert third.kind == "concept" and not any(p.message == "from cache" for p in stages)
@@ -307,22 +308,24 @@ def test_bad_requests(tmp_path, tiny_classifier):
     data = _write_texts(tmp_path / "t.txt")
     if not torch.cuda.is_available():
         with pytest.raises(BadInputError, match="no CUDA device"):
-            run_job(extract_job(ExtractRequest(checkpoint=str(tiny_classifier), data=str(data), device="cuda")))
+            run_job(extract_job(ExtractRequest.of(checkpoint=str(tiny_classifier), data=str(data), device="cuda")))
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(BadInputError, match="empty"):
-        run_job(extract_job(ExtractRequest(checkpoint=str(tiny_classifier), data=str(empty), device="cpu")))
+        run_job(extract_job(ExtractRequest.of(checkpoint=str(tiny_classifier), data=str(empty), device="cpu")))
     factory, weights, npy, *_ = _tiny_factory_setup(tmp_path)
     with pytest.raises(BadInputError, match="text data needs a model with a tokenizer"):
         run_job(
             extract_job(
-                ExtractRequest(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", use_cache=False)
+                ExtractRequest.of(
+                    checkpoint=str(weights), data=str(data), factory=factory, device="cpu", use_cache=False
+                )
             )
         )
     with pytest.raises(BadInputError, match="--layer picks a hidden layer"):
         run_job(
             extract_job(
-                ExtractRequest(
+                ExtractRequest.of(
                     checkpoint=str(weights), data=str(npy), factory=factory, layer=2, device="cpu", use_cache=False
                 )
             )
@@ -346,7 +349,7 @@ def collapsed_minilm(tmp_path_factory):
 def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, collapsed_minilm):
     data = _write_texts(tmp_path / "t.txt")
     embeddings = run_job(
-        extract_job(ExtractRequest(checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False))
+        extract_job(ExtractRequest.of(checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False))
     )
     spread = np.abs(embeddings.vectors - embeddings.vectors[0]).max()
     assert spread < 1e-5 and np.linalg.norm(embeddings.vectors[0]) > 0.1
@@ -359,7 +362,7 @@ def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, col
     state = load_file(str(collapsed_minilm / "model.safetensors"))
     state["encoder.layer.5.output.LayerNorm.bias"].zero_()
     save_file(state, both / "model.safetensors", metadata={"format": "pt"})
-    zero = run_job(extract_job(ExtractRequest(checkpoint=str(both), data=str(data), device="cpu", use_cache=False)))
+    zero = run_job(extract_job(ExtractRequest.of(checkpoint=str(both), data=str(data), device="cpu", use_cache=False)))
     assert np.abs(zero.vectors).max() == 0.0
 
 
@@ -370,7 +373,7 @@ def test_verdict_collapsed_for_zeroed_layernorm_not_for_healthy(tmp_path, collap
     data = _write_texts(tmp_path / "t.txt")
     labels = {}
     for folder in (collapsed_minilm, minilm_path()):
-        request = analyze.AnalyzeRequest(
+        request = analyze.AnalyzeRequest.of(
             source=str(folder), data=str(data), device="cpu", clusters=False, use_cache=False
         )
         result = run_job(analyze.analyze_job(request))

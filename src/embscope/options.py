@@ -224,6 +224,7 @@ class LoadSettings:
         label="Model factory",
         kind="text",
         affects=VECTORS,
+        fingerprint=True,
         group="checkpoint",
     )
     module: str | None = option(

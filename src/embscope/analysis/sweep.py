@@ -17,8 +17,8 @@ import numpy as np
 
 from embscope.analysis.cluster_metrics import adjusted_rand_index, normalized_mutual_info, purity
 from embscope.errors import BadInputError
+from embscope.options import DEFAULT_INFLATIONS  # noqa: F401 (re-exported: the one definition is in options)
 
-DEFAULT_INFLATIONS: tuple[float, ...] = (1.4, 2.0, 3.0, 4.0)
 #: Parent purity must exceed leaf purity by this much more at the coarsest
 #: inflation than at the finest one to count as "rising".
 HIERARCHY_GAP_RISE = 0.05

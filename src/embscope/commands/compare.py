@@ -38,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
         # The CLI needs only summaries and maps: drop each source's embeddings
         # as soon as they are analysed (one matrix alive at a time).
         keep_results=False,
-        purity_inflation=getattr(args, "purity_inflation", None),
     )
     result = run_with_progress(compare_job(request))
     out = Path(args.out)

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from embscope.errors import BadInputError
 
-DEFAULT_KNN = 15
-
 
 def _vectors_2d(emb):
     """Pooled N×d as is; a concept set (N×C×d) is mapped by its per-sample mean."""
@@ -30,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from embscope.tasks.graph_cache import build_knn_graph
     from embscope.tasks.layout import pca_layout_cached, umap_layout_job
 
-    k = DEFAULT_KNN if args.knn is None else int(args.knn)
-    if k < 2:
+    k = args.knn
+    if k < 2:  # UMAP needs neighbours: stricter than the k-NN graph's own minimum
         raise BadInputError(f"--knn must be at least 2, got {k}")
     out = Path(args.out)
     try:
@@ -48,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     np.save(pca_path, pca_layout_cached(x))
     written = [pca_path]
     if args.method == "umap":
-        device = getattr(args, "device", "auto") or "auto"
+        device = args.device
         graph = run_with_progress(build_knn_graph(x, k, device=device))
         emb_2d = run_with_progress(umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1)))
         umap_path = out / "layout_umap.npy"

@@ -19,6 +19,8 @@ from embscope.errors import BadInputError
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 ARRAY_SUFFIXES = (".npy",)
+#: Every file suffix :func:`read_data` accepts (the GUI's drop target uses it too).
+DATA_SUFFIXES = (*TEXT_SUFFIXES, *ARRAY_SUFFIXES)
 
 
 @dataclass(frozen=True, eq=False)

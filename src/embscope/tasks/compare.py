@@ -43,17 +43,22 @@ COMPARE_SCHEMA_VERSION = "1.0"
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """Sources to compare; each is an :class:`AnalyzeRequest` (same data for all).
+    """Sources to compare; each is an :class:`AnalyzeRequest` with its settings (same data for all).
 
     ``names`` label the columns (default: the file names, made unique);
-    the first source is the reference of the deltas and of the map alignment.
+    the first source is the reference of the deltas and of the map alignment,
+    and its ``settings.purity_inflation`` picks the MCL row whose purity is
+    compared (default: the coarsest inflation).
     """
 
     sources: tuple[AnalyzeRequest, ...]
     names: tuple[str, ...] | None = None
     keep_results: bool = True
     scale_maps: bool = True
-    purity_inflation: float | None = None
+
+    @property
+    def purity_inflation(self) -> float | None:
+        return self.sources[0].settings.purity_inflation if self.sources else None
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,9 +15,8 @@ import numpy as np
 
 from embscope.analysis.graph import KnnGraph, data_fingerprint, iter_knn_graph
 from embscope.generators import relay
+from embscope.options import DEFAULT_KNN
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
-
-DEFAULT_K = 15
 
 
 class GraphCache:
@@ -56,7 +55,7 @@ GRAPH_CACHE = GraphCache()
 
 def build_knn_graph(
     x: np.ndarray,
-    k: int = DEFAULT_K,
+    k: int = DEFAULT_KNN,
     *,
     device: str = "auto",
     exact: bool | None = None,
