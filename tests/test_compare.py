@@ -291,6 +291,29 @@ def test_cli_compare_writes_json_and_markdown(tmp_path, rng):
     assert "| metric |" in (out / "compare.md").read_text()
 
 
+@pytest.mark.parametrize("purity_at", [None, 3.0])
+def test_cli_compare_reads_purity_at_the_purity_inflation(tmp_path, rng, purity_at):
+    from embscope.cli import main
+
+    e = _embeddings(rng, rank=6, n=120)
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", e.vectors)
+        (tmp_path / f"{name}.csv").write_text(
+            "label,parent\n" + "".join(f"{x},{y}\n" for x, y in zip(e.labels, e.parents, strict=True))
+        )
+    out = tmp_path / "out"
+    extra = [] if purity_at is None else ["--purity-inflation", str(purity_at)]
+    words = ["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out), "--knn", "5"]
+    assert main([*words, "--meta", str(tmp_path / "a.csv"), "--inflations", "1.4,3", *extra]) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    rows = doc["summaries"]["a.npy"]["clusters"]["inflations"]
+    wanted = 1.4 if purity_at is None else purity_at  # default: the coarsest inflation
+    row = next(r for r in rows if r["inflation"] == wanted)
+    assert doc["metrics"]["purity_leaf"]["values"][0] == pytest.approx(row["purity_leaf"])
+    assert doc["metrics"]["purity_parent"]["values"][0] == pytest.approx(row["purity_parent"])
+    assert rows[0]["purity_leaf"] != rows[1]["purity_leaf"]  # the two inflations really differ
+
+
 def test_demo_healthy_vs_collapsed(tmp_path):
     """The bundled demo's real comparison: the collapsed run is a point and worse on every graded axis."""
     from embscope.resources import resource_path

@@ -716,11 +716,15 @@ def add_options(parser: Any, command: str, cls: type = AnalysisSettings) -> None
 
 
 def _argparse_type(name: str, argparse):
+    flag = _lookup(name)[1].flag
+
     def convert(text: str) -> Any:
         try:
             return parse_text(name, text)
         except BadInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            # argparse already starts the line with "argument --flag: ".
+            message = str(exc)
+            raise argparse.ArgumentTypeError(message.removeprefix(f"{flag} ")) from None
 
     convert.__name__ = name  # argparse names the type in some messages
     return convert

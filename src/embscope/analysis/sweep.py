@@ -95,8 +95,11 @@ class ClusterSweep:
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Cluster ids per inflation keyed ``clusters_I<inflation>`` (e.g. ``clusters_I2.0``) for ``arrays.npz``."""
-        return {f"clusters_I{float(i)}": ids for i, ids in sorted(self.cluster_ids.items())}
+        """Cluster ids per inflation keyed ``clusters_I<inflation>`` (e.g. ``clusters_I2``, ``clusters_I1.4``).
+
+        What ``arrays.npz`` holds (``embscope.tasks.report.arrays_payload``).
+        """
+        return {f"clusters_I{float(i):g}": np.asarray(ids) for i, ids in sorted(self.cluster_ids.items())}
 
     def evidence_lines(self) -> list[str]:
         """One line per inflation, then the read-out (and any notes), for the verdict."""

@@ -140,7 +140,11 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
 
 
 def arrays_payload(result) -> dict[str, np.ndarray]:
-    """Raw arrays for ``arrays.npz``: embeddings, labels, predictions, confusion, clusters, spectra."""
+    """Raw arrays for ``arrays.npz``: embeddings, labels, predictions, confusion, clusters, spectra.
+
+    A checkpoint's weight inspection adds each matrix's full singular spectrum
+    (``weights/sv/<parameter name>``).
+    """
     emb = result.embeddings
     out: dict[str, np.ndarray] = {"embeddings": emb.vectors}
     for name in ("labels", "parents", "predictions", "ids"):
@@ -160,8 +164,9 @@ def arrays_payload(result) -> dict[str, np.ndarray]:
         out["knn_indices"] = result.graph.indices
         out["knn_similarities"] = result.graph.similarities
     if result.clusters is not None:
-        for inflation, ids in sorted(result.clusters.cluster_ids.items()):
-            out[f"clusters_I{inflation:g}"] = np.asarray(ids)
+        out.update(result.clusters.arrays())
+    if result.weights is not None:
+        out.update(result.weights.arrays())
     return out
 
 
