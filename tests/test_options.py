@@ -232,3 +232,40 @@ def test_cache_keys_follow_file_content_not_just_names(tmp_path):
     moved = tmp_path / "moved.txt"
     data.rename(moved)
     assert cache_key(dataclasses.replace(request, load=dataclasses.replace(request.load, data=str(moved)))) == key
+
+
+# --------------------------------------------------------------------------- cache folder
+
+
+def test_every_cache_lives_under_embscope_cache_dir(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from embscope.storage import cache_root
+    from embscope.tasks import extract, series
+
+    monkeypatch.setenv("EMBSCOPE_CACHE_DIR", str(tmp_path / "here"))
+    assert cache_root() == tmp_path / "here"
+    assert extract.default_cache_dir() == tmp_path / "here" / "extract"
+    assert series.default_cache_dir() == tmp_path / "here" / "series"
+    # numba reads its variable once per process: check in a fresh one.
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    code = "from embscope.analysis.numba_env import ensure_numba_cache_dir; print(ensure_numba_cache_dir())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(tmp_path / "here" / "numba")
+    monkeypatch.delenv("EMBSCOPE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "embscope"
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    from embscope.storage import atomic_path, atomic_write_text
+
+    target = atomic_write_text(tmp_path / "sub" / "a.json", "old")
+    with pytest.raises(RuntimeError, match="^disk full$"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        assert tmp.suffix == ".json" and tmp.parent == target.parent
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]

@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 import numpy as np
 
-from embscope.analysis.graph import KnnGraph, data_fingerprint, iter_knn_graph
+from embscope.analysis.graph import KnnGraph, choose_exact, data_fingerprint, iter_knn_graph
 from embscope.generators import relay
 from embscope.options import DEFAULT_KNN
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
@@ -88,15 +88,18 @@ def build_knn_graph(
     cancel = cancel or NEVER_CANCELLED
     cache = GRAPH_CACHE if cache is None else cache
     x = np.asarray(x)
-    key = (data_fingerprint(x) if x.ndim == 2 else None, int(k), exact)
-    if key[0] is not None:
+    fingerprint = data_fingerprint(x) if x.ndim == 2 else None
+    key = (fingerprint, int(k), exact)
+    if fingerprint is not None:
         hit = cache.get(key)
         if hit is not None:
             yield Progress("k-NN graph", 1.0, "cached")
             return hit
     yield Progress("k-NN graph", 0.0, f"{x.shape[0]} points, k={k}")
-    gen = iter_knn_graph(x, k, device=device, exact=exact)
-    kind = "exact" if exact is not False else "approximate"
+    # Decided here, once, so the label says what really runs.
+    use_exact = choose_exact(x.shape[0], device, exact) if x.ndim == 2 else exact
+    gen = iter_knn_graph(x, k, device=device, exact=use_exact, fingerprint=fingerprint)
+    kind = "exact" if use_exact is not False else "approximate (NN-descent)"
     graph = yield from relay(gen, lambda fraction: Progress("k-NN graph", fraction, kind), cancel.raise_if_cancelled)
     cache.put(key, graph)
     return graph
