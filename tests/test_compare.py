@@ -19,7 +19,6 @@ from embscope.tasks.compare import (
     compare_job,
     compare_markdown,
     metric_table,
-    pca_map,
     source_names,
     verdict_comparison,
 )
@@ -116,8 +115,10 @@ def test_shared_rows_by_id_and_by_row():
 
 
 def test_pca_map_matches_svd_up_to_sign(rng):
+    from embscope.analysis.layout import pca_layout
+
     x = (rng.normal(size=(500, 8)) * np.arange(1, 9)).astype(np.float32)
-    got = pca_map(x)
+    got = pca_layout(x, block_rows=64)  # several blocks
     xc = x.astype(np.float64) - x.mean(0, dtype=np.float64)
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
     expected = u[:, :2] * s[:2]

@@ -26,8 +26,9 @@ def render_pngs_if_available(hook_module: str, function: str, result, out_dir: P
 
 def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import request_from_args, run_with_progress
+    from embscope.storage import atomic_write_text
     from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.report import summary_json
 
     if len(args.sources) < 2:
         from embscope.errors import BadInputError

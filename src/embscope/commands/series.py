@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import run_with_progress
     from embscope.commands.compare import render_pngs_if_available
     from embscope.options import settings_from_args
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.storage import atomic_write_text
+    from embscope.tasks.report import summary_json
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
     # Purity is read at --purity-inflation (default: the coarsest of --inflations).

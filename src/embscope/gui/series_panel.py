@@ -11,6 +11,8 @@ point asks the main window to open that checkpoint as a source
 
 from __future__ import annotations
 
+import html
+
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -209,11 +211,11 @@ class SeriesPanel(QWidget):
         self.crossings_label.setText(
             f"{len(result.points)} checkpoints ({result.unit}s {steps})<br>"
             + (
-                "<b>First POOR:</b><br>" + "<br>".join(_escape(line) for line in lines)
+                "<b>First POOR:</b><br>" + "<br>".join(html.escape(line) for line in lines)
                 if lines
                 else "No graded metric turned POOR."
             )
-            + ("<br><i>" + "<br>".join(_escape(n) for n in result.notes) + "</i>" if result.notes else "")
+            + ("<br><i>" + "<br>".join(html.escape(n) for n in result.notes) + "</i>" if result.notes else "")
         )
         self._draw()
         self.result_shown.emit()
@@ -287,7 +289,3 @@ def _file_name(path: str) -> str:
     from pathlib import Path
 
     return Path(path).name
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -7,8 +7,6 @@ and bounded (a few graphs), thread-safe because GUI workers share it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Generator
 
 import numpy as np
@@ -16,37 +14,12 @@ import numpy as np
 from embscope.analysis.graph import KnnGraph, choose_exact, data_fingerprint, iter_knn_graph
 from embscope.generators import relay
 from embscope.options import DEFAULT_KNN
+from embscope.tasks.lru import LruCache
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 
-class GraphCache:
-    """Small thread-safe LRU of k-NN graphs keyed by ``(data fingerprint, k, exact)``."""
-
-    def __init__(self, max_items: int = 4) -> None:
-        self.max_items = max_items
-        self._items: OrderedDict[tuple, KnnGraph] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> KnnGraph | None:
-        with self._lock:
-            graph = self._items.get(key)
-            if graph is not None:
-                self._items.move_to_end(key)
-            return graph
-
-    def put(self, key: tuple, graph: KnnGraph) -> None:
-        with self._lock:
-            self._items[key] = graph
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
+class GraphCache(LruCache[tuple, KnnGraph]):
+    """LRU of k-NN graphs keyed by ``(data fingerprint, k, exact)``."""
 
 
 #: The process-wide graph cache used when no other is passed.
