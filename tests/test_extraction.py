@@ -12,9 +12,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from embscope.errors import BadInputError, Cancelled
+from embscope.options import LoadSettings
 from embscope.sources.checkpoints import open_checkpoint
 from embscope.sources.data_files import DataSet
-from embscope.sources.extraction import ExtractionOptions, extract, pool
+from embscope.sources.extraction import extract, pool
 from embscope.tasks.extract import ExtractRequest, extract_job
 from embscope.tasks.progress import CancelToken, run_job
 from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
@@ -101,7 +102,7 @@ def _reference_hidden(model, tokenizer, text, layer=None):
 @pytest.mark.parametrize("pooling", ["mean", "cls", "max", "last"])
 def test_pooling_on_length_sorted_padded_batches_matches_unpadded_reference(tiny_classifier, pooling):
     loaded = open_checkpoint(tiny_classifier)
-    options = ExtractionOptions(pooling=pooling, device="cpu", batch_size=4)
+    options = LoadSettings(pooling=pooling, device="cpu", batch_size=4)
     result = _run(extract(loaded, DataSet(texts=TEXTS), options))
     for i, text in enumerate(TEXTS):
         states, _ = _reference_hidden(loaded.model, loaded.tokenizer, text)
@@ -136,23 +137,23 @@ def test_classifier_logits_become_predictions_with_config_names(tiny_classifier,
 def test_hidden_layer_and_module_hook(tiny_classifier):
     loaded = open_checkpoint(tiny_classifier)
     data = DataSet(texts=TEXTS[:6])
-    layer0 = _run(extract(loaded, data, ExtractionOptions(layer=0, pooling="cls", device="cpu")))
-    hooked = _run(extract(loaded, data, ExtractionOptions(module="bert.embeddings", pooling="cls", device="cpu")))
+    layer0 = _run(extract(loaded, data, LoadSettings(layer=0, pooling="cls", device="cpu")))
+    hooked = _run(extract(loaded, data, LoadSettings(module="bert.embeddings", pooling="cls", device="cpu")))
     np.testing.assert_allclose(layer0.vectors, hooked.vectors, rtol=1e-5, atol=1e-6)
     for _i, text in enumerate(TEXTS[:6]):
         states, _ = _reference_hidden(loaded.model, loaded.tokenizer, text, layer=1)
-        one = _run(extract(loaded, DataSet(texts=[text]), ExtractionOptions(layer=1, pooling="mean", device="cpu")))
+        one = _run(extract(loaded, DataSet(texts=[text]), LoadSettings(layer=1, pooling="mean", device="cpu")))
         np.testing.assert_allclose(one.vectors[0], states.mean(0), rtol=1e-4, atol=1e-5)
     with pytest.raises(BadInputError, match="layer 9 out of range"):
-        _run(extract(loaded, data, ExtractionOptions(layer=9, device="cpu")))
+        _run(extract(loaded, data, LoadSettings(layer=9, device="cpu")))
     with pytest.raises(BadInputError, match="no module named 'bert.embedings'.*bert.embeddings"):
-        _run(extract(loaded, data, ExtractionOptions(module="bert.embedings", device="cpu")))
+        _run(extract(loaded, data, LoadSettings(module="bert.embedings", device="cpu")))
 
 
 def test_pooler_output(tmp_path):
     folder = make_tiny_bert(tmp_path / "enc")
     loaded = open_checkpoint(folder)
-    result = _run(extract(loaded, DataSet(texts=TEXTS[:5]), ExtractionOptions(pooling="pooler", device="cpu")))
+    result = _run(extract(loaded, DataSet(texts=TEXTS[:5]), LoadSettings(pooling="pooler", device="cpu")))
     enc = loaded.tokenizer(TEXTS[:5], padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = loaded.model(**enc).pooler_output.numpy()
@@ -237,7 +238,7 @@ def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
 def test_cancel_stops_cleanly_and_ends_tokenizer_thread(tiny_classifier):
     loaded = open_checkpoint(tiny_classifier)
     cancel = CancelToken()
-    job = extract(loaded, DataSet(texts=TEXTS * 5), ExtractionOptions(device="cpu", batch_size=2), cancel)
+    job = extract(loaded, DataSet(texts=TEXTS * 5), LoadSettings(device="cpu", batch_size=2), cancel)
     next(job)
     next(job)
     cancel.cancel()
@@ -267,9 +268,7 @@ def test_out_of_memory_halves_batch_and_continues():
     model = _OomAbove(limit=3)
     x = np.random.default_rng(1).normal(size=(17, 3)).astype(np.float32)
     result = _run(
-        extract(
-            LoadedModel(model, "state_dict", "test"), DataSet(arrays=x), ExtractionOptions(device="cpu", batch_size=16)
-        )
+        extract(LoadedModel(model, "state_dict", "test"), DataSet(arrays=x), LoadSettings(device="cpu", batch_size=16))
     )
     with torch.no_grad():
         expected = model.proj(torch.from_numpy(x)).numpy()
@@ -280,7 +279,7 @@ def test_out_of_memory_halves_batch_and_continues():
             extract(
                 LoadedModel(_OomAbove(limit=0), "state_dict", "test"),
                 DataSet(arrays=x),
-                ExtractionOptions(device="cpu", batch_size=4),
+                LoadSettings(device="cpu", batch_size=4),
             )
         )
 
@@ -288,8 +287,8 @@ def test_out_of_memory_halves_batch_and_continues():
 def test_bfloat16_autocast_close_to_float32(tiny_classifier):
     loaded = open_checkpoint(tiny_classifier)
     data = DataSet(texts=TEXTS)
-    full = _run(extract(loaded, data, ExtractionOptions(device="cpu")))
-    half = _run(extract(loaded, data, ExtractionOptions(device="cpu", dtype="bfloat16")))
+    full = _run(extract(loaded, data, LoadSettings(device="cpu")))
+    half = _run(extract(loaded, data, LoadSettings(device="cpu", dtype="bfloat16")))
     assert half.vectors.dtype == np.float32
     assert _cosine_rows(full.vectors, half.vectors).min() > 0.99
 

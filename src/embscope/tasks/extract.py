@@ -87,7 +87,7 @@ def extract_job(
     """
     from embscope.sources.checkpoints import open_checkpoint
     from embscope.sources.data_files import read_data
-    from embscope.sources.extraction import ExtractionOptions, extract, select_device
+    from embscope.sources.extraction import extract, select_device
 
     load = request.load
     if not load.data:
@@ -111,16 +111,8 @@ def extract_job(
     yield Progress("opening checkpoint", None, Path(request.checkpoint).name)
     loaded = open_checkpoint(request.checkpoint, factory=load.factory, trust=load.trust)
     cancel.raise_if_cancelled()
-    options = ExtractionOptions(
-        module=load.module,
-        pooling=load.pooling,
-        layer=load.layer,
-        device=load.device,
-        dtype=load.dtype,
-        batch_size=load.batch_size,
-    )
     result = yield from relay(
-        extract(loaded, data, options, cancel),
+        extract(loaded, data, load, cancel),
         lambda step: Progress(
             "extracting", step.done / max(step.total, 1), f"{step.done}/{step.total} samples on {step.device}"
         ),
