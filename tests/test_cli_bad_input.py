@@ -91,7 +91,7 @@ def test_gui_without_a_display_says_so_in_one_line(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("words", "message"),
     [
-        (["analyze", "x.npy", "--knn", "-1"], "embscope analyze: error: argument --knn: must be at least 0, got -1"),
+        (["analyze", "x.npy", "--knn", "0"], "embscope analyze: error: argument --knn: must be at least 1, got 0"),
         (["analyze", "x.npy", "--inflations", "2,1"], "argument --inflations: must be greater than 1, got 1"),
         (["analyze", "x.npy", "--inflations", "2,nan"], "argument --inflations: must be a finite number, got nan"),
         (["analyze", "x.npy", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),

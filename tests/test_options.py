@@ -30,7 +30,7 @@ def test_field_names_are_unique_across_the_two_classes():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: AnalysisSettings(knn=-1), "--knn must be at least 0, got -1"),
+        (lambda: AnalysisSettings(knn=0), "--knn must be at least 1, got 0"),
         (lambda: AnalysisSettings(knn=2.5), "--knn must be a whole number, got 2.5"),
         (lambda: AnalysisSettings(inflations=(2.0, 1.0)), "--inflations must be greater than 1, got 1"),
         (lambda: AnalysisSettings(inflations=(float("inf"),)), "--inflations must be a finite number, got inf"),

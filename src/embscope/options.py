@@ -66,7 +66,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from embscope.errors import BadInputError
 
@@ -329,14 +329,25 @@ class AnalysisSettings:
         group="analysis",
         file_filter="Thresholds (*.toml *.json);;All files (*)",
     )
+    graph: bool = option(
+        True,
+        flag="--no-graph",
+        help="build the k-NN graph (the MCL sweep and k-NN label accuracy need it)",
+        off_help="skip the k-NN graph and what needs it (MCL sweep, k-NN label accuracy)",
+        label="k-NN graph",
+        kind="bool",
+        affects=SUMMARY,
+        commands=ANALYSIS_COMMANDS,
+        group="analysis",
+    )
     knn: int = option(
         DEFAULT_KNN,
         flag="--knn",
         metavar="K",
-        help="neighbours in the k-NN graph (0 skips the graph, the MCL sweep and k-NN accuracy)",
+        help="neighbours in the k-NN graph",
         label="Neighbours (k)",
         kind="int",
-        minimum=0,
+        minimum=1,
         affects=SUMMARY,
         commands=ANALYSIS_COMMANDS | {"map"},
         group="analysis",
@@ -384,6 +395,7 @@ class AnalysisSettings:
 
 
 SETTINGS_CLASSES = (LoadSettings, AnalysisSettings)
+SettingsT = TypeVar("SettingsT", LoadSettings, AnalysisSettings)
 
 
 # --------------------------------------------------------------------------- introspection
@@ -584,7 +596,7 @@ def get_value(settings: AnalysisSettings | LoadSettings, name: str) -> Any:
     return target
 
 
-def with_value(settings: AnalysisSettings | LoadSettings, name: str, value: Any):
+def with_value(settings: SettingsT, name: str, value: Any) -> SettingsT:
     """A copy of ``settings`` with the dotted ``name`` set to ``value`` (validated)."""
     head, _, rest = name.partition(".")
     if rest:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from embscope.commands import EXIT_NOT_HEALTHY, EXIT_OK
 
 if TYPE_CHECKING:
     from embscope.tasks.analyze import AnalyzeRequest
+    from embscope.tasks.progress import Job
+
+T = TypeVar("T")
 
 
 def request_from_args(args: argparse.Namespace, source: str) -> AnalyzeRequest:
@@ -38,7 +41,7 @@ class StderrProgress:
             sys.stderr.write("\r\033[K")
 
 
-def run_with_progress(job):
+def run_with_progress(job: Job[T]) -> T:
     """Run a generator job to its result, its progress on one stderr line (terminals only)."""
     from embscope.tasks.progress import run_job
 

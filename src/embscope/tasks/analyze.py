@@ -159,7 +159,7 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     per_sample = sample_vectors(embeddings)
 
     graph = None
-    if embeddings.n_samples >= 3 and settings.knn > 0:
+    if embeddings.n_samples >= 3 and settings.graph:
         from embscope.tasks.graph_cache import build_knn_graph
 
         graph = yield from sub_job(
