@@ -166,16 +166,20 @@ def test_requests_carry_every_load_setting_of_a_checkpoint():
     )
     settings = AnalysisSettings(load=load, knn=7, clusters=False, inflations=(1.5, 2.5), thresholds="t.toml")
     request = analyze_request("model.safetensors", settings)
-    for name in ("meta", "parents", "nonfinite", "data", "factory", "module", "pooling", "layer", "device", "dtype"):
-        assert getattr(request, name) == getattr(load, name), name
-    assert (request.batch_size, request.trust, request.use_cache) == (8, True, False)
-    assert (request.knn, request.clusters, request.inflations, request.thresholds) == (7, False, (1.5, 2.5), "t.toml")
+    assert request.source == "model.safetensors" and request.settings == settings  # every field, unchanged
     source = Source("model.safetensors", settings, is_checkpoint=True)
-    assert source.request(knn=3).knn == 3 and source.request().knn == 7
+    assert source.request(knn=3).settings.knn == 3 and source.request().settings.knn == 7
+    assert source.request(clusters=True).settings.clusters and source.request().settings.load == load
     # An embeddings file keeps what applies to it (metadata, parents, NaN policy) and drops extraction.
-    plain = analyze_request("emb.npy", settings, is_checkpoint=False)
-    assert (plain.meta, plain.parents, plain.nonfinite, plain.trust) == ("m.csv", "p.csv", "refuse", True)
-    assert (plain.data, plain.module, plain.batch_size) == (None, None, 64)
+    plain = analyze_request("emb.npy", settings, is_checkpoint=False).settings
+    assert (plain.load.meta, plain.load.parents, plain.load.nonfinite, plain.load.trust) == (
+        "m.csv",
+        "p.csv",
+        "refuse",
+        True,
+    )
+    assert plain.load == LoadSettings(meta="m.csv", parents="p.csv", nonfinite="refuse", trust=True)
+    assert (plain.knn, plain.inflations, plain.thresholds) == (7, (1.5, 2.5), "t.toml")
 
 
 def test_source_for_path_finds_the_sidecar_metadata(tmp_path):

@@ -68,7 +68,7 @@ def test_every_load_setting_has_a_form_row_that_reaches_the_session(qtbot, panel
         panel.analyze_button.click()
     assert blocker.args == [source]
     assert {name: getattr(source.load, name) for name in NON_DEFAULTS} == NON_DEFAULTS
-    assert source.request().batch_size == 7 and source.request().parents == "parents.csv"
+    assert source.request().settings.load.batch_size == 7 and source.request().settings.load.parents == "parents.csv"
 
 
 def test_the_form_shows_the_model_and_follows_its_changes(qtbot, panel):

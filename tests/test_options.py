@@ -30,7 +30,7 @@ def test_field_names_are_unique_across_the_two_classes():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: AnalysisSettings(knn=-1), "--knn must be at least 0, got -1"),
+        (lambda: AnalysisSettings(knn=0), "--knn must be at least 1, got 0"),
         (lambda: AnalysisSettings(knn=2.5), "--knn must be a whole number, got 2.5"),
         (lambda: AnalysisSettings(inflations=(2.0, 1.0)), "--inflations must be greater than 1, got 1"),
         (lambda: AnalysisSettings(inflations=(float("inf"),)), "--inflations must be a finite number, got inf"),
@@ -135,3 +135,137 @@ def test_key_settings_split_vectors_from_summary():
     # How or where it runs never enters a key.
     for name in ("load.device", "load.batch_size", "load.trust", "load.use_cache", "purity_inflation"):
         assert name not in summary
+
+
+# --------------------------------------------------------------------------- every field reaches every consumer
+
+
+def _other_value(row: options.FormField, tmp_path):
+    """A valid value different from the default, of the field's kind."""
+    if row.kind == "path":
+        path = tmp_path / f"{row.name}.csv"
+        path.write_text(f"label,parent\n{row.name},x\n")
+        return str(path)
+    if row.kind == "text":
+        return "cpu" if row.name.endswith("device") else f"{row.name}_value"
+    if row.kind == "bool":
+        return not row.default
+    if row.kind == "choice":
+        return next(c for c in row.choices if c != row.default)
+    if row.kind == "int":
+        return (row.default or 0) + 3
+    if row.kind == "float":
+        return 2.5
+    return (2.5, 5.0)
+
+
+def _cli_words(row: options.FormField, value) -> list[str]:
+    spec = options._lookup(row.name)[1]
+    if row.kind == "bool":
+        return [spec.flag]
+    return [spec.flag, options.display_text(row.name, value)]
+
+
+@pytest.mark.parametrize("row", options.form_fields(), ids=lambda row: row.name)
+def test_every_field_reaches_the_cli_the_cache_keys_and_the_form(row, tmp_path):
+    from embscope.cli import build_parser
+    from embscope.tasks.extract import ExtractRequest, cache_key
+    from embscope.tasks.series import point_cache_key
+
+    spec = options._lookup(row.name)[1]
+    value = _other_value(row, tmp_path)
+    changed = options.with_value(AnalysisSettings(), row.name, value)
+    assert options.get_value(changed, row.name) == value
+
+    # CLI: every command that offers it parses the flag into the same settings.
+    assert spec.commands, row.name
+    for command in sorted(spec.commands):
+        positional = ["src", "--out", "o"] if command not in ("modules",) else ["src"]
+        if command == "compare":
+            positional = ["a", "b", "--out", "o"]
+        args = build_parser().parse_args([command, *positional, *_cli_words(row, value)])
+        assert options.get_value(options.settings_from_args(args), row.name) == value, command
+        default_args = build_parser().parse_args([command, *positional])
+        assert options.settings_from_args(default_args) == AnalysisSettings(), command
+    # Help text names the default.
+    help_text = build_parser()._subparsers._group_actions[0].choices[sorted(spec.commands)[0]].format_help()
+    assert spec.flag in help_text
+
+    # Cache keys: the extraction key moves exactly for the fields that change the vectors,
+    # the series key for those that change the summary.
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"weights")
+    before_x = cache_key(ExtractRequest(str(checkpoint), AnalysisSettings().load))
+    after_x = cache_key(ExtractRequest(str(checkpoint), changed.load))
+    assert (before_x != after_x) == (spec.affects == options.VECTORS), row.name
+    before_s = point_cache_key(AnalysisSettings(), str(checkpoint))
+    after_s = point_cache_key(changed, str(checkpoint))
+    assert (before_s != after_s) == (spec.affects in (options.VECTORS, options.SUMMARY)), row.name
+
+    # GUI form: described, with a parseable default.
+    form = {r.name: r for r in options.form_fields()}
+    assert form[row.name] == row and row.label
+    assert options.parse_text(row.name, options.display_text(row.name, row.default)) == row.default
+
+
+def test_cache_keys_follow_file_content_not_just_names(tmp_path):
+    from embscope.tasks.extract import ExtractRequest, cache_key
+
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"weights")
+    data = tmp_path / "data.txt"
+    data.write_text("one\ntwo\n")
+    factory = tmp_path / "model.py"
+    factory.write_text("def build(): pass\n")
+    request = ExtractRequest.of(str(checkpoint), data=str(data), factory=f"{factory}:build")
+    key = cache_key(request)
+    data.write_text("one\nthree\n")
+    assert cache_key(request) != key
+    key = cache_key(request)
+    factory.write_text("def build(): return 1\n")
+    assert cache_key(request) != key
+    key = cache_key(request)
+    checkpoint.write_bytes(b"other weights")
+    assert cache_key(request) != key
+    # A moved data file with the same content keeps the key.
+    key = cache_key(request)
+    moved = tmp_path / "moved.txt"
+    data.rename(moved)
+    assert cache_key(dataclasses.replace(request, load=dataclasses.replace(request.load, data=str(moved)))) == key
+
+
+# --------------------------------------------------------------------------- cache folder
+
+
+def test_every_cache_lives_under_embscope_cache_dir(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from embscope.storage import cache_root
+    from embscope.tasks import extract, series
+
+    monkeypatch.setenv("EMBSCOPE_CACHE_DIR", str(tmp_path / "here"))
+    assert cache_root() == tmp_path / "here"
+    assert extract.default_cache_dir() == tmp_path / "here" / "extract"
+    assert series.default_cache_dir() == tmp_path / "here" / "series"
+    # numba reads its variable once per process: check in a fresh one.
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    code = "from embscope.analysis.numba_env import ensure_numba_cache_dir; print(ensure_numba_cache_dir())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(tmp_path / "here" / "numba")
+    monkeypatch.delenv("EMBSCOPE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "embscope"
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    from embscope.storage import atomic_path, atomic_write_text
+
+    target = atomic_write_text(tmp_path / "sub" / "a.json", "old")
+    with pytest.raises(RuntimeError, match="^disk full$"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        assert tmp.suffix == ".json" and tmp.parent == target.parent
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]

@@ -66,7 +66,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from embscope.errors import BadInputError
 
@@ -224,6 +224,7 @@ class LoadSettings:
         label="Model factory",
         kind="text",
         affects=VECTORS,
+        fingerprint=True,
         group="checkpoint",
     )
     module: str | None = option(
@@ -328,14 +329,25 @@ class AnalysisSettings:
         group="analysis",
         file_filter="Thresholds (*.toml *.json);;All files (*)",
     )
+    graph: bool = option(
+        True,
+        flag="--no-graph",
+        help="build the k-NN graph (the MCL sweep and k-NN label accuracy need it)",
+        off_help="skip the k-NN graph and what needs it (MCL sweep, k-NN label accuracy)",
+        label="k-NN graph",
+        kind="bool",
+        affects=SUMMARY,
+        commands=ANALYSIS_COMMANDS,
+        group="analysis",
+    )
     knn: int = option(
         DEFAULT_KNN,
         flag="--knn",
         metavar="K",
-        help="neighbours in the k-NN graph (0 skips the graph, the MCL sweep and k-NN accuracy)",
+        help="neighbours in the k-NN graph",
         label="Neighbours (k)",
         kind="int",
-        minimum=0,
+        minimum=1,
         affects=SUMMARY,
         commands=ANALYSIS_COMMANDS | {"map"},
         group="analysis",
@@ -383,6 +395,7 @@ class AnalysisSettings:
 
 
 SETTINGS_CLASSES = (LoadSettings, AnalysisSettings)
+SettingsT = TypeVar("SettingsT", LoadSettings, AnalysisSettings)
 
 
 # --------------------------------------------------------------------------- introspection
@@ -583,7 +596,7 @@ def get_value(settings: AnalysisSettings | LoadSettings, name: str) -> Any:
     return target
 
 
-def with_value(settings: AnalysisSettings | LoadSettings, name: str, value: Any):
+def with_value(settings: SettingsT, name: str, value: Any) -> SettingsT:
     """A copy of ``settings`` with the dotted ``name`` set to ``value`` (validated)."""
     head, _, rest = name.partition(".")
     if rest:
@@ -715,11 +728,15 @@ def add_options(parser: Any, command: str, cls: type = AnalysisSettings) -> None
 
 
 def _argparse_type(name: str, argparse):
+    flag = _lookup(name)[1].flag
+
     def convert(text: str) -> Any:
         try:
             return parse_text(name, text)
         except BadInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            # argparse already starts the line with "argument --flag: ".
+            message = str(exc)
+            raise argparse.ArgumentTypeError(message.removeprefix(f"{flag} ")) from None
 
     convert.__name__ = name  # argparse names the type in some messages
     return convert

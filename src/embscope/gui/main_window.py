@@ -48,11 +48,10 @@ from embscope.gui.panels.sources import SourcesPanel
 from embscope.gui.settings import Settings, load_settings, save_settings
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings, LoadSettings
+from embscope.sources.data_files import DATA_SUFFIXES
 from embscope.tasks import jobs
 from embscope.tasks.session import Aspect, Session, Source, source_for_path
 
-#: Files that, dropped on a checkpoint still without data, become its data.
-DATA_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv", ".npy")
 #: Closing waits at most this long for workers to notice the cancel.
 CLOSE_WAIT_S = 1.0
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -284,16 +284,13 @@ def source_for_path(path: str | Path, device: str = "auto", dtype: str = "float3
 def analyze_request(path: str, settings: AnalysisSettings, is_checkpoint: bool = True) -> AnalyzeRequest:
     """The :class:`~embscope.tasks.analyze.AnalyzeRequest` of ``path`` read with ``settings``.
 
-    The one place the app turns settings into a request (when the request
-    takes the settings object whole, only this function changes).  An
-    embeddings file keeps the extraction fields at their defaults: they do not
-    apply to it.
+    An embeddings file keeps the extraction settings at their defaults: they do
+    not apply to it, and they would make its cache key differ for nothing.
     """
-    names = {f.name for f in fields(AnalyzeRequest)}
-    values = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "load"}
-    load = settings.load
-    values.update({f.name: getattr(load, f.name) for f in fields(load) if is_checkpoint or f.name in SOURCE_FIELDS})
-    return AnalyzeRequest(source=str(path), **{k: v for k, v in values.items() if k in names})
+    if not is_checkpoint:
+        load = LoadSettings(**{name: getattr(settings.load, name) for name in SOURCE_FIELDS})
+        settings = replace(settings, load=load)
+    return AnalyzeRequest(source=str(path), settings=settings)
 
 
 #: Load settings that apply to every source (the others only to checkpoints).

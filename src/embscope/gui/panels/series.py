@@ -32,9 +32,9 @@ from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.compare_png import metric_label
 from embscope.gui.render.series_png import draw_series_metric, poor_rule
 from embscope.gui.workers import JobRunner
-from embscope.options import AnalysisSettings, LoadSettings
+from embscope.options import AnalysisSettings
 from embscope.tasks import jobs
-from embscope.tasks.session import Source, analyze_request
+from embscope.tasks.session import Source
 
 #: The metric shown first when a series arrives (the first present).
 DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "participation_ratio_normalized")
@@ -159,18 +159,22 @@ class SeriesPanel(QWidget):
 
     def build_request(self):
         """The :class:`~embscope.tasks.series.SeriesRequest` the form describes."""
+        from embscope.options import settings_from_values
         from embscope.tasks.series import SeriesRequest
 
         text = {key: edit.text().strip() or None for key, edit in self.edits.items()}
-        load = LoadSettings(data=text["data"], meta=text["meta"], factory=text["factory"], module=text["module"])
-        analysis = analyze_request("", AnalysisSettings(load=load))
         inflation = self.inflation_spin.value()
+        settings = settings_from_values(
+            {
+                "data": text["data"],
+                "meta": text["meta"],
+                "factory": text["factory"],
+                "module": text["module"],
+                "purity_inflation": inflation if inflation > 1.0 else None,
+            }
+        )
         return SeriesRequest(
-            analysis=analysis,
-            folder=text["folder"],
-            pattern=text["pattern"],
-            purity_inflation=inflation if inflation > 1.0 else None,
-            cache_dir=self.cache_dir,
+            settings=settings, folder=text["folder"], pattern=text["pattern"], cache_dir=self.cache_dir
         )
 
     def run(self) -> int:
@@ -231,8 +235,7 @@ class SeriesPanel(QWidget):
         if self.result is None or not 0 <= index < len(self.result.points):
             return
         point = self.result.points[index]
-        analysis = self.request.analysis if self.request is not None else self.build_request().analysis
-        load = LoadSettings(data=analysis.data, meta=analysis.meta, factory=analysis.factory, module=analysis.module)
+        load = (self.request if self.request is not None else self.build_request()).settings.load
         source = Source(
             point.path,
             AnalysisSettings(load=load),

@@ -10,7 +10,6 @@ side by side, and the metric table with deltas coloured better/worse.
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from embscope.gui.render.plots import (
     prepare_spectrum_plot,
     scatter_layers,
 )
+from embscope.storage import atomic_path
 
 #: One colour per source (distinct from the grade colours' meaning where possible).
 SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -333,9 +333,7 @@ def _elide(text: str, width: int) -> str:
 
 
 def _save_atomic(image, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not image.save(str(tmp), "PNG"):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write {path}")
     return path
