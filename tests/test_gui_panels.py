@@ -127,6 +127,7 @@ def _state():
 
 def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, result):
     from embscope.gui.panels.clusters import ClustersPanel
+    from embscope.tasks.progress import CancelToken, run_job
 
     panel = ClustersPanel(model)
     qtbot.addWidget(panel)
@@ -137,13 +138,15 @@ def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, r
     assert model.inflation == 2.0 and np.array_equal(model.cluster_ids, result.clusters.cluster_ids[2.0])
     panel.set_inflation(3.0)  # cached in the sweep: shown at once, no request
     assert panel.value_labels["n_clusters"].text() == str(rows[3.0]["n_clusters"])
-    # An inflation outside the sweep is requested; the answer updates the numbers live.
+    # An inflation outside the sweep is asked for as a job (MCL on the graph's cluster cache);
+    # running it — here inline, in the window on a worker — updates the numbers live.
     emb = result.embeddings
-    with qtbot.waitSignal(panel.inflation_requested, timeout=2000) as blocker:
+    with qtbot.waitSignal(panel.job_requested, timeout=2000) as blocker:
         panel.set_inflation(5.5)
-    assert blocker.args == [5.5]
-    row, ids = mcl_row(result.graph, emb.labels, emb.parents, 5.5)
-    panel.add_point(5.5, row, ids)
+    job = blocker.args[0]
+    assert "5.5" in job.description and "computing MCL at I = 5.50" in panel.status_label.text()
+    job.on_finished(run_job(job.make_job(CancelToken())))
+    row, ids = mcl_row(result.graph, emb.labels, emb.parents, 5.5)  # purity by hand
     assert panel.value_labels["purity_leaf"].text() == f"{row['purity_leaf']:.4g}"
     assert panel.value_labels["n_clusters"].text() == str(row["n_clusters"])
     assert model.inflation == 5.5 and len(np.unique(model.cluster_ids)) == row["n_clusters"]

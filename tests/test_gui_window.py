@@ -238,3 +238,18 @@ def test_export_writes_the_files_on_a_worker_thread(qtbot, tmp_path, errors, mon
     assert [p.name for p in blocker.args[0]] == ["summary.json", "report.md", "arrays.npz"]
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
     assert "Exported 3 files" in window.stage_label.text() and not errors
+
+
+def test_the_clusters_panel_job_runs_on_the_window_worker_on_the_source_cache(qtbot, tmp_path, errors):
+    from embscope.gui.panels.clusters import ClustersPanel
+
+    window = make_window(qtbot, clusters=True, synchronous=False)
+    with qtbot.waitSignal(window.analysis_finished, timeout=30_000):
+        [source] = window.open_paths([write_source(tmp_path, n=200)])
+    panel = window.panel(ClustersPanel)
+    runner = window.runners["panel Clusters"]
+    with qtbot.waitSignal(runner.finished, timeout=30_000):
+        panel.set_inflation(2.7)
+    assert 2.7 in panel.rows and panel.value_labels["n_clusters"].text() == str(panel.rows[2.7]["n_clusters"])
+    assert source.cluster_cache().cached(2.7) is not None  # computed on the source's own cache
+    assert window.model.inflation == 2.7 and not errors

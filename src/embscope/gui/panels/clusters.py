@@ -42,7 +42,6 @@ class ClustersPanel(QWidget):
     title = "Clusters"
     report_plots = ("mcl_purity",)
     export_size = (1800, 960)
-    inflation_requested = Signal(float)
     job_requested = Signal(object)  # a PanelJob
 
     def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
@@ -182,7 +181,6 @@ class ClustersPanel(QWidget):
             return
         self._pending = inflation
         self.status_label.setText(f"computing MCL at I = {inflation:.2f}…")
-        self.inflation_requested.emit(inflation)
         cache = self.model.cluster_cache()
         if cache is not None:
             from embscope.tasks.jobs import cluster_job
