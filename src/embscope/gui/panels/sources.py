@@ -43,6 +43,8 @@ STATE_MARKS = {
 }
 #: The form's field for the captured module gets a "Module tree" button next to it.
 MODULE_FIELD = "module"
+#: Form labels wrap beyond this width (pixels), so the sources column keeps its width.
+LABEL_WIDTH = 100
 #: Largest value an int spin box offers (Qt's spin boxes are 32-bit).
 INT_MAX = 2**31 - 1
 
@@ -160,7 +162,11 @@ class SourcesPanel(QWidget):
         for spec in form_fields(LoadSettings):
             editor = FieldEditor(spec, self)
             self.editors[editor.name] = editor
-            self.form.addRow(editor.label, editor.row)
+            label = QLabel(editor.label)
+            # Long labels ("Data to run through the model") wrap instead of widening the sources column.
+            label.setWordWrap(True)
+            label.setFixedWidth(LABEL_WIDTH)
+            self.form.addRow(label, editor.row)
         self.modules_button = QPushButton("Module tree")
         self.editors[MODULE_FIELD].add_widget(self.modules_button)
         self.error_label = QLabel("")
