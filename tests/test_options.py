@@ -61,8 +61,8 @@ def test_values_are_normalised():
 def test_parse_text_round_trips_every_field():
     s = AnalysisSettings(
         load=LoadSettings(meta="m.csv", layer=-2, pooling="mean", batch_size=3, trust=True, use_cache=False),
-        inflations=(1.5, 2.0),
-        purity_inflation=2.5,
+        inflations=(1.5, 2.0, 2.123456789),
+        purity_inflation=2.000001234,
         knn=4,
         clusters=False,
     )

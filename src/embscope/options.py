@@ -436,7 +436,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(format_value(v) for v in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)  # never round a value away
     return str(value)
 
 
@@ -459,7 +460,7 @@ def check_value(name: str, value: Any, spec: Option | None = None) -> Any:
     Raises
     ------
     BadInputError
-        One line naming the CLI flag, e.g. ``--knn must be at least 0, got -1``.
+        One line naming the CLI flag, e.g. ``--knn must be at least 1, got 0``.
     """
     if spec is None:
         spec = _lookup(name)[1]
