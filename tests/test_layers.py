@@ -106,11 +106,11 @@ def wordnet_texts(tmp_path_factory):
 
 def test_minilm_sweep_has_seven_outputs_each_equal_to_a_single_layer_extraction(wordnet_texts):
     model = str(minilm_path())
-    base = ExtractRequest(checkpoint=model, data=wordnet_texts, pooling="mean", use_cache=False, batch_size=32)
+    base = ExtractRequest.of(model, data=wordnet_texts, pooling="mean", use_cache=False, batch_size=32)
     result = run_job(layers_job(LayersRequest(extract=base, keep=("encoder.layer.5",))))
     assert result.names == ["embeddings", *(f"encoder.layer.{i}" for i in range(6))]
     for name, row in zip(result.names, result.metrics, strict=True):
-        single = run_job(extract_job(replace(base, module=name)))
+        single = run_job(extract_job(replace(base, load=replace(base.load, module=name))))
         reference = spec.effective_rank(np.linalg.svd(single.vectors.astype(np.float64), compute_uv=False))
         assert row["effective_rank"] == pytest.approx(reference, rel=1e-6), name
         if name == "encoder.layer.5":
@@ -152,8 +152,8 @@ def _block_checkpoint(folder: Path, zeroed: int | None) -> str:
 def test_first_poor_layer_is_the_zeroed_block(block_data, zeroed):
     checkpoint = _block_checkpoint(block_data, zeroed)
     request = LayersRequest(
-        extract=ExtractRequest(
-            checkpoint=checkpoint,
+        extract=ExtractRequest.of(
+            checkpoint,
             data=str(block_data / "x.npy"),
             factory=BLOCK_NET,
             meta=str(block_data / "meta.csv"),
@@ -171,8 +171,8 @@ def test_first_poor_layer_is_the_zeroed_block(block_data, zeroed):
 
 
 def test_layer_rule_picks_modules_by_glob(block_data):
-    extract = ExtractRequest(
-        checkpoint=_block_checkpoint(block_data, None),
+    extract = ExtractRequest.of(
+        _block_checkpoint(block_data, None),
         data=str(block_data / "x.npy"),
         factory=BLOCK_NET,
         use_cache=False,

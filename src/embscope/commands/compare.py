@@ -1,7 +1,7 @@
 """``embscope compare A B [C…]``: analyse sources on the same data, write compare.json and compare.md.
 
 PNG plots (overlaid spectra, aligned maps side by side) are rendered by the
-GUI's plot code when it provides ``embscope.gui.compare_png.render_compare_pngs(result, out_dir)``;
+GUI's plot code when it provides ``embscope.gui.render.compare_png.render_compare_pngs(result, out_dir)``;
 until then the command writes the JSON and Markdown only and says so.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from embscope.commands import EXIT_OK
 
-PNG_HOOK = "embscope.gui.compare_png"
+PNG_HOOK = "embscope.gui.render.compare_png"
 
 
 def render_pngs_if_available(hook_module: str, function: str, result, out_dir: Path) -> list[Path] | None:
@@ -26,8 +26,9 @@ def render_pngs_if_available(hook_module: str, function: str, result, out_dir: P
 
 def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import request_from_args, run_with_progress
+    from embscope.storage import atomic_write_text
     from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.report import summary_json
 
     if len(args.sources) < 2:
         from embscope.errors import BadInputError
@@ -38,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
         # The CLI needs only summaries and maps: drop each source's embeddings
         # as soon as they are analysed (one matrix alive at a time).
         keep_results=False,
-        purity_inflation=getattr(args, "purity_inflation", None),
     )
     result = run_with_progress(compare_job(request))
     out = Path(args.out)

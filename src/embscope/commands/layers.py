@@ -16,37 +16,33 @@ from embscope.errors import BadInputError
 
 
 def layers_request(args: argparse.Namespace, source: str):
-    """A LayersRequest for ``source`` from the shared checkpoint options and ``--layers RULE``."""
+    """A LayersRequest for ``source`` from the command's settings and ``--layers RULE``.
+
+    ``--module``/``--layer`` choose what the ordinary analysis of compare/series
+    reads; the sweep itself takes every layer, so they are cleared here.
+    """
+    from dataclasses import replace
+
+    from embscope.options import settings_from_args
     from embscope.tasks.extract import ExtractRequest
     from embscope.tasks.layers import LayersRequest
 
-    if not args.data:
+    settings = settings_from_args(args)
+    if not settings.load.data:
         raise BadInputError("a layer sweep runs data through the checkpoint: pass it with --data")
-    # --module/--layer choose what the ordinary analysis of compare/series reads; the sweep takes every layer.
     return LayersRequest(
-        extract=ExtractRequest(
-            checkpoint=source,
-            data=args.data,
-            pooling=args.pooling,
-            factory=args.factory,
-            device=args.device,
-            dtype=args.dtype,
-            batch_size=args.batch_size,
-            trust=args.trust,
-            use_cache=False,
-            meta=args.meta,
-            parents=args.parents,
-        ),
+        extract=ExtractRequest(checkpoint=source, load=replace(settings.load, module=None, layer=None)),
         rule=args.layers or None,
-        thresholds=args.thresholds,
+        thresholds=settings.thresholds,
         sample_size=getattr(args, "sample_size", None) or SAMPLE_ROWS,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import run_with_progress
+    from embscope.storage import atomic_write_text
     from embscope.tasks.layers import layers_job
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.report import summary_json
 
     if args.module or args.layer is not None:
         raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
@@ -57,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(out / "layers.csv", result.to_csv()),
     ]
     if not args.no_png:
-        from embscope.gui.layers_png import render_layers_pngs
+        from embscope.gui.render.layers_png import render_layers_pngs
 
         written += render_layers_pngs([(Path(args.source).name, result)], out)
     width = max(len(n) for n in result.names)
@@ -80,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
 def write_compare_layers(args: argparse.Namespace, out: Path) -> list[Path]:
     """``compare --layers``: each source's layer sweep, curves overlaid per metric (compare_layers_*.png)."""
     from embscope.commands.analyze import run_with_progress
-    from embscope.gui.layers_png import render_layers_pngs
+    from embscope.gui.render.layers_png import render_layers_pngs
+    from embscope.storage import atomic_write_text
     from embscope.tasks.layers import layers_job
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.report import summary_json
 
     sources = []
     for source in args.sources:
@@ -99,9 +96,10 @@ def write_compare_layers(args: argparse.Namespace, out: Path) -> list[Path]:
 def write_series_layers(args: argparse.Namespace, entries, unit: str, out: Path) -> list[Path]:
     """``series --layers``: a layer sweep per checkpoint; heat-maps of metric over step × layer."""
     from embscope.commands.analyze import run_with_progress
-    from embscope.gui.layers_png import render_layer_grid_pngs
+    from embscope.gui.render.layers_png import render_layer_grid_pngs
+    from embscope.storage import atomic_write_text
     from embscope.tasks.layers import layer_grid_job
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.report import summary_json
 
     base = layers_request(args, str(entries[0].path))
     grid = run_with_progress(layer_grid_job([(e.step, str(e.path)) for e in entries], base, unit))

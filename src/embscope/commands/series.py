@@ -2,7 +2,7 @@
 
 PNG plots (each metric against the step, first POOR crossing marked) are
 rendered by the GUI's plot code when it provides
-``embscope.gui.series_png.render_series_pngs(result, out_dir)``.
+``embscope.gui.render.series_png.render_series_pngs(result, out_dir)``.
 """
 
 from __future__ import annotations
@@ -12,24 +12,19 @@ from pathlib import Path
 
 from embscope.commands import EXIT_OK
 
-PNG_HOOK = "embscope.gui.series_png"
+PNG_HOOK = "embscope.gui.render.series_png"
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import request_from_args, run_with_progress
+    from embscope.commands.analyze import run_with_progress
     from embscope.commands.compare import render_pngs_if_available
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.options import settings_from_args
+    from embscope.storage import atomic_write_text
+    from embscope.tasks.report import summary_json
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
-    request = SeriesRequest(
-        analysis=request_from_args(args, ""),
-        folder=args.folder,
-        pattern=args.pattern,
-        # Purity is read at --purity-inflation when the parser offers it, else
-        # at the coarsest of --inflations (pass one value to choose it).
-        purity_inflation=getattr(args, "purity_inflation", None),
-        use_cache=not args.no_cache,
-    )
+    # Purity is read at --purity-inflation (default: the coarsest of --inflations).
+    request = SeriesRequest(settings=settings_from_args(args), folder=args.folder, pattern=args.pattern)
     result = run_with_progress(series_job(request))
     out = Path(args.out)
     written = [

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.options import LoadSettings
 from embscope.sources.checkpoints import LoadedModel
 from embscope.sources.data_files import DataSet
 from embscope.sources.extraction import (
     BatchDone,
-    ExtractionOptions,
     _Chunk,
     _prepare,
     _run_batches,
@@ -109,7 +109,7 @@ def _embedding_module(model, prefix: str) -> str | None:
 class _LayerRunner(_Runner):
     """Runs the model once with a forward hook on every layer and pools each output."""
 
-    def __init__(self, loaded: LoadedModel, options: ExtractionOptions, device, is_text: bool, names: list[str]):
+    def __init__(self, loaded: LoadedModel, options: LoadSettings, device, is_text: bool, names: list[str]):
         super().__init__(loaded, options, device, is_text)
         modules = dict(loaded.model.named_modules())
         self.names = names
@@ -166,7 +166,7 @@ class _LayerRunner(_Runner):
 def sweep_layers(
     loaded: LoadedModel,
     data: DataSet,
-    options: ExtractionOptions | None = None,
+    options: LoadSettings | None = None,
     rule: str | None = None,
     cancel=None,
     notes: list[str] | None = None,
@@ -179,7 +179,7 @@ def sweep_layers(
         As for :func:`embscope.sources.extraction.extract`.
     options
         Pooling, device, dtype, batch size (``module`` and ``layer`` must be unset:
-        the sweep picks the modules).
+        the sweep picks the modules); the other load settings are not used here.
     rule
         Layer rule (see the module docstring); ``None`` uses the default blocks.
     cancel
@@ -199,7 +199,7 @@ def sweep_layers(
     """
     if options.module is not None or options.layer is not None:
         raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
-    options = options if options is not None else ExtractionOptions()
+    options = options if options is not None else LoadSettings()
     notes = notes if notes is not None else []
     names = modules_matching(loaded.model, rule) if rule else default_layer_modules(loaded.model)
     device = _prepare(loaded, data, options)

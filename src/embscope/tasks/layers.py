@@ -44,8 +44,8 @@ HEADLINE_METRICS = (
 class LayersRequest:
     """A layer sweep of one checkpoint.
 
-    ``extract`` says which checkpoint, data and how to run it (its ``module``
-    and ``layer`` must be unset); ``rule`` picks the layers (comma-separated
+    ``extract`` says which checkpoint, data and how to run it (its
+    ``load.module`` and ``load.layer`` must be unset); ``rule`` picks the layers (comma-separated
     globs over module names, ``None``: embeddings + blocks); ``keep`` names the
     layers whose full N×d vectors are kept (for opening them in other views);
     ``sample_size`` bounds the rows used by the pair and label metrics.
@@ -155,27 +155,29 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     """Sweep every layer of ``request.extract.checkpoint`` in one forward pass; see the module docstring."""
     from embscope.sources.checkpoints import open_checkpoint
     from embscope.sources.data_files import read_data
-    from embscope.sources.extraction import BatchDone, ExtractionOptions
+    from embscope.sources.extraction import BatchDone
     from embscope.sources.layer_sweep import LayerChunk, sweep_layers
 
     ex = request.extract
-    if ex.module is not None or ex.layer is not None:
+    load = ex.load
+    if load.data is None:
+        raise BadInputError("a layer sweep runs data through the checkpoint: pass it with --data")
+    if load.module is not None or load.layer is not None:
         raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
-    for path, what in ((ex.checkpoint, "checkpoint"), (ex.data, "data file")):
+    for path, what in ((ex.checkpoint, "checkpoint"), (load.data, "data file")):
         if not Path(path).exists():
             raise BadInputError(f"{what} not found: {path}")
     if request.sample_size < 3:
         raise BadInputError(f"the layer sample needs at least 3 rows, got {request.sample_size}")
     thresholds = load_thresholds(request.thresholds)
-    yield Progress("reading data", None, Path(ex.data).name)
-    data = read_data(ex.data, parents=ex.parents, meta=ex.meta)
+    yield Progress("reading data", None, Path(load.data).name)
+    data = read_data(load.data, parents=load.parents, meta=load.meta)
     if data.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
     cancel.raise_if_cancelled()
     yield Progress("opening checkpoint", None, Path(ex.checkpoint).name)
-    loaded = open_checkpoint(ex.checkpoint, factory=ex.factory, trust=ex.trust)
+    loaded = open_checkpoint(ex.checkpoint, factory=load.factory, trust=load.trust)
     cancel.raise_if_cancelled()
-    options = ExtractionOptions(pooling=ex.pooling, device=ex.device, dtype=ex.dtype, batch_size=ex.batch_size)
     kept_rows = sample_rows(data.n_samples, request.sample_size)
     accumulators: dict[str, LayerAccumulator] = {}
     notes: list[str] = list(loaded.notes)
@@ -197,7 +199,7 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
             acc.update(item.rows, vectors)
         return None
 
-    sweep = sweep_layers(loaded, data, options, request.rule, cancel, notes)
+    sweep = sweep_layers(loaded, data, load, request.rule, cancel, notes)
     try:
         while True:
             try:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.compare_png import metric_label, source_colour
-from embscope.gui.plots import GRADE_COLOURS
+from embscope.gui.render.compare_png import metric_label, source_colour
+from embscope.gui.render.plots import GRADE_COLOURS, plain_numbers
 
 PLOT_SIZE = (900, 560)
 HEATMAP_SIZE = (1000, 620)
@@ -34,18 +34,6 @@ KEY_METRICS = (
 def short_layer_name(name: str) -> str:
     """Axis label of a layer: the last two parts of its dotted name (``layer.5``, ``embed_norm``)."""
     return ".".join(name.split(".")[-2:])
-
-
-def set_plain_axis_label(axis, text: str) -> None:
-    """Label an axis whose tick values must be shown as they are (no ×1000 "SI prefix" scaling).
-
-    pyqtgraph 0.14 computes the prefix scale from the current range even when
-    auto-prefixing is being disabled, and keeps it; disabling it while the label
-    is hidden pins the scale at 1 (a mean cosine of 0.7 was drawn as 700).
-    """
-    axis.showLabel(False)
-    axis.enableAutoSIPrefix(False)
-    axis.setLabel(text)
 
 
 def _values(result, metric: str) -> np.ndarray:
@@ -71,7 +59,8 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
     plot.clear()
     plot.showGrid(x=True, y=True, alpha=0.2)
     label = metric_label(metric)
-    set_plain_axis_label(plot.getAxis("left"), label)
+    plain_numbers(plot.getAxis("left"))
+    plot.setLabel("left", label)
     plot.setLabel("bottom", "layer (forward order)")
     names = sources[0][1].names
     plot.getAxis("bottom").setTicks([list(enumerate(short_layer_name(n) for n in names))])
@@ -207,7 +196,7 @@ def render_layers_pngs(
     """One ``<prefix>_<metric>.png`` per key metric: every source's curve against depth (atomic writes)."""
     import pyqtgraph as pg
 
-    from embscope.gui.plots import ensure_qapp, export_plot, lay_out_offscreen
+    from embscope.gui.render.plots import ensure_qapp, export_plot, lay_out_offscreen
 
     ensure_qapp()
     out = Path(out_dir)
@@ -229,7 +218,7 @@ def render_layer_grid_pngs(grid, out_dir: str | Path, metrics: list[str] | None 
     """One ``series_layers_<metric>.png`` heat-map per key metric of a series' layer grid."""
     import pyqtgraph as pg
 
-    from embscope.gui.plots import ensure_qapp, export_plot, lay_out_offscreen
+    from embscope.gui.render.plots import ensure_qapp, export_plot, lay_out_offscreen
 
     ensure_qapp()
     out = Path(out_dir)
