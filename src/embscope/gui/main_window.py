@@ -138,6 +138,8 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(panel, panel.title)
             if hasattr(panel, "job_requested"):
                 panel.job_requested.connect(partial(self._on_panel_job_requested, self.runner(f"panel {panel.title}")))
+            if hasattr(panel, "settings_requested"):
+                panel.settings_requested.connect(self._on_panel_settings_requested)
         splitter = QSplitter()
         splitter.addWidget(self.sources)
         splitter.addWidget(self.tabs)
@@ -399,6 +401,11 @@ class MainWindow(QMainWindow):
             on_finished=job.on_finished,
             on_failed=lambda message: self.show_error(f"{job.description or runner.name} failed: {message}"),
         )
+
+    def _on_panel_settings_requested(self, source: Source, load_changes: dict) -> None:
+        """A panel asks to see ``source`` read differently (e.g. another layer): change it and analyse again."""
+        self.session.update_settings(source, **load_changes)
+        self.analyze(source)
 
     def request_modules(self, source: Source, load: LoadSettings) -> None:
         """Read the module tree of ``source``'s checkpoint (with the form's factory) in the background."""

@@ -210,3 +210,14 @@ def nothing_job(value) -> Callable:
         yield  # a generator, like every job
 
     return make
+
+
+def layers_sweep_job(request) -> Callable:
+    """Every layer of a checkpoint in one forward pass (:func:`embscope.tasks.layers.layers_job`)."""
+
+    def make(cancel: CancelToken):
+        from embscope.tasks.layers import layers_job
+
+        return layers_job(request, cancel)
+
+    return make

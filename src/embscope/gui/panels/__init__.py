@@ -45,7 +45,10 @@ class Panel(Protocol):
         Widget size (pixels) for offscreen rendering, chosen so each exported plot is about 900×600.
 
     A panel that needs background work also has a ``job_requested`` signal
-    carrying a :class:`PanelJob` (optional part of the protocol).
+    carrying a :class:`PanelJob`, and one that wants its source read another
+    way (another layer) a ``settings_requested(source, load_changes)`` signal;
+    the window applies the changes through the session and analyses the source
+    again (both optional parts of the protocol).
     """
 
     title: str
