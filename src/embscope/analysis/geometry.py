@@ -237,19 +237,49 @@ def knn_label_accuracy(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K)
     """Leave-one-out k-NN accuracy: each point takes the majority label of its k neighbours.
 
     Ties go to the tied label whose member is nearest.  The graph excludes
-    self, so this is leave-one-out by construction.
+    self, so this is leave-one-out by construction.  O(N·k) memory (no
+    N × n_classes vote table).
     """
-    labels = np.asarray(labels)
-    _, codes = np.unique(labels, return_inverse=True)
+    from embscope.analysis.chance import knn_accuracy_from_codes
+
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
     k = min(k, graph.k)
-    neighbour_codes = codes[graph.indices[:, :k]]
-    n_classes = int(codes.max()) + 1
-    votes = np.zeros((graph.n_nodes, n_classes), dtype=np.float64)
-    rows = np.repeat(np.arange(graph.n_nodes), k)
-    # A tiny rank-decaying bonus breaks ties towards the nearest neighbour.
-    bonus = np.tile(1.0 - np.arange(k) * 1e-6, graph.n_nodes)
-    np.add.at(votes, (rows, neighbour_codes.ravel()), bonus)
-    return float((votes.argmax(axis=1) == codes).mean())
+    return knn_accuracy_from_codes(graph.indices[:, :k], codes.reshape(-1))
+
+
+def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, seed: int = 0) -> dict:
+    """kNN label accuracy beside its chance baseline on the same graph, and its interval.
+
+    ``knn_label_lift`` is chance-corrected: (accuracy − chance) / (ceiling −
+    chance), 0 at chance and 1 at the best attainable accuracy (a sample alone
+    in its label can never be right), so it reads the same at any N and label
+    granularity.  The interval is the Wilson 95 % interval of the accuracy as
+    a proportion of N samples.
+    """
+    from embscope.analysis.chance import knn_chance, wilson_interval
+
+    k = min(k, graph.k)
+    score = knn_chance(graph.indices[:, :k], np.asarray(labels), seed=seed)
+    n = graph.n_nodes
+    low, high = wilson_interval(score.value * n, n)
+    return {
+        "knn_label_accuracy": score.value,
+        "knn_label_chance": score.chance,
+        "knn_label_chance_std": score.chance_std,
+        "knn_label_times_chance": score.lift,
+        "knn_label_ceiling": score.ceiling,
+        "knn_label_lift": score.corrected,
+        "knn_label_z": score.z,
+        "knn_label_p_permutation": score.p_permutation,
+        "knn_label_permutations": score.n_permutations,
+        "knn_label_ci_low": low,
+        "knn_label_ci_high": high,
+        "knn_graph_exact": bool(graph.exact),
+        "knn_label_method": (
+            f"leave-one-out {k}-NN vote on the {'exact' if graph.exact else 'approximate (NN-descent)'} "
+            f"cosine graph; chance by {score.method}; Wilson 95% interval"
+        ),
+    }
 
 
 def class_cosine_distances(x: np.ndarray, norms: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -421,9 +451,7 @@ def compute_geometry(
         base = float(counts.max() / n)
         m["label_base_rate"] = base
         if graph is not None:
-            acc = knn_label_accuracy(graph, labels)
-            m["knn_label_accuracy"] = acc
-            m["knn_label_lift"] = float((acc - base) / (1 - base)) if base < 1 else 0.0
+            m.update(knn_label_metrics(graph, labels, seed=seed))
     return Geometry(
         metrics=m,
         spectrum=spectrum,
