@@ -247,6 +247,55 @@ def knn_label_accuracy(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K)
     return knn_accuracy_from_codes(graph.indices[:, :k], codes.reshape(-1))
 
 
+def self_clustering(mean_cos2: float, n: int, d: int) -> float | None:
+    """Self-clustering (Tsitsulin, Munkhoeva & Perozzi 2023) from the mean squared pairwise cosine.
+
+    ``(‖UUᵀ‖²_F − E) / (n² − E)`` for the unit rows U, with ``E = n(n + d − 1)/d``
+    the value expected for directions drawn uniformly at random:
+    0 ≈ no more clustered than random directions, 1 = every vector the same
+    direction.  ``‖UUᵀ‖²_F = n + n(n − 1)·mean cos²``, so the pair pass that
+    already sums cos² gives it for free.
+    """
+    if n < 2 or d < 1:
+        return None
+    frob = n + n * (n - 1) * mean_cos2
+    expected = n * (n + d - 1) / d
+    room = n * n - expected
+    return float((frob - expected) / room) if room > 0 else None
+
+
+def twonn_intrinsic_dimension(graph: KnnGraph, level: float = 0.95) -> dict:
+    """TwoNN intrinsic dimension (Facco et al. 2017) from the two nearest neighbours in the graph.
+
+    μᵢ = r₂/r₁ with chordal distances between unit vectors, r = √(2 − 2cos)
+    (the graph is cosine, so this is the dimension of the directions); the
+    maximum-likelihood estimate d = M / Σ log μᵢ over the M points with
+    r₁ > 0, and its exact interval: Σ log μ ~ Gamma(M, rate d).
+    """
+    from scipy.stats import gamma
+
+    if graph.k < 2:
+        return {"intrinsic_dimension_twonn": None}
+    sims = np.clip(graph.similarities[:, :2].astype(np.float64), -1.0, 1.0)
+    r = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
+    ok = r[:, 0] > 1e-6
+    log_mu = np.log(np.maximum(r[ok, 1], r[ok, 0]) / r[ok, 0])
+    total = float(log_mu.sum())
+    m = int(ok.sum())
+    if m < 2 or total <= 0:
+        return {"intrinsic_dimension_twonn": None}
+    tail = (1 - level) / 2
+    return {
+        "intrinsic_dimension_twonn": m / total,
+        "intrinsic_dimension_ci_low": float(gamma.ppf(tail, m) / total),
+        "intrinsic_dimension_ci_high": float(gamma.ppf(1 - tail, m) / total),
+        "intrinsic_dimension_method": (
+            f"TwoNN maximum likelihood on the {'exact' if graph.exact else 'approximate'} cosine k-NN graph "
+            f"({m} points, {graph.n_nodes - m} exact duplicates left out); 95% interval from Gamma(M, d)"
+        ),
+    }
+
+
 def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, seed: int = 0) -> dict:
     """kNN label accuracy beside its chance baseline on the same graph, and its interval.
 
@@ -406,6 +455,13 @@ def compute_geometry(
         top5_variance_ratio=spec.top_variance_ratio(lam, 5),
         top1_dominance=spec.top1_dominance(spectrum.centered_singular_values),
     )
+    # Label-free quality metrics read off the same spectrum (no pass over the data).
+    m.update(
+        rankme=er,  # RankMe (Garrido et al. 2023) is the effective rank of the embedding matrix
+        alpha_req=spec.alpha_req(lam),
+        nesum=spec.nesum(lam),
+        condition_number=spec.condition_number(lam, n),
+    )
 
     # Isotropy (Mu & Viswanath) over the uncentred eigenvectors.
     vectors = spectrum.uncentered_eigenvectors
@@ -441,6 +497,12 @@ def compute_geometry(
     m["max_cosine"] = float(min(max_cos, 1.0))
     m["n_duplicate_pairs"] = int(n_dup)
     m["uniformity"] = float(np.log(max(pairs.sum_uniform / max(pairs.n_pairs, 1), 1e-300)))
+    m["self_clustering"] = self_clustering(pairs.sum_cos2 / max(pairs.n_pairs, 1), nonzero, d)
+    m["self_clustering_method"] = (
+        "exact: all pairs" if n <= exact_limit else f"estimated from {pairs.n_pairs} random pairs"
+    )
+    if graph is not None:
+        m.update(twonn_intrinsic_dimension(graph))
 
     # Labels: class separation and whether neighbours share a label (seed 004).
     if labels is not None:
