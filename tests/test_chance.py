@@ -160,3 +160,17 @@ def test_wilson_interval_by_formula():
     assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)  # z = 1.96: z²/(n + z²)
     low, high = wilson_interval(50, 100)
     assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+
+
+def test_purity_ceiling_is_attainable_and_bounds_every_partition(rng):
+    from embscope.analysis.chance import purity_ceiling
+
+    labels = np.repeat(np.arange(6), [50, 30, 10, 5, 3, 2])
+    assert purity_ceiling(np.bincount(labels), 2) == pytest.approx(80 / 100)
+    # Two clusters: the two largest labels each pure, the rest merged into one of them.
+    best = np.where(labels == 1, 1, 0)
+    assert purity(best, labels) == pytest.approx(0.8)
+    for _ in range(50):
+        clusters = rng.integers(0, 2, 100)
+        assert purity(clusters, labels) <= purity_ceiling(np.bincount(labels), 2) + 1e-12
+    assert partition_chance(best, labels, seed=0).purity.corrected == pytest.approx(1.0)

@@ -71,3 +71,14 @@ def test_twonn_matches_a_kdtree_computation_and_known_dimension(rng):
     assert g["intrinsic_dimension_twonn"] == pytest.approx(by_hand, rel=2e-3)
     assert g["intrinsic_dimension_ci_low"] < g["intrinsic_dimension_twonn"] < g["intrinsic_dimension_ci_high"]
     assert g["intrinsic_dimension_twonn"] == pytest.approx(dim, rel=0.15)
+
+
+def test_sampled_estimates_carry_intervals_that_cover_the_exact_value(rng):
+    x = (rng.standard_normal((3000, 16)) + 0.5).astype(np.float32)
+    exact = compute_geometry(x)
+    assert "uniformity_ci_low" not in exact.metrics  # exact: no interval needed
+    sampled = compute_geometry(x, exact_limit=1000)
+    for name in ("uniformity", "self_clustering"):
+        low, high = sampled[f"{name}_ci_low"], sampled[f"{name}_ci_high"]
+        assert low < sampled[name] < high
+        assert low <= exact[name] <= high, name

@@ -319,6 +319,15 @@ def _permuted_tables(c: np.ndarray, lab: np.ndarray, n_lab: int, n_perm: int, rn
     return out
 
 
+def purity_ceiling(label_sizes: np.ndarray, n_clusters: int) -> float:
+    """Best purity attainable with ``n_clusters`` clusters: the share of the
+    ``n_clusters`` largest labels (clusters with the same majority label
+    together hold at most that label's samples)."""
+    sizes = np.sort(np.asarray(label_sizes, dtype=np.int64))[::-1]
+    total = sizes.sum()
+    return float(min(1.0, sizes[: max(n_clusters, 1)].sum() / total)) if total else 1.0
+
+
 @dataclass(frozen=True)
 class PartitionChance:
     """Purity, NMI, AMI and ARI of one clustering against one labelling, each with its baseline."""
@@ -378,6 +387,7 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
         perm_purity,
         method,
         continuity=0.5 / n,
+        ceiling=purity_ceiling(b, int(a.size)),
         std_floor=0.5 / n,
     )
 

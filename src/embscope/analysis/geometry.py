@@ -67,6 +67,10 @@ class _PairStats:
     sum_cos: float = 0.0
     sum_cos2: float = 0.0
     sum_uniform: float = 0.0
+    sum_uniform2: float = 0.0
+    sum_cos4: float = 0.0
+    #: Accumulate the second moments too (sampled pairs only: exact sums need no interval).
+    moments: bool = False
     n_pairs: int = 0
     n_duplicates: int = 0
     listed: list = field(default_factory=list)
@@ -97,7 +101,13 @@ class _PairStats:
         self.sum_cos += float(cos.sum(dtype=np.float64))
         self.sum_cos2 += float(np.vdot(cos.astype(np.float64, copy=False).ravel(), cos.ravel()))
         # Wang & Isola uniformity on unit vectors: ‖u−v‖² = 2 − 2cos.
-        self.sum_uniform += float(np.exp(4.0 * cos - 4.0).sum(dtype=np.float64))
+        terms = np.exp(4.0 * cos - 4.0)
+        self.sum_uniform += float(terms.sum(dtype=np.float64))
+        if self.moments:
+            # Second moments: the intervals of the sampled estimates (uniformity, self-clustering).
+            self.sum_uniform2 += float(np.vdot(terms.astype(np.float64, copy=False).ravel(), terms.ravel()))
+            cos2 = cos.astype(np.float64, copy=False) ** 2
+            self.sum_cos4 += float(np.vdot(cos2.ravel(), cos2.ravel()))
         self.n_pairs += cos.size
 
     def _list(self, rows: np.ndarray, cols: np.ndarray) -> None:
@@ -145,7 +155,7 @@ def _sampled_pairs(x: np.ndarray, spectrum: spec.Spectrum, rng, cancel) -> tuple
     """
     n = x.shape[0]
     mean, norms = spectrum.mean, spectrum.norms
-    stats = _PairStats()
+    stats = _PairStats(moments=True)
     chunk = 8192
     mu = mean.astype(np.float32)
     for start in range(0, SAMPLED_PAIRS, chunk):
@@ -501,6 +511,17 @@ def compute_geometry(
     m["self_clustering_method"] = (
         "exact: all pairs" if n <= exact_limit else f"estimated from {pairs.n_pairs} random pairs"
     )
+    if n > exact_limit and pairs.n_pairs > 1:
+        # Sampled pairs: 95 % normal intervals of the two pair means, carried through each formula.
+        half = 1.96 / np.sqrt(pairs.n_pairs)
+        mu_u = pairs.sum_uniform / pairs.n_pairs
+        sd_u = np.sqrt(max(pairs.sum_uniform2 / pairs.n_pairs - mu_u**2, 0.0))
+        m["uniformity_ci_low"] = float(np.log(max(mu_u - half * sd_u, 1e-300)))
+        m["uniformity_ci_high"] = float(np.log(max(mu_u + half * sd_u, 1e-300)))
+        mu_c = pairs.sum_cos2 / pairs.n_pairs
+        sd_c = np.sqrt(max(pairs.sum_cos4 / pairs.n_pairs - mu_c**2, 0.0))
+        m["self_clustering_ci_low"] = self_clustering(max(mu_c - half * sd_c, 0.0), nonzero, d)
+        m["self_clustering_ci_high"] = self_clustering(min(mu_c + half * sd_c, 1.0), nonzero, d)
     if graph is not None:
         m.update(twonn_intrinsic_dimension(graph))
 

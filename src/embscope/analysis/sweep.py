@@ -181,6 +181,11 @@ def _vs_chance(score: ChanceScore) -> str:
     return f"{score.value:.3f} (chance {score.chance:.3f} ± {score.chance_std:.3f}, z {score.z:.1f})"
 
 
+def _towards_one(score: ChanceScore) -> float:
+    """(value − chance) / (1 − chance): 0 at chance, 1 when perfectly pure."""
+    return (score.value - score.chance) / (1.0 - score.chance) if score.chance < 1.0 else 0.0
+
+
 def inflation_stats(
     inflation: float,
     cluster_ids: np.ndarray,
@@ -357,10 +362,11 @@ def sweep_readout(
     if coarse.leaf_chance is not None:
         leaf_coarse = coarse.leaf_chance.purity
         leaf_fine = fine.leaf_chance.purity
-        # Compare chance-corrected purities: raw leaf purity falls with the
-        # number of leaves whatever the geometry.
-        gap_coarse = pc.corrected - leaf_coarse.corrected
-        gap_fine = fc.corrected - leaf_fine.corrected
+        # Compare purities corrected for chance (towards 1, not towards the
+        # cluster-count ceiling: that leaf purity cannot reach 1 with few
+        # clusters is exactly the merging this rule looks for).
+        gap_coarse = _towards_one(pc) - _towards_one(leaf_coarse)
+        gap_fine = _towards_one(fc) - _towards_one(leaf_fine)
         if gap_coarse - gap_fine >= HIERARCHY_GAP_RISE and lift >= HIERARCHY_LIFT:
             return Readout(
                 "hierarchy",

@@ -71,6 +71,40 @@ def _label_lines(geo: dict) -> list[str]:
     ]
 
 
+def _interval(geo: dict, name: str) -> str:
+    low, high = geo.get(f"{name}_ci_low"), geo.get(f"{name}_ci_high")
+    return f" (95% interval {_fmt(low)}–{_fmt(high)})" if low is not None and high is not None else ""
+
+
+def _label_free_lines(geo: dict) -> list[str]:
+    """Label-free quality metrics from the literature, shown ungraded, with how each was estimated."""
+    rows = [
+        ("RankMe (= effective rank, Garrido et al. 2023)", "rankme", ""),
+        ("α-ReQ, eigenvalue decay exponent (Agrawal et al. 2022)", "alpha_req", ""),
+        ("NESum Σλ/λ₁ (He & Ozay 2022)", "nesum", ""),
+        ("Condition number λmax/λmin", "condition_number", "unbounded (rank-deficient) when —"),
+        (
+            "Self-clustering (Tsitsulin et al. 2023)",
+            "self_clustering",
+            geo.get("self_clustering_method", ""),
+        ),
+        (
+            "Intrinsic dimension, TwoNN (Facco et al. 2017)",
+            "intrinsic_dimension_twonn",
+            geo.get("intrinsic_dimension_method", ""),
+        ),
+        ("Uniformity (Wang & Isola)", "uniformity", geo.get("cosine_method", "")),
+    ]
+    if not any(geo.get(key) is not None for _, key, _ in rows):
+        return []
+    lines = ["", "## Label-free quality (ungraded)", "", "| Metric | Value | How |", "|---|---|---|"]
+    for label, key, how in rows:
+        if key in geo:
+            interval_key = "intrinsic_dimension" if key == "intrinsic_dimension_twonn" else key
+            lines.append(f"| {label} | {_fmt(geo.get(key))}{_interval(geo, interval_key)} | {how} |")
+    return lines
+
+
 def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> str:
     """Human-readable report: the verdict and its evidence first, then the graded table."""
     verdict = summary["verdict"]
@@ -97,6 +131,7 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         mark = {"GOOD": "GOOD", "OK": "OK", "POOR": "**POOR**"}[g["grade"]]
         lines.append(f"| {METRIC_LABELS.get(name, name)} | {_fmt(g['value'])} | {g['target']} | {mark} |")
     lines += _label_lines(geo)
+    lines += _label_free_lines(geo)
     lines += ["", "## Geometry", "", "| Metric | Value |", "|---|---|"]
     for key, value in geo.items():
         lines.append(f"| {key} | {_fmt(value)} |")
