@@ -174,3 +174,28 @@ def test_purity_ceiling_is_attainable_and_bounds_every_partition(rng):
         clusters = rng.integers(0, 2, 100)
         assert purity(clusters, labels) <= purity_ceiling(np.bincount(labels), 2) + 1e-12
     assert partition_chance(best, labels, seed=0).purity.corrected == pytest.approx(1.0)
+
+
+def test_permutations_honour_cancel(rng):
+    from embscope.errors import Cancelled
+    from embscope.tasks.progress import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    labels = rng.integers(0, 5, 1000)
+    with pytest.raises(Cancelled):
+        partition_chance(rng.integers(0, 20, 1000), labels, cancel=token)
+    with pytest.raises(Cancelled):
+        knn_chance(rng.integers(0, 1000, (1000, 10)), labels, cancel=token)
+
+
+def test_batching_does_not_change_the_permutations(rng, monkeypatch):
+    import embscope.analysis.chance as chance
+
+    clusters, labels = rng.integers(0, 30, 500), rng.integers(0, 6, 500)
+    whole = partition_chance(clusters, labels, seed=4)
+    graph = rng.integers(0, 500, (500, 10))
+    knn = knn_chance(graph, labels, seed=4)
+    monkeypatch.setattr(chance, "BATCH_DRAWS", 1)  # one permutation per batch
+    assert partition_chance(clusters, labels, seed=4) == whole
+    assert knn_chance(graph, labels, seed=4) == knn

@@ -30,15 +30,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from embscope.errors import BadInputError
+from embscope.errors import BadInputError, check_cancel
 
 #: Permutation work budget (sample-label draws per score); the permutation
 #: count shrinks with N so 10⁶ samples stay cheap, within the bounds below.
-PERMUTATION_BUDGET = 5_000_000
+PERMUTATION_BUDGET = 30_000_000
 MIN_PERMUTATIONS = 30
 MAX_PERMUTATIONS = 300
-#: Rows × permutations processed at once (bounds the working memory).
+#: Rows processed at once by the numpy kNN vote (bounds its working memory).
 CHUNK_ELEMENTS = 4_000_000
+#: Sample draws per batch of permutations: cancellation is checked between batches.
+BATCH_DRAWS = 2_000_000
 
 
 def n_permutations(n_items: int, budget: int = PERMUTATION_BUDGET) -> int:
@@ -275,7 +277,19 @@ def _ami(mi: np.ndarray, emi: float, a: np.ndarray, b: np.ndarray) -> np.ndarray
 # --------------------------------------------------------------------------- partition scores
 
 
-def _permuted_tables(c: np.ndarray, lab: np.ndarray, n_lab: int, n_perm: int, rng) -> dict[str, np.ndarray]:
+def _kernels():
+    """The numba kernels (compiled or loaded from the numba cache on first use)."""
+    from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+    ensure_numba_cache_dir()
+    from embscope.analysis import _chance_kernels
+
+    return _chance_kernels
+
+
+def _permuted_tables(
+    c: np.ndarray, lab: np.ndarray, n_lab: int, n_perm: int, seed: int, cancel=None
+) -> dict[str, np.ndarray]:
     """Per permutation: Σ max_j n_ij (purity count), Σ n_ij log n_ij and Σ C(n_ij, 2).
 
     Samples in singleton clusters contribute the same to every permutation
@@ -283,39 +297,24 @@ def _permuted_tables(c: np.ndarray, lab: np.ndarray, n_lab: int, n_perm: int, rn
     draw without replacement from all N labels.
     """
     sizes = np.bincount(c)
-    keep = sizes[c] > 1
-    n_single = int(np.count_nonzero(~keep))
-    cm = c[keep]
-    m = cm.size
+    kept_sizes = sizes[sizes > 1]
+    n_single = int(np.count_nonzero(sizes == 1))
     out = {
         "max": np.full(n_perm, float(n_single)),
         "xlogx": np.zeros(n_perm),
         "pairs": np.zeros(n_perm),
     }
-    if m == 0:
+    if kept_sizes.size == 0:
         return out
-    # Relabel the kept clusters 0..C'-1 so keys stay small.
-    _, cm = np.unique(cm, return_inverse=True)
-    n_clu = int(cm.max()) + 1
-    stride = n_clu * max(n_lab, 1)
-    chunk = max(1, CHUNK_ELEMENTS // max(m, 1))
-    for start in range(0, n_perm, chunk):
-        rows = min(chunk, n_perm - start)
-        # Row-wise independent shuffles; the first m of each are a draw without replacement.
-        drawn = rng.permuted(np.broadcast_to(lab, (rows, lab.size)), axis=1)[:, :m]
-        keys = np.arange(rows, dtype=np.int64)[:, None] * stride + cm[None, :] * n_lab + drawn
-        keys = np.sort(keys.ravel())
-        bounds = np.flatnonzero(np.diff(keys)) + 1
-        starts = np.concatenate([[0], bounds])
-        counts = np.diff(np.concatenate([starts, [keys.size]])).astype(np.float64)
-        uniq = keys[starts]
-        row = uniq // stride
-        cell = uniq // n_lab  # (row, cluster) id
-        group_starts = np.concatenate([[0], np.flatnonzero(np.diff(cell)) + 1])
-        best = np.maximum.reduceat(counts, group_starts)
-        out["max"][start : start + rows] += np.bincount(row[group_starts], weights=best, minlength=rows)
-        out["xlogx"][start : start + rows] += np.bincount(row, weights=_xlogx(counts), minlength=rows)
-        out["pairs"][start : start + rows] += np.bincount(row, weights=counts * (counts - 1) / 2, minlength=rows)
+    bounds = np.concatenate([[0], np.cumsum(kept_sizes)]).astype(np.int64)
+    labels = np.ascontiguousarray(lab, dtype=np.int64)
+    kernels = _kernels()
+    batch = max(1, BATCH_DRAWS // max(int(bounds[-1]), 1))
+    for first in range(0, n_perm, batch):
+        check_cancel(cancel)
+        stop = min(first + batch, n_perm)
+        parts = [out[key][first:stop] for key in ("max", "xlogx", "pairs")]
+        kernels.partition_permutations(labels, max(n_lab, 1), bounds, first, stop - first, seed, *parts)
     return out
 
 
@@ -350,7 +349,7 @@ class PartitionChance:
         }
 
 
-def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int = 0) -> PartitionChance:
+def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> PartitionChance:
     """Observed purity/NMI/AMI/ARI of ``clusters`` vs ``labels`` and their chance baselines.
 
     Baselines: E[NMI] = E[MI]/mean(H) and AMI's 0 and ARI's 0 in closed form
@@ -364,13 +363,12 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
     n = c.size
     if n < 2:
         raise BadInputError("chance baselines need at least 2 labelled samples")
-    rng = np.random.default_rng(seed)
     a, b = np.bincount(c), np.bincount(lab)
     a, b = a[a > 0], b[b > 0]
     singles = float(np.count_nonzero(a == 1) / n)
     m = int(n - np.count_nonzero(a == 1))
     n_perm = n_permutations(max(m, 1)) if n_perm is None else int(n_perm)
-    tables = _permuted_tables(c, lab, n_lab, n_perm, rng)
+    tables = _permuted_tables(c, lab, n_lab, n_perm, seed, cancel)
     nij = _contingency(c, lab, n_lab).astype(np.float64)
     method = f"label permutation ({n_perm} permutations)"
 
@@ -475,18 +473,22 @@ def knn_ceiling(codes: np.ndarray) -> float:
     return float(counts[counts > 1].sum() / codes.size)
 
 
-def knn_chance(indices: np.ndarray, labels, *, n_perm: int | None = None, seed: int = 0) -> ChanceScore:
+def knn_chance(indices: np.ndarray, labels, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> ChanceScore:
     """Leave-one-out kNN label accuracy on the graph ``indices`` (N×k) with its permutation baseline."""
     codes, _ = _codes(labels)
     indices = np.asarray(indices)
     n, k = indices.shape
     value = knn_accuracy_from_codes(indices, codes)
     n_perm = n_permutations(n * max(k, 1) * max(k, 1) // 4) if n_perm is None else int(n_perm)
-    rng = np.random.default_rng(seed)
     perm = np.empty(n_perm)
-    for p in range(n_perm):
-        shuffled = rng.permutation(codes)
-        perm[p] = knn_accuracy_from_codes(indices, shuffled)
+    kernels = _kernels()
+    graph = np.ascontiguousarray(indices, dtype=np.int64)
+    codes64 = np.ascontiguousarray(codes, dtype=np.int64)
+    batch = max(1, BATCH_DRAWS // max(n * max(k, 1), 1))
+    for first in range(0, n_perm, batch):
+        check_cancel(cancel)
+        stop = min(first + batch, n_perm)
+        kernels.knn_permutations(graph, codes64, first, stop - first, seed, perm[first:stop])
     return _score(
         value,
         float(perm.mean()),

@@ -306,7 +306,7 @@ def twonn_intrinsic_dimension(graph: KnnGraph, level: float = 0.95) -> dict:
     }
 
 
-def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, seed: int = 0) -> dict:
+def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, seed: int = 0, cancel=None) -> dict:
     """kNN label accuracy beside its chance baseline on the same graph, and its interval.
 
     ``knn_label_lift`` is chance-corrected: (accuracy − chance) / (ceiling −
@@ -318,7 +318,7 @@ def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, 
     from embscope.analysis.chance import knn_chance, wilson_interval
 
     k = min(k, graph.k)
-    score = knn_chance(graph.indices[:, :k], np.asarray(labels), seed=seed)
+    score = knn_chance(graph.indices[:, :k], np.asarray(labels), seed=seed, cancel=cancel)
     n = graph.n_nodes
     low, high = wilson_interval(score.value * n, n)
     return {
@@ -534,7 +534,7 @@ def compute_geometry(
         base = float(counts.max() / n)
         m["label_base_rate"] = base
         if graph is not None:
-            m.update(knn_label_metrics(graph, labels, seed=seed))
+            m.update(knn_label_metrics(graph, labels, seed=seed, cancel=cancel))
     return Geometry(
         metrics=m,
         spectrum=spectrum,

@@ -194,6 +194,7 @@ def inflation_stats(
     parents=None,
     *,
     seed: int = 0,
+    cancel=None,
 ) -> InflationStats:
     """Statistics of one clustering against optional leaf and parent labels, with chance baselines.
 
@@ -206,14 +207,14 @@ def inflation_stats(
     mask = _present(labels)
     if mask is not None and mask.sum() >= 2:
         lab = np.asarray(labels, dtype=object)[mask].astype(str)
-        leaf_chance = partition_chance(ids[mask], lab, seed=seed)
+        leaf_chance = partition_chance(ids[mask], lab, seed=seed, cancel=cancel)
         p_leaf = leaf_chance.purity.value
         nmi = leaf_chance.nmi.value
         ari = leaf_chance.ari.value
     pmask = _present(parents)
     if pmask is not None and pmask.sum() >= 2:
         parent_chance = partition_chance(
-            ids[pmask], np.asarray(parents, dtype=object)[pmask].astype(str), seed=seed + 1
+            ids[pmask], np.asarray(parents, dtype=object)[pmask].astype(str), seed=seed + 1, cancel=cancel
         )
         p_parent = parent_chance.purity.value
     return InflationStats(
@@ -395,11 +396,11 @@ def sweep_readout(
 
 
 def build_sweep(
-    results: dict[float, tuple[np.ndarray, int]], labels=None, parents=None, *, seed: int = 0
+    results: dict[float, tuple[np.ndarray, int]], labels=None, parents=None, *, seed: int = 0, cancel=None
 ) -> ClusterSweep:
     """Assemble a :class:`ClusterSweep` from ``inflation → (cluster_ids, iterations)``."""
     stats = tuple(
-        inflation_stats(i, ids, it, labels, parents, seed=seed + 2 * k)
+        inflation_stats(i, ids, it, labels, parents, seed=seed + 2 * k, cancel=cancel)
         for k, (i, (ids, it)) in enumerate(sorted(results.items()))
     )
     modal_parent = modal_share(parents)
