@@ -25,12 +25,14 @@ from embscope.analysis.chance import ChanceScore, PartitionChance, partition_cha
 from embscope.errors import BadInputError
 from embscope.options import DEFAULT_INFLATIONS  # noqa: F401 (re-exported: the one definition is in options)
 
-#: Parent purity must exceed leaf purity by this much more at the coarsest
-#: inflation than at the finest one to count as "rising".
+#: Chance-corrected parent purity must exceed chance-corrected leaf purity by
+#: this much more at the coarsest informative inflation than at the finest one
+#: to count as "rising".
 HIERARCHY_GAP_RISE = 0.05
-#: ... and cover at least this share of the way from the modal-parent baseline to 1.
+#: ... and parent purity cover at least this share of the way from its chance
+#: baseline to its ceiling for that many clusters.
 HIERARCHY_LIFT = 0.5
-#: Leaf purity at the coarsest inflation above which leaves are simply never merged.
+#: Chance-corrected leaf purity at the coarsest informative inflation above which leaves are never merged.
 LEAVES_SEPARATED_PURITY = 0.9
 #: An inflation whose singletons hold more than this share of the samples is
 #: fragmented: purity there is ~1 whatever the geometry, so it is not evidence.
@@ -378,7 +380,7 @@ def sweep_readout(
                 "bottleneck.",
                 notes,
             )
-        if leaf_coarse.value >= LEAVES_SEPARATED_PURITY:
+        if _towards_one(leaf_coarse) >= LEAVES_SEPARATED_PURITY:
             return Readout(
                 "leaves_separated",
                 f"Clusters keep the leaf labels apart even at I={coarse.inflation:g} "
