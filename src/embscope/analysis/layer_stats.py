@@ -159,15 +159,12 @@ def _sample_pair_stats(sample: np.ndarray) -> float:
     return float(np.sqrt(max(best, 0.0)))
 
 
-def knn_label_accuracy_on_sample(sample: np.ndarray, labels: np.ndarray, k: int = KNN_VOTE_K) -> float:
-    """Leave-one-out k-NN majority-vote accuracy on the sample's exact cosine graph."""
-    from embscope.analysis.geometry import knn_label_accuracy
-
+def sample_graph(sample: np.ndarray, k: int = KNN_VOTE_K):
+    """Exact cosine k-NN graph of the sample rows (rescaled first: diverged layers reach 1e20+)."""
     x = sample.astype(np.float64)
     peak = float(np.abs(x).max(initial=0.0))
-    # Cosine neighbours do not depend on scale; rescaling keeps diverged layers (1e20+) finite in float32.
-    graph = exact_knn(x / peak if peak > 0 else x, k)
-    return knn_label_accuracy(graph, labels, k)
+    # Cosine neighbours do not depend on scale; rescaling keeps huge values finite in float32.
+    return exact_knn(x / peak if peak > 0 else x, k)
 
 
 def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
@@ -185,7 +182,6 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
     erc = spec.effective_rank(stats.centered_singular_values)
     pr = spec.participation_ratio(lam)
     dims95 = spec.dims_for_variance(lam, 0.95)
-    positive = lam[lam > 0]
     m: dict = {
         "n_samples": n,
         "dim": d,
@@ -201,8 +197,9 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
         "top1_variance_ratio": spec.top_variance_ratio(lam, 1),
         "top5_variance_ratio": spec.top_variance_ratio(lam, 5),
         "top1_dominance": spec.top1_dominance(stats.centered_singular_values),
-        "condition_number": float(positive[0] / positive[-1]) if positive.size else None,
-        "nesum": float(lam.sum() / lam[0]) if lam.size and lam[0] > 0 else 0.0,
+        "alpha_req": spec.alpha_req(lam),
+        "nesum": spec.nesum(lam),
+        "condition_number": spec.condition_number(lam, n),
         "mean_norm": stats.mean_norm,
         "std_norm": stats.std_norm,
         "min_norm": stats.min_norm,
@@ -216,17 +213,14 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
     m["max_pairwise_l2"] = max_l2
     m["collapse_ratio"] = float(max_l2 / stats.mean_norm) if stats.mean_norm > 0 else 0.0
     m["collapse_ratio_method"] = f"exact: all {n} samples" if exact else f"sampled: max over {kept} random samples"
-    if labels is not None and kept >= 3:
-        sample_labels = np.asarray(labels)[stats.sample_rows]
-        acc = knn_label_accuracy_on_sample(stats.sample, sample_labels)
-        _, counts = np.unique(sample_labels, return_counts=True)
-        base = float(counts.max() / kept)
-        m["knn_label_accuracy"] = acc
-        m["label_base_rate"] = base
-        m["knn_label_lift"] = float((acc - base) / (1 - base)) if base < 1 else 0.0
-        m["knn_label_method"] = (
-            f"exact: leave-one-out {KNN_VOTE_K}-NN over all {n} samples"
-            if exact
-            else f"sampled: leave-one-out {KNN_VOTE_K}-NN within {kept} random samples"
-        )
+    if kept >= 3:
+        from embscope.analysis.geometry import knn_label_metrics, twonn_intrinsic_dimension
+
+        graph = sample_graph(stats.sample)
+        m.update(twonn_intrinsic_dimension(graph))
+        if labels is not None:
+            # Accuracy, its chance baseline on the same graph, lift, z and interval (as in Phase 2).
+            m.update(knn_label_metrics(graph, np.asarray(labels)[stats.sample_rows]))
+            scope = f"exact: all {n} samples" if exact else f"sampled: within {kept} random samples"
+            m["knn_label_method"] = f"{scope}; {m['knn_label_method']}"
     return m
