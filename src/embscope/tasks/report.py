@@ -76,18 +76,17 @@ def _interval(geo: dict, name: str) -> str:
     return f" (95% interval {_fmt(low)}–{_fmt(high)})" if low is not None and high is not None else ""
 
 
-def _label_free_lines(geo: dict) -> list[str]:
-    """Label-free quality metrics from the literature, shown ungraded, with how each was estimated."""
+def label_free_rows(geo: dict) -> list[tuple[str, str, str]]:
+    """(label, value with its interval, how it was estimated) of each label-free quality metric present.
+
+    Shown ungraded (no source justifies a threshold) in report.md and the GUI's Overview.
+    """
     rows = [
         ("RankMe (= effective rank, Garrido et al. 2023)", "rankme", ""),
         ("α-ReQ, eigenvalue decay exponent (Agrawal et al. 2022)", "alpha_req", ""),
         ("NESum Σλ/λ₁ (He & Ozay 2022)", "nesum", ""),
         ("Condition number λmax/λmin", "condition_number", "unbounded (rank-deficient) when —"),
-        (
-            "Self-clustering (Tsitsulin et al. 2023)",
-            "self_clustering",
-            geo.get("self_clustering_method", ""),
-        ),
+        ("Self-clustering (Tsitsulin et al. 2023)", "self_clustering", geo.get("self_clustering_method", "")),
         (
             "Intrinsic dimension, TwoNN (Facco et al. 2017)",
             "intrinsic_dimension_twonn",
@@ -97,12 +96,21 @@ def _label_free_lines(geo: dict) -> list[str]:
     ]
     if not any(geo.get(key) is not None for _, key, _ in rows):
         return []
-    lines = ["", "## Label-free quality (ungraded)", "", "| Metric | Value | How |", "|---|---|---|"]
+    out = []
     for label, key, how in rows:
         if key in geo:
             interval_key = "intrinsic_dimension" if key == "intrinsic_dimension_twonn" else key
-            lines.append(f"| {label} | {_fmt(geo.get(key))}{_interval(geo, interval_key)} | {how} |")
-    return lines
+            out.append((label, f"{_fmt(geo.get(key))}{_interval(geo, interval_key)}", how))
+    return out
+
+
+def _label_free_lines(geo: dict) -> list[str]:
+    """report.md's table of :func:`label_free_rows`."""
+    rows = label_free_rows(geo)
+    if not rows:
+        return []
+    lines = ["", "## Label-free quality (ungraded)", "", "| Metric | Value | How |", "|---|---|---|"]
+    return lines + [f"| {label} | {value} | {how} |" for label, value, how in rows]
 
 
 def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> str:

@@ -28,6 +28,30 @@ STEP = 0.01
 REQUEST_DELAY_MS = 120
 
 
+#: Which chance baseline (level, score) each read-out compares against.
+CHANCE_OF = {
+    "purity_leaf": ("leaf", "purity"),
+    "purity_parent": ("parent", "purity"),
+    "nmi_leaf": ("leaf", "nmi"),
+    "ari_leaf": ("leaf", "ari"),
+}
+
+
+def _with_chance(row: dict, key: str) -> str:
+    """``0.93 (chance 0.12 ± 0.01, z 41)``: a label score is read against its chance baseline."""
+    text = format_value(row.get(key))
+    level, score = CHANCE_OF.get(key, (None, None))
+    base = ((row.get("chance") or {}).get(level) or {}).get(score) if level else None
+    if not base or base.get("chance") is None or row.get(key) is None:
+        return text
+    z = base.get("z")
+    z_text = "" if z is None else f", z {z:.0f}" if abs(z) >= 10 else f", z {z:.1f}"
+    text += f"  (chance {format_value(base['chance'])} ± {format_value(base.get('chance_std') or 0)}{z_text})"
+    if row.get("fragmented"):
+        text += " — fragmented, not evidence"
+    return text
+
+
 def slider_to_inflation(value: int) -> float:
     return round(INFLATION_MIN + value * STEP, 2)
 
@@ -199,7 +223,7 @@ class ClustersPanel(QWidget):
         self.inflation_label.setText(f"I = {inflation:.2f}")
         row = self.rows.get(inflation)
         for key, label in self.value_labels.items():
-            label.setText(format_value(row.get(key)) if row else "–")
+            label.setText(_with_chance(row, key) if row else "–")
         if row is not None:
             self.status_label.setText("")
         ids = self.ids.get(inflation)

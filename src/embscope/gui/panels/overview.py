@@ -76,14 +76,27 @@ class OverviewPanel(QWidget):
             f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
             + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else "")
         )
-        self.table.setRowCount(len(result.grades))
-        for row, (name, grade) in enumerate(ordered_grades(result.grades)):
+        from embscope.tasks.report import label_free_rows
+
+        graded = ordered_grades(result.grades)
+        # Label-free quality metrics follow the graded ones, ungraded: no source justifies a threshold.
+        ungraded = label_free_rows(result.geometry.metrics)
+        self.table.setRowCount(len(graded) + len(ungraded))
+        for row, (name, grade) in enumerate(graded):
             cells = (metric_label(name), format_value(grade.value), str(grade.target), grade.grade)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 3:
                     item.setBackground(QBrush(QColor(GRADE_COLOURS.get(grade.grade, "#777"))))
                     item.setForeground(QBrush(QColor("white")))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.table.setItem(row, col, item)
+        for row, (label, value, how) in enumerate(ungraded, start=len(graded)):
+            for col, text in enumerate((label, value, "—", "ungraded")):
+                item = QTableWidgetItem(text)
+                item.setToolTip(how or "label-free quality metric (ungraded)")
+                if col == 3:
+                    item.setForeground(QBrush(QColor("#777")))
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()

@@ -313,8 +313,26 @@ def sweep_rows(clusters_summary: dict | None) -> list[dict]:
     return sorted(clusters_summary.get("inflations", []), key=lambda r: r["inflation"])
 
 
+def chance_band(rows: list[dict], level: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and sd of the purity expected by chance (labels shuffled over the same clusters) per row.
+
+    ``level`` is ``"leaf"`` or ``"parent"``; None when any row lacks its baseline.
+    """
+    stats = [((r.get("chance") or {}).get(level) or {}).get("purity") or {} for r in rows]
+    if not stats or any(s.get("chance") is None for s in stats):
+        return None
+    mean = np.array([s["chance"] for s in stats], dtype=float)
+    spread = np.array([s.get("chance_std") or 0.0 for s in stats], dtype=float)
+    return mean, spread
+
+
 def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: float | None = None) -> None:
-    """Cluster count (log) and purity vs leaf/parent against inflation, current inflation marked."""
+    """Cluster count (log) and purity vs leaf/parent against inflation, current inflation marked.
+
+    Each purity curve sits over its chance band (mean ± 2 sd of purity with the
+    labels shuffled over the same clusters); hollow markers are fragmented
+    inflations (most samples singletons: purity there is not evidence).
+    """
     import pyqtgraph as pg
 
     rows = sweep_rows(clusters_summary)
@@ -350,12 +368,29 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
     for key, name, colour in (("purity_leaf", "leaf", "#ff7f0e"), ("purity_parent", "parent", "#2ca02c")):
         values = [r.get(key) for r in rows]
         if all(v is not None for v in values):
+            band = chance_band(rows, name)
+            if band is not None:
+                # Purity means nothing without chance: shade mean ± 2 sd of label-shuffled purity.
+                mean, spread = band
+                lo = purity_plot.plot(x, np.clip(mean - 2 * spread, 0, 1), pen=None)
+                hi = purity_plot.plot(x, np.clip(mean + 2 * spread, 0, 1), pen=None)
+                fill = pg.FillBetweenItem(
+                    lo,
+                    hi,
+                    brush=pg.mkBrush(
+                        pg.mkColor(colour).red(), pg.mkColor(colour).green(), pg.mkColor(colour).blue(), 60
+                    ),
+                )
+                purity_plot.addItem(fill)
+                purity_plot.plot(x, mean, pen=pg.mkPen(colour, width=1, style=_dash()), name=f"chance ({name})")
+            fragmented = np.array([bool(r.get("fragmented")) for r in rows])
             purity_plot.plot(
                 x,
                 values,
                 pen=pg.mkPen(colour, width=2),
                 symbol="o",
-                symbolBrush=colour,
+                symbolBrush=[None if f else colour for f in fragmented],
+                symbolPen=pg.mkPen(colour, width=1.5),
                 symbolSize=7,
                 name=f"purity {name}",
             )

@@ -1,0 +1,71 @@
+"""Chance baselines on screen: the purity plot's chance band and the Clusters read-outs against chance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embscope.analysis.sweep import inflation_stats
+
+
+def _rows():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(8), 25).astype(str)
+    parents = (np.repeat(np.arange(8), 25) // 4).astype(str)
+    rows = []
+    for inflation, n_clusters in ((1.4, 8), (2.0, 16), (4.0, 200)):
+        ids = np.repeat(np.arange(n_clusters), int(np.ceil(200 / n_clusters)))[:200]
+        rows.append(inflation_stats(inflation, rng.permutation(ids), 5, labels, parents).to_dict())
+    return rows
+
+
+def test_purity_plot_has_a_chance_band_and_hollow_fragmented_points(qtbot):
+    import pyqtgraph as pg
+
+    from embscope.gui.render.plots import chance_band, draw_sweep
+
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    count, purity = widget.addPlot(row=0, col=0), widget.addPlot(row=0, col=1)
+    rows = _rows()
+    draw_sweep(count, purity, {"inflations": rows}, 2.0)
+    fills = [i for i in purity.items if isinstance(i, pg.FillBetweenItem)]
+    assert len(fills) == 2  # leaf and parent
+    names = [i.name() for i in purity.listDataItems() if i.name()]
+    assert {"chance (leaf)", "chance (parent)", "purity leaf", "purity parent"} <= set(names)
+    mean, spread = chance_band(rows, "leaf")
+    expected = [r["chance"]["leaf"]["purity"]["chance"] for r in rows]
+    np.testing.assert_allclose(mean, expected)
+    assert (spread >= 0).all() and rows[-1]["fragmented"] and not rows[0]["fragmented"]
+
+
+def test_clusters_readouts_state_chance_and_fragmentation():
+    from embscope.gui.panels.clusters import _with_chance
+
+    coarse, _, fine = _rows()
+    text = _with_chance(coarse, "purity_leaf")
+    chance = coarse["chance"]["leaf"]["purity"]["chance"]
+    assert text.startswith(f"{coarse['purity_leaf']:.3g}"[:4]) and "chance" in text and "z" in text
+    assert f"{chance:.2f}"[:3] in text
+    assert "fragmented, not evidence" in _with_chance(fine, "purity_parent")
+    assert _with_chance(coarse, "n_clusters") == "8"
+
+
+def test_overview_lists_label_free_metrics_ungraded(qtbot):
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.overview import OverviewPanel
+    from embscope.resources import resource_path
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+
+    result = run_job(analyze_job(AnalyzeRequest(source=str(resource_path("demo/wordnet_minilm.npz")))))
+    model = ViewModel()
+    panel = OverviewPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    rows = {panel.table.item(r, 0).text(): panel.table.item(r, 3).text() for r in range(panel.table.rowCount())}
+    ungraded = [name for name, grade in rows.items() if grade == "ungraded"]
+    assert any(name.startswith("RankMe") for name in ungraded)
+    assert any(name.startswith("α-ReQ") for name in ungraded)
+    rankme_row = next(r for r in range(panel.table.rowCount()) if panel.table.item(r, 0).text().startswith("RankMe"))
+    assert float(panel.table.item(rankme_row, 1).text()) == float(f"{result.geometry.metrics['rankme']:.4g}")
+    assert len(rows) - len(ungraded) == len(result.grades)
