@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
@@ -66,9 +67,7 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
         Missing or empty file, non-UTF-8 lines (their numbers are given),
         malformed JSON lines, no text column, unusable arrays.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"data file not found: {p}")
+    p = require_regular(path, "data file")
     suffix = p.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
         data = _read_npy(p)
@@ -90,6 +89,8 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
 
 
 def _decoded_lines(p: Path) -> list[str]:
+    # The bytes, their lines and the decoded strings are alive together: about 3× the file.
+    check_file_fits(p, 3.0)
     raw = p.read_bytes()
     if not raw.strip():
         raise BadInputError(f"{p.name} is empty")
@@ -100,7 +101,10 @@ def _decoded_lines(p: Path) -> list[str]:
         lines.pop()
     decoded: list[str] = []
     bad: list[int] = []
+    longest = line_limit()
     for number, line in enumerate(lines, start=1):
+        if len(line) > longest:
+            raise BadInputError(f"line {number} of {p.name} is longer than {human_bytes(longest)}; not a text file")
         try:
             decoded.append(line.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError:
@@ -187,14 +191,13 @@ def _read_npy(p: Path) -> DataSet:
         raise BadInputError(f"{p.name} is empty")
     if arrays.dtype.kind not in "fiub":
         raise BadInputError(f"{p.name} holds {arrays.dtype} values; expected numbers")
+    check_fits(int(arrays.nbytes), f"{p.name} (shape {tuple(arrays.shape)}, {arrays.dtype})")
     return DataSet(arrays=np.asarray(arrays))
 
 
 def read_parent_mapping(path: str | Path) -> dict[str, str]:
     """Leaf label → parent label from a two-column CSV/TSV (header ``label,parent`` optional)."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"parent mapping file not found: {p}")
+    p = require_regular(path, "parent mapping file")
     lines = _decoded_lines(p)
     delimiter = "\t" if p.suffix.lower() == ".tsv" or "\t" in lines[0] else ","
     rows = [r for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter) if r]
@@ -224,9 +227,7 @@ def apply_parent_mapping(data: DataSet, mapping: dict[str, str]) -> DataSet:
 
 def read_meta(path: str | Path, n_samples: int) -> dict[str, np.ndarray]:
     """Per-sample ``label``/``parent``/``id``/``text`` columns from a CSV with one row per sample."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"meta file not found: {p}")
+    p = require_regular(path, "meta file")
     lines = _decoded_lines(p)
     reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
     rows = list(reader)
