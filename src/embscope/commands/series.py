@@ -8,7 +8,6 @@ rendered by the GUI's plot code when it provides
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from embscope.commands import EXIT_OK
 
@@ -18,9 +17,10 @@ PNG_HOOK = "embscope.gui.series_png"
 def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import request_from_args, run_with_progress
     from embscope.commands.compare import render_pngs_if_available
-    from embscope.tasks.report import atomic_write_text, summary_json
+    from embscope.tasks.report import OutputSet, atomic_write_text, check_output_dir, summary_json
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
+    out = check_output_dir(args.out)
     request = SeriesRequest(
         analysis=request_from_args(args, ""),
         folder=args.folder,
@@ -31,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
     )
     result = run_with_progress(series_job(request))
-    out = Path(args.out)
-    written = [
-        atomic_write_text(out / "series.json", summary_json(result.to_json())),
-        atomic_write_text(out / "series.csv", result.to_csv()),
-    ]
-    pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, out)
+    with OutputSet(out) as staging:
+        written = [
+            atomic_write_text(staging / "series.json", summary_json(result.to_json())),
+            atomic_write_text(staging / "series.csv", result.to_csv()),
+        ]
+        pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, staging)
     for point in result.points:
         er = point.metrics.get("effective_rank")
         er_text = "" if er is None else f"  effective rank {er:.3g}"

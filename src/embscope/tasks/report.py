@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,8 +40,199 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def strict_json_ready(value, path: str = "", nulled: list[str] | None = None):
+    """``value`` with every NaN/Infinity float replaced by ``None``; their paths appended to ``nulled``.
+
+    JSON has no NaN or Infinity; Python's ``json`` writes them as bare
+    literals that strict parsers (and CI gates) reject.
+    """
+    if isinstance(value, float | np.floating):
+        if math.isfinite(float(value)):
+            return float(value) if isinstance(value, np.floating) else value
+        if nulled is not None:
+            nulled.append(path or "(top)")
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json_ready(v, f"{path}.{k}" if path else str(k), nulled) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json_ready(v, f"{path}[{i}]", nulled) for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return strict_json_ready(value.tolist(), path, nulled)
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+#: Key of the note listing the values written as null because they were NaN/Infinity.
+NULLED_KEY = "nonfinite_written_as_null"
+
+
 def summary_json(summary: dict) -> str:
-    return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """Strict JSON text (no NaN/Infinity: null, and a list of where under ``NULLED_KEY``)."""
+    nulled: list[str] = []
+    clean = strict_json_ready(summary, "", nulled)
+    if nulled and isinstance(clean, dict):
+        clean[NULLED_KEY] = nulled[:50] + ([f"… {len(nulled) - 50} more"] if len(nulled) > 50 else [])
+    return json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- whole output sets
+
+#: Files EmbScope writes into an output folder; a folder holding only these (and
+#: stale temporaries) is EmbScope's and is replaced as a whole.
+OUTPUT_NAMES = frozenset(
+    {
+        "summary.json",
+        "report.md",
+        "arrays.npz",
+        "compare.json",
+        "compare.md",
+        "series.json",
+        "series.csv",
+        "layout_pca.npy",
+        "layout_umap.npy",
+    }
+)
+_STAGING = ".embscope-tmp-"
+
+
+def _is_ours(name: str) -> bool:
+    return name in OUTPUT_NAMES or name.endswith(".png") or (name.startswith(".") and ".tmp" in name)
+
+
+def check_output_dir(out: str | Path | None, option: str = "--out") -> Path:
+    """Refuse, before any work starts, an output folder that cannot be written.
+
+    Empty, an existing file (or a file on the way), or a place where neither
+    the folder nor its parent can be written: one line each.
+    """
+    if out is None or not str(out).strip():
+        raise BadInputError(f"{option} is empty: give the folder to write the results to")
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"{option} {path}: {existing} is a file, not a folder")
+    # os.access is not enough (root, read-only mounts, ACLs): try to create a file.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".embscope-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInputError(f"cannot write to {option} {path}: {exc.strerror or exc} in {existing}") from None
+    return path
+
+
+class OutputSet:
+    """A run's output files, staged in a private folder and put in place in one step.
+
+    Use as ``with OutputSet(out) as staging: write files into staging``.  On
+    success the staged folder replaces ``out`` by an atomic exchange of the
+    two folders when ``out`` holds only EmbScope's files, so an interrupted or
+    failed run leaves the previous complete set (never a mix).  A folder that
+    also holds other files keeps them: the staged files are moved in one by
+    one and the previous run's other outputs are removed.  Staging names hold
+    the process id, so concurrent runs never share a temporary file.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(os.path.abspath(Path(out).expanduser()))
+        self.staging: Path | None = None
+
+    def __enter__(self) -> Path:
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_staging(parent)
+            self.staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=parent))
+        except OSError as exc:
+            raise BadInputError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        return self.staging
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        staging, self.staging = self.staging, None
+        if staging is None:
+            return
+        if exc_type is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        try:
+            self._commit(staging)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BadInputError(f"cannot write to {self.out}: {error.strerror or error}") from None
+
+    def _commit(self, staging: Path) -> None:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; the result is not
+        if not self.out.exists():
+            os.rename(staging, self.out)
+            return
+        names = [p.name for p in self.out.iterdir()]
+        here = Path.cwd()
+        # Swapping the folder itself is only safe when it is ours alone and not
+        # where this process (or a symlink the user made) points.
+        swappable = not self.out.is_symlink() and self.out.resolve() not in (here, *here.parents)
+        if swappable and all(_is_ours(n) and (self.out / n).is_file() for n in names):
+            if _exchange(staging, self.out):
+                shutil.rmtree(staging, ignore_errors=True)  # now holds the previous set
+                return
+        new = {p.name for p in staging.iterdir()}
+        for name in names:  # the previous run's outputs that this run does not replace
+            if name not in new and _is_ours(name) and (self.out / name).is_file():
+                (self.out / name).unlink(missing_ok=True)
+        for name in sorted(new):
+            os.replace(staging / name, self.out / name)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
+
+
+def _remove_stale_staging(parent: Path) -> None:
+    """Staging folders left by killed runs (their process is gone)."""
+    for entry in parent.glob(f"{_STAGING}*"):
+        try:
+            pid = int(entry.name[len(_STAGING) :].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _fmt(value) -> str:
