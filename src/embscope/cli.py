@@ -19,9 +19,26 @@ def _float_list(text: str) -> list[float]:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError("inflations must be numbers greater than 1")
+    if not values or any(not v > 1.0 or v == float("inf") for v in values):  # NaN and inf too
+        raise argparse.ArgumentTypeError("inflations must be finite numbers greater than 1")
     return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (the usage is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
@@ -37,6 +54,11 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--trust", action="store_true", help="allow files that need full unpickling (runs their code)")
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="largest input to load, e.g. 8G or 50%% (default: half the available memory; env EMBSCOPE_MAX_MEMORY)",
+    )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the extraction cache")
     p.add_argument(
         "--nonfinite",
@@ -51,12 +73,12 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--inflations", type=_float_list, default=None, metavar="I,I,…", help="MCL inflations (default 1.4,2,3,4)"
     )
-    p.add_argument("--knn", type=int, default=None, metavar="K", help="neighbours in the k-NN graph")
+    p.add_argument("--knn", type=_positive_int, default=None, metavar="K", help="neighbours in the k-NN graph")
     p.add_argument("--no-clusters", action="store_true", help="skip the MCL sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="embscope",
         description="Inspect the geometry of neural-network embeddings: is the representation healthy or collapsed?",
     )
@@ -80,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("map", help="2-D layout (PCA and UMAP) of embeddings")
     p.add_argument("source")
     _add_source_options(p)
-    p.add_argument("--knn", type=int, default=None, metavar="K")
+    p.add_argument("--knn", type=_positive_int, default=None, metavar="K")
     p.add_argument("--method", choices=["umap", "pca"], default="umap")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.layout:run")
@@ -128,10 +150,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         # Bare `embscope` opens the app on the demo, as a double-click would.
         args = parser.parse_args(["gui"])
+    import os
+
     from embscope.errors import BadInputError
 
+    debug = bool(os.environ.get("EMBSCOPE_DEBUG"))
     try:
-        return int(_resolve(args.handler)(args) or EXIT_OK)
+        if getattr(args, "max_memory", None):
+            from embscope.sources.limits import set_max_memory
+
+            set_max_memory(args.max_memory)
+        with _quiet_libraries(enabled=not debug):
+            return int(_resolve(args.handler)(args) or EXIT_OK)
     except BadInputError as exc:
         print(f"embscope: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -139,15 +169,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("embscope: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: one line unless asked for more
-        import os
-
-        if os.environ.get("EMBSCOPE_DEBUG"):
+        if debug:
             raise
         print(
             f"embscope: internal error: {type(exc).__name__}: {exc} (set EMBSCOPE_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+class _quiet_libraries:  # noqa: N801 - used like contextlib's lower-case managers
+    """Drop library warnings (numpy RuntimeWarnings, torch UserWarnings) and torch's log chatter.
+
+    EmbScope's own notes say what matters about the input; on failure stderr
+    must be the one ``embscope: error:`` line.  ``EMBSCOPE_DEBUG=1`` keeps it all.
+    """
+
+    LOGGERS = ("torch", "torch.export", "torch._export", "torch.fx", "transformers", "numba")
+
+    def __init__(self, enabled: bool) -> None:
+        import warnings
+
+        self.enabled = enabled
+        self._warnings = warnings.catch_warnings()
+        self._levels: dict[str, int] = {}
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self._warnings.__enter__()
+        if self.enabled:
+            warnings.simplefilter("ignore")
+            for name in self.LOGGERS:
+                logger = logging.getLogger(name)
+                self._levels[name] = logger.level
+                logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        import logging
+
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._warnings.__exit__(*exc_info)
 
 
 def gui_main() -> int:

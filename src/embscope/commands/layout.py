@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from embscope.errors import BadInputError
 
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
     x = _vectors_2d(emb)
     for note in emb.notes:
         print(f"note: {note}", file=sys.stderr)
+    if not np.ptp(x, axis=0).any():  # every sample the same point: any layout would be noise
+        what = "all zero" if not x.any() else "the same vector"
+        raise BadInputError(
+            f"all {x.shape[0]} vectors of {Path(args.source).name} are {what}: there is nothing to lay out "
+            "(`embscope analyze` reports this as collapsed_to_point)"
+        )
 
     pca = pca_layout_cached(x)
     layouts = {"layout_pca.npy": pca}

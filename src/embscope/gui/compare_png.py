@@ -9,6 +9,7 @@ side by side, and the metric table with deltas coloured better/worse.
 
 from __future__ import annotations
 
+import html  # legend labels are rich text: data labels like <unk> must be escaped
 import os
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def draw_aligned_maps(
         legend = plots[0].legend or plots[0].addLegend(offset=(10, 10))
         legend.clear()  # a stale legend (leaf names over cluster colours) would mislead
         for name, colour in legend_items[:12]:
-            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
+            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))
 
 
 # --------------------------------------------------------------------------- PNG export
@@ -337,7 +338,7 @@ def _html(text: str) -> str:
 
 def _save_atomic(image, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process
     if not image.save(str(tmp), "PNG"):
         raise OSError(f"could not write {path}")
     os.replace(tmp, path)

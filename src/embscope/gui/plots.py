@@ -7,6 +7,7 @@ show exactly the same plots.  Nothing here keeps state between calls.
 
 from __future__ import annotations
 
+import html  # legend labels are rich text: data labels like <unk> must be escaped
 import os
 from pathlib import Path
 
@@ -412,7 +413,7 @@ def draw_map(plot, coords: np.ndarray, result, colour_by: str = "leaf", cluster_
     legend = plot.legend or plot.addLegend(offset=(10, 10))
     legend.clear()
     for name, colour in legend_items[:12]:
-        legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), name)
+        legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))
 
 
 def colour_codes(result, colour_by: str, cluster_ids=None) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
@@ -476,7 +477,7 @@ def export_plot(plot, path: str | Path, width: int = PLOT_SIZE[0]) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process
     exporter = exporters.ImageExporter(plot)
     exporter.parameters()["width"] = int(width)
     exporter.export(str(tmp))

@@ -116,7 +116,7 @@ def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> P
         painter.drawImage(QRect(x, row_y, tile_w, tile_h), tile)
     painter.end()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process
     if not image.save(str(tmp), "PNG"):
         raise OSError(f"could not write {path}")
     os.replace(tmp, path)

@@ -6,6 +6,7 @@ interrupted export never leaves a half-written report behind.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -270,24 +271,34 @@ METRIC_LABELS = {
 }
 
 
+def md_text(value) -> str:
+    """Text from the data made inert in Markdown: HTML escaped, ``|`` escaped, on one line.
+
+    Labels, class names, file names and notes can hold ``<script>``, ``<unk>``,
+    table pipes or newlines; none of it may become markup or break a table.
+    """
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return text.replace("|", "\\|")
+
+
 def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> str:
     """Human-readable report: the verdict and its evidence first, then the graded table."""
     verdict = summary["verdict"]
     geo = summary["geometry"]
     lines = [
-        f"# EmbScope report — {Path(summary['source']).name or summary['source']}",
+        f"# EmbScope report — {md_text(Path(summary['source']).name or summary['source'])}",
         "",
-        f"**Verdict: `{verdict['label']}`** — {verdict['headline']}",
+        f"**Verdict: `{verdict['label']}`** — {md_text(verdict['headline'])}",
         "",
     ]
-    lines += [f"- {line}" for line in verdict["evidence"]]
+    lines += [f"- {md_text(line)}" for line in verdict["evidence"]]
     kind = summary["kind"]
     shape = f"{summary['n_samples']} × {summary['dim']}"
     if kind == "concept":
         shape = f"{summary['n_samples']} × {summary['n_concepts']} × {summary['dim']}"
     lines += ["", f"Input: {kind} embeddings, {shape}. Schema {summary['schema_version']}."]
     for note in summary.get("input_notes", []):
-        lines.append(f"Note: {note}")
+        lines.append(f"Note: {md_text(note)}")
     lines += ["", "## Graded metrics", "", "| Metric | Value | Target | Grade |", "|---|---|---|---|"]
     grades = summary["grades"]
     ordered = [m for m in METRIC_LABELS if m in grades] + [m for m in grades if m not in METRIC_LABELS]
@@ -308,15 +319,15 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         lines += ["", "## Predictions (Phase 1)", ""]
         lines.append(
             f"Accuracy {_fmt(p['accuracy'])}, macro-F1 {_fmt(p['macro_f1'])}, modal class "
-            f"'{p['modal_class']}' at {_fmt(p['modal_share'])} of predictions; modal base rate "
+            f"'{md_text(p['modal_class'])}' at {_fmt(p['modal_share'])} of predictions; modal base rate "
             f"{_fmt(p['modal_base_rate'])}. Mode collapse: {_fmt(p['mode_collapse'])}; accuracy is "
             f"the base rate: {_fmt(p['accuracy_is_base_rate'])}."
         )
         lines += ["", "| Class | Count | Share |", "|---|---|---|"]
-        lines += [f"| {row['class']} | {row['count']} | {_fmt(row['share'])} |" for row in p["top"]]
+        lines += [f"| {md_text(row['class'])} | {row['count']} | {_fmt(row['share'])} |" for row in p["top"]]
     if "clusters" in summary:
         c = summary["clusters"]
-        lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {c['readout']['text']}", ""]
+        lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {md_text(c['readout']['text'])}", ""]
         lines += [
             "| Inflation | Clusters | Singletons | Iterations | Purity leaf | Purity parent | NMI leaf | ARI leaf |",
             "|---|---|---|---|---|---|---|---|",
