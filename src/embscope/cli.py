@@ -156,10 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     debug = bool(os.environ.get("EMBSCOPE_DEBUG"))
     try:
-        if getattr(args, "max_memory", None):
+        if hasattr(args, "max_memory"):  # per run: an earlier in-process run's limit must not stick
             from embscope.sources.limits import set_max_memory
 
-            set_max_memory(args.max_memory)
+            set_max_memory(args.max_memory or None)
         with _quiet_libraries(enabled=not debug):
             return int(_resolve(args.handler)(args) or EXIT_OK)
     except BadInputError as exc:

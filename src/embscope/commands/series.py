@@ -21,6 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
     out = check_output_dir(args.out)
+    if args.pattern is not None:  # a bad regular expression is refused before the folder is read
+        from embscope.analysis.series import compile_step_pattern
+
+        compile_step_pattern(args.pattern)
     request = SeriesRequest(
         analysis=request_from_args(args, ""),
         folder=args.folder,
