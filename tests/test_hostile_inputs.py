@@ -569,18 +569,28 @@ def test_foreign_files_in_out_are_kept(tmp_path, capsys):
     capsys.readouterr()
 
 
+def _one_run(out: Path) -> str:
+    """The input whose run the folder's files all come from (AssertionError on a mix)."""
+    assert {p.name for p in out.iterdir()} == {"summary.json", "report.md", "arrays.npz"}
+    source = Path(strict_load(out / "summary.json")["source"]).name
+    assert source in (out / "report.md").read_text()
+    with np.load(out / "arrays.npz") as arrays:
+        assert arrays["embeddings"].shape[0] == {"a.npy": 200, "b.npy": 150}[source]
+    return source
+
+
 def test_kill_during_runs_leaves_one_complete_set(tmp_path):
-    """SIGKILL/SIGTERM at several moments of a run: the folder holds the first or the second set, whole."""
+    """SIGKILL/SIGTERM at several moments of a run: the folder holds one whole set, never a mix."""
     out = tmp_path / "o"
     first = _scaled(tmp_path / "a.npy", 1.0)
     code, err, _ = run_limited(["analyze", str(first), "--no-clusters", "--out", str(out)], timeout=120)
     assert code == 0, err
-    complete = {"summary.json", "report.md", "arrays.npz"}
-    before = _set_of(out)
-    second = _scaled(tmp_path / "b.npy", 3.0)
+    current = _one_run(out)
+    np.save(tmp_path / "b.npy", np.load(first)[:150] * 3)
     for delay, sig in ((0.5, signal.SIGKILL), (1.5, signal.SIGTERM), (3.0, signal.SIGKILL)):
+        target = tmp_path / ("b.npy" if current == "a.npy" else "a.npy")
         proc = subprocess.Popen(
-            [sys.executable, "-c", _child_code(), "analyze", str(second), "--no-clusters", "--out", str(out)],
+            [sys.executable, "-c", _child_code(), "analyze", str(target), "--no-clusters", "--out", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -589,11 +599,9 @@ def test_kill_during_runs_leaves_one_complete_set(tmp_path):
         except subprocess.TimeoutExpired:
             proc.send_signal(sig)
             proc.wait()
-        now = _set_of(out)
-        assert set(now) == complete
-        strict_load(out / "summary.json")
-        assert now == before or proc.returncode == 0
-        before = now
+        now = _one_run(out)
+        assert now == current or now == target.name  # killed after the swap: the new set, whole
+        current = now
 
 
 # --------------------------------------------------------------------------- fuzzing
@@ -678,3 +686,27 @@ def test_pickle_scan_never_executes(tmp_path):
     path.write_bytes(b"cos\nsystem\n(S'touch " + str(target).encode() + b"'\ntR.")
     assert scan_pickle_globals(path) == ["os.system"]
     assert not target.exists()
+
+
+def test_mcl_checks_cancel_inside_an_expansion():
+    """``check`` runs between rounds of the compiled kernel, so a cancel acts within one expansion."""
+    import scipy.sparse as sp
+
+    from embscope.analysis.mcl import markov_cluster
+    from embscope.errors import Cancelled
+
+    rng = np.random.default_rng(0)
+    n, k = 20_000, 8
+    rows, cols = np.repeat(np.arange(n), k), rng.integers(0, n, n * k)
+    a = sp.coo_matrix((rng.random(n * k), (rows, cols)), shape=(n, n)).tocsc()
+    a = (a + a.T).tocsc()
+    calls, iterations = [], []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        markov_cluster(a, 2.0, check=check, on_iteration=lambda i, c: iterations.append(i))
+    assert len(calls) == 2 and iterations == []  # stopped inside the first expansion
