@@ -316,6 +316,19 @@ def read_torch(file: Path) -> RawEmbeddings:
         found = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if found:
             _refuse_pickled_code(file, found)
+        from embscope.sources.checkpoints import scan_pickle_globals
+
+        if zip_members_size(file) is None:
+            scanned = scan_pickle_globals(file)
+            if scanned is None:
+                reason = "neither a torch zip file nor a pickle"
+                raise BadInputError(f"{file.name} is not a PyTorch file ({reason})") from None
+            if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+                what = f"importing {', '.join(scanned)[:120]}" if scanned else "without torch's header"
+                raise BadInputError(
+                    f"{file.name} is a plain or legacy Python pickle ({what}), not a tensor file torch.load "
+                    "reads safely; re-save it with torch.save(tensor_or_dict_of_tensors, path)"
+                ) from None
         raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
         raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
