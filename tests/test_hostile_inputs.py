@@ -106,6 +106,11 @@ def _one_line(path: Path, size: int) -> Path:
     return path
 
 
+def _text(path: Path) -> Path:
+    path.write_text("one sample\nanother sample\n")
+    return path
+
+
 def _fifo(path: Path) -> Path:
     os.mkfifo(path)
     return path
@@ -379,6 +384,15 @@ CASES = [
         lambda t: _args("modules", _random_bytes(t / "rnd.ckpt")),
         2,
         "not a PyTorch checkpoint",
+    ),
+    Case(
+        "garbage .pt2 with --trust: no torch.export log",
+        lambda t: _args(
+            "analyze", _random_bytes(t / "g.pt2"), "--trust", "--data", _text(t / "d.txt"), "--out", t / "o"
+        ),
+        2,
+        "could not be loaded as a torch.export program",
+        True,
     ),
     # Strict JSON after dropping rows.
     Case(

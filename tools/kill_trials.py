@@ -63,9 +63,9 @@ def main() -> int:
     work = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.mkdtemp(prefix="embscope-kill-"))
     work.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    inputs = {"a.npy": 3000, "b.npy": 2600}
+    inputs = {"a.npy": 600, "b.npy": 500}
     for name, n in inputs.items():
-        np.save(work / name, rng.normal(size=(n, 48)).astype(np.float32))
+        np.save(work / name, rng.normal(size=(n, 16)).astype(np.float32))
     out = work / "out"
     start = time.perf_counter()
     first = _run(["analyze", str(work / "a.npy"), "--png", "--out", str(out)])

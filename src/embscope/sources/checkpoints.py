@@ -539,10 +539,20 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
             f"{p.name} is a torch.export program, which is unpickled when loaded; "
             "pass --trust only if you trust its author"
         )
+    import logging
+    import os
+
+    # torch.export logs a whole traceback at WARNING before raising; the one line below says it all.
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    if not os.environ.get("EMBSCOPE_DEBUG"):
+        logger.setLevel(logging.ERROR)
     try:
         program = torch.export.load(str(p))
     except Exception as exc:
         raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc)}") from exc
+    finally:
+        logger.setLevel(level)
     module = program.module()
     return _describe_plain(module, "pt2", str(p), ["torch.export program loaded (trusted)"])
 
