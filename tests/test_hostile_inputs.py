@@ -90,6 +90,33 @@ def _npz_lying_member(path: Path) -> Path:
     return path
 
 
+def _npz_inflates_beyond_declared(path: Path) -> Path:
+    """An .npz member whose zip entry declares 744 bytes but whose deflate stream inflates to 200 MiB."""
+    import io
+    import zlib
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((10, 16), np.float32))
+    honest = buffer.getvalue()
+    stream = zlib.compressobj(1, zlib.DEFLATED, -15)
+    body = stream.compress(honest)
+    zeros = b"\0" * (8 * 1024 * 1024)
+    for _ in range(25):
+        body += stream.compress(zeros)
+    body += stream.flush()
+    crc = zlib.crc32(honest)
+    name = b"embeddings.npy"
+    # Local header, data, central directory, end record: sizes say len(honest), the data says otherwise.
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(body), len(honest), len(name), 0)
+    central = struct.pack(
+        "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(body), len(honest), len(name), 0, 0, 0, 0, 0, 0
+    )
+    offset = len(local) + len(name) + len(body)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central) + len(name), offset, 0)
+    path.write_bytes(local + name + body + central + name + end)
+    return path
+
+
 def _safetensors_lying(path: Path) -> Path:
     """A safetensors header declaring a 16 GiB tensor in a tiny file."""
     header = json.dumps({"embeddings": {"dtype": "F32", "shape": [4_000_000, 1024], "data_offsets": [0, 16384]}})
@@ -235,6 +262,14 @@ CASES = [
         lambda t: _args("analyze", _npz_lying_member(t / "lie.npz"), "--out", t / "o"),
         2,
         "but holds",
+        True,
+    ),
+    Case(
+        "npz member inflates beyond its declared size",
+        # zipfile stops at the declared size: the 10×16 array is read, the 200 MiB tail never inflated.
+        lambda t: _args("analyze", _npz_inflates_beyond_declared(t / "over.npz"), "--no-clusters", "--out", t / "o"),
+        0,
+        "",
         True,
     ),
     Case(
@@ -724,3 +759,21 @@ def test_mcl_checks_cancel_inside_an_expansion():
     with pytest.raises(Cancelled):
         markov_cluster(a, 2.0, check=check, on_iteration=lambda i, c: iterations.append(i))
     assert len(calls) == 2 and iterations == []  # stopped inside the first expansion
+
+
+def test_map_legend_shows_labels_as_text():
+    """Legend labels are rich text in pyqtgraph: ``<unk>`` and ``a<b`` must arrive escaped, not as tags."""
+    import pyqtgraph as pg
+
+    from embscope.data import EmbeddingSet
+    from embscope.generators import run_to_end
+    from embscope.gui.plots import draw_map, ensure_qapp
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+
+    ensure_qapp()
+    emb = EmbeddingSet(X, labels=np.array(["<unk>", "a<b", "<s>"] * 20))
+    result = run_to_end(analyze_job(AnalyzeRequest(source="labels.npy", embeddings=emb, clusters=False)))
+    plot = pg.PlotItem()
+    draw_map(plot, X[:, :2], result, "leaf")
+    shown = {label.text for _, label in plot.legend.items}
+    assert {"&lt;unk&gt;", "a&lt;b", "&lt;s&gt;"} <= shown
