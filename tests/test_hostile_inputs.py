@@ -611,10 +611,11 @@ def test_foreign_files_in_out_are_kept(tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    (out / "old.png").write_bytes(b"stale")
+    (out / "diagram.png").write_bytes(b"the user's own")
+    (out / "map.png").write_bytes(b"stale plot of an earlier --png run")
     assert main(["analyze", str(_scaled(tmp_path / "a.npy", 1.0)), "--no-clusters", "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert names == {"notes.txt", "summary.json", "report.md", "arrays.npz"}
+    assert names == {"notes.txt", "diagram.png", "summary.json", "report.md", "arrays.npz"}
     capsys.readouterr()
 
 
@@ -777,3 +778,35 @@ def test_map_legend_shows_labels_as_text():
     draw_map(plot, X[:, :2], result, "leaf")
     shown = {label.text for _, label in plot.legend.items}
     assert {"&lt;unk&gt;", "a&lt;b", "&lt;s&gt;"} <= shown
+
+
+def test_limits_helpers(tmp_path, monkeypatch):
+    import io
+    import socket
+
+    from embscope.sources import limits
+
+    assert limits.parse_size("800M") == 800 * 2**20 and limits.parse_size("2GiB") == 2 * 2**30
+    assert limits.parse_size("1234") == 1234
+    for bad in ("", "-3G", "0", "many"):
+        with pytest.raises(BadInputError):
+            limits.parse_size(bad)
+    monkeypatch.setenv(limits.MAX_MEMORY_ENV, "10M")
+    assert limits.max_memory() == 10 * 2**20
+    limits.set_max_memory("1K")
+    try:
+        assert limits.max_memory() == 1024
+        with pytest.raises(BadInputError, match="2.0 KiB, more than the memory limit of 1.0 KiB"):
+            limits.check_fits(2048, "x")
+    finally:
+        limits.set_max_memory(None)
+    lines = list(limits.bounded_lines(io.StringIO("ab\ncd\n"), "t", limit=8))
+    assert lines == ["ab\n", "cd\n"]
+    with pytest.raises(BadInputError, match="line 2 of t is longer"):
+        list(limits.bounded_lines(io.StringIO("ab\n" + "x" * 20), "t", limit=8))
+    sock_path = tmp_path / "s.npy"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        with pytest.raises(BadInputError, match="is a socket"):
+            load_embeddings(sock_path)
+    assert limits.available_memory() > 0

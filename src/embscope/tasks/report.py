@@ -92,13 +92,28 @@ OUTPUT_NAMES = frozenset(
         "series.csv",
         "layout_pca.npy",
         "layout_umap.npy",
+        # PNGs of --png (embscope.gui.plots, report_png, compare_png); series_<metric>.png by pattern.
+        "spectrum.png",
+        "cumulative_variance.png",
+        "predictions.png",
+        "confusion.png",
+        "mcl_clusters.png",
+        "mcl_purity.png",
+        "weight_spectra.png",
+        "map.png",
+        "report.png",
+        "compare_spectra.png",
+        "compare_maps.png",
+        "compare_table.png",
     }
 )
 _STAGING = ".embscope-tmp-"
 
 
 def _is_ours(name: str) -> bool:
-    return name in OUTPUT_NAMES or name.endswith(".png") or (name.startswith(".") and ".tmp" in name)
+    """A file EmbScope writes into an output folder (a user's own ``diagram.png`` is not)."""
+    series_png = name.startswith("series_") and name.endswith(".png")
+    return name in OUTPUT_NAMES or series_png or (name.startswith(".") and ".tmp" in name)
 
 
 def check_output_dir(out: str | Path | None, option: str = "--out") -> Path:
