@@ -810,3 +810,17 @@ def test_limits_helpers(tmp_path, monkeypatch):
         with pytest.raises(BadInputError, match="is a socket"):
             load_embeddings(sock_path)
     assert limits.available_memory() > 0
+
+
+def test_interrupt_inside_compiled_code_is_an_interrupt(tmp_path, monkeypatch, capsys):
+    from embscope import cli
+
+    def interrupted(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("<built-in function x> returned a result with an exception set") from None
+
+    monkeypatch.setattr(cli, "_resolve", lambda spec: interrupted)
+    assert main(["analyze", "demo", "--out", str(tmp_path / "o")]) == 130
+    assert capsys.readouterr().err.strip() == "embscope: interrupted"

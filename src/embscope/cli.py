@@ -169,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("embscope: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: one line unless asked for more
+        if isinstance(exc, SystemError) and isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            # Ctrl-C inside a compiled callback (numba) surfaces as SystemError: still an interrupt.
+            print("embscope: interrupted", file=sys.stderr)
+            return 130
         if debug:
             raise
         print(
