@@ -824,3 +824,14 @@ def test_interrupt_inside_compiled_code_is_an_interrupt(tmp_path, monkeypatch, c
     monkeypatch.setattr(cli, "_resolve", lambda spec: interrupted)
     assert main(["analyze", "demo", "--out", str(tmp_path / "o")]) == 130
     assert capsys.readouterr().err.strip() == "embscope: interrupted"
+
+
+def test_compare_outputs_escaped_and_strict(tmp_path, capsys):
+    a = _scaled(tmp_path / "x<script>.npy", 1.0)
+    b = tmp_path / "y|z.npy"
+    np.save(b, np.load(a) * 2 + 1)
+    assert main(["compare", str(a), str(b), "--no-clusters", "--out", str(tmp_path / "o")]) == 0
+    text = (tmp_path / "o" / "compare.md").read_text()
+    assert "<script>" not in text and "x&lt;script&gt;.npy" in text and "y\\|z.npy" in text
+    assert check_written_json(tmp_path / "o") == 1
+    capsys.readouterr()
