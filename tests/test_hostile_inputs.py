@@ -835,3 +835,36 @@ def test_compare_outputs_escaped_and_strict(tmp_path, capsys):
     assert "<script>" not in text and "x&lt;script&gt;.npy" in text and "y\\|z.npy" in text
     assert check_written_json(tmp_path / "o") == 1
     capsys.readouterr()
+
+
+def test_output_set_replaces_the_whole_set(tmp_path, monkeypatch):
+    from embscope.tasks import report
+
+    out = tmp_path / "o"
+    with report.OutputSet(out) as staging:
+        (staging / "summary.json").write_text("{}")
+        (staging / "map.png").write_bytes(b"png")
+    assert sorted(p.name for p in out.iterdir()) == ["map.png", "summary.json"]
+    with report.OutputSet(out) as staging:  # the next run has no PNG: the old one must not stay
+        (staging / "summary.json").write_text('{"run": 2}')
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    with pytest.raises(RuntimeError), report.OutputSet(out) as staging:
+        (staging / "summary.json").write_text('{"run": 3}')
+        raise RuntimeError("the run fails before its set is complete")
+    assert json.loads((out / "summary.json").read_text()) == {"run": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+    # A read-only parent: the set is staged inside the folder and moved in file by file.
+    real = report.tempfile.mkdtemp
+
+    def no_parent(prefix, dir):  # noqa: A002 - tempfile's own parameter name
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return real(prefix=prefix, dir=dir)
+
+    monkeypatch.setattr(report.tempfile, "mkdtemp", no_parent)
+    with report.OutputSet(out) as staging:
+        assert staging.parent == out
+        (staging / "summary.json").write_text('{"run": 4}')
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == {"run": 4}

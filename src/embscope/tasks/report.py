@@ -161,13 +161,20 @@ class OutputSet:
         self.staging: Path | None = None
 
     def __enter__(self) -> Path:
+        prefix = f"{_STAGING}{os.getpid()}-"
         parent = self.out.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_staging(parent)
-            self.staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=parent))
+            self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         except OSError as exc:
-            raise BadInputError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+            if not self.out.is_dir():
+                raise BadInputError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+            # A writable folder in a read-only parent: stage inside it (files are then moved in one by one).
+            try:
+                self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=self.out))
+            except OSError as inner:
+                raise BadInputError(f"cannot write to {self.out}: {inner.strerror or inner}") from None
         return self.staging
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -188,11 +195,13 @@ class OutputSet:
         if not self.out.exists():
             os.rename(staging, self.out)
             return
-        names = [p.name for p in self.out.iterdir()]
+        names = [p.name for p in self.out.iterdir() if p != staging]
         here = Path.cwd()
         # Swapping the folder itself is only safe when it is ours alone and not
         # where this process (or a symlink the user made) points.
-        swappable = not self.out.is_symlink() and self.out.resolve() not in (here, *here.parents)
+        swappable = (
+            staging.parent != self.out and not self.out.is_symlink() and self.out.resolve() not in (here, *here.parents)
+        )
         if swappable and all(_is_ours(n) and (self.out / n).is_file() for n in names):
             if _exchange(staging, self.out):
                 shutil.rmtree(staging, ignore_errors=True)  # now holds the previous set
