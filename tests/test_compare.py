@@ -19,7 +19,6 @@ from embscope.tasks.compare import (
     compare_job,
     compare_markdown,
     metric_table,
-    pca_map,
     source_names,
     verdict_comparison,
 )
@@ -116,8 +115,10 @@ def test_shared_rows_by_id_and_by_row():
 
 
 def test_pca_map_matches_svd_up_to_sign(rng):
+    from embscope.analysis.layout import pca_layout
+
     x = (rng.normal(size=(500, 8)) * np.arange(1, 9)).astype(np.float32)
-    got = pca_map(x)
+    got = pca_layout(x, block_rows=64)  # several blocks
     xc = x.astype(np.float64) - x.mean(0, dtype=np.float64)
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
     expected = u[:, :2] * s[:2]
@@ -161,7 +162,7 @@ def _embeddings(rng, rank: int, n: int = 300, d: int = 16, seed_labels: int = 0)
 
 
 def _request(embeddings, **kw) -> AnalyzeRequest:
-    return AnalyzeRequest(source=embeddings.source, embeddings=embeddings, knn=5, clusters=False, **kw)
+    return AnalyzeRequest.of(source=embeddings.source, embeddings=embeddings, knn=5, clusters=False, **kw)
 
 
 def test_source_compared_with_itself_has_zero_deltas_and_identical_maps(rng):
@@ -291,6 +292,29 @@ def test_cli_compare_writes_json_and_markdown(tmp_path, rng):
     assert "| metric |" in (out / "compare.md").read_text()
 
 
+@pytest.mark.parametrize("purity_at", [None, 3.0])
+def test_cli_compare_reads_purity_at_the_purity_inflation(tmp_path, rng, purity_at):
+    from embscope.cli import main
+
+    e = _embeddings(rng, rank=6, n=120)
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", e.vectors)
+        (tmp_path / f"{name}.csv").write_text(
+            "label,parent\n" + "".join(f"{x},{y}\n" for x, y in zip(e.labels, e.parents, strict=True))
+        )
+    out = tmp_path / "out"
+    extra = [] if purity_at is None else ["--purity-inflation", str(purity_at)]
+    words = ["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out), "--knn", "5"]
+    assert main([*words, "--meta", str(tmp_path / "a.csv"), "--inflations", "1.4,3", *extra]) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    rows = doc["summaries"]["a.npy"]["clusters"]["inflations"]
+    wanted = 1.4 if purity_at is None else purity_at  # default: the coarsest inflation
+    row = next(r for r in rows if r["inflation"] == wanted)
+    assert doc["metrics"]["purity_leaf"]["values"][0] == pytest.approx(row["purity_leaf"])
+    assert doc["metrics"]["purity_parent"]["values"][0] == pytest.approx(row["purity_parent"])
+    assert rows[0]["purity_leaf"] != rows[1]["purity_leaf"]  # the two inflations really differ
+
+
 def test_demo_healthy_vs_collapsed(tmp_path):
     """The bundled demo's real comparison: the collapsed run is a point and worse on every graded axis."""
     from embscope.resources import resource_path
@@ -307,7 +331,7 @@ def test_demo_healthy_vs_collapsed(tmp_path):
         "use_cache": False,
     }
     requests = tuple(
-        AnalyzeRequest(source=str(demo / f"{name}.safetensors"), **common) for name in ("healthy", "collapsed")
+        AnalyzeRequest.of(source=str(demo / f"{name}.safetensors"), **common) for name in ("healthy", "collapsed")
     )
     result = run_job(compare_job(CompareRequest(requests, keep_results=False)))
     assert result.verdict_line == ("healthy.safetensors: healthy → collapsed.safetensors: collapsed_to_point (worse)")

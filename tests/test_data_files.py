@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from embscope.errors import BadInputError
-from embscope.sources.data_files import read_data, read_parent_mapping
+from embscope.sources.data_files import read_data
+from embscope.sources.metadata import read_parents_map
 
 
 def test_txt_one_sample_per_line_blank_lines_noted(tmp_path):
@@ -52,13 +53,35 @@ def test_csv_columns_and_parent_mapping_file(tmp_path):
     assert list(data.labels) == ["cat", "oak", "rose"]
     assert list(data.parents) == ["animal", "plant", ""]
     assert list(data.ids) == ["1", "2", "3"]
-    assert any("rose" in note for note in data.notes)
+    assert "1 of 3 leaf labels (1 samples) are not in parents map parents.csv; their parent is empty" in data.notes
 
 
 def test_parent_mapping_without_header_tsv(tmp_path):
     path = tmp_path / "p.tsv"
     path.write_text("cat\tanimal\noak\tplant\n", encoding="utf-8")
-    assert read_parent_mapping(path) == {"cat": "animal", "oak": "plant"}
+    parents, notes = read_parents_map(path, np.array(["oak", "cat", "cat"]))
+    assert list(parents) == ["plant", "animal", "animal"] and notes == []
+
+
+def test_leaf_with_two_parents_is_refused_for_checkpoint_data_too(tmp_path):
+    # The same reader as for embeddings files (tests/test_embedding_files.py): no silent "last one wins".
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nhello,cat\nworld,oak\n", encoding="utf-8")
+    clash = tmp_path / "parents.csv"
+    clash.write_text("label,parent\ncat,animal\noak,plant\ncat,toy\n", encoding="utf-8")
+    with pytest.raises(
+        BadInputError, match="^parents map parents.csv gives leaf 'cat' two parents: 'animal' and 'toy'$"
+    ):
+        read_data(path, parents=clash)
+
+
+def test_parent_map_needs_labels_for_checkpoint_data_too(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("a\nb\n", encoding="utf-8")
+    mapping = tmp_path / "parents.csv"
+    mapping.write_text("label,parent\ncat,animal\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="^a parents map needs leaf labels"):
+        read_data(path, parents=mapping)
 
 
 def test_meta_file_overrides_labels(tmp_path):
@@ -70,7 +93,7 @@ def test_meta_file_overrides_labels(tmp_path):
     assert list(data.labels) == ["x", "y"] and list(data.ids) == ["10", "11"]
     short = tmp_path / "short.csv"
     short.write_text("label\nx\n", encoding="utf-8")
-    with pytest.raises(BadInputError, match="1 rows but the data has 2"):
+    with pytest.raises(BadInputError, match="^metadata file short.csv has 1 rows but there are 2 embeddings$"):
         read_data(data_path, meta=short)
 
 

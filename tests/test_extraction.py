@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from embscope.errors import BadInputError, Cancelled
+from embscope.options import LoadSettings
 from embscope.sources.checkpoints import open_checkpoint
 from embscope.sources.data_files import DataSet
-from embscope.sources.extraction import ExtractionOptions, extract, pool
+from embscope.sources.extraction import extract, pool
 from embscope.tasks.extract import ExtractRequest, extract_job
 from embscope.tasks.progress import CancelToken, run_job
 from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
@@ -67,7 +69,7 @@ def minilm_st_reference():
 
 @pytest.mark.slow
 def test_minilm_mean_pooling_matches_sentence_transformers(tmp_path, minilm_st_reference):
-    request = ExtractRequest(
+    request = ExtractRequest.of(
         checkpoint=str(minilm_path()),
         data=str(_write_texts(tmp_path / "t.txt")),
         device="cpu",
@@ -100,7 +102,7 @@ def _reference_hidden(model, tokenizer, text, layer=None):
 @pytest.mark.parametrize("pooling", ["mean", "cls", "max", "last"])
 def test_pooling_on_length_sorted_padded_batches_matches_unpadded_reference(tiny_classifier, pooling):
     loaded = open_checkpoint(tiny_classifier)
-    options = ExtractionOptions(pooling=pooling, device="cpu", batch_size=4)
+    options = LoadSettings(pooling=pooling, device="cpu", batch_size=4)
     result = _run(extract(loaded, DataSet(texts=TEXTS), options))
     for i, text in enumerate(TEXTS):
         states, _ = _reference_hidden(loaded.model, loaded.tokenizer, text)
@@ -115,7 +117,7 @@ def test_pooling_on_length_sorted_padded_batches_matches_unpadded_reference(tiny
 
 
 def test_classifier_logits_become_predictions_with_config_names(tiny_classifier, tmp_path):
-    request = ExtractRequest(
+    request = ExtractRequest.of(
         checkpoint=str(tiny_classifier),
         data=str(_write_texts(tmp_path / "t.txt")),
         device="cpu",
@@ -135,23 +137,23 @@ def test_classifier_logits_become_predictions_with_config_names(tiny_classifier,
 def test_hidden_layer_and_module_hook(tiny_classifier):
     loaded = open_checkpoint(tiny_classifier)
     data = DataSet(texts=TEXTS[:6])
-    layer0 = _run(extract(loaded, data, ExtractionOptions(layer=0, pooling="cls", device="cpu")))
-    hooked = _run(extract(loaded, data, ExtractionOptions(module="bert.embeddings", pooling="cls", device="cpu")))
+    layer0 = _run(extract(loaded, data, LoadSettings(layer=0, pooling="cls", device="cpu")))
+    hooked = _run(extract(loaded, data, LoadSettings(module="bert.embeddings", pooling="cls", device="cpu")))
     np.testing.assert_allclose(layer0.vectors, hooked.vectors, rtol=1e-5, atol=1e-6)
     for _i, text in enumerate(TEXTS[:6]):
         states, _ = _reference_hidden(loaded.model, loaded.tokenizer, text, layer=1)
-        one = _run(extract(loaded, DataSet(texts=[text]), ExtractionOptions(layer=1, pooling="mean", device="cpu")))
+        one = _run(extract(loaded, DataSet(texts=[text]), LoadSettings(layer=1, pooling="mean", device="cpu")))
         np.testing.assert_allclose(one.vectors[0], states.mean(0), rtol=1e-4, atol=1e-5)
     with pytest.raises(BadInputError, match="layer 9 out of range"):
-        _run(extract(loaded, data, ExtractionOptions(layer=9, device="cpu")))
+        _run(extract(loaded, data, LoadSettings(layer=9, device="cpu")))
     with pytest.raises(BadInputError, match="no module named 'bert.embedings'.*bert.embeddings"):
-        _run(extract(loaded, data, ExtractionOptions(module="bert.embedings", device="cpu")))
+        _run(extract(loaded, data, LoadSettings(module="bert.embedings", device="cpu")))
 
 
 def test_pooler_output(tmp_path):
     folder = make_tiny_bert(tmp_path / "enc")
     loaded = open_checkpoint(folder)
-    result = _run(extract(loaded, DataSet(texts=TEXTS[:5]), ExtractionOptions(pooling="pooler", device="cpu")))
+    result = _run(extract(loaded, DataSet(texts=TEXTS[:5]), LoadSettings(pooling="pooler", device="cpu")))
     enc = loaded.tokenizer(TEXTS[:5], padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = loaded.model(**enc).pooler_output.numpy()
@@ -182,30 +184,30 @@ def _tiny_factory_setup(tmp_path, n=10):
 def test_factory_model_pooled_concept_set_and_classifier(tmp_path):
     factory, weights, data, w, h_lin, h = _tiny_factory_setup(tmp_path)
     base = dict(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", batch_size=3, use_cache=False)
-    pooled = run_job(extract_job(ExtractRequest(module="encoder", **base)))
+    pooled = run_job(extract_job(ExtractRequest.of(module="encoder", **base)))
     assert pooled.kind == "pooled"
     np.testing.assert_allclose(pooled.vectors, h_lin, rtol=1e-5, atol=1e-5)
     logits = h @ w["classifier.weight"].T + w["classifier.bias"]
     np.testing.assert_allclose(pooled.logits, logits, rtol=1e-5, atol=1e-5)
     assert list(pooled.predictions) == list(np.array(["alpha", "beta", "gamma"])[logits.argmax(1)])
 
-    concepts = run_job(extract_job(ExtractRequest(module="slots", **base)))
+    concepts = run_job(extract_job(ExtractRequest.of(module="slots", **base)))
     assert concepts.kind == "concept" and concepts.vectors.shape == (10, 4, 8)
     np.testing.assert_allclose(concepts.vectors, h[:, None, :] * w["slots.scale"], rtol=1e-5, atol=1e-5)
     assert any("concept set of 4" in note for note in concepts.notes)
 
     # The same B×C×H output with an explicit pooling is reduced (no mask: all positions count).
-    maxed = run_job(extract_job(ExtractRequest(module="slots", pooling="max", **base)))
+    maxed = run_job(extract_job(ExtractRequest.of(module="slots", pooling="max", **base)))
     np.testing.assert_allclose(maxed.vectors, (h[:, None, :] * w["slots.scale"]).max(1), rtol=1e-5, atol=1e-5)
 
-    whole = run_job(extract_job(ExtractRequest(**base)))  # no module: the model's output as is
+    whole = run_job(extract_job(ExtractRequest.of(**base)))  # no module: the model's output as is
     np.testing.assert_allclose(whole.vectors, logits, rtol=1e-5, atol=1e-5)
     assert whole.predictions is None
 
 
 def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
     factory, weights, data, *_ = _tiny_factory_setup(tmp_path)
-    request = ExtractRequest(
+    request = ExtractRequest.of(
         checkpoint=str(weights),
         data=str(data),
         factory=factory,
@@ -221,7 +223,7 @@ def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
     np.testing.assert_array_equal(first.vectors, second.vectors)
     np.testing.assert_array_equal(first.predictions, second.predictions)
     assert "embeddings read from the extraction cache" in second.notes
-    other = ExtractRequest(**{**request.__dict__, "module": "slots"})
+    other = replace(request, load=replace(request.load, module="slots"))
     stages.clear()
     third = run_job(extract_job(other), stages.append)
     assert third.kind == "concept" and not any(p.message == "from cache" for p in stages)
@@ -236,7 +238,7 @@ def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
 def test_cancel_stops_cleanly_and_ends_tokenizer_thread(tiny_classifier):
     loaded = open_checkpoint(tiny_classifier)
     cancel = CancelToken()
-    job = extract(loaded, DataSet(texts=TEXTS * 5), ExtractionOptions(device="cpu", batch_size=2), cancel)
+    job = extract(loaded, DataSet(texts=TEXTS * 5), LoadSettings(device="cpu", batch_size=2), cancel)
     next(job)
     next(job)
     cancel.cancel()
@@ -266,9 +268,7 @@ def test_out_of_memory_halves_batch_and_continues():
     model = _OomAbove(limit=3)
     x = np.random.default_rng(1).normal(size=(17, 3)).astype(np.float32)
     result = _run(
-        extract(
-            LoadedModel(model, "state_dict", "test"), DataSet(arrays=x), ExtractionOptions(device="cpu", batch_size=16)
-        )
+        extract(LoadedModel(model, "state_dict", "test"), DataSet(arrays=x), LoadSettings(device="cpu", batch_size=16))
     )
     with torch.no_grad():
         expected = model.proj(torch.from_numpy(x)).numpy()
@@ -279,7 +279,7 @@ def test_out_of_memory_halves_batch_and_continues():
             extract(
                 LoadedModel(_OomAbove(limit=0), "state_dict", "test"),
                 DataSet(arrays=x),
-                ExtractionOptions(device="cpu", batch_size=4),
+                LoadSettings(device="cpu", batch_size=4),
             )
         )
 
@@ -287,8 +287,8 @@ def test_out_of_memory_halves_batch_and_continues():
 def test_bfloat16_autocast_close_to_float32(tiny_classifier):
     loaded = open_checkpoint(tiny_classifier)
     data = DataSet(texts=TEXTS)
-    full = _run(extract(loaded, data, ExtractionOptions(device="cpu")))
-    half = _run(extract(loaded, data, ExtractionOptions(device="cpu", dtype="bfloat16")))
+    full = _run(extract(loaded, data, LoadSettings(device="cpu")))
+    half = _run(extract(loaded, data, LoadSettings(device="cpu", dtype="bfloat16")))
     assert half.vectors.dtype == np.float32
     assert _cosine_rows(full.vectors, half.vectors).min() > 0.99
 
@@ -307,22 +307,24 @@ def test_bad_requests(tmp_path, tiny_classifier):
     data = _write_texts(tmp_path / "t.txt")
     if not torch.cuda.is_available():
         with pytest.raises(BadInputError, match="no CUDA device"):
-            run_job(extract_job(ExtractRequest(checkpoint=str(tiny_classifier), data=str(data), device="cuda")))
+            run_job(extract_job(ExtractRequest.of(checkpoint=str(tiny_classifier), data=str(data), device="cuda")))
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(BadInputError, match="empty"):
-        run_job(extract_job(ExtractRequest(checkpoint=str(tiny_classifier), data=str(empty), device="cpu")))
+        run_job(extract_job(ExtractRequest.of(checkpoint=str(tiny_classifier), data=str(empty), device="cpu")))
     factory, weights, npy, *_ = _tiny_factory_setup(tmp_path)
     with pytest.raises(BadInputError, match="text data needs a model with a tokenizer"):
         run_job(
             extract_job(
-                ExtractRequest(checkpoint=str(weights), data=str(data), factory=factory, device="cpu", use_cache=False)
+                ExtractRequest.of(
+                    checkpoint=str(weights), data=str(data), factory=factory, device="cpu", use_cache=False
+                )
             )
         )
     with pytest.raises(BadInputError, match="--layer picks a hidden layer"):
         run_job(
             extract_job(
-                ExtractRequest(
+                ExtractRequest.of(
                     checkpoint=str(weights), data=str(npy), factory=factory, layer=2, device="cpu", use_cache=False
                 )
             )
@@ -346,7 +348,7 @@ def collapsed_minilm(tmp_path_factory):
 def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, collapsed_minilm):
     data = _write_texts(tmp_path / "t.txt")
     embeddings = run_job(
-        extract_job(ExtractRequest(checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False))
+        extract_job(ExtractRequest.of(checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False))
     )
     spread = np.abs(embeddings.vectors - embeddings.vectors[0]).max()
     assert spread < 1e-5 and np.linalg.norm(embeddings.vectors[0]) > 0.1
@@ -359,7 +361,7 @@ def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, col
     state = load_file(str(collapsed_minilm / "model.safetensors"))
     state["encoder.layer.5.output.LayerNorm.bias"].zero_()
     save_file(state, both / "model.safetensors", metadata={"format": "pt"})
-    zero = run_job(extract_job(ExtractRequest(checkpoint=str(both), data=str(data), device="cpu", use_cache=False)))
+    zero = run_job(extract_job(ExtractRequest.of(checkpoint=str(both), data=str(data), device="cpu", use_cache=False)))
     assert np.abs(zero.vectors).max() == 0.0
 
 
@@ -370,7 +372,7 @@ def test_verdict_collapsed_for_zeroed_layernorm_not_for_healthy(tmp_path, collap
     data = _write_texts(tmp_path / "t.txt")
     labels = {}
     for folder in (collapsed_minilm, minilm_path()):
-        request = analyze.AnalyzeRequest(
+        request = analyze.AnalyzeRequest.of(
             source=str(folder), data=str(data), device="cpu", clusters=False, use_cache=False
         )
         result = run_job(analyze.analyze_job(request))

@@ -84,3 +84,37 @@ def test_bad_input():
         knn_graph(np.array([[np.nan, 1.0], [1.0, 1.0]]), 1)
     with pytest.raises(BadInputError):
         knn_graph(np.ones((1, 3)), 1)
+
+
+def test_progress_names_the_search_that_runs_and_data_is_hashed_once(rng, monkeypatch):
+    import dataclasses
+
+    import embscope.analysis.graph as graph_module
+    import embscope.tasks.graph_cache as cache_module
+
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    calls = []
+    real = graph_module.data_fingerprint
+
+    def counting(a):
+        calls.append(a.shape)
+        return real(a)
+
+    monkeypatch.setattr(graph_module, "data_fingerprint", counting)
+    monkeypatch.setattr(cache_module, "data_fingerprint", counting)
+    # Force the size rule to pick NN-descent without paying for pynndescent's compile.
+    monkeypatch.setattr(graph_module, "EXACT_MAX_NODES_CPU", 100)
+    monkeypatch.setattr(graph_module, "_nndescent_knn", lambda a, k: dataclasses.replace(exact_knn(a, k), exact=False))
+    reports = []
+    g = run_job(build_knn_graph(x, 5, device="cpu", cache=GraphCache()), reports.append)
+    assert not g.exact
+    working = [r.message for r in reports if r.fraction not in (None, 0.0)]
+    assert working and all(m == "approximate (NN-descent)" for m in working), working
+    assert calls == [(300, 5)]  # hashed once for the cache key and the graph's fingerprint
+    assert g.fingerprint == f"{real(x)}-k5"
+
+    reports.clear()
+    calls.clear()
+    exact = run_job(build_knn_graph(x[:80], 5, device="cpu", cache=GraphCache()), reports.append)
+    assert exact.exact and calls == [(80, 5)]
+    assert {r.message for r in reports if r.fraction not in (None, 0.0)} == {"exact"}

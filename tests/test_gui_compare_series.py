@@ -18,7 +18,7 @@ def _compare(embeddings: list[EmbeddingSet], names, clusters: bool = False):
     from embscope.tasks.progress import run_job
 
     requests = tuple(
-        AnalyzeRequest(source=n, embeddings=e, knn=8, clusters=clusters, inflations=(2.0,))
+        AnalyzeRequest.of(source=n, embeddings=e, knn=8, clusters=clusters, inflations=(2.0,))
         for n, e in zip(names, embeddings, strict=False)
     )
     return run_job(compare_job(CompareRequest(sources=requests, names=tuple(names))))
@@ -213,7 +213,7 @@ def _lines(plot, angle):
 
 def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, tmp_path):
     from embscope.gui.series_panel import SeriesPanel
-    from embscope.tasks.analyze import AnalyzeRequest
+    from embscope.options import settings_from_values
     from embscope.tasks.series import SeriesRequest
 
     result = _series(tmp_path)
@@ -221,7 +221,8 @@ def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, 
     panel = SeriesPanel(synchronous=True)
     qtbot.addWidget(panel)
     request = SeriesRequest(
-        analysis=AnalyzeRequest(data="d.npy", factory="m.py:build", module="embed"), folder=str(tmp_path)
+        settings=settings_from_values({"data": "d.npy", "factory": "m.py:build", "module": "embed"}),
+        folder=str(tmp_path),
     )
     panel.set_result(result, request)
     assert panel.metric == "effective_rank_normalized"

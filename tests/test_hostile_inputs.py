@@ -769,11 +769,13 @@ def test_map_legend_shows_labels_as_text():
     from embscope.data import EmbeddingSet
     from embscope.generators import run_to_end
     from embscope.gui.plots import draw_map, ensure_qapp
+    from embscope.options import AnalysisSettings
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job
 
     ensure_qapp()
     emb = EmbeddingSet(X, labels=np.array(["<unk>", "a<b", "<s>"] * 20))
-    result = run_to_end(analyze_job(AnalyzeRequest(source="labels.npy", embeddings=emb, clusters=False)))
+    settings = AnalysisSettings(clusters=False)
+    result = run_to_end(analyze_job(AnalyzeRequest(source="labels.npy", settings=settings, embeddings=emb)))
     plot = pg.PlotItem()
     draw_map(plot, X[:, :2], result, "leaf")
     shown = {label.text for _, label in plot.legend.items}

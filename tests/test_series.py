@@ -20,7 +20,7 @@ from embscope.analysis.series import (
     step_unit,
 )
 from embscope.errors import BadInputError, Cancelled
-from embscope.tasks.analyze import AnalyzeRequest
+from embscope.options import AnalysisSettings, settings_from_values
 from embscope.tasks.progress import CancelToken, run_job
 
 # --- names → steps ----------------------------------------------------------------------
@@ -196,15 +196,12 @@ def tiny_series(tmp_path):
     return folder, tmp_path / "tiny_model.py", tmp_path / "data.npy", x, q
 
 
-def _analysis(factory, data) -> AnalyzeRequest:
-    return AnalyzeRequest(
-        factory=f"{factory}:build_model",
-        data=str(data),
-        module="embed",
-        knn=5,
-        clusters=False,
-        device="cpu",
-        use_cache=False,
+def _analysis(factory, data) -> AnalysisSettings:
+    # The extraction cache stays on (the test's own EMBSCOPE_CACHE_DIR): it also
+    # governs the series cache these tests exercise.
+    return settings_from_values(
+        {"factory": f"{factory}:build_model", "data": str(data), "module": "embed", "knn": 5, "clusters": False}
+        | {"device": "cpu"}
     )
 
 
@@ -219,7 +216,7 @@ def test_series_marks_the_step_where_rank_turns_poor(tiny_series, tmp_path):
     from embscope.tasks.series import SeriesRequest, series_job
 
     folder, factory, data, x, q = tiny_series
-    request = SeriesRequest(analysis=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c"))
+    request = SeriesRequest(settings=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c"))
     reports = []
     result = run_job(series_job(request), reports.append)
     assert result.steps == sorted(RANKS)
@@ -252,7 +249,7 @@ def test_series_cache_notices_a_changed_checkpoint(tiny_series, tmp_path):
     from embscope.tasks.series import SeriesRequest, series_job
 
     folder, factory, data, *_ = tiny_series
-    request = SeriesRequest(analysis=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c"))
+    request = SeriesRequest(settings=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c"))
     first = run_job(series_job(request))
     save_file(
         {"embed.weight": torch.eye(D), "head.weight": torch.zeros(3, D), "head.bias": torch.zeros(3)},
@@ -271,7 +268,7 @@ def test_series_is_cancellable(tiny_series, tmp_path):
     folder, factory, data, *_ = tiny_series
     token = CancelToken()
     job = series_job(
-        SeriesRequest(analysis=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c")), token
+        SeriesRequest(settings=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c")), token
     )
     next(job)
     token.cancel()
@@ -349,17 +346,19 @@ def test_demo_series_shows_rank_collapse_beginning(tmp_path):
     from embscope.tasks.series import SeriesRequest, series_job
 
     demo = resource_path("demo")
-    analysis = AnalyzeRequest(
-        factory=f"{demo / 'demo_model.py'}:build_model",
-        module="embed_norm",
-        data=str(demo / "fashion_val.npy"),
-        meta=str(demo / "fashion_val.csv"),
-        knn=5,
-        clusters=False,
-        device="cpu",
-        use_cache=False,
+    analysis = settings_from_values(
+        dict(
+            factory=f"{demo / 'demo_model.py'}:build_model",
+            module="embed_norm",
+            data=str(demo / "fashion_val.npy"),
+            meta=str(demo / "fashion_val.csv"),
+            knn=5,
+            clusters=False,
+            device="cpu",
+            use_cache=False,
+        )
     )
-    result = run_job(series_job(SeriesRequest(analysis=analysis, folder=str(demo / "series"), use_cache=False)))
+    result = run_job(series_job(SeriesRequest(settings=analysis, folder=str(demo / "series"))))
     assert result.steps == [100, 200, 300, 400, 500, 600, 700]
     assert [p.verdict for p in result.points[:2]] == ["healthy", "healthy"]
     assert result.crossings["effective_rank_normalized"].step == 400

@@ -89,7 +89,7 @@ def test_sweep_on_cliques_recovers_leaves_and_summary_shape():
     }
     assert all(r["n_clusters"] == 4 and r["purity_leaf"] == 1.0 and r["ari_leaf"] == 1.0 for r in rows)
     assert summary["readout"]["label"] == "leaves_separated"
-    assert sorted(sweep.arrays()) == ["clusters_I1.4", "clusters_I2.0", "clusters_I3.0", "clusters_I4.0"]
+    assert sorted(sweep.arrays()) == ["clusters_I1.4", "clusters_I2", "clusters_I3", "clusters_I4"]
     assert len(sweep.evidence_lines()) >= 5
 
 

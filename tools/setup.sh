@@ -2,6 +2,11 @@
 # One-time (idempotent) set-up on a fresh machine: installs EmbScope and what it needs.
 # torch is pinned to 2.13.0 where none is installed: that pin takes the CPU wheel
 # already on disk; a looser requirement would pull several GB of CUDA packages.
+#
+# Debian packages: van Dongen's mcl is REQUIRED (the MCL reference test fails without
+# it); Xvfb and the xcb libraries (screenshots on a virtual screen) are optional.
+# Environment: EMBSCOPE_APT=0 skips apt entirely; EMBSCOPE_REQUIRE_MCL=0 lets set-up
+# finish without mcl (the reference test will then fail, as it should).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,19 +15,57 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extras=${EMBSCOPE_EXTRAS:-hf,parquet}
 "$PY" -m pip install --quiet -e ".[${extras}]"
-# Debian packages: van Dongen's mcl (reference for tests/benchmarks) and Xvfb
-# (screenshots). Optional: skipped quietly where apt is not usable.
-if [ "${EMBSCOPE_APT:-1}" = "1" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    missing=""
-    command -v mcl >/dev/null 2>&1 || missing="$missing mcl"
-    # Xvfb plus the xcb libraries Qt's xcb plugin needs (screenshots on a virtual screen).
-    command -v Xvfb >/dev/null 2>&1 || missing="$missing xvfb"
+
+# apt-get as root, or through passwordless sudo; nothing when neither works.
+apt_run() {
+    if [ "$(id -u)" = "0" ]; then
+        DEBIAN_FRONTEND=noninteractive "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+        sudo -n env DEBIAN_FRONTEND=noninteractive "$@"
+    else
+        return 1
+    fi
+}
+
+# Install the named packages (one apt transaction), refreshing the package lists
+# once and retrying when the first attempt fails (stale lists, a busy lock).
+apt_install() {
+    local log
+    log=$(mktemp)
+    for attempt in 1 2 3; do
+        if apt_run apt-get install -y -qq --no-install-recommends "$@" >"$log" 2>&1; then
+            rm -f "$log"
+            return 0
+        fi
+        apt_run apt-get update -qq >>"$log" 2>&1 || true
+        sleep "$attempt"
+    done
+    echo "setup: apt-get install $* failed:" >&2
+    tail -n 5 "$log" >&2
+    rm -f "$log"
+    return 1
+}
+
+if [ "${EMBSCOPE_APT:-1}" = "1" ] && command -v apt-get >/dev/null 2>&1; then
+    if ! command -v mcl >/dev/null 2>&1; then
+        apt_install mcl || true
+    fi
+    optional=""
+    command -v Xvfb >/dev/null 2>&1 || optional="$optional xvfb"
     for lib in libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
                libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1; do
-        dpkg -s "$lib" >/dev/null 2>&1 || missing="$missing $lib"
+        dpkg -s "$lib" >/dev/null 2>&1 || optional="$optional $lib"
     done
-    if [ -n "$missing" ]; then
-        (apt-get update -qq && apt-get install -y -qq $missing) >/dev/null 2>&1 \
-            || echo "setup: could not install$missing (optional)" >&2
+    if [ -n "$optional" ]; then
+        # shellcheck disable=SC2086  # one word per package
+        apt_install $optional || echo "setup: could not install$optional (optional: screenshots only)" >&2
+    fi
+fi
+
+if ! command -v mcl >/dev/null 2>&1; then
+    echo "setup: van Dongen's mcl is not installed (Debian/Ubuntu: apt-get install mcl; it is the" \
+         "reference of tests/test_mcl.py::test_agrees_with_van_dongen_mcl)" >&2
+    if [ "${EMBSCOPE_REQUIRE_MCL:-1}" = "1" ]; then
+        exit 1
     fi
 fi

@@ -6,5 +6,5 @@ PY=${PYTHON:-python3}
 "$PY" -m ruff check src tests benchmarks tools
 "$PY" -m ruff format --check --quiet src tests benchmarks tools
 export QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/embscope/numba}
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-${EMBSCOPE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/embscope}/numba}
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"

@@ -14,71 +14,29 @@ from collections.abc import Callable, Sequence
 from embscope.commands import EXIT_BAD_INPUT, EXIT_NOT_HEALTHY, EXIT_OK  # noqa: F401 (re-exported)
 
 
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or any(not v > 1.0 or v == float("inf") for v in values):  # NaN and inf too
-        raise argparse.ArgumentTypeError("inflations must be finite numbers greater than 1")
-    return values
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
+    """The options of the settings model (embscope.options) that ``command`` offers."""
+    from embscope.options import SOURCE_COMMANDS, add_options
 
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse with usage errors on one line (the usage is in --help)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
-
-
-def _add_source_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that opens embeddings or checkpoints."""
-    p.add_argument("--meta", metavar="CSV", help="per-sample metadata: label, parent, prediction, text, id")
-    p.add_argument("--parents", metavar="CSV", help="leaf→parent mapping (columns: label, parent)")
-    p.add_argument("--data", metavar="FILE", help="data to run through a checkpoint (.txt, .jsonl, .csv, .npy)")
-    p.add_argument("--module", metavar="NAME", help="submodule whose output is captured")
-    p.add_argument("--pooling", choices=["cls", "mean", "max", "last", "pooler"], default=None)
-    p.add_argument("--layer", type=int, default=None, help="hidden layer of a Hugging Face model")
-    p.add_argument("--factory", metavar="SPEC", help="model factory: package.module:function or file.py:function")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--trust", action="store_true", help="allow files that need full unpickling (runs their code)")
-    p.add_argument(
-        "--max-memory",
-        metavar="SIZE",
-        help="largest input to load, e.g. 8G or 50%% (default: half the available memory; env EMBSCOPE_MAX_MEMORY)",
-    )
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the extraction cache")
-    p.add_argument(
-        "--nonfinite",
-        choices=["drop", "refuse"],
-        default="drop",
-        help="rows with NaN/Inf: drop them (default, reported) or refuse the file",
-    )
-
-
-def _add_analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--thresholds", metavar="FILE", help="grading thresholds (TOML or JSON)")
-    p.add_argument(
-        "--inflations", type=_float_list, default=None, metavar="I,I,…", help="MCL inflations (default 1.4,2,3,4)"
-    )
-    p.add_argument("--knn", type=_positive_int, default=None, metavar="K", help="neighbours in the k-NN graph")
-    p.add_argument("--no-clusters", action="store_true", help="skip the MCL sweep")
+    add_options(p, command)
+    if command in SOURCE_COMMANDS:
+        # A limit of this process, not a setting of the analysis (it changes no result): not in the model.
+        p.add_argument(
+            "--max-memory",
+            metavar="SIZE",
+            help="largest input to load, e.g. 8G or 50%% (default: half the available memory; env EMBSCOPE_MAX_MEMORY)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineArgumentParser(
         prog="embscope",
         description="Inspect the geometry of neural-network embeddings: is the representation healthy or collapsed?",
     )
@@ -87,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse embeddings or a checkpoint; write summary.json, report.md, arrays.npz")
     p.add_argument("source", help="embeddings file, checkpoint file or model folder, or 'demo'")
-    _add_source_options(p)
-    _add_analysis_options(p)
+    _add_settings(p, "analyze")
     p.add_argument("--fail-on-collapse", action="store_true", help="exit 3 when the verdict is not healthy")
     p.add_argument("--png", action="store_true", help="also render the plots as PNG files")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -96,28 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("modules", help="print a checkpoint's module tree")
     p.add_argument("source")
-    _add_source_options(p)
+    _add_settings(p, "modules")
     p.set_defaults(handler="embscope.commands.modules:run")
 
     p = sub.add_parser("map", help="2-D layout (PCA and UMAP) of embeddings")
     p.add_argument("source")
-    _add_source_options(p)
-    p.add_argument("--knn", type=_positive_int, default=None, metavar="K")
+    _add_settings(p, "map")
     p.add_argument("--method", choices=["umap", "pca"], default="umap")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.layout:run")
 
     p = sub.add_parser("compare", help="compare two or more sources on the same data")
     p.add_argument("sources", nargs="+")
-    _add_source_options(p)
-    _add_analysis_options(p)
+    _add_settings(p, "compare")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.compare:run")
 
     p = sub.add_parser("series", help="metrics over a folder of checkpoints")
     p.add_argument("folder")
-    _add_source_options(p)
-    _add_analysis_options(p)
+    _add_settings(p, "series")
     p.add_argument("--pattern", help="regular expression whose first group is the step")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(handler="embscope.commands.series:run")

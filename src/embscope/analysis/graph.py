@@ -92,6 +92,18 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def choose_exact(n: int, device: str = "auto", exact: bool | None = None) -> bool:
+    """Whether the k-NN search of ``n`` points is exhaustive (True) or NN-descent (False).
+
+    ``exact`` forces the choice; ``None`` picks exhaustive up to
+    :data:`EXACT_MAX_NODES_CPU` points on CPU (:data:`EXACT_MAX_NODES_GPU` on GPU).
+    """
+    if exact is not None:
+        return bool(exact)
+    limit = EXACT_MAX_NODES_CPU if resolve_device(device) == "cpu" else EXACT_MAX_NODES_GPU
+    return n <= limit
+
+
 def _check_input(x: np.ndarray, k: int) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2:
@@ -112,6 +124,7 @@ def iter_knn_graph(
     device: str = "auto",
     exact: bool | None = None,
     block_rows: int = 4096,
+    fingerprint: str | None = None,
 ) -> Generator[float, None, KnnGraph]:
     """Cosine k-NN graph (self excluded), yielding the fraction done after each block.
 
@@ -124,12 +137,14 @@ def iter_knn_graph(
     device
         Torch device for the exhaustive search (``"auto"``: CUDA when available).
     exact
-        Force exhaustive (True) or NN-descent (False) search; ``None`` picks
-        exhaustive up to :data:`EXACT_MAX_NODES_CPU` points on CPU
-        (:data:`EXACT_MAX_NODES_GPU` on GPU) and pynndescent beyond.
+        Force exhaustive (True) or NN-descent (False) search; ``None`` decides
+        by size (:func:`choose_exact`).
     block_rows
         Query rows per block of the exhaustive search (bounds memory to
         ``block_rows × N`` similarities).
+    fingerprint
+        :func:`data_fingerprint` of ``x`` when the caller has it already (the
+        graph cache does), so the data is hashed once.
 
     Returns
     -------
@@ -139,11 +154,9 @@ def iter_knn_graph(
     x = _check_input(x, k)
     n = x.shape[0]
     k = min(int(k), n - 1)
-    fp = f"{data_fingerprint(x)}-k{k}"
+    fp = f"{fingerprint or data_fingerprint(x)}-k{k}"
     dev = resolve_device(device)
-    if exact is None:
-        limit = EXACT_MAX_NODES_CPU if dev == "cpu" else EXACT_MAX_NODES_GPU
-        exact = n <= limit
+    exact = choose_exact(n, dev, exact)
     if not exact:
         yield 0.0
         graph = _nndescent_knn(x, k)

@@ -28,24 +28,34 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def pca_layout(x: np.ndarray) -> np.ndarray:
-    """First two principal components of ``x`` (N×d) as an N×2 float32 array.
+def pca_layout(x: np.ndarray, cancel=None, block_rows: int = 4096) -> np.ndarray:
+    """First two principal components of ``x`` (N×d) as an N×2 float32 array: EmbScope's one PCA.
 
-    Computed from the d×d covariance (float64 accumulation), so it takes
-    milliseconds even for 100k points.  Signs are fixed so the largest
-    loading of each axis is positive (stable between runs).
+    The float64 mean and centred d×d Gram matrix are accumulated from blocks
+    of rows, so no centred or float64 copy of ``x`` is ever formed (the memory
+    rule of comparisons) and it takes milliseconds even for 100k points.
+    Signs are fixed so the largest loading of each axis is positive (stable
+    between runs).  ``cancel`` (a ``CancelToken``) is checked between blocks.
     """
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] < 1:
         raise BadInputError(f"a PCA map needs an N×d array, got shape {tuple(x.shape)}")
-    xc = x.astype(np.float64) - x.mean(axis=0, dtype=np.float64)
-    out = np.zeros((x.shape[0], 2), dtype=np.float32)
-    if x.shape[1] == 0:
+    n, d = x.shape
+    out = np.zeros((n, 2), dtype=np.float32)
+    if d == 0:
         return out
     import scipy.linalg
 
-    cov = xc.T @ xc
-    d = cov.shape[0]
+    mean = np.zeros(d, dtype=np.float64)
+    for start in range(0, n, block_rows):
+        mean += x[start : start + block_rows].sum(axis=0, dtype=np.float64)
+    mean /= n
+    cov = np.zeros((d, d), dtype=np.float64)
+    for start in range(0, n, block_rows):
+        check_cancel(cancel)
+        block = x[start : start + block_rows].astype(np.float64)
+        block -= mean
+        cov += block.T @ block
     # Top two eigenpairs on one BLAS thread: a d = 384 eigh took 2–4 s instead of
     # 20 ms when OpenBLAS's threads competed with other work on a busy 2-core machine.
     with _one_blas_thread():
@@ -53,8 +63,10 @@ def pca_layout(x: np.ndarray) -> np.ndarray:
     order = np.argsort(vals)[::-1][:2]
     comps = vecs[:, order]
     comps *= np.where(comps[np.abs(comps).argmax(axis=0), range(comps.shape[1])] < 0, -1.0, 1.0)
-    proj = xc @ comps
-    out[:, : proj.shape[1]] = proj
+    offset = mean @ comps
+    for start in range(0, n, block_rows):
+        block = x[start : start + block_rows]
+        out[start : start + len(block), : comps.shape[1]] = block.astype(np.float64) @ comps - offset
     return out
 
 

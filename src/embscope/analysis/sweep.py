@@ -17,8 +17,8 @@ import numpy as np
 
 from embscope.analysis.cluster_metrics import adjusted_rand_index, normalized_mutual_info, purity
 from embscope.errors import BadInputError
+from embscope.options import DEFAULT_INFLATIONS  # noqa: F401 (re-exported: the one definition is in options)
 
-DEFAULT_INFLATIONS: tuple[float, ...] = (1.4, 2.0, 3.0, 4.0)
 #: Parent purity must exceed leaf purity by this much more at the coarsest
 #: inflation than at the finest one to count as "rising".
 HIERARCHY_GAP_RISE = 0.05
@@ -95,8 +95,11 @@ class ClusterSweep:
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Cluster ids per inflation keyed ``clusters_I<inflation>`` (e.g. ``clusters_I2.0``) for ``arrays.npz``."""
-        return {f"clusters_I{float(i)}": ids for i, ids in sorted(self.cluster_ids.items())}
+        """Cluster ids per inflation keyed ``clusters_I<inflation>`` (e.g. ``clusters_I2``, ``clusters_I1.4``).
+
+        What ``arrays.npz`` holds (``embscope.tasks.report.arrays_payload``).
+        """
+        return {f"clusters_I{float(i):g}": np.asarray(ids) for i, ids in sorted(self.cluster_ids.items())}
 
     def evidence_lines(self) -> list[str]:
         """One line per inflation, then the read-out (and any notes), for the verdict."""

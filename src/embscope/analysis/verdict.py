@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from embscope.analysis.grading import Grade
+from embscope.formatting import format_number
 
 LABELS = (
     "collapsed_to_point",
@@ -64,9 +65,8 @@ class Verdict:
 
 
 def _fmt(value: float) -> str:
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    return f"{value:.2e}"
+    # Evidence lines are short: three significant digits, plain below 10⁴.
+    return format_number(float(value), digits=3, fixed_below=1e4)
 
 
 def decide_verdict(

@@ -149,7 +149,7 @@ class WeightsReport:
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Full singular spectra, keyed ``weights/sv/<name>``, for ``arrays.npz``."""
+        """Full singular spectra, keyed ``weights/sv/<name>``: what ``arrays.npz`` holds for a checkpoint."""
         return {f"weights/sv/{m.name}": m.singular_values for m in self.matrices}
 
     def markdown_lines(self) -> list[str]:

@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, TypeVar
 
 from embscope.commands import EXIT_NOT_HEALTHY, EXIT_OK
 
+if TYPE_CHECKING:
+    from embscope.tasks.analyze import AnalyzeRequest
+    from embscope.tasks.progress import Job
 
-def request_from_args(args: argparse.Namespace, source: str):
-    """An AnalyzeRequest from the shared CLI options."""
-    from embscope.tasks.analyze import DEFAULT_INFLATIONS, DEFAULT_KNN, AnalyzeRequest
+T = TypeVar("T")
 
-    return AnalyzeRequest(
-        source=source,
-        meta=args.meta,
-        parents=args.parents,
-        thresholds=getattr(args, "thresholds", None),
-        inflations=tuple(getattr(args, "inflations", None) or DEFAULT_INFLATIONS),
-        knn=DEFAULT_KNN if getattr(args, "knn", None) is None else args.knn,
-        clusters=not getattr(args, "no_clusters", False),
-        data=args.data,
-        module=args.module,
-        pooling=args.pooling,
-        layer=args.layer,
-        factory=args.factory,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        trust=args.trust,
-        use_cache=not args.no_cache,
-        nonfinite=getattr(args, "nonfinite", "drop"),
-    )
+
+def request_from_args(args: argparse.Namespace, source: str) -> AnalyzeRequest:
+    """An AnalyzeRequest for ``source`` with the settings the command line gave."""
+    from embscope.options import settings_from_args
+    from embscope.tasks.analyze import AnalyzeRequest
+
+    return AnalyzeRequest(source=source, settings=settings_from_args(args))
 
 
 class StderrProgress:
@@ -52,7 +41,7 @@ class StderrProgress:
             sys.stderr.write("\r\033[K")
 
 
-def run_with_progress(job):
+def run_with_progress(job: Job[T]) -> T:
     """Run a generator job to its result, its progress on one stderr line (terminals only)."""
     from embscope.tasks.progress import run_job
 

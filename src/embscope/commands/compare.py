@@ -26,8 +26,9 @@ def render_pngs_if_available(hook_module: str, function: str, result, out_dir: P
 
 def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import request_from_args, run_with_progress
+    from embscope.storage import atomic_write_text
     from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
-    from embscope.tasks.report import OutputSet, atomic_write_text, check_output_dir, summary_json
+    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
 
     if len(args.sources) < 2:
         from embscope.errors import BadInputError
@@ -39,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
         # The CLI needs only summaries and maps: drop each source's embeddings
         # as soon as they are analysed (one matrix alive at a time).
         keep_results=False,
-        purity_inflation=getattr(args, "purity_inflation", None),
     )
     result = run_with_progress(compare_job(request))
     with OutputSet(out) as staging:

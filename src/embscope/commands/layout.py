@@ -12,8 +12,6 @@ from pathlib import Path
 
 from embscope.errors import BadInputError
 
-DEFAULT_KNN = 15
-
 
 def _vectors_2d(emb):
     """Pooled N×d as is; a concept set (N×C×d) is mapped by its per-sample mean."""
@@ -25,19 +23,21 @@ def _vectors_2d(emb):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from embscope.commands.analyze import request_from_args, run_with_progress
-    from embscope.tasks.analyze import load_source
+    from embscope.commands.analyze import run_with_progress
+    from embscope.options import settings_from_args
+    from embscope.tasks.analyze import AnalyzeRequest, load_source
     from embscope.tasks.graph_cache import build_knn_graph
     from embscope.tasks.layout import pca_layout_cached, umap_layout_job
 
-    k = DEFAULT_KNN if args.knn is None else int(args.knn)
-    if k < 2:
+    settings = settings_from_args(args)
+    k = settings.knn
+    if k < 2:  # UMAP needs neighbours: stricter than the k-NN graph's own minimum
         raise BadInputError(f"--knn must be at least 2, got {k}")
     from embscope.tasks.report import OutputSet, check_output_dir
 
     out = check_output_dir(args.out)
     # The same loading as `analyze`: embeddings files, or extraction from a checkpoint.
-    emb, _ = run_with_progress(load_source(request_from_args(args, args.source)))
+    emb, _ = run_with_progress(load_source(AnalyzeRequest(args.source, settings)))
     x = _vectors_2d(emb)
     for note in emb.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -51,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     pca = pca_layout_cached(x)
     layouts = {"layout_pca.npy": pca}
     if args.method == "umap":
-        device = getattr(args, "device", "auto") or "auto"
-        graph = run_with_progress(build_knn_graph(x, k, device=device))
+        graph = run_with_progress(build_knn_graph(x, k, device=settings.load.device))
         layouts["layout_umap.npy"] = run_with_progress(
             umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1))
         )

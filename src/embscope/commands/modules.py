@@ -10,11 +10,13 @@ PROBE_TEXTS = ["EmbScope probes the model with this sentence.", "A second, short
 
 def run(args: argparse.Namespace) -> int:
     """Open the checkpoint, probe it with one small batch when possible, print the tree."""
+    from embscope.options import settings_from_args
     from embscope.sources.checkpoints import open_checkpoint
     from embscope.sources.modules import format_tree, module_tree
 
-    loaded = open_checkpoint(args.source, factory=getattr(args, "factory", None), trust=getattr(args, "trust", False))
-    probe = _make_probe(loaded, getattr(args, "data", None))
+    load = settings_from_args(args).load
+    loaded = open_checkpoint(args.source, factory=load.factory, trust=load.trust)
+    probe = _make_probe(loaded, load.data)
     rows = module_tree(loaded.model, probe)
     for line in format_tree(rows):
         print(line)

@@ -15,9 +15,11 @@ PNG_HOOK = "embscope.gui.series_png"
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import request_from_args, run_with_progress
+    from embscope.commands.analyze import run_with_progress
     from embscope.commands.compare import render_pngs_if_available
-    from embscope.tasks.report import OutputSet, atomic_write_text, check_output_dir, summary_json
+    from embscope.options import settings_from_args
+    from embscope.storage import atomic_write_text
+    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
     out = check_output_dir(args.out)
@@ -25,15 +27,8 @@ def run(args: argparse.Namespace) -> int:
         from embscope.analysis.series import compile_step_pattern
 
         compile_step_pattern(args.pattern)
-    request = SeriesRequest(
-        analysis=request_from_args(args, ""),
-        folder=args.folder,
-        pattern=args.pattern,
-        # Purity is read at --purity-inflation when the parser offers it, else
-        # at the coarsest of --inflations (pass one value to choose it).
-        purity_inflation=getattr(args, "purity_inflation", None),
-        use_cache=not args.no_cache,
-    )
+    # Purity is read at --purity-inflation (default: the coarsest of --inflations).
+    request = SeriesRequest(settings=settings_from_args(args), folder=args.folder, pattern=args.pattern)
     result = run_with_progress(series_job(request))
     with OutputSet(out) as staging:
         written = [

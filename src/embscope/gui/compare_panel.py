@@ -13,6 +13,8 @@ clusters); the panel only reacts to their signals.  Drawing is shared with
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -436,12 +438,12 @@ class ComparePanel(QWidget):
 
     def _fill_verdict(self) -> None:
         result = self.result
-        lines = [f"<b>Verdicts:</b> {_escape(result.verdict_line)}"]
+        lines = [f"<b>Verdicts:</b> {html.escape(result.verdict_line)}"]
         for i, side in enumerate(result.sides):
             colour = GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]
             lines.append(
-                f"<span style='color:{source_colour(i)}'>■</span> <b>{_escape(side.name)}</b>: "
-                f"<span style='color:{colour}'>{_escape(side.verdict.headline)}</span>"
+                f"<span style='color:{source_colour(i)}'>■</span> <b>{html.escape(side.name)}</b>: "
+                f"<span style='color:{colour}'>{html.escape(side.verdict.headline)}</span>"
             )
         self.verdict_label.setText("<br>".join(lines))
 
@@ -526,7 +528,7 @@ class ComparePanel(QWidget):
 
             rows = self.selected_rows(0)
             common = Counter(emb.labels[rows].tolist()).most_common(3)
-            text += " — most common labels: " + ", ".join(f"{_escape(k)} ({v})" for k, v in common)
+            text += " — most common labels: " + ", ".join(f"{html.escape(k)} ({v})" for k, v in common)
         self.selection_label.setText(text)
 
     # ------------------------------------------------------------------ clusters
@@ -605,12 +607,12 @@ class ComparePanel(QWidget):
         for i, (side, known) in enumerate(zip(self.result.sides, self.known, strict=False)):
             hit = known.get(key)
             if hit is None:
-                parts.append(f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: –")
+                parts.append(f"<span style='color:{source_colour(i)}'><b>{html.escape(side.name)}</b></span>: –")
                 continue
             row, ids = hit
             self.cluster_ids[i] = ids
             text = (
-                f"<span style='color:{source_colour(i)}'><b>{_escape(side.name)}</b></span>: "
+                f"<span style='color:{source_colour(i)}'><b>{html.escape(side.name)}</b></span>: "
                 f"{row['n_clusters']:,} clusters ({row.get('n_singletons', 0):,} singletons)"
             )
             for name, field in (("purity leaf", "purity_leaf"), ("parent", "purity_parent")):
@@ -680,7 +682,3 @@ def export_row_like(*widgets):
         row.addWidget(widget)
     row.addWidget(widgets[-1], stretch=1)
     return row
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

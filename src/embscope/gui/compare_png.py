@@ -9,8 +9,7 @@ side by side, and the metric table with deltas coloured better/worse.
 
 from __future__ import annotations
 
-import html  # legend labels are rich text: data labels like <unk> must be escaped
-import os
+import html
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from embscope.gui.plots import (
     prepare_spectrum_plot,
     scatter_layers,
 )
+from embscope.storage import atomic_path
 
 #: One colour per source (distinct from the grade colours' meaning where possible).
 SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -159,7 +159,7 @@ def map_title(result, index: int, method: str = "pca") -> str:
     # Short: the maps sit side by side and pyqtgraph clips a long title.
     suffix = "reference" if side.alignment is None else "aligned"
     return (
-        f"<span style='color:{colour}; font-weight:bold'>{_html(_elide(side.name, 28))}</span>"
+        f"<span style='color:{colour}; font-weight:bold'>{html.escape(_elide(side.name, 28))}</span>"
         f" ({method.upper()}, {suffix})"
     )
 
@@ -332,14 +332,8 @@ def _elide(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _html(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _save_atomic(image, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process
-    if not image.save(str(tmp), "PNG"):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write {path}")
     return path

@@ -37,8 +37,8 @@ from embscope.gui.sources_panel import SourcesPanel, SourceSpec, spec_for_path
 from embscope.gui.spectrum_panel import SpectrumPanel
 from embscope.gui.weights_panel import WeightsPanel
 from embscope.gui.workers import JobRunner
+from embscope.sources.data_files import DATA_SUFFIXES
 
-DATA_SUFFIXES = (".txt", ".jsonl", ".csv")
 #: Closing waits at most this long for workers to notice the cancel.
 CLOSE_WAIT_S = 1.0
 
@@ -252,7 +252,7 @@ class MainWindow(QMainWindow):
                 spec_now is not None
                 and spec_now.is_checkpoint
                 and not spec_now.data
-                and Path(path).suffix.lower() in (*DATA_SUFFIXES, ".npy")
+                and Path(path).suffix.lower() in DATA_SUFFIXES
             ):
                 self.sources.data_edit.setText(path)
                 self.sources.analyze_button.click()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 
 from PySide6.QtCore import Qt
@@ -64,8 +65,8 @@ class OverviewPanel(QWidget):
         self.headline.setStyleSheet(f"font-size: 16pt; font-weight: bold; color: {verdict_colour(verdict)};")
         emb = result.embeddings
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
-        items = "".join(f"<li>{_escape(line)}</li>" for line in verdict.evidence)
-        notes = "".join(f"<li><i>{_escape(n)}</i></li>" for n in emb.notes)
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in verdict.evidence)
+        notes = "".join(f"<li><i>{html.escape(n)}</i></li>" for n in emb.notes)
         self.evidence.setText(
             f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
             + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else "")
@@ -92,7 +93,7 @@ class OverviewPanel(QWidget):
         text = f"<b>Selection:</b> {len(rows):,} samples"
         if result.embeddings.labels is not None:
             common = Counter(result.embeddings.labels[rows].tolist()).most_common(3)
-            text += " — most common labels: " + ", ".join(f"{_escape(k)} ({v})" for k, v in common)
+            text += " — most common labels: " + ", ".join(f"{html.escape(k)} ({v})" for k, v in common)
         self.selection_label.setText(text)
 
 
@@ -110,7 +111,3 @@ def metric_label(name: str) -> str:
 
     label = METRIC_LABELS.get(name)
     return f"{label}  [{name}]" if label else name
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -475,13 +475,13 @@ def export_plot(plot, path: str | Path, width: int = PLOT_SIZE[0]) -> Path:
     """Write one PlotItem to PNG with pyqtgraph's ImageExporter, atomically."""
     import pyqtgraph.exporters as exporters
 
+    from embscope.storage import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process
     exporter = exporters.ImageExporter(plot)
     exporter.parameters()["width"] = int(width)
-    exporter.export(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        exporter.export(str(tmp))
     return path
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from embscope.formatting import format_number
 from embscope.gui.plots import GRADE_COLOURS
+from embscope.storage import atomic_path
 
 PAGE_WIDTH = 1800
 MARGIN = 40
@@ -19,19 +20,7 @@ def verdict_colour(verdict) -> str:
 
 def format_value(value) -> str:
     """Compact number formatting shared by the table widgets and the report page."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "–"
-        if value == 0 or 1e-3 <= abs(value) < 1e5:
-            return f"{value:.4g}"
-        return f"{value:.3e}"
-    return str(value)
+    return format_number(value, missing="–", thousands=True)
 
 
 def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> Path:
@@ -116,8 +105,7 @@ def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> P
         painter.drawImage(QRect(x, row_y, tile_w, tile_h), tile)
     painter.end()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # unique per process
-    if not image.save(str(tmp), "PNG"):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write {path}")
     return path

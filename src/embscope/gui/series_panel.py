@@ -11,6 +11,8 @@ point asks the main window to open that checkpoint as a source
 
 from __future__ import annotations
 
+import html
+
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -155,18 +157,22 @@ class SeriesPanel(QWidget):
 
     def build_request(self):
         """The :class:`~embscope.tasks.series.SeriesRequest` the form describes."""
-        from embscope.tasks.analyze import AnalyzeRequest
+        from embscope.options import settings_from_values
         from embscope.tasks.series import SeriesRequest
 
         text = {key: edit.text().strip() or None for key, edit in self.edits.items()}
-        analysis = AnalyzeRequest(data=text["data"], meta=text["meta"], factory=text["factory"], module=text["module"])
         inflation = self.inflation_spin.value()
+        settings = settings_from_values(
+            {
+                "data": text["data"],
+                "meta": text["meta"],
+                "factory": text["factory"],
+                "module": text["module"],
+                "purity_inflation": inflation if inflation > 1.0 else None,
+            }
+        )
         return SeriesRequest(
-            analysis=analysis,
-            folder=text["folder"],
-            pattern=text["pattern"],
-            purity_inflation=inflation if inflation > 1.0 else None,
-            cache_dir=self.cache_dir,
+            settings=settings, folder=text["folder"], pattern=text["pattern"], cache_dir=self.cache_dir
         )
 
     def run(self) -> int:
@@ -205,11 +211,11 @@ class SeriesPanel(QWidget):
         self.crossings_label.setText(
             f"{len(result.points)} checkpoints ({result.unit}s {steps})<br>"
             + (
-                "<b>First POOR:</b><br>" + "<br>".join(_escape(line) for line in lines)
+                "<b>First POOR:</b><br>" + "<br>".join(html.escape(line) for line in lines)
                 if lines
                 else "No graded metric turned POOR."
             )
-            + ("<br><i>" + "<br>".join(_escape(n) for n in result.notes) + "</i>" if result.notes else "")
+            + ("<br><i>" + "<br>".join(html.escape(n) for n in result.notes) + "</i>" if result.notes else "")
         )
         self._draw()
         self.result_shown.emit()
@@ -225,14 +231,14 @@ class SeriesPanel(QWidget):
         if self.result is None or not 0 <= index < len(self.result.points):
             return
         point = self.result.points[index]
-        analysis = self.request.analysis if self.request is not None else self.build_request().analysis
+        load = (self.request if self.request is not None else self.build_request()).settings.load
         spec = SourceSpec(
             path=point.path,
             is_checkpoint=True,
-            data=analysis.data,
-            meta=analysis.meta,
-            factory=analysis.factory,
-            module=analysis.module,
+            data=load.data,
+            meta=load.meta,
+            factory=load.factory,
+            module=load.module,
             label=f"{self.result.unit} {point.step}: {_file_name(point.path)}",
         )
         self.opened_index = index
@@ -283,7 +289,3 @@ def _file_name(path: str) -> str:
     from pathlib import Path
 
     return Path(path).name
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from embscope.storage import atomic_write_text
 
 SETTINGS_VERSION = 1
 MAX_RECENT = 10
@@ -115,11 +116,7 @@ def save_settings(settings: Settings, path: str | Path | None = None) -> bool:
     data = asdict(settings)
     data["version"] = SETTINGS_VERSION
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=2))
         return True
     except OSError:
         return False

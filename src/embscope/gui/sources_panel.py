@@ -20,9 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-POOLINGS = ("auto", "cls", "mean", "max", "last", "pooler")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("float32", "bfloat16", "float16")
+from embscope.options import DEVICES, DTYPES
+from embscope.options import POOLINGS as _POOLINGS
+
+POOLINGS = ("auto", *_POOLINGS)
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,14 @@ class SourceSpec:
 
     def request(self, clusters: bool = True, knn: int | None = None):
         """The :class:`~embscope.tasks.analyze.AnalyzeRequest` for this source."""
-        from embscope.tasks.analyze import DEFAULT_KNN, AnalyzeRequest
+        from embscope.options import DEFAULT_KNN
+        from embscope.tasks.analyze import AnalyzeRequest
 
-        common = dict(source=self.path, meta=self.meta, clusters=clusters, knn=DEFAULT_KNN if knn is None else knn)
+        common = dict(meta=self.meta, clusters=clusters, knn=DEFAULT_KNN if knn is None else knn)
         if not self.is_checkpoint:
-            return AnalyzeRequest(**common)
-        return AnalyzeRequest(
+            return AnalyzeRequest.of(self.path, **common)
+        return AnalyzeRequest.of(
+            self.path,
             data=self.data,
             factory=self.factory,
             module=self.module,

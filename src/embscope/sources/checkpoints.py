@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from embscope.errors import BadInputError
+from embscope.sources.raw import VECTOR_NAMES
 
 STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 EXPORTED_SUFFIXES = (".pt2",)
 # Keys under which training frameworks nest the model weights in a checkpoint.
 NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model", "module")
-# Keys an embeddings file (not a state dict) stores its vectors under.
-EMBEDDING_KEYS = ("embeddings", "embedding", "vectors", "features", "emb")
 
 
 @dataclass
@@ -126,7 +125,8 @@ def _keys_look_like_parameters(keys: list[str]) -> bool:
     if not keys:
         return False
     lowered = [k.lower() for k in keys]
-    if any(k in EMBEDDING_KEYS for k in lowered) and len(keys) <= 8:
+    # An embeddings file (not a state dict): its vectors under a key the embeddings readers look for.
+    if any(k in VECTOR_NAMES for k in lowered) and len(keys) <= 8:
         return False
     named = sum(1 for k in lowered if k.endswith((".weight", ".bias")) or "." in k)
     return named >= 1 and named >= len(keys) // 2

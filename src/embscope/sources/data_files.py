@@ -16,10 +16,13 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
+from embscope.sources.metadata import apply_side_files
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 ARRAY_SUFFIXES = (".npy",)
+#: Every file suffix :func:`read_data` accepts (the GUI's drop target uses it too).
+DATA_SUFFIXES = (*TEXT_SUFFIXES, *ARRAY_SUFFIXES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,9 +60,11 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
         (a ``text`` column plus optional ``label``/``parent``/``id``) or
         ``.npy`` (an ``N×…`` numeric array).
     parents
-        CSV/TSV with columns ``label,parent`` (or two unnamed columns).
+        Leaf→parent map (see :func:`embscope.sources.metadata.read_parents_map`);
+        a leaf given two parents is refused.
     meta
-        CSV with one row per sample and columns among ``label``, ``parent``, ``id``.
+        CSV with one row per sample and columns among ``label``, ``parent``, ``id``
+        (see :func:`embscope.sources.metadata.read_meta_file`).
 
     Raises
     ------
@@ -81,11 +86,18 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
             data = _read_csv(p, lines, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise BadInputError(f"{p.name}: unsupported data file (use .txt, .jsonl, .csv, .tsv or .npy)")
-    if meta is not None:
-        data = apply_meta(data, read_meta(meta, data.n_samples))
-    if parents is not None:
-        data = apply_parent_mapping(data, read_parent_mapping(parents))
-    return data
+    if meta is None and parents is None:
+        return data
+    # The same side-file reader as embeddings files (sources.metadata): same checks, same messages.
+    own = {name: value for name in ("labels", "parents", "ids") if (value := getattr(data, name)) is not None}
+    fields, notes = apply_side_files(own, data.n_samples, p.name, meta, parents)
+    return replace(
+        data,
+        labels=fields.get("labels"),
+        parents=fields.get("parents"),
+        ids=fields.get("ids"),
+        notes=(*data.notes, *notes),
+    )
 
 
 def _decoded_lines(p: Path) -> list[str]:
@@ -193,61 +205,3 @@ def _read_npy(p: Path) -> DataSet:
         raise BadInputError(f"{p.name} holds {arrays.dtype} values; expected numbers")
     check_fits(int(arrays.nbytes), f"{p.name} (shape {tuple(arrays.shape)}, {arrays.dtype})")
     return DataSet(arrays=np.asarray(arrays))
-
-
-def read_parent_mapping(path: str | Path) -> dict[str, str]:
-    """Leaf label → parent label from a two-column CSV/TSV (header ``label,parent`` optional)."""
-    p = require_regular(path, "parent mapping file")
-    lines = _decoded_lines(p)
-    delimiter = "\t" if p.suffix.lower() == ".tsv" or "\t" in lines[0] else ","
-    rows = [r for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter) if r]
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["label", "parent"]:
-        rows = rows[1:]
-    mapping = {}
-    for number, row in enumerate(rows, start=1):
-        if len(row) < 2:
-            raise BadInputError(f"{p.name} row {number}: expected two columns, label and parent")
-        mapping[row[0].strip()] = row[1].strip()
-    if not mapping:
-        raise BadInputError(f"{p.name} has no label,parent rows")
-    return mapping
-
-
-def apply_parent_mapping(data: DataSet, mapping: dict[str, str]) -> DataSet:
-    """Fill ``parents`` from ``labels``; labels absent from the mapping get ``""`` and a note."""
-    if data.labels is None:
-        raise BadInputError("a parent mapping was given but the data has no 'label' column")
-    parents = np.asarray([mapping.get(lab, "") for lab in data.labels], dtype=object).astype(str)
-    unmapped = sorted({lab for lab in data.labels if lab not in mapping})
-    notes = data.notes
-    if unmapped:
-        notes = (*notes, f"{len(unmapped)} labels have no parent in the mapping: {', '.join(unmapped[:5])}")
-    return replace(data, parents=parents, notes=notes)
-
-
-def read_meta(path: str | Path, n_samples: int) -> dict[str, np.ndarray]:
-    """Per-sample ``label``/``parent``/``id``/``text`` columns from a CSV with one row per sample."""
-    p = require_regular(path, "meta file")
-    lines = _decoded_lines(p)
-    reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
-    rows = list(reader)
-    if len(rows) != n_samples:
-        raise BadInputError(f"{p.name} has {len(rows)} rows but the data has {n_samples} samples")
-    fields = {name.strip().lower(): name for name in (reader.fieldnames or [])}
-    out = {}
-    for name in ("label", "parent", "id", "text"):
-        if name in fields:
-            column = _column([row.get(fields[name]) for row in rows])
-            if column is not None:
-                out[name] = column
-    return out
-
-
-def apply_meta(data: DataSet, meta: dict[str, np.ndarray]) -> DataSet:
-    """Columns from a meta file replace the data file's own."""
-    return replace(
-        data,
-        labels=meta.get("label", data.labels),
-        parents=meta.get("parent", data.parents),
-        ids=meta.get("id", data.ids),
-    )

@@ -18,7 +18,7 @@ import numpy as np
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.sources.array_files import read_npy, read_npz, read_safetensors, read_torch
-from embscope.sources.metadata import read_meta_file, read_parents_map
+from embscope.sources.metadata import apply_side_files
 from embscope.sources.raw import RawEmbeddings, require_file
 from embscope.sources.tabular import read_parquet, read_projector_tsv, read_text_table
 
@@ -94,21 +94,8 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
     for field_name, values in fields.items():
         if len(values) != n:
             raise BadInputError(f"{field_name} in {name} has {len(values)} entries but there are {n} embeddings")
-    notes = list(raw.notes)
-    if meta is not None:
-        side, side_notes = read_meta_file(meta, n)
-        replaced = sorted(set(side) & set(fields))
-        fields.update(side)
-        notes.extend(side_notes)
-        if replaced:
-            notes.append(f"{', '.join(replaced)} from {Path(meta).name} replace those in {name}")
-    if parents is not None:
-        if "labels" not in fields:
-            raise BadInputError(
-                "a parents map needs leaf labels: a 'labels' key/column or a --meta file with a label column"
-            )
-        fields["parents"], parent_notes = read_parents_map(parents, fields["labels"])
-        notes.extend(parent_notes)
+    fields, side_notes = apply_side_files(fields, n, name, meta, parents)
+    notes = [*raw.notes, *side_notes]
     logits = _check_logits(raw.logits, n, name)
     if logits is not None and "predictions" not in fields:
         names = raw.class_names

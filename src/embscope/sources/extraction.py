@@ -23,49 +23,10 @@ from typing import Any
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.options import DTYPES, POOLINGS, LoadSettings
 from embscope.sources.checkpoints import LoadedModel
 from embscope.sources.data_files import DataSet
 from embscope.sources.modules import capture_output, first_tensor, resolve_module
-
-POOLINGS = ("cls", "mean", "max", "last", "pooler")
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-@dataclass(frozen=True)
-class ExtractionOptions:
-    """How to extract.
-
-    Attributes
-    ----------
-    module
-        Submodule whose output is captured (forward hook); ``None`` uses the
-        model's hidden state (Hugging Face) or its output (other models).
-    pooling
-        ``cls``, ``mean`` (mask-aware), ``max``, ``last`` or ``pooler``;
-        ``None`` picks the model's default for token outputs and keeps
-        unmasked ``B×C×H`` outputs as concept sets.
-    layer
-        Hidden layer of a Hugging Face model (0 = embeddings, -1 = last).
-    device
-        ``auto`` (CUDA → MPS → CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-    dtype
-        ``float32``, or ``bfloat16``/``float16`` autocast.
-    batch_size
-        Samples per forward pass (halved on out-of-memory).
-    sort_by_length
-        Sort texts by length to cut padding (results restored to input order).
-    background_tokenizer
-        Tokenize the next batches on a helper thread while the model runs.
-    """
-
-    module: str | None = None
-    pooling: str | None = None
-    layer: int | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    batch_size: int = 64
-    sort_by_length: bool = True
-    background_tokenizer: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,7 +259,7 @@ def _slice_inputs(inputs, start: int, stop: int):
 class _Runner:
     """Calls the model on one chunk and turns its output into (vectors, logits)."""
 
-    def __init__(self, loaded: LoadedModel, options: ExtractionOptions, device, is_text: bool) -> None:
+    def __init__(self, loaded: LoadedModel, options: LoadSettings, device, is_text: bool) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.options = options
@@ -419,8 +380,11 @@ class _Runner:
 def extract(
     loaded: LoadedModel,
     data: DataSet,
-    options: ExtractionOptions = ExtractionOptions(),
+    options: LoadSettings | None = None,
     cancel=None,
+    *,
+    sort_by_length: bool = True,
+    background_tokenizer: bool = True,
 ) -> Generator[BatchDone, None, Extracted]:
     """Run ``data`` through ``loaded`` and return one vector (or concept set) per sample.
 
@@ -431,11 +395,21 @@ def extract(
     data
         From :func:`embscope.sources.data_files.read_data`.
     options
-        Module, pooling, layer, device, dtype, batch size.
+        What to capture and how (:class:`~embscope.options.LoadSettings`):
+        ``module`` (forward-hooked submodule; ``None``: the model's hidden
+        state or output), ``pooling`` (``None``: the model's default for token
+        outputs; unmasked ``B×C×H`` outputs are kept as concept sets),
+        ``layer``, ``device`` (``auto``: CUDA → MPS → CPU), ``dtype``
+        (``bfloat16``/``float16`` autocast) and ``batch_size`` (halved on
+        out-of-memory).  The other fields are not used here.
     cancel
         Anything with ``raise_if_cancelled()`` (a ``CancelToken``), checked
         before every batch; cancelling raises ``Cancelled`` after the
         tokenizer thread has been stopped.
+    sort_by_length
+        Sort texts by length to cut padding (results restored to input order).
+    background_tokenizer
+        Tokenize the next batches on a helper thread while the model runs.
 
     Yields
     ------
@@ -449,8 +423,7 @@ def extract(
     """
     import torch
 
-    if options.batch_size < 1:
-        raise BadInputError(f"batch size must be at least 1, got {options.batch_size}")
+    options = LoadSettings() if options is None else options
     device = select_device(options.device)
     _autocast(device, options.dtype)  # validates the dtype before any work
     if data.is_text and loaded.tokenizer is None:
@@ -462,7 +435,7 @@ def extract(
     model.to(device)
     runner = _Runner(loaded, options, device, data.is_text)
     n = data.n_samples
-    if data.is_text and options.sort_by_length:
+    if data.is_text and sort_by_length:
         # Longest first: an out-of-memory error, if any, comes on the first batch.
         order = np.argsort(-np.fromiter((len(t) for t in data.texts), dtype=np.int64, count=n), kind="stable")
     else:
@@ -471,7 +444,7 @@ def extract(
         batches: Iterator = _text_batches(loaded.tokenizer, data.texts, order, options.batch_size, loaded.max_length)
     else:
         batches = _array_batches(data.arrays, order, options.batch_size)
-    prefetch = _Prefetcher(batches) if options.background_tokenizer else None
+    prefetch = _Prefetcher(batches) if background_tokenizer else None
     source = iter(prefetch) if prefetch is not None else batches
     vectors: np.ndarray | None = None
     logits: np.ndarray | None = None

@@ -204,3 +204,47 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
             f"parents map {path.name}; their parent is empty"
         )
     return parents.astype(str), notes
+
+
+def apply_side_files(
+    fields: dict[str, np.ndarray], n: int, source_name: str, meta=None, parents=None
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per-sample fields after a ``--meta`` file and a ``--parents`` map: the one reader of both side files.
+
+    Used for embeddings files and for the data run through a checkpoint alike,
+    so both accept and refuse the same side files with the same messages.
+
+    Parameters
+    ----------
+    fields
+        What the source itself holds: ``labels``, ``parents``, ``predictions``,
+        ``texts``, ``ids`` → length-``n`` string arrays.
+    n
+        Number of samples.
+    source_name
+        The source's file name, for notes.
+    meta, parents
+        Paths of the side files, or None.
+
+    Returns
+    -------
+    fields, notes
+        The updated fields (side-file columns replace the source's) and notes.
+    """
+    fields = dict(fields)
+    notes: list[str] = []
+    if meta is not None:
+        side, side_notes = read_meta_file(meta, n)
+        replaced = sorted(set(side) & set(fields))
+        fields.update(side)
+        notes.extend(side_notes)
+        if replaced:
+            notes.append(f"{', '.join(replaced)} from {Path(meta).name} replace those in {source_name}")
+    if parents is not None:
+        if "labels" not in fields:
+            raise BadInputError(
+                "a parents map needs leaf labels: a 'labels' key/column or a --meta file with a label column"
+            )
+        fields["parents"], parent_notes = read_parents_map(parents, fields["labels"])
+        notes.extend(parent_notes)
+    return fields, notes

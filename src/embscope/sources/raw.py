@@ -27,7 +27,8 @@ META_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 # Keys/columns that hold the embeddings themselves, in order of preference.
-VECTOR_NAMES = ("embeddings", "embedding", "vectors", "vector", "emb")
+# The same list tells an embeddings .pt/.safetensors file from a checkpoint (sources.checkpoints).
+VECTOR_NAMES = ("embeddings", "embedding", "vectors", "vector", "emb", "features")
 
 
 @dataclass

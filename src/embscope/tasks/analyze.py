@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +24,10 @@ from embscope.analysis.predictions import PredictionReport, prediction_report
 from embscope.analysis.verdict import Verdict, decide_verdict
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
+from embscope.options import AnalysisSettings, settings_from_values
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
 SCHEMA_VERSION = "1.0"
-DEFAULT_INFLATIONS = (1.4, 2.0, 3.0, 4.0)
-DEFAULT_KNN = 15
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (
@@ -60,30 +60,19 @@ class AnalyzeRequest:
     """Everything one analysis needs; immutable so a worker can own it safely.
 
     ``source`` is an embeddings file, a checkpoint (file or Hugging Face
-    folder) or ``"demo"``.  The checkpoint fields are used only for
-    checkpoints.  ``embeddings`` short-cuts loading with an in-memory set.
+    folder) or ``"demo"``; ``settings`` says how to read it and what to
+    compute (the checkpoint settings are used only for checkpoints).
+    ``embeddings`` short-cuts loading with an in-memory set.
     """
 
     source: str = ""
-    meta: str | None = None
-    parents: str | None = None
-    thresholds: str | None = None
-    inflations: tuple[float, ...] = DEFAULT_INFLATIONS
-    knn: int = DEFAULT_KNN
-    clusters: bool = True
-    # Checkpoint extraction settings.
-    data: str | None = None
-    module: str | None = None
-    pooling: str | None = None
-    layer: int | None = None
-    factory: str | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    batch_size: int = 64
-    trust: bool = False
-    use_cache: bool = True
-    nonfinite: str = "drop"
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     embeddings: EmbeddingSet | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, source: str = "", embeddings: EmbeddingSet | None = None, **values: Any) -> AnalyzeRequest:
+        """A request whose settings are the defaults with ``values`` (bare or dotted field names) changed."""
+        return cls(source=source, settings=settings_from_values(values), embeddings=embeddings)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,43 +114,29 @@ def load_source(
     from embscope.sources import checkpoints
 
     source = request.source
-    if source != "demo" and checkpoints.is_checkpoint(source, factory=request.factory):
+    load = request.settings.load
+    if source != "demo" and checkpoints.is_checkpoint(source, factory=load.factory):
         from embscope.tasks.extract import ExtractRequest, extract_job, inspect_checkpoint_weights
 
-        if not request.data:
+        if not load.data:
             # Loading first names the pickled globals of an unsafe file, a more
             # useful message than "pass --data" when the file is not usable at all;
             # never with --trust: nothing is unpickled before the arguments are complete.
-            if not request.trust:
+            if not load.trust:
                 checkpoints.load_state_dict_safely(source, trust=False)
             raise BadInputError(
                 f"{Path(source).name} is a checkpoint: pass the data to run through it with --data "
                 "(and see its modules with `embscope modules`)"
             )
-        extract = ExtractRequest(
-            checkpoint=source,
-            data=request.data,
-            module=request.module,
-            pooling=request.pooling,
-            layer=request.layer,
-            factory=request.factory,
-            device=request.device,
-            dtype=request.dtype,
-            batch_size=request.batch_size,
-            trust=request.trust,
-            use_cache=request.use_cache,
-            meta=request.meta,
-            parents=request.parents,
-        )
-        embeddings = yield from sub_job(extract_job(extract, cancel), "extracting")
+        embeddings = yield from sub_job(extract_job(ExtractRequest(checkpoint=source, load=load), cancel), "extracting")
         yield Progress("inspecting weights")
         # Head count comes from the checkpoint's config, so dead heads are judged per real head.
-        weights = inspect_checkpoint_weights(source, trust=request.trust, cancel=cancel)
+        weights = inspect_checkpoint_weights(source, trust=load.trust, cancel=cancel)
         return embeddings, weights
     from embscope.sources.embedding_files import load_embeddings
 
     yield Progress("loading", None, str(source))
-    embeddings = load_embeddings(source, meta=request.meta, parents=request.parents, nonfinite=request.nonfinite)
+    embeddings = load_embeddings(source, meta=load.meta, parents=load.parents, nonfinite=load.nonfinite)
     return embeddings, None
 
 
@@ -176,7 +151,8 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
         timings[name] = round(now - clock, 4)
         clock = now
 
-    thresholds = load_thresholds(request.thresholds)
+    settings = request.settings
+    thresholds = load_thresholds(settings.thresholds)
     embeddings, weights = yield from load_source(request, cancel)
     lap("load")
     cancel.raise_if_cancelled()
@@ -185,10 +161,12 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     per_sample = sample_vectors(embeddings)
 
     graph = None
-    if embeddings.n_samples >= 3 and request.knn > 0:
+    if embeddings.n_samples >= 3 and settings.graph:
         from embscope.tasks.graph_cache import build_knn_graph
 
-        graph = yield from sub_job(build_knn_graph(per_sample, request.knn, device=request.device, cancel=cancel))
+        graph = yield from sub_job(
+            build_knn_graph(per_sample, settings.knn, device=settings.load.device, cancel=cancel)
+        )
     lap("graph")
 
     yield Progress("geometry", None, f"{embeddings.n_samples} × {embeddings.dim}")
@@ -219,11 +197,11 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     lap("predictions")
 
     clusters = None
-    if request.clusters and graph is not None:
+    if settings.clusters and graph is not None:
         from embscope.tasks.clusters import cluster_sweep_job
 
         clusters = yield from sub_job(
-            cluster_sweep_job(graph, embeddings.labels, embeddings.parents, request.inflations, cancel=cancel),
+            cluster_sweep_job(graph, embeddings.labels, embeddings.parents, settings.inflations, cancel=cancel),
             "MCL",
         )
     lap("clusters")

@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from embscope.analysis.grading import Threshold
+from embscope.analysis.layout import pca_layout
 from embscope.analysis.procrustes import ProcrustesFit, align_procrustes, shared_rows
 from embscope.analysis.series import scalar_metrics
-from embscope.analysis.spectrum import BLOCK_ROWS
 from embscope.analysis.verdict import LABELS, Verdict
 from embscope.errors import BadInputError
+from embscope.formatting import format_number as _fmt
 from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, sample_vectors
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
@@ -43,17 +44,22 @@ COMPARE_SCHEMA_VERSION = "1.0"
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """Sources to compare; each is an :class:`AnalyzeRequest` (same data for all).
+    """Sources to compare; each is an :class:`AnalyzeRequest` with its settings (same data for all).
 
     ``names`` label the columns (default: the file names, made unique);
-    the first source is the reference of the deltas and of the map alignment.
+    the first source is the reference of the deltas and of the map alignment,
+    and its ``settings.purity_inflation`` picks the MCL row whose purity is
+    compared (default: the coarsest inflation).
     """
 
     sources: tuple[AnalyzeRequest, ...]
     names: tuple[str, ...] | None = None
     keep_results: bool = True
     scale_maps: bool = True
-    purity_inflation: float | None = None
+
+    @property
+    def purity_inflation(self) -> float | None:
+        return self.sources[0].settings.purity_inflation if self.sources else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,39 +156,6 @@ def source_names(sources: list[str]) -> list[str]:
     return names
 
 
-def pca_map(x: np.ndarray, cancel=None) -> np.ndarray:
-    """First two principal coordinates of ``x`` (N×d), projected block by block.
-
-    The float64 mean and centred d×d Gram matrix are accumulated from blocks
-    of rows, so no centred or float64 copy of ``x`` is ever formed (the memory
-    rule of comparisons; ``analysis.layout.pca_layout`` centres a full copy).
-    Axis signs are fixed (largest loading positive) so the map is deterministic.
-    """
-    from embscope.errors import check_cancel
-
-    n, d = x.shape
-    mean = np.zeros(d, dtype=np.float64)
-    for start in range(0, n, BLOCK_ROWS):
-        mean += x[start : start + BLOCK_ROWS].sum(axis=0, dtype=np.float64)
-    mean /= max(n, 1)
-    gram = np.zeros((d, d), dtype=np.float64)
-    for start in range(0, n, BLOCK_ROWS):
-        check_cancel(cancel)
-        block = x[start : start + BLOCK_ROWS].astype(np.float64)
-        block -= mean
-        gram += block.T @ block
-    _, vectors = np.linalg.eigh(gram)
-    axes = vectors[:, ::-1][:, : min(2, d)]
-    signs = np.sign(axes[np.abs(axes).argmax(0), np.arange(axes.shape[1])])
-    axes = axes * np.where(signs == 0, 1.0, signs)
-    out = np.zeros((n, 2), dtype=np.float32)
-    offset = mean @ axes
-    for start in range(0, n, BLOCK_ROWS):
-        block = x[start : start + BLOCK_ROWS]
-        out[start : start + len(block), : axes.shape[1]] = block.astype(np.float64) @ axes - offset
-    return out
-
-
 def metric_table(
     metrics: list[dict[str, float]],
     thresholds: dict[str, Threshold],
@@ -241,7 +214,7 @@ def verdict_comparison(names: list[str], verdicts: list[Verdict]) -> str:
 
 
 def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep: bool, cancel) -> SourceSide:
-    layout = pca_map(sample_vectors(result.embeddings), cancel=cancel)
+    layout = pca_layout(sample_vectors(result.embeddings), cancel=cancel)
     return SourceSide(
         name=name,
         summary=result.summary,
@@ -362,12 +335,3 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
     if result.notes:
         lines += ["", "Notes:", *(f"- {md_text(n)}" for n in result.notes)]
     return "\n".join(lines) + "\n"
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "—"
-    value = float(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4g}"
-    return f"{value:.3e}"

@@ -1,34 +1,33 @@
 """Extraction as a job: open the checkpoint, read the data, extract, cache on disk.
 
-The cache lives in ``user_cache_dir("embscope")/extract``; an entry is keyed
-by a fingerprint of the checkpoint (and factory file) and of the data file,
-plus module, pooling, layer and dtype, so reopening the same source is
+The cache lives in ``cache_dir("extract")`` (``$EMBSCOPE_CACHE_DIR/extract``
+when set, else the user cache folder); an entry is keyed by the fingerprints
+of the checkpoint and of the files the settings name (data, factory file)
+plus every setting that changes the vectors (module, pooling, layer, dtype,
+factory: see :mod:`embscope.options`), so reopening the same source is
 instant and any change to the inputs misses.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.generators import relay
+from embscope.options import VECTORS, LoadSettings
+from embscope.storage import atomic_path, cache_dir
+from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
-CACHE_VERSION = 1
-# Files up to this size are hashed in full; larger ones by size, mtime and samples.
-FULL_HASH_LIMIT = 8 * 1024 * 1024
-SAMPLE_BYTES = 256 * 1024
-SAMPLES = 8
+#: Bump when what a cache entry holds changes meaning.
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -38,93 +37,35 @@ class ExtractRequest:
     Attributes
     ----------
     checkpoint
-        Hugging Face folder, state-dict file (with ``factory``), ``.pt2`` (with ``trust``).
-    data
-        ``.txt``/``.jsonl``/``.csv``/``.npy`` to run through the model.
-    module, pooling, layer
-        What to capture and how to reduce it (see ``ExtractionOptions``).
-    factory
-        ``package.module:function`` or ``file.py:function`` building the model.
-    device, dtype, batch_size
-        Where and how to run.
-    trust
-        Allow loaders that unpickle.
-    use_cache
-        Read and write the on-disk cache.
-    meta, parents
-        Per-sample label/parent/id CSV; leaf→parent mapping file.
+        Hugging Face folder, state-dict file (with ``load.factory``), ``.pt2`` (with ``load.trust``).
+    load
+        How to extract: ``load.data`` (required) is run through the model;
+        module, pooling, layer, factory, device, dtype, batch size, trust,
+        cache use, metadata files (see :class:`~embscope.options.LoadSettings`).
     cache_dir
-        Override of the cache folder (tests); ``None`` uses the user cache.
+        Override of the cache folder (tests); ``None`` uses ``cache_dir("extract")``.
     """
 
     checkpoint: str
-    data: str
-    module: str | None = None
-    pooling: str | None = None
-    layer: int | None = None
-    factory: str | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    batch_size: int = 64
-    trust: bool = False
-    use_cache: bool = True
-    meta: str | None = None
-    parents: str | None = None
+    load: LoadSettings = field(default_factory=LoadSettings)
     cache_dir: str | None = None
+
+    @classmethod
+    def of(cls, checkpoint: str, cache_dir: str | None = None, **values: Any) -> ExtractRequest:
+        """A request whose load settings are the defaults with ``values`` changed."""
+        return cls(checkpoint=checkpoint, load=LoadSettings(**values), cache_dir=cache_dir)
 
 
 def default_cache_dir() -> Path:
-    """``user_cache_dir("embscope")/extract``."""
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("embscope")) / "extract"
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """A fast content fingerprint of a file or folder.
-
-    Small files are hashed in full; large ones by size, modification time and
-    ``SAMPLES`` evenly spaced blocks, so a multi-GB checkpoint costs
-    milliseconds.  A folder hashes its files' names and fingerprints.
-    """
-    p = Path(path)
-    digest = hashlib.sha256()
-    if p.is_dir():
-        for child in sorted(c for c in p.rglob("*") if c.is_file()):
-            digest.update(str(child.relative_to(p)).encode())
-            digest.update(file_fingerprint(child).encode())
-        return digest.hexdigest()
-    stat = p.stat()
-    digest.update(str(stat.st_size).encode())
-    with p.open("rb") as handle:
-        if stat.st_size <= FULL_HASH_LIMIT:
-            digest.update(handle.read())
-        else:
-            digest.update(str(stat.st_mtime_ns).encode())
-            step = (stat.st_size - SAMPLE_BYTES) // (SAMPLES - 1)
-            for i in range(SAMPLES):
-                handle.seek(i * step)
-                digest.update(handle.read(SAMPLE_BYTES))
-    return digest.hexdigest()
+    """``cache_dir("extract")``: ``$EMBSCOPE_CACHE_DIR/extract`` or the user cache's."""
+    return cache_dir("extract")
 
 
 def cache_key(request: ExtractRequest) -> str:
-    """Key of the cache entry for ``request`` (inputs' fingerprints + what is captured)."""
-    parts = {
-        "version": CACHE_VERSION,
-        "checkpoint": file_fingerprint(request.checkpoint),
-        "data": file_fingerprint(request.data),
-        "module": request.module,
-        "pooling": request.pooling,
-        "layer": request.layer,
-        "dtype": request.dtype,
-        "factory": request.factory,
-    }
-    if request.factory and ".py:" in request.factory:
-        factory_file = Path(request.factory.rsplit(":", 1)[0])
-        if factory_file.is_file():
-            parts["factory_file"] = file_fingerprint(factory_file)
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    """Key of the cache entry for ``request`` (input fingerprints + the settings that change the vectors)."""
+    return settings_key(
+        request.load, VECTORS, inputs={"checkpoint": request.checkpoint}, extra={"version": CACHE_VERSION}
+    )
 
 
 def extract_job(
@@ -146,37 +87,32 @@ def extract_job(
     """
     from embscope.sources.checkpoints import open_checkpoint
     from embscope.sources.data_files import read_data
-    from embscope.sources.extraction import ExtractionOptions, extract, select_device
+    from embscope.sources.extraction import extract, select_device
 
-    for path, what in ((request.checkpoint, "checkpoint"), (request.data, "data file")):
+    load = request.load
+    if not load.data:
+        raise BadInputError("extraction needs the data to run through the model (--data)")
+    for path, what in ((request.checkpoint, "checkpoint"), (load.data, "data file")):
         if not Path(path).exists():
             raise BadInputError(f"{what} not found: {path}")
-    select_device(request.device)  # a missing device is refused even when the cache could answer
-    yield Progress("reading data", None, Path(request.data).name)
-    data = read_data(request.data, parents=request.parents, meta=request.meta)
+    select_device(load.device)  # a missing device is refused even when the cache could answer
+    yield Progress("reading data", None, Path(load.data).name)
+    data = read_data(load.data, parents=load.parents, meta=load.meta)
     cancel.raise_if_cancelled()
     cache_file = None
-    if request.use_cache:
+    if load.use_cache:
         key = cache_key(request)
-        cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
-        cache_file = cache_dir / f"{key}.npz"
+        folder = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+        cache_file = folder / f"{key}.npz"
         cached = _read_cache(cache_file, data.n_samples)
         if cached is not None:
             yield Progress("extracting", 1.0, "from cache")
             return _embedding_set(request, data, *cached, from_cache=True)
     yield Progress("opening checkpoint", None, Path(request.checkpoint).name)
-    loaded = open_checkpoint(request.checkpoint, factory=request.factory, trust=request.trust)
+    loaded = open_checkpoint(request.checkpoint, factory=load.factory, trust=load.trust)
     cancel.raise_if_cancelled()
-    options = ExtractionOptions(
-        module=request.module,
-        pooling=request.pooling,
-        layer=request.layer,
-        device=request.device,
-        dtype=request.dtype,
-        batch_size=request.batch_size,
-    )
     result = yield from relay(
-        extract(loaded, data, options, cancel),
+        extract(loaded, data, load, cancel),
         lambda step: Progress(
             "extracting", step.done / max(step.total, 1), f"{step.done}/{step.total} samples on {step.device}"
         ),
@@ -229,22 +165,16 @@ def _read_cache(path: Path, n_samples: int):
 
 
 def _write_cache(path: Path, vectors, logits, class_names, notes) -> None:
-    """Atomic write (temp file + rename); a cache that cannot be written is skipped silently."""
+    """Atomic write; a cache that cannot be written is skipped silently."""
     info = json.dumps({"class_names": list(class_names) if class_names else None, "notes": list(notes)})
     arrays = {"vectors": vectors, "info": np.asarray(info)}
     if logits is not None:
         arrays["logits"] = logits
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(tmp, path)
     except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        pass  # a read-only or full cache folder must not fail the extraction
 
 
 def inspect_checkpoint_weights(path: str | Path, *, trust: bool = False, cancel: CancelToken = NEVER_CANCELLED):

@@ -7,47 +7,19 @@ and bounded (a few graphs), thread-safe because GUI workers share it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Generator
 
 import numpy as np
 
-from embscope.analysis.graph import KnnGraph, data_fingerprint, iter_knn_graph
+from embscope.analysis.graph import KnnGraph, choose_exact, data_fingerprint, iter_knn_graph
 from embscope.generators import relay
+from embscope.options import DEFAULT_KNN
+from embscope.tasks.lru import LruCache
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
-DEFAULT_K = 15
 
-
-class GraphCache:
-    """Small thread-safe LRU of k-NN graphs keyed by ``(data fingerprint, k, exact)``."""
-
-    def __init__(self, max_items: int = 4) -> None:
-        self.max_items = max_items
-        self._items: OrderedDict[tuple, KnnGraph] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> KnnGraph | None:
-        with self._lock:
-            graph = self._items.get(key)
-            if graph is not None:
-                self._items.move_to_end(key)
-            return graph
-
-    def put(self, key: tuple, graph: KnnGraph) -> None:
-        with self._lock:
-            self._items[key] = graph
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
+class GraphCache(LruCache[tuple, KnnGraph]):
+    """LRU of k-NN graphs keyed by ``(data fingerprint, k, exact)``."""
 
 
 #: The process-wide graph cache used when no other is passed.
@@ -56,7 +28,7 @@ GRAPH_CACHE = GraphCache()
 
 def build_knn_graph(
     x: np.ndarray,
-    k: int = DEFAULT_K,
+    k: int = DEFAULT_KNN,
     *,
     device: str = "auto",
     exact: bool | None = None,
@@ -89,15 +61,18 @@ def build_knn_graph(
     cancel = cancel or NEVER_CANCELLED
     cache = GRAPH_CACHE if cache is None else cache
     x = np.asarray(x)
-    key = (data_fingerprint(x) if x.ndim == 2 else None, int(k), exact)
-    if key[0] is not None:
+    fingerprint = data_fingerprint(x) if x.ndim == 2 else None
+    key = (fingerprint, int(k), exact)
+    if fingerprint is not None:
         hit = cache.get(key)
         if hit is not None:
             yield Progress("k-NN graph", 1.0, "cached")
             return hit
     yield Progress("k-NN graph", 0.0, f"{x.shape[0]} points, k={k}")
-    gen = iter_knn_graph(x, k, device=device, exact=exact)
-    kind = "exact" if exact is not False else "approximate"
+    # Decided here, once, so the label says what really runs.
+    use_exact = choose_exact(x.shape[0], device, exact) if x.ndim == 2 else exact
+    gen = iter_knn_graph(x, k, device=device, exact=use_exact, fingerprint=fingerprint)
+    kind = "exact" if use_exact is not False else "approximate (NN-descent)"
     graph = yield from relay(gen, lambda fraction: Progress("k-NN graph", fraction, kind), cancel.raise_if_cancelled)
     cache.put(key, graph)
     return graph

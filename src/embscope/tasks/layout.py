@@ -6,8 +6,6 @@ or the MCL inflation never recomputes a map.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Generator
 
 import numpy as np
@@ -15,32 +13,15 @@ import numpy as np
 from embscope.analysis.graph import KnnGraph
 from embscope.analysis.layout import iter_umap_layout, pca_layout
 from embscope.generators import relay
+from embscope.tasks.lru import LruCache
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 
-class LayoutCache:
-    """Thread-safe LRU of 2-D layouts keyed by (graph fingerprint, method, parameters)."""
+class LayoutCache(LruCache[tuple, np.ndarray]):
+    """LRU of 2-D layouts keyed by (graph fingerprint, method, parameters)."""
 
     def __init__(self, max_items: int = 16) -> None:
-        self.max_items = max_items
-        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-
-    def get(self, key: tuple) -> np.ndarray | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-            return value
-
-    def put(self, key: tuple, value: np.ndarray) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+        super().__init__(max_items)
 
 
 #: The process-wide layout cache used when no other is passed.

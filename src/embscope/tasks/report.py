@@ -18,27 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+from embscope.formatting import format_number as _fmt
+from embscope.storage import atomic_write_bytes, atomic_write_text
 
 
 def strict_json_ready(value, path: str = "", nulled: list[str] | None = None):
@@ -260,20 +241,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value == 0 or 1e-3 <= abs(value) < 1e5:
-            return f"{value:.4g}"
-        return f"{value:.3e}"
-    return str(value)
-
-
 #: Order and wording of the graded table (seed 002's tables).
 METRIC_LABELS = {
     "collapse_ratio": "Collapse ratio (max L2 / mean norm)",
@@ -368,7 +335,11 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
 
 
 def arrays_payload(result) -> dict[str, np.ndarray]:
-    """Raw arrays for ``arrays.npz``: embeddings, labels, predictions, confusion, clusters, spectra."""
+    """Raw arrays for ``arrays.npz``: embeddings, labels, predictions, confusion, clusters, spectra.
+
+    A checkpoint's weight inspection adds each matrix's full singular spectrum
+    (``weights/sv/<parameter name>``).
+    """
     emb = result.embeddings
     out: dict[str, np.ndarray] = {"embeddings": emb.vectors}
     for name in ("labels", "parents", "predictions", "ids"):
@@ -388,8 +359,9 @@ def arrays_payload(result) -> dict[str, np.ndarray]:
         out["knn_indices"] = result.graph.indices
         out["knn_similarities"] = result.graph.similarities
     if result.clusters is not None:
-        for inflation, ids in sorted(result.clusters.cluster_ids.items()):
-            out[f"clusters_I{inflation:g}"] = np.asarray(ids)
+        out.update(result.clusters.arrays())
+    if result.weights is not None:
+        out.update(result.weights.arrays())
     return out
 
 

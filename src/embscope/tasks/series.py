@@ -19,10 +19,9 @@ Only one checkpoint's embeddings are alive at a time: each
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embscope.analysis.grading import Threshold, load_thresholds
@@ -36,12 +35,15 @@ from embscope.analysis.series import (
     step_unit,
 )
 from embscope.errors import BadInputError
+from embscope.options import SUMMARY, AnalysisSettings
+from embscope.storage import atomic_write_text, cache_dir
 from embscope.tasks.analyze import SCHEMA_VERSION, AnalyzeRequest, analyze_job
+from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
 SERIES_SCHEMA_VERSION = "1.0"
 #: Bump when what is cached per checkpoint changes meaning.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: Metrics shown first (and in this order) in series.csv and the GUI's picker.
 HEADLINE_METRICS = (
@@ -64,20 +66,19 @@ class SeriesRequest:
     """A series to analyse.
 
     ``folder`` (its checkpoints are found and ordered by step) or an explicit
-    ``checkpoints`` list; ``analysis`` carries every other setting (data,
-    factory, module, thresholds, inflations …; its ``source`` is ignored).
-    ``purity_inflation`` picks the MCL row the purity series is read from
-    (default: the coarsest inflation).  ``cache_dir=None`` uses the user cache;
-    ``use_cache=False`` neither reads nor writes it.
+    ``checkpoints`` list; ``settings`` carries every other setting (data,
+    factory, module, thresholds, inflations …).  ``settings.purity_inflation``
+    picks the MCL row the purity series is read from (default: the coarsest
+    inflation); ``settings.load.use_cache=False`` neither reads nor writes the
+    series cache (nor the extraction cache).  ``cache_dir=None`` uses
+    ``cache_dir("series")``.
     """
 
-    analysis: AnalyzeRequest
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     folder: str | None = None
     checkpoints: tuple[str, ...] = ()
     pattern: str | None = None
-    purity_inflation: float | None = None
     cache_dir: str | None = None
-    use_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,40 +154,20 @@ class SeriesResult:
 
 
 def default_cache_dir() -> Path:
-    """``user_cache_dir("embscope")/series``."""
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("embscope")) / "series"
+    """``cache_dir("series")``: ``$EMBSCOPE_CACHE_DIR/series`` or the user cache's."""
+    return cache_dir("series")
 
 
-def _fingerprint(path: str | None) -> str | None:
-    from embscope.tasks.extract import file_fingerprint
-
-    if not path:
-        return None
-    p = Path(path)
-    return file_fingerprint(p) if p.exists() else str(path)
-
-
-def point_cache_key(analysis: AnalyzeRequest, checkpoint: str) -> str:
-    """Cache key of one checkpoint's analysis: input fingerprints + every setting."""
+def point_cache_key(settings: AnalysisSettings, checkpoint: str) -> str:
+    """Cache key of one checkpoint's analysis: input fingerprints + every setting that changes the summary."""
     from embscope import __version__
 
-    settings = asdict(replace(analysis, source="", embeddings=None))
-    settings.pop("embeddings", None)
-    for name in ("data", "meta", "parents", "thresholds"):
-        settings[name] = _fingerprint(settings.get(name))
-    factory = analysis.factory
-    if factory and ".py:" in factory:
-        settings["factory_file"] = _fingerprint(factory.rsplit(":", 1)[0])
-    parts = {
-        "cache_version": CACHE_VERSION,
-        "summary_schema": SCHEMA_VERSION,
-        "embscope": __version__,
-        "checkpoint": _fingerprint(checkpoint),
-        "settings": settings,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return settings_key(
+        settings,
+        SUMMARY,
+        inputs={"checkpoint": checkpoint},
+        extra={"cache_version": CACHE_VERSION, "summary_schema": SCHEMA_VERSION, "embscope": __version__},
+    )
 
 
 def _read_cached(path: Path) -> dict | None:
@@ -198,10 +179,7 @@ def _read_cached(path: Path) -> dict | None:
 
 
 def _write_cached(path: Path, payload: dict) -> None:
-    from embscope.tasks.report import atomic_write_text
-
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(payload))
     except OSError:
         pass  # a read-only cache must not fail the analysis
@@ -219,8 +197,9 @@ def series_entries(request: SeriesRequest) -> tuple[list[SeriesEntry], list[str]
 def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[SeriesResult]:
     """Analyse every checkpoint of a series in step order (see the module doc)."""
     entries, notes = series_entries(request)
-    thresholds: dict[str, Threshold] = load_thresholds(request.analysis.thresholds)
-    cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+    settings = request.settings
+    thresholds: dict[str, Threshold] = load_thresholds(settings.thresholds)
+    folder = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
     unit = step_unit(entries[0].path.name)
     points: list[SeriesPoint] = []
     count = len(entries)
@@ -230,12 +209,12 @@ def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         yield Progress(stage, i / count, entry.path.name)
         cache_file = None
         payload = None
-        if request.use_cache:
-            cache_file = cache_dir / f"{point_cache_key(request.analysis, str(entry.path))}.json"
+        if settings.load.use_cache:
+            cache_file = folder / f"{point_cache_key(settings, str(entry.path))}.json"
             payload = _read_cached(cache_file)
         from_cache = payload is not None
         if payload is None:
-            analysis = replace(request.analysis, source=str(entry.path), embeddings=None)
+            analysis = AnalyzeRequest(source=str(entry.path), settings=settings)
             result = yield from sub_job(analyze_job(analysis, cancel), stage)
             payload = {"summary": result.summary}
             del result  # keep one checkpoint's embeddings alive at a time
@@ -247,7 +226,7 @@ def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) ->
             SeriesPoint(
                 step=entry.step,
                 path=str(entry.path),
-                metrics=scalar_metrics(summary, request.purity_inflation),
+                metrics=scalar_metrics(summary, settings.purity_inflation),
                 verdict=str(verdict.get("label", "")),
                 headline=str(verdict.get("headline", "")),
                 from_cache=from_cache,

@@ -1,0 +1,57 @@
+"""The one number formatter of reports, verdicts and tables.
+
+Plain ``.{digits}g`` between 0.001 and ``fixed_below``, scientific outside,
+so a table never mixes ``0.0000123`` and ``1.23e-05``.  Bottom-level module:
+no numpy needed, no Qt.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+MISSING = "—"
+
+
+def format_number(
+    value: object,
+    *,
+    digits: int = 4,
+    fixed_below: float = 1e5,
+    missing: str = MISSING,
+    thousands: bool = False,
+) -> str:
+    """A number as report text.
+
+    Parameters
+    ----------
+    value
+        A number (Python or numpy), a bool, ``None`` or anything else (shown with ``str``).
+    digits
+        Significant digits.
+    fixed_below
+        Magnitudes from 0.001 up to this are written plainly; others in scientific notation.
+    missing
+        Text for ``None`` and NaN.
+    thousands
+        Group the digits of whole numbers (``12,345``).
+
+    Examples
+    --------
+    >>> format_number(0.123456), format_number(123456.0), format_number(None), format_number(True)
+    ('0.1235', '1.235e+05', '—', 'yes')
+    """
+    if value is None:
+        return missing
+    if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")):
+        return "yes" if value else "no"
+    if isinstance(value, Integral):
+        return f"{int(value):,}" if thousands else str(int(value))
+    if not isinstance(value, Real):
+        return str(value)
+    number = float(value)
+    if math.isnan(number):
+        return missing
+    if number == 0 or 1e-3 <= abs(number) < fixed_below:
+        return f"{number:.{digits}g}"
+    return f"{number:.{digits - 1}e}"
