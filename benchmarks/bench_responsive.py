@@ -130,14 +130,17 @@ def main() -> int:
 
     from embscope.gui.app import create_application
     from embscope.gui.main_window import MainWindow
+    from embscope.gui.panels.clusters import ClustersPanel
+    from embscope.gui.panels.map import MapPanel
     from embscope.gui.settings import Settings
-    from embscope.gui.sources_panel import SourceSpec
+    from embscope.options import AnalysisSettings, LoadSettings
+    from embscope.tasks.session import Source
 
     app = create_application()
     window = MainWindow(Settings(), persist=False)
     window.resize(1400, 900)
     window.show()
-    window.tabs.setCurrentWidget(window.map)  # the map repaints as PCA, then UMAP, arrive
+    window.tabs.setCurrentWidget(window.panel(MapPanel))  # the map repaints as PCA, then UMAP, arrive
     beat = Heartbeat(lambda: window.stage_label.text())
     beat.start()
     run_until(app, lambda: False if time.perf_counter() - beat.ticks[0] < 2.0 else True, 10)
@@ -150,27 +153,30 @@ def main() -> int:
     window.runners["analysis"].progress.connect(
         lambda _i, p: stage_start.setdefault(p.stage.split(":")[0], time.perf_counter())
     )
-    spec = SourceSpec(
-        path=str(resource_path("demo/healthy.safetensors")),
-        is_checkpoint=True,
+    load = LoadSettings(
         data=str(data),
         meta=str(meta),
         factory=f"{resource_path('demo/demo_model.py')}:build_model",
         module="embed_norm",
-        label="bench",
+    )
+    source = Source(
+        str(resource_path("demo/healthy.safetensors")), AnalysisSettings(load=load), is_checkpoint=True, label="bench"
     )
     beat.start()
     t0 = time.perf_counter()
-    window.add_source(spec)
-    stages["analysis (extract, graph, metrics, MCL sweep)"] = run_until(app, lambda: 0 in window.results, args.timeout)
+    window.add_source(source)
+    stages["analysis (extract, graph, metrics, MCL sweep)"] = run_until(
+        app, lambda: source.result is not None, args.timeout
+    )
     stages["PCA map"] = run_until(app, lambda: window.model.layout_method == "pca", args.timeout)
     stages["UMAP map"] = run_until(app, lambda: window.model.layout_method == "umap", args.timeout)
-    window.tabs.setCurrentWidget(window.clusters)
-    window.clusters.set_inflation(2.5)
-    stages["MCL at I=2.5 (slider)"] = run_until(app, lambda: 2.5 in window.clusters.rows, args.timeout)
+    clusters = window.panel(ClustersPanel)
+    window.tabs.setCurrentWidget(clusters)
+    clusters.set_inflation(2.5)
+    stages["MCL at I=2.5 (slider)"] = run_until(app, lambda: 2.5 in clusters.rows, args.timeout)
     total = time.perf_counter() - t0
     gaps = beat.stop()
-    result = window.results[0]
+    result = source.result
     window.close()
 
     print(

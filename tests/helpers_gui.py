@@ -46,12 +46,25 @@ def mcl_row(graph, labels, parents, inflation: float) -> tuple[dict, np.ndarray]
 
 @dataclass(eq=False)
 class SweepForTests:
-    """The parts of a ClusterSweep the GUI reads: to_summary(), cluster_ids, evidence_lines()."""
+    """The parts of a ClusterSweep the GUI reads (typed ``stats``, ``readout``, ``cluster_ids``) and
+    ``to_summary()``/``evidence_lines()`` for the summary, built from rows computed here by hand."""
 
     rows: list[dict]
     cluster_ids: dict[float, np.ndarray]
     readout_text: str = "test read-out"
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def stats(self) -> tuple:
+        from embscope.analysis.sweep import InflationStats
+
+        return tuple(InflationStats(**row) for row in self.rows)
+
+    @property
+    def readout(self):
+        from embscope.analysis.sweep import Readout
+
+        return Readout("test", self.readout_text)
 
     def to_summary(self) -> dict:
         return {"inflations": list(self.rows), "readout": {"label": "test", "text": self.readout_text}}

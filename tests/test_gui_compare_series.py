@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 from embscope.data import EmbeddingSet
 from helpers_gui import mcl_row, synthetic_embeddings
+from test_gui_export import assert_drawn  # noqa: E402
 
 
 def _compare(embeddings: list[EmbeddingSet], names, clusters: bool = False):
@@ -51,8 +52,8 @@ def permuted(healthy):
 
 
 def _panel(qtbot, result=None):
-    from embscope.gui.compare_panel import ComparePanel
-    from embscope.gui.plots import configure_pyqtgraph
+    from embscope.gui.panels.compare import ComparePanel
+    from embscope.gui.render.plots import configure_pyqtgraph
 
     configure_pyqtgraph()
     panel = ComparePanel(synchronous=True, umap=False)
@@ -75,7 +76,7 @@ def _table(panel) -> dict[str, list]:
 
 def test_table_shows_values_deltas_and_better_worse_colours(qtbot, good_vs_bad):
     from embscope.analysis.grading import Threshold
-    from embscope.gui.plots import GRADE_COLOURS
+    from embscope.gui.render.plots import GRADE_COLOURS
     from embscope.tasks.compare import metric_table
 
     rules = {
@@ -97,7 +98,7 @@ def test_table_shows_values_deltas_and_better_worse_colours(qtbot, good_vs_bad):
 
 
 def test_collapsed_source_is_coloured_worse_on_graded_metrics(qtbot, good_vs_bad):
-    from embscope.gui.plots import GRADE_COLOURS
+    from embscope.gui.render.plots import GRADE_COLOURS
 
     panel = _panel(qtbot, good_vs_bad)
     rows = _table(panel)
@@ -169,13 +170,14 @@ def test_one_slider_updates_every_source_cluster_count(qtbot, good_vs_bad):
 def test_compare_png_renderer_writes_files(tmp_path, qtbot, good_vs_bad):
     from PySide6.QtGui import QImage
 
-    from embscope.gui.compare_png import render_compare_pngs
+    from embscope.gui.render.compare_png import render_compare_pngs
 
     written = render_compare_pngs(good_vs_bad, tmp_path)
     assert [p.name for p in written] == ["compare_spectra.png", "compare_maps.png", "compare_table.png"]
     for path in written:
         image = QImage(str(path))
         assert image.width() >= 800 and image.height() >= 300, path
+        assert_drawn(path)  # curves, points and coloured deltas, not an empty frame
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
 
 
@@ -212,7 +214,7 @@ def _lines(plot, angle):
 
 
 def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, tmp_path):
-    from embscope.gui.series_panel import SeriesPanel
+    from embscope.gui.panels.series import SeriesPanel
     from embscope.options import settings_from_values
     from embscope.tasks.series import SeriesRequest
 
@@ -236,9 +238,9 @@ def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, 
     points = panel.points_item.points()
     with qtbot.waitSignal(panel.open_requested) as signal:
         panel.points_item.sigClicked.emit(panel.points_item, [points[1]], None)
-    spec = signal.args[0]
-    assert spec.path == result.points[1].path and spec.is_checkpoint
-    assert (spec.data, spec.factory, spec.module) == ("d.npy", "m.py:build", "embed")
+    source = signal.args[0]
+    assert source.path == result.points[1].path and source.is_checkpoint
+    assert (source.load.data, source.load.factory, source.load.module) == ("d.npy", "m.py:build", "embed")
 
 
 def test_series_point_click_opens_the_checkpoint_in_the_main_window(qtbot, tmp_path, monkeypatch):
@@ -254,14 +256,15 @@ def test_series_point_click_opens_the_checkpoint_in_the_main_window(qtbot, tmp_p
     series.set_settings(data="d.npy", module="embed")
     series.set_result(_series(tmp_path))
     series.open_point(3)
-    assert [s.path for s in window.sources.specs] == [series.result.points[3].path]
-    assert window.sources.specs[0].data == "d.npy" and analysed == [0]
+    sources = window.session.sources
+    assert [s.path for s in sources] == [series.result.points[3].path]
+    assert sources[0].load.data == "d.npy" and analysed == [sources[0]]
     series.open_point(3)  # already open: selected, not added twice
-    assert len(window.sources.specs) == 1
+    assert len(window.session.sources) == 1 and window.session.current is sources[0]
 
 
 def test_series_panel_runs_in_background_and_reports_bad_folder(qtbot, tmp_path):
-    from embscope.gui.series_panel import SeriesPanel
+    from embscope.gui.panels.series import SeriesPanel
 
     panel = SeriesPanel(synchronous=True)
     qtbot.addWidget(panel)
@@ -275,9 +278,11 @@ def test_series_panel_runs_in_background_and_reports_bad_folder(qtbot, tmp_path)
 def test_series_png_renderer_writes_one_file_per_key_metric(tmp_path, qtbot):
     from PySide6.QtGui import QImage
 
-    from embscope.gui.series_png import render_series_pngs
+    from embscope.gui.render.series_png import render_series_pngs
 
     written = render_series_pngs(_series(tmp_path), tmp_path / "out")
     names = [p.name for p in written]
     assert names == ["series_effective_rank.png", "series_effective_rank_normalized.png", "series_mean_cosine.png"]
     assert all(QImage(str(p)).width() == 900 for p in written)
+    for path in written:
+        assert_drawn(path, min_pixels=100)

@@ -8,9 +8,9 @@ from helpers_gui import make_result
 
 
 def test_large_map_is_drawn_progressively_with_the_right_colours(qtbot, monkeypatch):
-    from embscope.gui import map_panel
     from embscope.gui.model import ViewModel
-    from embscope.gui.plots import configure_pyqtgraph
+    from embscope.gui.panels import map as map_panel
+    from embscope.gui.render.plots import configure_pyqtgraph
 
     configure_pyqtgraph()
     monkeypatch.setattr(map_panel, "LAYER_POINTS", 40)  # 300 points: a "large" map here

@@ -21,15 +21,15 @@ def collapsed_result():
 @pytest.fixture
 def model(qtbot, result):
     from embscope.gui.model import ViewModel
-    from embscope.gui.plots import configure_pyqtgraph
+    from embscope.gui.render.plots import configure_pyqtgraph
 
     configure_pyqtgraph()
     return ViewModel()
 
 
 def test_overview_shows_verdict_evidence_and_coloured_grades(qtbot, model, result, collapsed_result):
-    from embscope.gui.overview_panel import OverviewPanel
-    from embscope.gui.plots import GRADE_COLOURS
+    from embscope.gui.panels.overview import OverviewPanel
+    from embscope.gui.render.plots import GRADE_COLOURS
 
     panel = OverviewPanel(model)
     qtbot.addWidget(panel)
@@ -51,7 +51,7 @@ def test_overview_shows_verdict_evidence_and_coloured_grades(qtbot, model, resul
 
 
 def test_spectrum_curves_markers_toggle_and_readout(qtbot, model, result):
-    from embscope.gui.spectrum_panel import SpectrumPanel
+    from embscope.gui.panels.spectrum import SpectrumPanel
 
     panel = SpectrumPanel(model)
     qtbot.addWidget(panel)
@@ -80,7 +80,7 @@ def test_spectrum_curves_markers_toggle_and_readout(qtbot, model, result):
 def test_predictions_bars_base_rate_and_confusion(qtbot, model, result):
     import pyqtgraph as pg
 
-    from embscope.gui.predictions_panel import PredictionsPanel
+    from embscope.gui.panels.predictions import PredictionsPanel
 
     panel = PredictionsPanel(model)
     qtbot.addWidget(panel)
@@ -101,7 +101,7 @@ def test_predictions_bars_base_rate_and_confusion(qtbot, model, result):
 
 
 def test_weights_table_spectra_and_unused_rows(qtbot, model, result):
-    from embscope.gui.weights_panel import WeightsPanel
+    from embscope.gui.panels.weights import WeightsPanel
 
     panel = WeightsPanel(model)
     qtbot.addWidget(panel)
@@ -126,7 +126,8 @@ def _state():
 
 
 def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, result):
-    from embscope.gui.clusters_panel import ClustersPanel
+    from embscope.gui.panels.clusters import ClustersPanel
+    from embscope.tasks.progress import CancelToken, run_job
 
     panel = ClustersPanel(model)
     qtbot.addWidget(panel)
@@ -137,13 +138,15 @@ def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, r
     assert model.inflation == 2.0 and np.array_equal(model.cluster_ids, result.clusters.cluster_ids[2.0])
     panel.set_inflation(3.0)  # cached in the sweep: shown at once, no request
     assert panel.value_labels["n_clusters"].text() == str(rows[3.0]["n_clusters"])
-    # An inflation outside the sweep is requested; the answer updates the numbers live.
+    # An inflation outside the sweep is asked for as a job (MCL on the graph's cluster cache);
+    # running it — here inline, in the window on a worker — updates the numbers live.
     emb = result.embeddings
-    with qtbot.waitSignal(panel.inflation_requested, timeout=2000) as blocker:
+    with qtbot.waitSignal(panel.job_requested, timeout=2000) as blocker:
         panel.set_inflation(5.5)
-    assert blocker.args == [5.5]
-    row, ids = mcl_row(result.graph, emb.labels, emb.parents, 5.5)
-    panel.add_point(5.5, row, ids)
+    job = blocker.args[0]
+    assert "5.5" in job.description and "computing MCL at I = 5.50" in panel.status_label.text()
+    job.on_finished(run_job(job.make_job(CancelToken())))
+    row, ids = mcl_row(result.graph, emb.labels, emb.parents, 5.5)  # purity by hand
     assert panel.value_labels["purity_leaf"].text() == f"{row['purity_leaf']:.4g}"
     assert panel.value_labels["n_clusters"].text() == str(row["n_clusters"])
     assert model.inflation == 5.5 and len(np.unique(model.cluster_ids)) == row["n_clusters"]
@@ -151,7 +154,7 @@ def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, r
 
 
 def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
-    from embscope.gui.map_panel import MapPanel, points_in_polygon
+    from embscope.gui.panels.map import MapPanel, points_in_polygon
 
     panel = MapPanel(model)
     qtbot.addWidget(panel)
@@ -199,7 +202,7 @@ def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
 
 
 def test_clicking_a_point_lists_its_graph_neighbours(qtbot, model, result):
-    from embscope.gui.map_panel import MapPanel
+    from embscope.gui.panels.map import MapPanel
 
     panel = MapPanel(model)
     qtbot.addWidget(panel)
@@ -215,10 +218,10 @@ def test_clicking_a_point_lists_its_graph_neighbours(qtbot, model, result):
 def test_selection_links_every_panel(qtbot, model, result):
     import pyqtgraph as pg
 
-    from embscope.gui.clusters_panel import ClustersPanel
-    from embscope.gui.map_panel import MapPanel
-    from embscope.gui.overview_panel import OverviewPanel
-    from embscope.gui.predictions_panel import PredictionsPanel
+    from embscope.gui.panels.clusters import ClustersPanel
+    from embscope.gui.panels.map import MapPanel
+    from embscope.gui.panels.overview import OverviewPanel
+    from embscope.gui.panels.predictions import PredictionsPanel
 
     panels = [P(model) for P in (MapPanel, OverviewPanel, ClustersPanel, PredictionsPanel)]
     for p in panels:

@@ -51,12 +51,15 @@ def make_window(qtbot, **kwargs):
 
 
 def test_open_file_shows_its_analysis_and_bad_file_gives_a_dialog(qtbot, tmp_path, errors):
+    from embscope.gui.panels.overview import OverviewPanel
+
     good = write_source(tmp_path)
     window = make_window(qtbot)
-    [index] = window.open_paths([good])
-    result = window.results[index]
-    assert window.model.result is result
-    assert window.overview.headline.text() == result.verdict.headline
+    [source] = window.open_paths([good])
+    result = source.result
+    index = window.session.index(source)
+    assert window.model.result is result and window.model.source is source
+    assert window.panel(OverviewPanel).headline.text() == result.verdict.headline
     assert result.embeddings.n_samples == 300 and result.graph.k == KNN
     assert window.sources.list.item(index).text().startswith("✓ emb.npy")
     assert window.settings.recent_files[0] == str(good)
@@ -69,8 +72,8 @@ def test_open_file_shows_its_analysis_and_bad_file_gives_a_dialog(qtbot, tmp_pat
     assert window.sources.list.item(1).text().startswith("✗")
     # Still usable: another good file opens and is shown.
     other = write_source(tmp_path, "other", n=200, seed=3)
-    [index2] = window.open_paths([other])
-    assert window.model.result is window.results[index2] and window.model.n_samples == 200
+    [source2] = window.open_paths([other])
+    assert window.model.result is source2.result and window.model.n_samples == 200
     window.sources.list.setCurrentRow(index)
     assert window.model.result is result
 
@@ -79,10 +82,11 @@ def test_missing_file_and_checkpoint_without_data(qtbot, tmp_path, errors):
     window = make_window(qtbot)
     window.open_paths([tmp_path / "nope.npy"])
     assert errors and "not found" in errors[0]
-    from embscope.gui.sources_panel import SourceSpec
+    from embscope.tasks.session import Source, SourceState
 
-    index = window.add_source(SourceSpec(path=str(tmp_path / "model.safetensors"), is_checkpoint=True))
-    assert "needs data" in window.sources.list.item(index).text()
+    source = window.add_source(Source(str(tmp_path / "model.safetensors"), is_checkpoint=True))
+    assert source.state is SourceState.NEEDS_DATA
+    assert "needs data" in window.sources.list.item(window.session.index(source)).text()
     assert "Data" in window.stage_label.text()
 
 
@@ -142,8 +146,9 @@ def test_export_writes_reports_and_plots(qtbot, tmp_path, errors):
     window.open_paths([write_source(tmp_path)])
     window.model.set_layout(window.model.result.sample_vectors[:, :2], "pca")
     out = tmp_path / "out"
-    written = window.export(out)
-    names = {p.name for p in written}
+    with qtbot.waitSignal(window.exported) as blocker:
+        window.export(out)
+    names = {p.name for p in blocker.args[0]}
     assert {
         "summary.json",
         "report.md",
@@ -173,6 +178,7 @@ def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypa
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent
 
+    from embscope.gui.panels.map import MapPanel
     from embscope.gui.settings import load_settings
 
     monkeypatch.setenv("EMBSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
@@ -184,10 +190,66 @@ def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypa
         QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
     window.dropEvent(event)
-    assert window.model.result is not None and window.sources.specs[0].path == str(path)
-    window.map.colour_combo.setCurrentText("parent")
+    assert window.model.result is not None and window.session.sources[0].path == str(path)
+    window.panel(MapPanel).colour_combo.setCurrentText("parent")
     window.close()
     saved = load_settings()
     assert saved.recent_files == [str(path)] and saved.colour_by == "parent" and saved.window_geometry
     (tmp_path / "cfg" / "settings.json").write_text("{broken")
     assert make_window(qtbot, settings=None).settings.recent_files == []
+
+
+def test_escape_cancels_only_outside_text_fields(qtbot, tmp_path, errors, warm_mcl):
+    from PySide6.QtCore import Qt
+
+    window, runner, thread = start_big_analysis(qtbot, tmp_path)
+    window.activateWindow()
+    editor = window.sources.editors["meta"].editor
+    editor.setFocus()
+    qtbot.waitUntil(editor.hasFocus, timeout=2000)
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    assert runner.running and window.busy  # leaving a text field with Esc does not stop the work
+    window.tabs.setFocus()
+    qtbot.waitUntil(window.tabs.hasFocus, timeout=2000)
+    qtbot.keyClick(window.tabs, Qt.Key.Key_Escape)
+    assert not runner.running and window.stage_label.text() == "Cancelled"
+    thread.join(2.0)
+    assert not thread.is_alive() and not errors
+
+
+def test_export_writes_the_files_on_a_worker_thread(qtbot, tmp_path, errors, monkeypatch):
+    import threading
+
+    import embscope.tasks.report as report
+
+    threads = []
+    original = report.write_outputs
+
+    def recording(result, folder):
+        threads.append(threading.current_thread())
+        return original(result, folder)
+
+    monkeypatch.setattr(report, "write_outputs", recording)
+    window = make_window(qtbot, synchronous=False)
+    with qtbot.waitSignal(window.runners["analysis"].finished, timeout=20_000):
+        window.open_paths([write_source(tmp_path)])
+    with qtbot.waitSignal(window.exported, timeout=20_000) as blocker:
+        window.export(tmp_path / "out", pngs=False)
+    assert [p.name for p in blocker.args[0]] == ["summary.json", "report.md", "arrays.npz"]
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    assert "Exported 3 files" in window.stage_label.text() and not errors
+
+
+def test_the_clusters_panel_job_runs_on_the_window_worker_on_the_source_cache(qtbot, tmp_path, errors):
+    from embscope.gui.panels.clusters import ClustersPanel
+
+    window = make_window(qtbot, clusters=True, synchronous=False)
+    with qtbot.waitSignal(window.analysis_finished, timeout=30_000):
+        [source] = window.open_paths([write_source(tmp_path, n=200)])
+    panel = window.panel(ClustersPanel)
+    runner = window.runners["panel Clusters"]
+    with qtbot.waitSignal(runner.finished, timeout=30_000):
+        panel.set_inflation(2.7)
+    assert 2.7 in panel.rows and panel.value_labels["n_clusters"].text() == str(panel.rows[2.7]["n_clusters"])
+    assert source.cluster_cache().cached(2.7) is not None  # computed on the source's own cache
+    assert window.model.inflation == 2.7 and not errors

@@ -764,11 +764,11 @@ def test_mcl_checks_cancel_inside_an_expansion():
 
 def test_map_legend_shows_labels_as_text():
     """Legend labels are rich text in pyqtgraph: ``<unk>`` and ``a<b`` must arrive escaped, not as tags."""
-    import pyqtgraph as pg
-
     from embscope.data import EmbeddingSet
     from embscope.generators import run_to_end
-    from embscope.gui.plots import draw_map, ensure_qapp
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.map import MapPanel
+    from embscope.gui.render.plots import ensure_qapp
     from embscope.options import AnalysisSettings
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job
 
@@ -776,10 +776,16 @@ def test_map_legend_shows_labels_as_text():
     emb = EmbeddingSet(X, labels=np.array(["<unk>", "a<b", "<s>"] * 20))
     settings = AnalysisSettings(clusters=False)
     result = run_to_end(analyze_job(AnalyzeRequest(source="labels.npy", settings=settings, embeddings=emb)))
-    plot = pg.PlotItem()
-    draw_map(plot, X[:, :2], result, "leaf")
-    shown = {label.text for _, label in plot.legend.items}
-    assert {"&lt;unk&gt;", "a&lt;b", "&lt;s&gt;"} <= shown
+    model = ViewModel()
+    panel = MapPanel(model)  # the panel the GUI shows and the --png export renders
+    try:
+        model.set_result(result)
+        model.set_layout(X[:, :2], "pca")
+        shown = {label.text for _, label in panel.legend.items}
+    finally:
+        panel.deleteLater()
+        model.deleteLater()
+    assert {"&lt;unk&gt;", "a&lt;b", "&lt;s&gt;"} <= shown, shown
 
 
 def test_limits_helpers(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ def wait_idle(app, window, timeout: float) -> bool:
 
 def grab_panels(app, window, out: Path, prefix: str) -> list[Path]:
     written = []
-    for i, panel in enumerate(window.panels):
+    for i, panel in enumerate(window.panels):  # the registered per-source panels, in tab order
         window.tabs.setCurrentIndex(i)
         for _ in range(5):
             app.processEvents()
@@ -88,6 +88,7 @@ def main() -> int:
     os.environ.setdefault("EMBSCOPE_CONFIG_DIR", tempfile.mkdtemp(prefix="embscope-shots-"))
     from embscope.gui.app import create_application
     from embscope.gui.main_window import MainWindow, app_icon
+    from embscope.gui.panels.map import MapPanel
     from embscope.gui.settings import Settings
 
     app = create_application()
@@ -104,7 +105,7 @@ def main() -> int:
     ok &= wait_idle(app, window, args.timeout)
     if window.model.coords is not None:
         # Click a point so the map shows a neighbour list, as a user would.
-        window.map.select_neighbours(0)
+        window.panel(MapPanel).select_neighbours(0)
     written += grab_panels(app, window, out, "wordnet")
     window.close()
 
@@ -114,8 +115,8 @@ def main() -> int:
     window.show()
     window.comparisons.open_demo_comparison()  # as `embscope demo`: both checkpoints, then their comparison
     ok &= wait_idle(app, window, args.timeout)
-    for row, name in enumerate(("healthy", "collapsed")):
-        window.sources.list.setCurrentRow(row)
+    for source, name in zip(window.session.sources, ("healthy", "collapsed"), strict=True):
+        window.session.select(source)
         ok &= wait_idle(app, window, args.timeout)
         written += grab_panels(app, window, out, f"demo-{name}")
     written += grab_compare_and_series(app, window, out, args.timeout)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     if args.png:
         # Refuse an unusable Qt binding before minutes of work, not after.
-        from embscope.gui.plots import ensure_qapp
+        from embscope.gui.render.plots import ensure_qapp
 
         ensure_qapp()
     result = run_with_progress(analyze_job(request_from_args(args, args.source)))
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         written = write_outputs(result, staging)
         if args.png:
             # The same plot code as the GUI's panels, rendered offscreen.
-            from embscope.gui.plots import render_pngs
+            from embscope.gui.export import render_pngs
 
             written.update({p.name: p for p in render_pngs(result, staging)})
     verdict = result.verdict

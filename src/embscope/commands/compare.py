@@ -1,7 +1,7 @@
 """``embscope compare A B [C…]``: analyse sources on the same data, write compare.json and compare.md.
 
 PNG plots (overlaid spectra, aligned maps side by side) are rendered by the
-GUI's plot code when it provides ``embscope.gui.compare_png.render_compare_pngs(result, out_dir)``;
+GUI's plot code when it provides ``embscope.gui.render.compare_png.render_compare_pngs(result, out_dir)``;
 until then the command writes the JSON and Markdown only and says so.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from embscope.commands import EXIT_OK
 
-PNG_HOOK = "embscope.gui.compare_png"
+PNG_HOOK = "embscope.gui.render.compare_png"
 
 
 def render_pngs_if_available(hook_module: str, function: str, result, out_dir: Path) -> list[Path] | None:

@@ -2,7 +2,7 @@
 
 PNG plots (each metric against the step, first POOR crossing marked) are
 rendered by the GUI's plot code when it provides
-``embscope.gui.series_png.render_series_pngs(result, out_dir)``.
+``embscope.gui.render.series_png.render_series_pngs(result, out_dir)``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 
 from embscope.commands import EXIT_OK
 
-PNG_HOOK = "embscope.gui.series_png"
+PNG_HOOK = "embscope.gui.render.series_png"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ def create_application(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
     from embscope.gui.binding_check import require_sound_binding
-    from embscope.gui.plots import configure_pyqtgraph
+    from embscope.gui.render.plots import configure_pyqtgraph
 
     app = QApplication.instance()
     if app is None:

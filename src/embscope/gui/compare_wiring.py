@@ -1,9 +1,11 @@
-"""Wires the Compare and Series panels into the main window: tabs, a Compare menu, demo, opening.
+"""The Compare and Series tabs as views of the session: tabs, a Compare menu, demo, opening.
 
-Kept out of ``main_window.py`` so the window gains the two panels with a
-two-line hook.  The window provides the runners (``compare``,
-``compare_layout``, ``compare_clusters``, ``series`` in ``window.runners``),
-so their progress shows in the status bar and the Cancel button stops them.
+The controller reads the window's :class:`~embscope.tasks.session.Session`
+(which sources exist, which are still analysing, which one is selected) and
+uses only the window's public API: :meth:`MainWindow.runner` (so the jobs'
+progress shows in the status bar and Cancel stops them),
+:meth:`MainWindow.add_action`, :meth:`MainWindow.add_source`,
+:meth:`MainWindow.show_status` and :meth:`MainWindow.show_error`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu
 
-from embscope.gui.compare_panel import ComparePanel
-from embscope.gui.series_panel import SeriesPanel
-from embscope.gui.sources_panel import SourceSpec
+from embscope.gui.panels.compare import ComparePanel
+from embscope.gui.panels.series import SeriesPanel
+from embscope.tasks.session import Aspect, Source, SourceState
 
-#: Runners the window must create for these panels.
+#: Runners these panels use (made through ``window.runner``).
 RUNNER_NAMES = ("compare", "compare_layout", "compare_clusters", "series")
 
 
@@ -26,20 +28,19 @@ class CompareSeriesController(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
         self.window = window
-        runners = window.runners
-        self.compare = ComparePanel(
-            runners["compare"], runners["compare_layout"], runners["compare_clusters"], umap=window.compute_layouts
-        )
-        self.series = SeriesPanel(runners["series"])
+        self.session = window.session
+        compare, layout, clusters, series = (window.runner(name) for name in RUNNER_NAMES)
+        self.compare = ComparePanel(compare, layout, clusters, umap=window.compute_layouts)
+        self.series = SeriesPanel(series)
         window.tabs.addTab(self.compare, self.compare.title)
         window.tabs.addTab(self.series, self.series.title)
-        self._pending: list[int] | None = None
-        runners["compare"].failed.connect(lambda _id, msg: window.show_error(f"Comparison failed: {msg}"))
-        runners["series"].failed.connect(lambda _id, msg: window.show_error(f"Series failed: {msg}"))
+        self._pending: list[Source] | None = None
+        compare.failed.connect(lambda _id, msg: window.show_error(f"Comparison failed: {msg}"))
+        series.failed.connect(lambda _id, msg: window.show_error(f"Series failed: {msg}"))
         self.compare.result_shown.connect(lambda: window.tabs.setCurrentWidget(self.compare))
         self.series.result_shown.connect(lambda: window.tabs.setCurrentWidget(self.series))
         self.series.open_requested.connect(self.open_checkpoint)
-        window.analysis_finished.connect(self._on_analysis_finished)
+        self.session.events.changed.connect(self._on_model_source_changed)
         self._build_menu()
 
     def _build_menu(self) -> None:
@@ -50,18 +51,18 @@ class CompareSeriesController(QObject):
             window.menuBar().addMenu(menu)
         else:
             window.menuBar().insertMenu(help_action, menu)
-        window._action(menu, "&Compare sources…", self.compare_open_sources, QKeySequence("Ctrl+K"))
-        window._action(menu, "Open checkpoint &series…", self.ask_series_folder)
+        window.add_action(menu, "&Compare sources…", self.compare_open_sources, QKeySequence("Ctrl+K"))
+        window.add_action(menu, "Open checkpoint &series…", self.ask_series_folder)
         menu.addSeparator()
-        window._action(menu, "Demo: healthy vs collapsed", self.open_demo_comparison)
-        window._action(menu, "Demo: checkpoint series", lambda: self.offer_demo_series(run=True))
+        window.add_action(menu, "Demo: healthy vs collapsed", self.open_demo_comparison)
+        window.add_action(menu, "Demo: checkpoint series", lambda: self.offer_demo_series(run=True))
         self.menu = menu
 
     # ------------------------------------------------------------------ compare
 
     def compare_open_sources(self) -> None:
         """Compare every open source (they must run on the same data)."""
-        usable = [i for i, spec in enumerate(self.window.sources.specs) if not spec.is_checkpoint or spec.data]
+        usable = [source for source in self.session.sources if source.ready]
         if len(usable) < 2:
             self.window.show_error(
                 "Open at least two sources on the same data to compare them (checkpoints need their data)."
@@ -69,38 +70,39 @@ class CompareSeriesController(QObject):
             return
         self.compare_sources(usable)
 
-    def compare_sources(self, indices: list[int]) -> None:
-        """Compare sources ``indices``, once their own analyses have finished (no double work on the CPU)."""
-        window = self.window
-        if window.running_index in indices or any(i in window.queue for i in indices):
-            self._pending = list(indices)
-            window._status("Comparison starts when the sources' analyses finish…")
+    def compare_sources(self, sources: list[Source]) -> None:
+        """Compare ``sources`` once their own analyses have finished (no double work on the CPU)."""
+        if any(source.state in (SourceState.QUEUED, SourceState.RUNNING) for source in sources):
+            self._pending = list(sources)
+            self.window.show_status("Comparison starts when the sources' analyses finish…")
             return
         self._pending = None
         from embscope.tasks.compare import CompareRequest, source_names
 
-        specs = [window.sources.specs[i] for i in indices]
-        names = [spec.name for spec in specs]
+        names = [source.name for source in sources]
         if len(set(names)) < len(names):
-            names = source_names([spec.path for spec in specs])
+            names = source_names([source.path for source in sources])
+        window = self.window
+        clusters = None if window.compute_clusters else False
         request = CompareRequest(
-            sources=tuple(spec.request(clusters=window.compute_clusters, knn=window.knn) for spec in specs),
+            sources=tuple(source.request(clusters=clusters, knn=window.knn) for source in sources),
             names=tuple(names),
             keep_results=True,
         )
         self.compare.start(request)
-        window._update_busy()
 
-    def _on_analysis_finished(self, _index: int) -> None:
-        if self._pending is not None:
-            self.compare_sources(self._pending)
+    def _on_model_source_changed(self, _source: Source, aspect: Aspect) -> None:
+        # A pending comparison starts when the last of its sources leaves the queue (done, failed or cancelled).
+        if aspect is Aspect.STATE and self._pending is not None:
+            if not any(s.state in (SourceState.QUEUED, SourceState.RUNNING) for s in self._pending):
+                self.compare_sources(self._pending)
 
-    def open_demo_comparison(self) -> list[int]:
+    def open_demo_comparison(self) -> list[Source]:
         """Open the healthy and collapsed demo checkpoints, compare them, and offer the demo series."""
-        indices = self.window.open_demo(checkpoints=True)
-        self.compare_sources(indices)
+        sources = self.window.open_demo(checkpoints=True)
+        self.compare_sources(sources)
         self.offer_demo_series()
-        return indices
+        return sources
 
     # ------------------------------------------------------------------ series
 
@@ -113,16 +115,14 @@ class CompareSeriesController(QObject):
 
     def open_series(self, folder: str, run: bool = True) -> None:
         """Show the Series tab for ``folder``, the data/model settings taken from the selected checkpoint source."""
-        window = self.window
-        current = window.sources.current
-        spec = window.sources.specs[current] if 0 <= current < len(window.sources.specs) else None
-        if spec is not None and spec.is_checkpoint:
-            self.series.set_settings(data=spec.data, meta=spec.meta, factory=spec.factory, module=spec.module)
+        source = self.session.current
+        if source is not None and source.is_checkpoint:
+            load = source.load
+            self.series.set_settings(data=load.data, meta=load.meta, factory=load.factory, module=load.module)
         self.series.set_settings(folder=folder)
-        window.tabs.setCurrentWidget(self.series)
+        self.window.tabs.setCurrentWidget(self.series)
         if run and self.series.edits["data"].text():
             self.series.run()
-            window._update_busy()
 
     def offer_demo_series(self, run: bool = False) -> None:
         """Fill the Series form with the bundled demo series (LR warm-up run whose rank collapses)."""
@@ -138,16 +138,14 @@ class CompareSeriesController(QObject):
         if run:
             self.window.tabs.setCurrentWidget(self.series)
             self.series.run()
-            self.window._update_busy()
 
-    def open_checkpoint(self, spec: SourceSpec) -> int:
-        """Open a series checkpoint as a source and analyse it (or show it when already open)."""
+    def open_checkpoint(self, source: Source) -> Source:
+        """Open a series checkpoint as a source and analyse it (or select it when already open)."""
         window = self.window
-        for i, existing in enumerate(window.sources.specs):
-            if existing.path == spec.path and existing.data == spec.data and existing.module == spec.module:
-                window.sources.list.setCurrentRow(i)
-                window.tabs.setCurrentWidget(window.overview)
-                return i
-        index = window.add_source(spec)
-        window.tabs.setCurrentWidget(window.overview)
-        return index
+        existing = next((s for s in self.session.sources if s.same_input(source)), None)
+        if existing is not None:
+            self.session.select(existing)
+        else:
+            existing = window.add_source(source)
+        window.tabs.setCurrentIndex(0)  # the first panel: the verdict
+        return existing

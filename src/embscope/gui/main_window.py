@@ -1,43 +1,56 @@
-"""The main window: sources, the six panels, menus, status-bar progress, export.
+"""The main window: a sources list and the registered panels, all views of one session.
+
+State lives in a Qt-free :class:`~embscope.tasks.session.Session` (sources,
+their settings, states, results, maps and cluster caches); the window turns
+user actions into session calls and jobs, and session events into what the
+panels show.  The panels are those of
+:data:`~embscope.gui.panels.registry.SOURCE_PANELS` (iterated, never named
+here), plus the Compare and Series tabs of
+:class:`~embscope.gui.compare_wiring.CompareSeriesController`.
 
 All long work goes through :class:`~embscope.gui.workers.JobRunner` s (one per
-kind of work: analysis, layout, clusters, module tree, numba warm-up); the
-window only reacts to their signals.  Results stay per source, so an error
-or a cancelled run never removes what is already on screen.
+kind of work: analysis, map, module tree, export, each panel's own jobs, numba
+warm-up); what a job is *for* (which source) travels in its callbacks, so an
+error or a cancelled run never removes what is already on screen.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
     QTabWidget,
+    QTextEdit,
 )
 
-from embscope.gui import jobs
-from embscope.gui.clusters_panel import ClustersPanel
-from embscope.gui.compare_wiring import RUNNER_NAMES as COMPARE_RUNNERS
 from embscope.gui.compare_wiring import CompareSeriesController
-from embscope.gui.map_panel import MapPanel
 from embscope.gui.model import ViewModel
-from embscope.gui.overview_panel import OverviewPanel
-from embscope.gui.predictions_panel import PredictionsPanel
+from embscope.gui.panels import PanelJob
+from embscope.gui.panels.registry import SOURCE_PANELS
+from embscope.gui.panels.sources import SourcesPanel
 from embscope.gui.settings import Settings, load_settings, save_settings
-from embscope.gui.sources_panel import SourcesPanel, SourceSpec, spec_for_path
-from embscope.gui.spectrum_panel import SpectrumPanel
-from embscope.gui.weights_panel import WeightsPanel
 from embscope.gui.workers import JobRunner
+from embscope.options import AnalysisSettings, LoadSettings
 from embscope.sources.data_files import DATA_SUFFIXES
+from embscope.tasks import jobs
+from embscope.tasks.session import Aspect, Session, Source, source_for_path
 
 #: Closing waits at most this long for workers to notice the cancel.
 CLOSE_WAIT_S = 1.0
@@ -55,6 +68,14 @@ class _PaintWatcher(QObject):
         return False
 
 
+def focus_in_editor() -> bool:
+    """Whether the keyboard focus is in a text field (where Esc belongs to the editing, not to Cancel)."""
+    widget = QApplication.focusWidget()
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return isinstance(widget, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
+
+
 class MainWindow(QMainWindow):
     """EmbScope's window.
 
@@ -69,12 +90,13 @@ class MainWindow(QMainWindow):
     layouts
         Compute PCA/UMAP maps after each analysis.
     clusters, knn
-        Run the MCL sweep; neighbours of the k-NN graph (None: the pipeline's default).
+        Run the MCL sweep; neighbours of the k-NN graph (None: the source's settings).
     """
 
     first_painted = Signal(float)  # seconds since the window object was created
-    analysis_finished = Signal(int)  # source index
+    analysis_finished = Signal(object)  # the Source
     busy_changed = Signal(bool)
+    exported = Signal(list)  # the files an export wrote
 
     def __init__(
         self,
@@ -89,6 +111,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self._created = time.perf_counter()
         self.settings = settings if settings is not None else load_settings()
+        self.synchronous = synchronous
         self.persist = persist
         self.compute_layouts = layouts
         self.compute_clusters = clusters
@@ -96,67 +119,41 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("EmbScope")
         self.setAcceptDrops(True)
         self.resize(1400, 900)
+        self.session = Session()
         self.model = ViewModel(self)
-        self.sources = SourcesPanel()
-        self.overview = OverviewPanel(self.model)
-        self.spectrum = SpectrumPanel(self.model, normalised=self.settings.spectrum_normalised)
-        self.map = MapPanel(self.model, colour_by=self.settings.colour_by)
-        self.clusters = ClustersPanel(self.model)
-        self.predictions = PredictionsPanel(self.model)
-        self.weights = WeightsPanel(self.model)
-        self.panels = [self.overview, self.spectrum, self.map, self.clusters, self.predictions, self.weights]
+        self.sources = SourcesPanel(self.session)
+        self.runners: dict[str, JobRunner] = {}
+        self.stage_label = QLabel("Ready")
+        self._status_is_progress = False  # the label shows a job's progress (replaced by "Ready" when idle)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setRange(0, 1000)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running work (results already shown stay)")
+        for name in ("analysis", "layout", "modules", "export"):
+            self.runner(name)
         self.tabs = QTabWidget()
+        self.panels = [panel_class(self.model, self.settings) for panel_class in SOURCE_PANELS]
         for panel in self.panels:
             self.tabs.addTab(panel, panel.title)
+            if hasattr(panel, "job_requested"):
+                panel.job_requested.connect(partial(self._on_panel_job_requested, self.runner(f"panel {panel.title}")))
         splitter = QSplitter()
         splitter.addWidget(self.sources)
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 1070])
         self.setCentralWidget(splitter)
-        self.stage_label = QLabel("Ready")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.setRange(0, 1000)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the running work (results already shown stay)")
         status = self.statusBar()
         status.addWidget(self.stage_label, 1)
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
-        self.runners = {
-            name: JobRunner(name, self, synchronous=synchronous)
-            for name in ("analysis", "layout", "clusters", "modules", *COMPARE_RUNNERS)
-        }
         self.warm_runner = JobRunner("warm", self, synchronous=synchronous)
-        for _name, runner in self.runners.items():
-            runner.progress.connect(self._on_runner_progress)
-            runner.idle.connect(self._update_busy)
-        self.runners["analysis"].finished.connect(self._on_analysis_finished)
-        self.runners["analysis"].failed.connect(self._on_analysis_failed)
-        self.runners["analysis"].cancelled.connect(self._on_analysis_cancelled)
-        self.runners["layout"].finished.connect(self._on_layout_finished)
-        self.runners["layout"].failed.connect(lambda _id, msg: self._status(f"map not available: {msg}"))
-        self.runners["clusters"].finished.connect(self._on_cluster_finished)
-        self.runners["clusters"].failed.connect(lambda _id, msg: self.show_error(f"MCL failed: {msg}"))
-        self.runners["modules"].finished.connect(self._on_modules_finished)
-        self.runners["modules"].failed.connect(lambda _id, msg: self.show_error(msg))
-        self.results: dict[int, object] = {}
-        self.layouts: dict[int, tuple] = {}
-        self.cluster_caches: dict[int, object] = {}  # source index → ClusterCache on its graph
-        self.queue: list[int] = []
-        self.running_index = -1
-        self._layout_index = -1
-        self._layout_stage = ""
-        self._cluster_request: tuple[int, float] | None = None
-        self._modules_index = -1
         self.cancel_button.clicked.connect(self.cancel_all)
-        self.sources.current_changed.connect(self.show_source)
         self.sources.analyze_requested.connect(self.analyze)
         self.sources.modules_requested.connect(self.request_modules)
-        self.clusters.inflation_requested.connect(self._on_view_inflation_requested)
-        self.spectrum.normalised_box.toggled.connect(self._remember_view_settings)
-        self.map.colour_combo.currentTextChanged.connect(self._remember_view_settings)
+        self.session.events.current_changed.connect(self._on_model_current_changed)
+        self.session.events.changed.connect(self._on_model_source_changed)
         self._build_menus()
         self.comparisons = CompareSeriesController(self)  # Compare and Series tabs, Compare menu
         if self.settings.window_geometry:
@@ -169,31 +166,50 @@ class MainWindow(QMainWindow):
         self.installEventFilter(self._paint_watcher)
         self._update_busy()
 
+    def runner(self, name: str) -> JobRunner:
+        """The runner for one kind of work (made on first use); its progress shows in the status bar."""
+        if name not in self.runners:
+            runner = JobRunner(name, self, synchronous=self.synchronous)
+            runner.progress.connect(self._on_runner_progress)
+            runner.started.connect(lambda _id: self._update_busy())
+            runner.idle.connect(self._update_busy)
+            self.runners[name] = runner
+        return self.runners[name]
+
+    def panel(self, kind: type):
+        """The registered panel of class ``kind``."""
+        return next(p for p in self.panels if isinstance(p, kind))
+
     # ------------------------------------------------------------------ menus
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "Open &file…", self.ask_open_files, QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open checkpoint &folder…", self.ask_open_folder)
-        self._action(file_menu, "Open &data for this checkpoint…", self.ask_open_data)
+        self.add_action(file_menu, "Open &file…", self.ask_open_files, QKeySequence.StandardKey.Open)
+        self.add_action(file_menu, "Open checkpoint &folder…", self.ask_open_folder)
+        self.add_action(file_menu, "Open &data for this checkpoint…", self.ask_open_data)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
-        self._action(file_menu, "&Export report and plots…", self.ask_export, "Ctrl+E")
-        self._action(file_menu, "Export plots (PNG)…", lambda: self.ask_export(pngs=True, files=False))
-        self._action(
+        self.add_action(file_menu, "&Export report and plots…", self.ask_export, "Ctrl+E")
+        self.add_action(file_menu, "Export plots (PNG)…", lambda: self.ask_export(pngs=True, files=False))
+        self.add_action(
             file_menu, "Export summary.json, report.md, arrays.npz…", lambda: self.ask_export(pngs=False, files=True)
         )
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.add_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         run_menu = self.menuBar().addMenu("&Run")
-        self._action(run_menu, "&Analyze selected source", lambda: self.sources.analyze_button.click(), "F5")
-        self._action(run_menu, "&Cancel", self.cancel_all, "Esc")
+        self.add_action(run_menu, "&Analyze selected source", self.analyze_current, "F5")
+        # Esc is a shortcut of the window, not of the action: it must not cancel the work
+        # while the user is leaving a text field with it.  The menu item always cancels.
+        self.add_action(run_menu, "&Cancel\tEsc", self.cancel_all)
+        self.escape_shortcut = QShortcut(QKeySequence("Esc"), self)
+        self.escape_shortcut.activated.connect(self._on_view_escape_pressed)
         help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "Open the &demo", self.open_demo)
-        self._action(help_menu, "&About EmbScope", self._about)
+        self.add_action(help_menu, "Open the &demo", self.open_demo)
+        self.add_action(help_menu, "&About EmbScope", self._about)
 
-    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+    def add_action(self, menu, text, slot, shortcut=None) -> QAction:
+        """A menu entry calling ``slot()`` (with an optional shortcut)."""
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -229,55 +245,56 @@ class MainWindow(QMainWindow):
             self.open_paths([path])
 
     def ask_open_data(self) -> None:
-        index = self.sources.current
-        if not (0 <= index < len(self.sources.specs)) or not self.sources.specs[index].is_checkpoint:
+        source = self.session.current
+        if source is None or not source.is_checkpoint:
             self.show_error("Select a checkpoint source first; data is what runs through its model.")
             return
         path, _ = QFileDialog.getOpenFileName(self, "Data to run through the model", self.settings.last_directory)
         if path:
-            self.sources.data_edit.setText(path)
-            self.sources.analyze_button.click()
+            self.session.update_settings(source, data=path)
+            self.analyze(source)
 
-    def open_paths(self, paths) -> list[int]:
-        """Add each path as a source (checkpoint or embeddings file) and queue its analysis."""
-        indices = []
+    def open_paths(self, paths) -> list[Source]:
+        """Add each path as a source (checkpoint or embeddings file) and queue its analysis.
+
+        A data file opened while a checkpoint without data is selected becomes that checkpoint's data.
+        """
+        opened = []
         for path in paths:
             path = str(path)
             if not Path(path).exists():
                 self.show_error(f"File not found: {path}")
                 continue
-            current = self.sources.current
-            spec_now = self.sources.specs[current] if 0 <= current < len(self.sources.specs) else None
+            current = self.session.current
             if (
-                spec_now is not None
-                and spec_now.is_checkpoint
-                and not spec_now.data
+                current is not None
+                and current.is_checkpoint
+                and not current.load.data
                 and Path(path).suffix.lower() in DATA_SUFFIXES
             ):
-                self.sources.data_edit.setText(path)
-                self.sources.analyze_button.click()
-                indices.append(current)
+                self.session.update_settings(current, data=path)
+                self.analyze(current)
+                opened.append(current)
                 continue
             self.settings.add_recent(path)
             self.settings.last_directory = str(Path(path).parent)
-            spec = spec_for_path(path, self.settings.device, self.settings.dtype)
-            indices.append(self.add_source(spec))
-        return indices
+            opened.append(self.add_source(source_for_path(path, self.settings.device, self.settings.dtype)))
+        return opened
 
-    def add_source(self, spec: SourceSpec, analyze: bool = True) -> int:
-        index = self.sources.add(spec)
+    def add_source(self, source: Source, analyze: bool = True) -> Source:
+        """Add ``source`` to the session (or select the open one reading the same input) and analyse it."""
+        source = self.session.add(source)
         if analyze:
-            self.analyze(index)
-        return index
+            self.analyze(source)
+        return source
 
-    def open_demo(self, checkpoints: bool = False) -> list[int]:
+    def open_demo(self, checkpoints: bool = False) -> list[Source]:
         """The bundled WordNet/MiniLM embeddings, or (``checkpoints``) the healthy and collapsed demo runs."""
         from embscope.resources import resource_path
 
         if not checkpoints:
             return self.open_paths([resource_path("demo/wordnet_minilm.npz")])
-        common = dict(
-            is_checkpoint=True,
+        load = LoadSettings(
             data=str(resource_path("demo/fashion_val.npy")),
             meta=str(resource_path("demo/fashion_val.csv")),
             factory=f"{resource_path('demo/demo_model.py')}:build_model",
@@ -285,139 +302,117 @@ class MainWindow(QMainWindow):
         )
         return [
             self.add_source(
-                SourceSpec(path=str(resource_path(f"demo/{name}.safetensors")), label=f"demo: {name}", **common)
+                Source(
+                    str(resource_path(f"demo/{name}.safetensors")),
+                    AnalysisSettings(load=load),
+                    is_checkpoint=True,
+                    label=f"demo: {name}",
+                )
             )
             for name in ("healthy", "collapsed")
         ]
 
     # ------------------------------------------------------------------ analysis
 
-    def analyze(self, index: int) -> None:
-        """Queue (or restart) the analysis of source ``index``."""
-        spec = self.sources.specs[index]
-        if spec.is_checkpoint and not spec.data:
-            self.sources.set_state(index, "needs data")
-            self._status(f"{spec.name}: choose the data to run through the model (Data), then Analyze.")
+    def analyze_current(self) -> None:
+        """Analyse the selected source with the form's settings (Run ▸ Analyze, F5)."""
+        source = self.session.current
+        if source is not None and self.sources.commit_form():
+            self.analyze(source)
+
+    def analyze(self, source: Source) -> None:
+        """Queue (or restart) the analysis of ``source``."""
+        if source is self.session.running:
+            self.runners["analysis"].cancel()  # its on_cancelled marks it cancelled; it is queued again below
+        if not self.session.request_analysis(source):
+            self.show_status(f"{source.name}: choose the data to run through the model (Data), then Analyze.")
             return
-        if index == self.running_index:
-            self.runners["analysis"].cancel()
-            self.running_index = -1
-        if index not in self.queue:
-            self.queue.append(index)
-        self.sources.set_state(index, "queued")
         self._start_next()
 
     def _start_next(self) -> None:
-        if self.running_index >= 0 or not self.queue:
+        source = self.session.take_next()
+        if source is None:
             self._update_busy()
             return
-        index = self.queue.pop(0)
-        self.running_index = index
-        self.sources.set_state(index, "running")
-        request = self.sources.specs[index].request(clusters=self.compute_clusters, knn=self.knn)
-        self.runners["analysis"].start(jobs.analysis_job(request))
-        self._update_busy()
+        request = source.request(clusters=None if self.compute_clusters else False, knn=self.knn)
+        self.runners["analysis"].start(
+            jobs.analysis_job(request),
+            on_finished=partial(self._on_analysis_finished, source),
+            on_failed=partial(self._on_analysis_failed, source),
+            on_cancelled=partial(self.session.cancel, source),
+        )
 
-    def _on_analysis_finished(self, _request_id: int, result) -> None:
-        index, self.running_index = self.running_index, -1
-        self.results[index] = result
-        self.layouts.pop(index, None)
-        self.cluster_caches.pop(index, None)
-        self.sources.set_state(index, result.verdict.label)
-        if index == self.sources.current or self.model.result is None:
-            self.show_source(index)
-        self.analysis_finished.emit(index)
+    def _on_analysis_finished(self, source: Source, result) -> None:
+        self.session.finish(source, result)
+        if source is self.session.current or self.model.result is None:
+            self.show_source(source)
+        self.analysis_finished.emit(source)
         self._start_next()
 
-    def _on_analysis_failed(self, _request_id: int, message: str) -> None:
-        index, self.running_index = self.running_index, -1
-        if index >= 0:
-            self.sources.set_state(index, "error")
-            name = self.sources.specs[index].name
-            self.show_error(f"{name}: {message}")
+    def _on_analysis_failed(self, source: Source, message: str) -> None:
+        self.session.fail(source, message)
+        self.show_error(f"{source.name}: {message}")
         self._start_next()
-
-    def _on_analysis_cancelled(self, _request_id: int) -> None:
-        if self.running_index >= 0:
-            self.sources.set_state(self.running_index, "cancelled")
-        self.running_index = -1
-        self._update_busy()
 
     # ------------------------------------------------------------------ showing a source
 
-    def show_source(self, index: int) -> None:
-        """Show the result of source ``index`` in every panel (keeps the old one if none yet)."""
-        result = self.results.get(index)
-        if result is None or result is self.model.result:
+    def _on_model_current_changed(self, source: Source | None) -> None:
+        if source is not None:
+            self.show_source(source)
+
+    def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
+        if aspect is Aspect.LAYOUT and source is self.model.source and source.result is self.model.result:
+            self.model.set_layout(source.layout.coords, source.layout.method)
+
+    def show_source(self, source: Source) -> None:
+        """Show ``source``'s result in every panel (the shown one stays while it has none)."""
+        if source.result is None or (source is self.model.source and source.result is self.model.result):
             return
-        self.model.set_result(result)
-        self.setWindowTitle(f"EmbScope — {self.sources.specs[index].name}")
-        if index in self.layouts:
-            coords, method = self.layouts[index]
-            self.model.set_layout(coords, method)
-            if method == "umap":
-                return
+        self.model.set_source(source)
+        self.setWindowTitle(f"EmbScope — {source.name}")
+        if source.layout is not None and source.layout.method == "umap":
+            return
         if self.compute_layouts:
-            self._start_layout(index, "pca" if index not in self.layouts else "umap")
+            self._start_layout(source, "pca" if source.layout is None else "umap")
 
-    def _start_layout(self, index: int, method: str) -> None:
-        result = self.results[index]
-        self._layout_index = index
-        self._layout_stage = method
-        if method == "pca":
-            self.runners["layout"].start(jobs.pca_job(result.sample_vectors, result.graph))
-        else:
-            self.runners["layout"].start(jobs.umap_job(result.sample_vectors, result.graph))
-        self._update_busy()
+    def _start_layout(self, source: Source, method: str) -> None:
+        result = source.result
+        make = jobs.pca_job if method == "pca" else jobs.umap_job
+        self.runners["layout"].start(
+            make(result.sample_vectors, result.graph),
+            on_finished=partial(self._on_layout_finished, source, result, method),
+            on_failed=lambda message: self.show_status(f"map not available: {message}"),
+        )
 
-    def _on_layout_finished(self, _request_id: int, coords) -> None:
-        index, method = self._layout_index, self._layout_stage
-        self.layouts[index] = (coords, method)
-        if self.results.get(index) is self.model.result:
-            self.model.set_layout(coords, method)
-        if method == "pca" and self.results[index].graph is not None and self.results[index].embeddings.n_samples > 2:
-            self._start_layout(index, "umap")
-
-    # ------------------------------------------------------------------ clusters
-
-    def _on_view_inflation_requested(self, inflation: float) -> None:
-        result = self.model.result
-        if result is None or result.graph is None:
+    def _on_layout_finished(self, source: Source, result, method: str, coords) -> None:
+        if source.result is not result:  # analysed again meanwhile: this map is of the old result
             return
-        index = next((i for i, r in self.results.items() if r is result), -1)
-        self._cluster_request = (index, inflation)
-        emb = result.embeddings
-        cache = self.cluster_caches.get(index)
-        if cache is None:
-            from embscope.tasks.clusters import ClusterCache
+        self.session.set_layout(source, coords, method)
+        if method == "pca" and result.graph is not None and result.embeddings.n_samples > 2:
+            self._start_layout(source, "umap")
 
-            cache = self.cluster_caches[index] = ClusterCache(result.graph)
-        self.runners["clusters"].start(jobs.cluster_job(cache, emb.labels, emb.parents, inflation))
-        self._update_busy()
+    # ------------------------------------------------------------------ panel jobs, module tree
 
-    def _on_cluster_finished(self, _request_id: int, point) -> None:
-        index, inflation = self._cluster_request
-        if self.results.get(index) is not self.model.result:
-            return
-        row, ids = point
-        self.clusters.add_point(inflation, row, ids)
+    def _on_panel_job_requested(self, runner: JobRunner, job: PanelJob) -> None:
+        runner.start(
+            job.make_job,
+            on_finished=job.on_finished,
+            on_failed=lambda message: self.show_error(f"{job.description or runner.name} failed: {message}"),
+        )
 
-    # ------------------------------------------------------------------ module tree
-
-    def request_modules(self, index: int) -> None:
-        spec = self.sources.spec_from_form(index)
-        self._modules_index = index
-        self.runners["modules"].start(jobs.modules_job(spec.path, spec.factory, False))
-
-    def _on_modules_finished(self, _request_id: int, payload) -> None:
-        rows, default_pooling = payload
-        self.sources.set_module_tree(self._modules_index, rows, default_pooling)
+    def request_modules(self, source: Source, load: LoadSettings) -> None:
+        """Read the module tree of ``source``'s checkpoint (with the form's factory) in the background."""
+        self.runners["modules"].start(
+            jobs.modules_job(source.path, load.factory, load.trust),
+            on_finished=lambda payload: self.sources.set_module_tree(source, *payload),
+            on_failed=self.show_error,
+        )
 
     # ------------------------------------------------------------------ progress, cancel, errors
 
     def _on_runner_progress(self, _request_id: int, report) -> None:
-        text = report.stage + (f" — {report.message}" if report.message else "")
-        self.stage_label.setText(text)
+        self.stage_label.setText(report.stage + (f" — {report.message}" if report.message else ""))
+        self._status_is_progress = True
         if report.fraction is None:
             self.progress.setRange(0, 0)
         else:
@@ -426,7 +421,7 @@ class MainWindow(QMainWindow):
 
     @property
     def busy(self) -> bool:
-        return any(r.running for r in self.runners.values()) or bool(self.queue)
+        return any(r.running for r in self.runners.values()) or self.session.busy
 
     def _update_busy(self) -> None:
         busy = self.busy
@@ -435,25 +430,29 @@ class MainWindow(QMainWindow):
         if not busy:
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
-            if self.stage_label.text() and not self.stage_label.text().startswith(("map not", "Cancelled")):
-                self.stage_label.setText("Ready")
+            if self._status_is_progress:  # a message (error, "Cancelled", "map not available") stays
+                self.show_status("Ready")
         self.busy_changed.emit(busy)
 
     def cancel_all(self) -> None:
         """Stop all running work now; queued analyses are dropped, shown results stay."""
-        for index in self.queue:
-            self.sources.set_state(index, "cancelled")
-        self.queue.clear()
+        self.session.cancel_all()
         for runner in self.runners.values():
             runner.cancel()
-        self._status("Cancelled")
+        self.show_status("Cancelled")
 
-    def _status(self, text: str) -> None:
+    def _on_view_escape_pressed(self) -> None:
+        if not focus_in_editor():
+            self.cancel_all()
+
+    def show_status(self, text: str) -> None:
+        """A message in the status bar (kept until the next one or the next job's progress)."""
+        self._status_is_progress = False
         self.stage_label.setText(text)
 
     def show_error(self, message: str) -> None:
         """Show a one-line error in a dialog; everything already open stays as it was."""
-        self._status(f"Error: {message}")
+        self.show_status(f"Error: {message}")
         QMessageBox.warning(self, "EmbScope", message)
 
     # ------------------------------------------------------------------ export
@@ -466,33 +465,44 @@ class MainWindow(QMainWindow):
         if folder:
             self.export(folder, pngs=pngs, files=files)
 
-    def export(self, folder: str | Path, pngs: bool = True, files: bool = True) -> list[Path]:
-        """Write summary.json, report.md, arrays.npz and/or every plot PNG + report.png of the shown result."""
-        from embscope.errors import BadInputError
+    def export(self, folder: str | Path, pngs: bool = True, files: bool = True) -> int:
+        """Write summary.json, report.md, arrays.npz and/or every panel's PNGs + report.png of the shown result.
 
-        result = self.model.result
-        written: list[Path] = []
-        try:
-            if files:
-                from embscope.tasks.report import write_outputs
+        The files are written on a worker (arrays.npz compresses the whole
+        matrix); the PNGs are drawn afterwards on the GUI thread (Qt paints
+        there), from what was shown when the export began.  ``exported`` is
+        emitted with every path written.  Returns the export's request id.
+        """
+        model = self.model
+        snapshot = dict(
+            result=model.result,
+            coords=model.coords,
+            method=model.layout_method,
+            cluster_ids=model.cluster_ids,
+            inflation=model.inflation,
+        )
+        for panel in self.panels:
+            panel.remember(self.settings)
+        settings = replace(self.settings)
 
-                written += list(write_outputs(result, folder).values())
+        def finish(paths: list) -> None:
+            written = list(paths)
             if pngs:
-                from embscope.gui.plots import render_pngs
+                from embscope.errors import BadInputError
+                from embscope.gui.export import render_pngs
 
-                written += render_pngs(
-                    result,
-                    folder,
-                    coords=self.model.coords,
-                    colour_by=self.map.colour_by,
-                    cluster_ids=self.model.cluster_ids,
-                    method=self.model.layout_method,
-                )
-        except (OSError, BadInputError) as exc:
-            self.show_error(f"Export failed: {exc}")
-            return written
-        self._status(f"Exported {len(written)} files to {folder}")
-        return written
+                try:
+                    written += render_pngs(folder=folder, settings=settings, **snapshot)
+                except (OSError, BadInputError) as exc:
+                    self.show_error(f"Export failed: {exc}")
+                    return
+            self.show_status(f"Exported {len(written)} files to {folder}")
+            self.exported.emit(written)
+
+        make_job = jobs.export_files_job(snapshot["result"], folder) if files else jobs.nothing_job([])
+        return self.runners["export"].start(
+            make_job, on_finished=finish, on_failed=lambda message: self.show_error(f"Export failed: {message}")
+        )
 
     # ------------------------------------------------------------------ drag and drop, closing
 
@@ -506,12 +516,8 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def _remember_view_settings(self, *_args) -> None:
-        self.settings.colour_by = self.map.colour_by
-        self.settings.spectrum_normalised = self.spectrum.normalised
-
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.queue.clear()
+        self.session.cancel_all()
         for runner in (*self.runners.values(), self.warm_runner):
             runner.cancel()
         deadline = time.monotonic() + CLOSE_WAIT_S
@@ -519,7 +525,8 @@ class MainWindow(QMainWindow):
             runner.wait(max(0.0, deadline - time.monotonic()))
         if self.persist:
             self.settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()
-            self._remember_view_settings()
+            for panel in self.panels:
+                panel.remember(self.settings)
             save_settings(self.settings)
         super().closeEvent(event)
 

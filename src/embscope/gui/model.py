@@ -17,6 +17,8 @@ class ViewModel(QObject):
 
     Attributes
     ----------
+    source
+        The :class:`~embscope.tasks.session.Source` shown (None for a bare result, e.g. the PNG export).
     result
         The :class:`~embscope.tasks.analyze.AnalysisResult` shown, or ``None``.
     coords
@@ -38,7 +40,9 @@ class ViewModel(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.source = None
         self.result = None
+        self._own_cluster_cache = None
         self.coords: np.ndarray | None = None
         self.layout_method = ""
         self.inflation: float | None = None
@@ -50,8 +54,32 @@ class ViewModel(QObject):
     def n_samples(self) -> int:
         return 0 if self.result is None else self.result.embeddings.n_samples
 
+    def set_source(self, source) -> None:
+        """Show a session source: its result, and its map when one is known."""
+        self.source = source
+        self._set_result(source.result)
+        if source.layout is not None:
+            self.set_layout(source.layout.coords, source.layout.method)
+
     def set_result(self, result) -> None:
-        """Show ``result``; layout, clusters and selection of the previous one are cleared."""
+        """Show ``result`` (not tied to a session source); layout, clusters and selection are cleared."""
+        self.source = None
+        self._set_result(result)
+
+    def cluster_cache(self):
+        """The MCL cache on the shown result's graph: the source's own, else one made here; None without a graph."""
+        if self.source is not None:
+            return self.source.cluster_cache()
+        if self.result is None or self.result.graph is None:
+            return None
+        if self._own_cluster_cache is None:
+            from embscope.tasks.clusters import ClusterCache
+
+            self._own_cluster_cache = ClusterCache(self.result.graph)
+        return self._own_cluster_cache
+
+    def _set_result(self, result) -> None:
+        self._own_cluster_cache = None
         self.result = result
         self.coords = None
         self.layout_method = ""

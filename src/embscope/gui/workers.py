@@ -46,13 +46,20 @@ class JobRunner(QObject):
     - ``finished(int, object)`` — the job's return value
     - ``failed(int, str)`` — a one-line error message
     - ``cancelled(int)``
+    - ``started(int)`` — a job began (for the status bar's busy state)
     - ``idle()`` — after any of the three endings
+
+    :meth:`start` also takes per-request callbacks (``on_finished(value)``,
+    ``on_failed(message)``, ``on_cancelled()``), called before the signals: the
+    caller keeps what the job is *for* (which source, which inflation) in the
+    callback instead of in a "what is running now" attribute.
     """
 
     progress = Signal(int, object)
     finished = Signal(int, object)
     failed = Signal(int, str)
     cancelled = Signal(int)
+    started = Signal(int)
     idle = Signal()
     # Internal: worker thread → GUI thread (queued because the runner lives there).
     _report = Signal(int, str, object)
@@ -64,6 +71,7 @@ class JobRunner(QObject):
         self._request_id = 0
         self._cancel: CancelToken | None = None
         self._thread: threading.Thread | None = None
+        self._callbacks: dict[str, Callable] = {}
         self._report.connect(self._on_worker_report)
 
     @property
@@ -74,13 +82,26 @@ class JobRunner(QObject):
     def running(self) -> bool:
         return self._cancel is not None
 
-    def start(self, make_job: JobFactory) -> int:
+    def start(
+        self,
+        make_job: JobFactory,
+        *,
+        on_finished: Callable[[object], None] | None = None,
+        on_failed: Callable[[str], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+    ) -> int:
         """Cancel whatever runs, start ``make_job(cancel)``; returns the new request id."""
         self.cancel()
         self._request_id += 1
         request_id = self._request_id
         cancel = CancelToken()
         self._cancel = cancel
+        self._callbacks = {
+            name: callback
+            for name, callback in (("finished", on_finished), ("failed", on_failed), ("cancelled", on_cancelled))
+            if callback is not None
+        }
+        self.started.emit(request_id)
         if self.synchronous:
             self._drive(request_id, make_job, cancel, self._on_worker_report)
         else:
@@ -98,6 +119,10 @@ class JobRunner(QObject):
         if self._cancel is not None:
             self._cancel.cancel()
             self._cancel = None
+            callback = self._callbacks.pop("cancelled", None)
+            self._callbacks = {}
+            if callback is not None:
+                callback()
             self.cancelled.emit(self._request_id)
             self.idle.emit()
 
@@ -149,10 +174,17 @@ class JobRunner(QObject):
             self.progress.emit(request_id, payload)
             return
         self._cancel = None
+        callbacks, self._callbacks = self._callbacks, {}
         if kind == "finished":
+            if "finished" in callbacks:
+                callbacks["finished"](payload)
             self.finished.emit(request_id, payload)
         elif kind == "failed":
+            if "failed" in callbacks:
+                callbacks["failed"](str(payload))
             self.failed.emit(request_id, str(payload))
         else:
+            if "cancelled" in callbacks:
+                callbacks["cancelled"]()
             self.cancelled.emit(request_id)
         self.idle.emit()

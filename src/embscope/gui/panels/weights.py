@@ -8,9 +8,9 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import GRADE_COLOURS, draw_weight_spectra
-from embscope.gui.report_png import format_value
-from embscope.gui.widgets import export_row
+from embscope.gui.panels.widgets import export_row
+from embscope.gui.render.plots import GRADE_COLOURS, draw_weight_spectra
+from embscope.gui.render.report_png import format_value
 
 COLUMNS = ("Parameter", "Shape", "Norm", "RMS", "Eff. rank", "Stable rank", "Status")
 
@@ -19,8 +19,10 @@ class WeightsPanel(QWidget):
     """The checkpoint's weights without data; selecting table rows picks the spectra drawn."""
 
     title = "Weights"
+    report_plots = ("weight_spectra",)
+    export_size = (900, 1400)
 
-    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.summary_label = QLabel("")
@@ -49,7 +51,11 @@ class WeightsPanel(QWidget):
         self._on_model_result_changed()
 
     def plot_items(self) -> dict:
-        return {"weight_spectra": self.spectra_plot}
+        weights = None if self.model.result is None else self.model.result.weights
+        return {"weight_spectra": self.spectra_plot} if weights is not None and weights.matrices else {}
+
+    def remember(self, settings) -> None:
+        """Nothing to remember: no view choices."""
 
     def _on_model_result_changed(self) -> None:
         weights = None if self.model.result is None else self.model.result.weights

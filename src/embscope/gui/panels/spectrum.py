@@ -7,20 +7,23 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QLabel, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import cumulative_variance, draw_cumulative, draw_spectrum, spectrum_curves
-from embscope.gui.widgets import export_row
+from embscope.gui.panels.widgets import export_row
+from embscope.gui.render.plots import cumulative_variance, draw_cumulative, draw_spectrum, spectrum_curves
+from embscope.gui.settings import Settings
 
 
 class SpectrumPanel(QWidget):
     """Singular spectrum (raw or σ/σ₁) and cumulative variance of the current result."""
 
     title = "Spectrum"
+    report_plots = ("spectrum", "cumulative_variance")
+    export_size = (1800, 690)
 
-    def __init__(self, model: ViewModel, normalised: bool = False, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewModel, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.normalised_box = QCheckBox("normalised (σ / σ₁)")
-        self.normalised_box.setChecked(normalised)
+        self.normalised_box.setChecked(settings is not None and settings.spectrum_normalised)
         self.readout = QLabel("")
         self.readout.setStyleSheet("font-family: monospace;")
         self.graphics = pg.GraphicsLayoutWidget()
@@ -41,7 +44,12 @@ class SpectrumPanel(QWidget):
         return self.normalised_box.isChecked()
 
     def plot_items(self) -> dict:
+        if self.model.result is None:
+            return {}
         return {"spectrum": self.spectrum_plot, "cumulative_variance": self.cumulative_plot}
+
+    def remember(self, settings: Settings) -> None:
+        settings.spectrum_normalised = self.normalised
 
     def _on_model_result_changed(self) -> None:
         result = self.model.result

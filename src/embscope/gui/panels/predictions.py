@@ -8,17 +8,19 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import GRADE_COLOURS, draw_confusion, draw_prediction_bars
-from embscope.gui.report_png import format_value
-from embscope.gui.widgets import export_row
+from embscope.gui.panels.widgets import export_row
+from embscope.gui.render.plots import GRADE_COLOURS, draw_confusion, draw_prediction_bars
+from embscope.gui.render.report_png import format_value
 
 
 class PredictionsPanel(QWidget):
     """Phase 1 of seed 000: what the head predicts, against the labels' base rate."""
 
     title = "Predictions"
+    report_plots = ("predictions",)
+    export_size = (1800, 720)
 
-    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.summary_label = QLabel("")
@@ -38,7 +40,16 @@ class PredictionsPanel(QWidget):
         self._on_model_result_changed()
 
     def plot_items(self) -> dict:
-        return {"predictions": self.bar_plot, "confusion": self.confusion_plot}
+        report = None if self.model.result is None else self.model.result.predictions
+        if report is None:
+            return {}
+        items = {"predictions": self.bar_plot}
+        if len(report.classes):
+            items["confusion"] = self.confusion_plot
+        return items
+
+    def remember(self, settings) -> None:
+        """Nothing to remember: no view choices."""
 
     def selected_counts(self) -> dict[str, int] | None:
         """Predicted-class counts among the selected samples (None when nothing is selected)."""

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QButtonGroup, QFileDialog, QHBoxLayout, QPushButto
 
 def export_panel_pngs(panel, folder: str | Path) -> list[Path]:
     """Write each plot of ``panel`` (its ``plot_items()``) as ``<name>.png`` into ``folder``."""
-    from embscope.gui.plots import export_plot
+    from embscope.gui.render.plots import export_plot
 
     return [export_plot(item, Path(folder) / f"{name}.png") for name, item in panel.plot_items().items()]
 

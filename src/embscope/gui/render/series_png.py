@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.plots import GRADE_COLOURS
+from embscope.gui.render.plots import GRADE_COLOURS, plain_numbers
 
 LINE_COLOUR = "#1f77b4"
 PLOT_SIZE = (900, 560)
@@ -93,7 +93,7 @@ def draw_series_metric(
     label = label or metric
     plot.setLabel("bottom", result.unit)
     plot.setLabel("left", label)
-    plot.getAxis("left").enableAutoSIPrefix(False)  # no "(x0.001)" on a unitless metric
+    plain_numbers(plot.getAxis("left"))  # a unitless metric: 0.1 reads 0.1
     steps, values = metric_series(result, metric)
     finite = np.isfinite(values)
     crossing = result.crossings.get(metric)
@@ -219,8 +219,8 @@ def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = 
     import pyqtgraph as pg
 
     from embscope.analysis.grading import load_thresholds
-    from embscope.gui.compare_png import metric_label
-    from embscope.gui.plots import ensure_qapp, export_plot, lay_out_offscreen
+    from embscope.gui.render.compare_png import metric_label
+    from embscope.gui.render.plots import ensure_qapp, export_plot, lay_out_offscreen
 
     ensure_qapp()
     out = Path(out_dir)

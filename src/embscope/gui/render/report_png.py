@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from embscope.formatting import format_number
-from embscope.gui.plots import GRADE_COLOURS
+from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.storage import atomic_path
 
 PAGE_WIDTH = 1800
 MARGIN = 40
-#: Plots placed on the page, in order, when they were rendered.
-PAGE_PLOTS = ("spectrum", "cumulative_variance", "map", "mcl_purity", "predictions", "weight_spectra")
 
 
 def verdict_colour(verdict) -> str:
@@ -23,19 +21,27 @@ def format_value(value) -> str:
     return format_number(value, missing="–", thousands=True)
 
 
-def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> Path:
+def ordered_grades(grades: dict) -> list:
+    """Grades in the report's order (seed 002's table), any others after."""
+    from embscope.tasks.report import METRIC_LABELS
+
+    order = {name: i for i, name in enumerate(METRIC_LABELS)}
+    return sorted(grades.items(), key=lambda item: order.get(item[0], len(order)))
+
+
+def render_report_png(result, path: str | Path, plot_pngs: list[Path]) -> Path:
     """Draw the report page for ``result`` and write it to ``path`` atomically.
 
-    ``plot_pngs`` maps plot names (file stems from :func:`embscope.gui.plots.render_pngs`)
-    to PNG files; those named in :data:`PAGE_PLOTS` are tiled two per row.
+    ``plot_pngs`` are the plot images to tile two per row, in order (the panels'
+    ``report_plots``, see :func:`embscope.gui.export.render_pngs`); each keeps
+    its aspect ratio inside its tile.
     """
     from PySide6.QtCore import QRect, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter
 
-    tiles = [QImage(str(plot_pngs[name])) for name in PAGE_PLOTS if name in plot_pngs]
+    tiles = [QImage(str(png)) for png in plot_pngs]
     tile_w = (PAGE_WIDTH - 3 * MARGIN) // 2
     tile_h = int(tile_w * 2 / 3)
-    from embscope.gui.overview_panel import ordered_grades
     from embscope.tasks.report import METRIC_LABELS
 
     grades = ordered_grades(result.grades)
@@ -102,10 +108,21 @@ def render_report_png(result, path: str | Path, plot_pngs: dict[str, Path]) -> P
     for i, tile in enumerate(tiles):
         x = MARGIN + (i % 2) * (tile_w + MARGIN)
         row_y = y + (i // 2) * (tile_h + MARGIN)
-        painter.drawImage(QRect(x, row_y, tile_w, tile_h), tile)
+        painter.drawImage(fit_rect(tile.width(), tile.height(), QRect(x, row_y, tile_w, tile_h)), tile)
     painter.end()
     path = Path(path)
     with atomic_path(path) as tmp:
         if not image.save(str(tmp), "PNG"):
             raise OSError(f"could not write {path}")
     return path
+
+
+def fit_rect(width: int, height: int, box):
+    """The largest rectangle of ``width``:``height`` centred in the QRect ``box`` (no stretched plots)."""
+    from PySide6.QtCore import QRect
+
+    if width <= 0 or height <= 0:
+        return box
+    scale = min(box.width() / width, box.height() / height)
+    w, h = int(width * scale), int(height * scale)
+    return QRect(box.x() + (box.width() - w) // 2, box.y() + (box.height() - h) // 2, w, h)

@@ -1,9 +1,10 @@
 """Clusters panel: a continuous MCL inflation slider with live counts and purity, sweep curves, read-out.
 
 The panel knows the sweep rows it was given and any computed since; for an
-inflation it has not seen it emits :attr:`ClustersPanel.inflation_requested`
-and whoever owns the workers (the main window) answers with :meth:`add_point`.
-Cached inflations show at once.
+inflation it has not seen it emits :attr:`ClustersPanel.job_requested` with a
+:class:`~embscope.gui.panels.PanelJob` (MCL on the source's cluster cache, from
+:mod:`embscope.tasks.jobs`); whoever owns the workers (the main window) runs it
+and the answer arrives in :meth:`add_point`.  Cached inflations show at once.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import draw_sweep, sweep_rows
-from embscope.gui.report_png import format_value
-from embscope.gui.widgets import export_row
+from embscope.gui.panels import PanelJob
+from embscope.gui.panels.widgets import export_row
+from embscope.gui.render.plots import draw_sweep
+from embscope.gui.render.report_png import format_value
 
 INFLATION_MIN = 1.2
 INFLATION_MAX = 6.0
@@ -38,9 +40,11 @@ class ClustersPanel(QWidget):
     """MCL inflation slider, live numbers, sweep curves and the seed-000 read-out."""
 
     title = "Clusters"
-    inflation_requested = Signal(float)
+    report_plots = ("mcl_purity",)
+    export_size = (1800, 960)
+    job_requested = Signal(object)  # a PanelJob
 
-    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -96,7 +100,10 @@ class ClustersPanel(QWidget):
         return slider_to_inflation(self.slider.value())
 
     def plot_items(self) -> dict:
-        return {"mcl_clusters": self.count_plot, "mcl_purity": self.purity_plot}
+        return {"mcl_clusters": self.count_plot, "mcl_purity": self.purity_plot} if self.rows else {}
+
+    def remember(self, settings) -> None:
+        """Nothing to remember: the inflation belongs to the source shown."""
 
     def set_inflation(self, inflation: float) -> None:
         """Move the slider (as a user would) and show that inflation at once if known."""
@@ -123,16 +130,16 @@ class ClustersPanel(QWidget):
         self.ids.clear()
         self._pending = None
         result = self.model.result
-        clusters = None if result is None else result.clusters
-        summary = None if result is None else result.summary.get("clusters")
-        for row in sweep_rows(summary):
-            self.rows[round(float(row["inflation"]), 2)] = dict(row)
-        if clusters is not None:
-            for inflation, ids in getattr(clusters, "cluster_ids", {}).items():
+        sweep = None if result is None else result.clusters  # the typed ClusterSweep, not summary.json's copy
+        if sweep is not None:
+            for stats in sweep.stats:
+                self.rows[round(float(stats.inflation), 2)] = stats.to_dict()
+            for inflation, ids in sweep.cluster_ids.items():
                 self.ids[round(float(inflation), 2)] = np.asarray(ids)
-        readout = (summary or {}).get("readout") or {}
         self.readout.setText(
-            readout.get("text", "") if summary else ("MCL sweep not run for this source." if result is not None else "")
+            sweep.readout.text
+            if sweep is not None
+            else ("MCL sweep not run for this source." if result is not None else "")
         )
         if self.rows and self.inflation not in self.rows:
             # Start on the sweep's 2.0 (or nearest) so the map's cluster colours appear at once.
@@ -174,7 +181,19 @@ class ClustersPanel(QWidget):
             return
         self._pending = inflation
         self.status_label.setText(f"computing MCL at I = {inflation:.2f}…")
-        self.inflation_requested.emit(inflation)
+        cache = self.model.cluster_cache()
+        if cache is not None:
+            from embscope.tasks.jobs import cluster_job
+
+            result, emb = self.model.result, self.model.result.embeddings
+
+            def on_finished(point, result=result, inflation=inflation) -> None:
+                if self.model.result is result:  # stale when another source is shown by now
+                    row, ids = point
+                    self.add_point(inflation, row, ids)
+
+            make_job = cluster_job(cache, emb.labels, emb.parents, inflation)
+            self.job_requested.emit(PanelJob(make_job, on_finished, f"MCL I={inflation:g}"))
 
     def _show(self, inflation: float) -> None:
         self.inflation_label.setText(f"I = {inflation:.2f}")

@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from embscope.gui.compare_png import metric_label
-from embscope.gui.series_png import draw_series_metric, poor_rule
-from embscope.gui.sources_panel import SourceSpec
-from embscope.gui.widgets import export_row
+from embscope.gui.panels.widgets import export_row
+from embscope.gui.render.compare_png import metric_label
+from embscope.gui.render.series_png import draw_series_metric, poor_rule
 from embscope.gui.workers import JobRunner
+from embscope.options import AnalysisSettings
+from embscope.tasks import jobs
+from embscope.tasks.session import Source
 
 #: The metric shown first when a series arrives (the first present).
 DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "participation_ratio_normalized")
@@ -52,7 +54,7 @@ class SeriesPanel(QWidget):
     """
 
     title = "Series"
-    #: A :class:`~embscope.gui.sources_panel.SourceSpec` of the clicked checkpoint (with the series' settings).
+    #: A new :class:`~embscope.tasks.session.Source` of the clicked checkpoint (with the series' settings).
     open_requested = Signal(object)
     result_shown = Signal()
 
@@ -177,15 +179,13 @@ class SeriesPanel(QWidget):
 
     def run(self) -> int:
         """Start the series in the background (a running one is cancelled first)."""
-        from embscope.tasks.series import series_job
-
         request = self.build_request()
         if not request.folder:
             self._set_running(False, "Choose the folder of checkpoints first.")
             return -1
         self._pending_request = request
         self._set_running(True, f"analysing the checkpoints of {request.folder}…")
-        return self.runner.start(lambda cancel: series_job(request, cancel))
+        return self.runner.start(jobs.series_job_factory(request))
 
     def set_result(self, result, request=None) -> None:
         """Show a :class:`~embscope.tasks.series.SeriesResult`; the metric picker lists every scalar metric."""
@@ -211,11 +211,15 @@ class SeriesPanel(QWidget):
         self.crossings_label.setText(
             f"{len(result.points)} checkpoints ({result.unit}s {steps})<br>"
             + (
-                "<b>First POOR:</b><br>" + "<br>".join(html.escape(line) for line in lines)
+                "<b>First POOR:</b><br>" + "<br>".join(html.escape(str(line), quote=False) for line in lines)
                 if lines
                 else "No graded metric turned POOR."
             )
-            + ("<br><i>" + "<br>".join(html.escape(n) for n in result.notes) + "</i>" if result.notes else "")
+            + (
+                "<br><i>" + "<br>".join(html.escape(n, quote=False) for n in result.notes) + "</i>"
+                if result.notes
+                else ""
+            )
         )
         self._draw()
         self.result_shown.emit()
@@ -232,18 +236,15 @@ class SeriesPanel(QWidget):
             return
         point = self.result.points[index]
         load = (self.request if self.request is not None else self.build_request()).settings.load
-        spec = SourceSpec(
-            path=point.path,
+        source = Source(
+            point.path,
+            AnalysisSettings(load=load),
             is_checkpoint=True,
-            data=load.data,
-            meta=load.meta,
-            factory=load.factory,
-            module=load.module,
             label=f"{self.result.unit} {point.step}: {_file_name(point.path)}",
         )
         self.opened_index = index
         self._draw()
-        self.open_requested.emit(spec)
+        self.open_requested.emit(source)
 
     # ------------------------------------------------------------------ drawing and events
 

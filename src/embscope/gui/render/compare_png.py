@@ -2,7 +2,7 @@
 
 The ``draw_*`` functions fill pyqtgraph items from a
 :class:`~embscope.tasks.compare.CompareResult`, so the panel and the CLI show
-the same plots (as :mod:`embscope.gui.plots` does for one source):
+the same plots (as :mod:`embscope.gui.render.plots` does for one source):
 overlaid singular spectra (one colour per source), the Procrustes-aligned maps
 side by side, and the metric table with deltas coloured better/worse.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.plots import (
+from embscope.gui.render.plots import (
     GRADE_COLOURS,
     PALETTE,
     category_codes,
@@ -159,7 +159,7 @@ def map_title(result, index: int, method: str = "pca") -> str:
     # Short: the maps sit side by side and pyqtgraph clips a long title.
     suffix = "reference" if side.alignment is None else "aligned"
     return (
-        f"<span style='color:{colour}; font-weight:bold'>{html.escape(_elide(side.name, 28))}</span>"
+        f"<span style='color:{colour}; font-weight:bold'>{html.escape(str(_elide(side.name, 28)), quote=False)}</span>"
         f" ({method.upper()}, {suffix})"
     )
 
@@ -209,7 +209,7 @@ def render_table_png(result, path: str | Path, max_rows: int | None = None) -> P
     from PySide6.QtCore import QRect, Qt
     from PySide6.QtGui import QColor, QFont, QImage, QPainter
 
-    from embscope.gui.report_png import format_value
+    from embscope.gui.render.report_png import format_value
 
     rows = ordered_rows(result, graded_only=True)[:max_rows]
     names = result.names
@@ -297,7 +297,7 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf")
     """
     import pyqtgraph as pg
 
-    from embscope.gui.plots import ensure_qapp, export_plot
+    from embscope.gui.render.plots import ensure_qapp, export_plot
 
     ensure_qapp()
     out = Path(out_dir)
@@ -321,7 +321,7 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf")
 
 
 def _delta_text(delta) -> str:
-    from embscope.gui.report_png import format_value
+    from embscope.gui.render.report_png import format_value
 
     if delta is None:
         return "–"

@@ -10,8 +10,8 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import GRADE_COLOURS
-from embscope.gui.report_png import format_value, verdict_colour
+from embscope.gui.render.plots import GRADE_COLOURS
+from embscope.gui.render.report_png import format_value, ordered_grades, verdict_colour
 
 TABLE_COLUMNS = ("Metric", "Value", "Target", "Grade")
 
@@ -20,8 +20,10 @@ class OverviewPanel(QWidget):
     """Verdict headline (coloured), evidence bullets, graded metrics and the selection's make-up."""
 
     title = "Overview"
+    report_plots: tuple[str, ...] = ()
+    export_size = (900, 600)
 
-    def __init__(self, model: ViewModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.headline = QLabel("Open a checkpoint or an embeddings file (File ▸ Open, or drop it here).")
@@ -53,6 +55,9 @@ class OverviewPanel(QWidget):
     def plot_items(self) -> dict:
         return {}
 
+    def remember(self, settings) -> None:
+        """Nothing to remember: the overview has no view choices."""
+
     def _on_model_result_changed(self) -> None:
         result = self.model.result
         self.table.setRowCount(0)
@@ -65,8 +70,8 @@ class OverviewPanel(QWidget):
         self.headline.setStyleSheet(f"font-size: 16pt; font-weight: bold; color: {verdict_colour(verdict)};")
         emb = result.embeddings
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in verdict.evidence)
-        notes = "".join(f"<li><i>{html.escape(n)}</i></li>" for n in emb.notes)
+        items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
+        notes = "".join(f"<li><i>{html.escape(n, quote=False)}</i></li>" for n in emb.notes)
         self.evidence.setText(
             f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
             + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else "")
@@ -93,16 +98,9 @@ class OverviewPanel(QWidget):
         text = f"<b>Selection:</b> {len(rows):,} samples"
         if result.embeddings.labels is not None:
             common = Counter(result.embeddings.labels[rows].tolist()).most_common(3)
-            text += " — most common labels: " + ", ".join(f"{html.escape(k)} ({v})" for k, v in common)
+            labels = ", ".join(f"{html.escape(str(k), quote=False)} ({v})" for k, v in common)
+            text += " — most common labels: " + labels
         self.selection_label.setText(text)
-
-
-def ordered_grades(grades: dict) -> list:
-    """Grades in the report's order (seed 002's table), any others after."""
-    from embscope.tasks.report import METRIC_LABELS
-
-    order = {name: i for i, name in enumerate(METRIC_LABELS)}
-    return sorted(grades.items(), key=lambda item: order.get(item[0], len(order)))
 
 
 def metric_label(name: str) -> str:

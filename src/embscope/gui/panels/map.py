@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from embscope.gui.model import ViewModel
-from embscope.gui.plots import colour_codes, scatter_layers
-from embscope.gui.settings import COLOUR_MODES
-from embscope.gui.widgets import export_row, selection_mode_buttons
+from embscope.gui.panels.widgets import export_row, selection_mode_buttons
+from embscope.gui.render.plots import colour_codes, map_title, scatter_layers
+from embscope.gui.settings import COLOUR_MODES, Settings
 
 #: Above this many points the map shows a density image unless zoomed in.
 DENSITY_THRESHOLD = 200_000
@@ -104,11 +104,14 @@ class MapPanel(QWidget):
     """Interactive scatter of ``model.coords`` coloured by leaf/parent/cluster/prediction/norm."""
 
     title = "Map"
+    report_plots = ("map",)
+    export_size = (1125, 690)
     hovered = Signal(int)  # sample under the cursor (-1 = none); for tests and the status bar
 
-    def __init__(self, model: ViewModel, colour_by: str = "leaf", parent: QWidget | None = None) -> None:
+    def __init__(self, model: ViewModel, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
+        colour_by = settings.colour_by if settings is not None else "leaf"
         self.colour_combo = QComboBox()
         self.colour_combo.addItems(COLOUR_MODES)
         self.colour_combo.setCurrentText(colour_by if colour_by in COLOUR_MODES else "leaf")
@@ -185,8 +188,13 @@ class MapPanel(QWidget):
         return self.colour_combo.currentText()
 
     def plot_items(self) -> dict:
+        if self.model.coords is None:
+            return {}
         self.finish_drawing()  # an export must show every point
         return {"map": self.plot}
+
+    def remember(self, settings: Settings) -> None:
+        settings.colour_by = self.colour_by
 
     @property
     def n_drawn(self) -> int:
@@ -241,6 +249,7 @@ class MapPanel(QWidget):
         self.hover_marker.clear()
         self.legend.clear()
         self.method_label.setText("")
+        self.plot.setTitle(None)
 
     def _ensure_tree(self):
         """The KD-tree over the current layout, built lazily (keeps 20–40 ms out of each map update)."""
@@ -330,6 +339,8 @@ class MapPanel(QWidget):
             return
         codes, colours, legend_items = colour_codes(result, self.colour_by, self.model.cluster_ids)
         self.colour_index, self.colours = codes, colours
+        # The same title as the exported map.png, so a PNG says what it shows.
+        self.plot.setTitle(map_title(self.model.layout_method, self.colour_by))
         self.legend.clear()
         for name, colour in legend_items[:15]:
             self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))

@@ -1,13 +1,14 @@
 """Plot drawing shared by the panels and the offscreen PNG export.
 
-Each ``draw_*`` function fills a pyqtgraph ``PlotItem`` from analysis results,
-so the GUI panels and ``embscope analyze --png`` (via :func:`render_pngs`)
-show exactly the same plots.  Nothing here keeps state between calls.
+Each ``draw_*`` function fills a pyqtgraph ``PlotItem`` from analysis results;
+the panels call them, and ``embscope analyze --png``
+(:func:`embscope.gui.export.render_pngs`) renders those same panels
+offscreen, so a PNG is what the window shows.  Nothing here keeps state
+between calls.
 """
 
 from __future__ import annotations
 
-import html  # legend labels are rich text: data labels like <unk> must be escaped
 import os
 from pathlib import Path
 
@@ -231,7 +232,7 @@ def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = 
     plot.clear()
     plot.showGrid(y=True, alpha=0.2)
     plot.setLabel("left", "share of predictions")
-    plot.getAxis("left").enableAutoSIPrefix(False)  # shares are 0–1; "×0.001" scaling misreads
+    plain_numbers(plot.getAxis("left"))  # shares are 0–1
     names = [c for c, _, _ in report.top]
     shares = np.array([s for _, _, s in report.top], dtype=float)
     x = np.arange(len(names))
@@ -398,22 +399,9 @@ def draw_weight_spectra(plot, weights, names: list[str] | None = None, max_curve
 # --------------------------------------------------------------------------- map
 
 
-def draw_map(plot, coords: np.ndarray, result, colour_by: str = "leaf", cluster_ids=None, method: str = "") -> None:
-    """Static scatter of a 2-D layout for export (the Map panel draws its own interactive one)."""
-    import pyqtgraph as pg
-
-    plot.clear()
-    plot.setTitle(f"Map ({method.upper() or 'layout'}, coloured by {colour_by})")
-    plot.hideAxis("left")
-    plot.hideAxis("bottom")
-    plot.setAspectLocked(True)
-    codes, colours, legend_items = colour_codes(result, colour_by, cluster_ids)
-    for item in scatter_layers(np.asarray(coords), codes, colours):
-        plot.addItem(item)
-    legend = plot.legend or plot.addLegend(offset=(10, 10))
-    legend.clear()
-    for name, colour in legend_items[:12]:
-        legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))
+def map_title(method: str, colour_by: str) -> str:
+    """Title of a map plot: how it was laid out and what colours it."""
+    return f"Map ({method.upper() or 'layout'}, coloured by {colour_by})"
 
 
 def colour_codes(result, colour_by: str, cluster_ids=None) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
@@ -485,34 +473,6 @@ def export_plot(plot, path: str | Path, width: int = PLOT_SIZE[0]) -> Path:
     return path
 
 
-def build_plot_widgets(result, coords=None, colour_by: str = "leaf", cluster_ids=None, method: str = "pca") -> dict:
-    """Offscreen PlotWidgets, one per exported plot, keyed by file stem."""
-    import pyqtgraph as pg
-
-    widgets = {}
-
-    def new(name):
-        widget = pg.PlotWidget()
-        widget.resize(*PLOT_SIZE)
-        widgets[name] = widget
-        return widget.getPlotItem()
-
-    draw_spectrum(new("spectrum"), result.geometry, normalised=False)
-    draw_cumulative(new("cumulative_variance"), result.geometry)
-    if result.predictions is not None:
-        draw_prediction_bars(new("predictions"), result.predictions)
-        if len(result.predictions.classes):
-            draw_confusion(new("confusion"), result.predictions)
-    if result.clusters is not None:
-        summary = result.summary.get("clusters")
-        draw_sweep(new("mcl_clusters"), new("mcl_purity"), summary)
-    if result.weights is not None and result.weights.matrices:
-        draw_weight_spectra(new("weight_spectra"), result.weights)
-    if coords is not None:
-        draw_map(new("map"), coords, result, colour_by, cluster_ids, method)
-    return widgets
-
-
 def lay_out_offscreen(widget) -> None:
     """Lay a never-shown plot widget out at its size, without putting it on any screen.
 
@@ -528,56 +488,14 @@ def lay_out_offscreen(widget) -> None:
     QApplication.processEvents()
 
 
-def render_pngs(
-    result, out_dir: str | Path, *, coords=None, colour_by: str = "leaf", cluster_ids=None, method: str = ""
-) -> list[Path]:
-    """Render every plot of ``result`` plus the one-page ``report.png`` into ``out_dir``.
+def plain_numbers(axis) -> None:
+    """Show an axis' values as they are: no SI prefix, so a share of 0.5 reads 0.5, not 500.
 
-    Works offscreen: creates a QApplication (``QT_QPA_PLATFORM=offscreen`` when
-    there is no display) if none runs.  The map uses ``coords`` when given,
-    else a PCA layout of the samples.
-
-    Parameters
-    ----------
-    result
-        An :class:`~embscope.tasks.analyze.AnalysisResult`.
-    out_dir
-        Folder for ``spectrum.png``, ``cumulative_variance.png``,
-        ``predictions.png``, ``confusion.png``, ``mcl_clusters.png``,
-        ``mcl_purity.png``, ``weight_spectra.png``, ``map.png`` (those that
-        apply) and ``report.png``.
-
-    Returns
-    -------
-    list of Path
-        The files written.
+    pyqtgraph 0.14 scales a unitless axis whose values lie below 1 even after
+    ``enableAutoSIPrefix(False)``; an empty set of enable ranges stops it.
     """
-    from embscope.gui.report_png import render_report_png
-
-    ensure_qapp()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if coords is None:
-        coords, method = pca_coords(result), "pca"
-    if cluster_ids is None and result.clusters is not None and colour_by == "cluster":
-        ids = getattr(result.clusters, "cluster_ids", {})
-        if ids:
-            cluster_ids = ids[min(ids)]
-    widgets = build_plot_widgets(result, coords, colour_by, cluster_ids, method or "pca")
-    for widget in widgets.values():
-        lay_out_offscreen(widget)
-    written = [export_plot(w.getPlotItem(), out / f"{name}.png") for name, w in widgets.items()]
-    written.append(render_report_png(result, out / "report.png", {p.stem: p for p in written}))
-    for w in widgets.values():
-        w.deleteLater()
-    return written
-
-
-def pca_coords(result) -> np.ndarray:
-    """2-D PCA of the per-sample vectors (the layout module's, so GUI and CLI agree)."""
-    from embscope.tasks.layout import pca_layout_cached
-
-    return np.asarray(pca_layout_cached(result.sample_vectors, result.graph), dtype=np.float32)
+    axis.setSIPrefixEnableRanges(())
+    axis.enableAutoSIPrefix(False)
 
 
 def _dash():

@@ -7,8 +7,9 @@ the shared samples; PCA at once, UMAP when ready) with linked hover and
 selection, and one MCL inflation slider that drives every source's clusters.
 
 Work runs on :class:`~embscope.gui.workers.JobRunner` s (compare, layouts,
-clusters); the panel only reacts to their signals.  Drawing is shared with
-``embscope compare --out`` through :mod:`embscope.gui.compare_png`.
+clusters) with jobs from :mod:`embscope.tasks.jobs`; the panel only reacts to
+their signals.  Drawing is shared with
+``embscope compare --out`` through :mod:`embscope.gui.render.compare_png`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from embscope.gui.clusters_panel import (
+from embscope.gui.panels.clusters import (
     INFLATION_MAX,
     REQUEST_DELAY_MS,
     inflation_to_slider,
     slider_to_inflation,
 )
-from embscope.gui.compare_png import (
+from embscope.gui.panels.map import HOVER_PIXELS, SelectViewBox, points_in_polygon
+from embscope.gui.panels.widgets import export_row, selection_mode_buttons
+from embscope.gui.render.compare_png import (
     delta_colour,
     draw_aligned_maps,
     draw_overlaid_spectra,
@@ -48,89 +51,13 @@ from embscope.gui.compare_png import (
     ordered_rows,
     source_colour,
 )
-from embscope.gui.map_panel import HOVER_PIXELS, SelectViewBox, points_in_polygon
-from embscope.gui.plots import GRADE_COLOURS
-from embscope.gui.report_png import format_value
-from embscope.gui.widgets import export_row, selection_mode_buttons
+from embscope.gui.render.plots import GRADE_COLOURS
+from embscope.gui.render.report_png import format_value
 from embscope.gui.workers import JobRunner
-from embscope.tasks.progress import Progress
+from embscope.tasks import jobs
 
 #: The map colourings that mean the same thing in every source.
 COMPARE_COLOURINGS = ("leaf", "parent", "cluster", "prediction")
-
-
-# --------------------------------------------------------------------------- jobs (no widgets touched)
-
-
-def compare_job_factory(request):
-    """``make_job(cancel)`` running :func:`embscope.tasks.compare.compare_job` on ``request``."""
-
-    def make(cancel):
-        from embscope.tasks.compare import compare_job
-
-        return compare_job(request, cancel)
-
-    return make
-
-
-def aligned_umap_job(sides):
-    """UMAP of every source on its own k-NN graph, aligned onto the first by Procrustes.
-
-    A source collapsed to a point keeps a point (at the reference map's
-    centre): UMAP would spread identical vectors into a blob that looks like
-    structure.  Returns ``(coords_list, methods)``.
-    """
-
-    def make(cancel):
-        from embscope.tasks.compare import align_layouts
-        from embscope.tasks.layout import umap_layout_job
-
-        coords, methods = [], []
-        for i, side in enumerate(sides):
-            cancel.raise_if_cancelled()
-            yield Progress(f"UMAP {side.name}", i / len(sides), f"{i + 1}/{len(sides)} maps")
-            if side.verdict.label == "collapsed_to_point" and i > 0:
-                coords.append(None)
-                methods.append("point")
-                continue
-            result = side.result
-            layout = yield from umap_layout_job(result.graph, result.sample_vectors, cancel=cancel)
-            coords.append(np.asarray(layout, dtype=np.float32))
-            methods.append("umap")
-        ids = [s.result.embeddings.ids for s in sides]
-        present = [i for i, c in enumerate(coords) if c is not None]
-        aligned = align_layouts([coords[i] for i in present], [ids[i] for i in present])
-        out = [None] * len(sides)
-        for i, (a, _fit, _rows) in zip(present, aligned, strict=False):
-            out[i] = a
-        centre = np.nanmean(out[0], axis=0)
-        for i, c in enumerate(out):
-            if c is None:
-                out[i] = np.tile(centre.astype(np.float32), (len(sides[i].layout), 1))
-        return out, methods
-
-    return make
-
-
-def clusters_job(caches, label_sets, names, inflation: float):
-    """MCL at one inflation on every source's ClusterCache: ``(inflation, [(row, ids) | None …])``."""
-
-    def make(cancel):
-        from embscope.analysis.sweep import inflation_stats
-
-        out = []
-        for i, cache in enumerate(caches):
-            cancel.raise_if_cancelled()
-            if cache is None:
-                out.append(None)
-                continue
-            yield Progress(f"MCL I={inflation:g}", i / len(caches), names[i])
-            ids, iterations = cache.cluster_at(inflation, cancel)
-            labels, parents = label_sets[i]
-            out.append((inflation_stats(inflation, ids, iterations, labels, parents).to_dict(), ids))
-        return inflation, out
-
-    return make
 
 
 # --------------------------------------------------------------------------- the panel
@@ -279,7 +206,7 @@ class ComparePanel(QWidget):
     def start(self, request) -> int:
         """Run the comparison of ``request`` (a CompareRequest) in the background; the result shows when done."""
         self._status("Comparing " + ", ".join(r.source or "?" for r in request.sources) + "…")
-        return self.compare_runner.start(compare_job_factory(request))
+        return self.compare_runner.start(jobs.compare_job_factory(request))
 
     def set_result(self, result) -> None:
         """Show a :class:`~embscope.tasks.compare.CompareResult` (PCA maps now, UMAP maps when computed)."""
@@ -304,7 +231,7 @@ class ComparePanel(QWidget):
         if self.use_umap and all(
             s.result is not None and s.result.graph is not None and s.result.embeddings.n_samples > 2 for s in sides
         ):
-            self.layout_runner.start(aligned_umap_job(sides))
+            self.layout_runner.start(jobs.aligned_umap_job(sides))
 
     def set_layouts(self, coords_list: list[np.ndarray], methods: list[str] | str) -> None:
         """Show other maps (already aligned onto the reference frame), e.g. UMAP."""
@@ -438,12 +365,12 @@ class ComparePanel(QWidget):
 
     def _fill_verdict(self) -> None:
         result = self.result
-        lines = [f"<b>Verdicts:</b> {html.escape(result.verdict_line)}"]
+        lines = [f"<b>Verdicts:</b> {html.escape(str(result.verdict_line), quote=False)}"]
         for i, side in enumerate(result.sides):
             colour = GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]
             lines.append(
-                f"<span style='color:{source_colour(i)}'>■</span> <b>{html.escape(side.name)}</b>: "
-                f"<span style='color:{colour}'>{html.escape(side.verdict.headline)}</span>"
+                f"<span style='color:{source_colour(i)}'>■</span> <b>{html.escape(str(side.name), quote=False)}</b>: "
+                f"<span style='color:{colour}'>{html.escape(str(side.verdict.headline), quote=False)}</span>"
             )
         self.verdict_label.setText("<br>".join(lines))
 
@@ -528,7 +455,8 @@ class ComparePanel(QWidget):
 
             rows = self.selected_rows(0)
             common = Counter(emb.labels[rows].tolist()).most_common(3)
-            text += " — most common labels: " + ", ".join(f"{html.escape(k)} ({v})" for k, v in common)
+            labels = ", ".join(f"{html.escape(str(k), quote=False)} ({v})" for k, v in common)
+            text += " — most common labels: " + labels
         self.selection_label.setText(text)
 
     # ------------------------------------------------------------------ clusters
@@ -542,11 +470,12 @@ class ComparePanel(QWidget):
             result = side.result
             cache = None
             if result is not None:
-                ids_by_inflation = getattr(result.clusters, "cluster_ids", {}) if result.clusters is not None else {}
-                for row in (result.summary.get("clusters") or {}).get("inflations", []):
-                    key = round(float(row["inflation"]), 2)
+                sweep = result.clusters  # the typed ClusterSweep, not summary.json's copy
+                ids_by_inflation = {} if sweep is None else sweep.cluster_ids
+                for stats in () if sweep is None else sweep.stats:
+                    key = round(float(stats.inflation), 2)
                     ids = next((v for k, v in ids_by_inflation.items() if round(float(k), 2) == key), None)
-                    known[key] = (dict(row), None if ids is None else np.asarray(ids))
+                    known[key] = (stats.to_dict(), None if ids is None else np.asarray(ids))
                 if result.graph is not None:
                     cache = ClusterCache(result.graph)
             self.known.append(known)
@@ -587,7 +516,7 @@ class ComparePanel(QWidget):
             (None, None) if s.result is None else (s.result.embeddings.labels, s.result.embeddings.parents)
             for s in sides
         ]
-        self.cluster_runner.start(clusters_job(self.cluster_caches, labels, self.result.names, inflation))
+        self.cluster_runner.start(jobs.compare_clusters_job(self.cluster_caches, labels, self.result.names, inflation))
 
     def _on_clusters_finished(self, _request_id: int, payload) -> None:
         inflation, rows = payload
@@ -607,12 +536,13 @@ class ComparePanel(QWidget):
         for i, (side, known) in enumerate(zip(self.result.sides, self.known, strict=False)):
             hit = known.get(key)
             if hit is None:
-                parts.append(f"<span style='color:{source_colour(i)}'><b>{html.escape(side.name)}</b></span>: –")
+                name = html.escape(str(side.name), quote=False)
+                parts.append(f"<span style='color:{source_colour(i)}'><b>{name}</b></span>: –")
                 continue
             row, ids = hit
             self.cluster_ids[i] = ids
             text = (
-                f"<span style='color:{source_colour(i)}'><b>{html.escape(side.name)}</b></span>: "
+                f"<span style='color:{source_colour(i)}'><b>{html.escape(str(side.name), quote=False)}</b></span>: "
                 f"{row['n_clusters']:,} clusters ({row.get('n_singletons', 0):,} singletons)"
             )
             for name, field in (("purity leaf", "purity_leaf"), ("parent", "purity_parent")):

@@ -1,0 +1,137 @@
+"""PNG export: the panels of the registry rendered offscreen, checked by their pixels (not only names and sizes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers_gui import make_result, make_weights  # noqa: E402
+from test_gui_window import KNN, write_source  # noqa: E402
+
+#: Expected files of a result with predictions, an MCL sweep, weights and a map.
+ALL_PLOTS = {
+    "spectrum",
+    "cumulative_variance",
+    "map",
+    "mcl_clusters",
+    "mcl_purity",
+    "predictions",
+    "confusion",
+    "weight_spectra",
+}
+
+
+def pixels(path) -> np.ndarray:
+    """H×W×3 uint8 RGB of a PNG (through Qt, as the app writes them)."""
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
+    assert not image.isNull(), path
+    row = image.bytesPerLine()
+    data = np.frombuffer(image.constBits(), dtype=np.uint8, count=row * image.height()).reshape(image.height(), row)
+    return data[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+
+
+def drawn_colour_pixels(rgb: np.ndarray, margin: float = 0.08) -> int:
+    """Saturated (not grey) pixels inside the plot area: curves, bars, points, markers — not axes, grid or text."""
+    h, w, _ = rgb.shape
+    inner = rgb[int(h * margin) : int(h * (1 - margin)), int(w * margin) : int(w * (1 - margin))].astype(int)
+    saturation = inner.max(axis=2) - inner.min(axis=2)
+    return int((saturation > 60).sum())
+
+
+def assert_drawn(path, min_pixels: int = 150, min_colours: int = 8) -> None:
+    """Fails for a blank or uniform image, and for axes/grid/text without data."""
+    rgb = pixels(path)
+    colours = len(np.unique(rgb.reshape(-1, 3)[:: max(1, rgb.size // 3 // 20000)], axis=0))
+    assert colours >= min_colours, f"{path.name}: only {colours} colours"
+    drawn = drawn_colour_pixels(rgb)
+    assert drawn >= min_pixels, f"{path.name}: {drawn} coloured pixels in the plot area"
+
+
+def test_the_pixel_check_fails_on_blank_and_data_free_images(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QImage, QPainter, QPen
+
+    blank = QImage(900, 600, QImage.Format.Format_RGB32)
+    blank.fill(QColor("white"))
+    blank.save(str(tmp_path / "blank.png"))
+    with pytest.raises(AssertionError, match="colours"):
+        assert_drawn(tmp_path / "blank.png")
+    # Axes, a grid and a title in greys, but no data drawn: still refused.
+    painter = QPainter(blank)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    for i, grey in enumerate((0, 60, 120, 160, 200, 220, 235, 245)):
+        painter.setPen(QPen(QColor(grey, grey, grey), 1 + i % 2))
+        painter.drawLine(60, 60 + 60 * i, 860, 60 + 60 * i)
+    painter.setPen(QColor("black"))
+    painter.drawText(400, 30, "Singular spectrum")
+    painter.setPen(QPen(Qt.GlobalColor.black, 2))
+    painter.drawLine(60, 560, 860, 560)
+    painter.end()
+    blank.save(str(tmp_path / "axes.png"))
+    with pytest.raises(AssertionError, match="coloured pixels"):
+        assert_drawn(tmp_path / "axes.png")
+
+
+def test_render_pngs_draws_every_registered_panel_plot(qtbot, tmp_path):
+    from embscope.gui.export import render_pngs
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels import Panel
+    from embscope.gui.panels.registry import SOURCE_PANELS
+    from embscope.gui.render.plots import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    result = make_result(n=300, weights=make_weights())
+    coords = result.sample_vectors[:, :2].copy()
+    written = render_pngs(result, tmp_path, coords=coords, method="umap")
+    names = [p.stem for p in written]
+    assert set(names) == ALL_PLOTS | {"report"} and len(names) == len(set(names))
+    # The same panels, on screen, offer exactly those plots: the export is the window's own drawing.
+    model = ViewModel()
+    panels = [cls(model, None) for cls in SOURCE_PANELS]
+    for panel in panels:
+        qtbot.addWidget(panel)
+        assert isinstance(panel, Panel) and panel.title
+        assert set(panel.report_plots) <= set(panel.plot_items()) | ALL_PLOTS
+    model.set_result(result)
+    model.set_layout(coords, "umap")
+    assert {name for panel in panels for name in panel.plot_items()} == ALL_PLOTS
+    for path in written:
+        assert_drawn(path)
+    from PySide6.QtGui import QImage
+
+    for path in written[:-1]:
+        image = QImage(str(path))
+        assert image.width() == 900 and 450 <= image.height() <= 900, (path.name, image.height())
+    report = pixels(tmp_path / "report.png")
+    assert report.shape[1] == 1800 and drawn_colour_pixels(report[report.shape[0] // 2 :]) > 5000
+
+
+def test_a_source_without_predictions_clusters_or_weights_exports_only_what_applies(qtbot, tmp_path):
+    from embscope.gui.export import render_pngs
+
+    result = make_result(n=120, clusters=False)
+    from dataclasses import replace
+
+    result = replace(result, predictions=None)
+    written = render_pngs(result, tmp_path)  # no map given: a PCA of the samples
+    assert sorted(p.stem for p in written) == ["cumulative_variance", "map", "report", "spectrum"]
+    for path in written:
+        assert_drawn(path)
+
+
+def test_cli_analyze_png_writes_drawn_plots(qtbot, tmp_path):
+    from embscope.cli import main
+
+    source = write_source(tmp_path, n=200)
+    out = tmp_path / "out"
+    meta = source.with_suffix(".csv")
+    assert main(["analyze", str(source), "--meta", str(meta), "--out", str(out), "--png", "--knn", str(KNN)]) == 0
+    pngs = {p.stem: p for p in out.glob("*.png")}
+    assert {"spectrum", "cumulative_variance", "map", "mcl_clusters", "mcl_purity", "predictions", "report"} <= set(
+        pngs
+    )
+    for path in pngs.values():
+        assert_drawn(path)
+    assert not list(out.glob(".*tmp*"))
