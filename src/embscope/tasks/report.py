@@ -73,7 +73,7 @@ OUTPUT_NAMES = frozenset(
         "series.csv",
         "layout_pca.npy",
         "layout_umap.npy",
-        # PNGs of --png (embscope.gui.plots, report_png, compare_png); series_<metric>.png by pattern.
+        # PNGs of --png (embscope.gui.export, render.compare_png); series_<metric>.png by pattern.
         "spectrum.png",
         "cumulative_variance.png",
         "predictions.png",
