@@ -876,3 +876,29 @@ def test_output_set_replaces_the_whole_set(tmp_path, monkeypatch):
         (staging / "summary.json").write_text('{"run": 4}')
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
     assert json.loads((out / "summary.json").read_text()) == {"run": 4}
+
+
+def test_png_run_keeps_stderr_clean(tmp_path):
+    """A successful ``--png`` run prints nothing on stderr (the offscreen platform's chatter is dropped)."""
+    data = _scaled(tmp_path / "a.npy", 1.0)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("EMBSCOPE_DEBUG", None)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "embscope",
+            "analyze",
+            str(data),
+            "--no-clusters",
+            "--png",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert (tmp_path / "o" / "report.png").is_file()
