@@ -95,11 +95,13 @@ def warm_mcl():
     """Warm what the app warms at start-up (torch's first use, MCL's numba kernels, serial and
     parallel): a cold import or compile cannot be interrupted, and the app does them in its
     background warm-up, not while the user waits on Cancel."""
+    from embscope.analysis import _chance_kernels as chance_kernels
     from embscope.analysis._mcl_kernels import compile_kernels
     from embscope.analysis.graph import knn_graph
 
     knn_graph(np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32), 5)
     compile_kernels()
+    chance_kernels.compile_kernels()
     # The objects earlier tests left on the heap (numba's compiler makes millions on a
     # cold cache) would make one full garbage collection in the worker cost over a
     # second; the app's own heap is small.  Freeze them out of the collector's scans.

@@ -7,7 +7,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from embscope.analysis.cluster_metrics import adjusted_rand_index, normalized_mutual_info, purity
 from embscope.analysis.graph import KnnGraph, knn_graph
-from embscope.analysis.sweep import InflationStats, cluster_sweep, sweep_readout
+from embscope.analysis.sweep import InflationStats, cluster_sweep, inflation_stats, modal_share, sweep_readout
 from embscope.tasks.clusters import ClusterCache, cluster_sweep_job
 from embscope.tasks.progress import Progress, run_job
 
@@ -36,34 +36,53 @@ def test_nmi_ari_by_hand_and_against_sklearn(rng):
         assert purity(a, labels) == pytest.approx(sum(np.bincount(b[a == c]).max() for c in np.unique(a)) / n)
 
 
-def stats(inflation, k, pl, pp):
-    return InflationStats(inflation, k, 0, 10, pl, pp, 0.5, 0.5)
+LEAF = np.repeat([f"l{i}" for i in range(8)], 30)  # 8 leaves of 30 samples
+PARENT = np.repeat(["P", "Q"], 120)  # leaves 0-3 under P, 4-7 under Q
+LEAF_ID = np.repeat(np.arange(8), 30)
 
 
-def test_readout_rules():
-    hier = sweep_readout(
-        [stats(1.4, 4, 0.30, 0.95), stats(2, 12, 0.9, 0.97), stats(4, 40, 0.97, 0.99)], modal_parent=0.3
-    )
+def sweep_of(partitions: dict[float, np.ndarray], labels=LEAF, parents=PARENT):
+    stats = [inflation_stats(i, ids, 10, labels, parents) for i, ids in partitions.items()]
+    return sweep_readout(stats, modal_share(parents), modal_share(labels))
+
+
+def test_readout_rules_judge_against_chance(rng):
+    # Coarse clusters are the parents, fine ones the leaves: the hierarchy is encoded.
+    hier = sweep_of({1.4: LEAF_ID // 4, 2.0: LEAF_ID // 2, 4.0: LEAF_ID})
     assert hier.label == "hierarchy" and "head is the bottleneck" in hier.text
-    weak = sweep_readout(
-        [stats(1.4, 4, 0.30, 0.40), stats(2, 12, 0.5, 0.55), stats(4, 40, 0.6, 0.65)], modal_parent=0.3
-    )
+    assert "× chance" in hier.text
+    # Random clusters: no score above chance at any inflation → weak, with the test named.
+    weak = sweep_of({1.4: rng.integers(0, 4, 240), 2.0: rng.integers(0, 12, 240), 4.0: rng.integers(0, 40, 240)})
     assert weak.label == "weak"
-    # High and nearly flat parent purity (leaves pure too) is never "weak" (the WordNet demo).
-    demo = sweep_readout(
-        [stats(1.4, 30, 0.832, 0.936), stats(2, 61, 0.925, 0.965), stats(4, 652, 0.986, 0.995)], modal_parent=0.178
-    )
-    assert demo.label == "hierarchy"
-    mixed = sweep_readout(
-        [stats(1.4, 4, 0.55, 0.6), stats(2, 12, 0.75, 0.8), stats(4, 40, 0.9, 0.95)], modal_parent=0.2
-    )
+    assert "not significantly above its chance baseline" in weak.text and "Bonferroni" in weak.text
+    # Leaves kept apart everywhere.
+    sep = sweep_of({1.4: LEAF_ID, 4.0: LEAF_ID})
+    assert sep.label == "leaves_separated"
+    # Coarse clusters merge leaves ACROSS parents: structure, but not the hierarchy.
+    mixed = sweep_of({1.4: LEAF_ID % 4, 4.0: LEAF_ID})
     assert mixed.label == "mixed"
-    collapse = sweep_readout([stats(i, 1, 0.1, 0.851) for i in (1.4, 2, 3, 4)], modal_parent=0.851)
-    assert collapse.label == "collapse" and "modal-parent share (0.851)" in collapse.text
-    nonmono = sweep_readout([stats(1.4, 5, 0.3, 0.4), stats(2, 3, 0.3, 0.4)], modal_parent=0.3)
+    # One cluster everywhere: collapse, purity is the modal share.
+    parents = np.array(["Org"] * 204 + ["Place"] * 36)
+    collapse = sweep_of({i: np.zeros(240, int) for i in (1.4, 2.0)}, parents=parents)
+    assert collapse.label == "collapse" and "modal-parent share (0.850)" in collapse.text
+    nonmono = sweep_of({1.4: LEAF_ID, 2.0: LEAF_ID // 4})
     assert any("not monotone" in note for note in nonmono.notes)
     unl = sweep_readout([InflationStats(2.0, 3, 0, 5, None, None, None, None)])
     assert unl.label == "unlabelled"
+
+
+def test_fragmented_inflation_is_not_evidence(rng):
+    """All-singleton clusters give purity 1.0 against any labels — and are never counted."""
+    shuffled = rng.permutation(LEAF)
+    singles = np.arange(240)
+    fragmented = inflation_stats(4.0, singles, 10, shuffled, PARENT)
+    assert fragmented.purity_leaf == 1.0 and fragmented.fragmented
+    assert fragmented.leaf_chance.purity.chance == 1.0 and fragmented.leaf_chance.purity.z == 0.0
+    readout = sweep_of({1.4: rng.integers(0, 4, 240), 4.0: singles}, labels=shuffled)
+    assert readout.label == "weak"
+    assert any("singletons" in note and "not counted" in note for note in readout.notes)
+    only = sweep_of({4.0: singles})
+    assert only.label == "fragmented"
 
 
 def test_sweep_on_cliques_recovers_leaves_and_summary_shape():
@@ -78,6 +97,10 @@ def test_sweep_on_cliques_recovers_leaves_and_summary_shape():
     rows = summary["inflations"]
     assert [r["inflation"] for r in rows] == [1.4, 2.0, 3.0, 4.0]
     assert set(rows[0]) == {
+        "ami_leaf",
+        "singleton_share",
+        "fragmented",
+        "chance",
         "inflation",
         "n_clusters",
         "n_singletons",

@@ -52,13 +52,16 @@ if [ "${EMBSCOPE_APT:-1}" = "1" ] && command -v apt-get >/dev/null 2>&1; then
     fi
     optional=""
     command -v Xvfb >/dev/null 2>&1 || optional="$optional xvfb"
+    # WordNet 3.0: tools/make_demo_embeddings.py and tools/make_verdict_matrix.py,
+    # which remake the real-data test inputs (the tests use the committed arrays).
+    [ -f /usr/share/wordnet/data.noun ] || optional="$optional wordnet-base"
     for lib in libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
                libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1; do
         dpkg -s "$lib" >/dev/null 2>&1 || optional="$optional $lib"
     done
     if [ -n "$optional" ]; then
         # shellcheck disable=SC2086  # one word per package
-        apt_install $optional || echo "setup: could not install$optional (optional: screenshots only)" >&2
+        apt_install $optional || echo "setup: could not install$optional (optional: screenshots and the real-data makers only)" >&2
     fi
 fi
 

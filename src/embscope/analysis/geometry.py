@@ -67,6 +67,10 @@ class _PairStats:
     sum_cos: float = 0.0
     sum_cos2: float = 0.0
     sum_uniform: float = 0.0
+    sum_uniform2: float = 0.0
+    sum_cos4: float = 0.0
+    #: Accumulate the second moments too (sampled pairs only: exact sums need no interval).
+    moments: bool = False
     n_pairs: int = 0
     n_duplicates: int = 0
     listed: list = field(default_factory=list)
@@ -97,7 +101,13 @@ class _PairStats:
         self.sum_cos += float(cos.sum(dtype=np.float64))
         self.sum_cos2 += float(np.vdot(cos.astype(np.float64, copy=False).ravel(), cos.ravel()))
         # Wang & Isola uniformity on unit vectors: ‖u−v‖² = 2 − 2cos.
-        self.sum_uniform += float(np.exp(4.0 * cos - 4.0).sum(dtype=np.float64))
+        terms = np.exp(4.0 * cos - 4.0)
+        self.sum_uniform += float(terms.sum(dtype=np.float64))
+        if self.moments:
+            # Second moments: the intervals of the sampled estimates (uniformity, self-clustering).
+            self.sum_uniform2 += float(np.vdot(terms.astype(np.float64, copy=False).ravel(), terms.ravel()))
+            cos2 = cos.astype(np.float64, copy=False) ** 2
+            self.sum_cos4 += float(np.vdot(cos2.ravel(), cos2.ravel()))
         self.n_pairs += cos.size
 
     def _list(self, rows: np.ndarray, cols: np.ndarray) -> None:
@@ -145,7 +155,7 @@ def _sampled_pairs(x: np.ndarray, spectrum: spec.Spectrum, rng, cancel) -> tuple
     """
     n = x.shape[0]
     mean, norms = spectrum.mean, spectrum.norms
-    stats = _PairStats()
+    stats = _PairStats(moments=True)
     chunk = 8192
     mu = mean.astype(np.float32)
     for start in range(0, SAMPLED_PAIRS, chunk):
@@ -237,19 +247,98 @@ def knn_label_accuracy(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K)
     """Leave-one-out k-NN accuracy: each point takes the majority label of its k neighbours.
 
     Ties go to the tied label whose member is nearest.  The graph excludes
-    self, so this is leave-one-out by construction.
+    self, so this is leave-one-out by construction.  O(N·k) memory (no
+    N × n_classes vote table).
     """
-    labels = np.asarray(labels)
-    _, codes = np.unique(labels, return_inverse=True)
+    from embscope.analysis.chance import knn_accuracy_from_codes
+
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
     k = min(k, graph.k)
-    neighbour_codes = codes[graph.indices[:, :k]]
-    n_classes = int(codes.max()) + 1
-    votes = np.zeros((graph.n_nodes, n_classes), dtype=np.float64)
-    rows = np.repeat(np.arange(graph.n_nodes), k)
-    # A tiny rank-decaying bonus breaks ties towards the nearest neighbour.
-    bonus = np.tile(1.0 - np.arange(k) * 1e-6, graph.n_nodes)
-    np.add.at(votes, (rows, neighbour_codes.ravel()), bonus)
-    return float((votes.argmax(axis=1) == codes).mean())
+    return knn_accuracy_from_codes(graph.indices[:, :k], codes.reshape(-1))
+
+
+def self_clustering(mean_cos2: float, n: int, d: int) -> float | None:
+    """Self-clustering (Tsitsulin, Munkhoeva & Perozzi 2023) from the mean squared pairwise cosine.
+
+    ``(‖UUᵀ‖²_F − E) / (n² − E)`` for the unit rows U, with ``E = n(n + d − 1)/d``
+    the value expected for directions drawn uniformly at random:
+    0 ≈ no more clustered than random directions, 1 = every vector the same
+    direction.  ``‖UUᵀ‖²_F = n + n(n − 1)·mean cos²``, so the pair pass that
+    already sums cos² gives it for free.
+    """
+    if n < 2 or d < 1:
+        return None
+    frob = n + n * (n - 1) * mean_cos2
+    expected = n * (n + d - 1) / d
+    room = n * n - expected
+    return float((frob - expected) / room) if room > 0 else None
+
+
+def twonn_intrinsic_dimension(graph: KnnGraph, level: float = 0.95) -> dict:
+    """TwoNN intrinsic dimension (Facco et al. 2017) from the two nearest neighbours in the graph.
+
+    μᵢ = r₂/r₁ with chordal distances between unit vectors, r = √(2 − 2cos)
+    (the graph is cosine, so this is the dimension of the directions); the
+    maximum-likelihood estimate d = M / Σ log μᵢ over the M points with
+    r₁ > 0, and its exact interval: Σ log μ ~ Gamma(M, rate d).
+    """
+    from scipy.stats import gamma
+
+    if graph.k < 2:
+        return {"intrinsic_dimension_twonn": None}
+    sims = np.clip(graph.similarities[:, :2].astype(np.float64), -1.0, 1.0)
+    r = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
+    ok = r[:, 0] > 1e-6
+    log_mu = np.log(np.maximum(r[ok, 1], r[ok, 0]) / r[ok, 0])
+    total = float(log_mu.sum())
+    m = int(ok.sum())
+    if m < 2 or total <= 0:
+        return {"intrinsic_dimension_twonn": None}
+    tail = (1 - level) / 2
+    return {
+        "intrinsic_dimension_twonn": m / total,
+        "intrinsic_dimension_ci_low": float(gamma.ppf(tail, m) / total),
+        "intrinsic_dimension_ci_high": float(gamma.ppf(1 - tail, m) / total),
+        "intrinsic_dimension_method": (
+            f"TwoNN maximum likelihood on the {'exact' if graph.exact else 'approximate'} cosine k-NN graph "
+            f"({m} points, {graph.n_nodes - m} exact duplicates left out); 95% interval from Gamma(M, d)"
+        ),
+    }
+
+
+def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, seed: int = 0, cancel=None) -> dict:
+    """kNN label accuracy beside its chance baseline on the same graph, and its interval.
+
+    ``knn_label_lift`` is chance-corrected: (accuracy − chance) / (ceiling −
+    chance), 0 at chance and 1 at the best attainable accuracy (a sample alone
+    in its label can never be right), so it reads the same at any N and label
+    granularity.  The interval is the Wilson 95 % interval of the accuracy as
+    a proportion of N samples.
+    """
+    from embscope.analysis.chance import knn_chance, wilson_interval
+
+    k = min(k, graph.k)
+    score = knn_chance(graph.indices[:, :k], np.asarray(labels), seed=seed, cancel=cancel)
+    n = graph.n_nodes
+    low, high = wilson_interval(score.value * n, n)
+    return {
+        "knn_label_accuracy": score.value,
+        "knn_label_chance": score.chance,
+        "knn_label_chance_std": score.chance_std,
+        "knn_label_times_chance": score.lift,
+        "knn_label_ceiling": score.ceiling,
+        "knn_label_lift": score.corrected,
+        "knn_label_z": score.z,
+        "knn_label_p_permutation": score.p_permutation,
+        "knn_label_permutations": score.n_permutations,
+        "knn_label_ci_low": low,
+        "knn_label_ci_high": high,
+        "knn_graph_exact": bool(graph.exact),
+        "knn_label_method": (
+            f"leave-one-out {k}-NN vote on the {'exact' if graph.exact else 'approximate (NN-descent)'} "
+            f"cosine graph; chance by {score.method}; Wilson 95% interval"
+        ),
+    }
 
 
 def class_cosine_distances(x: np.ndarray, norms: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -376,6 +465,13 @@ def compute_geometry(
         top5_variance_ratio=spec.top_variance_ratio(lam, 5),
         top1_dominance=spec.top1_dominance(spectrum.centered_singular_values),
     )
+    # Label-free quality metrics read off the same spectrum (no pass over the data).
+    m.update(
+        rankme=er,  # RankMe (Garrido et al. 2023) is the effective rank of the embedding matrix
+        alpha_req=spec.alpha_req(lam),
+        nesum=spec.nesum(lam),
+        condition_number=spec.condition_number(lam, n),
+    )
 
     # Isotropy (Mu & Viswanath) over the uncentred eigenvectors.
     vectors = spectrum.uncentered_eigenvectors
@@ -411,6 +507,23 @@ def compute_geometry(
     m["max_cosine"] = float(min(max_cos, 1.0))
     m["n_duplicate_pairs"] = int(n_dup)
     m["uniformity"] = float(np.log(max(pairs.sum_uniform / max(pairs.n_pairs, 1), 1e-300)))
+    m["self_clustering"] = self_clustering(pairs.sum_cos2 / max(pairs.n_pairs, 1), nonzero, d)
+    m["self_clustering_method"] = (
+        "exact: all pairs" if n <= exact_limit else f"estimated from {pairs.n_pairs} random pairs"
+    )
+    if n > exact_limit and pairs.n_pairs > 1:
+        # Sampled pairs: 95 % normal intervals of the two pair means, carried through each formula.
+        half = 1.96 / np.sqrt(pairs.n_pairs)
+        mu_u = pairs.sum_uniform / pairs.n_pairs
+        sd_u = np.sqrt(max(pairs.sum_uniform2 / pairs.n_pairs - mu_u**2, 0.0))
+        m["uniformity_ci_low"] = float(np.log(max(mu_u - half * sd_u, 1e-300)))
+        m["uniformity_ci_high"] = float(np.log(max(mu_u + half * sd_u, 1e-300)))
+        mu_c = pairs.sum_cos2 / pairs.n_pairs
+        sd_c = np.sqrt(max(pairs.sum_cos4 / pairs.n_pairs - mu_c**2, 0.0))
+        m["self_clustering_ci_low"] = self_clustering(max(mu_c - half * sd_c, 0.0), nonzero, d)
+        m["self_clustering_ci_high"] = self_clustering(min(mu_c + half * sd_c, 1.0), nonzero, d)
+    if graph is not None:
+        m.update(twonn_intrinsic_dimension(graph))
 
     # Labels: class separation and whether neighbours share a label (seed 004).
     if labels is not None:
@@ -421,9 +534,7 @@ def compute_geometry(
         base = float(counts.max() / n)
         m["label_base_rate"] = base
         if graph is not None:
-            acc = knn_label_accuracy(graph, labels)
-            m["knn_label_accuracy"] = acc
-            m["knn_label_lift"] = float((acc - base) / (1 - base)) if base < 1 else 0.0
+            m.update(knn_label_metrics(graph, labels, seed=seed, cancel=cancel))
     return Geometry(
         metrics=m,
         spectrum=spectrum,

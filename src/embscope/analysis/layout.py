@@ -200,6 +200,7 @@ def warm_numba() -> None:
     Call it at start-up on a background thread: the first real map is then
     seconds instead of waiting for a cold numba compile.
     """
+    from embscope.analysis import _chance_kernels as chance_kernels
     from embscope.analysis._mcl_kernels import compile_kernels
     from embscope.analysis.graph import knn_adjacency, knn_graph
     from embscope.analysis.mcl import markov_cluster
@@ -209,4 +210,5 @@ def warm_numba() -> None:
     graph = knn_graph(x, 10, device="cpu", exact=True)
     markov_cluster(knn_adjacency(graph), 2.0)
     compile_kernels()  # the parallel product kernel too, which a tiny graph never reaches
+    chance_kernels.compile_kernels()  # label-permutation baselines
     umap_layout(graph, x, n_neighbors=8, n_epochs=5)

@@ -249,3 +249,48 @@ def top1_dominance(singular_values: np.ndarray) -> float:
     s = np.asarray(singular_values, dtype=np.float64)
     total = s.sum()
     return float(s[0] / total) if total > 0 else 1.0
+
+
+def _positive(eigenvalues: np.ndarray) -> np.ndarray:
+    """Eigenvalues above the numerical floor of the largest one, descending."""
+    lam = np.sort(np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None))[::-1]
+    if lam.size == 0 or not lam[0] > 0:
+        return lam[:0]
+    return lam[lam > lam[0] * 1e-12]
+
+
+def alpha_req(eigenvalues: np.ndarray) -> float | None:
+    """α-ReQ (Agrawal et al., NeurIPS 2022): the decay exponent α of λᵢ ∝ i^−α.
+
+    Least-squares slope of log λᵢ against log i over the covariance
+    eigenvalues above the numerical floor (1e-12·λ₁).  Around 1 the paper
+    finds good generalisation; much larger means a few directions dominate,
+    much smaller a nearly white (noise-like) spectrum.  None with fewer than
+    3 usable eigenvalues.
+    """
+    lam = _positive(eigenvalues)
+    if lam.size < 3:
+        return None
+    x = np.log(np.arange(1, lam.size + 1, dtype=np.float64))
+    slope = np.polyfit(x, np.log(lam), 1)[0]
+    return float(-slope)
+
+
+def nesum(eigenvalues: np.ndarray) -> float:
+    """NESum (He & Ozay 2022): Σλᵢ / λ₁ of the covariance eigenvalues; 0 for zero spread."""
+    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
+    top = lam.max() if lam.size else 0.0
+    return float(lam.sum() / top) if top > 0 else 0.0
+
+
+def condition_number(eigenvalues: np.ndarray, n_samples: int) -> float | None:
+    """λ_max / λ_min of the covariance over its min(N − 1, d) possibly non-zero eigenvalues.
+
+    None (unbounded) when the smallest of them is zero to working precision:
+    the embeddings do not span their space.
+    """
+    lam = np.sort(np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None))[::-1]
+    lam = lam[: max(min(n_samples - 1, lam.size), 0)]
+    if lam.size == 0 or not lam[0] > 0 or lam[-1] <= lam[0] * 1e-15:
+        return None
+    return float(lam[0] / lam[-1])

@@ -6,6 +6,12 @@ read-out follows the postmortem: one cluster everywhere → collapse (and the
 parent purity is then only the modal-parent share); parent purity rising
 relative to leaf purity as inflation gets coarser → the geometry encodes the
 hierarchy and the classifier head is the bottleneck; flat → weak representation.
+
+Every label score is read against its chance baseline for the same partition
+(:mod:`embscope.analysis.chance`): "weak" means *not significantly above
+chance* at any informative inflation, never a raw value below a fixed bar.  An
+inflation that leaves most samples as singletons is "fragmented": its purity is
+near 1 by construction and it is reported as such, never counted as evidence.
 """
 
 from __future__ import annotations
@@ -15,19 +21,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embscope.analysis.cluster_metrics import adjusted_rand_index, normalized_mutual_info, purity
+from embscope.analysis.chance import ChanceScore, PartitionChance, partition_chance, z_critical
 from embscope.errors import BadInputError
 from embscope.options import DEFAULT_INFLATIONS  # noqa: F401 (re-exported: the one definition is in options)
 
-#: Parent purity must exceed leaf purity by this much more at the coarsest
-#: inflation than at the finest one to count as "rising".
+#: Chance-corrected parent purity must exceed chance-corrected leaf purity by
+#: this much more at the coarsest informative inflation than at the finest one
+#: to count as "rising".
 HIERARCHY_GAP_RISE = 0.05
-#: ... and cover at least this share of the way from the modal-parent baseline to 1.
+#: ... and parent purity cover at least this share of the way from its chance
+#: baseline to its ceiling for that many clusters.
 HIERARCHY_LIFT = 0.5
-#: Leaf purity at the coarsest inflation above which leaves are simply never merged.
+#: Chance-corrected leaf purity at the coarsest informative inflation above which leaves are never merged.
 LEAVES_SEPARATED_PURITY = 0.9
-#: Parent-purity lift over chance below which the sweep reads as flat (weak representation).
-WEAK_LIFT = 0.3
+#: An inflation whose singletons hold more than this share of the samples is
+#: fragmented: purity there is ~1 whatever the geometry, so it is not evidence.
+FRAGMENTED_SINGLETON_SHARE = 0.5
+#: Family-wise level of the "above chance" tests (Bonferroni over the family).
+SIGNIFICANCE_ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,27 @@ class InflationStats:
     purity_parent: float | None
     nmi_leaf: float | None
     ari_leaf: float | None
+    leaf_chance: PartitionChance | None = None
+    parent_chance: PartitionChance | None = None
+    n_samples: int = 0
+
+    @property
+    def singleton_share(self) -> float:
+        """Share of samples that sit alone in their cluster."""
+        return self.n_singletons / self.n_samples if self.n_samples else 0.0
+
+    @property
+    def fragmented(self) -> bool:
+        """Most samples are singletons: purity is ~1 by construction, not evidence."""
+        return self.singleton_share > FRAGMENTED_SINGLETON_SHARE
+
+    @property
+    def informative(self) -> bool:
+        """Splits the data without fragmenting it: its label scores can be evidence."""
+        return self.n_clusters > 1 and not self.fragmented
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "inflation": float(self.inflation),
             "n_clusters": int(self.n_clusters),
             "n_singletons": int(self.n_singletons),
@@ -53,7 +82,18 @@ class InflationStats:
             "purity_parent": self.purity_parent,
             "nmi_leaf": self.nmi_leaf,
             "ari_leaf": self.ari_leaf,
+            "ami_leaf": self.leaf_chance.ami.value if self.leaf_chance is not None else None,
+            "singleton_share": float(self.singleton_share),
+            "fragmented": bool(self.fragmented),
         }
+        chance = {}
+        if self.leaf_chance is not None:
+            chance["leaf"] = self.leaf_chance.to_summary()
+        if self.parent_chance is not None:
+            chance["parent"] = self.parent_chance.to_summary()
+        if chance:
+            out["chance"] = chance
+        return out
 
 
 @dataclass(frozen=True)
@@ -109,12 +149,20 @@ class ClusterSweep:
                 f"MCL I={s.inflation:g}: {s.n_clusters} clusters ({s.n_singletons} singletons), "
                 f"{s.iterations} iterations"
             ]
-            if s.purity_leaf is not None:
+            if s.leaf_chance is not None:
+                parts.append(f"purity leaf {_vs_chance(s.leaf_chance.purity)}")
+            elif s.purity_leaf is not None:
                 parts.append(f"purity leaf {s.purity_leaf:.3f}")
-            if s.purity_parent is not None:
+            if s.parent_chance is not None:
+                parts.append(f"parent {_vs_chance(s.parent_chance.purity)}")
+            elif s.purity_parent is not None:
                 parts.append(f"parent {s.purity_parent:.3f}")
-            if s.nmi_leaf is not None:
+            if s.leaf_chance is not None:
+                parts.append(f"AMI {s.leaf_chance.ami.value:.3f} (z {s.leaf_chance.ami.z:.1f}), ARI {s.ari_leaf:.3f}")
+            elif s.nmi_leaf is not None:
                 parts.append(f"NMI {s.nmi_leaf:.3f}, ARI {s.ari_leaf:.3f}")
+            if s.fragmented:
+                parts.append(f"fragmented ({100 * s.singleton_share:.0f}% singletons: purity is not evidence)")
             lines.append(", ".join(parts))
         lines.append(self.readout.text)
         lines.extend(self.readout.notes)
@@ -130,29 +178,47 @@ def _present(values) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
+def _vs_chance(score: ChanceScore) -> str:
+    """``0.412 (chance 0.105 ± 0.012, z 25.6)`` for evidence lines."""
+    return f"{score.value:.3f} (chance {score.chance:.3f} ± {score.chance_std:.3f}, z {score.z:.1f})"
+
+
+def _towards_one(score: ChanceScore) -> float:
+    """(value − chance) / (1 − chance): 0 at chance, 1 when perfectly pure."""
+    return (score.value - score.chance) / (1.0 - score.chance) if score.chance < 1.0 else 0.0
+
+
 def inflation_stats(
     inflation: float,
     cluster_ids: np.ndarray,
     iterations: int,
     labels=None,
     parents=None,
+    *,
+    seed: int = 0,
+    cancel=None,
 ) -> InflationStats:
-    """Statistics of one clustering against optional leaf and parent labels.
+    """Statistics of one clustering against optional leaf and parent labels, with chance baselines.
 
     Rows without a label are left out of the label-based scores.
     """
     ids = np.asarray(cluster_ids)
     sizes = np.bincount(ids) if ids.size else np.zeros(0, dtype=np.int64)
     p_leaf = nmi = ari = p_parent = None
+    leaf_chance = parent_chance = None
     mask = _present(labels)
-    if mask is not None:
+    if mask is not None and mask.sum() >= 2:
         lab = np.asarray(labels, dtype=object)[mask].astype(str)
-        p_leaf = purity(ids[mask], lab)
-        nmi = normalized_mutual_info(ids[mask], lab)
-        ari = adjusted_rand_index(ids[mask], lab)
+        leaf_chance = partition_chance(ids[mask], lab, seed=seed, cancel=cancel)
+        p_leaf = leaf_chance.purity.value
+        nmi = leaf_chance.nmi.value
+        ari = leaf_chance.ari.value
     pmask = _present(parents)
-    if pmask is not None:
-        p_parent = purity(ids[pmask], np.asarray(parents, dtype=object)[pmask].astype(str))
+    if pmask is not None and pmask.sum() >= 2:
+        parent_chance = partition_chance(
+            ids[pmask], np.asarray(parents, dtype=object)[pmask].astype(str), seed=seed + 1, cancel=cancel
+        )
+        p_parent = parent_chance.purity.value
     return InflationStats(
         float(inflation),
         int(np.count_nonzero(sizes)),
@@ -162,6 +228,9 @@ def inflation_stats(
         p_parent,
         nmi,
         ari,
+        leaf_chance,
+        parent_chance,
+        int(ids.size),
     )
 
 
@@ -174,10 +243,41 @@ def modal_share(values) -> float | None:
     return float(counts.max() / counts.sum())
 
 
+def cluster_tests(stats: Iterable[InflationStats]) -> list[tuple[str, ChanceScore]]:
+    """The sweep's members of the "above chance" test family: at each informative
+    inflation, leaf AMI and parent purity (leaf purity duplicates AMI's evidence)."""
+    tests = []
+    for s in stats:
+        if not s.informative:
+            continue
+        if s.leaf_chance is not None:
+            tests.append((f"AMI (leaf) at I={s.inflation:g}", s.leaf_chance.ami))
+        if s.parent_chance is not None:
+            tests.append((f"parent purity at I={s.inflation:g}", s.parent_chance.purity))
+    return tests
+
+
+def test_statement(n_tests: int, alpha: float = SIGNIFICANCE_ALPHA) -> str:
+    """How significance is judged, for evidence lines."""
+    return (
+        f"one-sided permutation z-test, Bonferroni over {n_tests} test{'s' if n_tests != 1 else ''} "
+        f"at family-wise α = {alpha:g} (z ≥ {z_critical(alpha / max(n_tests, 1)):.2f})"
+    )
+
+
 def sweep_readout(
-    stats: Iterable[InflationStats], modal_parent: float | None = None, modal_leaf: float | None = None
+    stats: Iterable[InflationStats],
+    modal_parent: float | None = None,
+    modal_leaf: float | None = None,
+    *,
+    n_family: int | None = None,
+    alpha: float = SIGNIFICANCE_ALPHA,
 ) -> Readout:
-    """The seed-000 read-out of a sweep (see the module docstring)."""
+    """The seed-000 read-out of a sweep (see the module docstring).
+
+    ``n_family`` is the size of the Bonferroni family the sweep's tests belong
+    to (default: the sweep's own tests); significance is at ``alpha / n_family``.
+    """
     stats = sorted(stats, key=lambda s: s.inflation)
     if not stats:
         raise BadInputError("an MCL sweep needs at least one inflation")
@@ -194,6 +294,13 @@ def sweep_readout(
             "Cluster count grows monotonically with inflation "
             f"({counts[0]} at I={stats[0].inflation:g} to {counts[-1]} at I={stats[-1].inflation:g})."
         )
+    fragmented = [s for s in stats if s.fragmented]
+    if fragmented:
+        listing = ", ".join(f"I={s.inflation:g} ({100 * s.singleton_share:.0f}%)" for s in fragmented)
+        notes.append(
+            f"Most samples are singletons at {listing}: purity there is near 1 by construction "
+            "and is not counted as evidence."
+        )
     notes = tuple(notes)
     if all(s.n_clusters == 1 for s in stats):
         if modal_parent is not None:
@@ -208,66 +315,96 @@ def sweep_readout(
             f"purity is then {share}, a property of the labels, not of the geometry.",
             notes,
         )
-    if stats[0].purity_leaf is None:
+    if all(s.leaf_chance is None and s.parent_chance is None for s in stats):
         return Readout(
             "unlabelled",
             f"{counts[0]}–{counts[-1]} clusters across inflations; no labels, so purity cannot be judged.",
             notes,
         )
-    # Coarsest inflation that still splits the data: there merging behaviour shows.
-    coarse = next(s for s in stats if s.n_clusters > 1)
-    fine = stats[-1]
-    if stats[0].purity_parent is None:
+    usable = [s for s in stats if s.informative]
+    if not usable:
+        return Readout(
+            "fragmented",
+            "Every inflation leaves most samples as singletons or in one cluster: purity cannot be "
+            "judged from this sweep (try lower inflations or a larger k).",
+            notes,
+        )
+    tests = cluster_tests(stats)
+    family = max(n_family or len(tests), 1)
+    z_crit = z_critical(alpha / family)
+    coarse, fine = usable[0], usable[-1]
+    if coarse.parent_chance is None:
+        leaf = coarse.leaf_chance
+        if not any(score.z >= z_crit for _, score in tests):
+            return Readout(
+                "weak",
+                f"Leaf AMI is not significantly above chance at any inflation (AMI {leaf.ami.value:.3f}, "
+                f"z {leaf.ami.z:.1f} at I={coarse.inflation:g}; {test_statement(family, alpha)}): "
+                "no label structure in the clusters.",
+                notes,
+            )
         return Readout(
             "no_parents",
-            f"Leaf purity {coarse.purity_leaf:.3f} at I={coarse.inflation:g} to "
-            f"{fine.purity_leaf:.3f} at I={fine.inflation:g}; no parent labels, so the "
+            f"Leaf purity {_vs_chance(leaf.purity)} at I={coarse.inflation:g} to "
+            f"{_vs_chance(fine.leaf_chance.purity)} at I={fine.inflation:g}; no parent labels, so the "
             "hierarchy cannot be judged.",
             notes,
         )
-    gap_coarse = coarse.purity_parent - coarse.purity_leaf
-    gap_fine = fine.purity_parent - fine.purity_leaf
-    base = modal_parent if modal_parent is not None else 0.0
-    lift = (coarse.purity_parent - base) / (1.0 - base) if base < 1.0 else 0.0
-    if lift < WEAK_LIFT:
+    pc, fc = coarse.parent_chance.purity, fine.parent_chance.purity
+    if not any(score.z >= z_crit for _, score in tests):
         return Readout(
             "weak",
-            f"Parent purity stays near chance across inflations ({coarse.purity_parent:.3f} "
-            f"at I={coarse.inflation:g}, {fine.purity_parent:.3f} at I={fine.inflation:g}; one "
-            f"cluster would give {base:.3f}): no hierarchical structure in the embeddings, the "
-            "representation itself is weak; loss-function fixes won't help.",
+            f"Parent purity is not significantly above its chance baseline at any inflation "
+            f"({_vs_chance(pc)} at I={coarse.inflation:g}; {_vs_chance(fc)} at I={fine.inflation:g}; "
+            f"{test_statement(family, alpha)}): no label structure in the embeddings, the representation "
+            "itself is weak; loss-function fixes won't help.",
             notes,
         )
-    if gap_coarse - gap_fine >= HIERARCHY_GAP_RISE and lift >= HIERARCHY_LIFT:
-        return Readout(
-            "hierarchy",
-            f"Parent purity holds at {coarse.purity_parent:.3f} at coarse inflation "
-            f"(I={coarse.inflation:g}, {coarse.n_clusters} clusters) while leaf purity falls to "
-            f"{coarse.purity_leaf:.3f}: clusters merge leaves of the same parent, so the embedding "
-            "encodes the label hierarchy; if predictions are poor, the classifier head is the "
-            "bottleneck.",
-            notes,
-        )
-    if coarse.purity_leaf >= LEAVES_SEPARATED_PURITY:
-        return Readout(
-            "leaves_separated",
-            f"Clusters keep the leaf labels apart even at I={coarse.inflation:g} "
-            f"(leaf purity {coarse.purity_leaf:.3f}, {coarse.n_clusters} clusters): the "
-            "representation separates leaves; no parent-level merging at these inflations.",
-            notes,
-        )
+    lift = pc.corrected
+    times = f"{pc.lift:.1f}× chance" if pc.lift is not None else "above chance"
+    if coarse.leaf_chance is not None:
+        leaf_coarse = coarse.leaf_chance.purity
+        leaf_fine = fine.leaf_chance.purity
+        # Compare purities corrected for chance (towards 1, not towards the
+        # cluster-count ceiling: that leaf purity cannot reach 1 with few
+        # clusters is exactly the merging this rule looks for).
+        gap_coarse = _towards_one(pc) - _towards_one(leaf_coarse)
+        gap_fine = _towards_one(fc) - _towards_one(leaf_fine)
+        if gap_coarse - gap_fine >= HIERARCHY_GAP_RISE and lift >= HIERARCHY_LIFT:
+            return Readout(
+                "hierarchy",
+                f"Parent purity holds at {pc.value:.3f} ({times}, chance {pc.chance:.3f}) at coarse "
+                f"inflation (I={coarse.inflation:g}, {coarse.n_clusters} clusters) while leaf purity falls to "
+                f"{leaf_coarse.value:.3f}: clusters merge leaves of the same parent, so the embedding "
+                "encodes the label hierarchy; if predictions are poor, the classifier head is the "
+                "bottleneck.",
+                notes,
+            )
+        if _towards_one(leaf_coarse) >= LEAVES_SEPARATED_PURITY:
+            return Readout(
+                "leaves_separated",
+                f"Clusters keep the leaf labels apart even at I={coarse.inflation:g} "
+                f"(leaf purity {_vs_chance(leaf_coarse)}, {coarse.n_clusters} clusters): the "
+                "representation separates leaves; no parent-level merging at these inflations.",
+                notes,
+            )
     return Readout(
         "mixed",
-        f"Clusters are far purer than chance (parent purity {coarse.purity_parent:.3f} at "
-        f"I={coarse.inflation:g} vs {base:.3f} for one cluster) but merging at coarse inflation "
-        "does not follow the parent labels: structure without the label hierarchy.",
+        f"Clusters are significantly purer than chance (parent purity {_vs_chance(pc)} at "
+        f"I={coarse.inflation:g}, {times}) but merging at coarse inflation does not follow the parent "
+        "labels: structure without the label hierarchy.",
         notes,
     )
 
 
-def build_sweep(results: dict[float, tuple[np.ndarray, int]], labels=None, parents=None) -> ClusterSweep:
+def build_sweep(
+    results: dict[float, tuple[np.ndarray, int]], labels=None, parents=None, *, seed: int = 0, cancel=None
+) -> ClusterSweep:
     """Assemble a :class:`ClusterSweep` from ``inflation → (cluster_ids, iterations)``."""
-    stats = tuple(inflation_stats(i, ids, it, labels, parents) for i, (ids, it) in sorted(results.items()))
+    stats = tuple(
+        inflation_stats(i, ids, it, labels, parents, seed=seed + 2 * k, cancel=cancel)
+        for k, (i, (ids, it)) in enumerate(sorted(results.items()))
+    )
     modal_parent = modal_share(parents)
     readout = sweep_readout(stats, modal_parent, modal_share(labels))
     return ClusterSweep(stats, {float(i): ids for i, (ids, _) in results.items()}, readout, modal_parent)

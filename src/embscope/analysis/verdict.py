@@ -12,16 +12,22 @@ collapsed head):
    concepts (cosine ≥ 0.999) in a large share of samples.
 4. ``mode_collapse_head`` — the representation passes, but predictions are
    mode-collapsed or score the base rate: the classifier head is the bottleneck.
-5. ``semantically_empty`` — geometry passes but neighbours do not share labels
-   (kNN lift POOR, or parent purity flat at every inflation): diversity is not
-   meaning (seed 004).  An extension of the four failure labels of the design.
-6. ``healthy``.
+5. ``semantically_empty`` — geometry passes but no label score is
+   significantly above its chance baseline: neither the leave-one-out kNN
+   label accuracy on the graph nor, at any informative inflation, leaf AMI or
+   parent purity (one-sided permutation z-tests, Bonferroni over that family
+   at family-wise α = 0.01).  Raw values never decide: raw purity rises with
+   fragmentation and falls with the number of labels, and a score several
+   times chance is structure however low it looks.  Diversity is not meaning
+   (seed 004).
+6. ``healthy`` — naming its weakest evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from embscope.analysis.chance import z_critical
 from embscope.analysis.grading import Grade
 from embscope.formatting import format_number
 
@@ -36,13 +42,17 @@ LABELS = (
 
 #: Share of samples with a duplicated concept pair that makes it the verdict.
 DUPLICATED_CONCEPT_SHARE = 0.10
+#: Family-wise level of the "label scores above chance" tests.
+SIGNIFICANCE_ALPHA = 0.01
 
 HEADLINES = {
     "collapsed_to_point": "Collapsed to a point: every sample has (nearly) the same embedding.",
     "dimensional_collapse": "Dimensional collapse: the embeddings use only a few directions.",
     "duplicated_concepts": "Duplicated concepts: samples carry identical concept vectors.",
     "mode_collapse_head": "Head bottleneck: the representation is usable but the predictions collapsed.",
-    "semantically_empty": "Semantically empty: the geometry is spread out but neighbours do not share labels.",
+    "semantically_empty": (
+        "Semantically empty: the geometry is spread out but no label score is above its chance baseline."
+    ),
     "healthy": "Healthy: no collapse found.",
 }
 
@@ -147,27 +157,99 @@ def decide_verdict(
         evidence.extend(cluster_evidence or [])
         return Verdict("mode_collapse_head", evidence)
 
-    flat = clusters and clusters.get("readout", {}).get("label") == "weak"
-    if poor("knn_label_lift") or flat:
-        if geometry.get("knn_label_accuracy") is not None:
-            evidence.append(
-                f"leave-one-out kNN label accuracy {_fmt(geometry['knn_label_accuracy'])} vs base rate "
-                f"{_fmt(geometry['label_base_rate'])} (lift {_fmt(geometry['knn_label_lift'])})"
-            )
-        evidence.extend(cluster_evidence or [])
-        return Verdict("semantically_empty", evidence)
+    tests = label_tests(geometry, clusters)
+    if tests:
+        family = len(tests)
+        z_crit = z_critical(SIGNIFICANCE_ALPHA / family)
+        statement = (
+            f"one-sided permutation z-test, Bonferroni over {family} test{'s' if family != 1 else ''} "
+            f"at family-wise α = {SIGNIFICANCE_ALPHA:g} (z ≥ {z_crit:.2f})"
+        )
+        if not any(t["z"] >= z_crit for t in tests):
+            evidence.append(f"no label score is significantly above chance ({statement})")
+            evidence.extend(_test_line(t) for t in tests)
+            evidence.extend(cluster_evidence or [])
+            return Verdict("semantically_empty", evidence)
 
     evidence.append(
         f"collapse ratio {_fmt(ratio)}, effective rank normalised {_fmt(geometry['effective_rank_normalized'])}"
     )
-    if geometry.get("knn_label_accuracy") is not None:
-        evidence.append(
-            f"kNN label accuracy {_fmt(geometry['knn_label_accuracy'])}"
-            f" vs base rate {_fmt(geometry['label_base_rate'])}"
-        )
+    if tests:
+        strongest = max(tests, key=lambda t: t["z"])
+        evidence.append(f"label scores above chance ({statement}); strongest: {_test_line(strongest)}")
     _add_prediction_evidence(evidence, predictions)
     evidence.extend(cluster_evidence or [])
+    evidence.append("weakest evidence: " + weakest_evidence(geometry, grades, tests))
     return Verdict("healthy", evidence)
+
+
+def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
+    """The family of "above chance" tests: kNN label accuracy and, at every
+    informative inflation (split, not fragmented), leaf AMI and parent purity.
+
+    Each entry: ``name``, ``value``, ``chance``, ``chance_std``, ``z``, ``lift``.
+    """
+    tests = []
+    if geometry.get("knn_label_accuracy") is not None and geometry.get("knn_label_z") is not None:
+        tests.append(
+            {
+                "name": "kNN label accuracy",
+                "value": geometry["knn_label_accuracy"],
+                "chance": geometry["knn_label_chance"],
+                "chance_std": geometry["knn_label_chance_std"],
+                "z": geometry["knn_label_z"],
+                "lift": geometry.get("knn_label_times_chance"),
+            }
+        )
+    for row in (clusters or {}).get("inflations", []):
+        if row.get("fragmented") or row.get("n_clusters", 0) <= 1:
+            continue
+        chance = row.get("chance") or {}
+        for level, metric, name in (("leaf", "ami", "AMI (leaf)"), ("parent", "purity", "parent purity")):
+            score = (chance.get(level) or {}).get(metric)
+            if score and score.get("z") is not None:
+                tests.append(
+                    {
+                        "name": f"{name} at I={row['inflation']:g}",
+                        "value": score["value"],
+                        "chance": score["chance"],
+                        "chance_std": score["chance_std"],
+                        "z": score["z"],
+                        "lift": score.get("lift"),
+                    }
+                )
+    return tests
+
+
+def _test_line(t: dict) -> str:
+    times = f", {_fmt(t['lift'])}× chance" if t.get("lift") is not None else ""
+    return (
+        f"{t['name']} {_fmt(t['value'])} vs chance {_fmt(t['chance'])} ± {_fmt(t['chance_std'])}"
+        f" (z {_fmt(t['z'])}{times})"
+    )
+
+
+def weakest_evidence(geometry: dict, grades: dict[str, Grade], tests: list[dict]) -> str:
+    """The reading the healthy verdict leans on least: the worst grade, else the
+    least significant label test, with how it was measured."""
+    order = {"POOR": 0, "OK": 1, "GOOD": 2}
+    parts = []
+    if grades:
+        name, g = min(grades.items(), key=lambda kv: order[kv[1].grade])
+        if g.grade != "GOOD":
+            parts.append(f"{name} {_fmt(g.value)} grades {g.grade} (target {g.target})")
+    if tests:
+        parts.append(_test_line(min(tests, key=lambda t: t["z"])))
+    method = geometry.get("collapse_ratio_method", "")
+    if method.startswith("sampled"):
+        parts.append(f"collapse ratio is estimated ({method})")
+    if geometry.get("knn_graph_exact") is False:
+        parts.append("the k-NN graph is approximate (NN-descent)")
+    if geometry.get("knn_label_ci_low") is not None:
+        parts.append(
+            f"kNN accuracy 95% interval [{_fmt(geometry['knn_label_ci_low'])}, {_fmt(geometry['knn_label_ci_high'])}]"
+        )
+    return "; ".join(parts) if parts else "none: every graded metric is GOOD"
 
 
 def _add_prediction_evidence(evidence: list[str], predictions: dict | None) -> None:

@@ -27,7 +27,7 @@ from embscope.errors import BadInputError
 from embscope.options import AnalysisSettings, settings_from_values
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (
@@ -177,15 +177,10 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
         if embeddings.labels is not None:
             # Label agreement is a property of samples, so it uses the sample graph.
             pooled = compute_geometry(per_sample, embeddings.labels, graph, cancel=cancel)
-            for key in (
-                "knn_label_accuracy",
-                "knn_label_lift",
-                "label_base_rate",
-                "intra_class_cosine_distance",
-                "inter_class_cosine_distance",
-            ):
-                if key in pooled.metrics:
-                    geometry.metrics[key] = pooled.metrics[key]
+            label_keys = ("label_base_rate", "intra_class_cosine_distance", "inter_class_cosine_distance")
+            for key, value in pooled.metrics.items():
+                if key.startswith("knn_") or key in label_keys:
+                    geometry.metrics[key] = value
     else:
         geometry = compute_geometry(embeddings.vectors, embeddings.labels, graph, cancel=cancel)
     lap("geometry")
@@ -209,9 +204,13 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights)
     gradeable = dict(summary["geometry"])
     if clusters is not None:
-        coarse = min(summary["clusters"]["inflations"], key=lambda row: row["inflation"])
-        if coarse.get("purity_parent") is not None:
-            gradeable["purity_parent"] = coarse["purity_parent"]
+        # Parent purity is graded as its chance-corrected lift at the coarsest
+        # informative inflation (split, not fragmented): raw purity is not comparable.
+        rows = [r for r in summary["clusters"]["inflations"] if r["n_clusters"] > 1 and not r.get("fragmented")]
+        coarse = min(rows, key=lambda row: row["inflation"]) if rows else None
+        parent = ((coarse or {}).get("chance") or {}).get("parent")
+        if parent is not None:
+            gradeable["purity_parent"] = parent["purity"]["corrected"]
     grades = grade_metrics(gradeable, thresholds)
     verdict = decide_verdict(
         summary["geometry"],

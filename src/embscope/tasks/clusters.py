@@ -129,4 +129,4 @@ def cluster_sweep_job(
         yield Progress(f"MCL I={inflation:g}", done / len(wanted), f"{done}/{len(wanted)} inflations")
         results[inflation] = cache.cluster_at(inflation, cancel)
     yield Progress("MCL sweep", 1.0, "reading the sweep")
-    return build_sweep(results, labels, parents)
+    return build_sweep(results, labels, parents, cancel=cancel)

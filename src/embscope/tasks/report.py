@@ -257,8 +257,8 @@ METRIC_LABELS = {
     "top5_variance_ratio": "Top-5 variance ratio",
     "mean_dimension_std_normalized": "Mean dimension std / RMS std",
     "min_dimension_std_normalized": "Min dimension std / RMS std",
-    "knn_label_lift": "kNN label lift over base rate",
-    "purity_parent": "Parent purity (coarsest inflation)",
+    "knn_label_lift": "kNN label accuracy, lift over chance (chance-corrected)",
+    "purity_parent": "Parent purity, lift over chance (coarsest informative inflation)",
 }
 
 
@@ -270,6 +270,69 @@ def md_text(value) -> str:
     """
     text = html.escape(" ".join(str(value).split()), quote=False)
     return text.replace("|", "\\|")
+
+
+def _with_chance(value, score: dict | None) -> str:
+    if score is None:
+        return _fmt(value)
+    return f"{_fmt(value)} ({_fmt(score['chance'])} ± {_fmt(score['chance_std'])})"
+
+
+def _with_z(score: dict | None) -> str:
+    if score is None:
+        return "—"
+    return f"{_fmt(score['value'])} (z {_fmt(score['z'])})"
+
+
+def _label_lines(geo: dict) -> list[str]:
+    """kNN label accuracy beside its chance baseline and interval (report.md)."""
+    if geo.get("knn_label_accuracy") is None or geo.get("knn_label_chance") is None:
+        return []
+    times = geo.get("knn_label_times_chance")
+    return [
+        "",
+        "## Labels against chance",
+        "",
+        f"kNN label accuracy {_fmt(geo['knn_label_accuracy'])} (95% interval {_fmt(geo['knn_label_ci_low'])}–"
+        f"{_fmt(geo['knn_label_ci_high'])}) vs {_fmt(geo['knn_label_chance'])} ± {_fmt(geo['knn_label_chance_std'])} "
+        f"by chance on the same graph ({_fmt(times) + '× chance' if times is not None else 'chance is 0'}, "
+        f"z {_fmt(geo['knn_label_z'])}; ceiling {_fmt(geo['knn_label_ceiling'])}, chance-corrected lift "
+        f"{_fmt(geo['knn_label_lift'])}). Method: {geo.get('knn_label_method', '')}.",
+    ]
+
+
+def _interval(geo: dict, name: str) -> str:
+    low, high = geo.get(f"{name}_ci_low"), geo.get(f"{name}_ci_high")
+    return f" (95% interval {_fmt(low)}–{_fmt(high)})" if low is not None and high is not None else ""
+
+
+def _label_free_lines(geo: dict) -> list[str]:
+    """Label-free quality metrics from the literature, shown ungraded, with how each was estimated."""
+    rows = [
+        ("RankMe (= effective rank, Garrido et al. 2023)", "rankme", ""),
+        ("α-ReQ, eigenvalue decay exponent (Agrawal et al. 2022)", "alpha_req", ""),
+        ("NESum Σλ/λ₁ (He & Ozay 2022)", "nesum", ""),
+        ("Condition number λmax/λmin", "condition_number", "unbounded (rank-deficient) when —"),
+        (
+            "Self-clustering (Tsitsulin et al. 2023)",
+            "self_clustering",
+            geo.get("self_clustering_method", ""),
+        ),
+        (
+            "Intrinsic dimension, TwoNN (Facco et al. 2017)",
+            "intrinsic_dimension_twonn",
+            geo.get("intrinsic_dimension_method", ""),
+        ),
+        ("Uniformity (Wang & Isola)", "uniformity", geo.get("cosine_method", "")),
+    ]
+    if not any(geo.get(key) is not None for _, key, _ in rows):
+        return []
+    lines = ["", "## Label-free quality (ungraded)", "", "| Metric | Value | How |", "|---|---|---|"]
+    for label, key, how in rows:
+        if key in geo:
+            interval_key = "intrinsic_dimension" if key == "intrinsic_dimension_twonn" else key
+            lines.append(f"| {label} | {_fmt(geo.get(key))}{_interval(geo, interval_key)} | {how} |")
+    return lines
 
 
 def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> str:
@@ -297,6 +360,8 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         g = grades[name]
         mark = {"GOOD": "GOOD", "OK": "OK", "POOR": "**POOR**"}[g["grade"]]
         lines.append(f"| {METRIC_LABELS.get(name, name)} | {_fmt(g['value'])} | {g['target']} | {mark} |")
+    lines += _label_lines(geo)
+    lines += _label_free_lines(geo)
     lines += ["", "## Geometry", "", "| Metric | Value |", "|---|---|"]
     for key, value in geo.items():
         lines.append(f"| {key} | {_fmt(value)} |")
@@ -320,15 +385,27 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         c = summary["clusters"]
         lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {md_text(c['readout']['text'])}", ""]
         lines += [
-            "| Inflation | Clusters | Singletons | Iterations | Purity leaf | Purity parent | NMI leaf | ARI leaf |",
-            "|---|---|---|---|---|---|---|---|",
+            "| Inflation | Clusters | Singletons | Iterations | Purity leaf (chance) | Purity parent (chance) "
+            "| NMI leaf (chance) | AMI leaf (z) | ARI leaf (z) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in c["inflations"]:
+            chance = row.get("chance") or {}
+            leaf, parent = chance.get("leaf") or {}, chance.get("parent") or {}
+            singles = f"{row['n_singletons']}" + (" (fragmented)" if row.get("fragmented") else "")
             lines.append(
-                f"| {row['inflation']:g} | {row['n_clusters']} | {row['n_singletons']} | {row['iterations']} | "
-                f"{_fmt(row['purity_leaf'])} | {_fmt(row['purity_parent'])} | {_fmt(row['nmi_leaf'])} | "
-                f"{_fmt(row['ari_leaf'])} |"
+                f"| {row['inflation']:g} | {row['n_clusters']} | {singles} | {row['iterations']} | "
+                f"{_with_chance(row['purity_leaf'], leaf.get('purity'))} | "
+                f"{_with_chance(row['purity_parent'], parent.get('purity'))} | "
+                f"{_with_chance(row['nmi_leaf'], leaf.get('nmi'))} | {_with_z(leaf.get('ami'))} | "
+                f"{_with_z(leaf.get('ari')) if leaf else _fmt(row['ari_leaf'])} |"
             )
+        lines.append("")
+        lines.append(
+            "Chance: the same clustering with the labels randomly permuted (mean ± std over the permutations; "
+            "NMI/AMI/ARI baselines in closed form). z: one-sided permutation z-score. Fragmented: more than half "
+            "the samples are singletons, so purity there is not evidence."
+        )
     if weights_lines:  # the weights report brings its own "## Weights" heading
         lines += [""] + list(weights_lines)
     return "\n".join(lines) + "\n"

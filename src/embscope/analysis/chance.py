@@ -1,0 +1,515 @@
+"""What label scores would be by chance, for the same partition or graph.
+
+Raw purity rises with fragmentation (all singletons → 1.0) and falls with the
+number of labels; raw kNN accuracy is bounded by how many samples share a
+label at all.  Every label score is therefore read against its *chance
+baseline*: the value the same clustering (or the same k-NN graph) gets when
+the labels are randomly permuted over the samples.  The label counts, the
+cluster sizes and the graph stay fixed; only the pairing is random.
+
+* AMI/NMI: the expected mutual information under that permutation model has
+  a closed form (Vinh, Epps & Bailey 2010), computed here grouped by distinct
+  cluster and label sizes so 10⁵ singletons cost nothing; AMI matches
+  scikit-learn's ``adjusted_mutual_info_score`` (arithmetic normalisation).
+* ARI: 0 at chance by construction (Hubert & Arabie 1985).
+* Purity and kNN label accuracy: no closed form; a vectorised permutation
+  estimate (mean and standard deviation).  The permutations also give the
+  spread of MI and ARI, hence a z-score for every score.
+
+Significance is a one-sided z-test against the permutation distribution,
+with a continuity correction of half a sample for count-based scores (purity
+and kNN accuracy are counts / N), at a level the caller chooses; the verdict
+uses a Bonferroni-corrected family (see :mod:`embscope.analysis.verdict`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaln
+
+from embscope.errors import BadInputError, check_cancel
+
+#: Permutation work budget (sample-label draws per score); the permutation
+#: count shrinks with N so 10⁶ samples stay cheap, within the bounds below.
+PERMUTATION_BUDGET = 30_000_000
+MIN_PERMUTATIONS = 30
+MAX_PERMUTATIONS = 300
+#: Rows processed at once by the numpy kNN vote (bounds its working memory).
+CHUNK_ELEMENTS = 4_000_000
+#: Sample draws per batch of permutations: cancellation is checked between batches.
+BATCH_DRAWS = 2_000_000
+
+
+def n_permutations(n_items: int, budget: int = PERMUTATION_BUDGET) -> int:
+    """Permutations for ``n_items`` draws each: many for small N, fewer (but ≥ 30) for large N."""
+    return int(min(MAX_PERMUTATIONS, max(MIN_PERMUTATIONS, budget // max(n_items, 1))))
+
+
+def z_critical(alpha: float) -> float:
+    """One-sided standard-normal critical value: P(Z ≥ z) = alpha."""
+    from scipy.stats import norm
+
+    return float(norm.isf(alpha))
+
+
+@dataclass(frozen=True)
+class ChanceScore:
+    """A label score beside its chance baseline.
+
+    Attributes
+    ----------
+    value
+        The observed score.
+    chance
+        Its expected value under label permutation (closed form where one exists).
+    chance_std
+        Standard deviation under label permutation.
+    lift
+        ``value / chance`` (how many times chance), None when chance is 0.
+    corrected
+        Chance-corrected score ``(value − chance) / (ceiling − chance)``: 0 at
+        chance, 1 at the best attainable value (``ceiling``).
+    z
+        ``(value − chance) / chance_std`` with ``|value − chance|`` shrunk by the
+        continuity correction (half a sample for count-based scores).
+    p_permutation
+        Share of permutations at or above ``value`` (with the +1 rule).
+    n_permutations
+        Permutations used (0 when everything is closed form).
+    method
+        How the baseline was obtained, for the report.
+    ceiling
+        Best attainable value of the score given the labels.
+    """
+
+    value: float
+    chance: float
+    chance_std: float
+    lift: float | None
+    corrected: float
+    z: float
+    p_permutation: float | None
+    n_permutations: int
+    method: str
+    ceiling: float = 1.0
+
+    def significant(self, alpha: float) -> bool:
+        """One-sided permutation z-test at level ``alpha``."""
+        return self.z >= z_critical(alpha)
+
+    def to_summary(self) -> dict:
+        return {
+            "value": self.value,
+            "chance": self.chance,
+            "chance_std": self.chance_std,
+            "lift": self.lift,
+            "corrected": self.corrected,
+            "z": self.z,
+            "p_permutation": self.p_permutation,
+            "n_permutations": self.n_permutations,
+            "ceiling": self.ceiling,
+            "method": self.method,
+        }
+
+
+def _score(
+    value: float,
+    chance: float,
+    std: float,
+    samples: np.ndarray | None,
+    method: str,
+    *,
+    continuity: float = 0.0,
+    ceiling: float = 1.0,
+    std_floor: float = 1e-12,
+) -> ChanceScore:
+    value, chance = float(value), float(chance)
+    spread = max(float(std), std_floor)
+    # The continuity correction shrinks the distance to chance towards 0 (never past it).
+    diff = value - chance
+    excess = math.copysign(max(abs(diff) - continuity, 0.0), diff)
+    z = excess / spread
+    room = ceiling - chance
+    corrected = (value - chance) / room if room > 1e-12 else 0.0
+    p = None
+    if samples is not None and samples.size:
+        p = float((1 + np.count_nonzero(samples >= value - 1e-12)) / (samples.size + 1))
+    lift = value / chance if chance > 1e-12 else None
+    return ChanceScore(
+        value,
+        chance,
+        float(std),
+        lift,
+        float(corrected),
+        float(z),
+        p,
+        0 if samples is None else int(samples.size),
+        method,
+        float(ceiling),
+    )
+
+
+# --------------------------------------------------------------------------- codes
+
+
+def _codes(values) -> tuple[np.ndarray, int]:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise BadInputError(f"labels must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype == object:
+        arr = arr.astype(str)
+    _, inverse = np.unique(arr, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    return inverse, int(inverse.max()) + 1 if inverse.size else 0
+
+
+# --------------------------------------------------------------------------- expected MI
+
+
+def expected_mutual_info(a_sizes, b_sizes) -> float:
+    """E[MI] (nats) between two partitions with these group sizes under random pairing.
+
+    The hypergeometric model of Vinh, Epps & Bailey (2010), as scikit-learn's
+    ``expected_mutual_information``, but summed over *distinct* sizes with their
+    multiplicities: thousands of singleton clusters are one term.
+    """
+    a = np.asarray(a_sizes, dtype=np.int64)
+    b = np.asarray(b_sizes, dtype=np.int64)
+    a, b = a[a > 0], b[b > 0]
+    n = int(a.sum())
+    if n != int(b.sum()):
+        raise BadInputError("both partitions must cover the same samples")
+    if n == 0 or a.size == 1 and b.size == 1:
+        return 0.0
+    ua, ma = np.unique(a, return_counts=True)
+    ub, mb = np.unique(b, return_counts=True)
+    ai = ua[:, None].astype(np.float64)
+    bj = ub[None, :].astype(np.float64)
+    weight = ma[:, None].astype(np.float64) * mb[None, :]
+    lo = np.maximum(1, ua[:, None] + ub[None, :] - n)
+    hi = np.minimum(ua[:, None], ub[None, :])
+    gln_a, gln_b = gammaln(ai + 1), gammaln(bj + 1)
+    gln_na, gln_nb = gammaln(n - ai + 1), gammaln(n - bj + 1)
+    gln_n = gammaln(n + 1)
+    total = 0.0
+    width = int((hi - lo).max()) + 1 if hi.size else 0
+    # Vectorise over the (distinct a, distinct b) grid, one n_ij value at a time.
+    for step in range(max(width, 0)):
+        nij = lo + step
+        valid = nij <= hi
+        if not valid.any():
+            continue
+        v = nij.astype(np.float64)
+        term = v / n * (np.log(n * v) - np.log(ai * bj))
+        log_p = (
+            gln_a
+            + gln_b
+            + gln_na
+            + gln_nb
+            - gln_n
+            - gammaln(v + 1)
+            - gammaln(ai - v + 1)
+            - gammaln(bj - v + 1)
+            - gammaln(n - ai - bj + v + 1)
+        )
+        contrib = np.where(valid, term * np.exp(np.where(valid, log_p, 0.0)), 0.0)
+        total += float((contrib * weight).sum())
+    return total
+
+
+def _entropy(sizes: np.ndarray) -> float:
+    p = sizes[sizes > 0] / sizes.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _contingency(c: np.ndarray, lab: np.ndarray, n_lab: int) -> np.ndarray:
+    _, counts = np.unique(c * max(n_lab, 1) + lab, return_counts=True)
+    return counts.astype(np.int64)
+
+
+def adjusted_mutual_info(clusters, labels) -> float:
+    """Adjusted mutual information, arithmetic-mean normalisation (scikit-learn's default).
+
+    ``(MI − E[MI]) / (mean(H(U), H(V)) − E[MI])``; 1.0 when both are a single
+    group, 0.0 when exactly one is (scikit-learn's limit cases).
+    """
+    c, _ = _codes(clusters)
+    lab, n_lab = _codes(labels)
+    if c.size != lab.size:
+        raise BadInputError(f"{c.size} cluster ids but {lab.size} labels")
+    if c.size == 0:
+        return 1.0
+    a, b = np.bincount(c), np.bincount(lab)
+    if a.size == 1 and b.size == 1:
+        return 1.0
+    if a.size == 1 or b.size == 1:
+        return 0.0
+    mi = _mutual_info(_contingency(c, lab, n_lab), a, b)
+    emi = expected_mutual_info(a, b)
+    return float(_ami(np.array([mi]), emi, a, b)[0])
+
+
+def _mutual_info(nij: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    n = float(a.sum())
+    total = float(_xlogx(nij).sum()) + n * math.log(n) - float(_xlogx(a).sum()) - float(_xlogx(b).sum())
+    return max(0.0, total / n)
+
+
+def _xlogx(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return np.where(v > 0, v * np.log(np.where(v > 0, v, 1.0)), 0.0)
+
+
+def _ami(mi: np.ndarray, emi: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """AMI for an array of MI values sharing the marginals ``a``, ``b`` (scikit-learn's eps guards)."""
+    normalizer = 0.5 * (_entropy(a.astype(np.float64)) + _entropy(b.astype(np.float64)))
+    eps = np.finfo("float64").eps
+    denominator = normalizer - emi
+    denominator = min(denominator, -eps) if denominator < 0 else max(denominator, eps)
+    numerator = np.asarray(mi, dtype=np.float64) - emi
+    numerator = np.where(numerator < 0, np.minimum(numerator, -eps), np.maximum(numerator, eps))
+    return numerator / denominator
+
+
+# --------------------------------------------------------------------------- partition scores
+
+
+def _kernels():
+    """The numba kernels (compiled or loaded from the numba cache on first use)."""
+    from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+    ensure_numba_cache_dir()
+    from embscope.analysis import _chance_kernels
+
+    return _chance_kernels
+
+
+def _permuted_tables(
+    c: np.ndarray, lab: np.ndarray, n_lab: int, n_perm: int, seed: int, cancel=None
+) -> dict[str, np.ndarray]:
+    """Per permutation: Σ max_j n_ij (purity count), Σ n_ij log n_ij and Σ C(n_ij, 2).
+
+    Samples in singleton clusters contribute the same to every permutation
+    (1, 0 and 0), so only the others are drawn: their labels are a random
+    draw without replacement from all N labels.
+    """
+    sizes = np.bincount(c)
+    kept_sizes = sizes[sizes > 1]
+    n_single = int(np.count_nonzero(sizes == 1))
+    out = {
+        "max": np.full(n_perm, float(n_single)),
+        "xlogx": np.zeros(n_perm),
+        "pairs": np.zeros(n_perm),
+    }
+    if kept_sizes.size == 0:
+        return out
+    bounds = np.concatenate([[0], np.cumsum(kept_sizes)]).astype(np.int64)
+    labels = np.ascontiguousarray(lab, dtype=np.int64)
+    kernels = _kernels()
+    batch = max(1, BATCH_DRAWS // max(int(bounds[-1]), 1))
+    for first in range(0, n_perm, batch):
+        check_cancel(cancel)
+        stop = min(first + batch, n_perm)
+        parts = [out[key][first:stop] for key in ("max", "xlogx", "pairs")]
+        kernels.partition_permutations(labels, max(n_lab, 1), bounds, first, stop - first, seed, *parts)
+    return out
+
+
+def purity_ceiling(label_sizes: np.ndarray, n_clusters: int) -> float:
+    """Best purity attainable with ``n_clusters`` clusters: the share of the
+    ``n_clusters`` largest labels (clusters with the same majority label
+    together hold at most that label's samples)."""
+    sizes = np.sort(np.asarray(label_sizes, dtype=np.int64))[::-1]
+    total = sizes.sum()
+    return float(min(1.0, sizes[: max(n_clusters, 1)].sum() / total)) if total else 1.0
+
+
+@dataclass(frozen=True)
+class PartitionChance:
+    """Purity, NMI, AMI and ARI of one clustering against one labelling, each with its baseline."""
+
+    purity: ChanceScore
+    nmi: ChanceScore
+    ami: ChanceScore
+    ari: ChanceScore
+    n_samples: int
+    n_clusters: int
+    n_labels: int
+    singleton_share: float
+
+    def to_summary(self) -> dict:
+        return {
+            "purity": self.purity.to_summary(),
+            "nmi": self.nmi.to_summary(),
+            "ami": self.ami.to_summary(),
+            "ari": self.ari.to_summary(),
+        }
+
+
+def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> PartitionChance:
+    """Observed purity/NMI/AMI/ARI of ``clusters`` vs ``labels`` and their chance baselines.
+
+    Baselines: E[NMI] = E[MI]/mean(H) and AMI's 0 and ARI's 0 in closed form
+    (label permutation keeps both entropies fixed); purity's mean by
+    permutation.  All spreads come from the same permutations.
+    """
+    c, _ = _codes(clusters)
+    lab, n_lab = _codes(labels)
+    if c.size != lab.size:
+        raise BadInputError(f"{c.size} cluster ids but {lab.size} labels")
+    n = c.size
+    if n < 2:
+        raise BadInputError("chance baselines need at least 2 labelled samples")
+    a, b = np.bincount(c), np.bincount(lab)
+    a, b = a[a > 0], b[b > 0]
+    singles = float(np.count_nonzero(a == 1) / n)
+    m = int(n - np.count_nonzero(a == 1))
+    n_perm = n_permutations(max(m, 1)) if n_perm is None else int(n_perm)
+    tables = _permuted_tables(c, lab, n_lab, n_perm, seed, cancel)
+    nij = _contingency(c, lab, n_lab).astype(np.float64)
+    method = f"label permutation ({n_perm} permutations)"
+
+    # Purity: counts / N.
+    best = np.zeros(int(c.max()) + 1)
+    keys = np.unique(c * n_lab + lab, return_counts=True)
+    np.maximum.at(best, keys[0] // n_lab, keys[1])
+    purity_value = float(best.sum() / n)
+    perm_purity = tables["max"] / n
+    purity_score = _score(
+        purity_value,
+        float(perm_purity.mean()),
+        float(perm_purity.std(ddof=1)) if n_perm > 1 else 0.0,
+        perm_purity,
+        method,
+        continuity=0.5 / n,
+        ceiling=purity_ceiling(b, int(a.size)),
+        std_floor=0.5 / n,
+    )
+
+    # MI family: only Σ n_ij log n_ij varies under permutation.
+    h_a, h_b = _entropy(a.astype(np.float64)), _entropy(b.astype(np.float64))
+    const = n * math.log(n) - float(_xlogx(a).sum()) - float(_xlogx(b).sum())
+    mi = max(0.0, float((_xlogx(nij).sum() + const) / n))
+    perm_mi = np.maximum(0.0, (tables["xlogx"] + const) / n)
+    emi = expected_mutual_info(a, b)
+    normalizer = 0.5 * (h_a + h_b)
+    if a.size == 1 and b.size == 1:
+        # Neither partition splits anything: a perfect (and trivial) match.
+        nmi_value = nmi_chance = ami_value = ami_chance = 1.0
+        perm_nmi = perm_ami = np.ones(n_perm)
+    elif a.size == 1 or b.size == 1:
+        nmi_value = nmi_chance = ami_value = ami_chance = 0.0
+        perm_nmi = perm_ami = np.zeros(n_perm)
+    else:
+        nmi_value = mi / normalizer
+        nmi_chance = emi / normalizer
+        perm_nmi = perm_mi / normalizer
+        ami_value = float(_ami(np.array([mi]), emi, a, b)[0])
+        perm_ami = _ami(perm_mi, emi, a, b)
+        ami_chance = 0.0
+    nmi_std = float(perm_nmi.std(ddof=1)) if n_perm > 1 else 0.0
+    ami_std = float(perm_ami.std(ddof=1)) if n_perm > 1 else 0.0
+    closed = f"closed form (expected MI, Vinh et al. 2010); spread from {n_perm} permutations"
+    nmi_score = _score(nmi_value, nmi_chance, nmi_std, perm_nmi, closed)
+    ami_score = _score(ami_value, ami_chance, ami_std, perm_ami, closed)
+
+    # ARI: only Σ C(n_ij, 2) varies; its permutation mean is exactly sum_a·sum_b/total.
+    sum_a = float((a * (a - 1.0) / 2).sum())
+    sum_b = float((b * (b - 1.0) / 2).sum())
+    total = n * (n - 1.0) / 2
+    expected = sum_a * sum_b / total
+    max_index = 0.5 * (sum_a + sum_b)
+    if max_index == expected:
+        ari_value, perm_ari = 1.0, np.ones(n_perm)
+        ari_chance = 1.0
+    else:
+        ari_value = float(((nij * (nij - 1) / 2).sum() - expected) / (max_index - expected))
+        perm_ari = (tables["pairs"] - expected) / (max_index - expected)
+        ari_chance = 0.0
+    ari_std = float(perm_ari.std(ddof=1)) if n_perm > 1 else 0.0
+    ari_score = _score(
+        ari_value, ari_chance, ari_std, perm_ari, f"closed form (0, Hubert & Arabie); spread from {n_perm} permutations"
+    )
+    return PartitionChance(purity_score, nmi_score, ami_score, ari_score, n, int(a.size), int(b.size), singles)
+
+
+# --------------------------------------------------------------------------- kNN label accuracy
+
+
+def knn_vote(neighbour_codes: np.ndarray) -> np.ndarray:
+    """Majority label of each row of ``neighbour_codes`` (N×k, nearest first).
+
+    Ties go to the tied label whose member is nearest.  O(N·k²) time in row
+    blocks, O(N·k) memory: no N × n_classes table is ever formed.
+    """
+    codes = np.asarray(neighbour_codes)
+    n, k = codes.shape
+    out = np.empty(n, dtype=codes.dtype)
+    if k == 0:
+        raise BadInputError("a kNN vote needs at least one neighbour")
+    block = max(1, CHUNK_ELEMENTS // (k * k))
+    rank = np.arange(k)
+    for start in range(0, n, block):
+        part = codes[start : start + block]
+        count = (part[:, :, None] == part[:, None, :]).sum(axis=2)
+        # Highest count wins; among equal counts the nearest position (a label's
+        # first position is where its nearest member sits).
+        winner = np.argmax(count * (k + 1) - rank[None, :], axis=1)
+        out[start : start + block] = part[np.arange(part.shape[0]), winner]
+    return out
+
+
+def knn_accuracy_from_codes(indices: np.ndarray, codes: np.ndarray) -> float:
+    """Leave-one-out kNN accuracy of integer ``codes`` on the neighbour lists ``indices`` (N×k)."""
+    return float(np.mean(knn_vote(codes[indices]) == codes))
+
+
+def knn_ceiling(codes: np.ndarray) -> float:
+    """Best attainable leave-one-out kNN accuracy: a sample alone in its label can never be right."""
+    counts = np.bincount(codes)
+    return float(counts[counts > 1].sum() / codes.size)
+
+
+def knn_chance(indices: np.ndarray, labels, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> ChanceScore:
+    """Leave-one-out kNN label accuracy on the graph ``indices`` (N×k) with its permutation baseline."""
+    codes, _ = _codes(labels)
+    indices = np.asarray(indices)
+    n, k = indices.shape
+    value = knn_accuracy_from_codes(indices, codes)
+    n_perm = n_permutations(n * max(k, 1) * max(k, 1) // 4) if n_perm is None else int(n_perm)
+    perm = np.empty(n_perm)
+    kernels = _kernels()
+    graph = np.ascontiguousarray(indices, dtype=np.int64)
+    codes64 = np.ascontiguousarray(codes, dtype=np.int64)
+    batch = max(1, BATCH_DRAWS // max(n * max(k, 1), 1))
+    for first in range(0, n_perm, batch):
+        check_cancel(cancel)
+        stop = min(first + batch, n_perm)
+        kernels.knn_permutations(graph, codes64, first, stop - first, seed, perm[first:stop])
+    return _score(
+        value,
+        float(perm.mean()),
+        float(perm.std(ddof=1)) if n_perm > 1 else 0.0,
+        perm,
+        f"label permutation on the same graph ({n_perm} permutations)",
+        continuity=0.5 / n,
+        ceiling=knn_ceiling(codes),
+        std_floor=0.5 / n,
+    )
+
+
+def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (analytic, good at small N and near 0/1)."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(norm.isf((1 - level) / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
