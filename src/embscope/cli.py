@@ -23,9 +23,16 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
     """The options of the settings model (embscope.options) that ``command`` offers."""
-    from embscope.options import add_options
+    from embscope.options import SOURCE_COMMANDS, add_options
 
     add_options(p, command)
+    if command in SOURCE_COMMANDS:
+        # A limit of this process, not a setting of the analysis (it changes no result): not in the model.
+        p.add_argument(
+            "--max-memory",
+            metavar="SIZE",
+            help="largest input to load, e.g. 8G or 50%% (default: half the available memory; env EMBSCOPE_MAX_MEMORY)",
+        )
 
 
 def _add_layers_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -130,10 +137,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         # Bare `embscope` opens the app on the demo, as a double-click would.
         args = parser.parse_args(["gui"])
+    import os
+
     from embscope.errors import BadInputError
 
+    debug = bool(os.environ.get("EMBSCOPE_DEBUG"))
     try:
-        return int(_resolve(args.handler)(args) or EXIT_OK)
+        if hasattr(args, "max_memory"):  # per run: an earlier in-process run's limit must not stick
+            from embscope.sources.limits import set_max_memory
+
+            set_max_memory(args.max_memory or None)
+        with _quiet_libraries(enabled=not debug):
+            return int(_resolve(args.handler)(args) or EXIT_OK)
     except BadInputError as exc:
         print(f"embscope: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -141,15 +156,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("embscope: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: one line unless asked for more
-        import os
-
-        if os.environ.get("EMBSCOPE_DEBUG"):
+        if isinstance(exc, SystemError) and isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            # Ctrl-C inside a compiled callback (numba) surfaces as SystemError: still an interrupt.
+            print("embscope: interrupted", file=sys.stderr)
+            return 130
+        if debug:
             raise
         print(
             f"embscope: internal error: {type(exc).__name__}: {exc} (set EMBSCOPE_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+class _quiet_libraries:  # noqa: N801 - used like contextlib's lower-case managers
+    """Drop library warnings (numpy RuntimeWarnings, torch UserWarnings) and torch's log chatter.
+
+    EmbScope's own notes say what matters about the input; on failure stderr
+    must be the one ``embscope: error:`` line.  ``EMBSCOPE_DEBUG=1`` keeps it all.
+    """
+
+    LOGGERS = ("torch", "torch.export", "torch._export", "torch.fx", "transformers", "numba")
+
+    def __init__(self, enabled: bool) -> None:
+        import warnings
+
+        self.enabled = enabled
+        self._warnings = warnings.catch_warnings()
+        self._levels: dict[str, int] = {}
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self._warnings.__enter__()
+        if self.enabled:
+            warnings.simplefilter("ignore")
+            for name in self.LOGGERS:
+                logger = logging.getLogger(name)
+                self._levels[name] = logger.level
+                logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        import logging
+
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._warnings.__exit__(*exc_info)
 
 
 def gui_main() -> int:

@@ -19,6 +19,8 @@ touched rows, so a graph without locality still works.
 
 from __future__ import annotations
 
+import time
+
 import numba as nb
 import numpy as np
 
@@ -572,14 +574,21 @@ def _fill_hybrid(indptr, indices, data, ptr, lo, dense, idx, val):
                 val[o + q - indptr[k]] = data[q]
 
 
-def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, cap, *, threads=None):
+#: Seconds one call into the compiled kernel may run before Python gets control
+#: back (Ctrl-C is delivered, ``check`` is called); the columns per call adapt to it.
+ROUND_SECONDS = 0.1
+
+
+def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, cap, *, threads=None, check=None):
     """``prune(A·B)`` column by column, inflated and normalised.
 
     ``a`` and ``b`` are hybrid tuples; returns the product as a hybrid tuple and
     the largest column chaos.  Each column is computed the same way whatever
     the thread count, so the result does not depend on it.  ``threads``
     forces the serial (1) or parallel (> 1) kernel; by default small products
-    run serially.
+    run serially.  The columns are computed in rounds of about
+    ``ROUND_SECONDS``; ``check()`` (which may raise to stop) is called after
+    each, and a KeyboardInterrupt is delivered between them.
     """
     a_ptr, a_idx, a_val, a_lo, a_hi, a_dense = a
     b_ptr, b_idx, b_val, b_lo, _b_hi, b_dense = b
@@ -612,8 +621,11 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     used = np.zeros(n_chunks, dtype=np.int64)
     pieces = []  # (first column, values stored for columns first.., rows, values)
     run = _round_parallel if threads > 1 else _round_serial
+    step = 64  # columns per chunk in the next round, adapted to take about ROUND_SECONDS
     while np.any(next_col < stop_col):
         first = next_col.copy()
+        limit = np.minimum(stop_col, next_col + step)
+        started = time.perf_counter()
         run(
             a_ptr,
             a_idx,
@@ -633,7 +645,7 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
             float(inflation),
             cap_out,
             next_col,
-            stop_col,
+            limit,
             buf_rows,
             buf_vals,
             region,
@@ -649,6 +661,10 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
             hvals,
             tmp,
         )
+        elapsed = time.perf_counter() - started
+        done = int((next_col - first).max())
+        if done >= step:  # not stopped by a full buffer: aim the next round at ROUND_SECONDS
+            step = int(min(max(step * ROUND_SECONDS / max(elapsed, 1e-4), 16), 4 * step, n_cols))
         last_round = not np.any(next_col < stop_col)
         for c in range(n_chunks):
             if next_col[c] > first[c]:
@@ -657,6 +673,8 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
                 if not last_round:  # the buffer is overwritten by the next round
                     rows, vals = rows.copy(), vals.copy()
                 pieces.append((int(first[c]), rows, vals))
+        if check is not None and not last_round:
+            check()
     ptr = np.zeros(n_cols + 1, dtype=np.int64)
     np.cumsum(stored, out=ptr[1:])
     idx = np.empty(int(ptr[-1]), dtype=np.int32)

@@ -106,6 +106,7 @@ def markov_cluster(
     tol: float = DEFAULT_TOL,
     return_info: bool = False,
     on_iteration: Callable[[int, float], None] | None = None,
+    check: Callable[[], None] | None = None,
 ):
     """Cluster a graph by Markov clustering (van Dongen's MCL).
 
@@ -154,6 +155,10 @@ def markov_cluster(
     on_iteration
         Called as ``on_iteration(iteration, chaos)`` after every round; may
         raise (e.g. :class:`embscope.errors.Cancelled`) to stop.
+    check
+        Called about every 0.1 s inside an expansion (between rounds of the
+        compiled kernel); may raise to stop, so a cancel acts at once even
+        when one iteration takes minutes.
 
     Returns
     -------
@@ -206,6 +211,7 @@ def markov_cluster(
                 float(recover_mass),
                 float(inflation) if last else 1.0,
                 cap,
+                check=check,
             )
         if on_iteration is not None:
             on_iteration(iterations, float(chaos))

@@ -26,6 +26,16 @@ _STEP_RE = re.compile(
     re.IGNORECASE,
 )
 _ONLY_DIGITS_RE = re.compile(r"^(\d+)$")
+
+
+def compile_step_pattern(pattern: str) -> re.Pattern:
+    """``pattern`` compiled, or one line saying why it is not a regular expression."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise BadInputError(f"--pattern {pattern!r} is not a regular expression: {exc}") from None
+
+
 _KIND = {
     "global_step": "step",
     "globalstep": "step",
@@ -71,7 +81,7 @@ def parse_step(name: str, pattern: str | re.Pattern | None = None) -> int | None
     """
     stem = _stem(name)
     if pattern is not None:
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        regex = compile_step_pattern(pattern) if isinstance(pattern, str) else pattern
         if regex.groups < 1:
             raise BadInputError(f"step pattern {regex.pattern!r} needs a group around the step, e.g. 'ep(\\d+)'")
         match = regex.search(Path(name).name)

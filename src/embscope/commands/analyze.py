@@ -54,20 +54,22 @@ def run_with_progress(job: Job[T]) -> T:
 
 def run(args: argparse.Namespace) -> int:
     from embscope.tasks.analyze import analyze_job
-    from embscope.tasks.report import write_outputs
+    from embscope.tasks.report import OutputSet, check_output_dir, write_outputs
 
+    out = check_output_dir(args.out)
     if args.png:
         # Refuse an unusable Qt binding before minutes of work, not after.
         from embscope.gui.render.plots import ensure_qapp
 
         ensure_qapp()
     result = run_with_progress(analyze_job(request_from_args(args, args.source)))
-    written = write_outputs(result, args.out)
-    if args.png:
-        # The same plot code as the GUI's panels, rendered offscreen.
-        from embscope.gui.export import render_pngs
+    with OutputSet(out) as staging:  # the whole set replaces the previous one in one step
+        written = write_outputs(result, staging)
+        if args.png:
+            # The same plot code as the GUI's panels, rendered offscreen.
+            from embscope.gui.export import render_pngs
 
-        written.update({p.name: p for p in render_pngs(result, args.out)})
+            written.update({p.name: p for p in render_pngs(result, staging)})
     verdict = result.verdict
     print(f"{verdict.label}: {verdict.headline}")
     for line in verdict.evidence:

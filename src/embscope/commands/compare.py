@@ -28,12 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import request_from_args, run_with_progress
     from embscope.storage import atomic_write_text
     from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
-    from embscope.tasks.report import summary_json
+    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
 
     if len(args.sources) < 2:
         from embscope.errors import BadInputError
 
         raise BadInputError("compare needs at least two sources")
+    out = check_output_dir(args.out)
     request = CompareRequest(
         sources=tuple(request_from_args(args, s) for s in args.sources),
         # The CLI needs only summaries and maps: drop each source's embeddings
@@ -41,16 +42,16 @@ def run(args: argparse.Namespace) -> int:
         keep_results=False,
     )
     result = run_with_progress(compare_job(request))
-    out = Path(args.out)
-    written = [
-        atomic_write_text(out / "compare.json", summary_json(result.to_json())),
-        atomic_write_text(out / "compare.md", compare_markdown(result)),
-    ]
-    pngs = render_pngs_if_available(PNG_HOOK, "render_compare_pngs", result, out)
-    if args.layers is not None:
-        from embscope.commands.layers import write_compare_layers
+    with OutputSet(out) as staging:
+        written = [
+            atomic_write_text(staging / "compare.json", summary_json(result.to_json())),
+            atomic_write_text(staging / "compare.md", compare_markdown(result)),
+        ]
+        pngs = render_pngs_if_available(PNG_HOOK, "render_compare_pngs", result, staging)
+        if args.layers is not None:
+            from embscope.commands.layers import write_compare_layers
 
-        written += write_compare_layers(args, out)
+            written += write_compare_layers(args, staging)
     print(result.verdict_line)
     print(f"wrote {', '.join(p.name for p in written + (pngs or []))} to {out}")
     if pngs is None:

@@ -42,20 +42,21 @@ def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import run_with_progress
     from embscope.storage import atomic_write_text
     from embscope.tasks.layers import layers_job
-    from embscope.tasks.report import summary_json
+    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
 
+    out = check_output_dir(args.out)  # before any work
     if args.module or args.layer is not None:
         raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
     result = run_with_progress(layers_job(layers_request(args, args.source)))
-    out = Path(args.out)
-    written = [
-        atomic_write_text(out / "layers.json", summary_json(result.to_json())),
-        atomic_write_text(out / "layers.csv", result.to_csv()),
-    ]
-    if not args.no_png:
-        from embscope.gui.render.layers_png import render_layers_pngs
+    with OutputSet(out) as staging:  # the whole set replaces the previous one in one step
+        written = [
+            atomic_write_text(staging / "layers.json", summary_json(result.to_json())),
+            atomic_write_text(staging / "layers.csv", result.to_csv()),
+        ]
+        if not args.no_png:
+            from embscope.gui.render.layers_png import render_layers_pngs
 
-        written += render_layers_pngs([(Path(args.source).name, result)], out)
+            written += render_layers_pngs([(Path(args.source).name, result)], staging)
     width = max(len(n) for n in result.names)
     print(f"{'layer'.ljust(width)}  {'dim':>5}  {'eff. rank':>9}  {'normalised':>10}  {'mean cos':>8}  {'kNN acc':>7}")
     for name, row in zip(result.names, result.metrics, strict=True):

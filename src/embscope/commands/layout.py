@@ -33,26 +33,32 @@ def run(args: argparse.Namespace) -> int:
     k = settings.knn
     if k < 2:  # UMAP needs neighbours: stricter than the k-NN graph's own minimum
         raise BadInputError(f"--knn must be at least 2, got {k}")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(f"cannot create output folder {out}: {exc.strerror}") from None
+    from embscope.tasks.report import OutputSet, check_output_dir
+
+    out = check_output_dir(args.out)
     # The same loading as `analyze`: embeddings files, or extraction from a checkpoint.
     emb, _ = run_with_progress(load_source(AnalyzeRequest(args.source, settings)))
     x = _vectors_2d(emb)
     for note in emb.notes:
         print(f"note: {note}", file=sys.stderr)
+    if not np.ptp(x, axis=0).any():  # every sample the same point: any layout would be noise
+        what = "all zero" if not x.any() else "the same vector"
+        raise BadInputError(
+            f"all {x.shape[0]} vectors of {Path(args.source).name} are {what}: there is nothing to lay out "
+            "(`embscope analyze` reports this as collapsed_to_point)"
+        )
 
-    pca_path = out / "layout_pca.npy"
-    np.save(pca_path, pca_layout_cached(x))
-    written = [pca_path]
+    pca = pca_layout_cached(x)
+    layouts = {"layout_pca.npy": pca}
     if args.method == "umap":
         graph = run_with_progress(build_knn_graph(x, k, device=settings.load.device))
-        emb_2d = run_with_progress(umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1)))
-        umap_path = out / "layout_umap.npy"
-        np.save(umap_path, emb_2d)
-        written.append(umap_path)
-    for path in written:
-        print(path)
+        layouts["layout_umap.npy"] = run_with_progress(
+            umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1))
+        )
+    # Both layouts or neither: a failed UMAP leaves the previous set, not a lone PCA.
+    with OutputSet(out) as staging:
+        for name, layout in layouts.items():
+            np.save(staging / name, layout)
+    for name in layouts:
+        print(out / name)
     return 0

@@ -8,7 +8,6 @@ rendered by the GUI's plot code when it provides
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from embscope.commands import EXIT_OK
 
@@ -20,23 +19,28 @@ def run(args: argparse.Namespace) -> int:
     from embscope.commands.compare import render_pngs_if_available
     from embscope.options import settings_from_args
     from embscope.storage import atomic_write_text
-    from embscope.tasks.report import summary_json
+    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
     from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
 
+    out = check_output_dir(args.out)
+    if args.pattern is not None:  # a bad regular expression is refused before the folder is read
+        from embscope.analysis.series import compile_step_pattern
+
+        compile_step_pattern(args.pattern)
     # Purity is read at --purity-inflation (default: the coarsest of --inflations).
     request = SeriesRequest(settings=settings_from_args(args), folder=args.folder, pattern=args.pattern)
     result = run_with_progress(series_job(request))
-    out = Path(args.out)
-    written = [
-        atomic_write_text(out / "series.json", summary_json(result.to_json())),
-        atomic_write_text(out / "series.csv", result.to_csv()),
-    ]
-    pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, out)
-    if args.layers is not None:
-        from embscope.commands.layers import write_series_layers
-        from embscope.tasks.series import series_entries
+    with OutputSet(out) as staging:
+        written = [
+            atomic_write_text(staging / "series.json", summary_json(result.to_json())),
+            atomic_write_text(staging / "series.csv", result.to_csv()),
+        ]
+        pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, staging)
+        if args.layers is not None:
+            from embscope.commands.layers import write_series_layers
+            from embscope.tasks.series import series_entries
 
-        written += write_series_layers(args, series_entries(request)[0], result.unit, out)
+            written += write_series_layers(args, series_entries(request)[0], result.unit, staging)
     for point in result.points:
         er = point.metrics.get("effective_rank")
         er_text = "" if er is None else f"  effective rank {er:.3g}"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.sources.limits import check_file_fits, check_fits, human_bytes, zip_members_size
 from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
 
 _ARCHIVE_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -96,25 +97,121 @@ def _to_numpy(value):
 
 
 def read_npy(file: Path) -> RawEmbeddings:
-    """A ``.npy`` array (an ``.npz`` saved under that name is read as one)."""
+    """A ``.npy`` array (an ``.npz`` saved under that name is read as one).
+
+    The header is parsed first and the bytes it declares are checked against
+    the file's size and the memory limit before numpy allocates anything.
+    """
+    with open(file, "rb") as handle:
+        magic = handle.read(6)
+        if magic[:4] == b"PK\x03\x04":  # an .npz saved under a .npy name
+            return read_npz(file)
+        handle.seek(0)
+        shape, dtype = _npy_header(handle, file.name, ".npy")
+        offset = handle.tell()
+    nbytes = _declared_bytes(shape, dtype)
+    check_fits(nbytes, f"{file.name} (shape {shape}, {dtype})")
+    available = file.stat().st_size - offset
+    if nbytes > available:
+        raise BadInputError(
+            f"{file.name} is truncated: its header declares shape {shape} of {dtype} "
+            f"({human_bytes(nbytes)}) but the file holds {human_bytes(available)} of data"
+        )
     try:
         loaded = np.load(file, allow_pickle=False)
     except _ARCHIVE_ERRORS as exc:
         raise BadInputError(_numpy_error(file, exc, ".npy")) from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):  # an .npz saved under a .npy name
-        return _npz_contents(file, loaded)
     return RawEmbeddings(loaded)
 
 
 def read_npz(file: Path) -> RawEmbeddings:
-    """An ``.npz``: ``embeddings`` (or the first 2-D/3-D float array) plus metadata keys."""
+    """An ``.npz``: ``embeddings`` (or the first 2-D/3-D float array) plus metadata keys.
+
+    Every member's declared inflated size and ``.npy`` header are checked
+    before anything is decompressed; zipfile never inflates a member beyond
+    its declared size, so the check bounds a zip bomb.
+    """
+    import zipfile
+
+    if not zipfile.is_zipfile(file):
+        with open(file, "rb") as handle:
+            if handle.read(6) == b"\x93NUMPY":  # a plain .npy saved under an .npz name
+                return read_npy(file)
+        raise BadInputError(f"cannot read {file.name}: not a valid .npz file (not a zip archive)")
+    _check_npz_members(file)
     try:
         loaded = np.load(file, allow_pickle=False)
     except _ARCHIVE_ERRORS as exc:
         raise BadInputError(_numpy_error(file, exc, ".npz")) from None
-    if isinstance(loaded, np.ndarray):  # a plain .npy saved under an .npz name
+    if isinstance(loaded, np.ndarray):
         return RawEmbeddings(loaded)
     return _npz_contents(file, loaded)
+
+
+def _check_npz_members(file: Path) -> None:
+    """Declared sizes of an ``.npz``'s members (zip sizes and ``.npy`` headers) against the limit."""
+    import zipfile
+
+    total = 0
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+            declared = sum(info.file_size for info in members)
+            check_fits(declared, f"{file.name} (inflates to {human_bytes(declared)})")
+            for info in members:
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    if member.read(6) != b"\x93NUMPY":
+                        continue  # numpy hands such members back as bytes; refused by name below
+                with archive.open(info) as member:
+                    shape, dtype = _npy_header(member, f"member '{info.filename}' of {file.name}", ".npy", objects=True)
+                nbytes = _declared_bytes(shape, dtype)
+                if nbytes > info.file_size:
+                    raise BadInputError(
+                        f"member '{info.filename}' of {file.name} declares shape {shape} of {dtype} "
+                        f"({human_bytes(nbytes)}) but holds {human_bytes(info.file_size)}"
+                    )
+                total += nbytes
+    except BadInputError:
+        raise
+    except _ARCHIVE_ERRORS as exc:
+        raise BadInputError(_numpy_error(file, exc, ".npz")) from None
+    check_fits(total, f"{file.name} (arrays of {human_bytes(total)})")
+
+
+def _npy_header(handle, name: str, kind: str, objects: bool = False) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from an ``.npy`` header, or one line saying why it is not one.
+
+    An object array is refused unless ``objects`` (the caller then names it itself).
+
+    numpy's header parser can raise almost anything on hostile input
+    (``TokenError``, ``SyntaxError``, ``MemoryError`` for absurd lengths, …).
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(handle)
+        else:
+            shape, _, dtype = fmt._read_array_header(handle, version)
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header with ast/tokenize
+        raise BadInputError(f"cannot read {name}: not a valid {kind} file ({short_reason(exc, 100)})") from None
+    if dtype.hasobject and not objects:
+        raise BadInputError(
+            f"{name} holds pickled Python objects, not a numeric array; EmbScope does not unpickle numpy files"
+        )
+    return tuple(int(s) for s in shape), dtype
+
+
+def _declared_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes, in Python integers (no overflow)."""
+    count = 1
+    for size in shape:
+        count *= int(size)
+    return count * int(dtype.itemsize)
 
 
 def _npz_contents(file: Path, archive) -> RawEmbeddings:
@@ -162,9 +259,13 @@ def read_safetensors(file: Path) -> RawEmbeddings:
         ) from None
     floats = {k for k, dtype in dtypes.items() if dtype.startswith(("F", "BF"))}
     key, notes = choose_key(shapes, floats, file.name, prefer="largest")
+    wanted = [key, *(k for k in shapes if k != key and _is_extra(k))]
+    # safetensors has checked the offsets against the file; these are the bytes we would hold.
+    needed = sum(_safetensors_bytes(shapes[k], dtypes[k]) for k in wanted)
+    check_fits(needed, f"{file.name} (tensor '{key}' of shape {shapes[key]}, {dtypes[key]})")
     try:
         arrays = {}
-        for k in [key, *(k for k in shapes if k != key and _is_extra(k))]:
+        for k in wanted:
             framework = "pt" if dtypes[k] == "BF16" else "numpy"  # numpy has no bfloat16
             with safe_open(file, framework=framework) as handle:
                 arrays[k] = handle.get_tensor(k)
@@ -173,6 +274,26 @@ def read_safetensors(file: Path) -> RawEmbeddings:
     raw = _from_mapping(arrays, file.name, prefer="largest")
     raw.notes[:0] = notes
     return raw
+
+
+#: Bytes per element of safetensors dtypes once in memory (bfloat16 is widened to float32).
+_SAFETENSORS_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "BF16": 8, "F16": 2}
+
+
+def _safetensors_bytes(shape: tuple[int, ...], dtype: str) -> int:
+    count = 1
+    for size in shape:
+        count *= int(size)
+    return count * _SAFETENSORS_ITEMSIZE.get(dtype, 2 if dtype.endswith("16") else 1)
+
+
+def check_torch_file(file: Path) -> None:
+    """Bytes a ``.pt`` would inflate to (zip members, or the whole legacy file) against the limit."""
+    declared = zip_members_size(file)
+    if declared is None:
+        check_file_fits(file)
+    else:
+        check_fits(declared, f"{file.name} (tensors of {human_bytes(declared)})")
 
 
 def read_torch(file: Path) -> RawEmbeddings:
@@ -185,6 +306,7 @@ def read_torch(file: Path) -> RawEmbeddings:
 
     import torch
 
+    check_torch_file(file)
     _refuse_pickled_code(file, _unsafe_globals(file))
     # torch.load raises many unrelated types for a damaged file (RuntimeError,
     # UnpicklingError, EOFError, …); all mean the same thing to the user.
@@ -194,6 +316,19 @@ def read_torch(file: Path) -> RawEmbeddings:
         found = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if found:
             _refuse_pickled_code(file, found)
+        from embscope.sources.checkpoints import scan_pickle_globals
+
+        if zip_members_size(file) is None:
+            scanned = scan_pickle_globals(file)
+            if scanned is None:
+                reason = "neither a torch zip file nor a pickle"
+                raise BadInputError(f"{file.name} is not a PyTorch file ({reason})") from None
+            if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+                what = f"importing {', '.join(scanned)[:120]}" if scanned else "without torch's header"
+                raise BadInputError(
+                    f"{file.name} is a plain or legacy Python pickle ({what}), not a tensor file torch.load "
+                    "reads safely; re-save it with torch.save(tensor_or_dict_of_tensors, path)"
+                ) from None
         raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
         raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None

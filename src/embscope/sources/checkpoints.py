@@ -186,24 +186,71 @@ def unsafe_globals(path: str | Path) -> list[str]:
         return []
 
 
+def scan_pickle_globals(path: Path, max_pickles: int = 4) -> list[str] | None:
+    """Globals named by the pickles at the start of ``path``, read from the opcodes only (nothing runs).
+
+    A legacy torch file is several pickles in a row, hence ``max_pickles``.
+    Returns None when the file does not start with a pickle at all.
+    """
+    import pickletools
+
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as handle:
+            for _ in range(max_pickles):
+                for op, arg, _pos in pickletools.genops(handle):
+                    if op.name in ("GLOBAL", "INST"):
+                        found.append(str(arg).replace(" ", "."))
+                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(arg, str):
+                        strings.append(arg)
+    except Exception:  # noqa: BLE001 - not (or no longer) a pickle: what was found so far stands
+        pass
+    if not found and not strings:
+        return None
+    return sorted(set(found))
+
+
+def _refused_globals(path: Path, exc: BaseException) -> list[str]:
+    """The globals that made weights-only loading refuse ``path``; BadInputError when it is no pickle."""
+    found = unsafe_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(exc))
+    if found:
+        return found
+    scanned = scan_pickle_globals(path)
+    if scanned is None:
+        raise BadInputError(f"{path.name} is not a PyTorch checkpoint (neither a torch zip file nor a pickle)")
+    if not scanned:
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}")
+    return scanned
+
+
 def _torch_load_safe(path: Path) -> Any:
     import pickle
 
     import torch
 
+    from embscope.sources.limits import check_file_fits, check_fits, human_bytes, zip_members_size
+
+    pickled = zip_members_size(path, ".pkl")
+    if pickled is None:  # legacy format or raw pickle: read whole
+        check_file_fits(path)
+    else:  # zip format: tensors are memory-mapped, the pickle is inflated and read whole
+        check_fits(pickled, f"{path.name} (a pickle of {human_bytes(pickled)})")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
-            raise _UnsafePickle(unsafe_globals(path) or ["(unknown globals)"]) from None
+            raise _UnsafePickle(_refused_globals(path, exc)) from None
         raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
     except RuntimeError as exc:
         # mmap only works on the zip format; legacy files load without it.
         if "mmap" in str(exc).lower():
             try:
                 return torch.load(str(path), map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError:
-                raise _UnsafePickle(unsafe_globals(path) or ["(unknown globals)"]) from None
+            except pickle.UnpicklingError as inner:
+                raise _UnsafePickle(_refused_globals(path, inner)) from None
             except Exception as inner:
                 raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(inner)}") from inner
         raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
@@ -250,8 +297,9 @@ def load_state_dict_safely(path: str | Path, *, trust: bool = False) -> dict[str
 def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any], list[str]]:
     import torch
 
-    if not p.exists():
-        raise BadInputError(f"checkpoint not found: {p}")
+    from embscope.sources.limits import require_regular
+
+    require_regular(p, "checkpoint", allow_dir=True)
     if p.is_dir():
         files = _hf_weight_files(p)
         if not files:
@@ -271,6 +319,9 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
         from safetensors.torch import load_file
 
         _safetensors_keys(p)  # validates the header with a clear message
+        from embscope.sources.limits import check_file_fits
+
+        check_file_fits(p)
         try:
             return dict(load_file(str(p), device="cpu")), []
         except Exception as exc:
@@ -432,9 +483,9 @@ def open_checkpoint(path: str | Path, *, factory: str | None = None, trust: bool
     LoadedModel
         The model in eval mode on CPU, with tokenizer and notes.
     """
-    p = Path(path)
-    if not p.exists():
-        raise BadInputError(f"checkpoint not found: {p}")
+    from embscope.sources.limits import require_regular
+
+    p = require_regular(path, "checkpoint", allow_dir=True)
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise BadInputError(f"{p} is a folder without config.json; not a Hugging Face model folder")
@@ -488,10 +539,20 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
             f"{p.name} is a torch.export program, which is unpickled when loaded; "
             "pass --trust only if you trust its author"
         )
+    import logging
+    import os
+
+    # torch.export logs a whole traceback at WARNING before raising; the one line below says it all.
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    if not os.environ.get("EMBSCOPE_DEBUG"):
+        logger.setLevel(logging.ERROR)
     try:
         program = torch.export.load(str(p))
     except Exception as exc:
         raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc)}") from exc
+    finally:
+        logger.setLevel(level)
     module = program.module()
     return _describe_plain(module, "pt2", str(p), ["torch.export program loaded (trusted)"])
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
 from embscope.sources.metadata import apply_side_files
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
@@ -71,9 +72,7 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
         Missing or empty file, non-UTF-8 lines (their numbers are given),
         malformed JSON lines, no text column, unusable arrays.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"data file not found: {p}")
+    p = require_regular(path, "data file")
     suffix = p.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
         data = _read_npy(p)
@@ -102,6 +101,8 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
 
 
 def _decoded_lines(p: Path) -> list[str]:
+    # The bytes, their lines and the decoded strings are alive together: about 3× the file.
+    check_file_fits(p, 3.0)
     raw = p.read_bytes()
     if not raw.strip():
         raise BadInputError(f"{p.name} is empty")
@@ -112,7 +113,10 @@ def _decoded_lines(p: Path) -> list[str]:
         lines.pop()
     decoded: list[str] = []
     bad: list[int] = []
+    longest = line_limit()
     for number, line in enumerate(lines, start=1):
+        if len(line) > longest:
+            raise BadInputError(f"line {number} of {p.name} is longer than {human_bytes(longest)}; not a text file")
         try:
             decoded.append(line.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError:
@@ -199,4 +203,5 @@ def _read_npy(p: Path) -> DataSet:
         raise BadInputError(f"{p.name} is empty")
     if arrays.dtype.kind not in "fiub":
         raise BadInputError(f"{p.name} holds {arrays.dtype} values; expected numbers")
+    check_fits(int(arrays.nbytes), f"{p.name} (shape {tuple(arrays.shape)}, {arrays.dtype})")
     return DataSet(arrays=np.asarray(arrays))

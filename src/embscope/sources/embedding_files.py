@@ -118,6 +118,9 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
                 f"need at least 2 samples, got {n - n_bad} after dropping {n_bad} rows with NaN/Inf from {name}"
             )
         notes.append(f"dropped {n_bad} of {n} rows with NaN/Inf ({rows})")
+    vectors, scale_note = rescale_extreme(vectors)
+    if scale_note:
+        notes.append(scale_note)
     result = EmbeddingSet(
         vectors,
         **fields,
@@ -127,6 +130,34 @@ def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> 
         notes=tuple(notes),
     )
     return result.subset(finite) if n_bad else result
+
+
+#: Largest and smallest magnitudes left as they are: beyond them, squares and
+#: Gram sums overflow (or underflow to subnormals) in float32.
+SCALE_HIGH = 2.0**60
+SCALE_LOW = 2.0**-60
+
+
+def rescale_extreme(vectors: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``vectors`` times a power of two bringing the largest finite ``|value|`` near 1, when extreme.
+
+    Values of 1e20–1e37 overflow float32 in the Gram pass and values near
+    1e-42 are subnormal; the geometry metrics do not depend on scale, so
+    the data are rescaled exactly (a power of two) and a note says by how
+    much.  NaN/Inf are left as they are.  Returns the vectors and the note
+    (``None`` when nothing was done).
+    """
+    finite = np.isfinite(vectors)
+    largest = float(np.max(np.abs(vectors), where=finite, initial=0.0))
+    if largest == 0.0 or SCALE_LOW <= largest <= SCALE_HIGH:
+        return vectors, None
+    exponent = int(np.frexp(largest)[1])
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = np.ldexp(vectors, np.int32(-exponent)).astype(np.float32, copy=False)
+    return scaled, (
+        f"values rescaled by 2^{-exponent} (largest |value| was {largest:.3g}) so that float32 "
+        "sums cannot overflow or underflow; the metrics do not depend on scale, norms are in rescaled units"
+    )
 
 
 def _as_float32(values: np.ndarray, name: str) -> np.ndarray:

@@ -119,6 +119,25 @@ def _is_oom(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- pooling
 
 
+def _input_mismatch(model, inputs, exc: BaseException) -> str:
+    """One line for data the model cannot take, naming the input its first layer expects."""
+    reason = " ".join(str(exc).split())[:140] or type(exc).__name__
+    expected = ""
+    for name, module in model.named_modules():
+        features = getattr(module, "in_features", None) or getattr(module, "in_channels", None)
+        if features is not None:
+            kind = "features" if hasattr(module, "in_features") else "channels"
+            expected = f"; its first layer '{name}' ({type(module).__name__}) expects {features} input {kind}"
+            break
+        if hasattr(module, "num_embeddings"):
+            expected = f"; its first layer '{name}' (Embedding) expects integer ids below {module.num_embeddings}"
+            break
+    return (
+        f"the model cannot run on the data: samples of shape {tuple(inputs.shape[1:])} "
+        f"and dtype {str(inputs.dtype).replace('torch.', '')}{expected} ({reason})"
+    )
+
+
 def pool(hidden, mask, pooling: str):
     """Pool ``B×T×H`` token states to ``B×H`` using the ``B×T`` attention mask.
 
@@ -287,7 +306,12 @@ class _Runner:
                         kwargs["output_hidden_states"] = True
                 output = self.model(**kwargs)
             else:
-                output = self.model(inputs.to(self.device, non_blocking=True))
+                try:
+                    output = self.model(inputs.to(self.device, non_blocking=True))
+                except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                    if _is_oom(exc):
+                        raise
+                    raise BadInputError(_input_mismatch(self.model, inputs, exc)) from None
         logits = None
         if self.is_hf and self.loaded.is_classifier:
             logits = getattr(output, "logits", None)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.sources.limits import check_file_fits
 from embscope.sources.raw import META_ALIASES, meta_field, require_file, short_reason, to_strings
 
 # Names of projector metadata TSVs looked for next to a tensors TSV, in order.
@@ -27,6 +28,7 @@ PROJECTOR_META_NAMES = (
 
 def decode_text(path: Path) -> str:
     """The file's text (UTF-8, BOM tolerated), or a one-line error naming the bad byte."""
+    check_file_fits(path, 3.0)  # bytes, text and split rows are alive together
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")

@@ -89,10 +89,7 @@ def short_reason(exc: BaseException, limit: int = 160) -> str:
 
 
 def require_file(path, what: str = "file") -> Path:
-    """``path`` as a :class:`Path`, or a one-line error when it is missing or a folder."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise BadInputError(f"{what} not found: {p}")
-    if p.is_dir():
-        raise BadInputError(f"{p} is a folder, not a {what}")
-    return p
+    """``path`` as a :class:`Path`, or a one-line error when it is missing, a folder or not a regular file."""
+    from embscope.sources.limits import require_regular
+
+    return require_regular(path, what)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.sources.limits import bounded_lines, check_fits, human_bytes, max_memory
 from embscope.sources.metadata import find_projector_metadata, read_projector_metadata
 from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
 
@@ -34,8 +35,13 @@ def _parse_vector(cell: str) -> np.ndarray:
     if text.startswith("["):
         try:
             return np.asarray(json.loads(text), dtype=np.float32)
-        except (json.JSONDecodeError, TypeError):
-            pass  # not JSON (e.g. numpy's "[0.1 0.2]" or "nan"): fall back to splitting
+        except json.JSONDecodeError as exc:
+            # numpy's "[0.1 0.2]" is not JSON but is a vector; anything with commas or
+            # nesting was meant as JSON, and guessing at broken JSON reads nonsense.
+            if "," in text or text.count("[") > 1 or text.count("]") != 1 or not text.endswith("]"):
+                raise ValueError(f"not valid JSON: {exc.msg} at character {exc.pos}") from None
+        except TypeError:
+            raise ValueError("not a list of numbers") from None
     parts = [p for p in _SPLIT.split(text.strip("[]")) if p]
     return np.asarray([float(p) for p in parts], dtype=np.float32)
 
@@ -78,9 +84,10 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
     """
     vectors: list[np.ndarray] = []
     meta_values: dict[int, list[str]] = {}
+    budget = max_memory()
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
+            reader = csv.reader(bounded_lines(handle, path.name), delimiter=delimiter)
             header = next((row for row in reader if any(c.strip() for c in row)), None)
             if header is None:
                 raise BadInputError(f"{path.name} is empty")
@@ -99,6 +106,8 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
                 if not vectors:
                     vector_col, dim_cols = _choose_layout(header, row, path.name)
                 vectors.append(_row_vector(row, vector_col, dim_cols, header, path.name, line))
+                if len(vectors) % 4096 == 0:
+                    _check_rows_fit(len(vectors), vectors[0], path.name, budget)
                 if vectors[-1].shape != vectors[0].shape:
                     raise BadInputError(
                         f"ragged vectors in {path.name}: line {line} has shape "
@@ -141,6 +150,14 @@ def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
     return out
 
 
+def _check_rows_fit(n_rows: int, first: np.ndarray, name: str, budget: int) -> None:
+    """Refuse a streamed table once its rows (held, then stacked: twice) pass the memory limit."""
+    # Each row is a small array (~112 bytes of overhead) until np.stack copies them all.
+    held = n_rows * (2 * first.nbytes + 112)
+    if held > budget:
+        check_fits(held, f"{name} ({n_rows} rows of {first.size} values so far)")
+
+
 def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddings:
     """TensorBoard-projector tensors TSV: tab-separated numbers, one vector per line.
 
@@ -150,9 +167,10 @@ def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddin
     ``find_metadata`` is true.
     """
     rows: list[np.ndarray] = []
+    budget = max_memory()
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            for line_number, line in enumerate(handle, start=1):
+            for line_number, line in enumerate(bounded_lines(handle, path.name), start=1):
                 if not line.strip():
                     continue
                 cells = line.rstrip("\r\n").split("\t")
@@ -168,6 +186,8 @@ def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddin
                         f"values, the first line has {rows[0].size}"
                     )
                 rows.append(values)
+                if len(rows) % 4096 == 0:
+                    _check_rows_fit(len(rows), rows[0], path.name, budget)
     except UnicodeDecodeError:
         raise BadInputError(f"{path.name} is not UTF-8 text") from None
     if not rows:
@@ -187,6 +207,13 @@ def read_parquet(path: Path) -> RawEmbeddings:
         import pyarrow.parquet as pq
     except ImportError:
         raise BadInputError(f"reading {path.name} needs pyarrow: pip install 'embscope[parquet]'") from None
+    try:
+        metadata = pq.ParquetFile(path).metadata
+        declared = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read {path.name}: not a valid parquet file ({short_reason(exc, 100)})") from None
+    # The arrow table and the numpy copy of its vectors are alive together.
+    check_fits(2 * declared, f"{path.name} ({metadata.num_rows} rows, {human_bytes(declared)} uncompressed)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:

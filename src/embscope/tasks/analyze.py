@@ -120,8 +120,10 @@ def load_source(
 
         if not load.data:
             # Loading first names the pickled globals of an unsafe file, a more
-            # useful message than "pass --data" when the file is not usable at all.
-            checkpoints.load_state_dict_safely(source, trust=load.trust)
+            # useful message than "pass --data" when the file is not usable at all;
+            # never with --trust: nothing is unpickled before the arguments are complete.
+            if not load.trust:
+                checkpoints.load_state_dict_safely(source, trust=False)
             raise BadInputError(
                 f"{Path(source).name} is a checkpoint: pass the data to run through it with --data "
                 "(and see its modules with `embscope modules`)"

@@ -83,7 +83,14 @@ class ClusterCache:
         def check(_iteration: int, _chaos: float) -> None:
             cancel.raise_if_cancelled()
 
-        ids, info = markov_cluster(self.adjacency, key, return_info=True, on_iteration=check, **self.mcl_options)
+        ids, info = markov_cluster(
+            self.adjacency,
+            key,
+            return_info=True,
+            on_iteration=check,
+            check=cancel.raise_if_cancelled,
+            **self.mcl_options,
+        )
         with self._lock:
             self._results[key] = (ids, info.iterations)
         return ids, info.iterations

@@ -302,11 +302,14 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
 def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
     """``compare.md``: the verdict line, per-source verdicts, and the metric table with deltas."""
-    names = result.names
-    lines = [f"# EmbScope comparison: {' vs '.join(names)}", "", f"**Verdicts:** {result.verdict_line}", ""]
+    from embscope.tasks.report import md_text  # names and evidence come from the data: keep them inert
+
+    names = [md_text(n) for n in result.names]
+    verdicts = md_text(result.verdict_line)
+    lines = [f"# EmbScope comparison: {' vs '.join(names)}", "", f"**Verdicts:** {verdicts}", ""]
     for s in result.sides:
-        lines.append(f"- **{s.name}** — {s.verdict.headline}")
-        lines.extend(f"  - {e}" for e in s.verdict.evidence)
+        lines.append(f"- **{md_text(s.name)}** — {md_text(s.verdict.headline)}")
+        lines.extend(f"  - {md_text(e)}" for e in s.verdict.evidence)
     lines += ["", f"Deltas are against **{names[0]}**; ▲ better, ▼ worse (by the grading direction).", ""]
     header = ["metric", *names, *(f"Δ {n}" for n in names[1:])]
     lines.append("| " + " | ".join(header) + " |")
@@ -326,8 +329,9 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
     for s in result.sides[1:]:
         fit = s.alignment
         lines.append(
-            f"- {s.name}: {len(s.shared_rows[0])} shared samples, scale {fit.scale:.3g}, disparity {fit.disparity:.3g}"
+            f"- {md_text(s.name)}: {len(s.shared_rows[0])} shared samples, "
+            f"scale {fit.scale:.3g}, disparity {fit.disparity:.3g}"
         )
     if result.notes:
-        lines += ["", "Notes:", *(f"- {n}" for n in result.notes)]
+        lines += ["", "Notes:", *(f"- {md_text(n)}" for n in result.notes)]
     return "\n".join(lines) + "\n"

@@ -6,8 +6,13 @@ interrupted export never leaves a half-written report behind.
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +22,229 @@ from embscope.formatting import format_number as _fmt
 from embscope.storage import atomic_write_bytes, atomic_write_text
 
 
+def strict_json_ready(value, path: str = "", nulled: list[str] | None = None):
+    """``value`` with every NaN/Infinity float replaced by ``None``; their paths appended to ``nulled``.
+
+    JSON has no NaN or Infinity; Python's ``json`` writes them as bare
+    literals that strict parsers (and CI gates) reject.
+    """
+    if isinstance(value, float | np.floating):
+        if math.isfinite(float(value)):
+            return float(value) if isinstance(value, np.floating) else value
+        if nulled is not None:
+            nulled.append(path or "(top)")
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json_ready(v, f"{path}.{k}" if path else str(k), nulled) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json_ready(v, f"{path}[{i}]", nulled) for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return strict_json_ready(value.tolist(), path, nulled)
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+#: Key of the note listing the values written as null because they were NaN/Infinity.
+NULLED_KEY = "nonfinite_written_as_null"
+
+
 def summary_json(summary: dict) -> str:
-    return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """Strict JSON text (no NaN/Infinity: null, and a list of where under ``NULLED_KEY``)."""
+    nulled: list[str] = []
+    clean = strict_json_ready(summary, "", nulled)
+    if nulled and isinstance(clean, dict):
+        clean[NULLED_KEY] = nulled[:50] + ([f"… {len(nulled) - 50} more"] if len(nulled) > 50 else [])
+    return json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- whole output sets
+
+#: Files EmbScope writes into an output folder; a folder holding only these (and
+#: stale temporaries) is EmbScope's and is replaced as a whole.
+OUTPUT_NAMES = frozenset(
+    {
+        "summary.json",
+        "report.md",
+        "arrays.npz",
+        "compare.json",
+        "compare.md",
+        "series.json",
+        "series.csv",
+        "layout_pca.npy",
+        "layout_umap.npy",
+        "layers.json",
+        "layers.csv",
+        "compare_layers.json",
+        "series_layers.json",
+        # PNGs of --png (embscope.gui.export, render.compare_png); <prefix>_<metric>.png by pattern.
+        "spectrum.png",
+        "cumulative_variance.png",
+        "predictions.png",
+        "confusion.png",
+        "mcl_clusters.png",
+        "mcl_purity.png",
+        "weight_spectra.png",
+        "map.png",
+        "report.png",
+        "compare_spectra.png",
+        "compare_maps.png",
+        "compare_table.png",
+    }
+)
+_STAGING = ".embscope-tmp-"
+#: Per-metric PNGs: series_<metric>.png, layers_<metric>.png, compare_layers_<metric>.png (series_layers_ too).
+_PNG_PREFIXES = ("series_", "layers_", "compare_layers_")
+
+
+def _is_ours(name: str) -> bool:
+    """A file EmbScope writes into an output folder (a user's own ``diagram.png`` is not)."""
+    metric_png = name.startswith(_PNG_PREFIXES) and name.endswith(".png")
+    return name in OUTPUT_NAMES or metric_png or (name.startswith(".") and ".tmp" in name)
+
+
+def check_output_dir(out: str | Path | None, option: str = "--out") -> Path:
+    """Refuse, before any work starts, an output folder that cannot be written.
+
+    Empty, an existing file (or a file on the way), or a place where neither
+    the folder nor its parent can be written: one line each.
+    """
+    if out is None or not str(out).strip():
+        raise BadInputError(f"{option} is empty: give the folder to write the results to")
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"{option} {path}: {existing} is a file, not a folder")
+    # os.access is not enough (root, read-only mounts, ACLs): try to create a file.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".embscope-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BadInputError(f"cannot write to {option} {path}: {exc.strerror or exc} in {existing}") from None
+    return path
+
+
+class OutputSet:
+    """A run's output files, staged in a private folder and put in place in one step.
+
+    Use as ``with OutputSet(out) as staging: write files into staging``.  On
+    success the staged folder replaces ``out`` by an atomic exchange of the
+    two folders when ``out`` holds only EmbScope's files, so an interrupted or
+    failed run leaves the previous complete set (never a mix).  A folder that
+    also holds other files keeps them: the staged files are moved in one by
+    one and the previous run's other outputs are removed.  Staging names hold
+    the process id, so concurrent runs never share a temporary file.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(os.path.abspath(Path(out).expanduser()))
+        self.staging: Path | None = None
+
+    def __enter__(self) -> Path:
+        prefix = f"{_STAGING}{os.getpid()}-"
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_staging(parent)
+            self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        except OSError as exc:
+            if not self.out.is_dir():
+                raise BadInputError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+            # A writable folder in a read-only parent: stage inside it (files are then moved in one by one).
+            try:
+                self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=self.out))
+            except OSError as inner:
+                raise BadInputError(f"cannot write to {self.out}: {inner.strerror or inner}") from None
+        return self.staging
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        staging, self.staging = self.staging, None
+        if staging is None:
+            return
+        if exc_type is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        try:
+            self._commit(staging)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BadInputError(f"cannot write to {self.out}: {error.strerror or error}") from None
+
+    def _commit(self, staging: Path) -> None:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; the result is not
+        if not self.out.exists():
+            os.rename(staging, self.out)
+            return
+        names = [p.name for p in self.out.iterdir() if p != staging]
+        here = Path.cwd()
+        # Swapping the folder itself is only safe when it is ours alone and not
+        # where this process (or a symlink the user made) points.
+        swappable = (
+            staging.parent != self.out and not self.out.is_symlink() and self.out.resolve() not in (here, *here.parents)
+        )
+        if swappable and all(_is_ours(n) and (self.out / n).is_file() for n in names):
+            if _exchange(staging, self.out):
+                shutil.rmtree(staging, ignore_errors=True)  # now holds the previous set
+                return
+        new = {p.name for p in staging.iterdir()}
+        for name in names:  # the previous run's outputs that this run does not replace
+            if name not in new and _is_ours(name) and (self.out / name).is_file():
+                (self.out / name).unlink(missing_ok=True)
+        for name in sorted(new):
+            os.replace(staging / name, self.out / name)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
+
+
+def _remove_stale_staging(parent: Path) -> None:
+    """Staging folders left by killed runs (their process is gone)."""
+    for entry in parent.glob(f"{_STAGING}*"):
+        try:
+            pid = int(entry.name[len(_STAGING) :].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 #: Order and wording of the graded table (seed 002's tables).
@@ -40,6 +266,16 @@ METRIC_LABELS = {
     "knn_label_lift": "kNN label accuracy, lift over chance (chance-corrected)",
     "purity_parent": "Parent purity, lift over chance (coarsest informative inflation)",
 }
+
+
+def md_text(value) -> str:
+    """Text from the data made inert in Markdown: HTML escaped, ``|`` escaped, on one line.
+
+    Labels, class names, file names and notes can hold ``<script>``, ``<unk>``,
+    table pipes or newlines; none of it may become markup or break a table.
+    """
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return text.replace("|", "\\|")
 
 
 def _with_chance(value, score: dict | None) -> str:
@@ -118,19 +354,19 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
     verdict = summary["verdict"]
     geo = summary["geometry"]
     lines = [
-        f"# EmbScope report — {Path(summary['source']).name or summary['source']}",
+        f"# EmbScope report — {md_text(Path(summary['source']).name or summary['source'])}",
         "",
-        f"**Verdict: `{verdict['label']}`** — {verdict['headline']}",
+        f"**Verdict: `{verdict['label']}`** — {md_text(verdict['headline'])}",
         "",
     ]
-    lines += [f"- {line}" for line in verdict["evidence"]]
+    lines += [f"- {md_text(line)}" for line in verdict["evidence"]]
     kind = summary["kind"]
     shape = f"{summary['n_samples']} × {summary['dim']}"
     if kind == "concept":
         shape = f"{summary['n_samples']} × {summary['n_concepts']} × {summary['dim']}"
     lines += ["", f"Input: {kind} embeddings, {shape}. Schema {summary['schema_version']}."]
     for note in summary.get("input_notes", []):
-        lines.append(f"Note: {note}")
+        lines.append(f"Note: {md_text(note)}")
     lines += ["", "## Graded metrics", "", "| Metric | Value | Target | Grade |", "|---|---|---|---|"]
     grades = summary["grades"]
     ordered = [m for m in METRIC_LABELS if m in grades] + [m for m in grades if m not in METRIC_LABELS]
@@ -153,15 +389,15 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         lines += ["", "## Predictions (Phase 1)", ""]
         lines.append(
             f"Accuracy {_fmt(p['accuracy'])}, macro-F1 {_fmt(p['macro_f1'])}, modal class "
-            f"'{p['modal_class']}' at {_fmt(p['modal_share'])} of predictions; modal base rate "
+            f"'{md_text(p['modal_class'])}' at {_fmt(p['modal_share'])} of predictions; modal base rate "
             f"{_fmt(p['modal_base_rate'])}. Mode collapse: {_fmt(p['mode_collapse'])}; accuracy is "
             f"the base rate: {_fmt(p['accuracy_is_base_rate'])}."
         )
         lines += ["", "| Class | Count | Share |", "|---|---|---|"]
-        lines += [f"| {row['class']} | {row['count']} | {_fmt(row['share'])} |" for row in p["top"]]
+        lines += [f"| {md_text(row['class'])} | {row['count']} | {_fmt(row['share'])} |" for row in p["top"]]
     if "clusters" in summary:
         c = summary["clusters"]
-        lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {c['readout']['text']}", ""]
+        lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {md_text(c['readout']['text'])}", ""]
         lines += [
             "| Inflation | Clusters | Singletons | Iterations | Purity leaf (chance) | Purity parent (chance) "
             "| NMI leaf (chance) | AMI leaf (z) | ARI leaf (z) |",

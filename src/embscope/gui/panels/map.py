@@ -7,6 +7,8 @@ histogram image and switches to points once the zoomed view holds few enough.
 
 from __future__ import annotations
 
+import html  # legend labels are rich text: data labels like <unk> must be escaped
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
@@ -341,7 +343,7 @@ class MapPanel(QWidget):
         self.plot.setTitle(map_title(self.model.layout_method, self.colour_by))
         self.legend.clear()
         for name, colour in legend_items[:15]:
-            self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
+            self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))
         if autorange:
             lo, hi = coords.min(axis=0), coords.max(axis=0)
             self.view_box.setRange(

@@ -198,7 +198,7 @@ def draw_aligned_maps(
         legend = plots[0].legend or plots[0].addLegend(offset=(10, 10))
         legend.clear()  # a stale legend (leaf names over cluster colours) would mislead
         for name, colour in legend_items[:12]:
-            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), str(name))
+            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))
 
 
 # --------------------------------------------------------------------------- PNG export

@@ -489,9 +489,29 @@ def ensure_qapp():
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QApplication([])
+        if not os.environ.get("EMBSCOPE_DEBUG"):
+            _drop_offscreen_chatter()
     require_sound_binding()
     configure_pyqtgraph()
     return app
+
+
+_MESSAGE_HANDLER = None
+
+
+def _drop_offscreen_chatter() -> None:
+    """Drop the offscreen platform's "does not support propagateSizeHints()" (stderr stays one line)."""
+    global _MESSAGE_HANDLER
+    import sys
+
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode, _context, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            sys.stderr.write(f"{message}\n")
+
+    _MESSAGE_HANDLER = handler  # Qt keeps no reference of its own
+    qInstallMessageHandler(handler)
 
 
 def export_plot(plot, path: str | Path, width: int = PLOT_SIZE[0]) -> Path:
