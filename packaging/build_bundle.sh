@@ -12,14 +12,15 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 env_dir=build/bundle-env
 stamp="$env_dir/.embscope-stamp"
-key="$(cat pyproject.toml packaging/build_bundle.sh | sha256sum | cut -d' ' -f1)"
+# torch pinned: 2.13.0 is the CPU wheel here; a looser pin would pull several GB of CUDA packages.
+build_requirements=("torch==2.13.0" "pyinstaller>=6.10,<7")
+key="$( (cat pyproject.toml; echo "${build_requirements[*]}") | sha256sum | cut -d' ' -f1)"
 start=$(date +%s)
 
 if [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
     rm -rf "$env_dir"
     "$PY" -m venv "$env_dir"
-    # torch pinned: 2.13.0 is the CPU wheel; a looser pin would pull several GB of CUDA packages.
-    "$env_dir/bin/python" -m pip install --quiet "torch==2.13.0" "pyinstaller>=6.10,<7"
+    "$env_dir/bin/python" -m pip install --quiet "${build_requirements[@]}"
     echo "$key" > "$stamp"
 fi
 # EmbScope itself (not editable: the bundle must not point back into the checkout) on every build.
