@@ -15,10 +15,8 @@ CLI_FIRST = {"analyze", "modules", "map", "compare", "series", "gui", "demo", "-
 
 def main() -> int:
     multiprocessing.freeze_support()
-    # numba reads NUMBA_CACHE_DIR when first imported: point it at the user's cache before anything imports it.
-    from embscope.analysis.numba_env import ensure_numba_cache_dir
-
-    ensure_numba_cache_dir()
+    # numba's cache needs nothing here: a frozen app's kernels are cached in numba's user-wide
+    # folder (~/.cache/numba), keyed on this executable (see embscope.spec).
     from embscope.cli import main as cli_main
 
     argv = sys.argv[1:]
