@@ -93,8 +93,7 @@ class SelfTest(QObject):
         self.last = now
         self.done.append(name)
         if name == "UMAP":
-            # Move the inflation as a user would; the panel asks the window for MCL at it.
-            QTimer.singleShot(0, lambda: self.window.clusters.set_inflation(PROBE_INFLATION))
+            QTimer.singleShot(0, self._request_probe_inflation)
         if self.next_stage is None:
             print(f"total {now - self.launched:.1f} s", file=self.out, flush=True)
             print("READY", file=self.out, flush=True)
@@ -102,12 +101,23 @@ class SelfTest(QObject):
             self.exit_code = 0  # nothing after READY changes the outcome
             QTimer.singleShot(int(1000 * _hold_seconds()), lambda: self._finish(0))
 
+    def _request_probe_inflation(self) -> None:
+        """Move the clusters panel's inflation as a user would; the panel asks the window for MCL at it."""
+        panel = getattr(self.window, "clusters", None)
+        if not hasattr(panel, "set_inflation"):
+            panel = next((p for p in getattr(self.window, "panels", []) if hasattr(p, "set_inflation")), None)
+        if panel is None:
+            self.fail("the window has no clusters panel to move the inflation on")
+            return
+        panel.set_inflation(PROBE_INFLATION)
+
     def _on_model_layout_changed(self) -> None:
         method = self.window.model.layout_method
         self._stage({"pca": "PCA map", "umap": "UMAP"}.get(method, method))
 
     def _on_model_clusters_changed(self) -> None:
-        if self.next_stage == "MCL" and abs(self.window.model.inflation - PROBE_INFLATION) < 1e-6:
+        inflation = self.window.model.inflation
+        if self.next_stage == "MCL" and inflation is not None and abs(inflation - PROBE_INFLATION) < 1e-6:
             self._stage("MCL")
 
     def fail(self, reason: str) -> None:
