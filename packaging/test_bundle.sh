@@ -32,8 +32,8 @@ if [ -n "$need" ]; then
 fi
 
 home="$(mktemp -d)"
-display=:$((90 + RANDOM % 400))
-Xvfb "$display" -screen 0 1600x1000x24 -nolisten tcp >"$out/xvfb.log" 2>&1 &
+# Xvfb picks a free display itself and writes its number to fd 3 once it accepts clients.
+Xvfb -displayfd 3 -screen 0 1600x1000x24 -nolisten tcp 3>"$out/display" >"$out/xvfb.log" 2>&1 &
 xvfb_pid=$!
 app_pid=""
 cleanup() {
@@ -42,7 +42,10 @@ cleanup() {
     rm -rf "$home"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do DISPLAY=$display xwininfo -root >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$out/display" ] && break; sleep 0.1; done
+[ -s "$out/display" ] || fail "Xvfb did not start within 60 s: $(tail -3 "$out/xvfb.log")"
+display=":$(head -1 "$out/display")"
+DISPLAY=$display xwininfo -root >/dev/null 2>&1 || fail "Xvfb on $display does not answer"
 
 # Titles of the mapped top-level windows called EmbScope (exactly, or "EmbScope — source").
 embscope_windows() {
