@@ -5,8 +5,8 @@
 #     bash packaging/install_desktop.sh --uninstall
 #
 # Puts the .desktop file in ~/.local/share/applications and the icon (SVG + 256 px PNG) in
-# ~/.local/share/icons/hicolor. EmbScope itself must be installed (pip install -e . or a wheel)
-# so that the `embscope-gui` command exists; the launcher's Exec line is pinned to its full
+# ~/.local/share/icons/hicolor. EmbScope itself must be installed (bash tools/setup.sh makes
+# .venv/bin/embscope-gui, or pip install a wheel); the launcher's Exec line is pinned to its full
 # path, because desktop sessions often do not have ~/.local/bin or a virtualenv on PATH.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,9 +21,14 @@ if [ "${1:-}" = "--uninstall" ]; then
     exit 0
 fi
 
-exe="$(command -v embscope-gui || true)"
+# The project venv that tools/setup.sh makes, else whatever embscope-gui is on PATH.
+if [ -x "$repo/.venv/bin/embscope-gui" ]; then
+    exe="$repo/.venv/bin/embscope-gui"
+else
+    exe="$(command -v embscope-gui || true)"
+fi
 if [ -z "$exe" ]; then
-    echo "install_desktop: 'embscope-gui' not found on PATH; install EmbScope first (pip install -e .)" >&2
+    echo "install_desktop: 'embscope-gui' not found; run bash tools/setup.sh first" >&2
     exit 2
 fi
 mkdir -p "$apps" "$icons/scalable/apps" "$icons/256x256/apps"

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# One-time (idempotent) set-up on a fresh machine: installs EmbScope and what it needs.
-# torch is pinned to 2.13.0 where none is installed: that pin takes the CPU wheel
-# already on disk; a looser requirement would pull several GB of CUDA packages.
+# Set up EmbScope from a checkout (idempotent):  bash tools/setup.sh  then  .venv/bin/embscope gui
+#
+# Installs into a project venv, .venv, so it works on a Python that refuses system-wide
+# installs (PEP 668, e.g. Debian's /usr/bin/python3 with apt's python3-venv).
+#   PYTHON=python3.12          interpreter the venv is made from (default python3, >= 3.11)
+#   EMBSCOPE_VENV=path         venv folder (default .venv); EMBSCOPE_VENV=none installs into $PYTHON itself
+#   EMBSCOPE_EXTRAS=test       pip extras (default hf,parquet)
+# A re-run with nothing changed returns at once: a stamp in the venv (one per extras set) records
+# the hash of pyproject.toml and this script, and pip and apt run only when that hash changes.
+# torch is pinned to 2.13.0 only where none is installed: on this project's machines the pin
+# takes the CPU wheel kept on disk; a looser requirement would pull several GB of CUDA packages.
+# A CUDA build of torch installed in the venv beforehand is kept.
 #
 # Debian packages: van Dongen's mcl is REQUIRED (the MCL reference test fails without
 # it); Xvfb and the xcb libraries (screenshots on a virtual screen) are optional.
@@ -9,11 +18,37 @@
 # finish without mcl (the reference test will then fail, as it should).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+base=${PYTHON:-python3}
+venv=${EMBSCOPE_VENV:-.venv}
+extras=${EMBSCOPE_EXTRAS:-hf,parquet}
+
+# One stamp per extras set, so alternating `setup.sh` and `EMBSCOPE_EXTRAS=test setup.sh` stays instant.
+if [ "$venv" = "none" ]; then
+    PY="$base"
+    stamp="build/.embscope-setup-stamp-${extras//[^a-z0-9]/_}"
+else
+    PY="$venv/bin/python"
+    stamp="$venv/.embscope-setup-stamp-${extras//[^a-z0-9]/_}"
+fi
+key="$(cat pyproject.toml tools/setup.sh | sha256sum | cut -d' ' -f1) $extras $(command -v "$base" || echo "$base")"
+if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
+    exit 0  # nothing changed since the last set-up
+fi
+
+if ! "$base" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "setup: EmbScope needs Python >= 3.11; '$base' is $("$base" --version 2>&1 || echo missing) (set PYTHON=...)" >&2
+    exit 2
+fi
+if [ "$venv" != "none" ] && [ ! -x "$PY" ]; then
+    if ! "$base" -m venv "$venv" 2>/dev/null; then
+        rm -rf "$venv"
+        echo "setup: '$base -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
+        exit 2
+    fi
+fi
+if ! "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is None)' 2>/dev/null; then
     "$PY" -m pip install --quiet "torch==2.13.0"
 fi
-extras=${EMBSCOPE_EXTRAS:-hf,parquet}
 "$PY" -m pip install --quiet -e ".[${extras}]"
 
 # apt-get as root, or through passwordless sudo; nothing when neither works.
@@ -72,3 +107,5 @@ if ! command -v mcl >/dev/null 2>&1; then
         exit 1
     fi
 fi
+mkdir -p "$(dirname "$stamp")"
+echo "$key" > "$stamp"

@@ -2,7 +2,12 @@
 # Lint, then run the test suite headless (no screen, no GPU needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+# The project venv made by tools/setup.sh when there is one; PYTHON overrides.
+if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then
+    PY=.venv/bin/python
+else
+    PY=${PYTHON:-python3}
+fi
 "$PY" -m ruff check src tests benchmarks tools
 "$PY" -m ruff format --check --quiet src tests benchmarks tools
 export QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -49,7 +49,12 @@ def _add_layers_option(p: argparse.ArgumentParser, what: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="embscope",
-        description="Inspect the geometry of neural-network embeddings: is the representation healthy or collapsed?",
+        description=(
+            "Inspect the geometry of neural-network embeddings: is the representation healthy or collapsed? "
+            "With no command, opens the desktop app on the bundled demo (as `embscope gui` does). "
+            "Exit codes: 0 ok; 1 internal error (or a failed `gui --self-test`); 2 bad input (one line on stderr); "
+            "3 verdict not healthy with `analyze --fail-on-collapse`; 130 interrupted."
+        ),
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -111,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the desktop app")
     p.add_argument("sources", nargs="*")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open the window, run the analysis end to end, print each stage's time and READY, exit 0 (1 on failure)",
+    )
     p.set_defaults(handler="embscope.commands.gui:run")
 
     p = sub.add_parser("demo", help="open the app on the bundled demo (healthy vs collapsed)")

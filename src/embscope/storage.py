@@ -43,6 +43,17 @@ def cache_dir(name: str) -> Path:
     return cache_root() / name
 
 
+def user_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 less the process umask."""
+    try:  # Linux shows the umask without changing it (os.umask would, for every thread)
+        with open("/proc/self/status", encoding="ascii") as status:
+            mask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
@@ -50,12 +61,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name keeps ``path``'s suffix, so writers that choose a
     format by suffix (image exporters, ``np.savez``) behave.  On any error the
     temporary file is removed and the error propagates; ``path`` is untouched.
-    The parent folder is created.
+    The parent folder is created.  The file gets the user's usual permissions
+    (:func:`user_file_mode`), not mkstemp's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, user_file_mode())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp

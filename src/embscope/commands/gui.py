@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise BadInputError(f"not found: {', '.join(missing)}")
     require_display()
-    return run_app(sources, launched=_LAUNCHED)
+    return run_app(sources, launched=_LAUNCHED, self_test=bool(getattr(args, "self_test", False)))
 
 
 def run_demo(args: argparse.Namespace) -> int:

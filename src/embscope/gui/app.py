@@ -28,12 +28,37 @@ def create_application(argv: list[str] | None = None):
         app.setApplicationName("EmbScope")
         app.setOrganizationName("embscope")
         app.setDesktopFileName("embscope")
+        _name_x11_client_leader(app)
     require_sound_binding()
     configure_pyqtgraph()
     return app
 
 
-def run_app(sources: list[str] | None = None, *, demo_checkpoints: bool = False, launched: float | None = None) -> int:
+def _name_x11_client_leader(app) -> None:
+    """Give Qt's hidden 1×1 X11 client-leader window its own title, so only the main window is "EmbScope".
+
+    Qt titles that window with the application display name (default: the
+    application name) when the first window is created; set a neutral name
+    for that moment, then an empty one, which leaves window titles as they are.
+    """
+    if app.platformName() != "xcb":
+        return
+    from PySide6.QtGui import QWindow
+
+    app.setApplicationDisplayName("Qt client leader")
+    probe = QWindow()
+    probe.create()
+    probe.destroy()
+    app.setApplicationDisplayName("")
+
+
+def run_app(
+    sources: list[str] | None = None,
+    *,
+    demo_checkpoints: bool = False,
+    launched: float | None = None,
+    self_test: bool = False,
+) -> int:
     """Open the window on ``sources`` (the bundled demo when empty) and run the event loop.
 
     Parameters
@@ -44,6 +69,8 @@ def run_app(sources: list[str] | None = None, *, demo_checkpoints: bool = False,
         Open the healthy and collapsed demo checkpoints as two sources instead.
     launched
         ``time.perf_counter()`` at process start, for the READY line.
+    self_test
+        Run :mod:`embscope.gui.self_test` on the window: stage lines, ``READY``, exit 0 (1 on failure).
     """
     launched = time.perf_counter() if launched is None else launched
     app = create_application()
@@ -65,6 +92,10 @@ def run_app(sources: list[str] | None = None, *, demo_checkpoints: bool = False,
         else:
             window.open_demo()
 
+    if self_test:
+        from embscope.gui.self_test import SelfTest
+
+        SelfTest(window, launched)
     window.first_painted.connect(lambda s: QTimer.singleShot(0, lambda: on_painted(s)))
     window.show()
     return int(app.exec())
