@@ -82,7 +82,7 @@ def test_sampled_pair_metrics_say_so_and_memory_does_not_grow_with_n(rng):
         stats = acc.finish()
         sizes[n] = sum(a.nbytes for a in (acc.gram, acc.sample, acc.unit_sum, acc.shifted_sum))
         m = layer_metrics(stats, labels=np.arange(n) % 3)
-        assert m["collapse_ratio_method"] == "sampled: max over 200 random samples"
+        assert m["collapse_ratio_method"].startswith("sampled: all pairs of 200 samples")
         assert m["knn_label_method"].startswith("sampled")
         np.testing.assert_array_equal(stats.sample, x[stats.sample_rows])
         assert m["effective_rank"] == pytest.approx(spec.effective_rank(np.linalg.svd(x, compute_uv=False)), 1e-9)
@@ -257,3 +257,28 @@ def test_series_and_compare_accept_layers(tmp_path):
     both = _strict_json(out / "compare_layers.json")
     assert [s["label"] for s in both["sources"]] == ["healthy.safetensors", "collapsed.safetensors"]
     assert _distinct_colours(out / "compare_layers_effective_rank.png") > 5
+
+
+def test_label_grouped_sample_keeps_pairs_of_fine_labels(rng):
+    labels = np.repeat(np.arange(5000), 2)  # 10 000 samples, every label twice
+    rng.shuffle(labels)
+    rows = sample_rows(labels.size, size=400, labels=labels)
+    assert rows.size == 400 and np.all(np.diff(rows) > 0)
+    _, counts = np.unique(labels[rows], return_counts=True)
+    assert (counts == 2).all()  # whole groups: every sampled label has its partner
+    uniform = sample_rows(labels.size, size=400)
+    _, counts = np.unique(labels[uniform], return_counts=True)
+    assert (counts == 1).mean() > 0.9  # what a uniform sample would give
+
+
+def test_collapse_ratio_above_the_pair_limit_finds_the_extreme_pair(rng):
+    from embscope.analysis.layer_stats import PAIR_ROWS
+
+    x = rng.normal(size=(3 * PAIR_ROWS, 8)).astype(np.float32)
+    x[-1] = 40.0  # the far outlier sits outside the all-pairs block
+    x[-2] = -40.0
+    acc = LayerAccumulator(8, sample_rows(len(x), size=len(x)))
+    acc.update(np.arange(len(x)), x)
+    m = layer_metrics(acc.finish())
+    assert m["max_pairwise_l2"] == pytest.approx(np.linalg.norm(x[-1] - x[-2]), rel=1e-9)
+    assert m["collapse_ratio_method"].startswith("sampled: all pairs of 1024")

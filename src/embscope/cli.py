@@ -106,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sample-size",
         type=int,
-        default=4096,
+        default=2048,
         metavar="N",
-        help="rows per layer used by the collapse ratio and kNN label accuracy (default 4096; spectra use all)",
+        help="rows per layer used by the collapse ratio and kNN label accuracy (default 2048; spectra use all)",
     )
     p.add_argument("--no-png", action="store_true", help="skip the metric-vs-depth PNGs")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")

@@ -178,7 +178,7 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     yield Progress("opening checkpoint", None, Path(ex.checkpoint).name)
     loaded = open_checkpoint(ex.checkpoint, factory=load.factory, trust=load.trust)
     cancel.raise_if_cancelled()
-    kept_rows = sample_rows(data.n_samples, request.sample_size)
+    kept_rows = sample_rows(data.n_samples, request.sample_size, labels=data.labels)
     accumulators: dict[str, LayerAccumulator] = {}
     notes: list[str] = list(loaded.notes)
 
@@ -225,9 +225,10 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     grades = [{k: g.grade for k, g in grade_metrics(row, thresholds).items()} for row in rows]
     crossings = first_poor_crossings(list(range(len(names))), rows, thresholds)
     if kept_rows.size < data.n_samples:
+        how = "whole label groups drawn at random" if data.labels is not None else "drawn at random"
         notes.append(
-            f"collapse ratio and kNN label accuracy use {kept_rows.size} random samples per layer "
-            f"(the same rows for every layer); spectra and mean cosine use all {data.n_samples}"
+            f"collapse ratio and kNN label accuracy use {kept_rows.size} samples per layer (the same rows for "
+            f"every layer, {how}); spectra and mean cosine use all {data.n_samples}"
         )
     yield Progress("done", 1.0)
     return LayersResult(
