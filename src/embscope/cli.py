@@ -15,10 +15,24 @@ from embscope.commands import EXIT_BAD_INPUT, EXIT_NOT_HEALTHY, EXIT_OK  # noqa:
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line on stderr (exit 2), like every other bad input."""
+    """An argparse parser whose usage errors are one line on stderr (exit 2), like every other bad input.
+
+    No abbreviated options: `layers --layer 2` must be refused, not read as `--layers 2`.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+SOURCE_HELP = (
+    "embeddings file (.npy, .npz, .safetensors, .pt, .parquet, .csv, .tsv), checkpoint file (with --factory), "
+    "Hugging Face model folder, or 'demo' (the bundled demo embeddings)"
+)
+OUT_HELP = "output folder, created if missing; a finished run replaces its files as one set (required)"
 
 
 def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
@@ -42,7 +56,8 @@ def _add_layers_option(p: argparse.ArgumentParser, what: str) -> None:
         const="",
         default=None,
         metavar="RULE",
-        help=f"also sweep every layer of each checkpoint (optional RULE: module globs as for `layers`): {what}",
+        help=f"also sweep every layer of each checkpoint (optional RULE: module globs as for `layers`): {what} "
+        "(default: off; RULE default: the embedding module and every block)",
     )
 
 
@@ -60,38 +75,62 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("analyze", help="analyse embeddings or a checkpoint; write summary.json, report.md, arrays.npz")
-    p.add_argument("source", help="embeddings file, checkpoint file or model folder, or 'demo'")
+    p.add_argument("source", help=SOURCE_HELP)
     _add_settings(p, "analyze")
-    p.add_argument("--fail-on-collapse", action="store_true", help="exit 3 when the verdict is not healthy")
-    p.add_argument("--png", action="store_true", help="also render the plots as PNG files")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--fail-on-collapse", action="store_true", help="exit 3 when the verdict is not healthy (default: off, exit 0)"
+    )
+    p.add_argument("--png", action="store_true", help="also render the plots as PNG files (default: off)")
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
     p.set_defaults(handler="embscope.commands.analyze:run")
 
     p = sub.add_parser("modules", help="print a checkpoint's module tree")
-    p.add_argument("source")
+    p.add_argument(
+        "source",
+        help="checkpoint file (with --factory) or Hugging Face model folder; "
+        "--data gives the output shapes (a folder with a tokenizer probes itself)",
+    )
     _add_settings(p, "modules")
     p.set_defaults(handler="embscope.commands.modules:run")
 
     p = sub.add_parser("map", help="2-D layout (PCA and UMAP) of embeddings")
-    p.add_argument("source")
+    p.add_argument("source", help=SOURCE_HELP)
     _add_settings(p, "map")
-    p.add_argument("--method", choices=["umap", "pca"], default="umap")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--method",
+        choices=["umap", "pca"],
+        default="umap",
+        help="umap writes layout_pca.npy and layout_umap.npy, pca only layout_pca.npy (default: umap)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
     p.set_defaults(handler="embscope.commands.layout:run")
 
     p = sub.add_parser("compare", help="compare two or more sources on the same data")
-    p.add_argument("sources", nargs="+")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        help="two or more sources (as for analyze), each read with the same options and --data",
+    )
     _add_settings(p, "compare")
     _add_layers_option(p, "compare_layers.json and every source's metric-vs-depth curves on one plot")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
     p.set_defaults(handler="embscope.commands.compare:run")
 
     p = sub.add_parser("series", help="metrics over a folder of checkpoints")
-    p.add_argument("folder")
+    p.add_argument(
+        "folder",
+        help="folder of checkpoints (.safetensors, .pt, .pth, .bin, .ckpt, .pt2 files or model folders), "
+        "one per training step",
+    )
     _add_settings(p, "series")
-    p.add_argument("--pattern", help="regular expression whose first group is the step")
+    p.add_argument(
+        "--pattern",
+        metavar="REGEX",
+        help="regular expression whose first group is the step (default: the number after step, global_step, "
+        "checkpoint, ckpt, epoch or iter in each name, or an all-digit name)",
+    )
     _add_layers_option(p, "series_layers.json and heat-maps of each metric over step × layer")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
     p.set_defaults(handler="embscope.commands.series:run")
 
     p = sub.add_parser("layers", help="metrics of every layer in one forward pass: where does it collapse?")
@@ -108,18 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=2048,
         metavar="N",
-        help="rows per layer used by the collapse ratio and kNN label accuracy (default 2048; spectra use all)",
+        help="rows per layer used by the collapse ratio and kNN label accuracy (default: 2048; spectra use all)",
     )
-    p.add_argument("--no-png", action="store_true", help="skip the metric-vs-depth PNGs")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--no-png", action="store_true", help="skip the metric-vs-depth PNGs (default: write them)")
+    p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
     p.set_defaults(handler="embscope.commands.layers:run")
 
     p = sub.add_parser("gui", help="open the desktop app")
-    p.add_argument("sources", nargs="*")
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="embeddings files, checkpoints or model folders to open (default: the bundled demo embeddings)",
+    )
     p.add_argument(
         "--self-test",
         action="store_true",
-        help="open the window, run the analysis end to end, print each stage's time and READY, exit 0 (1 on failure)",
+        help="open the window, run the analysis end to end, print each stage's time and READY, exit 0 "
+        "(1 on failure) (default: off)",
     )
     p.set_defaults(handler="embscope.commands.gui:run")
 

@@ -79,9 +79,15 @@ DEFAULT_INFLATIONS = (1.4, 2.0, 3.0, 4.0)
 DEFAULT_KNN = 15
 DEFAULT_BATCH_SIZE = 64
 
-#: CLI commands that open sources (every load option) and that analyse them.
+#: CLI commands that open sources and that analyse them.
 SOURCE_COMMANDS = frozenset({"analyze", "modules", "map", "compare", "series", "layers"})
 ANALYSIS_COMMANDS = frozenset({"analyze", "compare", "series"})
+# Each command offers only the load options its handler reads: `modules` opens the checkpoint and probes it
+# with a few rows of --data on the CPU; `map` lays out vectors (labels unused); `layers` sweeps every module
+# of a checkpoint itself (no --module/--layer), keeps no cache and reads no embeddings files.
+LABEL_COMMANDS = SOURCE_COMMANDS - {"modules", "map"}
+EXTRACT_COMMANDS = SOURCE_COMMANDS - {"modules"}
+ONE_MODULE_COMMANDS = SOURCE_COMMANDS - {"modules", "layers"}
 
 #: What a field changes, for the cache keys.  A field that changes the
 #: extracted vectors changes the summary as well.
@@ -176,6 +182,7 @@ class LoadSettings:
     meta: str | None = option(
         None,
         flag="--meta",
+        commands=LABEL_COMMANDS,
         metavar="CSV",
         help="per-sample metadata: label, parent, prediction, text, id",
         label="Metadata CSV",
@@ -187,6 +194,7 @@ class LoadSettings:
     parents: str | None = option(
         None,
         flag="--parents",
+        commands=LABEL_COMMANDS,
         metavar="CSV",
         help="leaf→parent mapping (columns: label, parent)",
         label="Parents CSV",
@@ -198,6 +206,7 @@ class LoadSettings:
     nonfinite: str = option(
         "drop",
         flag="--nonfinite",
+        commands=ONE_MODULE_COMMANDS,
         help="rows with NaN/Inf in an embeddings file: drop them (reported) or refuse the file",
         label="Rows with NaN/Inf",
         kind="choice",
@@ -208,7 +217,8 @@ class LoadSettings:
         None,
         flag="--data",
         metavar="FILE",
-        help="data to run through a checkpoint (.txt, .jsonl, .csv, .tsv, .npy)",
+        help="data to run through a checkpoint: .txt, .jsonl, .csv/.tsv (a text column; label, parent, id "
+        "optional), .npy",
         label="Data to run through the model",
         kind="path",
         affects=VECTORS,
@@ -230,6 +240,7 @@ class LoadSettings:
     module: str | None = option(
         None,
         flag="--module",
+        commands=ONE_MODULE_COMMANDS,
         metavar="NAME",
         help="submodule whose output is captured",
         label="Module",
@@ -241,6 +252,7 @@ class LoadSettings:
     pooling: str | None = option(
         None,
         flag="--pooling",
+        commands=EXTRACT_COMMANDS,
         help="how token outputs are reduced to one vector",
         label="Pooling",
         kind="choice",
@@ -252,6 +264,7 @@ class LoadSettings:
     layer: int | None = option(
         None,
         flag="--layer",
+        commands=ONE_MODULE_COMMANDS,
         metavar="N",
         help="hidden layer of a Hugging Face model (0 = embeddings, -1 = last)",
         label="Layer",
@@ -263,6 +276,7 @@ class LoadSettings:
     device: str = option(
         "auto",
         flag="--device",
+        commands=EXTRACT_COMMANDS,
         help="auto, cpu, cuda, cuda:N or mps",
         label="Device",
         kind="text",
@@ -272,6 +286,7 @@ class LoadSettings:
     dtype: str = option(
         "float32",
         flag="--dtype",
+        commands=EXTRACT_COMMANDS,
         help="precision of the forward pass",
         label="Precision",
         kind="choice",
@@ -282,6 +297,7 @@ class LoadSettings:
     batch_size: int = option(
         DEFAULT_BATCH_SIZE,
         flag="--batch-size",
+        commands=EXTRACT_COMMANDS,
         metavar="N",
         help="samples per forward pass (halved on out-of-memory)",
         label="Batch size",
@@ -299,6 +315,7 @@ class LoadSettings:
     use_cache: bool = option(
         True,
         flag="--no-cache",
+        commands=ONE_MODULE_COMMANDS,
         help="read and write the extraction cache",
         off_help="do not read or write the extraction cache",
         label="Use the extraction cache",

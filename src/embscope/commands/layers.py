@@ -44,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from embscope.tasks.layers import layers_job
     from embscope.tasks.report import OutputSet, check_output_dir, summary_json
 
-    out = check_output_dir(args.out)  # before any work
-    if args.module or args.layer is not None:
-        raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
+    out = check_output_dir(args.out)  # before any work (the parser offers no --module/--layer here: see --layers)
     result = run_with_progress(layers_job(layers_request(args, args.source)))
     with OutputSet(out) as staging:  # the whole set replaces the previous one in one step
         written = [
