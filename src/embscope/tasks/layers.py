@@ -12,6 +12,7 @@ for training steps.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,13 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[LayersResult]:
     """Sweep every layer of ``request.extract.checkpoint`` in one forward pass; see the module docstring."""
     from embscope.sources.checkpoints import open_checkpoint
@@ -200,6 +208,10 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         return None
 
     sweep = sweep_layers(loaded, data, load, request.rule, cancel, notes)
+    # The per-batch Gram updates are small: on one BLAS thread.  A multi-threaded
+    # BLAS leaves its threads spinning after each product, stealing the cores from
+    # the next forward pass (measured: sweep/extraction 1.40 → 1.13 on 2 cores).
+    blas = _blas_controller()
     try:
         while True:
             try:
@@ -207,7 +219,8 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
             except StopIteration as stop:
                 names = stop.value
                 break
-            progress = consume(item)
+            with blas.limit(limits=1, user_api="blas"):
+                progress = consume(item)
             if progress is not None:
                 yield progress
     finally:
