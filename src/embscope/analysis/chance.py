@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
+from embscope.analysis.cluster_metrics import label_codes
 from embscope.errors import BadInputError, check_cancel
 
 #: Permutation work budget (sample-label draws per score); the permutation
@@ -155,17 +156,6 @@ def _score(
 # --------------------------------------------------------------------------- codes
 
 
-def _codes(values) -> tuple[np.ndarray, int]:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise BadInputError(f"labels must be one-dimensional, got shape {arr.shape}")
-    if arr.dtype == object:
-        arr = arr.astype(str)
-    _, inverse = np.unique(arr, return_inverse=True)
-    inverse = inverse.reshape(-1).astype(np.int64)
-    return inverse, int(inverse.max()) + 1 if inverse.size else 0
-
-
 # --------------------------------------------------------------------------- expected MI
 
 
@@ -236,8 +226,8 @@ def adjusted_mutual_info(clusters, labels) -> float:
     ``(MI − E[MI]) / (mean(H(U), H(V)) − E[MI])``; 1.0 when both are a single
     group, 0.0 when exactly one is (scikit-learn's limit cases).
     """
-    c, _ = _codes(clusters)
-    lab, n_lab = _codes(labels)
+    c, _ = label_codes(clusters)
+    lab, n_lab = label_codes(labels)
     if c.size != lab.size:
         raise BadInputError(f"{c.size} cluster ids but {lab.size} labels")
     if c.size == 0:
@@ -356,8 +346,8 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
     (label permutation keeps both entropies fixed); purity's mean by
     permutation.  All spreads come from the same permutations.
     """
-    c, _ = _codes(clusters)
-    lab, n_lab = _codes(labels)
+    c, _ = label_codes(clusters)
+    lab, n_lab = label_codes(labels)
     if c.size != lab.size:
         raise BadInputError(f"{c.size} cluster ids but {lab.size} labels")
     n = c.size
@@ -475,7 +465,7 @@ def knn_ceiling(codes: np.ndarray) -> float:
 
 def knn_chance(indices: np.ndarray, labels, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> ChanceScore:
     """Leave-one-out kNN label accuracy on the graph ``indices`` (N×k) with its permutation baseline."""
-    codes, _ = _codes(labels)
+    codes, _ = label_codes(labels)
     indices = np.asarray(indices)
     n, k = indices.shape
     value = knn_accuracy_from_codes(indices, codes)

@@ -13,7 +13,8 @@ import numpy as np
 from embscope.errors import BadInputError
 
 
-def _codes(values) -> tuple[np.ndarray, int]:
+def label_codes(values) -> tuple[np.ndarray, int]:
+    """Integer codes 0…K−1 of a 1-D array of labels or cluster ids, and K (one line for a wrong shape)."""
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise BadInputError(f"labels must be one-dimensional, got shape {arr.shape}")
@@ -32,8 +33,8 @@ def contingency(clusters, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cluster_code, label_code, count
         One entry per (cluster, label) pair that occurs, with its number of samples.
     """
-    c, _ = _codes(clusters)
-    lab, n_lab = _codes(labels)
+    c, _ = label_codes(clusters)
+    lab, n_lab = label_codes(labels)
     if c.shape != lab.shape:
         raise BadInputError(f"{c.size} cluster ids but {lab.size} labels")
     pairs, counts = np.unique(c * max(n_lab, 1) + lab, return_counts=True)

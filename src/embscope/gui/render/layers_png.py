@@ -16,6 +16,7 @@ import numpy as np
 
 from embscope.gui.render.compare_png import metric_label, source_colour
 from embscope.gui.render.plots import GRADE_COLOURS, plain_numbers
+from embscope.gui.render.series_png import poor_boundary_line
 
 PLOT_SIZE = (900, 560)
 HEATMAP_SIZE = (1000, 620)
@@ -53,7 +54,6 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
     layer.  Points carry their depth as data (click → open that layer).
     """
     import pyqtgraph as pg
-    from PySide6.QtCore import Qt
 
     thresholds = thresholds if thresholds is not None else sources[0][1].thresholds
     plot.clear()
@@ -112,20 +112,7 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
     if boundary is not None:
         threshold, higher = boundary
         ys.append(threshold)
-        plot.addItem(
-            pg.InfiniteLine(
-                pos=threshold,
-                angle=0,
-                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=1.5, style=Qt.PenStyle.DashLine),
-                label=f"POOR {'below' if higher else 'above'} {threshold:.3g}",
-                labelOpts={
-                    "position": 0.04,
-                    "color": GRADE_COLOURS["POOR"],
-                    "fill": (255, 255, 255, 220),
-                    "anchors": [(0, 1), (0, 1)] if higher else [(0, 0), (0, 0)],
-                },
-            )
-        )
+        plot.addItem(poor_boundary_line(threshold, higher, position=0.04))
     title = f"{label} by layer"
     if firsts:
         title += " — first POOR at " + ", ".join(firsts)

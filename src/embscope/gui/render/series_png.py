@@ -69,6 +69,25 @@ def poor_rule(result, metric: str, thresholds: dict | None = None) -> PoorRule |
     return PoorRule(float(rule.ok), bool(rule.higher))
 
 
+def poor_boundary_line(threshold: float, higher: bool, position: float = 0.03):
+    """The dashed horizontal line where a metric turns POOR, labelled on the side that is POOR."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    return pg.InfiniteLine(
+        pos=threshold,
+        angle=0,
+        pen=pg.mkPen(GRADE_COLOURS["POOR"], width=1.5, style=Qt.PenStyle.DashLine),
+        label=f"POOR {'below' if higher else 'above'} {threshold:.3g}",
+        labelOpts={
+            "position": position,
+            "color": GRADE_COLOURS["POOR"],
+            "fill": (255, 255, 255, 220),
+            "anchors": [(0, 1), (0, 1)] if higher else [(0, 0), (0, 0)],
+        },
+    )
+
+
 def metric_series(result, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of ``metric`` (NaN where a checkpoint lacks it)."""
     steps = np.asarray(result.steps, dtype=np.float64)
@@ -85,7 +104,6 @@ def draw_series_metric(
     the checkpoint opened from the plot.
     """
     import pyqtgraph as pg
-    from PySide6.QtCore import Qt
 
     plot.clear()
     plot.showGrid(x=True, y=True, alpha=0.2)
@@ -125,21 +143,7 @@ def draw_series_metric(
     points.setZValue(10)
     plot.addItem(points)
     if rule is not None:
-        side = "below" if rule.higher else "above"
-        plot.addItem(
-            pg.InfiniteLine(
-                pos=rule.threshold,
-                angle=0,
-                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=1.5, style=Qt.PenStyle.DashLine),
-                label=f"POOR {side} {rule.threshold:.3g}",
-                labelOpts={
-                    "position": 0.03,
-                    "color": GRADE_COLOURS["POOR"],
-                    "fill": (255, 255, 255, 220),
-                    "anchors": [(0, 1), (0, 1)] if rule.higher else [(0, 0), (0, 0)],
-                },
-            )
-        )
+        plot.addItem(poor_boundary_line(rule.threshold, rule.higher))
     if crossing is not None and crossing.step is not None:
         plot.addItem(
             pg.InfiniteLine(
