@@ -111,3 +111,18 @@ def test_bad_options_exit_2_with_one_line(capsys, words, message):
     assert info.value.code == EXIT_BAD_INPUT
     assert err.count("\n") == 1 and message in err, err
     assert "usage:" not in err
+
+
+def test_stdout_closed_early_is_not_an_internal_error(tmp_path):
+    """`embscope analyze … | head -1`: the reader leaves; the report is still written, exit 0, no traceback."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "embscope", "analyze", "demo", "--no-clusters", "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before anything is printed
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert (out / "summary.json").is_file()

@@ -8,6 +8,7 @@ instant; each command imports what it needs.  Exit codes: 0 ok, 2 bad input
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -210,6 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("embscope: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout closed early (`embscope analyze … | head -1`): the output files are written
+        # before anything is printed, so this is not an error.  Point stdout at /dev/null so
+        # the interpreter's final flush does not complain either.
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # a bug, not bad input: one line unless asked for more
         if isinstance(exc, SystemError) and isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             # Ctrl-C inside a compiled callback (numba) surfaces as SystemError: still an interrupt.
