@@ -9,14 +9,13 @@ checkpoints × layers for a series, POOR cells crossed.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
 from embscope.gui.render.compare_png import metric_label, source_colour
 from embscope.gui.render.plots import GRADE_COLOURS, plain_numbers
-from embscope.gui.render.series_png import poor_boundary_line
+from embscope.gui.render.series_png import png_name, poor_boundary_line
 
 PLOT_SIZE = (900, 560)
 HEATMAP_SIZE = (1000, 620)
@@ -163,11 +162,6 @@ def draw_layer_heatmap(plot, grid, metric: str) -> None:
     plot.setRange(xRange=(0, len(grid.names)), yRange=(0, len(grid.steps)), padding=0.02)
 
 
-def png_name(prefix: str, metric: str) -> str:
-    """``<prefix>_<metric>.png`` with anything but letters, digits, ``_`` and ``-`` replaced."""
-    return f"{prefix}_" + re.sub(r"[^A-Za-z0-9_-]+", "_", metric).strip("_") + ".png"
-
-
 def key_metrics(results) -> list[str]:
     """:data:`KEY_METRICS` present in any result, then every other graded metric that turned POOR."""
     present = {m for r in results for m in r.metric_names}
@@ -196,7 +190,7 @@ def render_layers_pngs(
             continue
         draw_layer_curves(widget.getPlotItem(), sources, metric)
         lay_out_offscreen(widget)
-        written.append(export_plot(widget.getPlotItem(), out / png_name(prefix, metric), width=PLOT_SIZE[0]))
+        written.append(export_plot(widget.getPlotItem(), out / png_name(metric, prefix), width=PLOT_SIZE[0]))
     widget.deleteLater()
     return written
 
@@ -219,7 +213,7 @@ def render_layer_grid_pngs(grid, out_dir: str | Path, metrics: list[str] | None 
         draw_layer_heatmap(widget.getPlotItem(), grid, metric)
         lay_out_offscreen(widget)
         written.append(
-            export_plot(widget.getPlotItem(), out / png_name("series_layers", metric), width=HEATMAP_SIZE[0])
+            export_plot(widget.getPlotItem(), out / png_name(metric, "series_layers"), width=HEATMAP_SIZE[0])
         )
         widget.deleteLater()
     return written

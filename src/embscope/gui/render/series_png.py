@@ -198,9 +198,9 @@ def key_metrics(result) -> list[str]:
     return chosen
 
 
-def png_name(metric: str) -> str:
-    """``series_<metric>.png`` with anything but letters, digits, ``_`` and ``-`` replaced."""
-    return "series_" + re.sub(r"[^A-Za-z0-9_-]+", "_", metric).strip("_") + ".png"
+def png_name(metric: str, prefix: str = "series") -> str:
+    """``<prefix>_<metric>.png`` with anything but letters, digits, ``_`` and ``-`` replaced."""
+    return f"{prefix}_" + re.sub(r"[^A-Za-z0-9_-]+", "_", metric).strip("_") + ".png"
 
 
 def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = None) -> list[Path]:
