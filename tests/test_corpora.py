@@ -125,11 +125,26 @@ def test_fashion_features_are_the_demo_model(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     corpora = _corpora()
     vectors, labels, parents, _ = corpora.load_corpus("fashion")
-    assert vectors.shape == (1000, 64)
+    assert vectors.shape == (70_000, 64)
     assert sorted(set(parents.tolist())) == ["bags", "bottoms", "footwear", "tops"]
-    assert (labels == "Trouser").sum() == 100
+    assert (labels == "Trouser").sum() == 7_000  # Fashion-MNIST is balanced: 6 000 train + 1 000 test per class
+    test = slice(60_000, None)
+    # The bundled validation images are test images: the same model gives the same features for them.
+    demo = np.load(corpora.REPO / "resources" / "demo" / "fashion_val.npy")
+    first = demo[:1]
+    td = corpora._train_demo()
+    images, _ = td.load_fashion("t10k")
+    row = int(np.flatnonzero((images == first).all(axis=1))[0])  # where the bundled image sits in the test split
+    dm = td.load_demo_model_module()
+    model = dm.build_model()
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(td.DEMO / "healthy.safetensors")))
+    fresh = td.embed_and_predict(model, first)[0][0]
+    assert np.allclose(vectors[test][row], fresh, atol=1e-5)
     # The healthy model reaches 88 % accuracy: its features separate the classes far above chance (0.1).
     classes = np.unique(labels)
-    centroids = np.stack([vectors[labels == c].mean(0) for c in classes])
-    pred = classes[np.argmin(((vectors[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)]
-    assert (pred == labels).mean() > 0.6
+    v, y = vectors[test], labels[test]
+    centroids = np.stack([v[y == c].mean(0) for c in classes])
+    pred = classes[np.argmin(((v[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)]
+    assert (pred == y).mean() > 0.6

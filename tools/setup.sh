@@ -90,6 +90,8 @@ if [ "${EMBSCOPE_APT:-1}" = "1" ] && command -v apt-get >/dev/null 2>&1; then
     # WordNet 3.0: tools/make_demo_embeddings.py and tools/make_verdict_matrix.py,
     # which remake the real-data test inputs (the tests use the committed arrays).
     [ -f /usr/share/wordnet/data.noun ] || optional="$optional wordnet-base"
+    # Fashion-MNIST (70 000 images): tools/train_demo.py and the benchmark corpus (benchmarks/corpora.py).
+    [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || optional="$optional dataset-fashion-mnist"
     for lib in libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
                libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1; do
         dpkg -s "$lib" >/dev/null 2>&1 || optional="$optional $lib"
