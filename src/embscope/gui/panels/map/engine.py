@@ -80,16 +80,74 @@ def colouring_from_codes(
     return Colouring(codes, list(colours), list(names), counts, continuous, title, list(ramp or []))
 
 
-def builtin_colouring(result, colour_by: str, cluster_ids=None) -> Colouring:
-    """The colouring of the built-in modes (leaf, parent, cluster, prediction, norm); O(N log N)."""
-    from embscope.gui.render.plots import colour_codes
+def factorize(values, chunk: int = 100_000) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Category code per value (as strings), the names and their counts, ``chunk`` values at a time.
 
-    codes, colours, legend = colour_codes(result, colour_by, cluster_ids)
-    continuous = colour_by == "norm"
-    names = [] if continuous else [str(name) for name, _ in legend]
-    if not continuous and not names:  # nothing to colour by (e.g. no labels): one plain colour
-        names = ["all samples"]
-    return colouring_from_codes(codes, colours, names, continuous=continuous, title=colour_by, ramp=legend)
+    ``np.unique`` over 10⁶ strings holds the GIL for about a second (the GUI
+    thread would freeze while a worker runs it); per chunk it holds it for
+    ~20 ms, and the chunk's few distinct names are mapped to global codes by a dict.
+    """
+    values = np.asarray(values)
+    codes = np.empty(len(values), np.int32)
+    table: dict[str, int] = {}
+    for start in range(0, len(values), chunk):
+        names, inverse = np.unique(values[start : start + chunk].astype(str), return_inverse=True)
+        ids = np.array([table.setdefault(str(name), len(table)) for name in names], dtype=np.int32)
+        codes[start : start + chunk] = ids[inverse.ravel()]
+    counts = np.bincount(codes, minlength=len(table)) if len(codes) else np.zeros(len(table), np.int64)
+    return codes, list(table), counts
+
+
+def category_colouring(values, title: str = "", max_categories: int | None = None) -> Colouring:
+    """Categories coloured as :func:`~embscope.gui.render.plots.category_codes` does (most frequent
+    first, ties by name; beyond ``max_categories - 1`` one grey "other (N)"), GIL-friendly at 10⁶."""
+    from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, category_colours
+
+    max_categories = max_categories or MAX_CATEGORIES
+    codes, names, counts = factorize(values)
+    by_name = np.argsort(np.array(names, dtype=str), kind="stable")
+    order = by_name[np.argsort(-counts[by_name], kind="stable")]
+    rank = np.empty(len(names), np.int32)
+    if len(names) > max_categories:
+        keep = order[: max_categories - 1]
+        rank[:] = max_categories - 1
+        rank[keep] = np.arange(len(keep))
+        legend = [names[i] for i in keep] + [f"other ({len(names) - len(keep)})"]
+        colours = category_colours(len(keep)) + [OTHER_COLOUR]
+    else:
+        rank[order] = np.arange(len(names))
+        legend = [names[i] for i in order]
+        colours = category_colours(len(names))
+    return colouring_from_codes(rank[codes], colours, legend, title=title)
+
+
+def continuous_colouring(values, title: str) -> Colouring:
+    """A viridis-like ramp quantised to ≤ 4096 colours (16 levels per channel, as the PNG export)."""
+    from embscope.gui.render.plots import continuous_colours
+
+    q = continuous_colours(values)[:, :3].astype(np.int64) // 16
+    key = q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2]
+    used = np.flatnonzero(np.bincount(key, minlength=4096))
+    remap = np.zeros(4096, np.int32)
+    remap[used] = np.arange(len(used))
+    colours = [f"#{(k >> 8) * 16 + 8:02x}{((k >> 4) & 15) * 16 + 8:02x}{(k & 15) * 16 + 8:02x}" for k in used]
+    ramp = [(f"low {title}", "#440154"), (f"high {title}", "#fde725")]
+    return colouring_from_codes(remap[key], colours, [], continuous=True, title=title, ramp=ramp)
+
+
+def builtin_colouring(result, colour_by: str, cluster_ids=None) -> Colouring:
+    """The colouring of a built-in mode (leaf, parent, cluster, prediction, norm)."""
+    from embscope.gui.render.palette import category_colours
+    from embscope.gui.render.plots import colour_values
+
+    spec = colour_values(result, colour_by, cluster_ids)
+    if spec is None:  # nothing to colour by (e.g. no labels): one plain colour
+        n = result.embeddings.n_samples
+        return colouring_from_codes(np.zeros(n, np.int32), category_colours(1), ["all samples"], title=colour_by)
+    values, kind = spec
+    if kind == "continuous":
+        return continuous_colouring(values, colour_by)
+    return category_colouring(values, title=colour_by)
 
 
 class MapIndex:

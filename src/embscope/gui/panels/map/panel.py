@@ -35,7 +35,7 @@ from embscope.gui.settings import COLOUR_MODES, Settings
 from embscope.gui.workers import JobRunner
 
 #: At most this many visible points are drawn as points; more show the density image.
-POINT_LIMIT = 25_000
+POINT_LIMIT = 20_000
 #: Up to this many samples the map is prepared on the GUI thread (≈ 25 ms), so it shows at once.
 SYNC_LIMIT = 20_000
 #: Hover snaps to a point within this many screen pixels.
@@ -261,6 +261,12 @@ class MapPanel(QWidget):
         if graph is not None:
             rows += [int(j) for j in graph.indices[row] if 0 <= j != row]
         self.model.set_selection(rows, origin="neighbours")
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Cancel the map's worker jobs and wait for their threads (before the panel goes away)."""
+        for runner in (self.prepare_runner, self.refine_runner, self.lasso_runner):
+            runner.cancel()
+            runner.wait(timeout)
 
     # ------------------------------------------------------------------ public: hooks for map tools
 
