@@ -44,6 +44,8 @@ HOVER_PIXELS = 10
 MAX_LISTED = 1000
 #: Width of the side panel (legend, selection): fixed, so the plot never jumps.
 SIDE_WIDTH = 300
+#: The hover tooltip wraps its text at this width (pixels).
+TOOLTIP_WIDTH = 420
 #: The exported PNG's in-plot legend lists this many categories, then "… N more".
 EXPORT_LEGEND = 20
 
@@ -98,7 +100,6 @@ class MapPanel(QWidget):
         self.tooltip = QLabel(self.plot_widget)  # hover text at the cursor (plain text: labels are never HTML)
         self.tooltip.setTextFormat(Qt.TextFormat.PlainText)
         self.tooltip.setWordWrap(True)
-        self.tooltip.setMaximumWidth(360)
         self.tooltip.setStyleSheet(
             "QLabel { background: palette(tooltip-base); color: palette(tooltip-text);"
             " border: 1px solid palette(mid); padding: 3px; }"
@@ -560,7 +561,10 @@ class MapPanel(QWidget):
             self.hover_marker.setData(pos=coords[[row]])
             self.hover_text = self.model.sample_description(row)
             self.tooltip.setText(self.hover_text)
-            self.tooltip.adjustSize()
+            # Wrapped labels pick a narrow width of their own: one line up to TOOLTIP_WIDTH, then wrap at it.
+            width = min(TOOLTIP_WIDTH, self.tooltip.fontMetrics().horizontalAdvance(self.hover_text) + 12)
+            self.tooltip.setFixedWidth(width)
+            self.tooltip.setFixedHeight(self.tooltip.heightForWidth(width))
             if scene_pos is None:
                 scene_pos = self.view_box.mapViewToScene(pg.Point(float(coords[row, 0]), float(coords[row, 1])))
             self._place_tooltip(self.plot_widget.mapFromScene(scene_pos))
