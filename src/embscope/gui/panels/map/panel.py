@@ -307,6 +307,7 @@ class MapPanel(QWidget):
             runner.cancel()
         self._index = None
         self._colouring = None
+        self._colour_key = None
         self._external = None
         self._shown = None
         self.anchor_row = -1
@@ -541,6 +542,7 @@ class MapPanel(QWidget):
         )
 
     def _on_view_range_changed(self, *_args) -> None:
+        self._hide_hover()  # the point under the cursor moved away; the next mouse move finds the new one
         self._view_timer.start()
 
     def _on_view_mouse_moved(self, pos) -> None:
