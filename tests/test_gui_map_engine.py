@@ -303,3 +303,29 @@ def test_hover_tooltip_at_the_cursor_and_cleared_on_a_new_layout(panel_factory, 
     # PCA → UMAP: the marker and tooltip of the old layout are gone.
     model.set_layout(coords * 3, "umap")
     assert len(panel.hover_marker.data) == 0 and not panel.tooltip.isVisible()
+
+
+def test_hooks_for_map_tools(panel_factory):
+    """Colour-by sources, a ready colouring, highlighted rows and the selection signal (used by the map tools)."""
+    from embscope.gui.panels.map import category_colouring, colouring_from_codes
+
+    coords, labels = blobs(4000, classes=5)
+    panel, model = panel_factory(coords, labels)
+    parity = np.arange(len(coords)) % 2
+    panel.add_colour_source("parity", lambda result, clusters: category_colouring(parity.astype(str), title="parity"))
+    panel.colour_combo.setCurrentText("parity")
+    assert panel.colouring.title == "parity" and panel.legend.entry_texts() == ["0  (2,000)", "1  (2,000)"]
+    colours = panel.point_colours()
+    assert colours[0] != colours[1] and colours[0] == colours[2]
+    mine = colouring_from_codes(np.zeros(len(coords), np.int32), ["#123456"], ["all"], title="mine")
+    panel.set_colouring(mine)
+    assert set(panel.point_colours()) == {"#123456"} and "mine" in panel.plot.titleLabel.text
+    hits = labels == labels[0]
+    panel.set_highlight(hits)
+    assert sorted(panel.search_marks.rows.tolist()) == np.flatnonzero(hits).tolist()
+    panel.set_highlight(None)
+    assert panel.search_marks.n_drawn == 0
+    seen = []
+    panel.selection_changed.connect(seen.append)
+    model.set_selection([5, 3, 3])
+    assert seen[-1].tolist() == [3, 5]

@@ -192,7 +192,13 @@ class MapPanel(QWidget):
 
     @property
     def is_prepared(self) -> bool:
-        return self._index is not None and self._index.coords is self.model.coords and self._colouring is not None
+        """True when the index, colouring and density image on hand are those of the current layout and choice."""
+        return (
+            self._index is not None
+            and self._index.coords is self.model.coords
+            and self._colouring is not None
+            and self._colour_key == self._colour_request()[0]
+        )
 
     @property
     def n_drawn(self) -> int:
