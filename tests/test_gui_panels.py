@@ -164,22 +164,22 @@ def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
     model.set_result(result)
     coords = result.sample_vectors[:, :2].copy()
     model.set_layout(coords, "pca")
-    assert panel.n_drawn == result.embeddings.n_samples
+    assert panel.n_drawn == result.embeddings.n_samples and panel.mode == "points"
     labels = result.embeddings.labels
-    assert len(panel.point_layers) == len(np.unique(labels))  # one scatter item per colour
+    assert len(panel.points.groups()) == len(np.unique(labels))  # one paint call per colour
     brushes = panel.point_colours()
     # Same label ⇒ same colour; different labels ⇒ different colours.
     colour = {lab: brushes[np.flatnonzero(labels == lab)[0]] for lab in np.unique(labels)}
     assert len(set(colour.values())) == len(colour)
     assert all(brushes[i] == colour[labels[i]] for i in range(len(labels)))
-    for item in panel.point_layers:  # each layer holds exactly the points of its colour
-        name = item.opts["brush"].color().name()
-        assert len(item.data) == sum(c == name for c in brushes)
-    # Hover: the KD-tree finds the sample under the point and describes it.
+    for name, count in panel.points.groups():  # each group holds exactly the points of its colour
+        assert count == sum(c == name for c in brushes)
+    assert sorted(panel.points.rows.tolist()) == list(range(len(labels)))
+    # Hover: the KD-tree finds the sample under the point and describes it in a tooltip.
     with qtbot.waitSignal(panel.hovered) as blocker:
         panel.show_hover(panel.sample_at(*coords[42]))
     assert blocker.args == [42]
-    assert "id0042" in panel.hover_label.text() and labels[42] in panel.hover_label.text()
+    assert "id0042" in panel.tooltip.text() and labels[42] in panel.tooltip.text()
     # Lasso: a polygon around some points selects exactly those inside (checked by hand).
     centre = coords.mean(axis=0)
     polygon = centre + np.array([[-3, -3], [3, -3], [3, 3], [-3, 3]], dtype=float)
@@ -187,7 +187,7 @@ def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
     inside = np.flatnonzero((np.abs(coords - centre) <= 3).all(axis=1))
     np.testing.assert_array_equal(model.selection, inside)
     assert panel.selection_list.count() == len(inside)
-    assert len(panel.highlight.data) == len(inside)
+    assert panel.highlight.n_drawn == len(inside)
     tri = np.array([[0, 0], [4, 0], [0, 4]], dtype=float)
     pts = np.array([[1, 1], [3, 3], [-1, 1], [0.5, 3]])
     np.testing.assert_array_equal(points_in_polygon(pts, tri), [True, False, False, True])
@@ -236,7 +236,7 @@ def test_selection_links_every_panel(qtbot, model, result):
     assert len(model.selection) == result.embeddings.n_samples
     model.set_selection(rows, origin="test")
     map_panel, overview, clusters, predictions = panels
-    assert len(map_panel.highlight.data) == 20
+    assert map_panel.highlight.n_drawn == 20
     assert "20 samples" in overview.selection_label.text() and "leaf3 (20)" in overview.selection_label.text()
     n_clusters = len(np.unique(result.clusters.cluster_ids[2.0][rows]))
     assert f"in {n_clusters} clusters" in clusters.selection_label.text()
@@ -245,4 +245,4 @@ def test_selection_links_every_panel(qtbot, model, result):
     counts = predictions.selected_counts()
     assert sum(counts.values()) == 20
     model.clear_selection()
-    assert overview.selection_label.text() == "" and len(map_panel.highlight.data) == 0
+    assert overview.selection_label.text() == "" and map_panel.highlight.n_drawn == 0

@@ -781,10 +781,14 @@ def test_map_legend_shows_labels_as_text():
     try:
         model.set_result(result)
         model.set_layout(X[:, :2], "pca")
-        shown = {label.text for _, label in panel.legend.items}
+        # The window's legend is a list of plain-text entries; the PNG's in-plot legend is rich text, escaped.
+        window_legend = {text.split("  (")[0] for text in panel.legend.entry_texts()}
+        panel.plot_items()
+        shown = {label.text for _, label in panel.export_legend.items}
     finally:
         panel.deleteLater()
         model.deleteLater()
+    assert window_legend == {"<unk>", "a<b", "<s>"}, window_legend
     assert {"&lt;unk&gt;", "a&lt;b", "&lt;s&gt;"} <= shown, shown
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Category colours scale to hundreds of classes; "other" is their only grey.
+from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, category_colours
+
 #: Grade colours (seed 002's table): GOOD green, OK amber, POOR red.
 GRADE_COLOURS = {"GOOD": "#2e7d32", "OK": "#b7791f", "POOR": "#c62828"}
 #: A qualitative palette (Tableau 20 order: distinct first, paler second).
@@ -39,7 +42,6 @@ PALETTE = (
     "#dbdb8d",
     "#9edae5",
 )
-OTHER_COLOUR = "#b0b0b0"
 MARKER_COLOURS = {"effective rank": "#d62728", "participation ratio": "#9467bd", "95 % variance": "#2ca02c"}
 PLOT_SIZE = (900, 600)
 
@@ -60,11 +62,12 @@ def configure_pyqtgraph() -> None:
 # --------------------------------------------------------------------------- colours
 
 
-def category_codes(values: np.ndarray, max_categories: int = len(PALETTE)) -> tuple[np.ndarray, list[str], list[str]]:
-    """Integer code per sample, the category names and their colours.
+def category_codes(values: np.ndarray, max_categories: int = MAX_CATEGORIES) -> tuple[np.ndarray, list[str], list[str]]:
+    """Integer code per sample (most frequent first), the category names and their colours.
 
-    The ``max_categories - 1`` most frequent categories get palette colours;
-    the rest share one grey "other" category (the last).
+    The ``max_categories - 1`` most frequent categories get distinct colours
+    (:func:`~embscope.gui.render.palette.category_colours`); the rest share one
+    grey "other (N)" category (the last), N being how many categories it holds.
     """
     names, inverse, counts = np.unique(np.asarray(values).astype(str), return_inverse=True, return_counts=True)
     order = np.argsort(-counts, kind="stable")
@@ -73,12 +76,12 @@ def category_codes(values: np.ndarray, max_categories: int = len(PALETTE)) -> tu
         rank = np.full(len(names), max_categories - 1, dtype=np.int64)
         rank[keep] = np.arange(len(keep))
         labels = [str(names[i]) for i in keep] + [f"other ({len(names) - len(keep)})"]
-        colours = list(PALETTE[: len(keep)]) + [OTHER_COLOUR]
+        colours = category_colours(len(keep)) + [OTHER_COLOUR]
     else:
         rank = np.empty(len(names), dtype=np.int64)
         rank[order] = np.arange(len(names))
         labels = [str(names[i]) for i in order]
-        colours = list(PALETTE[: len(names)])
+        colours = category_colours(len(names))
     return rank[inverse.ravel()], labels, colours
 
 
