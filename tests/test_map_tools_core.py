@@ -134,8 +134,8 @@ def test_colourings_say_why_they_are_unavailable(result):
     why = available_colourings(bare)
     assert why["leaf"] == "" and why["norm"] == ""
     assert "graph" in why["density"] and "graph" in why["agreement"]
-    assert "Clusters panel" in why["cluster"] and "predictions" in why["correct"] and "text" in why["text"]
-    with pytest.raises(BadInputError, match="cannot colour by local density: needs the k-NN graph"):
+    assert "Clusters panel" in why["cluster"] and "predictions" in why["correct"] and "no text column" in why["text"]
+    with pytest.raises(BadInputError, match="^cannot colour by local density: needs the k-NN graph"):
         compute_colouring(bare, "density")
 
 

@@ -35,17 +35,17 @@ MAX_CATEGORIES = 20
 #: Neighbours used by the per-sample kNN agreement (the same k as kNN label accuracy).
 AGREEMENT_K = 10
 
-#: Colouring keys in menu order, with their menu text.  ``leaf``…``norm`` are the
-#: names the settings file has always stored.
+#: Colouring keys in menu order → menu text (also the plot title's "coloured by …").  The
+#: first five are what the settings file has always stored, shown as themselves.
 COLOURINGS: dict[str, str] = {
-    "leaf": "leaf label",
-    "parent": "parent label",
-    "cluster": "MCL cluster",
+    "leaf": "leaf",
+    "parent": "parent",
+    "cluster": "cluster",
     "prediction": "prediction",
     "correct": "prediction ≠ label",
-    "norm": "vector norm",
+    "norm": "norm",
     "density": "local density",
-    "agreement": "kNN label agreement",
+    "agreement": "kNN agreement",
     "id": "id",
     "text": "text",
 }
@@ -250,7 +250,7 @@ def compute_colouring(
         ids = np.asarray(cluster_ids)
         if len(ids) != emb.n_samples:
             raise BadInputError(f"{len(ids)} cluster ids but {emb.n_samples} samples")
-        title = f"MCL cluster (inflation {inflation:g})" if inflation is not None else title
+        title = f"MCL cluster (inflation {inflation:g})" if inflation is not None else "MCL cluster"
         return category_colouring(key, title, ids.astype(np.int64), max_categories)
     if key == "correct":
         labels, predictions = np.asarray(emb.labels).astype(str), np.asarray(emb.predictions).astype(str)

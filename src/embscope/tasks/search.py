@@ -2,9 +2,9 @@
 
 Substring search is case-insensitive by default; a regular expression is an
 option (an invalid one is a one-line :class:`~embscope.errors.BadInputError`).
-:class:`SearchIndex` folds the case of every searchable column once
-(≈ 1 s at 10⁶ texts, on a worker), so each query is one vectorised
-``np.strings.find`` per column.
+:class:`SearchIndex` folds the case of each searchable column once, on its
+first search (≈ 1 s per 10⁶ texts, on a worker) and keeps it, so
+each query is one vectorised ``np.strings.find`` per column.
 """
 
 from __future__ import annotations
@@ -68,13 +68,22 @@ class SearchIndex:
     def __init__(self, embeddings) -> None:
         self.n_samples = embeddings.n_samples
         self.columns: dict[str, np.ndarray] = {}
-        self.folded: dict[str, np.ndarray] = {}
+        self._folded: dict[str, np.ndarray] = {}
         for name, attr in SEARCH_FIELDS.items():
             values = getattr(embeddings, attr)
             if values is not None:
-                text = np.asarray(values).astype(str)
-                self.columns[name] = text
-                self.folded[name] = np.strings.lower(text)
+                self.columns[name] = np.asarray(values).astype(str)
+
+    def folded(self, name: str) -> np.ndarray:
+        """Column ``name`` lower-cased, made on first use (≈ 1 s per column of 10⁶ texts) and kept."""
+        if name not in self._folded:
+            self._folded[name] = np.strings.lower(self.columns[name])
+        return self._folded[name]
+
+    @staticmethod
+    def available_fields(embeddings) -> list[str]:
+        """Searchable columns ``embeddings`` has, without indexing them."""
+        return [name for name, attr in SEARCH_FIELDS.items() if getattr(embeddings, attr) is not None]
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -106,10 +115,10 @@ class SearchIndex:
         for name in fields:
             if pattern is not None:
                 found = self._regex_mask(pattern, self.columns[name], cancel)
-            elif case_sensitive:
+            elif case_sensitive or query.lower() == query.upper():  # nothing to fold in "4242"
                 found = np.strings.find(self.columns[name], query) >= 0
             else:
-                found = np.strings.find(self.folded[name], query.lower()) >= 0
+                found = np.strings.find(self.folded(name), query.lower()) >= 0
             hits[name] = int(np.count_nonzero(found))
             mask |= found
         return SearchResult(query, fields, regex, mask, hits)

@@ -84,18 +84,34 @@ class SelectionSummary:
         return out
 
 
+def label_table(embeddings, label_field: str = "label") -> tuple[np.ndarray, np.ndarray] | None:
+    """(code per sample, name per code) of the ``"label"`` or ``"parent"`` column, or None without it.
+
+    One sort of N strings (≈ 1 s at 10⁶): :func:`summary_job` keeps it across selections.
+    """
+    labels = {"label": embeddings.labels, "parent": embeddings.parents}.get(label_field)
+    if labels is None:
+        return None
+    names, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), names
+
+
 def summarise_selection(
     embeddings,
     rows,
     cluster_ids=None,
     *,
     label_field: str = "label",
+    table: tuple[np.ndarray, np.ndarray] | None = None,
     top: int = TOP_LABELS,
     n_perm: int | None = None,
     seed: int = 0,
     cancel=None,
 ) -> SelectionSummary:
-    """Count, label histogram and purity (with its chance baseline) of the samples at ``rows``."""
+    """Count, label histogram and purity (with its chance baseline) of the samples at ``rows``.
+
+    ``table`` is :func:`label_table` of ``label_field`` when the caller keeps one.
+    """
     from embscope.analysis.chance import subset_purity_chance
 
     rows = np.unique(np.asarray(rows, dtype=np.int64))
@@ -105,36 +121,47 @@ def summarise_selection(
     n_clusters = None
     if cluster_ids is not None and rows.size:
         n_clusters = int(np.unique(np.asarray(cluster_ids)[rows]).size)
-    labels = {"label": embeddings.labels, "parent": embeddings.parents}.get(label_field)
-    if labels is None or not rows.size:
-        field = label_field if labels is not None else ""
+    if table is None:
+        table = label_table(embeddings, label_field)
+    if table is None or not rows.size:
+        field = label_field if table is not None else ""
         return SelectionSummary(int(rows.size), n, field, (), 0, 0, 0, None, n_clusters)
-    labels = np.asarray(labels).astype(str)
-    names, counts = np.unique(labels[rows], return_counts=True)
-    order = np.argsort(-counts, kind="stable")
+    codes, names = table
+    counts = np.bincount(codes[rows], minlength=len(names))
+    present = np.flatnonzero(counts)
+    order = present[np.argsort(-counts[present], kind="stable")]  # most common first, ties by name
     shown = order[:top]
     histogram = tuple((str(names[i]), int(counts[i])) for i in shown)
     other = int(rows.size - counts[shown].sum())
-    purity = subset_purity_chance(labels, rows, n_perm=n_perm, seed=seed, cancel=cancel)
+    purity = subset_purity_chance(codes, rows, n_perm=n_perm, seed=seed, cancel=cancel)
     return SelectionSummary(
         int(rows.size),
         n,
         label_field,
         histogram,
         other,
-        int(len(names) - len(shown)),
-        int(len(names)),
+        int(len(present) - len(shown)),
+        int(len(present)),
         purity,
         n_clusters,
     )
 
 
-def summary_job(embeddings, rows, cluster_ids=None, **options) -> Callable[[CancelToken], Job[SelectionSummary]]:
-    """``make_job(cancel)`` for :func:`summarise_selection` (the permutation baseline is the slow part)."""
+def summary_job(
+    embeddings, rows, cluster_ids=None, tables: dict | None = None, label_field: str = "label", **options
+) -> Callable[[CancelToken], Job[SelectionSummary]]:
+    """``make_job(cancel)`` for :func:`summarise_selection`; ``tables`` (label field → :func:`label_table`)
+    is filled on first use and reused by later selections of the same result."""
 
     def make(cancel: CancelToken) -> Job[SelectionSummary]:
         yield Progress("summarising the selection", None)
-        return summarise_selection(embeddings, rows, cluster_ids, cancel=cancel, **options)
+        cache = {} if tables is None else tables
+        if label_field not in cache:
+            cache[label_field] = label_table(embeddings, label_field)
+        cancel.raise_if_cancelled()
+        return summarise_selection(
+            embeddings, rows, cluster_ids, label_field=label_field, table=cache[label_field], cancel=cancel, **options
+        )
 
     return make
 
