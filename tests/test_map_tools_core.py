@@ -95,6 +95,9 @@ def test_norm_density_and_knn_agreement_by_hand(result):
         col = compute_colouring(result, key)
         assert col.kind == "continuous" and col.codes.shape == (len(labels),)
     assert "10 neighbours" in compute_colouring(result, "density").title
+    agreement = compute_colouring(result, "agreement")  # a share: the ramp spans 0…1 whatever the data
+    assert agreement.value_range == (0.0, 1.0)
+    assert agreement.codes.tolist() == [min(math.floor(v * 32), 31) for v in by_hand]
 
 
 def test_cluster_correct_and_metadata_columns(result):

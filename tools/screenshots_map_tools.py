@@ -1,4 +1,4 @@
-"""Screenshots of the map's tools on a 258-label map: a search hit, a selection summary, its exported CSV.
+"""Screenshots of the map's tools on a 258-label map: a search hit, a selection summary (and its CSV), kNN agreement.
 
 The corpus is the issue's: about 2 000 WordNet noun glosses embedded with
 all-MiniLM-L6-v2, each labelled with its direct hypernym (258 fine labels; the
@@ -118,6 +118,15 @@ def main() -> int:
     tools.wait(30)
     settle(app, 0.2)
     print(tools.export_status.text())
+    # 3. A continuous colour source of the tools: per-sample kNN label agreement.
+    tools.search_edit.setText("")
+    tools.run_search()
+    window.model.clear_selection()
+    panel.colour_combo.setCurrentText("kNN agreement")
+    panel.finish_drawing()
+    settle(app)
+    shots.append(out / "map-knn-agreement.png")
+    window.grab().save(str(shots[-1]))
     for path in shots:
         print(path)
     sys.stdout.flush()

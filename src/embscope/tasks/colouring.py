@@ -146,11 +146,14 @@ def category_colouring(
     )
 
 
-def continuous_colouring(key: str, title: str, values) -> Colouring:
-    """Codes of a numeric column: :data:`N_BINS` equal bins over its 1st–99th percentile, non-finite last."""
+def continuous_colouring(key: str, title: str, values, value_range: tuple[float, float] | None = None) -> Colouring:
+    """Codes of a numeric column: :data:`N_BINS` equal bins over ``value_range`` (default: its 1st–99th
+    percentile), non-finite values last."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     finite = np.isfinite(v)
-    if finite.any():
+    if value_range is not None:
+        lo, hi = (float(x) for x in value_range)
+    elif finite.any():
         lo, hi = (float(x) for x in np.percentile(v[finite], [1, 99]))
     else:
         lo = hi = 0.0
@@ -266,7 +269,7 @@ def compute_colouring(
         )
     k = min(AGREEMENT_K, result.graph.k)
     return continuous_colouring(
-        key, f"kNN label agreement (share of {k} neighbours)", knn_agreement(result.graph, emb.labels, k)
+        key, f"kNN label agreement (share of {k} neighbours)", knn_agreement(result.graph, emb.labels, k), (0.0, 1.0)
     )
 
 

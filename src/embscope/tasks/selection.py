@@ -77,10 +77,11 @@ class SelectionSummary:
             lift = f", ×{p.lift:.1f}" if p.lift is not None else ""
             out.append(f"purity {p.value:.1%} ({self.label_field}); chance {p.chance:.1%} ± {p.chance_std:.1%}{lift}")
         out.append(f"{self.n_labels:,} distinct {self.label_field}{'s' if self.n_labels != 1 else ''}:")
+        width = len(f"{max([n for _, n in self.histogram] + [self.other_count]):,}")  # counts in one column
         for name, n in self.histogram:
-            out.append(f"  {n:>7,}  {name or '(empty)'}")
+            out.append(f"  {n:>{width},}  {name or '(empty)'}")
         if self.other_count:
-            out.append(f"  {self.other_count:>7,}  other ({self.other_labels:,} {self.label_field}s)")
+            out.append(f"  {self.other_count:>{width},}  other ({self.other_labels:,} {self.label_field}s)")
         return out
 
 
