@@ -503,3 +503,52 @@ def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[floa
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# --------------------------------------------------------------------------- a subset's purity
+
+
+def subset_purity_chance(labels, rows, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> ChanceScore:
+    """Modal-label share of the samples at ``rows`` beside a random subset of the same size.
+
+    The baseline keeps the label counts and the subset size and draws which
+    samples are in it: the subset is one "cluster" whose labels are a uniform
+    draw without replacement from all N labels, the partition kernel's model.
+    Ceiling: the largest label's count over the subset size (capped at 1).
+    """
+    lab, n_lab = label_codes(labels)
+    picked = np.unique(np.asarray(rows, dtype=np.int64))
+    if picked.size and (picked[0] < 0 or picked[-1] >= lab.size):
+        raise BadInputError(f"selected rows must lie in 0…{lab.size - 1}")
+    m = int(picked.size)
+    if m == 0:
+        raise BadInputError("an empty selection has no purity")
+    counts = np.bincount(lab[picked], minlength=n_lab)
+    value = float(counts.max() / m)
+    n_perm = n_permutations(lab.size) if n_perm is None else int(n_perm)
+    best = np.zeros(n_perm)
+    if m > 1:
+        labels64 = np.ascontiguousarray(lab, dtype=np.int64)
+        bounds = np.array([0, m], dtype=np.int64)
+        scratch = (np.zeros(n_perm), np.zeros(n_perm))
+        batch = max(1, BATCH_DRAWS // max(lab.size, 1))
+        for first in range(0, n_perm, batch):
+            check_cancel(cancel)
+            stop = min(first + batch, n_perm)
+            _kernels().partition_permutations(
+                labels64, max(n_lab, 1), bounds, first, stop - first, seed,
+                best[first:stop], scratch[0][first:stop], scratch[1][first:stop],
+            )  # fmt: skip
+    else:
+        best[:] = 1.0  # one sample is always pure
+    perm = best / m
+    return _score(
+        value,
+        float(perm.mean()),
+        float(perm.std(ddof=1)) if n_perm > 1 else 0.0,
+        perm,
+        f"random subsets of {m} samples ({n_perm} draws)",
+        continuity=0.5 / m,
+        ceiling=float(min(1.0, np.bincount(lab).max() / m)),
+        std_floor=0.5 / m,
+    )

@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from embscope.storage import atomic_write_text
+from embscope.tasks.colouring import COLOURINGS
 
 SETTINGS_VERSION = 1
 MAX_RECENT = 10
-COLOUR_MODES = ("leaf", "parent", "cluster", "prediction", "norm")
+#: The "Colour by" entries (the older "leaf", "parent", "cluster", "prediction", "norm" among them).
+COLOUR_MODES = tuple(COLOURINGS.values())
 
 
 @dataclass

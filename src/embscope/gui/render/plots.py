@@ -92,12 +92,18 @@ def continuous_colours(values: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(v[finite], [1, 99]) if finite.any() else (0.0, 1.0)
     t = np.clip((v - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
     t[~finite] = 0
+    return ramp_colours(t)
+
+
+def ramp_colours(t: np.ndarray) -> np.ndarray:
+    """N×4 uint8 RGBA of positions ``t`` in [0, 1] on the viridis-like ramp of the map."""
+    t = np.clip(np.asarray(t, dtype=np.float64), 0, 1)
     stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
     pos = t * (len(stops) - 1)
     i = np.minimum(pos.astype(int), len(stops) - 2)
     frac = (pos - i)[:, None]
     rgb = stops[i] * (1 - frac) + stops[i + 1] * frac
-    return np.column_stack([rgb, np.full(len(v), 255)]).astype(np.uint8)
+    return np.column_stack([rgb, np.full(len(t), 255)]).astype(np.uint8)
 
 
 def colour_values(result, colour_by: str, cluster_ids: np.ndarray | None = None):

@@ -29,6 +29,7 @@ from embscope.gui.panels.map.engine import (
 )
 from embscope.gui.panels.map.items import PointCloudItem, SelectViewBox
 from embscope.gui.panels.map.legend import LegendList
+from embscope.gui.panels.map_tools import install_map_tools
 from embscope.gui.panels.widgets import export_row, selection_mode_buttons
 from embscope.gui.render.plots import map_title
 from embscope.gui.settings import COLOUR_MODES, Settings
@@ -173,6 +174,8 @@ class MapPanel(QWidget):
         model.layout_changed.connect(self._on_model_layout_changed)
         model.clusters_changed.connect(self._on_model_clusters_changed)
         model.selection_changed.connect(self._on_model_selection_changed)
+        # More colour sources, search, selection summary and export (map_tools.py), through the hooks below.
+        self.tools = install_map_tools(self)
 
     # ------------------------------------------------------------------ public: state
 

@@ -1,0 +1,38 @@
+"""Colours for a :class:`~embscope.tasks.colouring.Colouring`: one hex colour per code.
+
+The codes come from the Qt-free :mod:`embscope.tasks.colouring`; this decides
+what they look like: categories take the map palette in frequency order with
+grey for "other" (:mod:`embscope.gui.render.palette`), prediction ≠ label is
+red against a pale blue, continuous bins are steps along the map's ramp and a
+non-finite value is magenta, a colour the ramp never takes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embscope.gui.render.palette import OTHER_COLOUR, category_colours
+from embscope.gui.render.plots import ramp_colours
+
+#: prediction ≠ label, prediction = label, unknown.
+CORRECT_COLOURS = ("#d62728", "#9ecae1", OTHER_COLOUR)
+MISSING_COLOUR = "#ff00ff"
+
+
+def code_colours(colouring) -> list[str]:
+    """Hex colour of each code of ``colouring``."""
+    n = colouring.n_codes
+    if colouring.kind == "continuous":
+        bins = n - 1  # the last code is "missing"
+        rgba = ramp_colours((np.arange(bins) + 0.5) / bins)
+        return [f"#{int(r):02x}{int(g):02x}{int(b):02x}" for r, g, b in rgba[:, :3]] + [MISSING_COLOUR]
+    if colouring.key == "correct":
+        return list(CORRECT_COLOURS[:n])
+    if colouring.has_other:
+        return category_colours(n - 1) + [OTHER_COLOUR]
+    return category_colours(n)
+
+
+def ramp_legend(colouring, colours: list[str]) -> list[tuple[str, str]]:
+    """(text, colour) of a continuous colouring's legend: its two ends, and "missing" when some are."""
+    return [(name, colours[code]) for code, name, _count in colouring.legend()]

@@ -1,0 +1,308 @@
+"""Colour-by sources, search, selection summary and export (the Qt-free cores), each against a computation by hand."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import re
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from embscope.data import EmbeddingSet
+from embscope.errors import BadInputError
+from helpers_gui import make_result
+
+
+@pytest.fixture(scope="module")
+def result():
+    return make_result(n=240, clusters=True, inflations=(2.0,))
+
+
+def brute_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k most cosine-similar other rows of each row, by a plain loop (independent of exact_knn)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    idx, sims = [], []
+    for i in range(len(unit)):
+        s = [(float(unit[i] @ unit[j]), j) for j in range(len(unit)) if j != i]
+        s.sort(key=lambda t: -t[0])
+        idx.append([j for _, j in s[:k]])
+        sims.append([v for v, _ in s[:k]])
+    return np.array(idx), np.array(sims)
+
+
+# --------------------------------------------------------------------------- colouring
+
+
+def test_category_codes_top_k_and_other_by_hand():
+    from embscope.tasks.colouring import category_colouring
+
+    rng = np.random.default_rng(3)
+    values = rng.choice(
+        [f"c{i:02d}" for i in range(25)], size=2000, p=np.linspace(1, 3, 25) / np.linspace(1, 3, 25).sum()
+    )
+    col = category_colouring("leaf", "leaf label", values, max_categories=5)
+    counts = Counter(values.tolist())
+    ranked = sorted(counts, key=lambda name: (-counts[name], name))  # most frequent first, ties by name
+    kept = ranked[:4]
+    assert col.names == (*kept, "other (21)") and col.has_other
+    expected = [kept.index(v) if v in kept else 4 for v in values]
+    assert col.codes.tolist() == expected
+    assert col.counts.tolist() == [counts[k] for k in kept] + [sum(counts[k] for k in ranked[4:])]
+    assert [name for _, name, _ in col.legend()] == list(col.names)
+    few = category_colouring("leaf", "leaf", np.array(["b", "a", "b"]))
+    assert few.names == ("b", "a") and few.codes.tolist() == [0, 1, 0] and not few.has_other
+
+
+def test_continuous_bins_by_hand_with_missing_values():
+    from embscope.tasks.colouring import N_BINS, continuous_colouring
+
+    rng = np.random.default_rng(5)
+    v = rng.lognormal(size=500)
+    v[[3, 77]] = np.nan
+    v[9] = np.inf
+    col = continuous_colouring("norm", "norm", v)
+    finite = [x for x in v if math.isfinite(x)]
+    lo, hi = np.percentile(finite, [1, 99])
+    for x, code in zip(v, col.codes, strict=True):
+        if not math.isfinite(x):
+            assert code == N_BINS
+        else:
+            assert code == min(max(math.floor((x - lo) / (hi - lo) * N_BINS), 0), N_BINS - 1)
+    assert col.counts[N_BINS] == 3 and col.counts.sum() == 500
+    assert col.value_range == pytest.approx((lo, hi))
+    assert [name for _, name, _ in col.legend()][-1] == "missing"
+    flat = continuous_colouring("norm", "norm", np.ones(10))  # no spread: every value in the first bin
+    assert flat.codes.tolist() == [0] * 10
+
+
+def test_norm_density_and_knn_agreement_by_hand(result):
+    from embscope.tasks.colouring import AGREEMENT_K, compute_colouring, knn_agreement, local_density, sample_norms
+
+    vectors = result.sample_vectors.astype(np.float64)
+    norms = [math.sqrt(sum(float(x) ** 2 for x in row)) for row in vectors]
+    np.testing.assert_allclose(sample_norms(result), norms, rtol=1e-5)
+    idx, sims = brute_neighbours(vectors, result.graph.k)
+    np.testing.assert_allclose(local_density(result.graph), sims.mean(axis=1), atol=1e-5)
+    labels = result.embeddings.labels
+    k = min(AGREEMENT_K, result.graph.k)
+    by_hand = [sum(labels[j] == labels[i] for j in idx[i, :k]) / k for i in range(len(labels))]
+    np.testing.assert_allclose(knn_agreement(result.graph, labels), by_hand)
+    for key in ("norm", "density", "agreement"):
+        col = compute_colouring(result, key)
+        assert col.kind == "continuous" and col.codes.shape == (len(labels),)
+    assert "10 neighbours" in compute_colouring(result, "density").title
+    agreement = compute_colouring(result, "agreement")  # a share: the ramp spans 0…1 whatever the data
+    assert agreement.value_range == (0.0, 1.0)
+    assert agreement.codes.tolist() == [min(math.floor(v * 32), 31) for v in by_hand]
+
+
+def test_cluster_correct_and_metadata_columns(result):
+    from embscope.tasks.colouring import compute_colouring
+
+    emb = result.embeddings
+    cid = result.clusters.cluster_ids[2.0]
+    col = compute_colouring(result, "cluster", cid, inflation=2.0, max_categories=4)
+    sizes = Counter(cid.tolist())
+    ranked = sorted(sizes, key=lambda c: (-sizes[c], c))
+    assert col.title == "MCL cluster (inflation 2)"
+    assert list(col.names[: min(3, len(ranked))]) == [str(c) for c in ranked[:3]]
+    assert all(col.codes[i] == (ranked.index(c) if ranked.index(c) < 3 else 3) for i, c in enumerate(cid))
+    wrong = compute_colouring(result, "correct")
+    assert wrong.names == ("prediction ≠ label", "prediction = label")
+    assert wrong.codes.tolist() == [0 if p != lab else 1 for p, lab in zip(emb.predictions, emb.labels, strict=True)]
+    # ids are text here ("id0042"): categorical, every value its own category, so mostly "other".
+    ids = compute_colouring(result, "id")
+    assert ids.kind == "category" and ids.has_other and ids.counts.sum() == emb.n_samples
+    # Numeric ids are a continuous value; numeric *labels* stay categories.
+    numeric = replace(
+        result,
+        embeddings=replace(
+            emb, ids=np.array([str(i * 10) for i in range(emb.n_samples)]), labels=np.arange(emb.n_samples) % 3
+        ),
+    )
+    assert compute_colouring(numeric, "id").kind == "continuous"
+    np.testing.assert_array_equal(compute_colouring(numeric, "id").values, np.arange(emb.n_samples) * 10.0)
+    leaf = compute_colouring(numeric, "leaf")
+    assert leaf.kind == "category" and sorted(leaf.names) == ["0", "1", "2"]
+
+
+def test_colourings_say_why_they_are_unavailable(result):
+    from embscope.tasks.colouring import available_colourings, compute_colouring
+
+    bare = replace(result, graph=None, embeddings=replace(result.embeddings, predictions=None, texts=None))
+    why = available_colourings(bare)
+    assert why["leaf"] == "" and why["norm"] == ""
+    assert "graph" in why["density"] and "graph" in why["agreement"]
+    assert "Clusters panel" in why["cluster"] and "predictions" in why["correct"] and "no text column" in why["text"]
+    with pytest.raises(BadInputError, match="^cannot colour by local density: needs the k-NN graph"):
+        compute_colouring(bare, "density")
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_search_substring_regex_and_errors(result):
+    from embscope.tasks.search import SearchIndex
+
+    emb = result.embeddings
+    index = SearchIndex(emb)
+    assert index.fields == ("label", "parent", "prediction", "id", "text")
+    hit = index.search("LEAF3", ("label",))
+    np.testing.assert_array_equal(hit.mask, [("leaf3" in s.lower()) for s in emb.labels])
+    assert hit.n_hits == sum(s == "leaf3" for s in emb.labels) and hit.hits_per_field == {"label": hit.n_hits}
+    anywhere = index.search("sample 1")
+    cols = (emb.labels, emb.parents, emb.predictions, emb.ids, emb.texts)
+    by_hand = [any("sample 1" in str(col[i]).lower() for col in cols) for i in range(emb.n_samples)]
+    np.testing.assert_array_equal(anywhere.mask, by_hand)
+    assert anywhere.describe().startswith(f"{sum(by_hand)} matches for “sample 1” (text {sum(by_hand)})")
+    assert index.search("LEAF3", ("label",), case_sensitive=True).n_hits == 0
+    pattern = r"^id00(1|2)\d$"
+    rx = index.search(pattern, ("id",), regex=True)
+    np.testing.assert_array_equal(rx.rows, [i for i, s in enumerate(emb.ids) if re.search(pattern, s)])
+    assert rx.n_hits == 20
+    assert index.search("", ("label",)).n_hits == 0
+    with pytest.raises(
+        BadInputError, match=r"^not a valid regular expression: missing \), unterminated subpattern at position 2$"
+    ):
+        index.search("id(", regex=True)
+    bare = SearchIndex(replace(emb, texts=None))
+    with pytest.raises(BadInputError, match="no text column"):
+        bare.search("x", ("text",))
+
+
+def test_search_job_builds_the_index_once(result):
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.search import search_job
+
+    index, found = run_job(search_job(None, result.embeddings, "leaf1", ("label",))(_never()))
+    again, found2 = run_job(search_job(index, result.embeddings, "leaf2", ("label",))(_never()))
+    assert again is index
+    assert found.n_hits == 40 and found2.n_hits == 40
+
+
+def _never():
+    from embscope.tasks.progress import CancelToken
+
+    return CancelToken()
+
+
+# --------------------------------------------------------------------------- selection summary
+
+
+def test_subset_purity_chance_matches_exact_enumeration():
+    from embscope.analysis.chance import subset_purity_chance
+
+    labels = np.array(list("aaaabbbccd"))
+    rows = [0, 1, 2, 7]  # a, a, a, c
+    score = subset_purity_chance(labels, rows, n_perm=300, seed=1)
+    assert score.value == pytest.approx(3 / 4)
+    # Exact expectation and spread of the modal share over all C(10, 4) subsets.
+    shares = np.array([Counter(labels[list(s)]).most_common(1)[0][1] / 4 for s in itertools.combinations(range(10), 4)])
+    assert score.chance == pytest.approx(shares.mean(), abs=4 * shares.std() / math.sqrt(300))
+    assert score.chance_std == pytest.approx(shares.std(), rel=0.25)
+    assert score.ceiling == 1.0  # 'a' has 4 samples: a 4-sample subset can be pure
+    assert score.lift == pytest.approx(0.75 / score.chance)
+    with pytest.raises(BadInputError, match="empty selection"):
+        subset_purity_chance(labels, [])
+
+
+def test_selection_summary_histogram_purity_and_lines(result):
+    from embscope.tasks.selection import summarise_selection
+
+    emb = result.embeddings
+    rows = np.flatnonzero(np.isin(emb.labels, ["leaf1", "leaf2"]))[:50]
+    rows = np.append(rows, [0, 6])  # two leaf0 samples among them
+    cid = result.clusters.cluster_ids[2.0]
+    summary = summarise_selection(emb, rows, cid, top=2, n_perm=100)
+    counts = Counter(emb.labels[np.unique(rows)].tolist())
+    assert summary.count == len(np.unique(rows)) == 52
+    assert summary.histogram == tuple(sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:2])
+    assert summary.other_count == 2 and summary.other_labels == 1 and summary.n_labels == 3
+    assert summary.purity.value == pytest.approx(max(counts.values()) / 52)
+    # A random 52-sample subset of six equal labels: modal share well below this selection's.
+    assert 1 / 6 < summary.purity.chance < summary.purity.value
+    assert summary.n_clusters == len(set(cid[np.unique(rows)].tolist()))
+    text = "\n".join(summary.lines())
+    assert text.startswith(f"52 of {emb.n_samples} samples selected")
+    assert f"purity {summary.purity.value:.1%} (label); chance" in text and "other (1 labels)" in text
+    parent = summarise_selection(emb, rows, label_field="parent", n_perm=50)
+    assert parent.purity.value == pytest.approx(Counter(emb.parents[np.unique(rows)]).most_common(1)[0][1] / 52)
+    empty = summarise_selection(emb, [])
+    assert empty.lines() == ["No selection"] and empty.purity is None
+    unlabelled = summarise_selection(replace(emb, labels=None), rows)
+    assert unlabelled.purity is None and "no labels to count" in unlabelled.lines()
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_csv_and_parquet_read_back(result, tmp_path):
+    import pyarrow.parquet as pq
+
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.selection import cluster_rows, export_columns, export_rows_job
+
+    emb = result.embeddings
+    cid = result.clusters.cluster_ids[2.0]
+    coords = result.sample_vectors[:, :2]
+    rows = cluster_rows(cid, int(cid[5]))
+    columns = export_columns(emb, rows, cid, 2.0, coords, "umap")
+    names = ["row", "id", "label", "parent", "prediction", "correct", "cluster", "inflation", "umap_x", "umap_y"]
+    assert list(columns) == [*names, "text"]
+    path = run_job(export_rows_job(tmp_path / "cluster.csv", columns)(_never()))
+    with path.open(encoding="utf-8", newline="") as handle:
+        read = list(csv.DictReader(handle))
+    assert [int(r["row"]) for r in read] == rows.tolist()
+    for r in read:
+        i = int(r["row"])
+        assert r["id"] == emb.ids[i] and r["label"] == emb.labels[i] and r["text"] == emb.texts[i]
+        assert r["prediction"] == emb.predictions[i] and r["correct"] == str(emb.labels[i] == emb.predictions[i])
+        assert int(r["cluster"]) == cid[i] and float(r["inflation"]) == 2.0
+        assert float(r["umap_x"]) == pytest.approx(float(coords[i, 0]))
+    table = pq.read_table(run_job(export_rows_job(tmp_path / "sel.parquet", columns)(_never()))).to_pydict()
+    assert table["row"] == rows.tolist() and table["label"] == emb.labels[rows].tolist()
+    assert table["cluster"] == cid[rows].tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.csv", "sel.parquet"]  # no temporary left
+
+
+def test_export_refuses_bad_suffix_and_cancel_leaves_no_file(result, tmp_path):
+    from embscope.errors import Cancelled
+    from embscope.tasks.progress import CancelToken, run_job
+    from embscope.tasks.selection import cluster_rows, export_columns, export_rows_job
+
+    columns = export_columns(result.embeddings, np.arange(10))
+    assert list(columns) == ["row", "id", "label", "parent", "prediction", "correct", "text"]
+    with pytest.raises(BadInputError, match="export to .csv or .parquet, not .xlsx"):
+        run_job(export_rows_job(tmp_path / "x.xlsx", columns)(_never()))
+    cancel = CancelToken()
+    job = export_rows_job(tmp_path / "big.csv", columns)(cancel)
+    next(job)
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        run_job(job)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(BadInputError, match="no cluster 999"):
+        cluster_rows(np.zeros(5, int), 999)
+
+
+def test_tasks_modules_import_no_qt():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import embscope.tasks.colouring, embscope.tasks.search, embscope.tasks.selection; "
+        "print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_empty_embedding_set_fields():
+    from embscope.tasks.search import SearchIndex
+
+    emb = EmbeddingSet(vectors=np.zeros((3, 2), np.float32))
+    assert SearchIndex(emb).fields == ()
