@@ -296,3 +296,61 @@ def run_partial(emb):
         if isinstance(report, Partial):
             return report.value
     raise AssertionError("no partial result")
+
+
+# --------------------------------------------------------------------------- cancel points
+
+
+def test_umap_in_slices_of_an_epoch_gives_exactly_the_layout_of_whole_epochs():
+    """Slices keep the time between cancel checks short at 10⁶ points; they must not change the map."""
+    from embscope.analysis.graph import exact_knn
+    from embscope.analysis.layout import umap_knn_arrays
+    from embscope.analysis.umap_kernels import LayoutOptimiser, find_ab_params, fuzzy_graph
+
+    x = synthetic_embeddings(300, 8).vectors
+    idx, dist = umap_knn_arrays(exact_knn(x, 10), 10)
+    fuzzy = fuzzy_graph(idx, dist)
+    a, b = find_ab_params(1.0, 0.1)
+    init = np.random.default_rng(0).normal(size=(300, 2))
+    whole = LayoutOptimiser(fuzzy, init, 20, a, b, seed=3)
+    whole.step(20)
+    sliced = LayoutOptimiser(fuzzy, init, 20, a, b, seed=3)
+    sizes = iter([7, 1000, 123, len(sliced.head) * 3, 1, 999_999])
+    calls = 0
+    while not sliced.done:
+        sliced.advance(next(sizes, 517))
+        calls += 1
+        assert 0 <= sliced.progress <= 1
+    assert calls > 20 and np.array_equal(whole.embedding, sliced.embedding)
+
+
+def test_every_stage_checks_the_cancel_token_often(monkeypatch):
+    """Between two checks of the token no stage does more than a bounded amount of work.
+
+    Counted in work, not seconds: the exact pair statistics and the chance
+    permutations run in blocks bounded by element counts, so a 6 000-sample
+    analysis checks the token many times per stage.
+    """
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import CancelToken
+
+    class Counting(CancelToken):
+        def __init__(self):
+            super().__init__()
+            self.checks = 0
+
+        @property
+        def cancelled(self):
+            self.checks += 1
+            return super().cancelled
+
+    import embscope.analysis.geometry as geometry
+
+    monkeypatch.setattr(geometry, "PAIR_BLOCK_ELEMENTS", 600_000)  # 100 rows of 6 000 per block
+    emb = synthetic_embeddings(6000, 8)
+    token = Counting()
+    seen = []
+    for report in analyze_job(AnalyzeRequest.of(embeddings=emb, knn=5, clusters=False), token):
+        seen.append((report.step, token.checks))
+    geometry_checks = [c for step, c in seen if step == "scores"][0] - [c for step, c in seen if step == "geometry"][0]
+    assert geometry_checks >= 6000 // 100  # one per block of the exact pairs at least

@@ -519,6 +519,7 @@ def compute_geometry(
         m["self_clustering_ci_high"] = self_clustering(min(mu_c + half * sd_c, 1.0), nonzero, d)
 
     # Labels: class separation and whether neighbours share a label (seed 004).
+    check_cancel(cancel)
     if labels is not None:
         intra, inter = class_cosine_distances(x, norms, labels)
         m["intra_class_cosine_distance"] = intra

@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         self.eta_label = QLabel("")
         self.overall: stages.OverallProgress | None = None  # the running analysis' steps and its maps
         self._layout_running: tuple | None = None  # (source, method, embeddings, graph) of the map being made
+        self._analysis_step = ""  # the step the running analysis last reported
         self.error_banner = QLabel("")
         self.error_banner.setWordWrap(True)
         self.error_banner.setStyleSheet("color: #c62828; padding: 2px 6px;")
@@ -357,6 +358,7 @@ class MainWindow(QMainWindow):
             return
         request = source.request(clusters=None if self.compute_clusters else False, knn=self.knn)
         self.overall = stages.OverallProgress()
+        self._analysis_step = ""
         self.runners["analysis"].start(
             jobs.analysis_job(request),
             on_finished=partial(self._on_analysis_finished, source),
@@ -564,10 +566,9 @@ class MainWindow(QMainWindow):
                     overall.add(report.steps)
                     overall.finish(stages.LOAD)
                 elif report.step:
-                    if report.step != overall.current and overall.knows(overall.current):
-                        # Steps run in order: the previous one is done when the next reports.
-                        if overall.current not in (stages.PCA, stages.UMAP):
-                            overall.finish(overall.current)
+                    if self._analysis_step and report.step != self._analysis_step:
+                        overall.finish(self._analysis_step)  # the analysis' steps run in order
+                    self._analysis_step = report.step
                     overall.update(report.step, report.fraction)
             elif runner is self.runners["layout"] and self._layout_running is not None:
                 overall.update(stages.PCA if self._layout_running[1] == "pca" else stages.UMAP, report.fraction)
@@ -638,6 +639,12 @@ class MainWindow(QMainWindow):
     def ask_export(self, pngs: bool = True, files: bool = True) -> None:
         if self.model.result is None:
             self.show_error("Nothing to export yet: open and analyse a source first.")
+            return
+        if self.model.result.provisional:
+            self.show_error(
+                f"The result on screen is provisional ({', '.join(self.model.result.pending)} not done yet): "
+                "export it when its analysis has finished (Analyze again if it was cancelled)."
+            )
             return
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.settings.last_directory)
         if folder:
