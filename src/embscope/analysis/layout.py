@@ -172,10 +172,12 @@ def iter_umap_layout(
     while not opt.done:
         check_cancel(cancel)
         started = time.perf_counter()
-        opt.advance(chunk)
+        ran = opt.advance(chunk)
         took = time.perf_counter() - started
-        # Aim each chunk at CHUNK_SECONDS from the speed measured so far (at most 50 epochs).
-        chunk = max(1_000, min(50 * max(len(opt.head), 1), int(chunk * CHUNK_SECONDS / max(took, 1e-4))))
+        # Aim each chunk at CHUNK_SECONDS from the speed of this one (edges it ran, not asked: the
+        # end of an epoch is a short call), at most 50 epochs.
+        if ran >= 1_000:
+            chunk = max(1_000, min(50 * max(len(opt.head), 1), int(ran * CHUNK_SECONDS / max(took, 1e-4))))
         yield opt.progress
     return opt.embedding.copy()
 

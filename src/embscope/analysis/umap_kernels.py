@@ -266,21 +266,24 @@ class LayoutOptimiser:
         """Epochs done, counting a partly run epoch by its share of edges."""
         return (self.epoch + (self.edge / len(self.head) if len(self.head) else 0.0)) / max(self.n_epochs, 1)
 
-    def advance(self, edges: int) -> None:
+    def advance(self, edges: int) -> int:
         """Run about ``edges`` edge updates: whole epochs when at least one fits, else a slice of one.
 
         One epoch of a 10⁶-point graph takes seconds; slices keep each call
         (and so the time between two cancel checks) short.  The kernel visits
         an epoch's edges in order and the per-edge state is passed as views,
-        so slices give exactly the layout of whole epochs.
+        so slices give exactly the layout of whole epochs.  Returns the edge
+        updates run (a call that ends an epoch may run fewer than asked).
         """
         total = len(self.head)
         if self.done:
-            return
+            return 0
         if total == 0 or (self.edge == 0 and edges >= total):
+            before = self.epoch
             self.step(max(1, edges // max(total, 1)))
-            return
+            return (self.epoch - before) * total
         stop = min(total, self.edge + max(1, int(edges)))
+        ran = stop - self.edge
         part = slice(self.edge, stop)
         run_epochs(
             self.embedding,
@@ -302,6 +305,7 @@ class LayoutOptimiser:
         if self.edge >= total:
             self.edge = 0
             self.epoch += 1
+        return ran
 
     def step(self, epochs: int) -> None:
         """Advance up to ``epochs`` epochs (releases the GIL while it runs)."""
