@@ -157,7 +157,6 @@ def main() -> None:
         if "UMAP map" not in events:
             # The cancelled analysis left its graph on screen: the map it still needs, alone on the machine.
             restarted = time.perf_counter()
-            window.show_source(window.session.sources[0]) if window.model.result is None else None
             window._ensure_layout(window.session.sources[0])
             while window.model.layout_method != "umap" and time.perf_counter() < deadline:
                 app.processEvents()
