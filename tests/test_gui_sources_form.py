@@ -26,6 +26,8 @@ NON_DEFAULTS = {
     "trust": True,
     "use_cache": False,
 }
+#: The same for the analysis settings of `embscope analyze` the form shows (clustering can be switched off).
+ANALYSIS_NON_DEFAULTS = {"thresholds": "t.toml", "graph": False, "knn": 7, "clusters": False, "inflations": (1.5, 2.5)}
 
 
 @pytest.fixture
@@ -57,17 +59,24 @@ def type_into(editor, value) -> None:
 def test_every_load_setting_has_a_form_row_that_reaches_the_session(qtbot, panel):
     names = [f.name for f in dataclasses.fields(LoadSettings)]
     assert sorted(NON_DEFAULTS) == sorted(names), "give the new field a non-default value in NON_DEFAULTS"
-    assert sorted(panel.editors) == sorted(names)  # one row per field, none hand-written
-    assert {f.name.rsplit(".", 1)[-1] for f in form_fields(LoadSettings)} == set(panel.editors)
+    analysis = [f.name for f in form_fields(AnalysisSettings) if "." not in f.name and "analyze" in f.commands]
+    assert sorted(ANALYSIS_NON_DEFAULTS) == sorted(analysis)
+    assert sorted(panel.editors) == sorted(names + analysis)  # one row per field, none hand-written
+    assert {f.name.rsplit(".", 1)[-1] for f in form_fields(LoadSettings)} <= set(panel.editors)
     source = panel.session.add(Source("model.safetensors", is_checkpoint=True))
     for name, value in NON_DEFAULTS.items():
         assert getattr(source.load, name) != value
         assert panel.editors[name].editor.isEnabled(), name
         type_into(panel.editors[name], value)
+    for name, value in ANALYSIS_NON_DEFAULTS.items():
+        assert getattr(source.settings, name) != value
+        type_into(panel.editors[name], ",".join(map(str, value)) if isinstance(value, tuple) else value)
     with qtbot.waitSignal(panel.analyze_requested) as blocker:
         panel.analyze_button.click()
     assert blocker.args == [source]
     assert {name: getattr(source.load, name) for name in NON_DEFAULTS} == NON_DEFAULTS
+    assert {name: getattr(source.settings, name) for name in ANALYSIS_NON_DEFAULTS} == ANALYSIS_NON_DEFAULTS
+    assert source.request().settings.clusters is False  # what the analysis runs
     assert source.request().settings.load.batch_size == 7 and source.request().settings.load.parents == "parents.csv"
 
 
@@ -82,7 +91,7 @@ def test_the_form_shows_the_model_and_follows_its_changes(qtbot, panel):
     assert panel.editors["data"].text() == "other.jsonl" and panel.editors["batch_size"].text() == "32"
     # An embeddings file: the extraction rows are greyed out, the rest stay editable.
     session.add(Source("emb.npy"))
-    groups = {f.name.rsplit(".", 1)[-1]: f.group for f in form_fields(LoadSettings)}
+    groups = {f.name.rsplit(".", 1)[-1]: f.group for f in form_fields(AnalysisSettings)}
     for name, editor in panel.editors.items():
         assert editor.editor.isEnabled() == (groups[name] != "checkpoint"), name
     assert panel.path_label.text() == "emb.npy" and panel.list.currentRow() == 1

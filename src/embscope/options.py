@@ -685,6 +685,7 @@ class FormField:
     minimum: float | None = None
     maximum: float | None = None
     file_filter: str = ""
+    commands: frozenset[str] = frozenset()
 
 
 def form_fields(cls: type = AnalysisSettings) -> tuple[FormField, ...]:
@@ -710,6 +711,7 @@ def form_fields(cls: type = AnalysisSettings) -> tuple[FormField, ...]:
                 minimum=minimum,
                 maximum=spec.maximum,
                 file_filter=spec.file_filter,
+                commands=frozenset(spec.commands),
             )
         )
     return tuple(rows)

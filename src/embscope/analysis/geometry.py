@@ -35,6 +35,8 @@ COLLAPSED_DIM_RELATIVE = 1e-2
 COLLAPSED_DIM_FLOOR = 1e-6
 #: Neighbours voting in the leave-one-out kNN label accuracy.
 KNN_VOTE_K = 10
+#: Pairs per block of the exact pair statistics (bounds the time between two cancel checks).
+PAIR_BLOCK_ELEMENTS = 2_000_000
 #: Duplicate pairs listed by index (the count is always complete).
 MAX_LISTED_PAIRS = 200
 
@@ -130,6 +132,8 @@ def _exact_pairs(xc: np.ndarray, mean: np.ndarray, norms: np.ndarray, cancel, bl
     mu2 = np.float32(mean @ mean)
     inv_norm = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)
     stats = _PairStats()
+    # Blocks of about PAIR_BLOCK_ELEMENTS pairs: a cancel is noticed within one (~0.1 s on 2 busy cores).
+    block_rows = max(8, min(block_rows, PAIR_BLOCK_ELEMENTS // max(n, 1)))
     for start in range(0, n, block_rows):
         check_cancel(cancel)
         stop = min(start + block_rows, n)
@@ -492,16 +496,7 @@ def compute_geometry(
     max_cos = probe_max
     n_dup = pairs.n_duplicates
     dup_pairs = np.asarray(pairs.listed, dtype=np.int64).reshape(-1, 2)
-    if n > exact_limit and graph is not None and graph.exact:
-        # The exact graph's first neighbour is each point's most similar other point.
-        max_cos = float(graph.similarities[:, 0].max())
-        m["cosine_method"] += "; max and duplicates from the exact k-NN graph"
-        i, j = np.nonzero(graph.similarities >= DUPLICATE_COSINE)
-        a, b = np.minimum(i, graph.indices[i, j]), np.maximum(i, graph.indices[i, j])
-        unique = np.unique(np.stack([a, b], 1), axis=0) if a.size else np.empty((0, 2), np.int64)
-        n_dup = int(unique.shape[0])
-        dup_pairs = unique[:MAX_LISTED_PAIRS]
-    elif n > exact_limit:
+    if n > exact_limit:
         # Scale the sampled duplicate rate to all pairs: an estimate, and labelled as one.
         n_dup = int(round(pairs.n_duplicates / max(pairs.n_pairs, 1) * n * (n - 1) / 2))
     m["max_cosine"] = float(min(max_cos, 1.0))
@@ -522,10 +517,9 @@ def compute_geometry(
         sd_c = np.sqrt(max(pairs.sum_cos4 / pairs.n_pairs - mu_c**2, 0.0))
         m["self_clustering_ci_low"] = self_clustering(max(mu_c - half * sd_c, 0.0), nonzero, d)
         m["self_clustering_ci_high"] = self_clustering(min(mu_c + half * sd_c, 1.0), nonzero, d)
-    if graph is not None:
-        m.update(twonn_intrinsic_dimension(graph))
 
     # Labels: class separation and whether neighbours share a label (seed 004).
+    check_cancel(cancel)
     if labels is not None:
         intra, inter = class_cosine_distances(x, norms, labels)
         m["intra_class_cosine_distance"] = intra
@@ -533,12 +527,60 @@ def compute_geometry(
         _, counts = np.unique(np.asarray(labels), return_counts=True)
         base = float(counts.max() / n)
         m["label_base_rate"] = base
-        if graph is not None:
-            m.update(knn_label_metrics(graph, labels, seed=seed, cancel=cancel))
-    return Geometry(
+    geometry = Geometry(
         metrics=m,
         spectrum=spectrum,
         dimension_std=dim_std,
         norms=norms,
+        duplicate_pairs=dup_pairs,
+    )
+    if graph is not None:
+        geometry = add_graph_metrics(geometry, labels, graph, seed=seed, exact_limit=exact_limit, cancel=cancel)
+    return geometry
+
+
+#: Metrics of the labels alone (no graph), kept after the graph's metrics in the summary.
+LABEL_KEYS = ("intra_class_cosine_distance", "inter_class_cosine_distance", "label_base_rate")
+
+
+def add_graph_metrics(
+    geometry: Geometry,
+    labels: np.ndarray | None,
+    graph: KnnGraph,
+    *,
+    seed: int = 0,
+    exact_limit: int = EXACT_PAIR_LIMIT,
+    cancel=None,
+) -> Geometry:
+    """A copy of ``geometry`` (computed without a graph) with what the cosine k-NN graph adds.
+
+    The graph gives the TwoNN intrinsic dimension, the kNN label accuracy and,
+    when exact above ``exact_limit`` samples, the exact max cosine and
+    near-duplicate pairs.  Split from :func:`compute_geometry` so the pipeline
+    can show the graph-free metrics (and a provisional verdict) before the
+    graph exists; ``geometry`` itself is not changed (a view may be showing it).
+    """
+    old = geometry.metrics
+    n = int(old["n_samples"])
+    m = {key: value for key, value in old.items() if key not in LABEL_KEYS}
+    dup_pairs = geometry.duplicate_pairs
+    if n > exact_limit and graph.exact:
+        # The exact graph's first neighbour is each point's most similar other point.
+        m["max_cosine"] = float(min(float(graph.similarities[:, 0].max()), 1.0))
+        m["cosine_method"] += "; max and duplicates from the exact k-NN graph"
+        i, j = np.nonzero(graph.similarities >= DUPLICATE_COSINE)
+        a, b = np.minimum(i, graph.indices[i, j]), np.maximum(i, graph.indices[i, j])
+        unique = np.unique(np.stack([a, b], 1), axis=0) if a.size else np.empty((0, 2), np.int64)
+        m["n_duplicate_pairs"] = int(unique.shape[0])
+        dup_pairs = unique[:MAX_LISTED_PAIRS]
+    m.update(twonn_intrinsic_dimension(graph))
+    m.update({key: old[key] for key in LABEL_KEYS if key in old})
+    if labels is not None:
+        m.update(knn_label_metrics(graph, labels, seed=seed, cancel=cancel))
+    return Geometry(
+        metrics=m,
+        spectrum=geometry.spectrum,
+        dimension_std=geometry.dimension_std,
+        norms=geometry.norms,
         duplicate_pairs=dup_pairs,
     )

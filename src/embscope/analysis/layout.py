@@ -96,9 +96,9 @@ DEFAULT_EPOCHS = 200
 CHUNK_SECONDS = 0.2
 
 
-def umap_init(x: np.ndarray, seed: int | None = 0) -> np.ndarray:
+def umap_init(x: np.ndarray, seed: int | None = 0, cancel=None) -> np.ndarray:
     """UMAP's starting layout: the PCA map scaled to ±10 with a 10⁻⁴ jitter (umap-learn's ``init="pca"``)."""
-    init = pca_layout(x).astype(np.float64)
+    init = pca_layout(x, cancel=cancel).astype(np.float64)
     scale = np.abs(init).max()
     init *= 10.0 / scale if scale > 0 else 1.0
     init += np.random.default_rng(seed).normal(scale=1e-4, size=init.shape)
@@ -163,17 +163,22 @@ def iter_umap_layout(
     fuzzy = fuzzy_graph(idx, dist)
     check_cancel(cancel)
     a, b = find_ab_params(1.0, min_dist)
-    opt = LayoutOptimiser(fuzzy, umap_init(x, seed), n_epochs, a, b, seed=seed)
+    init = umap_init(x, seed, cancel=cancel)
+    check_cancel(cancel)
+    opt = LayoutOptimiser(fuzzy, init, n_epochs, a, b, seed=seed)
     yield 0.0
-    chunk = 1
+    # Work per chunk in edge updates (an epoch of a large graph is longer than a chunk should be).
+    chunk = min(len(opt.head), 100_000) or 1
     while not opt.done:
         check_cancel(cancel)
         started = time.perf_counter()
-        opt.step(chunk)
+        ran = opt.advance(chunk)
         took = time.perf_counter() - started
-        # Aim each chunk at CHUNK_SECONDS from the speed measured so far.
-        chunk = max(1, min(50, int(chunk * CHUNK_SECONDS / max(took, 1e-4))))
-        yield opt.epoch / opt.n_epochs
+        # Aim each chunk at CHUNK_SECONDS from the speed of this one (edges it ran, not asked: the
+        # end of an epoch is a short call), at most 50 epochs.
+        if ran >= 1_000:
+            chunk = max(1_000, min(50 * max(len(opt.head), 1), int(ran * CHUNK_SECONDS / max(took, 1e-4))))
+        yield opt.progress
     return opt.embedding.copy()
 
 

@@ -255,10 +255,57 @@ class LayoutOptimiser:
         self.negative_sample_rate = float(negative_sample_rate)
         self.n_epochs = int(n_epochs)
         self.epoch = 0
+        self.edge = 0  # the next edge of ``epoch`` (0 between whole epochs)
 
     @property
     def done(self) -> bool:
         return self.epoch >= self.n_epochs
+
+    @property
+    def progress(self) -> float:
+        """Epochs done, counting a partly run epoch by its share of edges."""
+        return (self.epoch + (self.edge / len(self.head) if len(self.head) else 0.0)) / max(self.n_epochs, 1)
+
+    def advance(self, edges: int) -> int:
+        """Run about ``edges`` edge updates: whole epochs when at least one fits, else a slice of one.
+
+        One epoch of a 10⁶-point graph takes seconds; slices keep each call
+        (and so the time between two cancel checks) short.  The kernel visits
+        an epoch's edges in order and the per-edge state is passed as views,
+        so slices give exactly the layout of whole epochs.  Returns the edge
+        updates run (a call that ends an epoch may run fewer than asked).
+        """
+        total = len(self.head)
+        if self.done:
+            return 0
+        if total == 0 or (self.edge == 0 and edges >= total):
+            before = self.epoch
+            self.step(max(1, edges // max(total, 1)))
+            return (self.epoch - before) * total
+        stop = min(total, self.edge + max(1, int(edges)))
+        ran = stop - self.edge
+        part = slice(self.edge, stop)
+        run_epochs(
+            self.embedding,
+            self.head[part],
+            self.tail[part],
+            self.epochs_per_sample[part],
+            self.epoch_of_next_sample[part],
+            self.epoch_of_next_negative_sample[part],
+            self.rng_state,
+            self.a,
+            self.b,
+            self.gamma,
+            self.negative_sample_rate,
+            self.epoch,
+            self.epoch + 1,
+            self.n_epochs,
+        )
+        self.edge = stop
+        if self.edge >= total:
+            self.edge = 0
+            self.epoch += 1
+        return ran
 
     def step(self, epochs: int) -> None:
         """Advance up to ``epochs`` epochs (releases the GIL while it runs)."""

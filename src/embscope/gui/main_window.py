@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTabWidget,
     QTextEdit,
+    QVBoxLayout,
+    QWidget,
 )
 
 from embscope.gui.compare_wiring import CompareSeriesController
@@ -49,11 +51,12 @@ from embscope.gui.settings import Settings, load_settings, save_settings
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings, LoadSettings
 from embscope.sources.data_files import DATA_SUFFIXES
-from embscope.tasks import jobs
-from embscope.tasks.session import Aspect, Session, Source, source_for_path
+from embscope.tasks import jobs, stages
+from embscope.tasks.progress import Plan
+from embscope.tasks.session import Aspect, Session, Source, SourceState, source_for_path
 
-#: Closing waits at most this long for workers to notice the cancel.
-CLOSE_WAIT_S = 1.0
+#: Closing waits at most this long for workers to notice the cancel (every stage checks it within 0.5 s).
+CLOSE_WAIT_S = 5.0
 
 
 class _PaintWatcher(QObject):
@@ -128,6 +131,14 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setRange(0, 1000)
+        self.eta_label = QLabel("")
+        self.overall: stages.OverallProgress | None = None  # the running analysis' steps and its maps
+        self._layout_running: tuple | None = None  # (source, method, embeddings, graph) of the map being made
+        self._analysis_step = ""  # the step the running analysis last reported
+        self.error_banner = QLabel("")
+        self.error_banner.setWordWrap(True)
+        self.error_banner.setStyleSheet("color: #c62828; padding: 2px 6px;")
+        self.error_banner.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the running work (results already shown stay)")
         for name in ("analysis", "layout", "modules", "export"):
@@ -140,14 +151,20 @@ class MainWindow(QMainWindow):
                 panel.job_requested.connect(partial(self._on_panel_job_requested, self.runner(f"panel {panel.title}")))
             if hasattr(panel, "settings_requested"):
                 panel.settings_requested.connect(self._on_panel_settings_requested)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.error_banner)
+        right_layout.addWidget(self.tabs, stretch=1)
         splitter = QSplitter()
         splitter.addWidget(self.sources)
-        splitter.addWidget(self.tabs)
+        splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 1070])
         self.setCentralWidget(splitter)
         status = self.statusBar()
         status.addWidget(self.stage_label, 1)
+        status.addPermanentWidget(self.eta_label)
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
         self.warm_runner = JobRunner("warm", self, synchronous=synchronous)
@@ -156,6 +173,8 @@ class MainWindow(QMainWindow):
         self.sources.modules_requested.connect(self.request_modules)
         self.session.events.current_changed.connect(self._on_model_current_changed)
         self.session.events.changed.connect(self._on_model_source_changed)
+        self.session.events.removed.connect(self._on_model_source_removed)
+        self._install_source_list_actions()
         self._build_menus()
         self.comparisons = CompareSeriesController(self)  # Compare and Series tabs, Compare menu
         if self.settings.window_geometry:
@@ -172,7 +191,7 @@ class MainWindow(QMainWindow):
         """The runner for one kind of work (made on first use); its progress shows in the status bar."""
         if name not in self.runners:
             runner = JobRunner(name, self, synchronous=self.synchronous)
-            runner.progress.connect(self._on_runner_progress)
+            runner.progress.connect(partial(self._on_runner_progress, runner))
             runner.started.connect(lambda _id: self._update_busy())
             runner.idle.connect(self._update_busy)
             self.runners[name] = runner
@@ -189,6 +208,7 @@ class MainWindow(QMainWindow):
         self.add_action(file_menu, "Open &file…", self.ask_open_files, QKeySequence.StandardKey.Open)
         self.add_action(file_menu, "Open checkpoint &folder…", self.ask_open_folder)
         self.add_action(file_menu, "Open &data for this checkpoint…", self.ask_open_data)
+        self.add_action(file_menu, "&Remove selected source", self.remove_current)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
@@ -337,14 +357,27 @@ class MainWindow(QMainWindow):
             self._update_busy()
             return
         request = source.request(clusters=None if self.compute_clusters else False, knn=self.knn)
+        self.overall = stages.OverallProgress()
+        self._analysis_step = ""
         self.runners["analysis"].start(
             jobs.analysis_job(request),
             on_finished=partial(self._on_analysis_finished, source),
             on_failed=partial(self._on_analysis_failed, source),
-            on_cancelled=partial(self.session.cancel, source),
+            on_cancelled=partial(self._on_analysis_cancelled, source),
+            on_partial=partial(self._on_analysis_partial, source),
         )
+        self._refresh_notice()
+
+    def _on_analysis_partial(self, source: Source, result) -> None:
+        """A stage is done (geometry, then the graph): show it now, marked provisional."""
+        self.session.show_partial(source, result)
+        if source is self.session.current or self.model.result is None:
+            self.show_source(source)
 
     def _on_analysis_finished(self, source: Source, result) -> None:
+        if self.overall is not None:
+            for key in (stages.LOAD, stages.GEOMETRY, stages.GRAPH, stages.SCORES, stages.CLUSTERS):
+                self.overall.finish(key)
         self.session.finish(source, result)
         if source is self.session.current or self.model.result is None:
             self.show_source(source)
@@ -353,45 +386,153 @@ class MainWindow(QMainWindow):
 
     def _on_analysis_failed(self, source: Source, message: str) -> None:
         self.session.fail(source, message)
-        self.show_error(f"{source.name}: {message}")
+        self._drop_map_steps()
+        self.show_error(failure_text(source, message))
         self._start_next()
+
+    def _on_analysis_cancelled(self, source: Source) -> None:
+        self.session.cancel(source)
+        self._drop_map_steps()
+
+    def remove_current(self) -> None:
+        """Close the selected source (File ▸ Remove, Del in the sources list); its running analysis stops."""
+        if self.session.current is not None:
+            self.remove_source(self.session.current)
+
+    def remove_source(self, source: Source) -> None:
+        if source is self.session.running:
+            self.runners["analysis"].cancel()
+        if self._layout_running is not None and self._layout_running[0] is source:
+            self.runners["layout"].cancel()
+        if source in self.session.sources:
+            self.session.remove(source)
+        self._start_next()
+
+    def _install_source_list_actions(self) -> None:
+        """Remove via the sources list's context menu and the Delete key (when the list has the focus)."""
+        from PySide6.QtCore import Qt
+
+        source_list = self.sources.list
+        remove = QAction("Remove source", source_list)
+        remove.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        remove.triggered.connect(lambda _checked=False: self.remove_current())
+        source_list.addAction(remove)
+        source_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
 
     # ------------------------------------------------------------------ showing a source
 
     def _on_model_current_changed(self, source: Source | None) -> None:
         if source is not None:
             self.show_source(source)
+        self._refresh_notice()
 
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
         if aspect is Aspect.LAYOUT and source is self.model.source and source.result is self.model.result:
             self.model.set_layout(source.layout.coords, source.layout.method)
+        if aspect is Aspect.STATE:
+            self._refresh_notice()
+
+    def _on_model_source_removed(self, source: Source) -> None:
+        if self.model.source is source:
+            self.model.set_result(None)
+            self.setWindowTitle("EmbScope")
+            current = self.session.current
+            if current is not None and current is not source:
+                self.show_source(current)
+        self._refresh_notice()
+
+    def _refresh_notice(self) -> None:
+        """What the window says about the selected source beside its panels: running, failed, or nothing."""
+        source = self.session.current
+        notice = banner = ""
+        if source is not None:
+            if source.state is SourceState.FAILED and source.error:
+                banner = f"✗ {failure_text(source, source.error)}"
+                notice = banner if source.result is None else ""
+                if source.result is not None:
+                    banner += "  (the result shown is from the previous run)"
+            elif source.state in (SourceState.RUNNING, SourceState.QUEUED) and source.result is None:
+                notice = (
+                    f"Analysing {source.name}…" if source.state is SourceState.RUNNING else f"{source.name}: queued"
+                )
+        self.error_banner.setText(banner)
+        self.error_banner.setVisible(bool(banner))
+        self.model.set_notice(notice)
 
     def show_source(self, source: Source) -> None:
-        """Show ``source``'s result in every panel (the shown one stays while it has none)."""
-        if source.result is None or (source is self.model.source and source.result is self.model.result):
+        """Show ``source``'s result in every panel (the shown one stays while it has none).
+
+        A newer result of the samples already shown (the next stage of a
+        progressive analysis) updates the panels in place: the map stays.
+        """
+        result = source.result
+        if result is None or (source is self.model.source and result is self.model.result):
             return
-        self.model.set_source(source)
+        if source is self.model.source and self.model.result is not None:
+            self.model.update_result(result)
+            if source.layout is not None and self.model.coords is None:
+                self.model.set_layout(source.layout.coords, source.layout.method)
+        else:
+            self.model.set_source(source)
         self.setWindowTitle(f"EmbScope — {source.name}")
-        if source.layout is not None and source.layout.method == "umap":
+        self._ensure_layout(source)
+
+    def _next_layout(self, source: Source) -> str | None:
+        """The map ``source`` needs next: PCA as soon as there is a result, UMAP once it has a graph."""
+        result = source.result
+        if result is None or not self.compute_layouts:
+            return None
+        if source.layout is None:
+            return "pca"
+        if source.layout.method == "pca" and result.graph is not None and result.embeddings.n_samples > 2:
+            return "umap"
+        return None
+
+    def _ensure_layout(self, source: Source) -> None:
+        method = self._next_layout(source)
+        if method is None:
             return
-        if self.compute_layouts:
-            self._start_layout(source, "pca" if source.layout is None else "umap")
+        result = source.result
+        key = (source, method, result.embeddings, result.graph if method == "umap" else None)
+        running = self._layout_running
+        if running is not None and running == key and self.runners["layout"].running:
+            return  # the same map is being made (a partial result arrived meanwhile)
+        self._start_layout(source, method)
 
     def _start_layout(self, source: Source, method: str) -> None:
         result = source.result
+        graph = result.graph if method == "umap" else None
+        self._layout_running = (source, method, result.embeddings, graph)
+        if self.overall is not None and source is self.session.running:
+            n = result.embeddings.n_samples
+            will_umap = result.graph is not None or self.overall.knows(stages.GRAPH)
+            self.overall.add(
+                s
+                for s in stages.map_steps(n, result.embeddings.dim, knn=self._knn_of(source), umap=will_umap)
+                if not self.overall.knows(s.key)
+            )
         make = jobs.pca_job if method == "pca" else jobs.umap_job
         self.runners["layout"].start(
-            make(result.sample_vectors, result.graph),
-            on_finished=partial(self._on_layout_finished, source, result, method),
+            make(result.sample_vectors, graph),
+            on_finished=partial(self._on_layout_finished, source, result.embeddings, graph, method),
             on_failed=lambda message: self.show_status(f"map not available: {message}"),
         )
 
-    def _on_layout_finished(self, source: Source, result, method: str, coords) -> None:
-        if source.result is not result:  # analysed again meanwhile: this map is of the old result
+    def _knn_of(self, source: Source) -> int:
+        return self.knn if self.knn is not None else source.settings.knn
+
+    def _on_layout_finished(self, source: Source, embeddings, graph, method: str, coords) -> None:
+        self._layout_running = None
+        if self.overall is not None:
+            self.overall.finish(stages.PCA if method == "pca" else stages.UMAP)
+        result = source.result
+        # Analysed again meanwhile (other samples, or another graph): this map is of the old result.
+        if result is None or result.embeddings is not embeddings or (graph is not None and result.graph is not graph):
             return
         self.session.set_layout(source, coords, method)
-        if method == "pca" and result.graph is not None and result.embeddings.n_samples > 2:
-            self._start_layout(source, "umap")
+        if source is self.model.source:
+            self._ensure_layout(source)
 
     # ------------------------------------------------------------------ panel jobs, module tree
 
@@ -417,14 +558,41 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ progress, cancel, errors
 
-    def _on_runner_progress(self, _request_id: int, report) -> None:
-        self.stage_label.setText(report.stage + (f" — {report.message}" if report.message else ""))
+    def _on_runner_progress(self, runner: JobRunner, _request_id: int, report) -> None:
+        overall = self.overall
+        if overall is not None:
+            if runner is self.runners["analysis"]:
+                if isinstance(report, Plan):
+                    overall.add(report.steps)
+                    overall.finish(stages.LOAD)
+                elif report.step:
+                    if self._analysis_step and report.step != self._analysis_step:
+                        overall.finish(self._analysis_step)  # the analysis' steps run in order
+                    self._analysis_step = report.step
+                    overall.update(report.step, report.fraction)
+            elif runner is self.runners["layout"] and self._layout_running is not None:
+                overall.update(stages.PCA if self._layout_running[1] == "pca" else stages.UMAP, report.fraction)
+        text = report.stage + (f" — {report.message}" if report.message else "")
         self._status_is_progress = True
+        if overall is not None and overall.total > 0 and runner in (self.runners["analysis"], self.runners["layout"]):
+            running = self.session.running
+            name = f"{running.name}: " if running is not None else ""
+            self.stage_label.setText(f"{name}{text}")
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * overall.fraction))
+            self.eta_label.setText(stages.format_eta(overall.eta()))
+            return
+        self.stage_label.setText(text)
         if report.fraction is None:
             self.progress.setRange(0, 0)
         else:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * min(max(report.fraction, 0.0), 1.0)))
+
+    def _drop_map_steps(self) -> None:
+        """The analysis ended early: its bar is over (a map still being made shows its own progress)."""
+        self.overall = None
+        self.eta_label.setText("")
 
     @property
     def busy(self) -> bool:
@@ -434,7 +602,10 @@ class MainWindow(QMainWindow):
         busy = self.busy
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
+        self.eta_label.setVisible(busy)
         if not busy:
+            self.overall = None
+            self.eta_label.setText("")
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
             if self._status_is_progress:  # a message (error, "Cancelled", "map not available") stays
@@ -443,6 +614,7 @@ class MainWindow(QMainWindow):
 
     def cancel_all(self) -> None:
         """Stop all running work now; queued analyses are dropped, shown results stay."""
+        self.overall = None
         self.session.cancel_all()
         for runner in self.runners.values():
             runner.cancel()
@@ -467,6 +639,12 @@ class MainWindow(QMainWindow):
     def ask_export(self, pngs: bool = True, files: bool = True) -> None:
         if self.model.result is None:
             self.show_error("Nothing to export yet: open and analyse a source first.")
+            return
+        if self.model.result.provisional:
+            self.show_error(
+                f"The result on screen is provisional ({', '.join(self.model.result.pending)} not done yet): "
+                "export it when its analysis has finished (Analyze again if it was cancelled)."
+            )
             return
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.settings.last_directory)
         if folder:
@@ -540,6 +718,14 @@ class MainWindow(QMainWindow):
     def warm_up(self) -> None:
         """Load UMAP's numba kernels in the background so the first map is not a 30 s wait."""
         self.warm_runner.start(jobs.warm_numba_job())
+
+
+def failure_text(source: Source, message: str) -> str:
+    """``name: message``, without repeating the name when the message already says it."""
+    names = {source.name, Path(source.path).name, source.path}
+    if any(name and name in message for name in names):
+        return message
+    return f"{source.name}: {message}"
 
 
 def app_icon() -> QIcon:

@@ -31,12 +31,16 @@ class ViewModel(QObject):
         Sorted int64 indices of the selected samples (empty = nothing selected).
     selection_origin
         Which panel made the selection (e.g. ``"map"``), so it can skip redrawing itself.
+    notice
+        One line about the shown source when it has nothing (or not everything) to show yet:
+        "Analysing …", or why its analysis failed ("" when there is nothing to say).
     """
 
     result_changed = Signal()
     layout_changed = Signal()
     clusters_changed = Signal()
     selection_changed = Signal()
+    notice_changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +53,7 @@ class ViewModel(QObject):
         self.cluster_ids: np.ndarray | None = None
         self.selection = np.empty(0, np.int64)
         self.selection_origin = ""
+        self.notice = ""
 
     @property
     def n_samples(self) -> int:
@@ -60,6 +65,30 @@ class ViewModel(QObject):
         self._set_result(source.result)
         if source.layout is not None:
             self.set_layout(source.layout.coords, source.layout.method)
+
+    def update_result(self, result) -> None:
+        """A newer result of the same samples (the next stage of a progressive analysis): the map stays.
+
+        The layout, selection and cluster colouring are of the same samples,
+        so they are kept; every signal is emitted so each panel redraws what
+        the new result adds.  A result of other samples is shown as new.
+        """
+        if self.result is None or result is None or result.embeddings is not self.result.embeddings:
+            self._set_result(result)
+            return
+        if result.graph is not self.result.graph:
+            self._own_cluster_cache = None
+        self.result = result
+        self.result_changed.emit()
+        if self.coords is not None:
+            self.layout_changed.emit()
+        self.clusters_changed.emit()
+        self.selection_changed.emit()
+
+    def set_notice(self, text: str) -> None:
+        if text != self.notice:
+            self.notice = text
+            self.notice_changed.emit()
 
     def set_result(self, result) -> None:
         """Show ``result`` (not tied to a session source); layout, clusters and selection are cleared."""

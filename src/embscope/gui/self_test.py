@@ -67,11 +67,15 @@ class SelfTest(QObject):
         self.launched = launched
         self.last = launched
         self.done: list[str] = []
+        self.reached: dict[str, float] = {}  # stage → when it happened (stages may come out of order)
         self.exit_code: int | None = None
         # A self-test must not leave its window geometry in the user's settings, nor block on a dialog.
         window.persist = False
         window.show_error = self.fail
         window.first_painted.connect(lambda _s: self._stage("window"))
+        # Results are progressive: the first verdict (provisional until the label scores) is the stage,
+        # and the PCA map may be on screen before the analysis has finished.
+        window.model.result_changed.connect(self._on_model_result_changed)
         window.analysis_finished.connect(lambda _index: self._stage("verdict"))
         window.model.layout_changed.connect(self._on_model_layout_changed)
         window.model.clusters_changed.connect(self._on_model_clusters_changed)
@@ -86,9 +90,15 @@ class SelfTest(QObject):
         return STAGES[len(self.done)] if len(self.done) < len(STAGES) else None
 
     def _stage(self, name: str) -> None:
-        if self.exit_code is not None or name != self.next_stage:
+        if self.exit_code is not None or name in self.reached or name not in STAGES:
             return  # a repeated signal (a second source, a redraw) is not a new stage
-        now = time.perf_counter()
+        self.reached[name] = time.perf_counter()
+        # Report in the stages' order: one that came early waits for those before it.
+        while self.next_stage in self.reached:
+            self._report(self.next_stage)
+
+    def _report(self, name: str) -> None:
+        now = max(self.reached[name], self.last)
         print(f"stage {name} {now - self.last:.1f} s", file=self.out, flush=True)
         self.last = now
         self.done.append(name)
@@ -110,6 +120,10 @@ class SelfTest(QObject):
             self.fail("the window has no clusters panel to move the inflation on")
             return
         panel.set_inflation(PROBE_INFLATION)
+
+    def _on_model_result_changed(self) -> None:
+        if self.window.model.result is not None:
+            self._stage("verdict")
 
     def _on_model_layout_changed(self) -> None:
         method = self.window.model.layout_method

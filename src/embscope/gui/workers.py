@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator
 from PySide6.QtCore import QObject, Signal, Slot
 
 from embscope.errors import BadInputError, Cancelled
-from embscope.tasks.progress import CancelToken, Progress, RateLimiter
+from embscope.tasks.progress import CancelToken, Partial, Progress, RateLimiter
 
 JobFactory = Callable[[CancelToken], Generator[Progress, None, object]]
 
@@ -50,7 +50,8 @@ class JobRunner(QObject):
     - ``idle()`` — after any of the three endings
 
     :meth:`start` also takes per-request callbacks (``on_finished(value)``,
-    ``on_failed(message)``, ``on_cancelled()``), called before the signals: the
+    ``on_failed(message)``, ``on_cancelled()``, ``on_partial(value)`` for each
+    :class:`~embscope.tasks.progress.Partial` the job yields), called before the signals: the
     caller keeps what the job is *for* (which source, which inflation) in the
     callback instead of in a "what is running now" attribute.
     """
@@ -89,6 +90,7 @@ class JobRunner(QObject):
         on_finished: Callable[[object], None] | None = None,
         on_failed: Callable[[str], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        on_partial: Callable[[object], None] | None = None,
     ) -> int:
         """Cancel whatever runs, start ``make_job(cancel)``; returns the new request id."""
         self.cancel()
@@ -98,7 +100,12 @@ class JobRunner(QObject):
         self._cancel = cancel
         self._callbacks = {
             name: callback
-            for name, callback in (("finished", on_finished), ("failed", on_failed), ("cancelled", on_cancelled))
+            for name, callback in (
+                ("finished", on_finished),
+                ("failed", on_failed),
+                ("cancelled", on_cancelled),
+                ("partial", on_partial),
+            )
             if callback is not None
         }
         self.started.emit(request_id)
@@ -147,7 +154,8 @@ class JobRunner(QObject):
                     result = stop.value
                     break
                 cancel.raise_if_cancelled()
-                if limiter.ready():
+                # Partial results and plans always cross; plain progress at most every PROGRESS_INTERVAL.
+                if getattr(report, "must_deliver", False) or limiter.ready():
                     emit(request_id, "progress", report)
         except Cancelled:
             emit(request_id, "cancelled", None)
@@ -171,6 +179,10 @@ class JobRunner(QObject):
         if request_id != self._request_id or self._cancel is None:
             return
         if kind == "progress":
+            if isinstance(payload, Partial) and "partial" in self._callbacks:
+                self._callbacks["partial"](payload.value)
+                if request_id != self._request_id or self._cancel is None:
+                    return  # the callback cancelled or restarted this runner
             self.progress.emit(request_id, payload)
             return
         self._cancel = None

@@ -2,22 +2,24 @@
 
 ``analyze_job(request, cancel)`` is a generator: it yields :class:`Progress`
 and returns an :class:`AnalysisResult` holding every phase's result and the
-``summary.json`` dictionary.  Stages: load or extract → k-NN graph →
-geometry (Phase 2) → predictions (Phase 1) → MCL sweep (Phase 3) → grades
-and verdict.
+``summary.json`` dictionary.  Stages, cheapest first so a view can show
+each as soon as it is done: load or extract → geometry without the graph
+(Phase 2) and predictions (Phase 1), with a provisional verdict → k-NN
+graph and its metrics (kNN label accuracy, TwoNN) → MCL sweep (Phase 3) →
+final grades and verdict.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from embscope.analysis.concepts import ConceptGeometry, compute_concept_geometry
-from embscope.analysis.geometry import Geometry, compute_geometry
+from embscope.analysis.geometry import LABEL_KEYS, Geometry, add_graph_metrics, compute_geometry, knn_label_metrics
 from embscope.analysis.grading import Grade, Threshold, grade_metrics, load_thresholds
 from embscope.analysis.graph import KnnGraph
 from embscope.analysis.predictions import PredictionReport, prediction_report
@@ -25,7 +27,8 @@ from embscope.analysis.verdict import Verdict, decide_verdict
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.options import AnalysisSettings, settings_from_values
-from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
+from embscope.tasks import stages
+from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
 SCHEMA_VERSION = "1.1"
 
@@ -92,6 +95,13 @@ class AnalysisResult:
     verdict: Verdict
     summary: dict
     timings: dict[str, float]
+    #: Steps still to come when this is a partial result (empty for a finished analysis).
+    pending: tuple[str, ...] = ()
+
+    @property
+    def provisional(self) -> bool:
+        """A partial result: its verdict may still change when the ``pending`` steps arrive."""
+        return bool(self.pending)
 
     @property
     def sample_vectors(self) -> np.ndarray:
@@ -141,66 +151,140 @@ def load_source(
 
 
 def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[AnalysisResult]:
-    """Run every phase on one source; see the module docstring."""
+    """Run every phase on one source; see the module docstring.
+
+    Besides progress it yields a :class:`~embscope.tasks.progress.Plan` of its
+    steps (after loading) and a :class:`~embscope.tasks.progress.Partial`
+    result after each stage that changes what a view shows: the geometry
+    with a provisional verdict, then the graph's metrics, each an
+    :class:`AnalysisResult` whose ``pending`` names what is still to come.
+    Partial results never change the final one (the CLI ignores them).
+    """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
+        # Adds up: the geometry is timed in two parts (before and after the graph).
         nonlocal clock
         now = time.perf_counter()
-        timings[name] = round(now - clock, 4)
+        timings[name] = round(timings.get(name, 0.0) + now - clock, 4)
         clock = now
 
     settings = request.settings
     thresholds = load_thresholds(settings.thresholds)
-    embeddings, weights = yield from load_source(request, cancel)
+    embeddings, weights = yield from in_step(load_source(request, cancel), stages.LOAD)
     lap("load")
     cancel.raise_if_cancelled()
     if embeddings.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {embeddings.n_samples}")
     per_sample = sample_vectors(embeddings)
+    use_graph = embeddings.n_samples >= 3 and settings.graph
+    use_clusters = use_graph and settings.clusters
+    steps = stages.analysis_steps(
+        embeddings.n_samples,
+        embeddings.dim,
+        graph=use_graph,
+        labels=embeddings.labels is not None,
+        clusters=use_clusters,
+        knn=settings.knn,
+        n_inflations=len(settings.inflations),
+        load_seconds=timings["load"],
+    )
+    yield Plan("planned", 0.0, step=stages.LOAD, steps=steps)
 
-    graph = None
-    if embeddings.n_samples >= 3 and settings.graph:
-        from embscope.tasks.graph_cache import build_knn_graph
-
-        graph = yield from sub_job(
-            build_knn_graph(per_sample, settings.knn, device=settings.load.device, cancel=cancel)
+    def assemble(geometry, graph, clusters, pending: tuple[str, ...]) -> AnalysisResult:
+        return _assemble(
+            request, embeddings, geometry, concepts, predictions, graph, clusters, weights, thresholds, timings, pending
         )
-    lap("graph")
 
-    yield Progress("geometry", None, f"{embeddings.n_samples} × {embeddings.dim}")
-    concepts = None
-    if embeddings.kind == "concept":
-        geometry = compute_geometry(embeddings.flat_vectors, cancel=cancel)
-        concepts = compute_concept_geometry(embeddings.vectors, cancel=cancel)
-        if embeddings.labels is not None:
-            # Label agreement is a property of samples, so it uses the sample graph.
-            pooled = compute_geometry(per_sample, embeddings.labels, graph, cancel=cancel)
-            label_keys = ("label_base_rate", "intra_class_cosine_distance", "inter_class_cosine_distance")
-            for key, value in pooled.metrics.items():
-                if key.startswith("knn_") or key in label_keys:
-                    geometry.metrics[key] = value
-    else:
-        geometry = compute_geometry(embeddings.vectors, embeddings.labels, graph, cancel=cancel)
+    def still_to_come(*done: str) -> tuple[str, ...]:
+        return tuple(step.title for step in steps[2:] if step.key not in done)
+
+    yield Progress("geometry", None, f"{embeddings.n_samples} × {embeddings.dim}", step=stages.GEOMETRY)
+    geometry, concepts = _geometry_without_graph(embeddings, per_sample, cancel)
     lap("geometry")
-
     predictions = None
     if embeddings.predictions is not None:
-        yield Progress("predictions")
+        yield Progress("predictions", step=stages.GEOMETRY)
         predictions = prediction_report(embeddings.predictions, embeddings.labels)
     lap("predictions")
+    cancel.raise_if_cancelled()
+    yield Partial(
+        "geometry",
+        1.0,
+        "provisional verdict",
+        step=stages.GEOMETRY,
+        value=assemble(geometry, None, None, still_to_come()),
+    )
+
+    graph = None
+    if use_graph:
+        from embscope.tasks.graph_cache import build_knn_graph
+
+        graph = yield from in_step(
+            sub_job(build_knn_graph(per_sample, settings.knn, device=settings.load.device, cancel=cancel)),
+            stages.GRAPH,
+        )
+        lap("graph")
+        cancel.raise_if_cancelled()
+        yield Progress("label scores", None, "k-NN label accuracy and its chance baseline", step=stages.SCORES)
+        geometry = _geometry_with_graph(geometry, embeddings, per_sample, graph, cancel)
+        lap("geometry")
+        cancel.raise_if_cancelled()
+        partial = assemble(geometry, graph, None, still_to_come(stages.GRAPH, stages.SCORES))
+        yield Partial("graph", 1.0, "graph metrics", step=stages.SCORES, value=partial)
+    timings.setdefault("graph", 0.0)
 
     clusters = None
-    if settings.clusters and graph is not None:
+    if use_clusters:
         from embscope.tasks.clusters import cluster_sweep_job
 
-        clusters = yield from sub_job(
-            cluster_sweep_job(graph, embeddings.labels, embeddings.parents, settings.inflations, cancel=cancel),
-            "MCL",
+        clusters = yield from in_step(
+            sub_job(
+                cluster_sweep_job(graph, embeddings.labels, embeddings.parents, settings.inflations, cancel=cancel),
+                "MCL",
+            ),
+            stages.CLUSTERS,
         )
     lap("clusters")
+    result = assemble(geometry, graph, clusters, ())
+    lap("verdict")
+    result.timings.update(timings)
+    result.summary["timings_s"] = dict(timings)
+    yield Progress("done", 1.0, step=stages.CLUSTERS if use_clusters else stages.SCORES if use_graph else "")
+    return result
 
+
+def _geometry_without_graph(embeddings: EmbeddingSet, per_sample: np.ndarray, cancel: CancelToken):
+    """Every metric that needs no k-NN graph: ``(geometry, concepts)``."""
+    if embeddings.kind != "concept":
+        return compute_geometry(embeddings.vectors, embeddings.labels, None, cancel=cancel), None
+    geometry = compute_geometry(embeddings.flat_vectors, cancel=cancel)
+    concepts = compute_concept_geometry(embeddings.vectors, cancel=cancel)
+    if embeddings.labels is not None:
+        # Label agreement is a property of samples, so it is computed on the per-sample vectors.
+        pooled = compute_geometry(per_sample, embeddings.labels, None, cancel=cancel)
+        for key in LABEL_KEYS:
+            if key in pooled.metrics:
+                geometry.metrics[key] = pooled.metrics[key]
+    return geometry, concepts
+
+
+def _geometry_with_graph(geometry: Geometry, embeddings: EmbeddingSet, per_sample, graph, cancel) -> Geometry:
+    """``geometry`` with what the (sample) k-NN graph adds; a copy, the shown partial result stays as it was."""
+    if embeddings.kind != "concept":
+        return add_graph_metrics(geometry, embeddings.labels, graph, cancel=cancel)
+    if embeddings.labels is None:
+        return geometry
+    metrics = dict(geometry.metrics)
+    metrics.update(knn_label_metrics(graph, embeddings.labels, cancel=cancel))
+    return replace(geometry, metrics=metrics)
+
+
+def _assemble(
+    request, embeddings, geometry, concepts, predictions, graph, clusters, weights, thresholds, timings, pending
+) -> AnalysisResult:
+    """Summary, grades and verdict of what is known so far (``pending``: the steps still to come)."""
     summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights)
     gradeable = dict(summary["geometry"])
     if clusters is not None:
@@ -223,9 +307,6 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     )
     summary["grades"] = {name: g.to_summary() for name, g in grades.items()}
     summary["verdict"] = verdict.to_summary()
-    lap("verdict")
-    summary["timings_s"] = dict(timings)
-    yield Progress("done", 1.0)
     return AnalysisResult(
         request=request,
         embeddings=embeddings,
@@ -239,7 +320,8 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
         grades=grades,
         verdict=verdict,
         summary=summary,
-        timings=timings,
+        timings=dict(timings),
+        pending=tuple(pending),
     )
 
 

@@ -36,7 +36,7 @@ def pca_job(vectors: np.ndarray, graph=None) -> Callable:
 
         yield Progress("PCA map", None)
         cancel.raise_if_cancelled()
-        return np.asarray(pca_layout_cached(vectors, graph), dtype=np.float32)
+        return np.asarray(pca_layout_cached(vectors, graph, cancel=cancel), dtype=np.float32)
 
     return make
 

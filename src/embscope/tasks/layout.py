@@ -33,15 +33,17 @@ def _graph_key(graph: KnnGraph) -> str:
     return graph.fingerprint or f"id{id(graph)}"
 
 
-def pca_layout_cached(x: np.ndarray, graph: KnnGraph | None = None, cache: LayoutCache | None = None) -> np.ndarray:
-    """PCA map of ``x``; cached under ``graph``'s fingerprint when a graph is given."""
+def pca_layout_cached(
+    x: np.ndarray, graph: KnnGraph | None = None, cache: LayoutCache | None = None, cancel=None
+) -> np.ndarray:
+    """PCA map of ``x``; cached under ``graph``'s fingerprint when a graph is given (``cancel`` checked per block)."""
     cache = LAYOUT_CACHE if cache is None else cache
     if graph is None:
-        return pca_layout(x)
+        return pca_layout(x, cancel=cancel)
     key = (_graph_key(graph), "pca")
     hit = cache.get(key)
     if hit is None:
-        hit = pca_layout(x)
+        hit = pca_layout(x, cancel=cancel)
         cache.put(key, hit)
     return hit
 

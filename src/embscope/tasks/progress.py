@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from typing import ClassVar, TypeVar
 
 from embscope.errors import Cancelled
 from embscope.generators import relay, run_to_end
@@ -26,12 +26,40 @@ class Progress:
     """One progress report.
 
     ``stage`` is short text for a status bar ("extracting", "MCL I=2.0");
-    ``fraction`` is in [0, 1] for the stage, or ``None`` when unknown.
+    ``fraction`` is in [0, 1] for the stage, or ``None`` when unknown;
+    ``step`` is the key of the planned step it belongs to (see :class:`Plan`),
+    for an overall progress bar ("" outside a plan).
     """
 
     stage: str
     fraction: float | None = None
     message: str = ""
+    step: str = ""
+
+    #: Reports a receiver must see (a GUI worker rate-limits plain progress but never these).
+    must_deliver: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class Partial(Progress):
+    """A result that is already usable while the job goes on (e.g. the verdict before the clusters).
+
+    Jobs that only report progress never yield one; a receiver that does not
+    want partial results treats it as progress.
+    """
+
+    value: object = None
+
+    must_deliver: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Plan(Progress):
+    """The steps a job will go through, with their estimated weights (:mod:`embscope.tasks.stages`)."""
+
+    steps: tuple = ()
+
+    must_deliver: ClassVar[bool] = True
 
 
 class CancelToken:
@@ -69,12 +97,20 @@ def sub_job(job: Job[R], stage_prefix: str = "") -> Generator[Progress, None, R]
     """
 
     def rename(report: Progress) -> Progress:
-        if not stage_prefix:
+        # A nested job's partial results and plan are its own: the outer job reports plain progress.
+        stage = report.stage
+        if stage_prefix:
+            stage = f"{stage_prefix}: {report.stage}" if report.stage else stage_prefix
+        if type(report) is Progress and stage == report.stage:
             return report
-        stage = f"{stage_prefix}: {report.stage}" if report.stage else stage_prefix
-        return Progress(stage, report.fraction, report.message)
+        return Progress(stage, report.fraction, report.message, report.step)
 
     return (yield from relay(job, rename))
+
+
+def in_step(job: Job[R], step: str) -> Generator[Progress, None, R]:
+    """Re-yield a nested job's progress marked as belonging to ``step`` (stage texts unchanged)."""
+    return (yield from relay(job, lambda report: replace(report, step=report.step or step)))
 
 
 class RateLimiter:

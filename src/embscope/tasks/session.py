@@ -93,7 +93,9 @@ class Source:
     state, error
         Analysis state and, when it failed, the one-line reason.
     result, layout
-        The last finished analysis and its map (kept when a rerun fails or is cancelled).
+        The last analysis result and its map (kept when a rerun fails or is cancelled).  While an
+        analysis runs, its partial results replace the result stage by stage
+        (``result.provisional``); a map stays as long as it is of the same embeddings.
     """
 
     path: str
@@ -231,14 +233,27 @@ class Session:
         self._set_state(source, SourceState.RUNNING)
         return source
 
+    def show_partial(self, source: Source, result: AnalysisResult) -> None:
+        """A stage of the running analysis is done: its partial result is the source's result from now on."""
+        self._store(source, result)
+        self.events.changed.emit(source, Aspect.RESULT)
+
     def finish(self, source: Source, result: AnalysisResult) -> None:
-        """Store a finished analysis; the old map and cluster cache belonged to the old result."""
-        source.result = result
-        source.layout = None
-        source._cluster_cache = None
+        """Store a finished analysis (its partial results' map and cluster cache stay; an older result's go)."""
+        self._store(source, result)
         source.error = ""
         self._set_state(source, SourceState.DONE)
         self.events.changed.emit(source, Aspect.RESULT)
+
+    @staticmethod
+    def _store(source: Source, result: AnalysisResult) -> None:
+        old = source.result
+        # A map belongs to the samples, the cluster cache to the graph: both outlive a partial result.
+        if old is None or old.embeddings is not result.embeddings:
+            source.layout = None
+        if old is None or old.graph is None or old.graph is not result.graph:
+            source._cluster_cache = None
+        source.result = result
 
     def fail(self, source: Source, message: str) -> None:
         """The analysis failed: the previous result, if any, stays."""

@@ -14,6 +14,7 @@ from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.gui.render.report_png import format_value, ordered_grades, verdict_colour
 
 TABLE_COLUMNS = ("Metric", "Value", "Target", "Grade")
+PLACEHOLDER = "Open a checkpoint or an embeddings file (File ▸ Open, or drop it here)."
 
 
 class OverviewPanel(QWidget):
@@ -26,7 +27,7 @@ class OverviewPanel(QWidget):
     def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
-        self.headline = QLabel("Open a checkpoint or an embeddings file (File ▸ Open, or drop it here).")
+        self.headline = QLabel(PLACEHOLDER)
         self.headline.setWordWrap(True)
         self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.source_label = QLabel("")
@@ -49,6 +50,7 @@ class OverviewPanel(QWidget):
         layout.addWidget(self.table, stretch=1)
         layout.addWidget(self.selection_label)
         model.result_changed.connect(self._on_model_result_changed)
+        model.notice_changed.connect(self._on_model_result_changed)
         model.selection_changed.connect(self._on_model_selection_changed)
         self._on_model_result_changed()
 
@@ -62,11 +64,18 @@ class OverviewPanel(QWidget):
         result = self.model.result
         self.table.setRowCount(0)
         if result is None:
+            # While a source is analysed (or when it failed) say so, never "Open a checkpoint…".
+            self.headline.setText(getattr(self.model, "notice", "") or PLACEHOLDER)
+            self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
             self.evidence.setText("")
             self.source_label.setText("")
             return
         verdict = result.verdict
-        self.headline.setText(verdict.headline)
+        pending = getattr(result, "pending", ())
+        # A partial result's verdict may change when the label scores / clusters arrive.
+        self.headline.setText(
+            verdict.headline + (f"  (provisional: {', '.join(pending)} not done yet)" if pending else "")
+        )
         self.headline.setStyleSheet(f"font-size: 16pt; font-weight: bold; color: {verdict_colour(verdict)};")
         emb = result.embeddings
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")

@@ -1,16 +1,15 @@
 """Sources list and settings form: a view of the :class:`~embscope.tasks.session.Session`.
 
 The list shows every session source with its state; the form below it is
-generated from the settings model (:func:`embscope.options.form_fields` of
-:class:`~embscope.options.LoadSettings`), one row per field, so a new load
-option appears here with no change to this file.  The form edits a copy:
+generated from the settings model (:func:`embscope.options.form_fields`: every
+load setting, then the analysis settings ``embscope analyze`` offers, e.g. the
+MCL sweep switch), one row per field, so a new option appears here with no
+change to this file.  The form edits a copy:
 Analyze writes it into the session (``Session.update_settings``) and asks for
 the analysis.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -29,7 +28,16 @@ from PySide6.QtWidgets import (
 )
 
 from embscope.errors import BadInputError
-from embscope.options import FormField, LoadSettings, display_text, form_fields, parse_text, with_value
+from embscope.options import (
+    AnalysisSettings,
+    FormField,
+    LoadSettings,
+    display_text,
+    form_fields,
+    get_value,
+    parse_text,
+    with_value,
+)
 from embscope.tasks.session import Aspect, Session, Source, SourceState
 
 #: List marks per state (a finished source shows ✓ when healthy, else ⚠ and its verdict).
@@ -159,7 +167,7 @@ class SourcesPanel(QWidget):
         self.form = QFormLayout()
         self.form.addRow("Source", self.path_label)
         self.editors: dict[str, FieldEditor] = {}
-        for spec in form_fields(LoadSettings):
+        for spec in shown_fields():
             editor = FieldEditor(spec, self)
             self.editors[editor.name] = editor
             label = QLabel(editor.label)
@@ -192,13 +200,17 @@ class SourcesPanel(QWidget):
 
     def settings_from_form(self, source: Source) -> LoadSettings:
         """``source``'s load settings with the form's values (raises ``BadInputError`` on a bad one)."""
-        load = source.load
+        return self.analysis_settings_from_form(source).load
+
+    def analysis_settings_from_form(self, source: Source) -> AnalysisSettings:
+        """``source``'s settings (load and analysis) with the form's values (``BadInputError`` on a bad one)."""
+        settings = source.settings
         bad: list[str] = []
-        for name, editor in self.editors.items():
+        for editor in self.editors.values():
             if not editor.editor.isEnabled():
                 continue
             try:
-                load = with_value(load, name, editor.value())
+                settings = with_value(settings, editor.spec.name, editor.value())
                 editor.mark_invalid(False)
             except BadInputError as exc:
                 editor.mark_invalid(True)
@@ -206,7 +218,7 @@ class SourcesPanel(QWidget):
         self.error_label.setText(bad[0] if bad else "")
         if bad:
             raise BadInputError(bad[0])
-        return load
+        return settings
 
     def commit_form(self) -> bool:
         """Write the form into the current source's settings; False (message shown) when a value is bad."""
@@ -214,10 +226,10 @@ class SourcesPanel(QWidget):
         if source is None:
             return False
         try:
-            load = self.settings_from_form(source)
+            settings = self.analysis_settings_from_form(source)
         except BadInputError:
             return False
-        self.session.update_settings(source, replace(source.settings, load=load))
+        self.session.update_settings(source, settings)
         return True
 
     def set_module_tree(self, source: Source, rows, default_pooling: str | None = None) -> None:
@@ -280,7 +292,7 @@ class SourcesPanel(QWidget):
             if source is not None:
                 if name == MODULE_FIELD:
                     editor.editor.clear()
-                editor.show_value(getattr(source.load, name))
+                editor.show_value(get_value(source.settings, editor.spec.name))
         self.analyze_button.setEnabled(source is not None)
 
     def _on_view_row_changed(self, row: int) -> None:
@@ -301,6 +313,13 @@ class SourcesPanel(QWidget):
         except BadInputError:
             return
         self.modules_requested.emit(source, load)
+
+
+def shown_fields() -> tuple[FormField, ...]:
+    """The form's rows: every load setting, then the analysis settings of ``embscope analyze``."""
+    rows = form_fields(AnalysisSettings)
+    load = [row for row in rows if row.name.startswith("load.")]
+    return (*load, *(row for row in rows if not row.name.startswith("load.") and "analyze" in row.commands))
 
 
 def item_text(source: Source) -> str:

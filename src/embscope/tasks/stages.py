@@ -1,0 +1,165 @@
+"""The steps of an analysis with estimated costs, and one overall progress with an ETA over them.
+
+``analyze_job`` yields a :class:`~embscope.tasks.progress.Plan` of
+:class:`Step` s once it knows the data's size, then progress reports marked
+with their step's key; the window adds its own map steps and shows one bar
+(:class:`OverallProgress`) instead of a bar restarting at 0 for every stage.
+
+The weights are seconds measured on the development machine (2 shared cores;
+``benchmarks/bench_gui_progressive.py`` prints the stage timings they come
+from): only their ratios matter for the bar, and the ETA rescales them by the
+speed observed so far.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+#: Seconds per unit of work, measured at 20 000 and 200 000 × 128 (see the module docstring).
+LOAD_S_PER_VALUE = 5e-8  # per float read (n·d)
+GEOMETRY_S_PER_VALUE = 3e-7  # spectrum, sampled pairs, isotropy (n·d)
+EXACT_PAIRS_S = 1e-10  # all-pairs statistics up to the exact limit (n²·d)
+EXACT_PAIR_LIMIT = 20_000
+GRAPH_S = 7e-9  # k-NN graph (n^1.5·d)
+SCORES_S_PER_SAMPLE = 1e-5  # kNN label accuracy and its permutation baseline
+MCL_S = 2e-5  # per sample, neighbour and inflation
+UMAP_S = 1e-7  # per sample, neighbour and epoch
+UMAP_EPOCHS = 200
+PCA_S_PER_VALUE = 2e-8
+
+#: Step keys (progress reports carry them in ``Progress.step``).
+LOAD, GEOMETRY, GRAPH, SCORES, CLUSTERS, PCA, UMAP = "load", "geometry", "graph", "scores", "clusters", "pca", "umap"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned step: ``key`` (stable), ``title`` (for the status bar) and ``weight`` (estimated seconds)."""
+
+    key: str
+    title: str
+    weight: float
+
+
+def analysis_steps(
+    n: int,
+    dim: int,
+    *,
+    graph: bool,
+    labels: bool,
+    clusters: bool,
+    knn: int,
+    n_inflations: int,
+    load_seconds: float = 0.0,
+) -> tuple[Step, ...]:
+    """The steps ``analyze_job`` runs on ``n`` × ``dim`` samples with these settings, in order."""
+    steps = [
+        Step(LOAD, "loading", max(load_seconds, LOAD_S_PER_VALUE * n * dim)),
+        Step(
+            GEOMETRY, "geometry", GEOMETRY_S_PER_VALUE * n * dim + EXACT_PAIRS_S * min(n, EXACT_PAIR_LIMIT) ** 2 * dim
+        ),
+    ]
+    if graph:
+        steps.append(Step(GRAPH, "k-NN graph", GRAPH_S * n**1.5 * dim))
+        steps.append(Step(SCORES, "label scores" if labels else "graph metrics", SCORES_S_PER_SAMPLE * n))
+        if clusters:
+            steps.append(Step(CLUSTERS, "MCL clusters", MCL_S * n * knn * max(n_inflations, 1)))
+    return tuple(steps)
+
+
+def map_steps(n: int, dim: int, *, knn: int, umap: bool) -> tuple[Step, ...]:
+    """The window's map steps: the PCA map, then (with a graph) UMAP."""
+    steps = [Step(PCA, "PCA map", PCA_S_PER_VALUE * n * dim)]
+    if umap:
+        steps.append(Step(UMAP, "UMAP map", UMAP_S * n * min(knn, 15) * UMAP_EPOCHS))
+    return tuple(steps)
+
+
+class OverallProgress:
+    """One fraction and an ETA over weighted steps that may run one after another or side by side.
+
+    ``update(key, fraction)`` records a step's own progress (``None``: begun,
+    amount unknown); ``finish(key)`` marks it done.  The overall fraction is
+    the weighted mean; the ETA is the remaining weight times the seconds per
+    unit of weight observed so far (the model's own seconds until there is
+    enough to observe).
+    """
+
+    def __init__(self, steps: Iterable[Step] = (), clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.steps: dict[str, Step] = {}
+        self.done: dict[str, float] = {}
+        self.current = ""
+        self.add(steps)
+
+    def add(self, steps: Iterable[Step]) -> None:
+        """Plan more steps (an already planned key keeps its progress and takes the new weight)."""
+        for step in steps:
+            self.steps[step.key] = step
+            self.done.setdefault(step.key, 0.0)
+
+    def knows(self, key: str) -> bool:
+        return key in self.steps
+
+    def update(self, key: str, fraction: float | None) -> None:
+        if key not in self.steps:
+            return
+        self.current = key
+        if fraction is not None and math.isfinite(fraction):
+            # Never backwards: a sub-job restarting its own count must not shrink the bar.
+            self.done[key] = max(self.done[key], min(max(float(fraction), 0.0), 1.0))
+
+    def finish(self, key: str) -> None:
+        if key in self.steps:
+            self.done[key] = 1.0
+
+    def drop(self, key: str) -> None:
+        """Forget a step that will not run (e.g. the UMAP map of a cancelled analysis)."""
+        self.steps.pop(key, None)
+        self.done.pop(key, None)
+
+    @property
+    def total(self) -> float:
+        return sum(step.weight for step in self.steps.values())
+
+    @property
+    def completed(self) -> float:
+        return sum(self.steps[key].weight * self.done[key] for key in self.steps)
+
+    @property
+    def fraction(self) -> float:
+        total = self.total
+        return min(self.completed / total, 1.0) if total > 0 else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return all(value >= 1.0 for value in self.done.values())
+
+    def title(self, key: str | None = None) -> str:
+        step = self.steps.get(self.current if key is None else key)
+        return step.title if step is not None else ""
+
+    def eta(self) -> float:
+        """Estimated seconds left."""
+        remaining = max(self.total - self.completed, 0.0)
+        elapsed = self.clock() - self.started
+        completed = self.completed
+        if completed <= 0 or elapsed < 1.0:
+            return remaining
+        return remaining * elapsed / completed
+
+
+def format_eta(seconds: float) -> str:
+    """``about 3 min left`` / ``about 40 s left`` / ``a few seconds left``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 10:
+        return "a few seconds left"
+    if seconds < 90:
+        return f"about {int(round(seconds / 10.0)) * 10} s left"
+    if seconds < 90 * 60:
+        return f"about {int(round(seconds / 60.0))} min left"
+    return f"about {seconds / 3600.0:.1f} h left"
