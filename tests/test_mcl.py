@@ -372,3 +372,49 @@ def test_cancel_stops_a_running_sweep_inside_an_iteration():
     assert outcome == ["cancelled"]
     assert token.checks_after_cancel == 1  # the first check after the cancel stopped it
     assert cache.inflations == []  # nothing half-computed was stored
+
+
+# --- tail mass left out of the multiplier ---------------------------------------------------
+
+
+@pytest.mark.parametrize("tail", [1e-3, 0.05, 0.3])
+def test_mass_head_drops_only_a_small_tail_of_each_column(tail):
+    """Kept entries are the largest of each column; the dropped ones hold ≤ tail of its mass (numpy by hand)."""
+    from embscope.analysis._mcl_kernels import hybrid_from_csc, mass_head
+
+    rng = np.random.default_rng(7)
+    n = 1000  # scattered columns of 40 rows span most of it: stored sparse
+    dense = np.zeros((n, n), dtype=np.float32)
+    for j in range(n):
+        band = j < n // 2  # half the columns in a narrow band (stored densely), half scattered
+        rows = np.clip(j + rng.integers(-20, 21, 25), 0, n - 1) if band else rng.choice(n, 40, replace=False)
+        dense[rows, j] = (rng.pareto(1.0, rows.size) + 1e-3).astype(np.float32)  # heavy tail: values span decades
+    m = sparse.csc_matrix(dense)
+    m.sort_indices()
+    h = hybrid_from_csc(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data)
+    assert h[5][: n // 2].any() and not h[5][n // 2 :].all()
+    head = _hybrid_dense(mass_head(h, tail), n)
+    for j in range(n):
+        col = dense[:, j].astype(np.float64)
+        kept = head[:, j] > 0
+        np.testing.assert_array_equal(head[kept, j], col[kept])  # values untouched
+        dropped = (col > 0) & ~kept
+        assert col[dropped].sum() <= tail * col.sum() * (1 + 1e-6)
+        if dropped.any() and kept.any():
+            assert col[dropped].max() < col[kept].min()  # an upper set of the column
+            # Quarter-octave buckets: the threshold is within a factor 2^(1/4) of the exact one.
+            order = np.sort(col[col > 0])
+            exact_kept = order[np.cumsum(order) > tail * col.sum()].min()
+            assert col[kept].min() <= exact_kept * 2**0.25 * (1 + 1e-6)
+    assert mass_head(h, tail)[0][-1] < h[0][-1]  # something was dropped
+
+
+def test_tail_mass_zero_is_plain_mcl_and_default_agrees_with_it():
+    x, _, _ = planted_points(2000, seed=5)
+    adj = knn_adjacency(knn_graph(x, 30))
+    for inflation in (1.4, 3.0):
+        exact = markov_cluster(adj, inflation, tail_mass=0.0)
+        default = markov_cluster(adj, inflation)
+        assert adjusted_rand_score(exact, default) >= 0.99
+    with pytest.raises(BadInputError):
+        markov_cluster(adj, 2.0, tail_mass=1.0)
