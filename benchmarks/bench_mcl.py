@@ -1,21 +1,27 @@
-"""EmbScope's MCL vs van Dongen's `mcl -I X -te 2` on the same 30-NN cosine graph.
+"""EmbScope's MCL vs van Dongen's ``mcl -I X -te T`` on the same 30-NN cosine graph, real and planted.
 
-Planted clusters with a parent level (benchmarks/planted.py), 10 000 and
-50 000 points; for each default inflation prints both times, their ratio and
-the ARI between the two partitions.  Targets: ratio ≥ 2 at ARI ≥ 0.95, and
-any single inflation on 10 000 nodes ≤ 0.5 s.  `mcl` is timed as a process
-(reading the graph included: that is how it is used); ours from the sparse
-adjacency in memory, as the GUI does, best of ``--repeats`` runs (the machine
-is shared; the first run of a size also pays the parallel kernels' load).
+Graphs (``--graphs``):
 
-``mcl`` takes minutes at 50 000 nodes, so ``--mcl-cache DIR`` keeps its
-partitions and times on disk, keyed by the graph's hash and the inflation.
-The ``mcl src`` column then says whether the mcl time was measured in this
-run or read from the cache; figures to report come from runs without a
-cache hit (both timed in the same process run).
+* ``wordnet:N`` — the real corpus of benchmarks/corpora.py (MiniLM embeddings
+  of WordNet noun glosses, the first N of 20 000), exact 30-NN cosine graph;
+* ``planted:N`` — planted clusters with a parent level (benchmarks/planted.py).
 
-    python benchmarks/bench_mcl.py [--sizes 10000,50000] [--inflations 1.4,2,3,4]
-                                   [--repeats 3] [--mcl-cache /tmp/mcl-cache]
+For each graph and inflation the two programs run interleaved (mcl, ours,
+mcl, ours, …) ``--repeats`` times with the same thread count (``mcl -te T``,
+numba ``T`` threads); the table prints min and median wall time of each, the
+ratio of the minima (mcl / ours; > 1: ours faster) and of the medians, the ARI
+between the two partitions, the cluster counts and our iteration count.
+``mcl`` is timed as a process (reading the graph included: that is how it is
+used); ours from the sparse adjacency in memory, as the GUI does.  The machine
+is shared: only ratios of interleaved runs mean anything.
+
+``--mcl-cache DIR`` keeps mcl's partitions and times on disk (keyed by the
+graph's hash, the inflation and the thread count); a cached row runs mcl no
+more and says so in the ``mcl src`` column — report only rows measured in
+the run.
+
+    python benchmarks/bench_mcl.py [--graphs wordnet:10000,planted:10000] [--inflations 1.4,2,3,4]
+                                   [--repeats 3] [--threads 2] [--mcl-cache DIR]
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from planted import planted_hierarchy
 
 
-def run_mcl(abc: Path, inflation: float, n: int, workdir: Path) -> tuple[np.ndarray, float]:
+def run_mcl(abc: Path, inflation: float, n: int, workdir: Path, threads: int) -> tuple[np.ndarray, float]:
     out = workdir / "out.txt"
     t = time.perf_counter()
     subprocess.run(
-        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", "2", "-o", str(out)], check=True, capture_output=True
+        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", str(threads), "-o", str(out)],
+        check=True,
+        capture_output=True,
     )
     seconds = time.perf_counter() - t
     ref = np.full(n, -1)
@@ -59,27 +67,32 @@ def graph_key(adj) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_mcl(
-    cache: Path | None, key: str, abc: Path, inflation: float, n: int, workdir: Path
-) -> tuple[np.ndarray, float, str]:
-    """mcl's partition and time: from the cache when there, else run (and store)."""
-    path = cache / f"mcl-{key}-I{inflation:g}.npz" if cache else None
-    if path is not None and path.exists():
-        hit = np.load(path)
-        return hit["ref"], float(hit["seconds"]), "cache"
-    ref, seconds = run_mcl(abc, inflation, n, workdir)
-    if path is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez(path, ref=ref, seconds=seconds)
-    return ref, seconds, "run"
+def build_graph(spec: str, knn: int):
+    """(name, adjacency, description) of a ``wordnet:N`` or ``planted:N`` graph."""
+    from embscope.analysis.graph import knn_adjacency, knn_graph
+
+    kind, _, size = spec.partition(":")
+    n = int(size or 10_000)
+    if kind == "wordnet":
+        from corpora import load_corpus
+
+        x, _leaf, _parent, description = load_corpus("wordnet", n=n)
+    elif kind == "planted":
+        x, _leaf, _parent = planted_hierarchy(n)
+        description = f"{n} planted points (benchmarks/planted.py), 32-d"
+    else:
+        raise SystemExit(f"unknown graph {spec!r}: wordnet:N or planted:N")
+    graph = knn_graph(x, knn, exact=True)
+    return f"{kind}:{n}", knn_adjacency(graph), description
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--graphs", default="wordnet:10000,planted:10000")
     parser.add_argument("--inflations", default="1.4,2,3,4")
     parser.add_argument("--knn", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of ours")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each program")
+    parser.add_argument("--threads", type=int, default=2, help="mcl -te and numba threads")
     parser.add_argument(
         "--mcl-cache", type=Path, default=None, help="keep/reuse mcl's results here (the table says which were reused)"
     )
@@ -87,49 +100,64 @@ def main() -> int:
     if shutil.which("mcl") is None:
         print("mcl binary not found (Debian package 'mcl')")
         return 1
+    import numba
     from scipy import sparse
     from sklearn.metrics import adjusted_rand_score
 
-    from embscope.analysis.graph import knn_adjacency, knn_graph
     from embscope.analysis.mcl import markov_cluster
 
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     markov_cluster(np.ones((3, 3)), 2.0)  # load the numba kernels outside the timings
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores; other work skews both timings)")
-    print(
-        f"{'N':>6} {'I':>4} {'mcl s':>8} {'mcl src':>7} {'ours s':>8} {'cpu s':>7} {'ratio':>6} {'ARI':>6} "
-        f"{'K mcl':>6} {'K ours':>6} {'iter':>4}"
+    print(f"threads: mcl -te {args.threads}, numba {numba.get_num_threads()}; repeats {args.repeats} (interleaved)")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores, shared: other work skews both)")
+    header = (
+        f"{'graph':>14} {'I':>4} {'mcl min':>8} {'mcl med':>8} {'src':>5} {'ours min':>8} {'ours med':>8} "
+        f"{'ratio':>6} {'r med':>6} {'ARI':>6} {'K mcl':>6} {'K ours':>6} {'iter':>4}"
     )
-    hits = 0
+    cached_rows = 0
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        for n in [int(s) for s in args.sizes.split(",")]:
-            x, _leaf, _parent = planted_hierarchy(n)
-            adj = knn_adjacency(knn_graph(x, args.knn))
+        for spec in args.graphs.split(","):
+            name, adj, description = build_graph(spec, args.knn)
+            print(f"\n{name}: {adj.shape[0]} nodes, {adj.nnz} edges ({args.knn}-NN, symmetric) — {description}")
+            print(header)
             key = graph_key(adj)
             coo = sparse.triu(adj, 1).tocoo()
             abc = workdir / "graph.abc"
             np.savetxt(abc, np.c_[coo.row, coo.col, coo.data], fmt="%d\t%d\t%.7g")
+            n = adj.shape[0]
             for inflation in [float(s) for s in args.inflations.split(",")]:
-                ref, t_mcl, src = cached_mcl(args.mcl_cache, key, abc, inflation, n, workdir)
-                hits += src == "cache"
-                t_ours = cpu = np.inf
+                path = args.mcl_cache / f"mcl-{key}-I{inflation:g}-t{args.threads}.npz" if args.mcl_cache else None
+                hit = path is not None and path.exists()
+                t_mcl, t_ours = [], []
+                ref = ours = info = None
+                if hit:
+                    stored = np.load(path)
+                    ref, t_mcl = stored["ref"], list(stored["seconds"])
                 for _ in range(max(1, args.repeats)):
-                    t, c = time.perf_counter(), time.process_time()
+                    if not hit:
+                        ref, seconds = run_mcl(abc, inflation, n, workdir, args.threads)
+                        t_mcl.append(seconds)
+                    t = time.perf_counter()
                     ours, info = markov_cluster(adj, inflation, return_info=True)
-                    t_ours = min(t_ours, time.perf_counter() - t)
-                    cpu = min(cpu, time.process_time() - c)
+                    t_ours.append(time.perf_counter() - t)
+                if path is not None and not hit:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    np.savez(path, ref=ref, seconds=np.array(t_mcl))
+                cached_rows += hit
                 ari = adjusted_rand_score(ref, ours)
                 print(
-                    f"{n:>6} {inflation:>4g} {t_mcl:>8.2f} {src:>7} {t_ours:>8.3f} {cpu:>7.3f} "
-                    f"{t_mcl / t_ours:>6.1f} {ari:>6.3f} {ref.max() + 1:>6} {ours.max() + 1:>6} "
-                    f"{info.iterations:>4}",
+                    f"{name:>14} {inflation:>4g} {min(t_mcl):>8.2f} {np.median(t_mcl):>8.2f} "
+                    f"{'cache' if hit else 'run':>5} {min(t_ours):>8.3f} {np.median(t_ours):>8.3f} "
+                    f"{min(t_mcl) / min(t_ours):>6.1f} {np.median(t_mcl) / np.median(t_ours):>6.1f} {ari:>6.3f} "
+                    f"{ref.max() + 1:>6} {ours.max() + 1:>6} {info.iterations:>4}",
                     flush=True,
                 )
-    print(f"load average at end: {os.getloadavg()[0]:.2f}")
-    if hits:
-        print(f"NOTE: {hits} mcl time(s) read from the cache in {args.mcl_cache}, not measured in this run")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    if cached_rows:
+        print(f"NOTE: {cached_rows} row(s) used mcl results cached in {args.mcl_cache}, not measured in this run")
     else:
-        print("all mcl times measured in this run")
+        print("all mcl times measured in this run, interleaved with ours")
     return 0
 
 

@@ -12,8 +12,8 @@ corpora come from data on this machine only (no downloads):
     synsets that lie deeper than ``LEAF_DEPTH`` in the first-hypernym tree.
     **leaf** label: the synset's ancestor at depth ``LEAF_DEPTH`` (6; depth 0 =
     ``entity``) along the first-hypernym chain, e.g. *dog* → *animal*; about
-    1 300 distinct leaves, very unequal in size (real data).  **parent**: the
-    synset's lexicographer file (``noun.animal``, ``noun.artifact``, …; 25).
+    1 700 distinct leaves, very unequal in size (real data).  **parent**: the
+    synset's lexicographer file (``noun.animal``, ``noun.artifact``, …; 24 among the 20 000).
     The stored order is the random draw, so ``n`` < size is a uniform sample.
 ``fashion``
     64-d ``embed_norm`` features of the bundled healthy demo classifier

@@ -246,3 +246,72 @@ def test_selection_links_every_panel(qtbot, model, result):
     assert sum(counts.values()) == 20
     model.clear_selection()
     assert overview.selection_label.text() == "" and map_panel.highlight.n_drawn == 0
+
+
+def test_clusters_grid_fills_the_cache_and_the_slider_answers_from_it(qtbot, model, result):
+    """After the first result the panel asks for the background grid; grid values then show without a job."""
+    from embscope.gui.panels.clusters import ClustersPanel
+    from embscope.gui.workers import JobRunner
+
+    panel = ClustersPanel(model)
+    qtbot.addWidget(panel)
+    panel.grid_inflations = [5.0, 4.5, 2.5, 1.8]
+    runner = JobRunner("grid-test", synchronous=True)  # runs each job inline, as the window's worker would
+    requests = []
+
+    def run(job) -> None:
+        requests.append(job.description)
+        runner.start(job.make_job, on_finished=job.on_finished)
+
+    panel.job_requested.connect(run)
+    model.set_result(result)
+    panel.show()  # the grid starts once the panel is shown with a result
+    qtbot.waitUntil(lambda: not panel._grid_running, timeout=20_000)
+    assert requests == ["MCL inflation grid"]
+    cache = model.cluster_cache()
+    assert {5.0, 4.5, 2.5, 1.8} <= set(cache.rows)
+    emb = result.embeddings
+    for inflation in (4.5, 1.8):
+        requests.clear()
+        panel.set_inflation(inflation)  # from the cache: no job, numbers at once
+        assert requests == []
+        row, ids = mcl_row(result.graph, emb.labels, emb.parents, inflation)  # purity by hand
+        assert panel.value_labels["n_clusters"].text() == str(row["n_clusters"])
+        assert panel.value_labels["purity_leaf"].text().split("  (")[0] == f"{row['purity_leaf']:.4g}"
+        assert model.inflation == inflation and np.array_equal(model.cluster_ids, ids)
+        assert panel.status_label.text() == ""
+    # The curves show the sweep's points and the grid's.
+    assert {1.8, 2.5, 4.5, 5.0} <= set(np.round(panel.count_plot.listDataItems()[0].xData, 2))
+
+    # Off the grid: the panel says it is computing, asks for it, and the grid job resumes afterwards.
+    requests.clear()
+    panel.slider.setValue(panel.slider.value() + 3)  # 1.83: as a drag would
+    assert f"computing MCL at I = {panel.inflation:.2f}" in panel.status_label.text()
+    qtbot.waitUntil(lambda: requests[:1] == [f"MCL I={panel.inflation:g}"], timeout=5000)
+    assert requests == [f"MCL I={panel.inflation:g}"]  # grid finished already: nothing to resume
+    assert panel.status_label.text() == "" and cache.row(panel.inflation) is not None
+
+
+def test_cluster_grid_job_is_cancellable_and_keeps_what_it_computed(result):
+    from embscope.errors import Cancelled
+    from embscope.tasks.clusters import ClusterCache, cluster_grid_job, inflation_grid
+    from embscope.tasks.progress import CancelToken
+
+    grid = inflation_grid()
+    assert len(grid) == len(set(grid)) == 97 and grid[:3] == [6.0, 5.5, 5.0]  # coarse first, 0.05 apart at the end
+    assert sorted(grid) == [round(1.2 + 0.05 * i, 2) for i in range(97)]
+    cache = ClusterCache(result.graph)
+    token = CancelToken()
+    job = cluster_grid_job(cache, result.embeddings.labels, None, [3.3, 2.2, 1.7], token)
+    next(job)  # announces 3.3
+    next(job)  # 3.3 done, announces 2.2
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(job)
+    assert list(cache.rows) == [3.3] and cache.cached(3.3) is not None and cache.cached(1.7) is None
+    # A second run computes only what is missing.
+    rest = cluster_grid_job(cache, result.embeddings.labels, None, [3.3, 2.2, 1.7], CancelToken())
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(rest)
+    assert stop.value.value == 2 and set(cache.rows) == {3.3, 2.2, 1.7}

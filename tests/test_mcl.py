@@ -298,3 +298,123 @@ def test_dust_entries_are_skipped_within_their_mass_bound():
     assert np.abs(got - ref).max() <= 2e-6
     # The dust was really skipped: rows reachable only through dust stay empty.
     assert (got > 0).sum() < (ref > 0).sum()
+
+
+# --- cancel inside an iteration ----------------------------------------------------------
+
+
+def test_check_stops_the_expansion_before_the_first_iteration_ends(monkeypatch):
+    """``check`` runs between rounds of the compiled kernel: a cancel lands inside iteration 1, not after it."""
+    from embscope.analysis import _mcl_kernels
+    from embscope.errors import Cancelled
+
+    # Rounds of (almost) no time: the first expansion of 1 000 columns then takes many rounds.
+    monkeypatch.setattr(_mcl_kernels, "ROUND_SECONDS", 0.0)
+    x, _, _ = planted_points(1000, seed=3)
+    adj = knn_adjacency(knn_graph(x, 30))
+    iterations, checks = [], []
+
+    def check() -> None:
+        checks.append(1)
+        if len(checks) == 2:  # the user presses Cancel while the first expansion runs
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        markov_cluster(adj, 2.0, on_iteration=lambda i, _c: iterations.append(i), check=check)
+    assert iterations == []  # stopped inside the first iteration
+    assert len(checks) == 2  # and at the first check after the cancel
+
+
+def test_cancel_stops_a_running_sweep_inside_an_iteration():
+    """A sweep job on a worker thread stops at the next kernel round after cancel (event-driven, no timing)."""
+    import threading
+
+    from embscope.errors import Cancelled
+    from embscope.tasks.clusters import ClusterCache, cluster_sweep_job
+    from embscope.tasks.progress import CancelToken, run_job
+
+    class WatchedToken(CancelToken):
+        """Counts checks; announces the second one: the job checks once before MCL, then the kernel does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.checks = 0
+            self.checks_after_cancel = 0
+            self.in_kernel = threading.Event()
+
+        def raise_if_cancelled(self) -> None:
+            self.checks += 1
+            if self.cancelled:
+                self.checks_after_cancel += 1
+            if self.checks >= 2:
+                self.in_kernel.set()
+            super().raise_if_cancelled()
+
+    x, _, _ = planted_points(2000, seed=4)
+    cache = ClusterCache(knn_graph(x, 30))
+    _ = cache.adjacency  # built before the job: only MCL runs in the thread
+    token = WatchedToken()
+    outcome = []
+
+    def work() -> None:
+        try:
+            run_job(cluster_sweep_job(cache, inflations=[1.4, 1.6], cancel=token))
+            outcome.append("finished")
+        except Cancelled:
+            outcome.append("cancelled")
+
+    thread = threading.Thread(target=work, name="embscope-test-sweep")
+    thread.start()
+    assert token.in_kernel.wait(60)
+    token.cancel()
+    thread.join(60)  # generous: a loaded CI machine; the kernel returns every ~0.1 s
+    assert not thread.is_alive()
+    assert outcome == ["cancelled"]
+    assert token.checks_after_cancel == 1  # the first check after the cancel stopped it
+    assert cache.inflations == []  # nothing half-computed was stored
+
+
+# --- tail mass left out of the multiplier ---------------------------------------------------
+
+
+@pytest.mark.parametrize("tail", [1e-3, 0.05, 0.3])
+def test_mass_head_drops_only_a_small_tail_of_each_column(tail):
+    """Kept entries are the largest of each column; the dropped ones hold ≤ tail of its mass (numpy by hand)."""
+    from embscope.analysis._mcl_kernels import hybrid_from_csc, mass_head
+
+    rng = np.random.default_rng(7)
+    n = 1000  # scattered columns of 40 rows span most of it: stored sparse
+    dense = np.zeros((n, n), dtype=np.float32)
+    for j in range(n):
+        band = j < n // 2  # half the columns in a narrow band (stored densely), half scattered
+        rows = np.clip(j + rng.integers(-20, 21, 25), 0, n - 1) if band else rng.choice(n, 40, replace=False)
+        dense[rows, j] = (rng.pareto(1.0, rows.size) + 1e-3).astype(np.float32)  # heavy tail: values span decades
+    m = sparse.csc_matrix(dense)
+    m.sort_indices()
+    h = hybrid_from_csc(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data)
+    assert h[5][: n // 2].any() and not h[5][n // 2 :].all()
+    head = _hybrid_dense(mass_head(h, tail), n)
+    for j in range(n):
+        col = dense[:, j].astype(np.float64)
+        kept = head[:, j] > 0
+        np.testing.assert_array_equal(head[kept, j], col[kept])  # values untouched
+        dropped = (col > 0) & ~kept
+        assert col[dropped].sum() <= tail * col.sum() * (1 + 1e-6)
+        if dropped.any() and kept.any():
+            assert col[dropped].max() < col[kept].min()  # an upper set of the column
+            # Quarter-octave buckets: the threshold is within a factor 2^(1/4) of the exact one.
+            order = np.sort(col[col > 0])
+            exact_kept = order[np.cumsum(order) > tail * col.sum()].min()
+            assert col[kept].min() <= exact_kept * 2**0.25 * (1 + 1e-6)
+    assert mass_head(h, tail)[0][-1] < h[0][-1]  # something was dropped
+
+
+def test_tail_mass_zero_is_plain_mcl_and_default_agrees_with_it():
+    x, _, _ = planted_points(2000, seed=5)
+    adj = knn_adjacency(knn_graph(x, 30))
+    for inflation in (1.4, 3.0):
+        exact = markov_cluster(adj, inflation, tail_mass=0.0)
+        default = markov_cluster(adj, inflation)
+        assert adjusted_rand_score(exact, default) >= 0.99
+    with pytest.raises(BadInputError):
+        markov_cluster(adj, 2.0, tail_mass=1.0)

@@ -221,3 +221,14 @@ def layers_sweep_job(request) -> Callable:
         return layers_job(request, cancel)
 
     return make
+
+
+def cluster_grid_job(cache, labels, parents, inflations=None) -> Callable:
+    """Fill a :class:`~embscope.tasks.clusters.ClusterCache` over the fine inflation grid (low priority)."""
+
+    def make(cancel: CancelToken):
+        from embscope.tasks.clusters import cluster_grid_job as grid_job
+
+        return grid_job(cache, labels, parents, inflations, cancel)
+
+    return make

@@ -5,6 +5,14 @@ inflation it has not seen it emits :attr:`ClustersPanel.job_requested` with a
 :class:`~embscope.gui.panels.PanelJob` (MCL on the source's cluster cache, from
 :mod:`embscope.tasks.jobs`); whoever owns the workers (the main window) runs it
 and the answer arrives in :meth:`add_point`.  Cached inflations show at once.
+
+After a result arrives (and while the panel is shown) it asks, the same way,
+for a background job that fills the source's cluster cache over a fine
+inflation grid (:func:`embscope.tasks.clusters.cluster_grid_job`: low
+priority, one thread, cancellable).  The slider then answers from that cache
+wherever the grid has reached, and says "computing MCL at I = …" elsewhere.  A
+slider request replaces the grid job on the panel's worker (it comes first);
+the grid resumes when the request is answered.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ INFLATION_MAX = 6.0
 STEP = 0.01
 #: Dragging the slider asks for a new inflation only after it rests this long (ms).
 REQUEST_DELAY_MS = 120
+#: While the background grid runs, its new results are picked up this often (ms).
+GRID_POLL_MS = 500
 
 
 #: Which chance baseline (level, score) each read-out compares against.
@@ -114,6 +124,13 @@ class ClustersPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(REQUEST_DELAY_MS)
         self._timer.timeout.connect(self._request_current)
+        #: Grid inflations to precompute (None: the default grid of tasks.clusters); False: no grid.
+        self.grid_inflations: list[float] | None | bool = None
+        self._grid_result = None  # the result whose grid job was last requested
+        self._grid_running = False
+        self._grid_timer = QTimer(self)
+        self._grid_timer.setInterval(GRID_POLL_MS)
+        self._grid_timer.timeout.connect(self._pull_grid)
         self.slider.valueChanged.connect(self._on_view_slider_changed)
         model.result_changed.connect(self._on_model_result_changed)
         model.selection_changed.connect(self._on_model_selection_changed)
@@ -173,6 +190,11 @@ class ClustersPanel(QWidget):
             self.slider.blockSignals(False)
         self._show(self.inflation)
         self._draw_curves()
+        self._grid_result = None
+        self._grid_running = False
+        self._grid_timer.stop()
+        if self.isVisible():
+            self.start_grid()
 
     def _on_model_selection_changed(self) -> None:
         rows = self.model.selection
@@ -188,17 +210,88 @@ class ClustersPanel(QWidget):
 
     # ------------------------------------------------------------------ view side
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._grid_result is None:
+            self.start_grid()
+
+    def start_grid(self) -> None:
+        """Ask for the background grid job (no-op without a graph, when disabled, or when it already runs)."""
+        result = self.model.result
+        if self.grid_inflations is False or result is None or result.graph is None or self._grid_running:
+            return
+        cache = self.model.cluster_cache()
+        if cache is None:
+            return
+        from embscope.tasks.jobs import cluster_grid_job
+
+        emb = result.embeddings
+        grid = None if self.grid_inflations is None else list(self.grid_inflations)
+        for key, row in self.rows.items():  # the sweep's inflations: the grid need not redo their statistics
+            if cache.row(key) is None:
+                cache.store_row(key, row)
+        self._grid_result = result
+        self._grid_running = True
+        self._grid_timer.start()
+
+        def on_finished(_count, result=result) -> None:
+            if self.model.result is result:
+                self._grid_running = False
+                self._grid_timer.stop()
+                self._pull_grid()
+
+        make_job = cluster_grid_job(cache, emb.labels, emb.parents, grid)
+        self.job_requested.emit(PanelJob(make_job, on_finished, "MCL inflation grid"))
+
+    def _pull_grid(self) -> None:
+        """Take the rows the grid has computed so far from the cluster cache."""
+        if self.model.result is None or self.model.result.graph is None:
+            return
+        cache = self.model.cluster_cache()
+        if cache is None:
+            return
+        new = False
+        for key, row in cache.rows.items():
+            if key in self.rows:
+                continue
+            hit = cache.cached(key)
+            self.rows[key] = dict(row, inflation=key)
+            if hit is not None:
+                self.ids[key] = np.asarray(hit[0])
+            new = True
+        if new:
+            if self.inflation in self.rows and self._pending == self.inflation:
+                self._pending = None
+                self._timer.stop()
+                self._show(self.inflation)
+            self._draw_curves()
+
+    def _from_cache(self, inflation: float) -> bool:
+        """Take ``inflation``'s row from the cluster cache when the grid (or a sweep) has it; True if found."""
+        if self.model.result is None or self.model.result.graph is None:
+            return False
+        cache = self.model.cluster_cache()
+        row = None if cache is None else cache.row(inflation)
+        hit = None if row is None else cache.cached(inflation)
+        if hit is None:
+            return False
+        self.rows[inflation] = dict(row, inflation=inflation)
+        self.ids[inflation] = np.asarray(hit[0])
+        return True
+
     def _on_view_slider_changed(self, _value: int) -> None:
         self.inflation_label.setText(f"I = {self.inflation:.2f}")
-        if self.inflation in self.rows:
+        if self.inflation in self.rows or self._from_cache(self.inflation):
             self._timer.stop()
             self._show(self.inflation)
         else:
+            if self.model.result is not None and self.model.result.graph is not None:
+                self.status_label.setText(f"computing MCL at I = {self.inflation:.2f}…")
             self._timer.start()
 
     def _request_current(self) -> None:
         inflation = self.inflation
-        if inflation in self.rows:
+        if inflation in self.rows or self._from_cache(inflation):
             self._show(inflation)
             return
         if self.model.result is None or self.model.result.graph is None:
@@ -214,7 +307,11 @@ class ClustersPanel(QWidget):
             def on_finished(point, result=result, inflation=inflation) -> None:
                 if self.model.result is result:  # stale when another source is shown by now
                     row, ids = point
+                    cache.store_row(inflation, row)
                     self.add_point(inflation, row, ids)
+                    if self._grid_running:  # this request replaced the grid job on the worker: resume it
+                        self._grid_running = False
+                        self.start_grid()
 
             make_job = cluster_job(cache, emb.labels, emb.parents, inflation)
             self.job_requested.emit(PanelJob(make_job, on_finished, f"MCL I={inflation:g}"))
