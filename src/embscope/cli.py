@@ -159,8 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sources",
         nargs="*",
         metavar="SOURCE",
-        help="embeddings files, checkpoints or model folders to open (default: the bundled demo embeddings)",
+        help="embeddings files, checkpoints or model folders to open (default: the bundled demo embeddings); "
+        "the load options below apply to each (e.g. a model folder with --data texts.csv)",
     )
+    _add_settings(p, "gui")
     p.add_argument(
         "--self-test",
         action="store_true",

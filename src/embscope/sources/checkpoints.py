@@ -21,6 +21,7 @@ from typing import Any
 
 from embscope.errors import BadInputError
 from embscope.sources.raw import VECTOR_NAMES
+from embscope.sources.st_pipeline import StPipeline, read_pipeline
 
 STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 EXPORTED_SUFFIXES = (".pt2",)
@@ -53,6 +54,8 @@ class LoadedModel:
         True when the model's main output is per-sample classification logits.
     notes
         One-line remarks (missing/unexpected keys, nested checkpoints, …).
+    st_pipeline
+        A sentence-transformers folder's Pooling/Normalize steps ("auto" pooling follows them), else None.
     """
 
     model: Any
@@ -65,6 +68,7 @@ class LoadedModel:
     num_heads: int | None = None
     is_classifier: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    st_pipeline: StPipeline | None = None
 
 
 # --------------------------------------------------------------------------- detection
@@ -649,13 +653,15 @@ def _open_hf_folder(p: Path) -> LoadedModel:
     )
     if tokenizer is not None and tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token  # decoder tokenizers often lack one; masks keep it harmless
+    pipeline = read_pipeline(p)
     return LoadedModel(
         model=model,
         kind="hf",
         source=str(p),
         tokenizer=tokenizer,
         max_length=_hf_max_length(p, config, tokenizer),
-        default_pooling=_hf_default_pooling(p, is_decoder),
+        default_pooling=_hf_default_pooling(pipeline, is_decoder),
+        st_pipeline=pipeline,
         class_names=_class_names(config) if is_classifier else None,
         num_heads=getattr(config, "num_attention_heads", None),
         is_classifier=is_classifier,
@@ -679,18 +685,9 @@ def _hf_max_length(folder: Path, config, tokenizer) -> int:
     return min(candidates) if candidates else 512
 
 
-def _hf_default_pooling(folder: Path, is_decoder: bool) -> str:
-    """Follow a sentence-transformers pooling config when present; else mean (last for decoders)."""
-    try:
-        cfg = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
-        for mode, name in (
-            ("pooling_mode_mean_tokens", "mean"),
-            ("pooling_mode_cls_token", "cls"),
-            ("pooling_mode_max_tokens", "max"),
-            ("pooling_mode_lasttoken", "last"),
-        ):
-            if cfg.get(mode):
-                return name
-    except (OSError, ValueError):
-        pass
+def _hf_default_pooling(pipeline: StPipeline | None, is_decoder: bool) -> str:
+    """A sentence-transformers pipeline's (first) pooling mode when present; else mean (last for decoders)."""
+    if pipeline is not None:
+        first = pipeline.modes[0]
+        return {"lasttoken": "last"}.get(first, first if first in ("cls", "max", "mean") else "mean")
     return "last" if is_decoder else "mean"
