@@ -95,3 +95,136 @@ def test_gui_help_lists_the_load_options():
     text = build_parser()._subparsers._group_actions[0].choices["gui"].format_help()
     for flag in ("--data", "--meta", "--pooling", "--no-model-normalize", "--module", "--factory", "--device"):
         assert flag in text, flag
+
+
+# --------------------------------------------------------------------------- the form on screen
+
+
+@pytest.fixture
+def panel(qtbot):
+    from embscope.gui.panels.sources import SourcesPanel
+    from embscope.tasks.session import Session
+
+    panel = SourcesPanel(Session())
+    panel.resize(260, 700)  # the sources column is narrow
+    qtbot.addWidget(panel)
+    panel.show()
+    return panel
+
+
+def _result_with(load):
+    """A finished result whose request was made with ``load`` (what the window would have run)."""
+    from dataclasses import replace
+
+    from embscope.options import AnalysisSettings
+    from embscope.tasks.analyze import AnalyzeRequest
+    from helpers_gui import make_result
+
+    result = make_result(n=60, clusters=False)
+    return replace(result, request=AnalyzeRequest(source="model.pt", settings=AnalysisSettings(load=load)))
+
+
+def _finished_checkpoint(panel, **load_values):
+    from embscope.options import AnalysisSettings, LoadSettings
+    from embscope.tasks.session import Source
+
+    load = LoadSettings(data="d.txt", **load_values)
+    source = panel.session.add(Source("model.pt", AnalysisSettings(load=load), is_checkpoint=True))
+    panel.session.request_analysis(source)
+    panel.session.take_next()
+    panel.session.finish(source, _result_with(load))
+    return source
+
+
+def _rerun_with_module(qtbot, panel, source, module):
+    from test_gui_sources_form import type_into
+
+    type_into(panel.editors["module"], module)
+    assert panel.stale_label.isVisible() and panel.revert_button.isVisible()
+    assert panel.stale_label.text().startswith("Not run yet;") and "Module: encoder.layer.1" in panel.stale_label.text()
+    with qtbot.waitSignal(panel.analyze_requested):
+        panel.analyze_button.click()
+    assert source.load.module == module
+    panel.session.request_analysis(source)
+    panel.session.take_next()
+
+
+def test_a_cancelled_rerun_puts_the_shown_results_settings_back(qtbot, panel):
+    source = _finished_checkpoint(panel, module="encoder.layer.1")
+    assert not panel.stale_label.isVisible() and panel.unrun_changes() == []
+    _rerun_with_module(qtbot, panel, source, "encoder.layer.5")
+    panel.session.cancel(source)
+    assert source.state.value == "cancelled"
+    assert panel.editors["module"].text() == "encoder.layer.1" and source.load.module == "encoder.layer.1"
+    assert not panel.stale_label.isVisible() and panel.unrun_changes() == []
+
+
+def test_a_failed_rerun_keeps_the_edit_marked_and_revert_puts_the_shown_settings_back(qtbot, panel):
+    source = _finished_checkpoint(panel, module="encoder.layer.1")
+    _rerun_with_module(qtbot, panel, source, "encoder.nope")
+    panel.session.fail(source, "no module named 'encoder.nope'")
+    # The edit stays (to be fixed), clearly marked as not what is on screen.
+    assert panel.editors["module"].text() == "encoder.nope"
+    text = panel.stale_label.text()
+    assert panel.stale_label.isVisible() and text.startswith("The re-run with these settings failed")
+    assert text.endswith("the result on screen was made with Module: encoder.layer.1.")
+    panel.revert_button.click()
+    assert panel.editors["module"].text() == "encoder.layer.1" and source.load.module == "encoder.layer.1"
+    assert not panel.stale_label.isVisible()
+
+
+def test_module_picker_fits_long_names(qtbot, panel):
+    from PySide6.QtCore import Qt
+
+    from embscope.sources.modules import ModuleInfo
+    from embscope.tasks.session import Source
+
+    source = panel.session.add(Source("model.pt", is_checkpoint=True))
+    long_name = "encoder.layer.11.attention.output.dense_projection_with_a_long_name"
+    rows = [
+        ModuleInfo("", "BertModel", 22_000_000),
+        ModuleInfo("encoder", "BertEncoder", 21_000_000),
+        ModuleInfo(long_name, "Linear", 147_840),
+    ]
+    panel.set_module_tree(source, rows)
+    combo = panel.editors["module"].editor
+    longest = max(combo.view().fontMetrics().horizontalAdvance(combo.itemText(i)) for i in range(combo.count()))
+    assert combo.view().minimumWidth() >= longest  # the popup shows whole names
+    assert combo.width() < longest  # … while the field keeps the column's width
+    assert combo.itemData(1, Qt.ItemDataRole.ToolTipRole) == f"{long_name}  (Linear, 147,840)"
+    combo.setCurrentIndex(1)
+    line = combo.lineEdit()
+    shown = line.displayed_text()
+    assert panel.editors["module"].text() == long_name  # the value is the whole name
+    assert line.text() == long_name  # a picked entry leaves just its name in the field
+    assert "…" in shown and shown.startswith("encoder") and shown.endswith("name")  # elided in the middle
+    assert long_name in line.toolTip()
+    panel.grab()  # paints the elided text without error
+    combo.setEditText("encoder")
+    assert line.displayed_text() == "encoder" and not line.is_elided()
+
+
+def test_auto_pooling_says_what_it_resolves_to(qtbot, panel):
+    from embscope.tasks.session import Source
+    from test_gui_sources_form import type_into
+
+    panel.session.add(Source(str(minilm_path()), is_checkpoint=True))
+    combo = panel.editors["pooling"].editor
+    assert combo.itemText(0) == "auto → mean + normalize (from modules.json, 1_Pooling/config.json)"
+    assert combo.currentIndex() == 0 and combo.itemText(0) in combo.toolTip()
+    type_into(panel.editors["model_normalize"], False)  # the raw pooled vectors: one click
+    assert combo.itemText(0) == "auto → mean without the model's Normalize (from modules.json, 1_Pooling/config.json)"
+    type_into(panel.editors["module"], "encoder.layer.3")  # a captured module is not the model's pipeline
+    assert combo.itemText(0) == "auto"
+
+
+def test_auto_pooling_of_a_plain_model_says_what_the_shown_run_resolved_to(qtbot, panel):
+    from dataclasses import replace
+
+    source = _finished_checkpoint(panel)
+    combo = panel.editors["pooling"].editor
+    assert combo.itemText(0) == "auto"  # nothing known yet about model.pt
+    extraction = {"pooling": "auto", "resolved": "mean", "described": "mean (no sentence-transformers Pooling config)"}
+    result = replace(source.result, embeddings=replace(source.result.embeddings, extraction=extraction))
+    panel.session.finish(source, result)
+    assert combo.itemText(0) == "auto → mean (no sentence-transformers Pooling config)"
