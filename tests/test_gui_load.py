@@ -228,3 +228,25 @@ def test_auto_pooling_of_a_plain_model_says_what_the_shown_run_resolved_to(qtbot
     result = replace(source.result, embeddings=replace(source.result.embeddings, extraction=extraction))
     panel.session.finish(source, result)
     assert combo.itemText(0) == "auto → mean (no sentence-transformers Pooling config)"
+
+
+def test_restarting_a_running_analysis_with_new_settings_keeps_them(qtbot, panel):
+    """The window restarts a running analysis by cancelling it first: that cancel must not revert the form."""
+    from test_gui_sources_form import type_into
+
+    source = _finished_checkpoint(panel, module="encoder.layer.1")
+    panel.session.request_analysis(source)
+    panel.session.take_next()  # a re-run (same settings) is running
+    type_into(panel.editors["module"], "encoder.layer.4")
+
+    def restart(src):  # what MainWindow.analyze does for a running source
+        panel.session.cancel(src)
+        panel.session.request_analysis(src)
+
+    panel.analyze_requested.connect(restart)
+    panel.analyze_button.click()
+    assert source.state.value == "queued" and source.load.module == "encoder.layer.4"
+    assert panel.editors["module"].text() == "encoder.layer.4"
+    panel.session.take_next()
+    panel.session.cancel(source)  # now the user cancels that run: back to what is on screen
+    assert source.load.module == "encoder.layer.1" and panel.editors["module"].text() == "encoder.layer.1"

@@ -306,6 +306,9 @@ class SourcesPanel(QWidget):
         layout.addWidget(self.revert_button)
         layout.addWidget(self.analyze_button)
         self._pipelines: dict[str, str | None] = {}
+        # Sources whose settings changed since they were last queued: a cancel now is the restart of
+        # their analysis with those settings (the window cancels the old run first), not the user's Cancel.
+        self._changed_since_queued: set[Source] = set()
         self._showing = False
         self.list.currentRowChanged.connect(self._on_view_row_changed)
         self.analyze_button.clicked.connect(self._on_view_analyze_clicked)
@@ -422,19 +425,24 @@ class SourcesPanel(QWidget):
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
         if aspect in (Aspect.STATE, Aspect.RESULT):
             self._refresh_item(source)
+            if aspect is Aspect.STATE and source.state in (SourceState.QUEUED, SourceState.RUNNING):
+                self._changed_since_queued.discard(source)
             if (
                 aspect is Aspect.STATE
                 and source.state is SourceState.CANCELLED
                 and source.result is not None
                 and source not in self.session.queued
+                and source not in self._changed_since_queued  # a restart with new settings cancels the old run
             ):
                 # A cancelled re-run: the old result stays on screen, so do its settings.
                 self._revert(source)
             elif source is self.session.current:
                 self._update_stale()
                 self._update_auto_pooling()
-        elif aspect is Aspect.SETTINGS and source is self.session.current:
-            self._show_form(source)
+        elif aspect is Aspect.SETTINGS:
+            self._changed_since_queued.add(source)
+            if source is self.session.current:
+                self._show_form(source)
 
     def _on_model_current_changed(self, source: Source | None) -> None:
         row = -1 if source is None else self.session.index(source)
