@@ -12,7 +12,6 @@ and lets everything through as well.
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from collections import Counter
 
@@ -48,12 +47,13 @@ class LibraryNoise:
     def _on_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         module = filename.rsplit("site-packages/", 1)[-1].split("/", 1)[0].removesuffix(".py") if filename else ""
         self.record(f"{category.__name__}{f' from {module}' if module else ''}", str(message))
-        if self.debug:  # as Python prints it by default, whatever hook was installed before
-            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        if self.debug:  # shown as it would be without EmbScope (Python's default prints it on stderr)
+            self._showwarning(message, category, filename, lineno, file, line)
 
     def __enter__(self) -> LibraryNoise:
         global _current
         self._catch.__enter__()
+        self._showwarning = warnings.showwarning
         warnings.simplefilter("always")  # every occurrence is counted (and shown once here, deduplicated)
         warnings.showwarning = self._on_warning
         # The libraries attach their own stderr handlers when they are imported, i.e. after this point
