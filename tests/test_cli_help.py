@@ -54,10 +54,10 @@ def test_every_option_and_positional_has_a_description_and_options_their_default
 #: The options each command offers, beyond -h.  Each is read by the command's handler (commands/*.py)
 #: or by main() (--max-memory): modules opens and probes a checkpoint (no extraction, no labels); map lays
 #: out vectors (labels unused, no thresholds); layers sweeps every module itself (no --module/--layer),
-#: keeps no cache and opens no embeddings files (no --nonfinite).
+#: keeps no cache and opens no embeddings files (no --nonfinite); gui opens sources with every load option.
 _LOAD = {"--data", "--factory", "--trust", "--max-memory"}
 _EXTRACT = _LOAD | {"--pooling", "--device", "--dtype", "--batch-size"}
-_ONE_MODULE = _EXTRACT | {"--module", "--layer", "--no-cache", "--nonfinite"}
+_ONE_MODULE = _EXTRACT | {"--module", "--layer", "--no-cache", "--nonfinite", "--no-model-normalize"}
 _ANALYSIS = {"--thresholds", "--no-graph", "--knn", "--no-clusters", "--inflations"}
 _LABELS = {"--meta", "--parents"}
 OFFERED = {
@@ -67,7 +67,7 @@ OFFERED = {
     "compare": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--layers", "--out"},
     "series": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--pattern", "--layers", "--out"},
     "layers": _EXTRACT | _LABELS | {"--thresholds", "--layers", "--sample-size", "--no-png", "--out"},
-    "gui": {"--self-test"},
+    "gui": _ONE_MODULE | _LABELS | {"--self-test"},  # the load options, applied to the sources it opens
     "demo": set(),
 }
 

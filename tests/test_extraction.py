@@ -348,8 +348,13 @@ def collapsed_minilm(tmp_path_factory):
 def test_zeroed_last_layernorm_collapses_every_sample_to_one_point(tmp_path, collapsed_minilm):
     data = _write_texts(tmp_path / "t.txt")
     embeddings = run_job(
-        extract_job(ExtractRequest.of(checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False))
+        extract_job(
+            ExtractRequest.of(
+                checkpoint=str(collapsed_minilm), data=str(data), device="cpu", use_cache=False, model_normalize=False
+            )
+        )
     )
+    # Raw pooled vectors (the model's Normalize skipped): every sample is the LayerNorm bias itself.
     spread = np.abs(embeddings.vectors - embeddings.vectors[0]).max()
     assert spread < 1e-5 and np.linalg.norm(embeddings.vectors[0]) > 0.1
     bias = load_file(str(collapsed_minilm / "model.safetensors"))["encoder.layer.5.output.LayerNorm.bias"]

@@ -19,6 +19,7 @@ NON_DEFAULTS = {
     "factory": "model.py:build",
     "module": "encoder.layer.3",
     "pooling": "mean",
+    "model_normalize": False,
     "layer": -2,
     "device": "cpu",
     "dtype": "bfloat16",

@@ -127,7 +127,15 @@ def test_add_options_builds_flags_whose_values_read_back():
 def test_key_settings_split_vectors_from_summary():
     vectors = options.key_settings(AnalysisSettings(), options.VECTORS)
     summary = options.key_settings(AnalysisSettings(), options.SUMMARY)
-    assert set(vectors) == {"load.data", "load.factory", "load.module", "load.pooling", "load.layer", "load.dtype"}
+    assert set(vectors) == {
+        "load.data",
+        "load.factory",
+        "load.module",
+        "load.pooling",
+        "load.model_normalize",
+        "load.layer",
+        "load.dtype",
+    }
     assert set(vectors) < set(summary)
     assert {"knn", "inflations", "clusters", "thresholds", "load.meta", "load.parents", "load.nonfinite"} <= set(
         summary
@@ -180,7 +188,7 @@ def test_every_field_reaches_the_cli_the_cache_keys_and_the_form(row, tmp_path):
     # CLI: every command that offers it parses the flag into the same settings.
     assert spec.commands, row.name
     for command in sorted(spec.commands):
-        positional = ["src", "--out", "o"] if command not in ("modules",) else ["src"]
+        positional = ["src", "--out", "o"] if command not in ("modules", "gui") else ["src"]
         if command == "compare":
             positional = ["a", "b", "--out", "o"]
         args = build_parser().parse_args([command, *positional, *_cli_words(row, value)])

@@ -159,8 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sources",
         nargs="*",
         metavar="SOURCE",
-        help="embeddings files, checkpoints or model folders to open (default: the bundled demo embeddings)",
+        help="embeddings files, checkpoints or model folders to open (default: the bundled demo embeddings); "
+        "the load options below apply to each (e.g. a model folder with --data texts.csv)",
     )
+    _add_settings(p, "gui")
     p.add_argument(
         "--self-test",
         action="store_true",
@@ -203,7 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from embscope.sources.limits import set_max_memory
 
             set_max_memory(args.max_memory or None)
-        with _quiet_libraries(enabled=not debug):
+        from embscope.commands.library_noise import LibraryNoise
+
+        # Library warnings become input notes of the report (commands add them), not stderr lines.
+        with LibraryNoise(debug=debug):
             return int(_resolve(args.handler)(args) or EXIT_OK)
     except BadInputError as exc:
         print(f"embscope: error: {exc}", file=sys.stderr)
@@ -232,43 +237,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-class _quiet_libraries:  # noqa: N801 - used like contextlib's lower-case managers
-    """Drop library warnings (numpy RuntimeWarnings, torch UserWarnings) and torch's log chatter.
-
-    EmbScope's own notes say what matters about the input; on failure stderr
-    must be the one ``embscope: error:`` line.  ``EMBSCOPE_DEBUG=1`` keeps it all.
-    """
-
-    LOGGERS = ("torch", "torch.export", "torch._export", "torch.fx", "transformers", "numba")
-
-    def __init__(self, enabled: bool) -> None:
-        import warnings
-
-        self.enabled = enabled
-        self._warnings = warnings.catch_warnings()
-        self._levels: dict[str, int] = {}
-
-    def __enter__(self):
-        import logging
-        import warnings
-
-        self._warnings.__enter__()
-        if self.enabled:
-            warnings.simplefilter("ignore")
-            for name in self.LOGGERS:
-                logger = logging.getLogger(name)
-                self._levels[name] = logger.level
-                logger.setLevel(logging.ERROR)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        import logging
-
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)
-        self._warnings.__exit__(*exc_info)
 
 
 def gui_main() -> int:

@@ -34,6 +34,10 @@ class EmbeddingSet:
     notes
         One-line remarks about how the input was read (e.g. rows dropped for
         NaN); they go into the report.
+    extraction
+        How a checkpoint's outputs became these vectors (pooling setting, what
+        "auto" resolved to, normalisation, the model files that said so), or
+        None for an embeddings file; ``summary.json`` carries it.
     """
 
     vectors: np.ndarray
@@ -46,6 +50,7 @@ class EmbeddingSet:
     class_names: tuple[str, ...] | None = None
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    extraction: dict | None = None
 
     def __post_init__(self) -> None:
         if self.vectors.ndim not in (2, 3):

@@ -71,6 +71,8 @@ from typing import Any, TypeVar
 from embscope.errors import BadInputError
 
 POOLINGS = ("cls", "mean", "max", "last", "pooler")
+#: What ``pooling=None`` is called: the model's own pooling (see ``embscope.sources.st_pipeline``).
+AUTO_POOLING = "auto"
 DTYPES = ("float32", "bfloat16", "float16")
 #: Suggestions only: ``cuda:N`` is accepted too.
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -80,7 +82,8 @@ DEFAULT_KNN = 15
 DEFAULT_BATCH_SIZE = 64
 
 #: CLI commands that open sources and that analyse them.
-SOURCE_COMMANDS = frozenset({"analyze", "modules", "map", "compare", "series", "layers"})
+# `gui` offers every load option (applied to the sources it opens) and no analysis option (the window has its own).
+SOURCE_COMMANDS = frozenset({"analyze", "modules", "map", "compare", "series", "layers", "gui"})
 ANALYSIS_COMMANDS = frozenset({"analyze", "compare", "series"})
 # Each command offers only the load options its handler reads: `modules` opens the checkpoint and probes it
 # with a few rows of --data on the CPU; `map` lays out vectors (labels unused); `layers` sweeps every module
@@ -253,12 +256,25 @@ class LoadSettings:
         None,
         flag="--pooling",
         commands=EXTRACT_COMMANDS,
-        help="how token outputs are reduced to one vector",
+        help="how token outputs are reduced to one vector; auto follows the model: a sentence-transformers "
+        "folder's own Pooling config (and Normalize), else mean (last for decoders)",
         label="Pooling",
         kind="choice",
         choices=POOLINGS,
         affects=VECTORS,
-        none_text="model default",
+        none_text=AUTO_POOLING,
+        group="checkpoint",
+    )
+    model_normalize: bool = option(
+        True,
+        flag="--no-model-normalize",
+        commands=ONE_MODULE_COMMANDS,  # `layers` captures inner modules, which a model's Normalize never follows
+        help="with auto pooling, end with the model's own Normalize module (a sentence-transformers folder's "
+        "unit vectors, as the model serves them)",
+        off_help="keep the raw pooled vectors: skip a sentence-transformers folder's Normalize module",
+        label="Apply the model's Normalize",
+        kind="bool",
+        affects=VECTORS,
         group="checkpoint",
     )
     layer: int | None = option(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,17 @@ def load_thresholds(path: str | Path | None = None) -> dict[str, Threshold]:
     if path is None:
         return rules
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"thresholds file not found: {path}")
+    try:
+        mode = path.stat().st_mode  # stat never blocks: a FIFO is refused before anything opens it
+    except FileNotFoundError:
+        raise BadInputError(f"thresholds file not found: {path}") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot open thresholds file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise BadInputError(f"{path} is a folder, not a thresholds file")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise BadInputError(f"{path} is {kind}, not a thresholds file; EmbScope reads only regular files")
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)

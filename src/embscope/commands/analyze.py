@@ -62,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
         from embscope.gui.render.plots import ensure_qapp
 
         ensure_qapp()
+    from embscope.commands.library_noise import add_library_notes
+
     result = run_with_progress(analyze_job(request_from_args(args, args.source)))
+    add_library_notes(result.summary)  # numpy/torch warnings of this run, deduplicated, in the report
     with OutputSet(out) as staging:  # the whole set replaces the previous one in one step
         written = write_outputs(result, staging)
         if args.png:

@@ -58,6 +58,7 @@ def run_app(
     demo_checkpoints: bool = False,
     launched: float | None = None,
     self_test: bool = False,
+    load_values: dict | None = None,
 ) -> int:
     """Open the window on ``sources`` (the bundled demo when empty) and run the event loop.
 
@@ -71,6 +72,8 @@ def run_app(
         ``time.perf_counter()`` at process start, for the READY line.
     self_test
         Run :mod:`embscope.gui.self_test` on the window: stage lines, ``READY``, exit 0 (1 on failure).
+    load_values
+        Load settings (``{field: value}``, from ``embscope gui SOURCE --data …``) for each of ``sources``.
     """
     launched = time.perf_counter() if launched is None else launched
     app = create_application()
@@ -88,7 +91,7 @@ def run_app(
         if demo_checkpoints:
             window.comparisons.open_demo_comparison()  # both checkpoints, compared; demo series offered
         elif sources:
-            window.open_paths(sources)
+            window.open_paths(sources, load_values)
         else:
             window.open_demo()
 

@@ -276,10 +276,11 @@ class MainWindow(QMainWindow):
             self.session.update_settings(source, data=path)
             self.analyze(source)
 
-    def open_paths(self, paths) -> list[Source]:
+    def open_paths(self, paths, load_values: dict | None = None) -> list[Source]:
         """Add each path as a source (checkpoint or embeddings file) and queue its analysis.
 
         A data file opened while a checkpoint without data is selected becomes that checkpoint's data.
+        ``load_values`` (``{load field: value}``, from ``embscope gui SOURCE --data …``) apply to each source.
         """
         opened = []
         for path in paths:
@@ -300,7 +301,8 @@ class MainWindow(QMainWindow):
                 continue
             self.settings.add_recent(path)
             self.settings.last_directory = str(Path(path).parent)
-            opened.append(self.add_source(source_for_path(path, self.settings.device, self.settings.dtype)))
+            source = source_for_path(path, self.settings.device, self.settings.dtype, load_values)
+            opened.append(self.add_source(source))
         return opened
 
     def add_source(self, source: Source, analyze: bool = True) -> Source:

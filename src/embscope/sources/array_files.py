@@ -96,6 +96,39 @@ def _to_numpy(value):
         return np.asarray(value, dtype=object)
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def not_npy_reason(file: Path) -> str | None:
+    """One line saying why ``file`` is not a NumPy ``.npy`` file at all (None when it starts like one).
+
+    Checked before numpy sees the file: numpy falls back to unpickling anything without the
+    ``.npy`` signature, and then calls a renamed text file "pickled data".
+    """
+    with open(file, "rb") as handle:
+        head = handle.read(64)
+    if head.startswith(NPY_MAGIC):
+        return None
+    name = file.name
+    if not head:
+        return f"{name} is empty, not a NumPy .npy file"
+    if head.startswith(b"PK\x03\x04"):
+        what = "it is a zip archive (an .npz file? name it .npz)"
+    elif head[:1] == b"\x80":
+        what = "it is a Python pickle, which EmbScope does not load"
+    else:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if text and all(ch.isprintable() or ch in "\t\r\n" for ch in text.rstrip("\ufffd")):
+            start = " ".join(text.split())[:24]
+            what = f"it holds text (it starts with {start!r})"
+        else:
+            what = "it lacks the .npy signature \\x93NUMPY at its start"
+    return f"{name} is not a NumPy .npy file: {what}; save arrays with numpy.save"
+
+
 def read_npy(file: Path) -> RawEmbeddings:
     """A ``.npy`` array (an ``.npz`` saved under that name is read as one).
 
@@ -106,6 +139,9 @@ def read_npy(file: Path) -> RawEmbeddings:
         magic = handle.read(6)
         if magic[:4] == b"PK\x03\x04":  # an .npz saved under a .npy name
             return read_npz(file)
+        problem = not_npy_reason(file)
+        if problem:
+            raise BadInputError(problem)
         handle.seek(0)
         shape, dtype = _npy_header(handle, file.name, ".npy")
         offset = handle.tell()
@@ -198,7 +234,7 @@ def _npy_header(handle, name: str, kind: str, objects: bool = False) -> tuple[tu
         else:
             shape, _, dtype = fmt._read_array_header(handle, version)
     except Exception as exc:  # noqa: BLE001 - numpy parses the header with ast/tokenize
-        raise BadInputError(f"cannot read {name}: not a valid {kind} file ({short_reason(exc, 100)})") from None
+        raise BadInputError(f"cannot read {name}: not a valid {kind} file ({short_reason(exc, 100, name)})") from None
     if dtype.hasobject and not objects:
         raise BadInputError(
             f"{name} holds pickled Python objects, not a numeric array; EmbScope does not unpickle numpy files"
@@ -235,7 +271,7 @@ def _npz_contents(file: Path, archive) -> RawEmbeddings:
 def _numpy_error(file: Path, exc: BaseException, kind: str) -> str:
     if "allow_pickle" in str(exc):
         return f"{file.name} holds pickled Python objects, not a numeric array; EmbScope does not unpickle numpy files"
-    return f"cannot read {file.name}: not a valid {kind} file ({short_reason(exc, 100)})"
+    return f"cannot read {file.name}: not a valid {kind} file ({short_reason(exc, 100, file)})"
 
 
 def read_safetensors(file: Path) -> RawEmbeddings:
@@ -255,7 +291,7 @@ def read_safetensors(file: Path) -> RawEmbeddings:
             dtypes = {k: s.get_dtype() for k, s in infos.items()}
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
         raise BadInputError(
-            f"cannot read {file.name}: not a valid safetensors file ({short_reason(exc, 100)})"
+            f"cannot read {file.name}: not a valid safetensors file ({short_reason(exc, 100, file)})"
         ) from None
     floats = {k for k, dtype in dtypes.items() if dtype.startswith(("F", "BF"))}
     key, notes = choose_key(shapes, floats, file.name, prefer="largest")
@@ -270,7 +306,7 @@ def read_safetensors(file: Path) -> RawEmbeddings:
             with safe_open(file, framework=framework) as handle:
                 arrays[k] = handle.get_tensor(k)
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: {short_reason(exc, 100)}") from None
+        raise BadInputError(f"cannot read {file.name}: {short_reason(exc, 100, file)}") from None
     raw = _from_mapping(arrays, file.name, prefer="largest")
     raw.notes[:0] = notes
     return raw
@@ -329,9 +365,13 @@ def read_torch(file: Path) -> RawEmbeddings:
                     f"{file.name} is a plain or legacy Python pickle ({what}), not a tensor file torch.load "
                     "reads safely; re-save it with torch.save(tensor_or_dict_of_tensors, path)"
                 ) from None
-        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
+        raise BadInputError(
+            f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100, file)})"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - third-party parser boundary
-        raise BadInputError(f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100)})") from None
+        raise BadInputError(
+            f"cannot read {file.name}: not a valid PyTorch file ({short_reason(exc, 100, file)})"
+        ) from None
     if isinstance(obj, torch.Tensor):
         return RawEmbeddings(_to_numpy(obj))
     if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from embscope.errors import BadInputError
-from embscope.sources.raw import VECTOR_NAMES
+from embscope.sources.raw import VECTOR_NAMES, without_path
+from embscope.sources.st_pipeline import StPipeline, read_pipeline
 
 STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 EXPORTED_SUFFIXES = (".pt2",)
@@ -53,6 +54,8 @@ class LoadedModel:
         True when the model's main output is per-sample classification logits.
     notes
         One-line remarks (missing/unexpected keys, nested checkpoints, …).
+    st_pipeline
+        A sentence-transformers folder's Pooling/Normalize steps ("auto" pooling follows them), else None.
     """
 
     model: Any
@@ -65,6 +68,7 @@ class LoadedModel:
     num_heads: int | None = None
     is_classifier: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    st_pipeline: StPipeline | None = None
 
 
 # --------------------------------------------------------------------------- detection
@@ -168,12 +172,14 @@ def _safetensors_keys(path: Path) -> list[str]:
         with safe_open(str(path), framework="pt") as handle:
             return list(handle.keys())
     except Exception as exc:  # safetensors raises its own error types
-        raise BadInputError(f"{path.name} is not a readable safetensors file: {_first_line(exc)}") from exc
+        raise BadInputError(f"{path.name} is not a readable safetensors file: {_first_line(exc, path)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, path: str | Path | None = None) -> str:
+    """The first line of an exception's message, without ``path`` (which the caller's line names already)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    return line if path is None else without_path(line, path)
 
 
 def unsafe_globals(path: str | Path) -> list[str]:
@@ -222,7 +228,7 @@ def _refused_globals(path: Path, exc: BaseException) -> list[str]:
     if scanned is None:
         raise BadInputError(f"{path.name} is not a PyTorch checkpoint (neither a torch zip file nor a pickle)")
     if not scanned:
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}")
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}")
     return scanned
 
 
@@ -243,7 +249,7 @@ def _torch_load_safe(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise _UnsafePickle(_refused_globals(path, exc)) from None
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}") from exc
     except RuntimeError as exc:
         # mmap only works on the zip format; legacy files load without it.
         if "mmap" in str(exc).lower():
@@ -252,10 +258,10 @@ def _torch_load_safe(path: Path) -> Any:
             except pickle.UnpicklingError as inner:
                 raise _UnsafePickle(_refused_globals(path, inner)) from None
             except Exception as inner:
-                raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(inner)}") from inner
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
+                raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(inner, path)}") from inner
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}") from exc
     except Exception as exc:
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc)}") from exc
+        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}") from exc
 
 
 def _unwrap_nested(obj: Any) -> tuple[Any, list[str]]:
@@ -325,7 +331,7 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
         try:
             return dict(load_file(str(p), device="cpu")), []
         except Exception as exc:
-            raise BadInputError(f"{p.name} is not a readable safetensors file: {_first_line(exc)}") from exc
+            raise BadInputError(f"{p.name} is not a readable safetensors file: {_first_line(exc, p)}") from exc
     try:
         obj = _torch_load_safe(p)
     except _UnsafePickle as refusal:
@@ -357,7 +363,7 @@ def _torch_load_trusted(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise BadInputError(f"{path.name} could not be unpickled: {_first_line(exc)}") from exc
+        raise BadInputError(f"{path.name} could not be unpickled: {_first_line(exc, path)}") from exc
 
 
 # --------------------------------------------------------------------------- factories
@@ -380,9 +386,9 @@ def resolve_factory(spec: str):
     if not module_part or not _DOTTED.match(func_name):
         raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
     if module_part.endswith(".py"):
-        file = Path(module_part)
-        if not file.is_file():
-            raise BadInputError(f"factory file not found: {file}")
+        from embscope.sources.limits import require_regular
+
+        file = require_regular(module_part, "factory file")  # a FIFO or device is refused, never imported
         name = "embscope_factory_" + re.sub(r"\W", "_", str(file.resolve()))
         mod_spec = importlib.util.spec_from_file_location(name, file)
         if mod_spec is None or mod_spec.loader is None:
@@ -394,7 +400,7 @@ def resolve_factory(spec: str):
         except Exception as exc:
             sys.modules.pop(name, None)
             raise BadInputError(
-                f"factory file {file.name} failed to import: {type(exc).__name__}: {_first_line(exc)}"
+                f"factory file {file.name} failed to import: {type(exc).__name__}: {_first_line(exc, file)}"
             ) from exc
     else:
         if not _DOTTED.match(module_part):
@@ -550,7 +556,7 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
     try:
         program = torch.export.load(str(p))
     except Exception as exc:
-        raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc)}") from exc
+        raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc, p)}") from exc
     finally:
         logger.setLevel(level)
     module = program.module()
@@ -629,33 +635,35 @@ def _open_hf_folder(p: Path) -> LoadedModel:
     try:
         config = AutoConfig.from_pretrained(str(p), local_files_only=True)
     except Exception as exc:
-        raise BadInputError(f"{p.name}/config.json cannot be read by transformers: {_first_line(exc)}") from exc
+        raise BadInputError(f"{p.name}/config.json cannot be read by transformers: {_first_line(exc, p)}") from exc
     architectures = list(getattr(config, "architectures", None) or [])
     is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
     loader = AutoModelForSequenceClassification if is_classifier else AutoModel
     try:
         model = loader.from_pretrained(str(p), local_files_only=True)
     except Exception as exc:
-        raise BadInputError(f"{p.name}: transformers could not load the model: {_first_line(exc)}") from exc
+        raise BadInputError(f"{p.name}: transformers could not load the model: {_first_line(exc, p)}") from exc
     model.eval()
     tokenizer = None
     if any((p / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model")):
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         except Exception as exc:
-            raise BadInputError(f"{p.name}: the tokenizer could not be loaded: {_first_line(exc)}") from exc
+            raise BadInputError(f"{p.name}: the tokenizer could not be loaded: {_first_line(exc, p)}") from exc
     is_decoder = bool(getattr(config, "is_decoder", False)) or any(
         a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures
     )
     if tokenizer is not None and tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token  # decoder tokenizers often lack one; masks keep it harmless
+    pipeline = read_pipeline(p)
     return LoadedModel(
         model=model,
         kind="hf",
         source=str(p),
         tokenizer=tokenizer,
         max_length=_hf_max_length(p, config, tokenizer),
-        default_pooling=_hf_default_pooling(p, is_decoder),
+        default_pooling=_hf_default_pooling(pipeline, is_decoder),
+        st_pipeline=pipeline,
         class_names=_class_names(config) if is_classifier else None,
         num_heads=getattr(config, "num_attention_heads", None),
         is_classifier=is_classifier,
@@ -679,18 +687,9 @@ def _hf_max_length(folder: Path, config, tokenizer) -> int:
     return min(candidates) if candidates else 512
 
 
-def _hf_default_pooling(folder: Path, is_decoder: bool) -> str:
-    """Follow a sentence-transformers pooling config when present; else mean (last for decoders)."""
-    try:
-        cfg = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
-        for mode, name in (
-            ("pooling_mode_mean_tokens", "mean"),
-            ("pooling_mode_cls_token", "cls"),
-            ("pooling_mode_max_tokens", "max"),
-            ("pooling_mode_lasttoken", "last"),
-        ):
-            if cfg.get(mode):
-                return name
-    except (OSError, ValueError):
-        pass
+def _hf_default_pooling(pipeline: StPipeline | None, is_decoder: bool) -> str:
+    """A sentence-transformers pipeline's (first) pooling mode when present; else mean (last for decoders)."""
+    if pipeline is not None:
+        first = pipeline.modes[0]
+        return {"lasttoken": "last"}.get(first, first if first in ("cls", "max", "mean") else "mean")
     return "last" if is_decoder else "mean"

@@ -17,6 +17,7 @@ import numpy as np
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
 from embscope.sources.metadata import apply_side_files
+from embscope.sources.raw import short_reason
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
@@ -193,10 +194,21 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
 
 
 def _read_npy(p: Path) -> DataSet:
+    from embscope.sources.array_files import not_npy_reason
+
+    problem = not_npy_reason(p)  # before numpy, which would call a renamed text file "pickled data"
+    if problem:
+        raise BadInputError(problem)
     try:
         arrays = np.load(p, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
-        raise BadInputError(f"{p.name}: not a plain numeric .npy array ({exc})") from exc
+        if "pickled" in str(exc):
+            raise BadInputError(
+                f"{p.name} holds Python objects, not a numeric array; EmbScope does not unpickle numpy files"
+            ) from None
+        if "mmap length" in str(exc):
+            raise BadInputError(f"{p.name} is truncated: it holds less data than its header declares") from None
+        raise BadInputError(f"{p.name}: not a plain numeric .npy array ({short_reason(exc, 100, p)})") from None
     except Exception as exc:
         raise BadInputError(f"{p.name}: not a readable .npy file ({type(exc).__name__})") from exc
     if arrays.ndim == 0 or arrays.shape[0] == 0:

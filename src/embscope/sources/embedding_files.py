@@ -67,6 +67,8 @@ def load_embeddings(path, meta=None, parents=None, *, nonfinite: str = "drop") -
     """
     if nonfinite not in ("drop", "refuse"):
         raise ValueError(f"nonfinite must be 'drop' or 'refuse', not {nonfinite!r}")
+    if str(path) != "demo" and Path(path).is_dir():
+        raise BadInputError(folder_without_model(Path(path)))
     file = demo_path() if str(path) == "demo" else require_file(path, "embeddings file")
     suffix = file.suffix.lower()
     if suffix in (".tsv", ".tab"):
@@ -199,3 +201,22 @@ _READERS: dict[str, Callable[[Path], RawEmbeddings]] = {
     ".pq": read_parquet,
     ".csv": read_text_table,
 }
+
+
+def folder_without_model(folder: Path) -> str:
+    """One line for a folder given as a source that holds no model EmbScope can open."""
+    from embscope.sources.checkpoints import STATE_DICT_SUFFIXES
+
+    has_config = (folder / "config.json").is_file()
+    weights = [f.name for f in sorted(folder.iterdir()) if f.suffix.lower() in STATE_DICT_SUFFIXES][:3]
+    if has_config:
+        found = "it has config.json but no model weights"
+    elif weights:
+        found = f"it has {', '.join(weights)} but no config.json (open a weights file itself, with --factory)"
+    else:
+        found = "it has neither"
+    return (
+        f"{folder.name} is a folder but not a model folder: a Hugging Face model folder holds config.json and "
+        f"weights (model.safetensors or pytorch_model.bin), and {found}; embeddings must be a file "
+        "(.npy, .npz, .safetensors, .pt, .parquet, .csv, .tsv)"
+    )

@@ -43,6 +43,8 @@ class Extracted:
     pooling: str | None = None
     device: str = "cpu"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: How the vectors were made: ``{"pooling": setting, "resolved": …, "normalize": …, "from": [files]}``.
+    extraction: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,42 @@ def pool(hidden, mask, pooling: str):
         last = (positions * (mask > 0)).argmax(1)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     raise BadInputError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+
+
+def st_pool(hidden, mask, modes: tuple[str, ...]):
+    """sentence-transformers' Pooling: each of ``modes`` on ``B×T×H`` states, concatenated in that order.
+
+    Same definitions as ``sentence_transformers``' ``Pooling`` (``cls`` is the first unmasked position,
+    ``lasttoken`` the last one, ``weightedmean`` weights the k-th real token by k, ``mean_sqrt_len_tokens``
+    divides the sum by √(number of tokens)); accumulates in float32 under reduced precision.
+    """
+    import torch
+
+    mask = mask.to(hidden.device)
+    parts = []
+    accumulate = torch.float32 if hidden.dtype in (torch.float16, torch.bfloat16) else hidden.dtype
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    count = mask.sum(1, keepdim=True).to(accumulate).clamp(min=1e-9)
+    for mode in modes:
+        if mode == "cls":
+            first = mask.to(torch.int).argmax(1)
+            parts.append(hidden[torch.arange(hidden.shape[0], device=hidden.device), first])
+        elif mode == "max":
+            parts.append(hidden.masked_fill(m == 0, float("-inf")).max(1).values)
+        elif mode in ("mean", "mean_sqrt_len_tokens"):
+            total = (hidden * m).sum(1, dtype=accumulate)
+            parts.append((total / (count if mode == "mean" else count.sqrt())).to(hidden.dtype))
+        elif mode == "weightedmean":
+            weights = torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=accumulate).view(1, -1, 1)
+            weights = weights - mask.to(torch.int32).argmax(1).view(-1, 1, 1)  # left padding: start at 1
+            weighted = mask.unsqueeze(-1).to(accumulate) * weights
+            total = (hidden * weighted).sum(1)
+            parts.append((total / weighted.sum(1).clamp(min=1e-9)).to(hidden.dtype))
+        elif mode == "lasttoken":
+            parts.append(pool(hidden, mask, "last"))
+        else:
+            raise BadInputError(f"unknown sentence-transformers pooling mode {mode!r}")
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
 
 # --------------------------------------------------------------------------- batching
@@ -287,6 +325,12 @@ class _Runner:
         self.class_names = loaded.class_names
         self.used_pooling: str | None = None
         self.kept_concepts = False
+        # "auto" follows a sentence-transformers folder's own pipeline for the model's hidden states;
+        # its Normalize belongs to the final output (not to a chosen --layer) and can be switched off.
+        self.pipeline = loaded.st_pipeline if self.pooling is None and options.module is None else None
+        self.normalize = bool(
+            self.pipeline is not None and self.pipeline.normalize and options.model_normalize and options.layer is None
+        )
 
     def __call__(self, inputs):
         mask = None
@@ -322,6 +366,48 @@ class _Runner:
         hidden = self._hidden(output, box)
         vectors = self._to_vectors(hidden, mask)
         return vectors.float(), (None if logits is None else logits.float())
+
+    def provenance(self) -> tuple[str | None, dict | None]:
+        """A note saying how token outputs became vectors, and the same as a dict for ``summary.json``.
+
+        ``(None, None)`` when nothing was pooled (the output was already one vector per sample).
+        """
+        if self.used_pooling is None:
+            return None, None
+        own = self.loaded.st_pipeline if self.options.module is None else None
+        if self.pipeline is not None:
+            described = self.pipeline.describe(self.normalize)
+            resolved = self.pipeline.pooling_name
+            files = list(self.pipeline.files)
+            note = f"pooling: auto → {described}"
+            if self.pipeline.normalize and self.options.layer is not None and self.options.model_normalize:
+                note += f"; its Normalize applies to the model's output, not to layer {self.options.layer}"
+            if self.pipeline.skipped:
+                note += f"; the model's {', '.join(self.pipeline.skipped)} module(s) after it are not applied"
+        elif self.pooling is None:
+            resolved = self.used_pooling
+            files = []
+            if self.is_hf:
+                why = "decoder model" if resolved == "last" else "no sentence-transformers Pooling config"
+            else:
+                why = "over the token axis of the output"
+            described = f"{resolved} ({why})"
+            note = f"pooling: auto → {described}"
+        else:
+            resolved = self.used_pooling
+            files = []
+            described = resolved
+            note = f"pooling: {resolved} (chosen)"
+            if own is not None:
+                note += f"; the model's own pipeline is {own.describe()}"
+        info = {
+            "pooling": self.options.pooling or "auto",
+            "resolved": resolved,
+            "normalize": self.normalize,
+            "from": files,
+            "described": described,
+        }
+        return note, info
 
     def _hidden(self, output, box):
         if self.options.module is not None:
@@ -366,6 +452,14 @@ class _Runner:
                 f"captured output has shape {tuple(hidden.shape)}; pick a module whose output is B×H, B×T×H or B×C×H"
             )
         token_mask = mask if mask is not None and mask.shape[:2] == hidden.shape[:2] else None
+        if self.pipeline is not None:
+            if token_mask is None:
+                token_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+            self.used_pooling = "auto"
+            vectors = st_pool(hidden, token_mask, self.pipeline.modes)
+            if self.normalize:
+                vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+            return vectors
         if token_mask is None and self.pooling is None:
             # Unmasked B×C×H: a concept set, one vector per concept slot.
             self.kept_concepts = True
@@ -424,7 +518,10 @@ def _run_batches(
     else:
         order = np.arange(n)
     if data.is_text:
-        batches: Iterator = _text_batches(loaded.tokenizer, data.texts, order, options.batch_size, loaded.max_length)
+        texts = data.texts
+        if loaded.st_pipeline is not None and loaded.st_pipeline.lowercase:
+            texts = [text.lower() for text in texts]  # as sentence-transformers' Transformer module does
+        batches: Iterator = _text_batches(loaded.tokenizer, texts, order, options.batch_size, loaded.max_length)
     else:
         batches = _array_batches(data.arrays, order, options.batch_size)
     prefetch = _Prefetcher(batches) if background_tokenizer else None
@@ -554,6 +651,12 @@ def extract(
         )
     if not np.isfinite(vectors).all():
         notes.append("some extracted values are NaN or infinite")
+    pooling_note, provenance = runner.provenance()
+    if pooling_note is not None:
+        notes.insert(0, pooling_note)
+    pipeline = loaded.st_pipeline
+    if data.is_text and pipeline is not None and pipeline.lowercase:
+        notes.append("texts lower-cased before tokenizing (do_lower_case in sentence_bert_config.json)")
     return Extracted(
         vectors=vectors,
         logits=logits,
@@ -561,4 +664,5 @@ def extract(
         pooling=runner.used_pooling or (options.pooling if options.pooling == "pooler" else None),
         device=str(device),
         notes=tuple(notes),
+        extraction=provenance,
     )

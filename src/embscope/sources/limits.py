@@ -133,6 +133,11 @@ _KINDS = (
 )
 
 
+def with_article(noun: str) -> str:
+    """``"an embeddings file"``, ``"a data file"``: the indefinite article a noun phrase takes."""
+    return f"{'an' if noun[:1].lower() in 'aeio' else 'a'} {noun}"
+
+
 def require_regular(path, what: str = "file", *, allow_dir: bool = False) -> Path:
     """``path`` as a :class:`Path` when it is a regular file (or a folder with ``allow_dir``).
 
@@ -152,9 +157,9 @@ def require_regular(path, what: str = "file", *, allow_dir: bool = False) -> Pat
     if stat.S_ISDIR(info.st_mode):
         if allow_dir:
             return p
-        raise BadInputError(f"{p} is a folder, not a {what}")
+        raise BadInputError(f"{p} is a folder, not {with_article(what)}")
     kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
-    raise BadInputError(f"{p} is {kind}, not a regular {what}; EmbScope reads only regular files")
+    raise BadInputError(f"{p} is {kind}, not {with_article(what)}; EmbScope reads only regular files")
 
 
 def check_file_fits(path: Path, factor: float = 1.0, what: str | None = None) -> int:

@@ -57,7 +57,7 @@ def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
             if any(cell.strip() for cell in row)
         ]
     except csv.Error as exc:
-        raise BadInputError(f"cannot read {path.name}: {short_reason(exc)}") from None
+        raise BadInputError(f"cannot read {path.name}: {short_reason(exc, path=path)}") from None
     if not rows:
         raise BadInputError(f"{what} {path.name} is empty")
     return rows

@@ -82,10 +82,28 @@ def to_strings(values, what: str) -> np.ndarray:
     return as_label_array(arr.tolist())
 
 
-def short_reason(exc: BaseException, limit: int = 160) -> str:
-    """An exception's message squeezed onto one line, cut to ``limit`` characters."""
+def short_reason(exc: BaseException, limit: int = 160, path=None) -> str:
+    """An exception's message squeezed onto one line, cut to ``limit`` characters.
+
+    ``path`` (the file the message is about, named already by the caller's line) is
+    taken out of the reason, so one message never names the file twice.
+    """
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if path is not None:
+        text = without_path(text, path)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def without_path(text: str, path, word: str | None = None) -> str:
+    """``text`` with the full path and the bare name of ``path`` replaced by "the file" (or ``word``)."""
+    import re
+    from pathlib import Path
+
+    p = Path(str(path))
+    for form in sorted({str(path), str(p), p.name}, key=len, reverse=True):  # the full path before the name
+        if form and form not in (".", "/"):
+            text = re.sub(rf"['\"]?{re.escape(form)}['\"]?", word or ("the folder" if p.is_dir() else "the file"), text)
+    return text
 
 
 def require_file(path, what: str = "file") -> Path:

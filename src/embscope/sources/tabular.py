@@ -118,7 +118,7 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
     except UnicodeDecodeError:
         raise BadInputError(f"{path.name} is not UTF-8 text") from None
     except csv.Error as exc:
-        raise BadInputError(f"cannot read {path.name}: {short_reason(exc)}") from None
+        raise BadInputError(f"cannot read {path.name}: {short_reason(exc, path=path)}") from None
     if not vectors:
         raise BadInputError(f"{path.name} has a header but no data rows")
     meta = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}") for i, values in meta_values.items()}
@@ -211,13 +211,17 @@ def read_parquet(path: Path) -> RawEmbeddings:
         metadata = pq.ParquetFile(path).metadata
         declared = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read {path.name}: not a valid parquet file ({short_reason(exc, 100)})") from None
+        raise BadInputError(
+            f"cannot read {path.name}: not a valid parquet file ({short_reason(exc, 100, path)})"
+        ) from None
     # The arrow table and the numpy copy of its vectors are alive together.
     check_fits(2 * declared, f"{path.name} ({metadata.num_rows} rows, {human_bytes(declared)} uncompressed)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read {path.name}: not a valid parquet file ({short_reason(exc, 100)})") from None
+        raise BadInputError(
+            f"cannot read {path.name}: not a valid parquet file ({short_reason(exc, 100, path)})"
+        ) from None
     if table.num_rows == 0:
         raise BadInputError(f"{path.name} has no rows")
     names = table.column_names
@@ -237,7 +241,7 @@ def read_parquet(path: Path) -> RawEmbeddings:
             vectors = np.stack([_parse_vector(c or "") for c in table[column].to_pylist()])
         except ValueError as exc:
             raise BadInputError(
-                f"cannot read vectors in column '{column}' of {path.name} ({short_reason(exc, 80)})"
+                f"cannot read vectors in column '{column}' of {path.name} ({short_reason(exc, 80, path)})"
             ) from None
         return RawEmbeddings(vectors, meta)
     if lists:

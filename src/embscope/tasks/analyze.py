@@ -343,6 +343,8 @@ def build_summary(embeddings, geometry, concepts, predictions, clusters, weights
         "input_notes": list(embeddings.notes),
         "geometry": geo,
     }
+    if embeddings.extraction is not None:
+        summary["extraction"] = dict(embeddings.extraction)  # what "auto" pooling resolved to
     if embeddings.kind == "concept":
         summary["n_concepts"] = int(embeddings.vectors.shape[1])
     if concepts is not None:

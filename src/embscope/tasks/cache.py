@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from embscope.options import AnalysisSettings, LoadSettings, fingerprinted_names, key_settings
@@ -40,6 +41,9 @@ def file_fingerprint(path: str | Path) -> str:
             digest.update(file_fingerprint(child).encode())
         return digest.hexdigest()
     stat = p.stat()
+    if not S_ISREG(stat.st_mode):
+        # A FIFO or device is never opened here (it could block forever); its reader refuses it in one line.
+        return f"not-a-regular-file:{p}"
     digest.update(str(stat.st_size).encode())
     with p.open("rb") as handle:
         if stat.st_size <= FULL_HASH_LIMIT:

@@ -27,7 +27,7 @@ from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 #: Bump when what a cache entry holds changes meaning.
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: auto pooling follows a sentence-transformers pipeline (Normalize)
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,13 @@ def extract_job(
     )
     notes = (*loaded.notes, *result.notes)
     if cache_file is not None:
-        _write_cache(cache_file, result.vectors, result.logits, result.class_names, notes)
-    return _embedding_set(request, data, result.vectors, result.logits, result.class_names, notes)
+        _write_cache(cache_file, result.vectors, result.logits, result.class_names, notes, result.extraction)
+    return _embedding_set(request, data, result.vectors, result.logits, result.class_names, notes, result.extraction)
 
 
-def _embedding_set(request, data, vectors, logits, class_names, notes, from_cache: bool = False) -> EmbeddingSet:
+def _embedding_set(
+    request, data, vectors, logits, class_names, notes, extraction=None, from_cache: bool = False
+) -> EmbeddingSet:
     predictions = None
     if logits is not None:
         top = logits.argmax(axis=1)
@@ -144,11 +146,12 @@ def _embedding_set(request, data, vectors, logits, class_names, notes, from_cach
         class_names=tuple(class_names) if class_names else None,
         source=str(request.checkpoint),
         notes=tuple(all_notes),
+        extraction=extraction,
     )
 
 
 def _read_cache(path: Path, n_samples: int):
-    """(vectors, logits, class_names, notes) or None when absent, unreadable or mismatched."""
+    """(vectors, logits, class_names, notes, extraction) or None when absent, unreadable or mismatched."""
     if not path.is_file():
         return None
     try:
@@ -161,12 +164,14 @@ def _read_cache(path: Path, n_samples: int):
     if vectors.shape[0] != n_samples:
         return None
     class_names = tuple(info["class_names"]) if info.get("class_names") else None
-    return vectors, logits, class_names, tuple(info.get("notes", ()))
+    return vectors, logits, class_names, tuple(info.get("notes", ())), info.get("extraction")
 
 
-def _write_cache(path: Path, vectors, logits, class_names, notes) -> None:
+def _write_cache(path: Path, vectors, logits, class_names, notes, extraction=None) -> None:
     """Atomic write; a cache that cannot be written is skipped silently."""
-    info = json.dumps({"class_names": list(class_names) if class_names else None, "notes": list(notes)})
+    info = json.dumps(
+        {"class_names": list(class_names) if class_names else None, "notes": list(notes), "extraction": extraction}
+    )
     arrays = {"vectors": vectors, "info": np.asarray(info)}
     if logits is not None:
         arrays["logits"] = logits

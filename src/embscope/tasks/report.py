@@ -153,6 +153,8 @@ class OutputSet:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_staging(parent)
+            if self.out.is_dir():  # a run staged inside the folder (read-only parent) and was killed there
+                _remove_stale_staging(self.out)
             self.staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         except OSError as exc:
             if not self.out.is_dir():
@@ -233,7 +235,7 @@ def _remove_stale_staging(parent: Path) -> None:
             pid = int(entry.name[len(_STAGING) :].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and entry.is_dir() and not entry.is_symlink() and not _alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
 
 

@@ -284,15 +284,24 @@ class Session:
         self.events.changed.emit(source, Aspect.STATE)
 
 
-def source_for_path(path: str | Path, device: str = "auto", dtype: str = "float32") -> Source:
-    """Guess how to open ``path``: a checkpoint (model folder / state dict) or an embeddings file."""
+def source_for_path(
+    path: str | Path, device: str = "auto", dtype: str = "float32", load_values: dict | None = None
+) -> Source:
+    """Guess how to open ``path``: a checkpoint (model folder / state dict) or an embeddings file.
+
+    ``load_values`` (``{load field: value}``, e.g. ``embscope gui MODEL --data texts.csv``) override
+    the guessed load settings.
+    """
     from embscope.sources.checkpoints import is_checkpoint
 
+    values = dict(load_values or {})
     try:
-        checkpoint = is_checkpoint(path)
+        checkpoint = is_checkpoint(path, factory=values.get("factory"))
     except Exception:  # noqa: BLE001 - unreadable files are reported when analysed, not here
         checkpoint = False
     load = LoadSettings(device=device, dtype=dtype, meta=None if checkpoint else sidecar_metadata(path))
+    if values:
+        load = replace(load, **values)
     return Source(str(path), AnalysisSettings(load=load), is_checkpoint=checkpoint)
 
 

@@ -7,11 +7,18 @@ MCL sweep switch), one row per field, so a new option appears here with no
 change to this file.  The form edits a copy:
 Analyze writes it into the session (``Session.update_settings``) and asks for
 the analysis.
+
+The form never silently disagrees with the result on screen: a cancelled
+re-run puts the settings of the shown result back, and while the form holds
+settings that have not produced the shown result (edited, or a re-run that
+failed) a line under it says which values differ, with a Revert button.
+"Auto" pooling says what it resolves to for the selected model.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QPainter, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,12 +30,15 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QSpinBox,
+    QStyle,
+    QStyleOptionFrame,
     QVBoxLayout,
     QWidget,
 )
 
 from embscope.errors import BadInputError
 from embscope.options import (
+    AUTO_POOLING,
     AnalysisSettings,
     FormField,
     LoadSettings,
@@ -38,7 +48,8 @@ from embscope.options import (
     parse_text,
     with_value,
 )
-from embscope.tasks.session import Aspect, Session, Source, SourceState
+from embscope.sources.st_pipeline import describe_auto
+from embscope.tasks.session import SOURCE_FIELDS, Aspect, Session, Source, SourceState
 
 #: List marks per state (a finished source shows ✓ when healthy, else ⚠ and its verdict).
 STATE_MARKS = {
@@ -55,6 +66,75 @@ MODULE_FIELD = "module"
 LABEL_WIDTH = 100
 #: Largest value an int spin box offers (Qt's spin boxes are 32-bit).
 INT_MAX = 2**31 - 1
+#: Characters an editable combo asks room for; longer names are elided in the middle, not widening the column.
+COMBO_CHARS = 12
+
+
+class ElidedLineEdit(QLineEdit):
+    """A line edit that shows a long value elided in the middle while it is not being edited.
+
+    Module names keep their informative ends (``encoder.layer.11…output.dense``); the full text is
+    the tooltip and comes back as soon as the field has the focus.  ``text()`` is always the full value.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.help = ""
+        self.textChanged.connect(self._update_tooltip)
+
+    def _available(self) -> int:
+        option = QStyleOptionFrame()
+        self.initStyleOption(option)
+        rect = self.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, self)
+        return max(rect.width() - 4, 0)
+
+    def displayed_text(self) -> str:
+        """What the field shows now: the whole text, or (not focused, too long) the middle-elided text."""
+        text = self.text()
+        if self.hasFocus() or self.fontMetrics().horizontalAdvance(text) <= self._available():
+            return text
+        return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, self._available())
+
+    def is_elided(self) -> bool:
+        return self.displayed_text() != self.text()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        shown = self.displayed_text()
+        if shown == self.text():
+            super().paintEvent(event)
+            return
+        option = QStyleOptionFrame()
+        self.initStyleOption(option)
+        painter = QPainter(self)
+        try:
+            self.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelLineEdit, option, painter, self)
+            rect = self.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, self)
+            painter.setPen(self.palette().color(QPalette.ColorRole.Text))
+            painter.drawText(rect.adjusted(2, 0, -2, 0), int(Qt.AlignmentFlag.AlignVCenter), shown)
+        finally:
+            painter.end()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._update_tooltip()
+
+    def _update_tooltip(self) -> None:
+        text = self.text()
+        self.setToolTip(f"{text}\n\n{self.help}" if text and self.is_elided() else self.help)
+
+
+def fit_popup(combo: QComboBox) -> int:
+    """Make ``combo``'s popup wide enough for its longest entry (within the screen); the width set."""
+    metrics = combo.view().fontMetrics()
+    longest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+    scrollbar = combo.view().style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    width = longest + scrollbar + 32  # item margins and the frame
+    screen = combo.screen() or QGuiApplication.primaryScreen()
+    if screen is not None:
+        width = min(width, screen.availableGeometry().width())
+    width = max(width, combo.width())
+    combo.view().setMinimumWidth(width)
+    return width
 
 
 class FieldEditor:
@@ -74,18 +154,33 @@ class FieldEditor:
                 self.editor.addItem(spec.none_text, None)
             for choice in spec.choices:
                 self.editor.addItem(choice, choice)
+            # "auto → mean + normalize (from …)" must not widen the column: elided, whole in the popup.
+            self.editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            self.editor.setMinimumContentsLength(COMBO_CHARS)
         elif kind == "int" and not spec.optional:
             self.editor = QSpinBox()
             self.editor.setRange(int(spec.minimum or 0), int(spec.maximum) if spec.maximum is not None else INT_MAX)
         elif kind == "text" and (spec.suggestions or self.name == MODULE_FIELD):
             self.editor = QComboBox()
-            self.editor.setEditable(True)
+            line = ElidedLineEdit()
+            line.help = spec.help
+            self.editor.setLineEdit(line)
+            # Long entries neither widen the sources column nor get cut: the field elides them in the
+            # middle (full name in the tooltip) and the popup is as wide as its longest entry.
+            self.editor.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            self.editor.setMinimumContentsLength(COMBO_CHARS)
+            self.editor.view().setTextElideMode(Qt.TextElideMode.ElideMiddle)
             self.editor.addItems(list(spec.suggestions))
+            fit_popup(self.editor)
+            # A picked tree entry ("    name  (Type, 1,234)") leaves just its name in the field.
+            self.editor.activated.connect(self._show_picked_name)
+            self.editor.currentIndexChanged.connect(self._show_picked_name)
         else:  # path, text, optional numbers, floats: typed, then parsed by the settings model
             self.editor = QLineEdit()
             self.editor.setPlaceholderText(spec.none_text if spec.optional else "")
         self.editor.setToolTip(spec.help)
         self.row.addWidget(self.editor, stretch=1)
+        self.changed = self._changed_signal()
         self.widgets.append(self.editor)
         if kind == "path":
             button = QPushButton("…")
@@ -93,6 +188,21 @@ class FieldEditor:
             button.clicked.connect(lambda: self._browse(parent))
             self.row.addWidget(button)
             self.widgets.append(button)
+
+    def _show_picked_name(self, index: int) -> None:
+        name = self.editor.itemData(index) if index >= 0 else None
+        if isinstance(name, str) and name and self.editor.currentText() != name:
+            self.editor.setEditText(name)
+
+    def _changed_signal(self):
+        editor = self.editor
+        if isinstance(editor, QCheckBox):
+            return editor.toggled
+        if isinstance(editor, QSpinBox):
+            return editor.valueChanged
+        if isinstance(editor, QComboBox):
+            return editor.editTextChanged if editor.isEditable() else editor.currentIndexChanged
+        return editor.textChanged
 
     @property
     def label(self) -> str:
@@ -180,16 +290,33 @@ class SourcesPanel(QWidget):
         self.error_label = QLabel("")
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #c62828;")
+        # Says when the form holds settings that did not make the result on screen (edited, or a failed re-run).
+        self.stale_label = QLabel("")
+        self.stale_label.setWordWrap(True)
+        self.stale_label.setTextFormat(Qt.TextFormat.PlainText)  # values are file names: never read as HTML
+        self.stale_label.setStyleSheet("color: #8a5a00;")
+        self.revert_button = QPushButton("Revert to the shown result's settings")
+        self.revert_button.setToolTip("Put back the settings that made the result on screen")
         self.analyze_button = QPushButton("Analyze")
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Sources</b>"))
         layout.addWidget(self.list, stretch=1)
         layout.addLayout(self.form)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.stale_label)
+        layout.addWidget(self.revert_button)
         layout.addWidget(self.analyze_button)
+        self._pipelines: dict[str, str | None] = {}
+        # Sources whose settings changed since they were last queued: a cancel now is the restart of
+        # their analysis with those settings (the window cancels the old run first), not the user's Cancel.
+        self._changed_since_queued: set[Source] = set()
+        self._showing = False
         self.list.currentRowChanged.connect(self._on_view_row_changed)
         self.analyze_button.clicked.connect(self._on_view_analyze_clicked)
         self.modules_button.clicked.connect(self._on_view_modules_clicked)
+        self.revert_button.clicked.connect(self.revert_to_shown)
+        for editor in self.editors.values():
+            editor.changed.connect(self._on_view_field_changed)
         session.events.added.connect(self._on_model_source_added)
         session.events.removed.connect(self._on_model_source_removed)
         session.events.changed.connect(self._on_model_source_changed)
@@ -233,7 +360,10 @@ class SourcesPanel(QWidget):
         return True
 
     def set_module_tree(self, source: Source, rows, default_pooling: str | None = None) -> None:
-        """Offer the module names of ``source``'s model (a list of ModuleInfo) in the module field."""
+        """Offer the module names of ``source``'s model (a list of ModuleInfo) in the module field.
+
+        The popup is as wide as the longest entry; each entry's tooltip is its full name and type.
+        """
         if source is not self.session.current:
             return
         combo = self.editors[MODULE_FIELD].editor
@@ -241,11 +371,52 @@ class SourcesPanel(QWidget):
         combo.clear()
         for row in rows:
             if row.name:
-                combo.addItem(f"{'  ' * (row.depth - 1)}{row.name}  ({row.type_name}, {row.n_params:,})", row.name)
+                text = f"{'  ' * (row.depth - 1)}{row.name}  ({row.type_name}, {row.n_params:,})"
+                combo.addItem(text, row.name)
+                combo.setItemData(combo.count() - 1, text.strip(), Qt.ItemDataRole.ToolTipRole)
+        fit_popup(combo)
         combo.setEditText(source.load.module or keep)
         pooling = self.editors["pooling"].editor
         if default_pooling and pooling.currentData() is None:
             pooling.setToolTip(f"{self.editors['pooling'].spec.help}; model default here: {default_pooling}")
+
+    def shown_settings(self, source: Source | None = None) -> AnalysisSettings | None:
+        """The settings (load and analysis) of the result on screen for ``source`` (default: current), if any."""
+        source = self.session.current if source is None else source
+        if source is None or source.result is None:
+            return None
+        return source.result.request.settings
+
+    def _applies(self, source: Source, name: str) -> bool:
+        """Whether the form field ``name`` belongs to ``source`` (load fields other than SOURCE_FIELDS: models only)."""
+        spec_name = self.editors[name].spec.name
+        return source.is_checkpoint or not spec_name.startswith("load.") or name in SOURCE_FIELDS
+
+    def unrun_changes(self) -> list[str]:
+        """``"Label: value"`` for each form value that differs from the shown result's settings (none: [])."""
+        source = self.session.current
+        shown = self.shown_settings(source)
+        if source is None or shown is None:
+            return []
+        changes = []
+        for name, editor in self.editors.items():
+            if not editor.editor.isEnabled() or not self._applies(source, name):
+                continue
+            try:
+                differs = editor.value() != get_value(shown, editor.spec.name)
+            except BadInputError:
+                differs = True
+            if differs:
+                value = get_value(shown, editor.spec.name)
+                text = editor.spec.none_text if value is None else display_text(editor.spec.name, value)
+                changes.append(f"{editor.spec.label}: {text}")
+        return changes
+
+    def revert_to_shown(self) -> None:
+        """Put the settings of the result on screen back into the form and the session."""
+        source = self.session.current
+        if source is not None and source.result is not None:
+            self._revert(source)
 
     # ------------------------------------------------------------------ model side
 
@@ -264,8 +435,24 @@ class SourcesPanel(QWidget):
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
         if aspect in (Aspect.STATE, Aspect.RESULT):
             self._refresh_item(source)
-        elif aspect is Aspect.SETTINGS and source is self.session.current:
-            self._show_form(source)
+            if aspect is Aspect.STATE and source.state in (SourceState.QUEUED, SourceState.RUNNING):
+                self._changed_since_queued.discard(source)
+            if (
+                aspect is Aspect.STATE
+                and source.state is SourceState.CANCELLED
+                and source.result is not None
+                and source not in self.session.queued
+                and source not in self._changed_since_queued  # a restart with new settings cancels the old run
+            ):
+                # A cancelled re-run: the old result stays on screen, so do its settings.
+                self._revert(source)
+            elif source is self.session.current:
+                self._update_stale()
+                self._update_auto_pooling()
+        elif aspect is Aspect.SETTINGS:
+            self._changed_since_queued.add(source)
+            if source is self.session.current:
+                self._show_form(source)
 
     def _on_model_current_changed(self, source: Source | None) -> None:
         row = -1 if source is None else self.session.index(source)
@@ -282,18 +469,78 @@ class SourcesPanel(QWidget):
         item.setText(item_text(source))
         item.setToolTip(source.error or source.path)
 
-    def _show_form(self, source: Source | None) -> None:
-        self.path_label.setText(source.path if source else "")
-        self.error_label.setText("")
+    def _revert(self, source: Source) -> None:
+        shown = self.shown_settings(source)
+        settings = source.settings
         for name, editor in self.editors.items():
-            group = editor.spec.group
-            editor.set_enabled(source is not None and (group != "checkpoint" or source.is_checkpoint))
-            editor.mark_invalid(False)
-            if source is not None:
-                if name == MODULE_FIELD:
-                    editor.editor.clear()
-                editor.show_value(get_value(source.settings, editor.spec.name))
+            if self._applies(source, name):
+                settings = with_value(settings, editor.spec.name, get_value(shown, editor.spec.name))
+        self.session.update_settings(source, settings)
+        if source is self.session.current:
+            self._show_form(source)  # also when only the (uncommitted) form differed
+
+    def _show_form(self, source: Source | None) -> None:
+        self._showing = True
+        try:
+            self.path_label.setText(source.path if source else "")
+            self.error_label.setText("")
+            for name, editor in self.editors.items():
+                group = editor.spec.group
+                editor.set_enabled(source is not None and (group != "checkpoint" or source.is_checkpoint))
+                editor.mark_invalid(False)
+                if source is not None:
+                    if name == MODULE_FIELD:
+                        editor.editor.clear()
+                    editor.show_value(get_value(source.settings, editor.spec.name))
+        finally:
+            self._showing = False
         self.analyze_button.setEnabled(source is not None)
+        self._update_auto_pooling()
+        self._update_stale()
+
+    def _on_view_field_changed(self, *_args) -> None:
+        if not self._showing:
+            self._update_auto_pooling()
+            self._update_stale()
+
+    def _update_stale(self) -> None:
+        source = self.session.current
+        changes = self.unrun_changes()
+        if changes:
+            failed = source is not None and source.state is SourceState.FAILED
+            lead = "The re-run with these settings failed" if failed else "Not run yet"
+            text = f"{lead}; the result on screen was made with {'; '.join(changes)}."
+        else:
+            text = ""
+        self.stale_label.setText(text)
+        self.stale_label.setVisible(bool(text))
+        self.revert_button.setVisible(bool(text))
+
+    def auto_pooling_text(self) -> str:
+        """What the form's "auto" pooling entry says for the current source and form values."""
+        source = self.session.current
+        if source is None or not source.is_checkpoint or self.editors[MODULE_FIELD].text().strip():
+            return AUTO_POOLING  # a captured module is pooled plainly (mean), not by the model's pipeline
+        normalize = self.editors["model_normalize"].editor.isChecked() and not self.editors["layer"].text().strip()
+        key = f"{source.path}\0{normalize}"
+        if key not in self._pipelines:
+            self._pipelines[key] = describe_auto(source.path, normalize=normalize)
+        described = self._pipelines[key]
+        if described is None and source.result is not None:
+            extraction = source.result.embeddings.extraction or {}
+            if source.result.request.settings.load.pooling is None:
+                described = extraction.get("described")
+        return f"{AUTO_POOLING} → {described}" if described else AUTO_POOLING
+
+    def _update_auto_pooling(self) -> None:
+        combo = self.editors["pooling"].editor
+        text = self.auto_pooling_text()
+        if combo.itemText(0) != text:
+            combo.setItemText(0, text)
+            combo.setItemData(0, text, Qt.ItemDataRole.ToolTipRole)
+            fit_popup(combo)
+        help_text = self.editors["pooling"].spec.help
+        combo.setToolTip(f"{combo.currentText()}\n\n{help_text}" if combo.currentIndex() == 0 else help_text)
 
     def _on_view_row_changed(self, row: int) -> None:
         if 0 <= row < len(self.session.sources):
