@@ -67,7 +67,7 @@ OFFERED = {
     "compare": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--layers", "--out"},
     "series": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--pattern", "--layers", "--out"},
     "layers": _EXTRACT | _LABELS | {"--thresholds", "--layers", "--sample-size", "--no-png", "--out"},
-    "gui": {"--self-test"},
+    "gui": {"--self-test", "--session"},
     "demo": set(),
 }
 

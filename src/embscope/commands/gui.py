@@ -35,8 +35,13 @@ def run(args: argparse.Namespace) -> int:
     missing = [s for s in sources if not Path(s).exists()]
     if missing:
         raise BadInputError(f"not found: {', '.join(missing)}")
+    session = None
+    if getattr(args, "session", None):
+        from embscope.tasks.session_file import read_session
+
+        session = read_session(args.session)  # a bad file stops here, with one line, before any window
     require_display()
-    return run_app(sources, launched=_LAUNCHED, self_test=bool(getattr(args, "self_test", False)))
+    return run_app(sources, launched=_LAUNCHED, self_test=bool(getattr(args, "self_test", False)), session=session)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from embscope.gui.panels import PanelJob
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import draw_sweep
 from embscope.gui.render.report_png import format_value
+from embscope.gui.render.theme import muted
 
 INFLATION_MIN = 1.2
 INFLATION_MAX = 6.0
@@ -80,7 +81,7 @@ class ClustersPanel(QWidget):
             for key in ("n_clusters", "n_singletons", "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf")
         }
         self.status_label = QLabel("")
-        self.status_label.setStyleSheet("color: #777;")
+        muted(self.status_label)  # a grey that follows the light/dark palette
         self.readout = QLabel("")
         self.readout.setWordWrap(True)
         self.readout.setStyleSheet("font-size: 11pt;")

@@ -9,8 +9,15 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.widgets import export_row
-from embscope.gui.render.plots import GRADE_COLOURS, draw_confusion, draw_prediction_bars
+from embscope.gui.render.plots import GRADE_COLOURS, draw_confusion, draw_prediction_bars, plain_axis
 from embscope.gui.render.report_png import format_value
+from embscope.gui.render.theme import text_colour
+
+NO_RESULT = "Open a source to see what its classifier head predicts."
+NO_PREDICTIONS = (
+    "No predictions for this source: it has no classifier head (a checkpoint) or no prediction column "
+    "(an embeddings file: add `prediction` to its metadata CSV)."
+)
 
 
 class PredictionsPanel(QWidget):
@@ -28,7 +35,7 @@ class PredictionsPanel(QWidget):
         self.flags_label = QLabel("")
         self.flags_label.setWordWrap(True)
         self.graphics = pg.GraphicsLayoutWidget()
-        self.bar_plot = self.graphics.addPlot(row=0, col=0)
+        self.bar_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": plain_axis("bottom")})
         self.confusion_plot = self.graphics.addPlot(row=0, col=1)
         layout = QVBoxLayout(self)
         layout.addLayout(export_row(self))
@@ -62,12 +69,10 @@ class PredictionsPanel(QWidget):
         report = None if self.model.result is None else self.model.result.predictions
         self.bar_plot.clear()
         self.confusion_plot.clear()
+        # Nothing to draw: say why in words, no empty axes.
+        self.graphics.setVisible(report is not None)
         if report is None:
-            self.summary_label.setText(
-                "No predictions for this source (no classifier head or prediction column)."
-                if self.model.result is not None
-                else ""
-            )
+            self.summary_label.setText(NO_PREDICTIONS if self.model.result is not None else NO_RESULT)
             self.flags_label.setText("")
             return
         self.summary_label.setText(
@@ -78,20 +83,28 @@ class PredictionsPanel(QWidget):
         flags = []
         if report.mode_collapse:
             flags.append(
-                f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Mode collapse</b>: one class takes "
+                f"<span style='color:{text_colour(GRADE_COLOURS['POOR'])}'><b>Mode collapse</b>: one class takes "
                 f"{report.modal_share:.0%} of predictions (≥ 50 %).</span>"
             )
         if report.base_rate_flag:
             flags.append(
-                f"<span style='color:{GRADE_COLOURS['POOR']}'><b>Score is the base rate</b>: accuracy is "
+                f"<span style='color:{text_colour(GRADE_COLOURS['POOR'])}'><b>Score is the base rate</b>: accuracy is "
                 "within noise of always answering the most frequent label — not learning.</span>"
             )
         if not flags:
-            flags.append(f"<span style='color:{GRADE_COLOURS['GOOD']}'>No prediction collapse.</span>")
+            flags.append(f"<span style='color:{text_colour(GRADE_COLOURS['GOOD'])}'>No prediction collapse.</span>")
         self.flags_label.setText("<br>".join(flags))
         draw_prediction_bars(self.bar_plot, report, self.selected_counts())
+        self.confusion_plot.setVisible(bool(len(report.classes)))
         if len(report.classes):
             draw_confusion(self.confusion_plot, report)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        from PySide6.QtCore import QEvent
+
+        if event.type() == QEvent.Type.PaletteChange:  # grade colours are lightened on a dark palette
+            self._on_model_result_changed()
+        super().changeEvent(event)
 
     def _on_model_selection_changed(self) -> None:
         report = None if self.model.result is None else self.model.result.predictions

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.compare_png import metric_label
 from embscope.gui.render.series_png import draw_series_metric, poor_rule
+from embscope.gui.render.theme import muted
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings
 from embscope.tasks import jobs
@@ -104,7 +105,7 @@ class SeriesPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress_label = QLabel("")
-        self.progress_label.setStyleSheet("color: #555;")
+        muted(self.progress_label)
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Purity at inflation"))
         buttons.addWidget(self.inflation_spin)
@@ -112,15 +113,17 @@ class SeriesPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.progress_label, stretch=1)
         self.metric_combo = QComboBox()
-        self.metric_combo.setMinimumWidth(460)
-        self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Long metric names are elided in the closed box (the list shows them whole): a box as wide
+        # as the longest name made the window wider than a 900 px screen.
+        self.metric_combo.setMinimumContentsLength(32)
+        self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.metric_combo.setToolTip("Metric plotted against the step")
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
         self.crossings_label = QLabel("")
         self.crossings_label.setWordWrap(True)
         self.hint_label = QLabel("Click a point to open that checkpoint as a source.")
-        self.hint_label.setStyleSheet("color: #555;")
+        muted(self.hint_label)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addLayout(buttons)
