@@ -12,15 +12,26 @@ from test_gui_window import errors, make_window, write_source  # noqa: F401 - fi
 MAX_MIN_WIDTH = 900
 
 
-def test_the_window_fits_900_pixels_and_no_panel_needs_more(qtbot):
-    window = make_window(qtbot)
-    window.show()
+def _check_widths(window) -> None:
     assert window.minimumSizeHint().width() <= MAX_MIN_WIDTH
     sources = window.sources.minimumSizeHint().width()
     for i in range(window.tabs.count()):
         page = window.tabs.widget(i)
         # Side by side with the sources list: no tab may need more than what is left.
         assert sources + page.minimumSizeHint().width() + 20 <= MAX_MIN_WIDTH, window.tabs.tabText(i)
+
+
+def test_the_window_fits_900_pixels_and_no_panel_needs_more(qtbot, tmp_path):
+    window = make_window(qtbot, clusters=True)
+    window.show()
+    _check_widths(window)
+    # Results bring long lines (paths, read-outs, per-source lines): they wrap or are cut, never widen.
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    deep.mkdir()
+    window.open_paths([write_source(deep, "embeddings_with_a_rather_long_file_name")])
+    for i in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(i)
+    _check_widths(window)
     window.resize(MAX_MIN_WIDTH, 700)
     qtbot.waitUntil(lambda: window.width() == MAX_MIN_WIDTH)
 
@@ -201,3 +212,30 @@ def test_a_saved_session_restores_sources_tab_colouring_inflation_and_selection(
     (tmp_path / "bad.json").write_text("{}")
     assert open_session(restored, tmp_path / "bad.json") == []
     assert errors and "bad.json: not an EmbScope session file" in errors[-1]
+
+
+def test_panels_without_data_say_why_in_words_instead_of_empty_axes(qtbot):
+    import pyqtgraph as pg
+
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.layers import LayersPanel
+    from embscope.gui.panels.series import NO_SERIES, SeriesPanel
+    from embscope.gui.panels.spectrum import NO_RESULT, SpectrumPanel
+    from embscope.gui.panels.weights import WeightsPanel
+
+    def visible_plots(panel) -> list:
+        return [v for v in panel.findChildren(pg.GraphicsView) if v.isVisibleTo(panel)]
+
+    model = ViewModel()
+    spectrum, weights, layers = SpectrumPanel(model), WeightsPanel(model), LayersPanel(model)
+    series = SeriesPanel(synchronous=True)
+    for panel in (spectrum, weights, layers, series):
+        qtbot.addWidget(panel)
+        panel.show()
+        assert visible_plots(panel) == [], type(panel).__name__
+    assert spectrum.readout.text() == NO_RESULT
+    assert weights.summary_label.text().startswith("Open a checkpoint")
+    assert layers.status_label.text().startswith("Open a checkpoint")
+    assert series.crossings_label.text() == NO_SERIES
+    model.set_result(make_result(n=120, clusters=False))  # an embeddings-like result: a spectrum, weights
+    assert visible_plots(spectrum) and spectrum.readout.text() != NO_RESULT

@@ -48,11 +48,26 @@ METRIC_DESCRIPTIONS = {
     "intrinsic_dimension_twonn": "Intrinsic dimension by TwoNN (Facco et al. 2017): the dimension of the manifold "
     "the samples lie on, from nearest-neighbour distance ratios.",
     # Clusters panel read-outs.
+    "n_clusters": "MCL clusters at this inflation (van Dongen's Markov clustering of the k-NN graph); a higher "
+    "inflation splits finer.",
+    "n_singletons": "Clusters of one sample. When more than half the samples are singletons the inflation is "
+    "fragmented and purity there is not evidence.",
     "purity": "Share of samples whose label is their cluster's most common label; shown beside its value by chance "
     "(labels permuted over the same clusters).",
     "nmi": "Normalised mutual information between clusters and labels (0 = independent, 1 = the same partition).",
     "ami": "Mutual information adjusted for chance: 0 = what random labels get, 1 = the same partition.",
     "ari": "Adjusted Rand index: pair agreement between clusters and labels corrected for chance (0 = chance).",
+}
+
+
+#: Which description each Clusters panel read-out shows (its key → a key of METRIC_DESCRIPTIONS).
+CLUSTER_READOUTS = {
+    "n_clusters": "n_clusters",
+    "n_singletons": "n_singletons",
+    "purity_leaf": "purity",
+    "purity_parent": "purity",
+    "nmi_leaf": "nmi",
+    "ari_leaf": "ari",
 }
 
 

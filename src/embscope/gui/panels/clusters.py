@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from embscope.analysis.metric_descriptions import CLUSTER_READOUTS, metric_tooltip
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.widgets import export_row
@@ -102,6 +103,9 @@ class ClustersPanel(QWidget):
             ("ari_leaf", "ARI (leaf)"),
         ):
             form.addRow(text, self.value_labels[key])
+            tip = metric_tooltip(CLUSTER_READOUTS[key])  # what the number means (one table for the app)
+            self.value_labels[key].setToolTip(tip)
+            form.labelForField(self.value_labels[key]).setToolTip(tip)
         layout = QVBoxLayout(self)
         layout.addLayout(export_row(self, self.status_label))
         layout.addLayout(form)

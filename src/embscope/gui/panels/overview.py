@@ -7,7 +7,15 @@ from collections import Counter
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QPalette
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from embscope.gui.model import ViewModel
 from embscope.gui.render.plots import GRADE_COLOURS
@@ -33,6 +41,8 @@ class OverviewPanel(QWidget):
         self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.source_label = QLabel("")
         muted(self.source_label)
+        # A long path has nowhere to wrap: let it be cut (the tooltip has it whole) rather than widen the window.
+        self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.evidence = QLabel("")
         self.evidence.setWordWrap(True)
         self.evidence.setTextFormat(Qt.TextFormat.RichText)
@@ -82,6 +92,7 @@ class OverviewPanel(QWidget):
         )
         emb = result.embeddings
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
+        self.source_label.setToolTip(str(emb.source))
         items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
         notes = "".join(f"<li><i>{html.escape(n, quote=False)}</i></li>" for n in emb.notes)
         self.evidence.setText(

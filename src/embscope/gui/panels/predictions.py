@@ -13,6 +13,8 @@ from embscope.gui.render.plots import GRADE_COLOURS, draw_confusion, draw_predic
 from embscope.gui.render.report_png import format_value
 from embscope.gui.render.theme import text_colour
 
+#: Narrower than this, the confusion matrix goes below the bars.
+STACK_BELOW_WIDTH = 900
 NO_RESULT = "Open a source to see what its classifier head predicts."
 NO_PREDICTIONS = (
     "No predictions for this source: it has no classifier head (a checkpoint) or no prediction column "
@@ -37,6 +39,7 @@ class PredictionsPanel(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.bar_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": plain_axis("bottom")})
         self.confusion_plot = self.graphics.addPlot(row=0, col=1)
+        self._stacked = False  # the confusion matrix below the bars (a narrow panel) instead of beside them
         layout = QVBoxLayout(self)
         layout.addLayout(export_row(self))
         layout.addWidget(self.summary_label)
@@ -98,6 +101,16 @@ class PredictionsPanel(QWidget):
         self.confusion_plot.setVisible(bool(len(report.classes)))
         if len(report.classes):
             draw_confusion(self.confusion_plot, report)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # Side by side, a narrow panel (900 px window) squeezed the square confusion matrix to nothing.
+        stacked = self.width() < STACK_BELOW_WIDTH
+        if stacked != self._stacked:
+            self._stacked = stacked
+            layout = self.graphics.ci
+            layout.removeItem(self.confusion_plot)
+            layout.addItem(self.confusion_plot, row=1 if stacked else 0, col=0 if stacked else 1)
+        super().resizeEvent(event)
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
         from PySide6.QtCore import QEvent

@@ -37,6 +37,11 @@ from embscope.options import AnalysisSettings
 from embscope.tasks import jobs
 from embscope.tasks.session import Source
 
+NO_SERIES = (
+    "No series yet: choose a folder of checkpoints (step-000100, step-000200, …) and the data to run through "
+    "them, then Run series to see every metric against the training step."
+)
+
 #: The metric shown first when a series arrives (the first present).
 DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "participation_ratio_normalized")
 
@@ -130,6 +135,7 @@ class SeriesPanel(QWidget):
         layout.addLayout(export_row(self, QLabel("Metric"), self.metric_combo, self.hint_label))
         layout.addWidget(self.plot_widget, stretch=1)
         layout.addWidget(self.crossings_label)
+        self._draw()
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.metric_combo.currentIndexChanged.connect(lambda _i: self._draw())
@@ -252,6 +258,9 @@ class SeriesPanel(QWidget):
     # ------------------------------------------------------------------ drawing and events
 
     def _draw(self) -> None:
+        self.plot_widget.setVisible(self.result is not None)  # no series yet: words, not empty axes
+        if self.result is None:
+            self.crossings_label.setText(NO_SERIES)
         if self.result is None or not self.metric:
             return
         self.points_item = draw_series_metric(
