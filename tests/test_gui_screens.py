@@ -239,3 +239,31 @@ def test_panels_without_data_say_why_in_words_instead_of_empty_axes(qtbot):
     assert series.crossings_label.text() == NO_SERIES
     model.set_result(make_result(n=120, clusters=False))  # an embeddings-like result: a spectrum, weights
     assert visible_plots(spectrum) and spectrum.readout.text() != NO_RESULT
+
+
+def test_confusion_columns_are_labelled_as_far_as_their_width_allows(qtbot):
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.predictions import PredictionsPanel
+    from embscope.gui.render.plots import abbreviations
+
+    assert abbreviations(["Shirt", "Shoe", "Sandal", "Bag"], 2) == ["Shi", "Sho", "Sa", "Ba"]
+    model = ViewModel()
+    panel = PredictionsPanel(model)
+    qtbot.addWidget(panel)
+    panel.show()
+    result = make_result(n=120, clusters=False)
+    model.set_result(result)
+    classes = [str(c) for c in result.predictions.classes]
+    axis = panel.confusion_plot.getAxis("bottom")
+
+    def labels() -> list[str]:
+        return [text for _, text in axis._tickLevels[0]]
+
+    panel.resize(2400, 1400)
+    qtbot.waitUntil(lambda: labels() == classes, timeout=3000)  # room for whole names
+    panel.resize(500, 300)
+    qtbot.waitUntil(lambda: labels() != classes, timeout=3000)
+    shown = labels()
+    assert all(not s or c.startswith(s) for s, c in zip(shown, classes, strict=True))
+    if not any(shown):
+        assert "rows' order" in axis.labelText

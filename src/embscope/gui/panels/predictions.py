@@ -110,6 +110,9 @@ class PredictionsPanel(QWidget):
             layout = self.graphics.ci
             layout.removeItem(self.confusion_plot)
             layout.addItem(self.confusion_plot, row=1 if stacked else 0, col=0 if stacked else 1)
+            # Stacked, the square matrix needs the taller share; the bars read fine when short.
+            layout.layout.setRowStretchFactor(0, 2 if stacked else 1)
+            layout.layout.setRowStretchFactor(1, 3 if stacked else 0)
         super().resizeEvent(event)
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override

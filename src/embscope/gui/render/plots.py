@@ -368,15 +368,45 @@ def draw_confusion(plot, report) -> None:
         bar.setImageItem(image)
     n = len(report.classes)
     classes = [str(c) for c in report.classes]
-    # Columns get distinct short forms (whole names would collide); the rows carry the full names.
-    short = classes if n <= 5 else abbreviations(classes, 3 if n > 8 else 5)
-    plot.getAxis("bottom").setTicks([[(i + 0.5, s) for i, s in enumerate(short)]])
-    plot.getAxis("bottom").setToolTip("\n".join(f"{s} = {c}" for s, c in zip(short, classes, strict=True) if s != c))
+    plot._embscope_columns = classes
+    fit_column_labels(plot)
+    if not getattr(plot, "_embscope_fits_columns", False):  # column labels follow the plot's size
+        plot.vb.sigResized.connect(lambda _vb: fit_column_labels(plot))
+        plot._embscope_fits_columns = True
     set_category_ticks(plot.getAxis("left"), [(n - 1 - i + 0.5, c) for i, c in enumerate(classes)])
     plot.setLabel("bottom", "predicted")
     plot.setLabel("left", "true label")
     plot.setAspectLocked(True)
     plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
+
+
+def fit_column_labels(plot) -> None:
+    """The confusion matrix's column labels, as long as a column's width allows (whole names would collide).
+
+    Columns get distinct prefixes of the names (the rows carry them whole, the
+    axis tooltip maps each prefix to its name); columns too narrow for two
+    letters get none, and the axis says the order is the rows'.
+    """
+    from PySide6.QtGui import QFontMetricsF
+
+    classes = getattr(plot, "_embscope_columns", None)
+    if not classes:
+        return
+    axis = plot.getAxis("bottom")
+    width = min(plot.vb.width(), plot.vb.height())  # the matrix is square (aspect locked)
+    per_column = width / max(len(classes), 1)
+    char = QFontMetricsF(axis.style.get("tickFont") or axis.font()).averageCharWidth() or 7.0
+    chars = int((per_column - 4) // (char * 1.15))
+    if chars >= max(len(c) for c in classes):
+        short = classes
+    elif chars >= 2:
+        short = abbreviations(classes, chars)
+        short = short if max(len(s) for s in short) <= chars + 1 else [""] * len(classes)
+    else:
+        short = [""] * len(classes)
+    axis.setTicks([[(i + 0.5, s) for i, s in enumerate(short)]])
+    axis.setToolTip("\n".join(f"{s} = {c}" for s, c in zip(short, classes, strict=True) if s and s != c))
+    axis.setLabel("predicted" if any(short) else "predicted (columns in the rows' order)")
 
 
 def show_empty(plot, message: str) -> None:
