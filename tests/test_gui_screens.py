@@ -36,6 +36,12 @@ def test_the_window_fits_900_pixels_and_no_panel_needs_more(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.width() == MAX_MIN_WIDTH)
 
 
+def test_the_window_fits_a_150_percent_screen_in_height(qtbot):
+    window = make_window(qtbot)
+    # 1 050 pixels at 150 %: 700 logical, less a title bar and a panel.
+    assert window.minimumSizeHint().height() <= 620
+
+
 def test_default_size_fits_the_screen():
     from PySide6.QtCore import QRect
 

@@ -7,7 +7,7 @@ Kept apart from the main window so the window only adds the menu and calls
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 
 from embscope.gui.render.theme import THEMES, apply_theme
@@ -53,6 +53,20 @@ def fit_to_screen(window, restored: bool = False) -> None:
     y = min(max(frame.top(), available.top()), available.bottom() - frame.height() + 1)
     if (x, y) != (frame.left(), frame.top()):
         window.move(max(x, available.left()), max(y, available.top()))
+
+
+def scrolling(widget):
+    """``widget`` in a vertical scroll area: a tall form scrolls on a short screen instead of raising the window's
+    minimum height (the sources form is taller than what 1 050 pixels at 150 % leave)."""
+    from PySide6.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area
 
 
 def add_theme_menu(window, menu) -> QActionGroup:

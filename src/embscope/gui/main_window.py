@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from embscope.gui.appearance import add_theme_menu, fit_to_screen
+from embscope.gui.appearance import add_theme_menu, fit_to_screen, scrolling
 from embscope.gui.compare_wiring import CompareSeriesController
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.error_banner)
         right_layout.addWidget(self.tabs, stretch=1)
         splitter = QSplitter()
-        splitter.addWidget(self.sources)
+        splitter.addWidget(scrolling(self.sources))  # the tall form scrolls on a short (150 %) screen
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 1070])
