@@ -67,7 +67,7 @@ OFFERED = {
     "compare": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--layers", "--out"},
     "series": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--pattern", "--layers", "--out"},
     "layers": _EXTRACT | _LABELS | {"--thresholds", "--layers", "--sample-size", "--no-png", "--out"},
-    "gui": _ONE_MODULE | _LABELS | {"--self-test"},  # the load options, applied to the sources it opens
+    "gui": _ONE_MODULE | _LABELS | {"--self-test", "--session"},  # the load options, applied to the sources it opens
     "demo": set(),
 }
 

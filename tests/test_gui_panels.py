@@ -88,13 +88,13 @@ def test_predictions_bars_base_rate_and_confusion(qtbot, model, result):
     model.set_result(result)
     report = result.predictions
     bars = [i for i in panel.bar_plot.items if isinstance(i, pg.BarGraphItem)]
-    heights = bars[0].opts["height"]
+    heights = bars[0].opts["width"]  # horizontal bars: the share is the bar's length
     emb = result.embeddings
     classes, counts = np.unique(emb.predictions, return_counts=True)
     top = sorted(counts / len(emb.predictions), reverse=True)[: len(heights)]
     np.testing.assert_allclose(sorted(heights, reverse=True), top)
     base = max(np.unique(emb.labels, return_counts=True)[1]) / len(emb.labels)
-    assert any(getattr(i, "angle", None) == 0 and i.value() == pytest.approx(base) for i in panel.bar_plot.items)
+    assert any(getattr(i, "angle", None) == 90 and i.value() == pytest.approx(base) for i in panel.bar_plot.items)
     image = next(i for i in panel.confusion_plot.items if isinstance(i, pg.ImageItem))
     conf = report.confusion / report.confusion.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(image.image, conf[::-1])

@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the window, run the analysis end to end, print each stage's time and READY, exit 0 "
         "(1 on failure) (default: off)",
     )
+    p.add_argument(
+        "--session",
+        metavar="FILE",
+        help="restore a session saved with File ▸ Save session… (its sources, settings, inflation, selection, "
+        "colouring and tab; the sources are analysed again) (default: none)",
+    )
     p.set_defaults(handler="embscope.commands.gui:run")
 
     p = sub.add_parser("demo", help="open the app on the bundled demo (healthy vs collapsed)")

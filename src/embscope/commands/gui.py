@@ -36,9 +36,18 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise BadInputError(f"not found: {', '.join(missing)}")
     load_values = check_load_values(sources, load_values_from_args(args))
+    session = None
+    if getattr(args, "session", None):
+        from embscope.tasks.session_file import read_session
+
+        session = read_session(args.session)  # a bad file stops here, with one line, before any window
     require_display()
     return run_app(
-        sources, launched=_LAUNCHED, self_test=bool(getattr(args, "self_test", False)), load_values=load_values
+        sources,
+        launched=_LAUNCHED,
+        self_test=bool(getattr(args, "self_test", False)),
+        load_values=load_values,
+        session=session,
     )
 
 

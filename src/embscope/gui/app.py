@@ -59,6 +59,7 @@ def run_app(
     launched: float | None = None,
     self_test: bool = False,
     load_values: dict | None = None,
+    session=None,
 ) -> int:
     """Open the window on ``sources`` (the bundled demo when empty) and run the event loop.
 
@@ -74,15 +75,22 @@ def run_app(
         Run :mod:`embscope.gui.self_test` on the window: stage lines, ``READY``, exit 0 (1 on failure).
     load_values
         Load settings (``{field: value}``, from ``embscope gui SOURCE --data …``) for each of ``sources``.
+    session
+        A read :class:`~embscope.tasks.session_file.SessionState` to restore (its sources open
+        with ``sources``; the demo opens only when neither is given).
     """
     launched = time.perf_counter() if launched is None else launched
     app = create_application()
     from PySide6.QtCore import QTimer
 
+    from embscope.gui.appearance import follow_system_scheme
     from embscope.gui.main_window import MainWindow, app_icon
+    from embscope.gui.render.theme import apply_theme
 
     app.setWindowIcon(app_icon())
     window = MainWindow()
+    apply_theme(window.settings.theme)
+    follow_system_scheme(window)
 
     def on_painted(_seconds: float) -> None:
         if os.environ.get(READY_ENV):
@@ -90,9 +98,14 @@ def run_app(
         window.warm_up()
         if demo_checkpoints:
             window.comparisons.open_demo_comparison()  # both checkpoints, compared; demo series offered
-        elif sources:
+            return
+        if sources:
             window.open_paths(sources, load_values)
-        else:
+        if session is not None:
+            from embscope.gui.session_file import restore
+
+            restore(window, session)
+        if not sources and session is None:
             window.open_demo()
 
     if self_test:

@@ -42,11 +42,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.gui.appearance import add_theme_menu, fit_to_screen, scrolling
 from embscope.gui.compare_wiring import CompareSeriesController
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.registry import SOURCE_PANELS
 from embscope.gui.panels.sources import SourcesPanel
+from embscope.gui.session_file import ask_open_session, ask_save_session
 from embscope.gui.settings import Settings, load_settings, save_settings
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings, LoadSettings
@@ -121,7 +123,6 @@ class MainWindow(QMainWindow):
         self.knn = knn
         self.setWindowTitle("EmbScope")
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
         self.session = Session()
         self.model = ViewModel(self)
         self.sources = SourcesPanel(self.session)
@@ -157,7 +158,7 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.error_banner)
         right_layout.addWidget(self.tabs, stretch=1)
         splitter = QSplitter()
-        splitter.addWidget(self.sources)
+        splitter.addWidget(scrolling(self.sources))  # the tall form scrolls on a short (150 %) screen
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 1070])
@@ -177,11 +178,13 @@ class MainWindow(QMainWindow):
         self._install_source_list_actions()
         self._build_menus()
         self.comparisons = CompareSeriesController(self)  # Compare and Series tabs, Compare menu
+        restored = False
         if self.settings.window_geometry:
             try:
-                self.restoreGeometry(QByteArray.fromHex(self.settings.window_geometry.encode()))
+                restored = self.restoreGeometry(QByteArray.fromHex(self.settings.window_geometry.encode()))
             except (ValueError, TypeError):
                 pass
+        fit_to_screen(self, restored)  # default size for the screen; a saved one kept on it
         self._paint_watcher = _PaintWatcher(self)
         self._paint_watcher.painted.connect(lambda: self.first_painted.emit(time.perf_counter() - self._created))
         self.installEventFilter(self._paint_watcher)
@@ -211,6 +214,8 @@ class MainWindow(QMainWindow):
         self.add_action(file_menu, "&Remove selected source", self.remove_current)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.add_action(file_menu, "Open &session…", partial(ask_open_session, self))
+        self.add_action(file_menu, "&Save session…", partial(ask_save_session, self), QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         self.add_action(file_menu, "&Export report and plots…", self.ask_export, "Ctrl+E")
         self.add_action(file_menu, "Export plots (PNG)…", lambda: self.ask_export(pngs=True, files=False))
@@ -226,6 +231,7 @@ class MainWindow(QMainWindow):
         self.add_action(run_menu, "&Cancel\tEsc", self.cancel_all)
         self.escape_shortcut = QShortcut(QKeySequence("Esc"), self)
         self.escape_shortcut.activated.connect(self._on_view_escape_pressed)
+        add_theme_menu(self, self.menuBar().addMenu("&View"))
         help_menu = self.menuBar().addMenu("&Help")
         self.add_action(help_menu, "Open the &demo", self.open_demo)
         self.add_action(help_menu, "&About EmbScope", self._about)

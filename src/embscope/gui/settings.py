@@ -21,6 +21,8 @@ SETTINGS_VERSION = 1
 MAX_RECENT = 10
 #: The "Colour by" entries (the older "leaf", "parent", "cluster", "prediction", "norm" among them).
 COLOUR_MODES = tuple(COLOURINGS.values())
+#: View ▸ Theme choices (embscope.gui.render.theme.THEMES).
+THEMES = ("system", "light", "dark")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Settings:
         Whether the spectrum panel shows σ/σ₁ instead of raw σ.
     device, dtype
         Extraction defaults for newly opened checkpoints.
+    theme
+        ``"system"`` (follow the desktop's light/dark palette), ``"light"`` or ``"dark"``.
     """
 
     version: int = SETTINGS_VERSION
@@ -53,6 +57,7 @@ class Settings:
     spectrum_normalised: bool = False
     device: str = "auto"
     dtype: str = "float32"
+    theme: str = "system"
 
     def add_recent(self, path: str) -> None:
         """Put ``path`` first in the recent list (no duplicates, bounded length)."""
@@ -93,6 +98,8 @@ def _coerce(raw: dict) -> Settings:
     settings = Settings(**values)
     if settings.colour_by not in COLOUR_MODES:
         settings.colour_by = defaults.colour_by
+    if settings.theme not in THEMES:
+        settings.theme = defaults.theme
     settings.recent_files = settings.recent_files[:MAX_RECENT]
     return settings
 

@@ -314,10 +314,11 @@ def _interval(geo: dict, name: str) -> str:
     return f" (95% interval {_fmt(low)}–{_fmt(high)})" if low is not None and high is not None else ""
 
 
-def label_free_rows(geo: dict) -> list[tuple[str, str, str]]:
+def label_free_rows(geo: dict, keys: bool = False) -> list[tuple[str, ...]]:
     """(label, value with its interval, how it was estimated) of each label-free quality metric present.
 
-    Shown ungraded (no source justifies a threshold) in report.md and the GUI's Overview.
+    Shown ungraded (no source justifies a threshold) in report.md and the GUI's Overview;
+    ``keys`` puts each metric's key first (the GUI's tooltips look its meaning up by it).
     """
     rows = [
         ("RankMe (= effective rank, Garrido et al. 2023)", "rankme", ""),
@@ -338,7 +339,8 @@ def label_free_rows(geo: dict) -> list[tuple[str, str, str]]:
     for label, key, how in rows:
         if key in geo:
             interval_key = "intrinsic_dimension" if key == "intrinsic_dimension_twonn" else key
-            out.append((label, f"{_fmt(geo.get(key))}{_interval(geo, interval_key)}", how))
+            row = (label, f"{_fmt(geo.get(key))}{_interval(geo, interval_key)}", how)
+            out.append((key, *row) if keys else row)
     return out
 
 

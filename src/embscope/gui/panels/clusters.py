@@ -22,11 +22,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from embscope.analysis.metric_descriptions import CLUSTER_READOUTS, metric_tooltip
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import draw_sweep
 from embscope.gui.render.report_png import format_value
+from embscope.gui.render.theme import muted
 
 INFLATION_MIN = 1.2
 INFLATION_MAX = 6.0
@@ -90,7 +92,7 @@ class ClustersPanel(QWidget):
             for key in ("n_clusters", "n_singletons", "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf")
         }
         self.status_label = QLabel("")
-        self.status_label.setStyleSheet("color: #777;")
+        muted(self.status_label)  # a grey that follows the light/dark palette
         self.readout = QLabel("")
         self.readout.setWordWrap(True)
         self.readout.setStyleSheet("font-size: 11pt;")
@@ -111,6 +113,9 @@ class ClustersPanel(QWidget):
             ("ari_leaf", "ARI (leaf)"),
         ):
             form.addRow(text, self.value_labels[key])
+            tip = metric_tooltip(CLUSTER_READOUTS[key])  # what the number means (one table for the app)
+            self.value_labels[key].setToolTip(tip)
+            form.labelForField(self.value_labels[key]).setToolTip(tip)
         layout = QVBoxLayout(self)
         layout.addLayout(export_row(self, self.status_label))
         layout.addLayout(form)

@@ -53,6 +53,7 @@ from embscope.gui.render.compare_png import (
 )
 from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.gui.render.report_png import format_value
+from embscope.gui.render.theme import text_colour
 from embscope.gui.workers import JobRunner
 from embscope.tasks import jobs
 
@@ -134,6 +135,7 @@ class ComparePanel(QWidget):
         self.inflation_label = QLabel("MCL inflation I = 2.00")
         self.cluster_label = QLabel("")
         self.cluster_label.setTextFormat(Qt.TextFormat.RichText)
+        self.cluster_label.setWordWrap(True)  # one line per source made the window wider than a 900 px screen
         self.hover_label = QLabel(" ")
         self.hover_label.setWordWrap(True)
         self.selection_label = QLabel("")
@@ -367,7 +369,7 @@ class ComparePanel(QWidget):
         result = self.result
         lines = [f"<b>Verdicts:</b> {html.escape(str(result.verdict_line), quote=False)}"]
         for i, side in enumerate(result.sides):
-            colour = GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"]
+            colour = text_colour(GRADE_COLOURS["GOOD"] if side.verdict.healthy else GRADE_COLOURS["POOR"])
             lines.append(
                 f"<span style='color:{source_colour(i)}'>■</span> <b>{html.escape(str(side.name), quote=False)}</b>: "
                 f"<span style='color:{colour}'>{html.escape(str(side.verdict.headline), quote=False)}</span>"

@@ -168,6 +168,7 @@ class LayersPanel(QWidget):
 
     def _draw(self) -> None:
         shown = self._shown()
+        self.plot_widget.setVisible(bool(shown and self.metric))  # nothing swept: the status line says why
         if not shown or not self.metric:
             self.plot.clear()
             self.plot.setTitle("")

@@ -6,12 +6,21 @@ import html
 from collections import Counter
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from embscope.gui.model import ViewModel
 from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.gui.render.report_png import format_value, ordered_grades, verdict_colour
+from embscope.gui.render.theme import muted, text_colour
 
 TABLE_COLUMNS = ("Metric", "Value", "Target", "Grade")
 PLACEHOLDER = "Open a checkpoint or an embeddings file (File ▸ Open, or drop it here)."
@@ -31,7 +40,9 @@ class OverviewPanel(QWidget):
         self.headline.setWordWrap(True)
         self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.source_label = QLabel("")
-        self.source_label.setStyleSheet("color: #555;")
+        muted(self.source_label)
+        # A long path has nowhere to wrap: let it be cut (the tooltip has it whole) rather than widen the window.
+        self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.evidence = QLabel("")
         self.evidence.setWordWrap(True)
         self.evidence.setTextFormat(Qt.TextFormat.RichText)
@@ -76,40 +87,57 @@ class OverviewPanel(QWidget):
         self.headline.setText(
             verdict.headline + (f"  (provisional: {', '.join(pending)} not done yet)" if pending else "")
         )
-        self.headline.setStyleSheet(f"font-size: 16pt; font-weight: bold; color: {verdict_colour(verdict)};")
+        self.headline.setStyleSheet(
+            f"font-size: 16pt; font-weight: bold; color: {text_colour(verdict_colour(verdict))};"
+        )
         emb = result.embeddings
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
+        self.source_label.setToolTip(str(emb.source))
         items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
         notes = "".join(f"<li><i>{html.escape(n, quote=False)}</i></li>" for n in emb.notes)
         self.evidence.setText(
             f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
             + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else "")
         )
+        from embscope.analysis.metric_descriptions import metric_tooltip
         from embscope.tasks.report import label_free_rows
 
         graded = ordered_grades(result.grades)
         # Label-free quality metrics follow the graded ones, ungraded: no source justifies a threshold.
-        ungraded = label_free_rows(result.geometry.metrics)
+        ungraded = label_free_rows(result.geometry.metrics, keys=True)
         self.table.setRowCount(len(graded) + len(ungraded))
         for row, (name, grade) in enumerate(graded):
             cells = (metric_label(name), format_value(grade.value), str(grade.target), grade.grade)
+            tooltip = metric_tooltip(name, result.thresholds.get(name))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                item.setToolTip(tooltip)
                 if col == 3:
                     item.setBackground(QBrush(QColor(GRADE_COLOURS.get(grade.grade, "#777"))))
                     item.setForeground(QBrush(QColor("white")))
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(row, col, item)
-        for row, (label, value, how) in enumerate(ungraded, start=len(graded)):
+        for row, (key, label, value, how) in enumerate(ungraded, start=len(graded)):
+            meaning = metric_tooltip(key) or "label-free quality metric"
+            tooltip = f"{meaning}\nUngraded: no source gives a threshold that holds across models and data." + (
+                f"\n{how}" if how else ""
+            )
             for col, text in enumerate((label, value, "—", "ungraded")):
                 item = QTableWidgetItem(text)
-                item.setToolTip(how or "label-free quality metric (ungraded)")
+                item.setToolTip(tooltip)
                 if col == 3:
-                    item.setForeground(QBrush(QColor("#777")))
+                    item.setForeground(QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText)))
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        from PySide6.QtCore import QEvent
+
+        if event.type() == QEvent.Type.PaletteChange:  # the verdict's colour is lightened on a dark palette
+            self._on_model_result_changed()
+        super().changeEvent(event)
 
     def _on_model_selection_changed(self) -> None:
         rows = self.model.selection

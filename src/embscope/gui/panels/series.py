@@ -31,10 +31,16 @@ from PySide6.QtWidgets import (
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.compare_png import metric_label
 from embscope.gui.render.series_png import draw_series_metric, poor_rule
+from embscope.gui.render.theme import muted
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings
 from embscope.tasks import jobs
 from embscope.tasks.session import Source
+
+NO_SERIES = (
+    "No series yet: choose a folder of checkpoints (step-000100, step-000200, …) and the data to run through "
+    "them, then Run series to see every metric against the training step."
+)
 
 #: The metric shown first when a series arrives (the first present).
 DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "participation_ratio_normalized")
@@ -104,7 +110,7 @@ class SeriesPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress_label = QLabel("")
-        self.progress_label.setStyleSheet("color: #555;")
+        muted(self.progress_label)
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Purity at inflation"))
         buttons.addWidget(self.inflation_spin)
@@ -112,21 +118,24 @@ class SeriesPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.progress_label, stretch=1)
         self.metric_combo = QComboBox()
-        self.metric_combo.setMinimumWidth(460)
-        self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Long metric names are elided in the closed box (the list shows them whole): a box as wide
+        # as the longest name made the window wider than a 900 px screen.
+        self.metric_combo.setMinimumContentsLength(32)
+        self.metric_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.metric_combo.setToolTip("Metric plotted against the step")
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
         self.crossings_label = QLabel("")
         self.crossings_label.setWordWrap(True)
         self.hint_label = QLabel("Click a point to open that checkpoint as a source.")
-        self.hint_label.setStyleSheet("color: #555;")
+        muted(self.hint_label)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addLayout(buttons)
         layout.addLayout(export_row(self, QLabel("Metric"), self.metric_combo, self.hint_label))
         layout.addWidget(self.plot_widget, stretch=1)
         layout.addWidget(self.crossings_label)
+        self._draw()
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.metric_combo.currentIndexChanged.connect(lambda _i: self._draw())
@@ -249,6 +258,9 @@ class SeriesPanel(QWidget):
     # ------------------------------------------------------------------ drawing and events
 
     def _draw(self) -> None:
+        self.plot_widget.setVisible(self.result is not None)  # no series yet: words, not empty axes
+        if self.result is None:
+            self.crossings_label.setText(NO_SERIES)
         if self.result is None or not self.metric:
             return
         self.points_item = draw_series_metric(

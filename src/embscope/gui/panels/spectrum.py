@@ -11,6 +11,8 @@ from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import cumulative_variance, draw_cumulative, draw_spectrum, spectrum_curves
 from embscope.gui.settings import Settings
 
+NO_RESULT = "Open a checkpoint or an embeddings file to see its singular spectrum."
+
 
 class SpectrumPanel(QWidget):
     """Singular spectrum (raw or σ/σ₁) and cumulative variance of the current result."""
@@ -26,6 +28,7 @@ class SpectrumPanel(QWidget):
         self.normalised_box.setChecked(settings is not None and settings.spectrum_normalised)
         self.readout = QLabel("")
         self.readout.setStyleSheet("font-family: monospace;")
+        self.readout.setWordWrap(True)  # one long line made the window wider than a 900 px screen
         self.graphics = pg.GraphicsLayoutWidget()
         self.spectrum_plot = self.graphics.addPlot(row=0, col=0)
         self.cumulative_plot = self.graphics.addPlot(row=0, col=1)
@@ -53,9 +56,11 @@ class SpectrumPanel(QWidget):
 
     def _on_model_result_changed(self) -> None:
         result = self.model.result
+        self.graphics.setVisible(result is not None)  # no result: the read-out says why, no empty axes
         if result is None:
             self.spectrum_plot.clear()
             self.cumulative_plot.clear()
+            self.readout.setText(NO_RESULT)
             return
         draw_spectrum(self.spectrum_plot, result.geometry, self.normalised)
         draw_cumulative(self.cumulative_plot, result.geometry)

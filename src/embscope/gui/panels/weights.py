@@ -11,6 +11,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import GRADE_COLOURS, draw_weight_spectra
 from embscope.gui.render.report_png import format_value
+from embscope.gui.render.theme import text_colour
 
 COLUMNS = ("Parameter", "Shape", "Norm", "RMS", "Eff. rank", "Stable rank", "Status")
 
@@ -61,11 +62,12 @@ class WeightsPanel(QWidget):
         weights = None if self.model.result is None else self.model.result.weights
         self.table.setRowCount(0)
         self.spectra_plot.clear()
+        self.table.parentWidget().setVisible(weights is not None)  # no weights: words, not an empty table
         if weights is None:
             self.summary_label.setText(
                 "No weights: this source is an embeddings file, not a checkpoint."
                 if self.model.result is not None
-                else ""
+                else "Open a checkpoint to see its weights: norms, spectra and unused embedding rows."
             )
             self.embeddings_label.setText("")
             return
@@ -77,11 +79,12 @@ class WeightsPanel(QWidget):
         lines = []
         for e in weights.embeddings:
             verdict = {True: "collapsed", False: "healthy", None: f"not judged ({e.role} table)"}[e.collapsed]
-            colour = GRADE_COLOURS["POOR"] if e.collapsed else "#222"
+            # Healthy rows take the palette's text colour (a fixed dark grey vanished on a dark palette).
+            style = f"color:{text_colour(GRADE_COLOURS['POOR'])}" if e.collapsed else ""
             shown = ", ".join(str(int(i)) for i in e.small_rows[:20])
             more = "…" if len(e.small_rows) > 20 else ""
             lines.append(
-                f"<span style='color:{colour}'><b>{e.name}</b> {e.shape[0]}×{e.shape[1]}: effective rank "
+                f"<span style='{style}'><b>{e.name}</b> {e.shape[0]}×{e.shape[1]}: effective rank "
                 f"{e.effective_rank:.1f} vs 0.3·min(V, d) = {e.rank_threshold:.1f} → {verdict}; "
                 f"<b>{len(e.small_rows)}</b> unused rows (norm &lt; 0.01)"
                 + (f": {shown}{more}" if len(e.small_rows) else "")

@@ -4,7 +4,81 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QButtonGroup, QFileDialog, QHBoxLayout, QPushButton, QWidget
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtWidgets import QButtonGroup, QFileDialog, QLayout, QPushButton, QWidget
+
+
+class FlowLayout(QLayout):
+    """Widgets left to right that wrap onto the next line when the row is too narrow (Qt's flow example).
+
+    A toolbar row in a box layout makes its panel at least as wide as all its
+    widgets side by side; wrapping keeps the window's minimum width at that of
+    the widest single widget, so it fits a 900 px screen.
+    """
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self._items = []
+        self.setSpacing(spacing)
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item) -> None:  # noqa: N802 - Qt override
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):  # noqa: N802 - Qt override
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):  # noqa: N802 - Qt override
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802 - Qt override
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt override
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        """All items on one line."""
+        width = sum(item.sizeHint().width() for item in self._items) + self.spacing() * max(len(self._items) - 1, 0)
+        height = max((item.sizeHint().height() for item in self._items), default=0)
+        margins = self.contentsMargins()
+        return QSize(width + margins.left() + margins.right(), height + margins.top() + margins.bottom())
+
+    def minimumSize(self) -> QSize:  # noqa: N802 - Qt override
+        """As wide as the widest item (the rest wraps)."""
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        margins = self.contentsMargins()
+        return size + QSize(margins.left() + margins.right(), margins.top() + margins.bottom())
+
+    def _arrange(self, rect: QRect, move: bool) -> int:
+        margins = self.contentsMargins()
+        area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
+        x, y, line_height = area.x(), area.y(), 0
+        for item in self._items:
+            if item.isEmpty():
+                continue
+            hint = item.sizeHint()
+            width = min(hint.width(), area.width()) if area.width() > 0 else hint.width()
+            width = max(width, item.minimumSize().width())
+            if x > area.x() and x + width > area.right() + 1:
+                x, y, line_height = area.x(), y + line_height + self.spacing(), 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), QSize(width, hint.height())))
+            x += width + self.spacing()
+            line_height = max(line_height, hint.height())
+        return y + line_height - rect.y() + margins.bottom()
 
 
 def export_panel_pngs(panel, folder: str | Path) -> list[Path]:
@@ -14,12 +88,11 @@ def export_panel_pngs(panel, folder: str | Path) -> list[Path]:
     return [export_plot(item, Path(folder) / f"{name}.png") for name, item in panel.plot_items().items()]
 
 
-def export_row(panel, *extra: QWidget) -> QHBoxLayout:
-    """A row with ``extra`` widgets on the left and an "Export PNG…" button on the right."""
-    row = QHBoxLayout()
+def export_row(panel, *extra: QWidget) -> FlowLayout:
+    """A row of ``extra`` widgets then an "Export PNG…" button, wrapping onto more lines when narrow."""
+    row = FlowLayout()
     for widget in extra:
         row.addWidget(widget)
-    row.addStretch(1)
     button = QPushButton("Export PNG…")
     button.setToolTip("Save this panel's plots as PNG files")
 

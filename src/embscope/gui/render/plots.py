@@ -42,6 +42,8 @@ PALETTE = (
     "#dbdb8d",
     "#9edae5",
 )
+#: Background of a line's label: light and mostly opaque, readable on light and dark plots alike.
+LABEL_FILL = (255, 255, 255, 220)
 MARKER_COLOURS = {"effective rank": "#d62728", "participation ratio": "#9467bd", "95 % variance": "#2ca02c"}
 PLOT_SIZE = (900, 600)
 
@@ -234,61 +236,115 @@ def draw_cumulative(plot, geometry) -> None:
 # --------------------------------------------------------------------------- predictions
 
 
+#: Category names longer than this are elided on an axis (the axis tooltip gives them whole).
+CATEGORY_WIDTH = 18
+SELECTION_COLOUR = "#ffb300"
+
+
+def prediction_bar_items(report, selected_counts: dict[str, int] | None = None) -> list[tuple[str, dict]]:
+    """The bar sets of the predictions plot: ``(legend name, BarGraphItem options)``, one bar per top class.
+
+    Bars are horizontal (class names on the left axis read whole, never
+    collide); with a selection, each class gets two thinner bars side by side:
+    all predictions and the selection's own share.
+    """
+    names = [c for c, _, _ in report.top]
+    shares = np.array([s for _, _, s in report.top], dtype=float)
+    y = np.arange(len(names))[::-1].astype(float)  # most frequent at the top
+    colours = ["#c62828" if (i == 0 and report.mode_collapse) else "#1f77b4" for i in range(len(names))]
+    if not selected_counts:
+        return [
+            (
+                "all predictions",
+                dict(x0=0, y=y, width=shares, height=0.7, brush=colours[-1], brushes=colours, pens=[None] * len(y)),
+            )
+        ]
+    total = max(sum(selected_counts.values()), 1)
+    sel = np.array([selected_counts.get(n, 0) / total for n in names], dtype=float)
+    return [
+        (
+            "all predictions",
+            dict(x0=0, y=y + 0.18, width=shares, height=0.36, brush=colours[-1], brushes=colours, pens=[None] * len(y)),
+        ),
+        (f"selection ({total:,})", dict(x0=0, y=y - 0.18, width=sel, height=0.36, brush=SELECTION_COLOUR, pen=None)),
+    ]
+
+
 def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = None) -> None:
-    """Top-k predicted classes (share), the modal base rate as a line, the selection overlaid."""
+    """Top-k predicted classes (share) as horizontal bars, base rate and 50 % lines, selection overlaid."""
     import pyqtgraph as pg
 
     plot.clear()
-    plot.showGrid(y=True, alpha=0.2)
-    plot.setLabel("left", "share of predictions")
-    plain_numbers(plot.getAxis("left"))  # shares are 0–1
+    legend = plot.legend or plot.addLegend(offset=(-10, 30))
+    legend.clear()
+    plot.showGrid(x=True, y=False, alpha=0.2)
+    plot.setLabel("bottom", "share of predictions")
+    plot.setLabel("left", "")
+    plain_numbers(plot.getAxis("bottom"))  # shares are 0–1
     names = [c for c, _, _ in report.top]
-    shares = np.array([s for _, _, s in report.top], dtype=float)
-    x = np.arange(len(names))
-    colours = ["#c62828" if (i == 0 and report.mode_collapse) else "#1f77b4" for i in range(len(names))]
-    plot.addItem(pg.BarGraphItem(x=x, height=shares, width=0.7, brushes=colours, pens=[None] * len(names)))
-    if selected_counts:
-        total = max(sum(selected_counts.values()), 1)
-        sel = np.array([selected_counts.get(n, 0) / total for n in names], dtype=float)
-        plot.addItem(pg.BarGraphItem(x=x + 0.2, height=sel, width=0.3, brush="#ffb300", pen=None))
+    bar_sets = prediction_bar_items(report, selected_counts)
+    widest = 0.0
+    for name, opts in bar_sets:
+        item = pg.BarGraphItem(**opts)
+        plot.addItem(item)
+        if len(bar_sets) > 1:
+            legend.addItem(item, name)
+        widest = max(widest, float(np.max(opts["width"], initial=0)))
     lines = [
         pg.InfiniteLine(
             pos=0.5,
-            angle=0,
+            angle=90,
             pen=pg.mkPen("#c62828", width=1, style=_dash()),
             label="mode collapse ≥ 50 %",
-            labelOpts={"position": 0.02, "color": "#c62828", "fill": (255, 255, 255, 220), "anchors": [(0, 1), (0, 1)]},
+            # Left of the line: to its right the label would run past a 0.55-wide range.
+            labelOpts={"position": 0.5, "color": "#c62828", "fill": LABEL_FILL, "anchors": [(1, 0.5), (1, 0.5)]},
         )
     ]
     if report.modal_base_rate is not None:
         lines.append(
             pg.InfiniteLine(
                 pos=report.modal_base_rate,
-                angle=0,
+                angle=90,
                 pen=pg.mkPen("#2ca02c", width=2, style=_dash()),
                 label=f"modal base rate {report.modal_base_rate:.1%}",
-                labelOpts={
-                    "position": 0.98,
-                    "color": "#2ca02c",
-                    "fill": (255, 255, 255, 220),
-                    "anchors": [(1, 1), (1, 1)],
-                },
+                labelOpts={"position": 0.03, "color": "#2ca02c", "fill": LABEL_FILL, "anchors": [(0, 1), (0, 1)]},
             )
         )
     for line in lines:
         line.setZValue(10)  # above the bars, so the labels stay readable
         plot.addItem(line)
-    plot.getAxis("bottom").setTicks([[(i, _short(n)) for i, n in enumerate(names)]])
-    plot.setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
-    plot.setYRange(0, max(1.0 if report.mode_collapse else 0.55, float(shares.max(initial=0)) * 1.1), padding=0)
+    set_category_ticks(plot.getAxis("left"), [(len(names) - 1 - i, n) for i, n in enumerate(names)])
+    plot.getAxis("left").setStyle(tickLength=0)
+    plot.setYRange(-0.6, max(len(names), 1) - 0.4, padding=0)
+    # The x range holds every bar (the selection's shares too) and the 50 % line.
+    plot.setXRange(0, max(0.55, widest * 1.08), padding=0)
     plot.setTitle(
         f"Predictions: modal “{_short(report.modal_class)}” {report.modal_share:.1%}"
         + (f" vs base rate {report.modal_base_rate:.1%}" if report.modal_base_rate is not None else "")
     )
 
 
+def set_category_ticks(axis, ticks: list[tuple[float, str]], width: int = CATEGORY_WIDTH) -> None:
+    """Category names as an axis' ticks, elided to ``width`` characters; the axis tooltip lists the elided ones."""
+    axis.setTicks([[(pos, _short(name, width)) for pos, name in ticks]])
+    elided = [str(name) for _, name in ticks if len(str(name)) > width]
+    axis.setToolTip("\n".join(elided))
+
+
+def abbreviations(names: list[str], width: int) -> list[str]:
+    """Distinct short forms of ``names``: a prefix of ``width`` characters, longer where two would clash."""
+    names = [str(n) for n in names]
+    out = []
+    for name in names:
+        n = min(width, len(name))
+        while n < len(name) and sum(other[:n] == name[:n] for other in names) > 1:
+            n += 1
+        out.append(name[:n])
+    return out
+
+
 def draw_confusion(plot, report) -> None:
-    """Row-normalised confusion matrix (rows = true label, columns = prediction) as an image."""
+    """Row-normalised confusion matrix (rows = true label, columns = prediction) with a colour bar."""
     import pyqtgraph as pg
 
     plot.clear()
@@ -299,17 +355,83 @@ def draw_confusion(plot, report) -> None:
     rows = conf.sum(axis=1, keepdims=True)
     norm = np.divide(conf, rows, out=np.zeros_like(conf), where=rows > 0)
     image = pg.ImageItem(norm[::-1])  # row 0 at the top, as a table reads
-    image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+    colormap = pg.colormap.get("viridis")
+    image.setLookupTable(colormap.getLookupTable(nPts=256))
     image.setLevels((0, 1))
     plot.addItem(image)
+    bar = getattr(plot, "_embscope_colour_bar", None)
+    if bar is None:  # one bar per plot, kept across redraws: pyqtgraph cannot take one out of a layout
+        bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap, interactive=False, width=14, label="share of row")
+        bar.setImageItem(image, insert_in=plot)
+        plot._embscope_colour_bar = bar
+    else:
+        bar.setImageItem(image)
     n = len(report.classes)
-    # Column labels are short so neighbours do not overlap (pyqtgraph drops overlapping ones).
-    plot.getAxis("bottom").setTicks([[(i + 0.5, _short(c, 8)) for i, c in enumerate(report.classes)]])
-    plot.getAxis("left").setTicks([[(n - 1 - i + 0.5, _short(c, 14)) for i, c in enumerate(report.classes)]])
+    classes = [str(c) for c in report.classes]
+    plot._embscope_columns = classes
+    fit_column_labels(plot)
+    if not getattr(plot, "_embscope_fits_columns", False):  # column labels follow the plot's size
+        plot.vb.sigResized.connect(lambda _vb: fit_column_labels(plot))
+        plot._embscope_fits_columns = True
+    set_category_ticks(plot.getAxis("left"), [(n - 1 - i + 0.5, c) for i, c in enumerate(classes)])
     plot.setLabel("bottom", "predicted")
     plot.setLabel("left", "true label")
     plot.setAspectLocked(True)
     plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
+
+
+def fit_column_labels(plot) -> None:
+    """The confusion matrix's column labels, as long as a column's width allows (whole names would collide).
+
+    Columns get distinct prefixes of the names (the rows carry them whole, the
+    axis tooltip maps each prefix to its name); columns too narrow for two
+    letters get none, and the axis says the order is the rows'.
+    """
+    from PySide6.QtGui import QFontMetricsF
+
+    classes = getattr(plot, "_embscope_columns", None)
+    if not classes:
+        return
+    axis = plot.getAxis("bottom")
+    width = min(plot.vb.width(), plot.vb.height())  # the matrix is square (aspect locked)
+    per_column = width / max(len(classes), 1)
+    char = QFontMetricsF(axis.style.get("tickFont") or axis.font()).averageCharWidth() or 7.0
+    chars = int((per_column - 4) // (char * 1.15))
+    if chars >= max(len(c) for c in classes):
+        short = classes
+    elif chars >= 2:
+        short = abbreviations(classes, chars)
+        short = short if max(len(s) for s in short) <= chars + 1 else [""] * len(classes)
+    else:
+        short = [""] * len(classes)
+    axis.setTicks([[(i + 0.5, s) for i, s in enumerate(short)]])
+    axis.setToolTip("\n".join(f"{s} = {c}" for s, c in zip(short, classes, strict=True) if s and s != c))
+    axis.setLabel("predicted" if any(short) else "predicted (columns in the rows' order)")
+
+
+def show_empty(plot, message: str) -> None:
+    """Clear ``plot`` and say in words why it has nothing to show (no bare axes)."""
+    import pyqtgraph as pg
+
+    plot.clear()
+    if plot.legend is not None:
+        plot.legend.clear()
+    plot.setTitle("")
+    for name in ("left", "bottom"):
+        plot.hideAxis(name)
+    text = pg.TextItem(message, anchor=(0.5, 0.5), color=pg.getConfigOption("foreground"))
+    text.setPos(0.5, 0.5)
+    plot.addItem(text)
+    plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    plot._embscope_empty = text
+
+
+def show_axes(plot) -> None:
+    """Undo :func:`show_empty` (before drawing data again)."""
+    if getattr(plot, "_embscope_empty", None) is not None:
+        plot._embscope_empty = None
+        for name in ("left", "bottom"):
+            plot.showAxis(name)
 
 
 # --------------------------------------------------------------------------- clusters
@@ -524,16 +646,20 @@ def _drop_offscreen_chatter() -> None:
 
 
 def export_plot(plot, path: str | Path, width: int = PLOT_SIZE[0]) -> Path:
-    """Write one PlotItem to PNG with pyqtgraph's ImageExporter, atomically."""
+    """Write one PlotItem to PNG with pyqtgraph's ImageExporter, atomically, in light colours."""
     import pyqtgraph.exporters as exporters
+    from PySide6.QtGui import QColor
 
+    from embscope.gui.render.theme import LIGHT_PLOTS, light_scene
     from embscope.storage import atomic_path
 
     path = Path(path)
-    exporter = exporters.ImageExporter(plot)
-    exporter.parameters()["width"] = int(width)
-    with atomic_path(path) as tmp:
-        exporter.export(str(tmp))
+    with light_scene(plot):  # a PNG is light whatever the window's theme
+        exporter = exporters.ImageExporter(plot)
+        exporter.parameters()["width"] = int(width)
+        exporter.parameters()["background"] = QColor(LIGHT_PLOTS.background)
+        with atomic_path(path) as tmp:
+            exporter.export(str(tmp))
     return path
 
 
@@ -550,6 +676,21 @@ def lay_out_offscreen(widget) -> None:
     widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     widget.show()
     QApplication.processEvents()
+
+
+def plain_axis(orientation: str):
+    """An AxisItem that never rescales its numbers with an SI prefix (0.05 stays 0.05, not 50 m).
+
+    :func:`plain_numbers` is undone by any later ``setLabel`` on the axis
+    (pyqtgraph resets the enable ranges there); this axis cannot be.
+    """
+    import pyqtgraph as pg
+
+    class PlainAxis(pg.AxisItem):
+        def getSIPrefixEnableRanges(self):  # noqa: N802 - pyqtgraph override
+            return ()
+
+    return PlainAxis(orientation)
 
 
 def plain_numbers(axis) -> None:
