@@ -8,7 +8,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.special import logsumexp
 
 from embscope.analysis.geometry import compute_geometry, knn_label_accuracy
-from embscope.analysis.graph import exact_knn
+from embscope.analysis.graph import knn_graph
 
 
 def _unit(x):
@@ -111,7 +111,7 @@ def test_sampled_regime_states_its_method_and_bounds_the_exact_value(rng):
     assert sampled["mean_cosine"] == pytest.approx(exact["mean_cosine"], abs=1e-6)  # exact at any N
     assert sampled["max_cosine"] <= exact["max_cosine"] + 1e-6
     # With an exact graph the max cosine is exact again.
-    with_graph = compute_geometry(x, graph=exact_knn(x, 5), exact_limit=1000)
+    with_graph = compute_geometry(x, graph=knn_graph(x, 5, exact=True, device="cpu"), exact_limit=1000)
     assert with_graph["max_cosine"] == pytest.approx(exact["max_cosine"], abs=1e-5)
 
 
@@ -119,7 +119,7 @@ def test_knn_label_accuracy_matches_brute_force(rng):
     centers = rng.standard_normal((4, 8)) * 3
     labels = rng.integers(0, 4, 600)
     x = (centers[labels] + rng.standard_normal((600, 8))).astype(np.float32)
-    graph = exact_knn(x, 10)
+    graph = knn_graph(x, 10, exact=True, device="cpu")
     sims = _unit(x) @ _unit(x).T
     np.fill_diagonal(sims, -np.inf)
     correct = 0
