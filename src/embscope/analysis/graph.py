@@ -221,7 +221,7 @@ def iter_knn_graph(
         calibration, held_out = query_samples(n, seed)
         sample = np.concatenate([calibration, held_out])
         truth_s, truth_i = yield from kf.scaled(kf.exact_search(u, sample, k + 1, threads), 0.3, 0.4)
-        truth_s = _without_self(truth_i, truth_s, sample, k)[1]
+        truth_s = without_self(truth_i, truth_s, sample, k)[1]
         calibrate = calibration.size
         nprobe = yield from kf.scaled(
             _tune_nprobe(ivf, u, sample[:calibrate], truth_s[:calibrate], k, threads), 0.4, 0.45
@@ -240,7 +240,7 @@ def iter_knn_graph(
     if method == "flat":
         start = 0.45 if "fallback" in params else 0.0
         found_s, found_i = yield from kf.scaled(kf.exact_search(u, rows, k + 1, threads), start, 0.97)
-    indices, sims = _canonical(u, *_without_self(found_i, found_s, rows, k))
+    indices, sims = _canonical(u, *without_self(found_i, found_s, rows, k))
     if method == "ivf":
         recall, recall_queries = kf.recall_at_k(sims[held_out], truth_s[calibrate:]), int(held_out.size)
     yield 1.0
@@ -280,13 +280,13 @@ def _tune_nprobe(ivf, u, queries, truth_s, k, threads) -> Generator[float, None,
             kf.ivf_search(ivf, u, queries, k + 1, nprobe, threads), i / len(steps), (i + 1) / len(steps)
         )
         found_s = np.where(found_i < 0, -np.inf, found_s)
-        _, found_s = _without_self(found_i, found_s, queries, k)
+        _, found_s = without_self(found_i, found_s, queries, k)
         if kf.recall_at_k(found_s, truth_s) >= kf.CALIBRATION_TARGET:
             return nprobe
     return None
 
 
-def _without_self(indices: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def without_self(indices: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """k of the k + 1 neighbours found for ``rows``: the row itself removed, else the last one.
 
     With exact duplicates the row may be tied with others and not come back at
