@@ -12,10 +12,14 @@ import numpy as np
 from embscope.analysis.knn_faiss import RECALL_TOLERANCE
 from embscope.errors import BadInputError
 
-#: Exhaustive search while n² · d stays at or below this many multiply-adds;
-#: above it the IVF index is faster at recall ≥ 0.95 (measured crossover on two
-#: cores, benchmarks/bench_knn.py: ~25 000 × 384 or ~45 000 × 128).
-EXACT_MAX_WORK = 2.5e11
+#: Exhaustive search costs about n² · (d + SELECTION_COST) multiply-adds: the
+#: top-k selection adds ~300 per pair (fit of measured CPU times on two cores:
+#: 0.8 s at 5 000 × 384, 1.3 s at 8 000 × 128, 4.2 s at 15 000 × 128).
+SELECTION_COST = 300
+#: Exhaustive search while its cost stays at or below this; above it the IVF
+#: search is faster at recall ≥ 0.95 (measured: equal at 5 000 × 384, IVF
+#: 2.6× faster at 8 000 × 128 and 4.7× at 15 000 × 128; benchmarks/bench_knn.py).
+EXACT_MAX_WORK = 1.7e10
 #: The recall an approximate graph promises (measured on sampled queries).
 TARGET_RECALL = 0.95
 
@@ -132,14 +136,14 @@ def choose_method(n: int, d: int, device: str = "auto", exact: bool | None = Non
 
     On a GPU, torch's exhaustive search.  On the CPU ``exact`` forces the
     exhaustive (True) or the IVF search (False); ``None`` picks the exhaustive
-    one while ``n² · d`` ≤ :data:`EXACT_MAX_WORK`.  The IVF search still falls
+    one while ``n² · (d + SELECTION_COST)`` ≤ :data:`EXACT_MAX_WORK`.  The IVF search still falls
     back to the exhaustive one when no probe count reaches the recall target.
     """
     if resolve_device(device) != "cpu":
         return "torch"
     if exact is not None:
         return "flat" if exact else "ivf"
-    return "flat" if float(n) * n * d <= EXACT_MAX_WORK else "ivf"
+    return "flat" if float(n) * n * (d + SELECTION_COST) <= EXACT_MAX_WORK else "ivf"
 
 
 def check_k(k: int, n: int) -> int:
