@@ -232,3 +232,13 @@ def test_summary_and_report_name_the_graph_method_and_recall(rng, monkeypatch):
     report = report_markdown(result.summary)
     assert "k-NN graph: cosine 15-NN graph of 4,000 points: approximate (faiss IndexIVFFlat)" in report
     assert f"recall@15 {graph['recall_at_k']:.3f} measured on 1,000 sampled points" in report
+
+
+def test_rows_whose_probed_lists_are_too_short_are_searched_exhaustively(rng, monkeypatch):
+    x = clustered(rng, 2000, 8, centres=60)
+    monkeypatch.setattr(kf, "NPROBE_STEPS", (1,))
+    monkeypatch.setattr(kf, "CALIBRATION_TARGET", 0.0)  # accept one probe: lists of ~50 points cannot give 60
+    g = knn_graph(x, 60, exact=False, device="cpu")
+    assert g.method == "ivf" and g.params["probes"] == 1
+    assert g.indices.min() >= 0 and not np.any(g.indices == np.arange(2000)[:, None])
+    assert all(len(set(row)) == 60 for row in g.indices)  # no padding, no repeats

@@ -240,7 +240,8 @@ def iter_knn_graph(
             del ivf
             missing = np.flatnonzero((found_i < 0).any(axis=1))
             if missing.size:  # the probed lists held fewer than k + 1 points: search those rows exhaustively
-                found_s[missing], found_i[missing] = yield from kf.exact_search(u, missing, k + 1, threads)
+                repair = kf.scaled(kf.exact_search(u, missing, k + 1, threads), 0.95, 0.97)
+                found_s[missing], found_i[missing] = yield from repair
     if method == "flat":
         start = 0.45 if "fallback" in params else 0.0
         found_s, found_i = yield from kf.scaled(kf.exact_search(u, rows, k + 1, threads), start, 0.97)
