@@ -20,10 +20,15 @@ Cases (``--case``):
 ``wordnet-1m``     the real set stacked to 10⁶ rows, projected on its top 128 principal axes (PCA of
                    the 20 000 real rows): real geometry at the issue's 10⁶ × 128 shape
 
+``--crossover 5000x384 8000x128 …`` instead times EmbScope's exhaustive and IVF
+searches forced on planted data of those shapes (interleaved, min of the
+repeats): where they cost the same is ``graph.EXACT_MAX_WORK``.
+
 Usage::
 
     python benchmarks/bench_knn.py --case planted-50k wordnet-50k --repeats 3
     python benchmarks/bench_knn.py --case planted-1m wordnet-1m --repeats 1
+    python benchmarks/bench_knn.py --crossover 5000x384 8000x128 15000x128 --repeats 2
 """
 
 from __future__ import annotations
@@ -109,6 +114,32 @@ def recall_of(indices: np.ndarray, u: np.ndarray, queries: np.ndarray, truth: np
     return recall_at_k(found, truth)
 
 
+def crossover(shapes: list[str], k: int, repeats: int, threads: int) -> int:
+    """Exhaustive against IVF search, both forced, on planted data of each shape: wall and CPU time, recall."""
+    from planted import planted_hierarchy
+
+    from embscope.analysis.graph import SELECTION_COST, knn_graph
+
+    print(f"k = {k}, {threads} threads; machine shared with other jobs (CPU time is the steadier figure)")
+    for shape in shapes:
+        n, d = (int(v) for v in shape.lower().split("x"))
+        x, _, _ = planted_hierarchy(n, dim=d, n_parents=20, leaves_per_parent=25, seed=0)
+        runs: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}
+        for _ in range(repeats):
+            for exact in (True, False):  # interleaved
+                t0, c0 = time.perf_counter(), time.process_time()
+                graph = knn_graph(x, k, exact=exact, device="cpu", threads=threads)
+                runs[exact].append((time.perf_counter() - t0, time.process_time() - c0, graph.recall))
+        for exact in (True, False):
+            wall, cpu = min(r[0] for r in runs[exact]), min(r[1] for r in runs[exact])
+            print(
+                f"{n} × {d} (n²·(d + {SELECTION_COST}) = {n * n * (d + SELECTION_COST):.2e}) "
+                f"{'exhaustive' if exact else 'IVF       '}: wall min {wall:.1f} s, CPU min {cpu:.1f} s, "
+                f"recall {runs[exact][-1][2]:.3f}"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", nargs="+", default=["planted-50k", "wordnet-50k"])
@@ -116,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-previous", action="store_true", help="time EmbScope's search only")
+    parser.add_argument("--crossover", nargs="+", metavar="NxD", help="exhaustive vs IVF on planted data")
     args = parser.parse_args(argv)
+    if args.crossover:
+        return crossover(args.crossover, args.k, args.repeats, args.threads)
 
     from embscope.analysis import knn_faiss as kf
     from embscope.analysis.graph import knn_graph, unit_rows, without_self
