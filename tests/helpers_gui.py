@@ -117,13 +117,13 @@ def make_result(
     predictions: str = "noisy",
 ):
     """A full AnalysisResult of synthetic data (see module docstring)."""
-    from embscope.analysis.graph import exact_knn
+    from embscope.analysis.graph import knn_graph
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job, build_summary
     from embscope.tasks.progress import run_job
 
     emb = synthetic_embeddings(n, d, seed, collapsed, predictions)
     result = run_job(analyze_job(AnalyzeRequest.of(source="synthetic", embeddings=emb, graph=False, clusters=False)))
-    graph = exact_knn(emb.vectors, k)
+    graph = knn_graph(emb.vectors, k, exact=True, device="cpu")
     sweep = None
     if clusters:
         rows, ids = [], {}

@@ -8,7 +8,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.special import logsumexp
 
 from embscope.analysis.geometry import compute_geometry, knn_label_accuracy
-from embscope.analysis.graph import exact_knn
+from embscope.analysis.graph import knn_graph
 
 
 def _unit(x):
@@ -111,7 +111,7 @@ def test_sampled_regime_states_its_method_and_bounds_the_exact_value(rng):
     assert sampled["mean_cosine"] == pytest.approx(exact["mean_cosine"], abs=1e-6)  # exact at any N
     assert sampled["max_cosine"] <= exact["max_cosine"] + 1e-6
     # With an exact graph the max cosine is exact again.
-    with_graph = compute_geometry(x, graph=exact_knn(x, 5), exact_limit=1000)
+    with_graph = compute_geometry(x, graph=knn_graph(x, 5, exact=True, device="cpu"), exact_limit=1000)
     assert with_graph["max_cosine"] == pytest.approx(exact["max_cosine"], abs=1e-5)
 
 
@@ -119,7 +119,7 @@ def test_knn_label_accuracy_matches_brute_force(rng):
     centers = rng.standard_normal((4, 8)) * 3
     labels = rng.integers(0, 4, 600)
     x = (centers[labels] + rng.standard_normal((600, 8))).astype(np.float32)
-    graph = exact_knn(x, 10)
+    graph = knn_graph(x, 10, exact=True, device="cpu")
     sims = _unit(x) @ _unit(x).T
     np.fill_diagonal(sims, -np.inf)
     correct = 0
@@ -183,3 +183,49 @@ def test_sampled_regime_keeps_tiny_distances_of_a_collapsed_set(rng):
     exact = compute_geometry(x)
     assert sampled["collapse_ratio"] < 1e-2
     assert 0.5 * exact["max_pairwise_l2"] <= sampled["max_pairwise_l2"] <= exact["max_pairwise_l2"] * 1.01
+
+
+MEMORY_SCRIPT = """
+import json, resource, tracemalloc
+import numpy as np
+from embscope.analysis.geometry import knn_label_accuracy, knn_label_metrics
+from embscope.analysis.graph import KnnGraph
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+n, k, classes = 200_000, 15, 20_000
+rng = np.random.default_rng(0)
+indices = (np.arange(n)[:, None] + rng.integers(1, n, (n, k))) % n  # random neighbours, never self
+graph = KnnGraph(indices, np.ones((n, k), np.float32), exact=True)
+labels = rng.integers(0, classes, n).astype(str)
+small = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
+knn_label_metrics(KnnGraph(small, np.ones((4, 2), np.float32), exact=True), np.array(list("abab")))  # warm kernels
+before = rss_mb()
+tracemalloc.start()
+accuracy = knn_label_accuracy(graph, labels)
+traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
+tracemalloc.stop()
+metrics = knn_label_metrics(graph, labels)
+print(json.dumps({"accuracy": accuracy, "metrics_accuracy": metrics["knn_label_accuracy"],
+                  "traced_peak_mb": traced_peak, "rss_growth_mb": rss_mb() - before}))
+"""
+
+
+@pytest.mark.slow  # a fresh process with numba's kernels loaded: ~5 CPU-s
+def test_knn_label_accuracy_at_200k_samples_and_20k_classes_stays_under_1_gb():
+    """Issue 11: an N × n_classes float64 vote table would be 32 GB here (it died with MemoryError).
+
+    Measured in a fresh process: tracemalloc for the numpy vote, and the growth of
+    peak RSS for the whole label metrics (the chance kernels allocate outside
+    Python's tracer).
+    """
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["traced_peak_mb"] < 1024 and got["rss_growth_mb"] < 1024, got
+    assert got["accuracy"] == got["metrics_accuracy"] < 0.01  # random labels on a random graph

@@ -35,6 +35,7 @@ def test_overview_shows_verdict_evidence_and_coloured_grades(qtbot, model, resul
     qtbot.addWidget(panel)
     model.set_result(result)
     assert panel.headline.text() == result.verdict.headline
+    assert f"k-NN graph: {result.graph.describe()}" in panel.source_label.text()  # method and recall
     graded_rows = [r for r in range(panel.table.rowCount()) if panel.table.item(r, 3).text() != "ungraded"]
     assert len(graded_rows) == len(result.grades)
     # Each row reads "Report wording  [metric_key]".

@@ -6,7 +6,7 @@ from scipy.spatial import cKDTree
 
 from embscope.analysis import spectrum as spec
 from embscope.analysis.geometry import compute_geometry
-from embscope.analysis.graph import exact_knn
+from embscope.analysis.graph import knn_graph
 
 
 def test_alpha_req_recovers_a_power_law_exponent():
@@ -28,7 +28,7 @@ def test_nesum_and_condition_number_by_hand():
 
 def test_geometry_label_free_metrics_match_numpy(rng):
     x = (rng.standard_normal((400, 12)) * np.linspace(3, 0.5, 12)).astype(np.float32)
-    g = compute_geometry(x, graph=exact_knn(x, 10))
+    g = compute_geometry(x, graph=knn_graph(x, 10, exact=True, device="cpu"))
     lam = np.linalg.eigvalsh(np.cov(x.astype(np.float64), rowvar=False))[::-1]
     s = np.linalg.svd(x.astype(np.float64), compute_uv=False)
     p = s / s.sum()
@@ -63,7 +63,7 @@ def test_twonn_matches_a_kdtree_computation_and_known_dimension(rng):
     x = np.zeros((n, 32), dtype=np.float32)
     x[:, :dim] = rng.uniform(-1, 1, (n, dim))
     x[:, dim] = 20.0
-    g = compute_geometry(x, graph=exact_knn(x, 10))
+    g = compute_geometry(x, graph=knn_graph(x, 10, exact=True, device="cpu"))
     u = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64)
     dist, _ = cKDTree(u).query(u, k=3)  # self, first and second neighbour
     mu = dist[:, 2] / dist[:, 1]

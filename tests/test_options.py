@@ -15,7 +15,7 @@ from embscope.options import AnalysisSettings, LoadSettings
 
 def test_defaults_are_the_documented_constants():
     s = AnalysisSettings()
-    assert s.knn == options.DEFAULT_KNN == 15
+    assert s.knn is None and options.DEFAULT_KNN == 15  # None: automatic, min(15, N − 1)
     assert s.inflations == options.DEFAULT_INFLATIONS == (1.4, 2.0, 3.0, 4.0)
     assert s.load.batch_size == 64 and s.load.device == "auto" and s.load.dtype == "float32"
     assert s.load.use_cache and s.clusters and not s.load.trust
@@ -92,7 +92,7 @@ def test_parse_text_refuses_bad_text(name, text, message):
 
 def test_with_value_validates_and_reaches_nested_settings():
     s = options.with_value(AnalysisSettings(), "load.pooling", "max")
-    assert s.load.pooling == "max" and s.knn == options.DEFAULT_KNN
+    assert s.load.pooling == "max" and s.knn is None
     with pytest.raises(BadInputError, match="^--batch-size must be at least 1, got -3$"):
         options.with_value(s, "load.batch_size", -3)
 

@@ -121,11 +121,11 @@ def test_concept_per_sample_rank_matches_numpy(rng):
 
 def test_verdict_semantically_empty_when_neighbours_share_no_labels(rng):
     # Seed 004: spread-out, isotropic geometry whose neighbours carry random labels.
-    from embscope.analysis.graph import exact_knn
+    from embscope.analysis.graph import knn_graph
 
     x = rng.standard_normal((1500, 32)).astype(np.float32)
     labels = rng.choice(list("abcdef"), 1500)
-    g = compute_geometry(x, labels, exact_knn(x, 15))
+    g = compute_geometry(x, labels, knn_graph(x, 15, exact=True, device="cpu"))
     grades = grade_metrics(g.metrics, load_thresholds())
     assert grades["effective_rank_normalized"].grade == "GOOD"
     assert grades["knn_label_lift"].grade == "POOR"
@@ -137,5 +137,5 @@ def test_verdict_semantically_empty_when_neighbours_share_no_labels(rng):
     centers = rng.standard_normal((6, 32)) * 3
     codes = rng.integers(0, 6, 1500)
     y = (centers[codes] + rng.standard_normal((1500, 32))).astype(np.float32)
-    g = compute_geometry(y, codes.astype(str), exact_knn(y, 15))
+    g = compute_geometry(y, codes.astype(str), knn_graph(y, 15, exact=True, device="cpu"))
     assert decide_verdict(g.metrics, grade_metrics(g.metrics, load_thresholds())).label == "healthy"

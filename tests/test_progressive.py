@@ -61,13 +61,13 @@ def test_analyze_job_yields_a_provisional_result_per_stage_then_the_final_one():
 def test_the_final_summary_is_the_one_computed_without_partial_results():
     """Splitting the geometry around the graph changes no number: compute_geometry with the graph at once."""
     from embscope.analysis.geometry import compute_geometry
-    from embscope.analysis.graph import exact_knn
+    from embscope.analysis.graph import knn_graph
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job
     from embscope.tasks.progress import run_job
 
     emb = synthetic_embeddings(300, 12, seed=2)
     result = run_job(analyze_job(AnalyzeRequest.of(embeddings=emb, knn=5, clusters=False)))
-    direct = compute_geometry(emb.vectors, emb.labels, exact_knn(emb.vectors, 5))
+    direct = compute_geometry(emb.vectors, emb.labels, knn_graph(emb.vectors, 5, exact=True, device="cpu"))
     assert list(result.geometry.metrics) == list(direct.metrics)  # same keys, same order (summary.json)
     for key, value in direct.metrics.items():
         got = result.geometry.metrics[key]
@@ -303,12 +303,12 @@ def run_partial(emb):
 
 def test_umap_in_slices_of_an_epoch_gives_exactly_the_layout_of_whole_epochs():
     """Slices keep the time between cancel checks short at 10⁶ points; they must not change the map."""
-    from embscope.analysis.graph import exact_knn
+    from embscope.analysis.graph import knn_graph
     from embscope.analysis.layout import umap_knn_arrays
     from embscope.analysis.umap_kernels import LayoutOptimiser, find_ab_params, fuzzy_graph
 
     x = synthetic_embeddings(300, 8).vectors
-    idx, dist = umap_knn_arrays(exact_knn(x, 10), 10)
+    idx, dist = umap_knn_arrays(knn_graph(x, 10, exact=True, device="cpu"), 10)
     fuzzy = fuzzy_graph(idx, dist)
     a, b = find_ab_params(1.0, 0.1)
     init = np.random.default_rng(0).normal(size=(300, 2))

@@ -373,14 +373,15 @@ class AnalysisSettings:
         commands=ANALYSIS_COMMANDS,
         group="analysis",
     )
-    knn: int = option(
-        DEFAULT_KNN,
+    knn: int | None = option(
+        None,
         flag="--knn",
         metavar="K",
-        help="neighbours in the k-NN graph",
+        help="neighbours in the k-NN graph, at least 1 and below the number of samples",
         label="Neighbours (k)",
         kind="int",
         minimum=1,
+        none_text=f"automatic: min({DEFAULT_KNN}, N − 1)",
         affects=SUMMARY,
         commands=ANALYSIS_COMMANDS | {"map"},
         group="analysis",

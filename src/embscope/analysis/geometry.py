@@ -304,10 +304,17 @@ def twonn_intrinsic_dimension(graph: KnnGraph, level: float = 0.95) -> dict:
         "intrinsic_dimension_ci_low": float(gamma.ppf(tail, m) / total),
         "intrinsic_dimension_ci_high": float(gamma.ppf(1 - tail, m) / total),
         "intrinsic_dimension_method": (
-            f"TwoNN maximum likelihood on the {'exact' if graph.exact else 'approximate'} cosine k-NN graph "
+            f"TwoNN maximum likelihood on the {_graph_kind(graph)} cosine k-NN graph "
             f"({m} points, {graph.n_nodes - m} exact duplicates left out); 95% interval from Gamma(M, d)"
         ),
     }
+
+
+def _graph_kind(graph: KnnGraph) -> str:
+    """ "exact", or "approximate (recall@k 0.97)" with the graph's measured recall."""
+    if graph.exact:
+        return "exact"
+    return f"approximate (recall@{graph.k} {graph.recall:.3f})" if graph.recall is not None else "approximate"
 
 
 def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, seed: int = 0, cancel=None) -> dict:
@@ -338,9 +345,10 @@ def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, 
         "knn_label_ci_low": low,
         "knn_label_ci_high": high,
         "knn_graph_exact": bool(graph.exact),
+        "knn_graph_recall": graph.recall,
         "knn_label_method": (
-            f"leave-one-out {k}-NN vote on the {'exact' if graph.exact else 'approximate (NN-descent)'} "
-            f"cosine graph; chance by {score.method}; Wilson 95% interval"
+            f"leave-one-out {k}-NN vote on the {_graph_kind(graph)} cosine graph; chance by {score.method}; "
+            "Wilson 95% interval"
         ),
     }
 

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from embscope.analysis.knn_faiss import RECALL_TOLERANCE
 from embscope.errors import BadInputError
 
-#: Exhaustive search up to this many points on CPU (blocked matmul + top-k is
-#: ~1 s at 30k×384 on 2 cores; beyond that NN-descent wins and stays accurate).
-EXACT_MAX_NODES_CPU = 30_000
-#: On a GPU the exhaustive search stays fast far longer.
-EXACT_MAX_NODES_GPU = 400_000
+#: Exhaustive search costs about n² · (d + SELECTION_COST) multiply-adds: the
+#: top-k selection adds ~300 per pair (fit of measured CPU times on two cores:
+#: 0.8 s at 5 000 × 384, 1.3 s at 8 000 × 128, 4.2 s at 15 000 × 128).
+SELECTION_COST = 300
+#: Exhaustive search while its cost stays at or below this; above it the IVF
+#: search is faster at recall ≥ 0.95 (measured: equal at 5 000 × 384, IVF
+#: 2.6× faster at 8 000 × 128 and 4.7× at 15 000 × 128; benchmarks/bench_knn.py).
+EXACT_MAX_WORK = 1.7e10
+#: The recall an approximate graph promises (measured on sampled queries).
+TARGET_RECALL = 0.95
+
+#: Human wording of each search method (summary, report, GUI).
+METHOD_TEXT = {
+    "flat": "exact (faiss IndexFlatIP, exhaustive)",
+    "ivf": "approximate (faiss IndexIVFFlat)",
+    "torch": "exact (torch, exhaustive on the GPU)",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,7 +38,7 @@ class KnnGraph:
     Attributes
     ----------
     indices
-        ``N×k`` int64, neighbours of row i, most similar first.
+        ``N×k`` int64, neighbours of row i, most similar first (ties: lower index first).
     similarities
         ``N×k`` float32 cosine similarities matching ``indices``.
     exact
@@ -32,12 +46,25 @@ class KnnGraph:
     fingerprint
         Identity of the data and ``k`` the graph was built from (cache key for
         everything computed on the graph: MCL, UMAP); empty when unknown.
+    method
+        Key of :data:`METHOD_TEXT` (``"flat"``, ``"ivf"``, ``"torch"``); empty when unknown.
+    params
+        The search's parameters (lists, probes, training rows, threads, …).
+    recall
+        Measured recall@k against an exhaustive search on ``recall_queries``
+        sampled points (1.0 for an exhaustive search); None when not measured.
+    recall_queries
+        How many sampled points the recall was measured on (0: exhaustive, by construction).
     """
 
     indices: np.ndarray
     similarities: np.ndarray
     exact: bool
     fingerprint: str = ""
+    method: str = ""
+    params: dict = field(default_factory=dict)
+    recall: float | None = None
+    recall_queries: int = 0
 
     @property
     def n_nodes(self) -> int:
@@ -47,31 +74,43 @@ class KnnGraph:
     def k(self) -> int:
         return int(self.indices.shape[1])
 
+    def describe(self) -> str:
+        """One line: how the graph was searched and its recall, e.g. for the report and the Overview."""
+        how = METHOD_TEXT.get(self.method, "exact" if self.exact else "approximate")
+        params = ", ".join(f"{key} {value}" for key, value in self.params.items())
+        text = f"cosine {self.k}-NN graph of {self.n_nodes:,} points: {how}" + (f" ({params})" if params else "")
+        if self.recall is not None and self.recall_queries:
+            text += f"; recall@{self.k} {self.recall:.3f} measured on {self.recall_queries:,} sampled points"
+        elif self.recall is not None:
+            text += f"; recall@{self.k} 1 by construction"
+        return text
+
+    def to_summary(self) -> dict:
+        """The ``summary.json["graph"]`` section."""
+        return {
+            "method": self.method or ("flat" if self.exact else "approximate"),
+            "method_text": METHOD_TEXT.get(self.method, "exact" if self.exact else "approximate"),
+            "exact": bool(self.exact),
+            "k": self.k,
+            "n_nodes": self.n_nodes,
+            "params": dict(self.params),
+            "recall_at_k": self.recall,
+            "recall_queries": int(self.recall_queries),
+            "recall_method": (
+                f"mean recall@{self.k} of {self.recall_queries} random points against an exhaustive search; "
+                f"a neighbour counts when its cosine is within {RECALL_TOLERANCE:g} of the k-th exact one"
+                if self.recall_queries
+                else "exhaustive search: recall 1 by construction"
+            ),
+            "description": self.describe(),
+        }
+
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32); zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
-
-
-def exact_knn(x: np.ndarray, k: int, block_rows: int = 2048) -> KnnGraph:
-    """Exhaustive blocked cosine top-k (self excluded), numpy only."""
-    u = unit_rows(x)
-    n = u.shape[0]
-    k = min(k, n - 1)
-    indices = np.empty((n, k), dtype=np.int64)
-    sims = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, block_rows):
-        stop = min(start + block_rows, n)
-        s = u[start:stop] @ u.T
-        s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        part_s = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-part_s, axis=1, kind="stable")
-        indices[start:stop] = np.take_along_axis(part, order, axis=1)
-        sims[start:stop] = np.take_along_axis(part_s, order, axis=1)
-    return KnnGraph(indices=indices, similarities=sims, exact=True)
+    """Rows scaled to unit L2 norm (float32, C order); zero rows stay zero."""
+    x = np.asarray(x)
+    norms = np.linalg.norm(x, axis=1, keepdims=True).astype(np.float64)
+    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
 
 def data_fingerprint(x: np.ndarray) -> str:
@@ -92,29 +131,41 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def choose_exact(n: int, device: str = "auto", exact: bool | None = None) -> bool:
-    """Whether the k-NN search of ``n`` points is exhaustive (True) or NN-descent (False).
+def choose_method(n: int, d: int, device: str = "auto", exact: bool | None = None) -> str:
+    """The search that builds the graph of ``n`` points of dimension ``d``: a key of :data:`METHOD_TEXT`.
 
-    ``exact`` forces the choice; ``None`` picks exhaustive up to
-    :data:`EXACT_MAX_NODES_CPU` points on CPU (:data:`EXACT_MAX_NODES_GPU` on GPU).
+    On a GPU, torch's exhaustive search.  On the CPU ``exact`` forces the
+    exhaustive (True) or the IVF search (False); ``None`` picks the exhaustive
+    one while ``n² · (d + SELECTION_COST)`` ≤ :data:`EXACT_MAX_WORK`.  The IVF search still falls
+    back to the exhaustive one when no probe count reaches the recall target.
     """
+    if resolve_device(device) != "cpu":
+        return "torch"
     if exact is not None:
-        return bool(exact)
-    limit = EXACT_MAX_NODES_CPU if resolve_device(device) == "cpu" else EXACT_MAX_NODES_GPU
-    return n <= limit
+        return "flat" if exact else "ivf"
+    return "flat" if float(n) * n * (d + SELECTION_COST) <= EXACT_MAX_WORK else "ivf"
 
 
-def _check_input(x: np.ndarray, k: int) -> np.ndarray:
+def check_k(k: int, n: int) -> int:
+    """``k`` as an int if 1 ≤ k < n, else one line saying why not."""
+    k = int(k)
+    if k < 1:
+        raise BadInputError(f"k must be at least 1, got {k}")
+    if k >= n:
+        raise BadInputError(f"k = {k} neighbours needs more than {k} samples; there are {n} (k must be below N)")
+    return k
+
+
+def _check_input(x: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     x = np.asarray(x)
     if x.ndim != 2:
         raise BadInputError(f"the k-NN graph needs an N×d array, got shape {tuple(x.shape)}")
     if x.shape[0] < 2:
         raise BadInputError("the k-NN graph needs at least 2 points")
-    if k < 1:
-        raise BadInputError(f"k must be at least 1, got {k}")
+    k = check_k(k, x.shape[0])
     if not np.all(np.isfinite(x)):
         raise BadInputError("embeddings contain NaN or infinite values; drop those rows first")
-    return x
+    return x, k
 
 
 def iter_knn_graph(
@@ -123,94 +174,185 @@ def iter_knn_graph(
     *,
     device: str = "auto",
     exact: bool | None = None,
-    block_rows: int = 4096,
+    threads: int | None = None,
     fingerprint: str | None = None,
+    seed: int = 0,
 ) -> Generator[float, None, KnnGraph]:
-    """Cosine k-NN graph (self excluded), yielding the fraction done after each block.
+    """Cosine k-NN graph (self excluded), yielding the fraction done after each tile.
 
     Parameters
     ----------
     x
         ``N×d`` embeddings (any float dtype; rows are normalised here).
     k
-        Neighbours per point; clipped to ``N - 1``.
+        Neighbours per point, 1 ≤ k < N (:class:`BadInputError` otherwise).
     device
-        Torch device for the exhaustive search (``"auto"``: CUDA when available).
+        ``"auto"``: torch on CUDA when a GPU is present, else faiss on the CPU.
     exact
-        Force exhaustive (True) or NN-descent (False) search; ``None`` decides
-        by size (:func:`choose_exact`).
-    block_rows
-        Query rows per block of the exhaustive search (bounds memory to
-        ``block_rows × N`` similarities).
+        Force the exhaustive (True) or the IVF (False) search on the CPU;
+        ``None`` decides by size (:func:`choose_method`).
+    threads
+        faiss threads; ``None``: :func:`embscope.analysis.knn_faiss.default_threads`.
     fingerprint
         :func:`data_fingerprint` of ``x`` when the caller has it already (the
         graph cache does), so the data is hashed once.
+    seed
+        Seed of the IVF training sample, k-means start and recall queries.
 
     Returns
     -------
     KnnGraph
-        As the generator's return value (``graph = yield from iter_knn_graph(...)``).
+        As the generator's return value (``graph = yield from iter_knn_graph(...)``),
+        with its method, parameters and measured recall.
     """
-    x = _check_input(x, k)
-    n = x.shape[0]
-    k = min(int(k), n - 1)
-    fp = f"{fingerprint or data_fingerprint(x)}-k{k}"
-    dev = resolve_device(device)
-    exact = choose_exact(n, dev, exact)
-    if not exact:
-        yield 0.0
-        graph = _nndescent_knn(x, k)
-        yield 1.0
-        return KnnGraph(graph.indices, graph.similarities, exact=False, fingerprint=fp)
+    from embscope.analysis import knn_faiss as kf
 
+    x, k = _check_input(x, k)
+    n, d = x.shape
+    fp = f"{fingerprint or data_fingerprint(x)}-k{k}"
+    method = choose_method(n, d, device, exact)
+    if method == "torch":
+        graph = yield from _torch_knn(x, k, resolve_device(device))
+        return dataclasses.replace(graph, fingerprint=fp)
+    threads = int(threads) if threads else kf.default_threads()
+    u = unit_rows(x)
+    rows = np.arange(n)
+    params: dict = {"threads": threads}
+    recall, recall_queries = 1.0, 0
+    if method == "ivf":
+        ivf = yield from kf.scaled(kf.build_ivf(u, threads, seed), 0.0, 0.3)
+        params.update(lists=ivf.n_lists, training_rows=ivf.n_train)
+        calibration, held_out = query_samples(n, seed)
+        sample = np.concatenate([calibration, held_out])
+        truth_s, truth_i = yield from kf.scaled(kf.exact_search(u, sample, k + 1, threads), 0.3, 0.4)
+        truth_s = without_self(truth_i, truth_s, sample, k)[1]
+        calibrate = calibration.size
+        nprobe = yield from kf.scaled(
+            _tune_nprobe(ivf, u, sample[:calibrate], truth_s[:calibrate], k, threads), 0.4, 0.45
+        )
+        if nprobe is None:
+            del ivf
+            method = "flat"
+            params = {"threads": threads, "fallback": f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"}
+        else:
+            params["probes"] = nprobe
+            found_s, found_i = yield from kf.scaled(kf.ivf_search(ivf, u, rows, k + 1, nprobe, threads), 0.45, 0.95)
+            del ivf
+            missing = np.flatnonzero((found_i < 0).any(axis=1))
+            if missing.size:  # the probed lists held fewer than k + 1 points: search those rows exhaustively
+                repair = kf.scaled(kf.exact_search(u, missing, k + 1, threads), 0.95, 0.97)
+                found_s[missing], found_i[missing] = yield from repair
+    if method == "flat":
+        start = 0.45 if "fallback" in params else 0.0
+        found_s, found_i = yield from kf.scaled(kf.exact_search(u, rows, k + 1, threads), start, 0.97)
+    indices, sims = _canonical(u, *without_self(found_i, found_s, rows, k))
+    if method == "ivf":
+        recall, recall_queries = kf.recall_at_k(sims[held_out], truth_s[calibrate:]), int(held_out.size)
+    yield 1.0
+    return KnnGraph(
+        indices,
+        sims,
+        exact=method == "flat",
+        fingerprint=fp,
+        method=method,
+        params=params,
+        recall=recall,
+        recall_queries=recall_queries,
+    )
+
+
+def query_samples(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that tune the IVF probe count and, disjoint from them, the rows its reported recall is measured on."""
+    from embscope.analysis import knn_faiss as kf
+
+    sample = np.random.default_rng(seed).choice(n, min(n, kf.CALIBRATION_QUERIES + kf.RECALL_QUERIES), replace=False)
+    calibrate = min(kf.CALIBRATION_QUERIES, sample.size // 2)
+    return sample[:calibrate], sample[calibrate:]
+
+
+def recall_sample(n: int, seed: int = 0) -> np.ndarray:
+    """The rows whose recall an IVF graph of ``n`` points reports (seeded: the same on every run)."""
+    return query_samples(n, seed)[1]
+
+
+def _tune_nprobe(ivf, u, queries, truth_s, k, threads) -> Generator[float, None, int | None]:
+    """Smallest probe count whose recall on the calibration queries reaches the target; None if none does."""
+    from embscope.analysis import knn_faiss as kf
+
+    steps = [p for p in kf.NPROBE_STEPS if p <= max(1, ivf.n_lists * kf.MAX_PROBE_SHARE)]
+    for i, nprobe in enumerate(steps):
+        found_s, found_i = yield from kf.scaled(
+            kf.ivf_search(ivf, u, queries, k + 1, nprobe, threads), i / len(steps), (i + 1) / len(steps)
+        )
+        found_s = np.where(found_i < 0, -np.inf, found_s)
+        _, found_s = without_self(found_i, found_s, queries, k)
+        if kf.recall_at_k(found_s, truth_s) >= kf.CALIBRATION_TARGET:
+            return nprobe
+    return None
+
+
+def without_self(indices: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k of the k + 1 neighbours found for ``rows``: the row itself removed, else the last one.
+
+    With exact duplicates the row may be tied with others and not come back at
+    all; then its k + 1 results are all other points and the last is dropped.
+    """
+    drop = indices == rows[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    keep = ~drop
+    return indices[keep].reshape(-1, k), sims[keep].reshape(-1, k)
+
+
+def _canonical(u: np.ndarray, indices: np.ndarray, sims: np.ndarray, rows_per_chunk: int = 4096):
+    """Similarities recomputed pair by pair and rows sorted by (cosine desc, index asc).
+
+    The search's own inner products differ in the last bit with the tiling and
+    the thread count; recomputing them in one fixed order makes the graph the
+    same bits whatever ran it, and ties come out in index order.
+    """
+    n, k = indices.shape
+    out_i = np.empty_like(indices)
+    out_s = np.empty((n, k), np.float32)
+    for s in range(0, n, rows_per_chunk):
+        idx = indices[s : s + rows_per_chunk]
+        cos = np.einsum("id,ikd->ik", u[s : s + rows_per_chunk], u[idx])
+        np.clip(cos, -1.0, 1.0, out=cos)
+        order = np.lexsort((idx, -cos), axis=-1)
+        out_i[s : s + rows_per_chunk] = np.take_along_axis(idx, order, axis=1)
+        out_s[s : s + rows_per_chunk] = np.take_along_axis(cos, order, axis=1)
+    return out_i, out_s
+
+
+def _torch_knn(x: np.ndarray, k: int, device: str, block_rows: int = 4096) -> Generator[float, None, KnnGraph]:
+    """Exhaustive blocked cosine top-k with torch on a GPU (self masked out)."""
     import torch
 
-    u = torch.from_numpy(unit_rows(x)).to(dev)
+    n = x.shape[0]
+    u = unit_rows(x)
+    gpu = torch.from_numpy(u).to(device)
     indices = np.empty((n, k), dtype=np.int64)
     sims = np.empty((n, k), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, n, block_rows):
             stop = min(start + block_rows, n)
-            s = u[start:stop] @ u.T
+            s = gpu[start:stop] @ gpu.T
             rows = torch.arange(stop - start, device=s.device)
-            s[rows, rows + start] = -torch.inf  # self is not its own neighbour
-            # topk is sorted (most similar first); ties resolve deterministically.
+            s[rows, rows + start] = -torch.inf  # self is not its own neighbour, even among duplicates
             val, idx = torch.topk(s, k, dim=1, largest=True, sorted=True)
             indices[start:stop] = idx.cpu().numpy()
             sims[start:stop] = val.cpu().numpy()
             yield stop / n
-    np.clip(sims, -1.0, 1.0, out=sims)
-    return KnnGraph(indices=indices, similarities=sims, exact=True, fingerprint=fp)
+    indices, sims = _canonical(u, indices, sims)
+    return KnnGraph(indices, sims, exact=True, method="torch", params={"device": device}, recall=1.0)
 
 
-def knn_graph(x: np.ndarray, k: int = 15, *, device: str = "auto", exact: bool | None = None) -> KnnGraph:
+def knn_graph(
+    x: np.ndarray, k: int = 15, *, device: str = "auto", exact: bool | None = None, threads: int | None = None
+) -> KnnGraph:
     """Cosine k-NN graph without progress reports (see :func:`iter_knn_graph`)."""
     from embscope.generators import run_to_end
 
-    return run_to_end(iter_knn_graph(x, k, device=device, exact=exact))
-
-
-def _nndescent_knn(x: np.ndarray, k: int) -> KnnGraph:
-    """Approximate cosine k-NN by NN-descent (pynndescent), self removed."""
-    from pynndescent import NNDescent
-
-    index = NNDescent(
-        unit_rows(x), metric="cosine", n_neighbors=k + 1, random_state=0, low_memory=True, n_jobs=None, compressed=False
-    )
-    idx, dist = index.neighbor_graph
-    n = idx.shape[0]
-    indices = np.empty((n, k), dtype=np.int64)
-    sims = np.empty((n, k), dtype=np.float32)
-    for i in range(n):
-        keep = (idx[i] != i) & (idx[i] >= 0)
-        row_i, row_d = idx[i][keep][:k], dist[i][keep][:k]
-        if row_i.shape[0] < k:  # NN-descent occasionally returns too few: pad with the last
-            pad = k - row_i.shape[0]
-            row_i = np.concatenate([row_i, np.repeat(row_i[-1:], pad)])
-            row_d = np.concatenate([row_d, np.repeat(row_d[-1:], pad)])
-        indices[i] = row_i
-        sims[i] = 1.0 - row_d
-    return KnnGraph(indices=indices, similarities=np.clip(sims, -1.0, 1.0), exact=False)
+    return run_to_end(iter_knn_graph(x, k, device=device, exact=exact, threads=threads))
 
 
 def knn_adjacency(graph: KnnGraph, *, symmetric: bool = True):

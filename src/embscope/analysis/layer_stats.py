@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis import spectrum as spec
-from embscope.analysis.graph import exact_knn
+from embscope.analysis.graph import knn_graph
 from embscope.errors import BadInputError
 
 #: Rows kept per layer for the pair and label metrics (all rows when N is smaller).
@@ -206,7 +206,7 @@ def sample_graph(sample: np.ndarray, k: int = KNN_VOTE_K):
     x = sample.astype(np.float64)
     peak = float(np.abs(x).max(initial=0.0))
     # Cosine neighbours do not depend on scale; rescaling keeps huge values finite in float32.
-    return exact_knn(x / peak if peak > 0 else x, k)
+    return knn_graph(x / peak if peak > 0 else x, min(k, x.shape[0] - 1), device="cpu", exact=True)
 
 
 def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:

@@ -244,7 +244,10 @@ def weakest_evidence(geometry: dict, grades: dict[str, Grade], tests: list[dict]
     if method.startswith("sampled"):
         parts.append(f"collapse ratio is estimated ({method})")
     if geometry.get("knn_graph_exact") is False:
-        parts.append("the k-NN graph is approximate (NN-descent)")
+        recall = geometry.get("knn_graph_recall")
+        parts.append(
+            "the k-NN graph is approximate" + (f" (measured recall {_fmt(recall)})" if recall is not None else "")
+        )
     if geometry.get("knn_label_ci_low") is not None:
         parts.append(
             f"kNN accuracy 95% interval [{_fmt(geometry['knn_label_ci_low'])}, {_fmt(geometry['knn_label_ci_high'])}]"

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     k = settings.knn
-    if k < 2:  # UMAP needs neighbours: stricter than the k-NN graph's own minimum
+    if k is not None and k < 2:  # UMAP needs neighbours: stricter than the k-NN graph's own minimum
         raise BadInputError(f"--knn must be at least 2, got {k}")
     from embscope.tasks.report import OutputSet, check_output_dir
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "umap":
         graph = run_with_progress(build_knn_graph(x, k, device=settings.load.device))
         layouts["layout_umap.npy"] = run_with_progress(
-            umap_layout_job(graph, x, n_neighbors=min(k + 1, x.shape[0] - 1))
+            umap_layout_job(graph, x, n_neighbors=min(graph.k + 1, x.shape[0] - 1))
         )
     # Both layouts or neither: a failed UMAP leaves the previous set, not a lone PCA.
     with OutputSet(out) as staging:

@@ -527,7 +527,7 @@ class MainWindow(QMainWindow):
             on_failed=lambda message: self.show_status(f"map not available: {message}"),
         )
 
-    def _knn_of(self, source: Source) -> int:
+    def _knn_of(self, source: Source) -> int | None:
         return self.knn if self.knn is not None else source.settings.knn
 
     def _on_layout_finished(self, source: Source, embeddings, graph, method: str, coords) -> None:

@@ -285,7 +285,7 @@ def _assemble(
     request, embeddings, geometry, concepts, predictions, graph, clusters, weights, thresholds, timings, pending
 ) -> AnalysisResult:
     """Summary, grades and verdict of what is known so far (``pending``: the steps still to come)."""
-    summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights)
+    summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights, graph=graph)
     gradeable = dict(summary["geometry"])
     if clusters is not None:
         # Parent purity is graded as its chance-corrected lift at the coarsest
@@ -325,7 +325,9 @@ def _assemble(
     )
 
 
-def build_summary(embeddings, geometry, concepts, predictions, clusters, weights) -> dict:
+def build_summary(
+    embeddings, geometry, concepts, predictions, clusters, weights, graph: KnnGraph | None = None
+) -> dict:
     """The ``summary.json`` dictionary (schema in ``resources/summary.schema.json``)."""
     from embscope import __version__
 
@@ -345,6 +347,8 @@ def build_summary(embeddings, geometry, concepts, predictions, clusters, weights
     }
     if embeddings.extraction is not None:
         summary["extraction"] = dict(embeddings.extraction)  # what "auto" pooling resolved to
+    if graph is not None:
+        summary["graph"] = graph.to_summary()
     if embeddings.kind == "concept":
         summary["n_concepts"] = int(embeddings.vectors.shape[1])
     if concepts is not None:

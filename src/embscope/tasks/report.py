@@ -371,6 +371,8 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
     lines += ["", f"Input: {kind} embeddings, {shape}. Schema {summary['schema_version']}."]
     for note in summary.get("input_notes", []):
         lines.append(f"Note: {md_text(note)}")
+    if "graph" in summary:
+        lines.append(f"k-NN graph: {md_text(summary['graph']['description'])}.")
     lines += ["", "## Graded metrics", "", "| Metric | Value | Target | Grade |", "|---|---|---|---|"]
     grades = summary["grades"]
     ordered = [m for m in METRIC_LABELS if m in grades] + [m for m in grades if m not in METRIC_LABELS]

@@ -50,7 +50,7 @@ def analysis_steps(
     graph: bool,
     labels: bool,
     clusters: bool,
-    knn: int,
+    knn: int | None,
     n_inflations: int,
     load_seconds: float = 0.0,
 ) -> tuple[Step, ...]:
@@ -65,15 +65,22 @@ def analysis_steps(
         steps.append(Step(GRAPH, "k-NN graph", GRAPH_S * n**1.5 * dim))
         steps.append(Step(SCORES, "label scores" if labels else "graph metrics", SCORES_S_PER_SAMPLE * n))
         if clusters:
-            steps.append(Step(CLUSTERS, "MCL clusters", MCL_S * n * knn * max(n_inflations, 1)))
+            steps.append(Step(CLUSTERS, "MCL clusters", MCL_S * n * _neighbours(knn, n) * max(n_inflations, 1)))
     return tuple(steps)
 
 
-def map_steps(n: int, dim: int, *, knn: int, umap: bool) -> tuple[Step, ...]:
+def _neighbours(knn: int | None, n: int) -> int:
+    """``--knn`` as the graph resolves it: ``None`` (automatic) is min(DEFAULT_KNN, n − 1)."""
+    from embscope.options import DEFAULT_KNN
+
+    return knn if knn is not None else max(1, min(DEFAULT_KNN, n - 1))
+
+
+def map_steps(n: int, dim: int, *, knn: int | None, umap: bool) -> tuple[Step, ...]:
     """The window's map steps: the PCA map, then (with a graph) UMAP."""
     steps = [Step(PCA, "PCA map", PCA_S_PER_VALUE * n * dim)]
     if umap:
-        steps.append(Step(UMAP, "UMAP map", UMAP_S * n * min(knn, 15) * UMAP_EPOCHS))
+        steps.append(Step(UMAP, "UMAP map", UMAP_S * n * min(_neighbours(knn, n), 15) * UMAP_EPOCHS))
     return tuple(steps)
 
 

@@ -91,7 +91,8 @@ class OverviewPanel(QWidget):
             f"font-size: 16pt; font-weight: bold; color: {text_colour(verdict_colour(verdict))};"
         )
         emb = result.embeddings
-        self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
+        graph = f"\nk-NN graph: {result.graph.describe()}" if result.graph is not None else ""
+        self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind}){graph}")
         self.source_label.setToolTip(str(emb.source))
         items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
         notes = "".join(f"<li><i>{html.escape(n, quote=False)}</i></li>" for n in emb.notes)
