@@ -24,6 +24,11 @@ import numba
 import numpy as np
 import scipy.sparse
 
+from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+# Before the first cache=True decorator: binds this module's kernels to EmbScope's cache folder.
+ensure_numba_cache_dir()
+
 #: umap-learn's constants for the per-point bandwidth search.
 SMOOTH_K_TOLERANCE = 1e-5
 MIN_K_DIST_SCALE = 1e-3
