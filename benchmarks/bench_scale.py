@@ -1,0 +1,121 @@
+"""``embscope analyze`` at 10⁵ and 10⁶ samples: wall and CPU time, peak RSS, time per stage.
+
+Each run is the real command line (``python -m embscope analyze emb.npy --meta
+meta.csv --out DIR``) in a child process, so its peak RSS (``ru_maxrss`` of
+that child, from ``os.wait4``) covers loading, every stage and writing the
+output files, and nothing of this script.  Per-stage times come from the
+summary's ``timings_s``; the MCL line says whether it ran on a subsample.
+
+Corpora (both printed by default):
+
+``planted``
+    :func:`planted.planted_hierarchy`: ``--dim`` (128) dimensions, 50 parents ×
+    20 leaves.
+``wordnet-stacked``
+    The real WordNet/MiniLM corpus of :mod:`corpora` (384-d), stacked to N
+    rows with noise (real geometry, but every point has near-copies: says so).
+
+Targets (issue 11, 2 cores): analyze 10⁶ × 128 ≤ 10 min, peak RSS ≤ 3× the
+input array.  The machine may be shared: the load average before and after
+each run is printed, and CPU time beside wall time (CPU time is what a busy
+machine inflates least).
+
+    python benchmarks/bench_scale.py [--n 100000 1000000] [--corpus planted wordnet-stacked] [--dim 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_input(corpus: str, n: int, dim: int, folder: Path) -> tuple[Path, Path, str]:
+    """Write ``emb.npy`` and ``meta.csv`` (label, parent) of ``corpus`` at ``n`` rows; return them and what it is."""
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    if corpus == "planted":
+        from planted import planted_hierarchy
+
+        x, leaf, parent = planted_hierarchy(n, dim=dim, n_parents=50, leaves_per_parent=20, seed=0)
+        labels = np.char.add("leaf", leaf.astype(str))
+        parents = np.char.add("p", parent.astype(str))
+        description = f"planted hierarchy, {n} × {dim}, 50 parents × 20 leaves"
+    else:
+        from corpora import load_corpus
+
+        x, labels, parents, description = load_corpus(corpus, n=n)
+    emb, meta = folder / "emb.npy", folder / "meta.csv"
+    np.save(emb, np.ascontiguousarray(x, dtype=np.float32))
+    with meta.open("w", encoding="utf-8") as handle:
+        handle.write("label,parent\n")
+        for start in range(0, len(labels), 100_000):
+            rows = zip(labels[start : start + 100_000], parents[start : start + 100_000], strict=True)
+            handle.writelines(f'"{a}","{b}"\n' for a, b in rows)
+    return emb, meta, description
+
+
+def run_analyze(emb: Path, meta: Path, out: Path, extra: list[str]) -> dict:
+    """One ``embscope analyze`` in a child process: wall/CPU seconds, peak RSS (MiB), its summary."""
+    cmd = [sys.executable, "-m", "embscope", "analyze", str(emb), "--meta", str(meta), "--out", str(out), *extra]
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    with open(out.parent / f"{out.name}.log", "w") as log:
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):  # 1 = a verdict other than healthy with --fail-on-collapse: not used here
+        raise RuntimeError(f"analyze exited {code}: see {out.parent / f'{out.name}.log'}")
+    summary = json.loads((out / "summary.json").read_text())
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "timings": summary.get("timings_s", {}),
+        "mcl": (summary.get("clusters") or {}).get("sample", {}).get("text", "all samples"),
+        # The k-NN graph's method and measured recall, where the summary states them.
+        "graph": summary.get("graph") or summary.get("geometry", {}).get("knn_label_method", ""),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--corpus", nargs="+", default=["planted", "wordnet-stacked"])
+    parser.add_argument("--dim", type=int, default=128, help="dimensions of the planted corpus")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the inputs and outputs in this folder")
+    parser.add_argument("analyze_args", nargs="*", help="extra arguments for embscope analyze (after --)")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.2f} (shared machine)", flush=True)
+    for corpus in args.corpus:
+        for n in args.n:
+            with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+                folder = Path(tmp)
+                emb, meta, description = make_input(corpus, n, args.dim, folder)
+                input_mib = emb.stat().st_size / 2**20
+                r = run_analyze(emb, meta, folder / "out", args.analyze_args)
+                stages = ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
+                print(
+                    f"\n{corpus} N={n}: {description}\n"
+                    f"  wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s (load {r['load_before']:.1f} → "
+                    f"{r['load_after']:.1f}); peak RSS {r['peak_rss_mib']:.0f} MiB = "
+                    f"{r['peak_rss_mib'] / input_mib:.2f}× the {input_mib:.0f} MiB input array\n"
+                    f"  stages (s): {stages}\n  MCL: {r['mcl']}" + (f"\n  graph: {r['graph']}" if r["graph"] else ""),
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
