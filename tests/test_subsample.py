@@ -103,6 +103,7 @@ def test_analyze_clusters_a_stated_subsample_above_the_limit(monkeypatch, tmp_pa
     row = result.summary["clusters"]["inflations"][0]
     assert row["n_clusters"] >= 2 and row["purity_leaf"] > 0.9  # planted leaves are found on the sample too
     assert any("MCL ran on 300 of 900 samples" in line for line in result.verdict.evidence)
+    assert result.clusters.readout.text.endswith("(read on 300 of 900 samples, stratified by label)")
     ids = result.clusters.cluster_ids[2.0]
     assert ids.shape == (900,) and int(np.sum(ids >= 0)) == 300
     paths = write_outputs(result, tmp_path / "out")

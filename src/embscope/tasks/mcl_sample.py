@@ -170,5 +170,10 @@ def mcl_sweep_job(
         cache.build(cancel)
     sweep = yield from cluster_sweep_job(cache, labels, parents, inflations, cancel=cancel)
     if isinstance(cache, SampledClusterCache):
-        sweep = replace(sweep, sample=cache.to_summary())
+        # The read-out is what the Clusters panel shows: it names the sample it was read on.
+        sample = cache.sample
+        note = f" (read on {sample.size:,} of {sample.n_total:,} samples, {sample.method})"
+        sweep = replace(
+            sweep, sample=cache.to_summary(), readout=replace(sweep.readout, text=sweep.readout.text + note)
+        )
     return sweep
