@@ -1,10 +1,12 @@
 """``embscope analyze`` at 10⁵ and 10⁶ samples: wall and CPU time, peak RSS, time per stage.
 
-Each run is the real command line (``python -m embscope analyze emb.npy --meta
-meta.csv --out DIR``) in a child process, so its peak RSS (``ru_maxrss`` of
-that child, from ``os.wait4``) covers loading, every stage and writing the
-output files, and nothing of this script.  Per-stage times come from the
-summary's ``timings_s``; the MCL line says whether it ran on a subsample.
+Each run is the real command line (``embscope analyze emb.npy --meta meta.csv
+--out DIR``, through ``embscope.cli.main``) in a child process, so its peak RSS
+(``ru_maxrss`` of that child, from ``os.wait4``) covers loading, every stage
+and writing the output files, and nothing of this script.  Per-stage times
+come from the summary's ``timings_s``; a thread in the child notes the peak
+RSS of each stage (the stage the pipeline last reported); the MCL line says
+whether it ran on a subsample.
 
 Corpora (both printed by default):
 
@@ -36,6 +38,47 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+# The child: `embscope analyze` through its real entry point, with a thread noting the peak RSS of each stage
+# (the stage is the one the pipeline last reported; "write outputs" after the pipeline returned).
+DRIVER = r"""
+import json, sys, threading, time
+import embscope.tasks.analyze as pipeline
+from embscope.cli import main
+
+stage, peaks = ["start-up"], {}
+
+def rss_mib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+def sample():
+    while True:
+        peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss_mib())
+        time.sleep(0.05)
+
+original = pipeline.analyze_job
+
+def traced(request, cancel=pipeline.NEVER_CANCELLED):
+    job = original(request, cancel)
+    while True:
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            stage[0] = "write outputs"
+            return stop.value
+        name = report.stage.split(":")[0]
+        stage[0] = {"k-NN graph": "graph", "MCL": "clusters", "done": "verdict"}.get(name, name)
+        yield report
+
+pipeline.analyze_job = traced
+threading.Thread(target=sample, daemon=True).start()
+code = main(sys.argv[2:])
+peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss_mib())
+with open(sys.argv[1], "w") as handle:
+    json.dump(peaks, handle)
+sys.exit(code)
+"""
+
 
 def make_input(corpus: str, n: int, dim: int, folder: Path) -> tuple[Path, Path, str]:
     """Write ``emb.npy`` and ``meta.csv`` (label, parent) of ``corpus`` at ``n`` rows; return them and what it is."""
@@ -65,7 +108,9 @@ def make_input(corpus: str, n: int, dim: int, folder: Path) -> tuple[Path, Path,
 
 def run_analyze(emb: Path, meta: Path, out: Path, extra: list[str]) -> dict:
     """One ``embscope analyze`` in a child process: wall/CPU seconds, peak RSS (MiB), its summary."""
-    cmd = [sys.executable, "-m", "embscope", "analyze", str(emb), "--meta", str(meta), "--out", str(out), *extra]
+    peaks = out.parent / f"{out.name}.rss.json"
+    args = ["analyze", str(emb), "--meta", str(meta), "--out", str(out), *extra]
+    cmd = [sys.executable, "-c", DRIVER, str(peaks), *args]
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w") as log:
@@ -83,6 +128,7 @@ def run_analyze(emb: Path, meta: Path, out: Path, extra: list[str]) -> dict:
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         "timings": summary.get("timings_s", {}),
+        "stage_rss_mib": json.loads(peaks.read_text()),
         "mcl": (summary.get("clusters") or {}).get("sample", {}).get("text", "all samples"),
         # The k-NN graph's method and measured recall, where the summary states them.
         "graph": summary.get("graph") or summary.get("geometry", {}).get("knn_label_method", ""),
@@ -106,12 +152,14 @@ def main() -> int:
                 input_mib = emb.stat().st_size / 2**20
                 r = run_analyze(emb, meta, folder / "out", args.analyze_args)
                 stages = ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
+                rss = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_rss_mib"].items())
                 print(
                     f"\n{corpus} N={n}: {description}\n"
                     f"  wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s (load {r['load_before']:.1f} → "
                     f"{r['load_after']:.1f}); peak RSS {r['peak_rss_mib']:.0f} MiB = "
                     f"{r['peak_rss_mib'] / input_mib:.2f}× the {input_mib:.0f} MiB input array\n"
-                    f"  stages (s): {stages}\n  MCL: {r['mcl']}" + (f"\n  graph: {r['graph']}" if r["graph"] else ""),
+                    f"  stages (s): {stages}\n  peak RSS by stage (MiB): {rss}\n  MCL: {r['mcl']}"
+                    + (f"\n  graph: {r['graph']}" if r["graph"] else ""),
                     flush=True,
                 )
     return 0
