@@ -45,7 +45,15 @@ import json, sys, threading, time
 import embscope.tasks.analyze as pipeline
 from embscope.cli import main
 
-stage, peaks = ["start-up"], {}
+stage, peaks, cpu = ["start-up"], {}, {}
+last = [time.process_time()]
+
+def enter(name):
+    # CPU seconds (all threads) per stage: what a shared machine inflates least.
+    now = time.process_time()
+    cpu[stage[0]] = cpu.get(stage[0], 0.0) + now - last[0]
+    last[0] = now
+    stage[0] = name
 
 def rss_mib():
     with open("/proc/self/status") as status:
@@ -64,18 +72,21 @@ def traced(request, cancel=pipeline.NEVER_CANCELLED):
         try:
             report = next(job)
         except StopIteration as stop:
-            stage[0] = "write outputs"
+            enter("write outputs")
             return stop.value
         name = report.stage.split(":")[0]
-        stage[0] = {"k-NN graph": "graph", "MCL": "clusters", "done": "verdict"}.get(name, name)
+        name = {"k-NN graph": "graph", "MCL": "clusters", "done": "verdict"}.get(name, name)
+        if name != stage[0]:
+            enter(name)
         yield report
 
 pipeline.analyze_job = traced
 threading.Thread(target=sample, daemon=True).start()
 code = main(sys.argv[2:])
 peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss_mib())
+enter("end")
 with open(sys.argv[1], "w") as handle:
-    json.dump(peaks, handle)
+    json.dump({"rss": peaks, "cpu": cpu}, handle)
 sys.exit(code)
 """
 
@@ -128,7 +139,8 @@ def run_analyze(emb: Path, meta: Path, out: Path, extra: list[str]) -> dict:
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         "timings": summary.get("timings_s", {}),
-        "stage_rss_mib": json.loads(peaks.read_text()),
+        "stage_rss_mib": json.loads(peaks.read_text())["rss"],
+        "stage_cpu_s": json.loads(peaks.read_text())["cpu"],
         "mcl": (summary.get("clusters") or {}).get("sample", {}).get("text", "all samples"),
         # The k-NN graph's method and measured recall, where the summary states them.
         "graph": summary.get("graph") or summary.get("geometry", {}).get("knn_label_method", ""),
@@ -153,12 +165,14 @@ def main() -> int:
                 r = run_analyze(emb, meta, folder / "out", args.analyze_args)
                 stages = ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
                 rss = ", ".join(f"{k} {v:.0f}" for k, v in r["stage_rss_mib"].items())
+                cpu = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_cpu_s"].items())
                 print(
                     f"\n{corpus} N={n}: {description}\n"
                     f"  wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s (load {r['load_before']:.1f} → "
                     f"{r['load_after']:.1f}); peak RSS {r['peak_rss_mib']:.0f} MiB = "
                     f"{r['peak_rss_mib'] / input_mib:.2f}× the {input_mib:.0f} MiB input array\n"
-                    f"  stages (s): {stages}\n  peak RSS by stage (MiB): {rss}\n  MCL: {r['mcl']}"
+                    f"  stages, wall s (summary timings_s): {stages}\n  stages, CPU s: {cpu}\n"
+                    f"  peak RSS by stage (MiB): {rss}\n  MCL: {r['mcl']}"
                     + (f"\n  graph: {r['graph']}" if r["graph"] else ""),
                     flush=True,
                 )
