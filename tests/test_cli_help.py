@@ -58,7 +58,7 @@ def test_every_option_and_positional_has_a_description_and_options_their_default
 _LOAD = {"--data", "--factory", "--trust", "--max-memory"}
 _EXTRACT = _LOAD | {"--pooling", "--device", "--dtype", "--batch-size"}
 _ONE_MODULE = _EXTRACT | {"--module", "--layer", "--no-cache", "--nonfinite", "--no-model-normalize"}
-_ANALYSIS = {"--thresholds", "--no-graph", "--knn", "--no-clusters", "--inflations"}
+_ANALYSIS = {"--thresholds", "--no-graph", "--knn", "--no-clusters", "--mcl-full", "--inflations"}
 _LABELS = {"--meta", "--parents"}
 OFFERED = {
     "analyze": _ONE_MODULE | _LABELS | _ANALYSIS | {"--fail-on-collapse", "--png", "--out"},

@@ -139,3 +139,27 @@ def test_verdict_semantically_empty_when_neighbours_share_no_labels(rng):
     y = (centers[codes] + rng.standard_normal((1500, 32))).astype(np.float32)
     g = compute_geometry(y, codes.astype(str), knn_graph(y, 15, exact=True, device="cpu"))
     assert decide_verdict(g.metrics, grade_metrics(g.metrics, load_thresholds())).label == "healthy"
+
+
+def test_prediction_counts_match_sklearn_and_the_confusion_is_capped(monkeypatch):
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    from embscope.analysis import predictions as pred_mod
+
+    rng = np.random.default_rng(5)
+    labels = np.array([f"c{i}" for i in rng.integers(0, 30, 4000)])
+    preds = np.where(rng.random(4000) < 0.6, labels, np.array([f"c{i}" for i in rng.integers(0, 35, 4000)]))
+    report = pred_mod.prediction_report(preds, labels)
+    classes = sorted(set(labels) | set(preds))
+    assert report.classes == classes and report.n_classes == len(classes)
+    np.testing.assert_array_equal(report.confusion, confusion_matrix(labels, preds, labels=classes))
+    assert report.macro_f1 == pytest.approx(f1_score(labels, preds, labels=classes, average="macro"))
+    assert pred_mod.macro_f1_score(labels, preds, classes[::-1]) == pytest.approx(report.macro_f1)
+    # Above the cap: the most frequent true labels only (a 20 000-class dense matrix would be 3.2 GB).
+    monkeypatch.setattr(pred_mod, "CONFUSION_MAX_CLASSES", 5)
+    capped = pred_mod.prediction_report(preds, labels)
+    names, counts = np.unique(labels, return_counts=True)
+    top = sorted(names[np.lexsort((names, -counts))[:5]].tolist())
+    assert capped.classes == top and capped.n_classes == len(classes)
+    np.testing.assert_array_equal(capped.confusion, confusion_matrix(labels, preds, labels=top))
+    assert capped.macro_f1 == report.macro_f1 and capped.to_summary()["confusion_classes"] == 5

@@ -80,6 +80,8 @@ NONFINITE_POLICIES = ("drop", "refuse")
 DEFAULT_INFLATIONS = (1.4, 2.0, 3.0, 4.0)
 DEFAULT_KNN = 15
 DEFAULT_BATCH_SIZE = 64
+#: Above this many samples the MCL sweep runs on a stratified subsample of this size unless ``mcl_full``.
+MCL_NODE_LIMIT = 20_000
 
 #: CLI commands that open sources and that analyse them.
 # `gui` offers every load option (applied to the sources it opens) and no analysis option (the window has its own).
@@ -392,6 +394,17 @@ class AnalysisSettings:
         help="run the MCL sweep",
         off_help="skip the MCL sweep",
         label="MCL sweep",
+        kind="bool",
+        affects=SUMMARY,
+        commands=ANALYSIS_COMMANDS,
+        group="analysis",
+    )
+    mcl_full: bool = option(
+        False,
+        flag="--mcl-full",
+        help=f"run MCL on every sample, however many (above {MCL_NODE_LIMIT:,} samples it runs on a seeded "
+        f"subsample of {MCL_NODE_LIMIT:,}, stratified by label: the summary says so)",
+        label="MCL on all samples",
         kind="bool",
         affects=SUMMARY,
         commands=ANALYSIS_COMMANDS,

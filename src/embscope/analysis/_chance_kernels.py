@@ -15,6 +15,11 @@ import math
 import numba as nb
 import numpy as np
 
+from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+# Before the first cache=True decorator: binds this module's kernels to EmbScope's cache folder.
+ensure_numba_cache_dir()
+
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _mix(x):

@@ -24,6 +24,11 @@ import time
 import numba as nb
 import numpy as np
 
+from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+# Before the first cache=True decorator: binds this module's kernels to EmbScope's cache folder.
+ensure_numba_cache_dir()
+
 #: Smallest output buffer (values) of one product.  Chunks write their columns
 #: compactly into their share of it; when a share is full the chunk stops and
 #: the product goes on in another round, so memory stays bounded without

@@ -353,18 +353,30 @@ def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, 
     }
 
 
-def class_cosine_distances(x: np.ndarray, norms: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+def class_cosine_distances(
+    x: np.ndarray, norms: np.ndarray, labels: np.ndarray, block_rows: int = 65_536
+) -> tuple[float, float]:
     """Mean intra-class and inter-class cosine distance (1 − cos) over all pairs, in closed form.
 
     For unit vectors uᵢ, Σ_{i≠j in class c} uᵢ·uⱼ = ‖Σ_{i∈c} uᵢ‖² − n_c, so no
-    pair is ever formed.
+    pair is ever formed.  The per-class sums are accumulated ``block_rows`` rows
+    at a time (a sparse class-indicator product per block), so memory beyond
+    the input is one float64 block and the C×d sums, never an N×d copy.
     """
-    u = x.astype(np.float64) / np.maximum(norms, 1e-30)[:, None]
+    from scipy import sparse
+
     _, codes, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
-    class_sums = np.zeros((counts.size, x.shape[1]))
-    np.add.at(class_sums, codes, u)
-    total = u.sum(axis=0)
-    n = x.shape[0]
+    codes = codes.reshape(-1)
+    n, d = x.shape
+    class_sums = np.zeros((counts.size, d))
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        u = x[start:stop].astype(np.float64) / np.maximum(norms[start:stop], 1e-30)[:, None]
+        member = sparse.csr_matrix(
+            (np.ones(stop - start), (codes[start:stop], np.arange(stop - start))), shape=(counts.size, stop - start)
+        )
+        class_sums += member @ u
+    total = class_sums.sum(axis=0)
     intra_sum = float(((class_sums**2).sum(axis=1) - counts).sum())
     intra_pairs = float((counts * (counts - 1)).sum())
     all_sum = float(total @ total - n)

@@ -166,6 +166,7 @@ def iter_umap_layout(
     init = umap_init(x, seed, cancel=cancel)
     check_cancel(cancel)
     opt = LayoutOptimiser(fuzzy, init, n_epochs, a, b, seed=seed)
+    del fuzzy, idx, dist, init  # the optimiser holds its own edge arrays: ~0.3 GB fewer at 10⁶ points
     yield 0.0
     # Work per chunk in edge updates (an epoch of a large graph is longer than a chunk should be).
     chunk = min(len(opt.head), 100_000) or 1

@@ -15,6 +15,8 @@ import numpy as np
 MODE_COLLAPSE_SHARE = 0.5
 #: Standard errors within which accuracy counts as "the base rate".
 BASE_RATE_SIGMAS = 2.0
+#: The confusion matrix shows at most this many classes (the most frequent true labels): dense C×C counts.
+CONFUSION_MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,9 +35,13 @@ class PredictionReport:
     mode_collapse: bool
     base_rate_flag: bool
     n_samples: int
+    #: Classes in labels or predictions (the confusion matrix shows at most CONFUSION_MAX_CLASSES of them).
+    n_classes: int = 0
 
     def to_summary(self) -> dict:
         return {
+            "n_classes": self.n_classes,
+            "confusion_classes": len(self.classes) if self.confusion.size else 0,
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
             "modal_class": self.modal_class,
@@ -49,15 +55,46 @@ class PredictionReport:
 
 
 def macro_f1_score(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> float:
-    """Unweighted mean F1 over ``classes`` (those present in labels or predictions)."""
-    scores = []
-    for c in classes:
-        tp = float(np.sum((labels == c) & (predictions == c)))
-        fp = float(np.sum((labels != c) & (predictions == c)))
-        fn = float(np.sum((labels == c) & (predictions != c)))
-        denom = 2 * tp + fp + fn
-        scores.append(2 * tp / denom if denom > 0 else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
+    """Unweighted mean F1 over ``classes`` (those present in labels or predictions).
+
+    Counted from integer codes in O(N log N): per class, true positives, label
+    and prediction counts (never one N-long comparison per class).
+    """
+    names = np.unique(np.asarray(list(classes), dtype=str))
+    if not names.size:
+        return 0.0
+    lab, pred = (np.searchsorted(names, np.asarray(v).astype(str)) for v in (labels, predictions))
+    return _macro_f1(lab, pred, names.size)
+
+
+def _macro_f1(lab: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    tp = np.bincount(lab[lab == pred], minlength=n_classes).astype(np.float64)
+    label_count = np.bincount(lab, minlength=n_classes)
+    pred_count = np.bincount(pred, minlength=n_classes)
+    denom = 2 * tp + (pred_count - tp) + (label_count - tp)  # 2·TP + FP + FN
+    return float(np.mean(np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)))
+
+
+def confusion_matrix(
+    lab: np.ndarray, pred: np.ndarray, n_classes: int, max_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense confusion counts over at most ``max_classes`` classes: ``(matrix, class codes shown)``.
+
+    Up to ``max_classes`` classes every class is shown; above, the
+    ``max_classes`` most frequent true labels (a dense C×C matrix of 20 000
+    classes would be 3.2 GB).  Counted from the pairs that occur.
+    """
+    if n_classes <= max_classes:
+        shown = np.arange(n_classes)
+    else:
+        counts = np.bincount(lab, minlength=n_classes)
+        shown = np.sort(np.lexsort((np.arange(n_classes), -counts))[:max_classes])
+    position = np.full(n_classes, -1, dtype=np.int64)
+    position[shown] = np.arange(shown.size)
+    rows, cols = position[lab], position[pred]
+    keep = (rows >= 0) & (cols >= 0)
+    flat = np.bincount(rows[keep] * shown.size + cols[keep], minlength=shown.size * shown.size)
+    return flat.reshape(shown.size, shown.size).astype(np.int64), shown
 
 
 def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None, top_k: int = 10) -> PredictionReport:
@@ -86,12 +123,15 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
             n,
         )
     labels = np.asarray(labels).astype(str)
-    classes = sorted(set(labels.tolist()) | set(predictions.tolist()))
-    index = {c: i for i, c in enumerate(classes)}
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(confusion, (np.vectorize(index.get)(labels), np.vectorize(index.get)(predictions)), 1)
-    accuracy = float(np.mean(labels == predictions))
-    _, label_counts = np.unique(labels, return_counts=True)
+    names_all, codes = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
+    codes = codes.reshape(-1)
+    lab, pred = codes[:n], codes[n:]
+    del codes
+    all_classes = [str(c) for c in names_all]
+    confusion, shown = confusion_matrix(lab, pred, len(all_classes), CONFUSION_MAX_CLASSES)
+    classes = [all_classes[i] for i in shown]
+    accuracy = float(np.mean(lab == pred))
+    label_counts = np.bincount(lab, minlength=len(all_classes))
     base = float(label_counts.max() / n)
     # Accuracy of a constant guess has binomial noise sqrt(p(1−p)/N).
     noise = BASE_RATE_SIGMAS * np.sqrt(base * (1 - base) / n)
@@ -100,12 +140,13 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
         classes=classes,
         confusion=confusion,
         accuracy=accuracy,
-        macro_f1=macro_f1_score(labels, predictions, classes),
+        macro_f1=_macro_f1(lab, pred, len(all_classes)),
         modal_class=modal_class,
         modal_share=modal_share,
         modal_base_rate=base,
-        modal_class_label_share=float(np.mean(labels == modal_class)),
+        modal_class_label_share=float(label_counts[all_classes.index(modal_class)] / n),
         mode_collapse=modal_share >= MODE_COLLAPSE_SHARE,
         base_rate_flag=accuracy <= base + noise,
         n_samples=n,
+        n_classes=len(all_classes),
     )

@@ -115,7 +115,7 @@ class ClusterSweep:
     stats
         One :class:`InflationStats` per inflation, ascending inflation.
     cluster_ids
-        Inflation → int64 cluster id per node.
+        Inflation → int64 cluster id per node (−1: not clustered, outside the MCL subsample).
     readout
         The seed-000 read-out.
     modal_parent_share
@@ -126,13 +126,18 @@ class ClusterSweep:
     cluster_ids: dict[float, np.ndarray] = field(repr=False)
     readout: Readout
     modal_parent_share: float | None = None
+    #: How the clustered rows were chosen when MCL ran on a subsample (``Subsample`` summary), else None.
+    sample: dict | None = None
 
     def to_summary(self) -> dict:
-        """``{"inflations": [...], "readout": {"label", "text"}}`` for ``summary.json``."""
-        return {
+        """``{"inflations": [...], "readout": {"label", "text"}}`` (and ``"sample"`` when subsampled)."""
+        out = {
             "inflations": [s.to_dict() for s in self.stats],
             "readout": {"label": self.readout.label, "text": self.readout.text},
         }
+        if self.sample is not None:
+            out["sample"] = dict(self.sample)
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Cluster ids per inflation keyed ``clusters_I<inflation>`` (e.g. ``clusters_I2``, ``clusters_I1.4``).
@@ -143,7 +148,7 @@ class ClusterSweep:
 
     def evidence_lines(self) -> list[str]:
         """One line per inflation, then the read-out (and any notes), for the verdict."""
-        lines = []
+        lines = [] if self.sample is None else [self.sample["text"]]
         for s in self.stats:
             parts = [
                 f"MCL I={s.inflation:g}: {s.n_clusters} clusters ({s.n_singletons} singletons), "
@@ -200,9 +205,16 @@ def inflation_stats(
 ) -> InflationStats:
     """Statistics of one clustering against optional leaf and parent labels, with chance baselines.
 
-    Rows without a label are left out of the label-based scores.
+    Rows without a label are left out of the label-based scores.  Rows whose
+    cluster id is negative were not clustered (outside the MCL subsample,
+    :mod:`embscope.analysis.subsample`) and are left out of every score.
     """
     ids = np.asarray(cluster_ids)
+    if ids.size and ids.min() < 0:
+        inside = ids >= 0
+        ids = ids[inside]
+        labels = None if labels is None else np.asarray(labels, dtype=object)[inside]
+        parents = None if parents is None else np.asarray(parents, dtype=object)[inside]
     sizes = np.bincount(ids) if ids.size else np.zeros(0, dtype=np.int64)
     p_leaf = nmi = ari = p_parent = None
     leaf_chance = parent_chance = None

@@ -24,6 +24,11 @@ import numba
 import numpy as np
 import scipy.sparse
 
+from embscope.analysis.numba_env import ensure_numba_cache_dir
+
+# Before the first cache=True decorator: binds this module's kernels to EmbScope's cache folder.
+ensure_numba_cache_dir()
+
 #: umap-learn's constants for the per-point bandwidth search.
 SMOOTH_K_TOLERANCE = 1e-5
 MIN_K_DIST_SCALE = 1e-3
@@ -91,18 +96,25 @@ def fuzzy_graph(indices: np.ndarray, distances: np.ndarray) -> scipy.sparse.csr_
     (the layout module's ``umap_knn_arrays``).  Equal to umap-learn's
     ``fuzzy_simplicial_set`` with default parameters.
     """
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    # int32 indices (the layout module's format): at 10⁶ points every N×k int64 copy costs 120 MB.
+    index_type = np.int32 if indices.shape[0] < 2**31 else np.int64
+    indices = np.ascontiguousarray(indices, dtype=index_type)
     distances = np.ascontiguousarray(distances, dtype=np.float32)
     n, m = indices.shape
     sigma, rho = smooth_knn_dist(distances, float(m))
     vals = membership_strengths(indices, distances, sigma, rho)
-    rows = np.repeat(np.arange(n, dtype=np.int64), m)
     keep = vals > 0
-    a = scipy.sparse.csr_matrix((vals[keep], (rows[keep], indices.ravel()[keep])), shape=(n, n))
+    rows = np.repeat(np.arange(n, dtype=index_type), m)[keep]
+    a = scipy.sparse.csr_matrix((vals[keep], (rows, indices.ravel()[keep])), shape=(n, n))
+    del rows, vals, keep
     at = a.T.tocsr()
-    graph = (a + at - a.multiply(at)).tocsr()
-    graph.eliminate_zeros()
-    return graph
+    both = a.multiply(at)
+    a += at
+    del at
+    a -= both
+    del both
+    a.eliminate_zeros()
+    return a.tocsr()
 
 
 def find_ab_params(spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
@@ -236,8 +248,11 @@ class LayoutOptimiser:
         coo.sum_duplicates()
         weights = coo.data.astype(np.float64)
         keep = weights >= weights.max() / float(n_epochs) if len(weights) else weights > 0
-        self.head = coo.row[keep].astype(np.int64)
-        self.tail = coo.col[keep].astype(np.int64)
+        # int32 vertex ids (int64 only past 2³¹ vertices): two fewer bytes ×4 per edge at 10⁶ points.
+        index_type = np.int32 if graph.shape[0] < 2**31 else np.int64
+        self.head = coo.row[keep].astype(index_type)
+        self.tail = coo.col[keep].astype(index_type)
+        del coo
         weights = weights[keep]
         self.epochs_per_sample = (
             float(n_epochs) / (n_epochs * (weights / weights.max())) if len(weights) else np.zeros(0)

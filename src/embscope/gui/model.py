@@ -102,9 +102,9 @@ class ViewModel(QObject):
         if self.result is None or self.result.graph is None:
             return None
         if self._own_cluster_cache is None:
-            from embscope.tasks.clusters import ClusterCache
+            from embscope.tasks.mcl_sample import result_cluster_cache
 
-            self._own_cluster_cache = ClusterCache(self.result.graph)
+            self._own_cluster_cache = result_cluster_cache(self.result)
         return self._own_cluster_cache
 
     def _set_result(self, result) -> None:

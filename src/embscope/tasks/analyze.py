@@ -237,11 +237,19 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
     clusters = None
     if use_clusters:
-        from embscope.tasks.clusters import cluster_sweep_job
+        from embscope.tasks.mcl_sample import mcl_sweep_job
 
         clusters = yield from in_step(
             sub_job(
-                cluster_sweep_job(graph, embeddings.labels, embeddings.parents, settings.inflations, cancel=cancel),
+                mcl_sweep_job(
+                    graph,
+                    per_sample,
+                    embeddings.labels,
+                    embeddings.parents,
+                    settings.inflations,
+                    full=settings.mcl_full,
+                    cancel=cancel,
+                ),
                 "MCL",
             ),
             stages.CLUSTERS,

@@ -131,9 +131,9 @@ class Source:
         if self.result is None or self.result.graph is None:
             return None
         if self._cluster_cache is None:
-            from embscope.tasks.clusters import ClusterCache
+            from embscope.tasks.mcl_sample import result_cluster_cache
 
-            self._cluster_cache = ClusterCache(self.result.graph)
+            self._cluster_cache = result_cluster_cache(self.result)  # a subsample above the MCL node limit
         return self._cluster_cache
 
     def same_input(self, other: Source) -> bool:

@@ -464,7 +464,7 @@ class ComparePanel(QWidget):
     # ------------------------------------------------------------------ clusters
 
     def _seed_clusters(self) -> None:
-        from embscope.tasks.clusters import ClusterCache
+        from embscope.tasks.mcl_sample import result_cluster_cache
 
         self.cluster_caches, self.known, self.cluster_ids = [], [], []
         for side in self.result.sides:
@@ -478,8 +478,7 @@ class ComparePanel(QWidget):
                     key = round(float(stats.inflation), 2)
                     ids = next((v for k, v in ids_by_inflation.items() if round(float(k), 2) == key), None)
                     known[key] = (stats.to_dict(), None if ids is None else np.asarray(ids))
-                if result.graph is not None:
-                    cache = ClusterCache(result.graph)
+                cache = result_cluster_cache(result)  # a subsample above the MCL node limit
             self.known.append(known)
             self.cluster_caches.append(cache)
             self.cluster_ids.append(None)
