@@ -28,7 +28,14 @@ NON_DEFAULTS = {
     "use_cache": False,
 }
 #: The same for the analysis settings of `embscope analyze` the form shows (clustering can be switched off).
-ANALYSIS_NON_DEFAULTS = {"thresholds": "t.toml", "graph": False, "knn": 7, "clusters": False, "inflations": (1.5, 2.5)}
+ANALYSIS_NON_DEFAULTS = {
+    "thresholds": "t.toml",
+    "graph": False,
+    "knn": 7,
+    "clusters": False,
+    "mcl_full": True,
+    "inflations": (1.5, 2.5),
+}
 
 
 @pytest.fixture

@@ -237,6 +237,28 @@ def test_selection_summary_histogram_purity_and_lines(result):
     assert unlabelled.purity is None and "no labels to count" in unlabelled.lines()
 
 
+def test_rows_outside_the_mcl_sample_are_named_not_counted_as_a_cluster(result):
+    """Above the node limit MCL runs on a subsample: id -1 rows are "not in the MCL sample" everywhere."""
+    from embscope.tasks.colouring import NOT_IN_SAMPLE, compute_colouring
+    from embscope.tasks.selection import cluster_rows, summarise_selection
+
+    cid = result.clusters.cluster_ids[2.0].copy()
+    cid[::3] = -1  # every third row left out of the sample
+    col = compute_colouring(result, "cluster", cid, inflation=2.0)
+    named = dict(zip(col.names, col.counts.tolist(), strict=True))
+    assert named[NOT_IN_SAMPLE] == int((cid < 0).sum()) and "-1" not in named
+    for i in (0, 1, 3):  # each sample carries the colour code of its own category
+        expected = NOT_IN_SAMPLE if cid[i] < 0 else str(cid[i])
+        assert col.names[col.codes[i]] == expected
+    rows = np.arange(30)
+    summary = summarise_selection(result.embeddings, rows, cid, n_perm=20)
+    picked = cid[rows]
+    assert summary.not_in_sample == 10 and summary.n_clusters == len(set(picked[picked >= 0].tolist()))
+    assert "(10 not in the MCL sample)" in "\n".join(summary.lines())
+    with pytest.raises(BadInputError, match="not in the MCL sample"):
+        cluster_rows(cid, -1)
+
+
 # --------------------------------------------------------------------------- export
 
 

@@ -205,6 +205,10 @@ def sample_norms(result) -> np.ndarray:
     return np.linalg.norm(np.asarray(result.sample_vectors, dtype=np.float64), axis=1)
 
 
+#: Category of the rows MCL did not cluster (above the node limit it runs on a stratified sample).
+NOT_IN_SAMPLE = "not in the MCL sample"
+
+
 def unavailable_reason(result, key: str, cluster_ids=None) -> str:
     """Why colouring ``key`` cannot be shown for ``result`` ("" when it can)."""
     if key not in COLOURINGS:
@@ -254,7 +258,11 @@ def compute_colouring(
         if len(ids) != emb.n_samples:
             raise BadInputError(f"{len(ids)} cluster ids but {emb.n_samples} samples")
         title = f"MCL cluster (inflation {inflation:g})" if inflation is not None else "MCL cluster"
-        return category_colouring(key, title, ids.astype(np.int64), max_categories)
+        ids = ids.astype(np.int64)
+        if (ids < 0).any():  # MCL ran on a subsample: the other rows have no cluster, and say so
+            values = np.where(ids < 0, NOT_IN_SAMPLE, ids.astype(str))
+            return category_colouring(key, title, values, max_categories)
+        return category_colouring(key, title, ids, max_categories)
     if key == "correct":
         labels, predictions = np.asarray(emb.labels).astype(str), np.asarray(emb.predictions).astype(str)
         known = (labels != "") & (predictions != "")

@@ -50,6 +50,8 @@ class SelectionSummary:
         (no labels, or nothing selected).
     n_clusters
         Distinct MCL clusters the selection spans (None without clusters).
+    not_in_sample
+        Selected rows outside the MCL sample (cluster id -1: MCL ran on a stratified subsample).
     """
 
     count: int
@@ -61,6 +63,7 @@ class SelectionSummary:
     n_labels: int
     purity: object | None
     n_clusters: int | None = None
+    not_in_sample: int = 0
 
     def lines(self) -> list[str]:
         """The summary as short lines for a side panel."""
@@ -68,7 +71,10 @@ class SelectionSummary:
             return ["No selection"]
         out = [f"{self.count:,} of {self.n_samples:,} samples selected ({self.count / self.n_samples:.1%})"]
         if self.n_clusters is not None:
-            out.append(f"in {self.n_clusters:,} MCL cluster{'s' if self.n_clusters != 1 else ''}")
+            line = f"in {self.n_clusters:,} MCL cluster{'s' if self.n_clusters != 1 else ''}"
+            if self.not_in_sample:
+                line += f" ({self.not_in_sample:,} not in the MCL sample)"
+            out.append(line)
         if not self.label_field:
             out.append("no labels to count")
             return out
@@ -120,13 +126,16 @@ def summarise_selection(
     if rows.size and (rows[0] < 0 or rows[-1] >= n):
         raise BadInputError(f"selected rows must lie in 0…{n - 1}")
     n_clusters = None
+    outside = 0
     if cluster_ids is not None and rows.size:
-        n_clusters = int(np.unique(np.asarray(cluster_ids)[rows]).size)
+        picked = np.asarray(cluster_ids)[rows]
+        outside = int((picked < 0).sum())  # rows outside the MCL sample (id -1) are in no cluster
+        n_clusters = int(np.unique(picked[picked >= 0]).size)
     if table is None:
         table = label_table(embeddings, label_field)
     if table is None or not rows.size:
         field = label_field if table is not None else ""
-        return SelectionSummary(int(rows.size), n, field, (), 0, 0, 0, None, n_clusters)
+        return SelectionSummary(int(rows.size), n, field, (), 0, 0, 0, None, n_clusters, outside)
     codes, names = table
     counts = np.bincount(codes[rows], minlength=len(names))
     present = np.flatnonzero(counts)
@@ -145,6 +154,7 @@ def summarise_selection(
         int(len(present)),
         purity,
         n_clusters,
+        outside,
     )
 
 
@@ -206,6 +216,8 @@ def export_columns(
 def cluster_rows(cluster_ids, cluster: int) -> np.ndarray:
     """Rows of MCL cluster ``cluster`` (one line when there is no such cluster)."""
     ids = np.asarray(cluster_ids)
+    if cluster < 0:
+        raise BadInputError("these samples are not in the MCL sample, so they have no cluster (use --mcl-full)")
     rows = np.flatnonzero(ids == cluster)
     if not rows.size:
         raise BadInputError(f"there is no cluster {cluster}")

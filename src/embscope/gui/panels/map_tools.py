@@ -230,7 +230,11 @@ class MapTools(QWidget):
         cid, rows = self.model.cluster_ids, self.model.selection
         if cid is None or not len(rows):
             return -1
-        ids, counts = np.unique(np.asarray(cid)[rows], return_counts=True)
+        picked = np.asarray(cid)[rows]
+        picked = picked[picked >= 0]  # rows outside the MCL sample have no cluster
+        if not picked.size:
+            return -1
+        ids, counts = np.unique(picked, return_counts=True)
         return int(ids[np.argmax(counts)])
 
     def export_to(self, path: str | Path, what: str = "selection") -> None:
