@@ -112,3 +112,34 @@ def test_iter_umap_layout_rejects_bad_epochs(rng):
     x, _ = blobs(rng, n_per=10)
     with pytest.raises(BadInputError):
         next(iter_umap_layout(knn_graph(x, 5), x, n_neighbors=5, n_epochs=0))
+
+
+class _CancelAfter:
+    """A cancel token that turns cancelled at its ``n``-th look (counts how often the code looks)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.looks = n, 0
+
+    @property
+    def cancelled(self) -> bool:
+        self.looks += 1
+        return self.looks >= self.n
+
+
+def test_layout_start_up_checks_cancel_between_its_steps(rng):
+    """The fuzzy graph and the PCA start of a layout stop at a cancel, not only the epochs after them."""
+    from embscope.analysis.layout import pca_layout
+
+    x = rng.standard_normal((600, 8)).astype(np.float32)
+    idx, dist = umap_knn_arrays(knn_graph(x, 10), 10)
+    never = _CancelAfter(10**9)
+    fuzzy_graph(idx, dist, cancel=never)
+    assert never.looks >= 4  # one look after each of its steps
+    for n in range(1, never.looks + 1):
+        with pytest.raises(Cancelled):
+            fuzzy_graph(idx, dist, cancel=_CancelAfter(n))
+    looks = _CancelAfter(10**9)
+    pca_layout(x, cancel=looks, block_rows=100)
+    assert looks.looks >= 3 * 6  # mean, Gram and projection passes, 6 blocks each
+    with pytest.raises(Cancelled):
+        pca_layout(x, cancel=_CancelAfter(looks.looks), block_rows=100)  # the last block of the projection

@@ -48,6 +48,7 @@ def pca_layout(x: np.ndarray, cancel=None, block_rows: int = 4096) -> np.ndarray
 
     mean = np.zeros(d, dtype=np.float64)
     for start in range(0, n, block_rows):
+        check_cancel(cancel)
         mean += x[start : start + block_rows].sum(axis=0, dtype=np.float64)
     mean /= n
     cov = np.zeros((d, d), dtype=np.float64)
@@ -65,6 +66,7 @@ def pca_layout(x: np.ndarray, cancel=None, block_rows: int = 4096) -> np.ndarray
     comps *= np.where(comps[np.abs(comps).argmax(axis=0), range(comps.shape[1])] < 0, -1.0, 1.0)
     offset = mean @ comps
     for start in range(0, n, block_rows):
+        check_cancel(cancel)
         block = x[start : start + block_rows]
         out[start : start + len(block), : comps.shape[1]] = block.astype(np.float64) @ comps - offset
     return out
@@ -160,7 +162,7 @@ def iter_umap_layout(
 
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
-    fuzzy = fuzzy_graph(idx, dist)
+    fuzzy = fuzzy_graph(idx, dist, cancel=cancel)
     check_cancel(cancel)
     a, b = find_ab_params(1.0, min_dist)
     init = umap_init(x, seed, cancel=cancel)

@@ -89,26 +89,34 @@ def membership_strengths(indices: np.ndarray, distances: np.ndarray, sigma: np.n
     return vals
 
 
-def fuzzy_graph(indices: np.ndarray, distances: np.ndarray) -> scipy.sparse.csr_matrix:
+def fuzzy_graph(indices: np.ndarray, distances: np.ndarray, cancel=None) -> scipy.sparse.csr_matrix:
     """UMAP's symmetric fuzzy graph (fuzzy union ``A + Aᵀ − A∘Aᵀ``) from ``(indices, distances)``.
 
     ``indices``/``distances`` are N×k with each point itself first at distance 0
     (the layout module's ``umap_knn_arrays``).  Equal to umap-learn's
-    ``fuzzy_simplicial_set`` with default parameters.
+    ``fuzzy_simplicial_set`` with default parameters.  ``cancel`` (a
+    ``CancelToken`` or None) is checked between the steps: each is well under
+    a second at 10⁶ points, so Cancel acts during the layout's start-up too.
     """
+    from embscope.errors import check_cancel
+
     # int32 indices (the layout module's format): at 10⁶ points every N×k int64 copy costs 120 MB.
     index_type = np.int32 if indices.shape[0] < 2**31 else np.int64
     indices = np.ascontiguousarray(indices, dtype=index_type)
     distances = np.ascontiguousarray(distances, dtype=np.float32)
     n, m = indices.shape
     sigma, rho = smooth_knn_dist(distances, float(m))
+    check_cancel(cancel)
     vals = membership_strengths(indices, distances, sigma, rho)
     keep = vals > 0
     rows = np.repeat(np.arange(n, dtype=index_type), m)[keep]
+    check_cancel(cancel)
     a = scipy.sparse.csr_matrix((vals[keep], (rows, indices.ravel()[keep])), shape=(n, n))
     del rows, vals, keep
+    check_cancel(cancel)
     at = a.T.tocsr()
     both = a.multiply(at)
+    check_cancel(cancel)
     a += at
     del at
     a -= both
