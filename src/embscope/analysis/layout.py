@@ -178,9 +178,12 @@ def iter_umap_layout(
         ran = opt.advance(chunk)
         took = time.perf_counter() - started
         # Aim each chunk at CHUNK_SECONDS from the speed of this one (edges it ran, not asked: the
-        # end of an epoch is a short call), at most 50 epochs.
+        # end of an epoch is a short call).  At most one epoch and at most twice the last chunk: the
+        # cost per edge varies across an epoch (heavy edges fire every epoch, light ones rarely), so
+        # a cheap slice once sized a call of several epochs that held a Cancel for over 1.5 s.
         if ran >= 1_000:
-            chunk = max(1_000, min(50 * max(len(opt.head), 1), int(ran * CHUNK_SECONDS / max(took, 1e-4))))
+            estimate = int(ran * CHUNK_SECONDS / max(took, 1e-4))
+            chunk = max(1_000, min(max(len(opt.head), 1), 2 * ran, estimate))
         yield opt.progress
     return opt.embedding.copy()
 
