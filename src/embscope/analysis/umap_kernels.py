@@ -307,7 +307,22 @@ class LayoutOptimiser:
             return (self.epoch - before) * total
         stop = min(total, self.edge + max(1, int(edges)))
         ran = stop - self.edge
-        part = slice(self.edge, stop)
+        self._run(slice(self.edge, stop), self.epoch + 1)
+        self.edge = stop
+        if self.edge >= total:
+            self.edge = 0
+            self.epoch += 1
+        return ran
+
+    def step(self, epochs: int) -> None:
+        """Advance up to ``epochs`` epochs (releases the GIL while it runs)."""
+        stop = min(self.n_epochs, self.epoch + int(epochs))
+        if stop > self.epoch and len(self.head):
+            self._run(slice(None), stop)
+        self.epoch = stop
+
+    def _run(self, part: slice, stop_epoch: int) -> None:
+        """Epochs ``self.epoch``…``stop_epoch`` over the edges ``part`` (views: the state updates in place)."""
         run_epochs(
             self.embedding,
             self.head[part],
@@ -321,33 +336,6 @@ class LayoutOptimiser:
             self.gamma,
             self.negative_sample_rate,
             self.epoch,
-            self.epoch + 1,
+            stop_epoch,
             self.n_epochs,
         )
-        self.edge = stop
-        if self.edge >= total:
-            self.edge = 0
-            self.epoch += 1
-        return ran
-
-    def step(self, epochs: int) -> None:
-        """Advance up to ``epochs`` epochs (releases the GIL while it runs)."""
-        stop = min(self.n_epochs, self.epoch + int(epochs))
-        if stop > self.epoch and len(self.head):
-            run_epochs(
-                self.embedding,
-                self.head,
-                self.tail,
-                self.epochs_per_sample,
-                self.epoch_of_next_sample,
-                self.epoch_of_next_negative_sample,
-                self.rng_state,
-                self.a,
-                self.b,
-                self.gamma,
-                self.negative_sample_rate,
-                self.epoch,
-                stop,
-                self.n_epochs,
-            )
-        self.epoch = stop

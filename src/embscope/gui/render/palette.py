@@ -14,7 +14,8 @@ OTHER_COLOUR = "#b0b0b0"
 #: At most this many categories get their own colour; the rest share "other (N)".
 MAX_CATEGORIES = 256
 
-_TABLEAU = (
+#: Tableau 20 in its own order (distinct colours first, paler second): line plots use it whole.
+TABLEAU20 = (
     "#1f77b4",
     "#ff7f0e",
     "#2ca02c",
@@ -22,6 +23,7 @@ _TABLEAU = (
     "#9467bd",
     "#8c564b",
     "#e377c2",
+    "#7f7f7f",
     "#bcbd22",
     "#17becf",
     "#aec7e8",
@@ -31,9 +33,12 @@ _TABLEAU = (
     "#c5b0d5",
     "#c49c94",
     "#f7b6d2",
+    "#c7c7c7",
     "#dbdb8d",
     "#9edae5",
 )
+#: Map categories: Tableau 20 without its two greys, so "other" is the only grey on a map.
+_TABLEAU = tuple(c for c in TABLEAU20 if c not in ("#7f7f7f", "#c7c7c7"))
 
 
 def _generated(n: int) -> list[str]:

@@ -15,33 +15,12 @@ from pathlib import Path
 import numpy as np
 
 # Category colours scale to hundreds of classes; "other" is their only grey.
-from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, category_colours
+from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, TABLEAU20, category_colours
 
 #: Grade colours (seed 002's table): GOOD green, OK amber, POOR red.
 GRADE_COLOURS = {"GOOD": "#2e7d32", "OK": "#b7791f", "POOR": "#c62828"}
-#: A qualitative palette (Tableau 20 order: distinct first, paler second).
-PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-    "#aec7e8",
-    "#ffbb78",
-    "#98df8a",
-    "#ff9896",
-    "#c5b0d5",
-    "#c49c94",
-    "#f7b6d2",
-    "#c7c7c7",
-    "#dbdb8d",
-    "#9edae5",
-)
+#: A qualitative palette for lines (Tableau 20 order: distinct first, paler second).
+PALETTE = TABLEAU20
 #: Background of a line's label: light and mostly opaque, readable on light and dark plots alike.
 LABEL_FILL = (255, 255, 255, 220)
 MARKER_COLOURS = {"effective rank": "#d62728", "participation ratio": "#9467bd", "95 % variance": "#2ca02c"}
