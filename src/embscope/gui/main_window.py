@@ -48,6 +48,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.registry import SOURCE_PANELS
 from embscope.gui.panels.sources import SourcesPanel
+from embscope.gui.render.plots import configure_pyqtgraph
 from embscope.gui.session_file import ask_open_session, ask_save_session
 from embscope.gui.settings import Settings, load_settings, save_settings
 from embscope.gui.workers import JobRunner
@@ -114,6 +115,9 @@ class MainWindow(QMainWindow):
         knn: int | None = None,
     ) -> None:
         super().__init__()
+        # pyqtgraph's white plots are set where the app is created; a window made on an app
+        # created elsewhere (a script, an embedding host) would otherwise draw black plots.
+        configure_pyqtgraph()
         self._created = time.perf_counter()
         self.settings = settings if settings is not None else load_settings()
         self.synchronous = synchronous
