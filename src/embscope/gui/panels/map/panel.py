@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.generators import run_to_end
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.map.engine import (
     Colouring,
@@ -34,6 +35,7 @@ from embscope.gui.panels.widgets import export_row, selection_mode_buttons
 from embscope.gui.render.plots import map_title
 from embscope.gui.settings import COLOUR_MODES, Settings
 from embscope.gui.workers import JobRunner
+from embscope.tasks.progress import NEVER_CANCELLED
 
 #: At most this many visible points are drawn as points; more show the density image.
 POINT_LIMIT = 20_000
@@ -225,13 +227,7 @@ class MapPanel(QWidget):
             return
         if not self.is_prepared:
             self.prepare_runner.cancel()
-            job = self._make_prepare_job()
-            generator = job(_NeverCancelled())
-            try:
-                while True:
-                    next(generator)
-            except StopIteration as stop:
-                self._apply_prepared(stop.value)
+            self._apply_prepared(run_to_end(self._make_prepare_job()(NEVER_CANCELLED)))
         self.update_view()
 
     def point_colours(self) -> list[str]:
@@ -530,12 +526,7 @@ class MapPanel(QWidget):
         job = prepare_job(
             self.model.coords, lambda: self._colouring, self._colour_key, self._shown_for, self._index, self._colouring
         )
-        generator = job(_NeverCancelled())
-        try:
-            while True:
-                next(generator)
-        except StopIteration as stop:
-            self._apply_prepared(stop.value)
+        self._apply_prepared(run_to_end(job(NEVER_CANCELLED)))
 
     def _on_view_mode_clicked(self, button) -> None:
         self.view_box.mode = button.property("mode")
@@ -661,10 +652,3 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(str(text))  # pyqtgraph legend labels are rich text
-
-
-class _NeverCancelled:
-    cancelled = False
-
-    def raise_if_cancelled(self) -> None:
-        return None
