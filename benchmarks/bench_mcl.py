@@ -4,6 +4,8 @@ Graphs (``--graphs``):
 
 * ``wordnet:N`` — the real corpus of benchmarks/corpora.py (MiniLM embeddings
   of WordNet noun glosses, the first N of 20 000), exact 30-NN cosine graph;
+  ``wordnet:N@F`` takes N rows from row F (``wordnet:10000@10000`` is a
+  second, disjoint real graph);
 * ``planted:N`` — planted clusters with a parent level (benchmarks/planted.py).
 
 For each graph and inflation the two programs run interleaved (mcl, ours,
@@ -21,7 +23,7 @@ more and says so in the ``mcl src`` column — report only rows measured in
 the run.
 
     python benchmarks/bench_mcl.py [--graphs wordnet:10000,planted:10000] [--inflations 1.4,2,3,4]
-                                   [--repeats 3] [--threads 2] [--mcl-cache DIR]
+                                   [--repeats 3] [--threads 2] [--mcl-cache DIR] [--memory]
 """
 
 from __future__ import annotations
@@ -72,18 +74,53 @@ def build_graph(spec: str, knn: int):
     from embscope.analysis.graph import knn_adjacency, knn_graph
 
     kind, _, size = spec.partition(":")
-    n = int(size or 10_000)
+    size, _, offset = size.partition("@")
+    n, first = int(size or 10_000), int(offset or 0)
     if kind == "wordnet":
         from corpora import load_corpus
 
-        x, _leaf, _parent, description = load_corpus("wordnet", n=n)
+        x, _leaf, _parent, description = load_corpus("wordnet", n=first + n)
+        x = x[first:]
+        if first:
+            description = f"rows {first}–{first + n - 1} of " + description
     elif kind == "planted":
         x, _leaf, _parent = planted_hierarchy(n)
         description = f"{n} planted points (benchmarks/planted.py), 32-d"
     else:
         raise SystemExit(f"unknown graph {spec!r}: wordnet:N or planted:N")
     graph = knn_graph(x, knn, exact=True)
-    return f"{kind}:{n}", knn_adjacency(graph), description
+    return f"{kind}:{n}" + (f"@{first}" if first else ""), knn_adjacency(graph), description
+
+
+def sweep_memory(adj, inflations: list[float]) -> None:
+    """Peak memory (tracemalloc: every numpy allocation) of one MCL per inflation, against the graph and iterate.
+
+    "graph": the sparse adjacency handed to MCL; "iterate": the largest MCL
+    matrix of that run (row ids, values and per-column arrays).  Any MCL
+    holds at least one iterate and the product being formed from it, so
+    ``peak / iterate`` near 2 is the floor of the method.
+    """
+    import tracemalloc
+
+    from embscope.analysis.mcl import markov_cluster
+
+    n = adj.shape[0]
+    graph = adj.data.nbytes + adj.indices.nbytes + adj.indptr.nbytes
+    print(f"\nmemory (tracemalloc peak of one run; graph {graph / 2**20:.1f} MiB)")
+    print(f"{'I':>4} {'peak MiB':>9} {'iterate MiB':>11} {'peak/iterate':>12} {'peak/(2 graph + iterate)':>25}")
+    for inflation in inflations:
+        tracemalloc.start()
+        try:
+            _, info = markov_cluster(adj, inflation, return_info=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        iterate = info.max_entries * 8 + (n + 1) * 8 + n * 9
+        print(
+            f"{inflation:>4g} {peak / 2**20:>9.1f} {iterate / 2**20:>11.1f} {peak / iterate:>12.2f} "
+            f"{peak / (2 * graph + iterate):>25.2f}",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -93,6 +130,7 @@ def main() -> int:
     parser.add_argument("--knn", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each program")
     parser.add_argument("--threads", type=int, default=2, help="mcl -te and numba threads")
+    parser.add_argument("--memory", action="store_true", help="also print each inflation's peak memory (tracemalloc)")
     parser.add_argument(
         "--mcl-cache", type=Path, default=None, help="keep/reuse mcl's results here (the table says which were reused)"
     )
@@ -153,6 +191,8 @@ def main() -> int:
                     f"{ref.max() + 1:>6} {ours.max() + 1:>6} {info.iterations:>4}",
                     flush=True,
                 )
+            if args.memory:
+                sweep_memory(adj, [float(s) for s in args.inflations.split(",")])
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if cached_rows:
         print(f"NOTE: {cached_rows} row(s) used mcl results cached in {args.mcl_cache}, not measured in this run")

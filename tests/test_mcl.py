@@ -1,8 +1,10 @@
 """MCL: known answers, agreement with van Dongen's `mcl`, robustness, determinism."""
 
+import itertools
 import shutil
 import subprocess
 
+import numba
 import numpy as np
 import pytest
 from scipy import sparse
@@ -236,8 +238,11 @@ def test_expansion_step_matches_dense_reference(layout, inflation):
     else:
         assert 0.0 < dense_share < 1.0
     np.testing.assert_allclose(_hybrid_dense(h, n), m, rtol=1e-6, atol=1e-7)
-    for select, recover in ((1100, 1400), (20, 30), (40, 5)):
-        out, chaos = kern.expand_prune_inflate(h, h, 1e-3, select, recover, 0.9, inflation, max(select, recover))
+    for (select, recover), wide in itertools.product(((1100, 1400), (20, 30), (40, 5)), (None, True, False)):
+        # wide: every column scattered untracked and harvested by a full scan, or every one tracked.
+        out, chaos = kern.expand_prune_inflate(
+            h, h, 1e-3, select, recover, 0.9, inflation, max(select, recover), wide=wide
+        )
         ref = _reference_step(m, 1e-3, select, recover, 0.9, inflation)
         got = _hybrid_dense(out, n)
         np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-6)
@@ -267,6 +272,48 @@ def test_expansion_in_several_buffer_rounds_is_identical(monkeypatch):
     for a, b in zip(whole, rounds, strict=False):
         np.testing.assert_array_equal(a, b)
     assert chaos == chaos2
+
+
+def test_expansion_holds_its_product_once_and_a_fixed_buffer():
+    """Peak memory of one product: the output once plus a fixed round buffer, not twice the output."""
+    import tracemalloc
+
+    from embscope.analysis import _mcl_kernels as kern
+
+    n = 3000
+    rng = np.random.default_rng(11)
+    rows = rng.integers(0, n, (n, 40))
+    m = sparse.csc_matrix((rng.random(rows.size) + 0.1, (rows.ravel(), np.repeat(np.arange(n), 40))), shape=(n, n))
+    m = (m + sparse.identity(n)) @ sparse.diags(1.0 / np.asarray((m + sparse.identity(n)).sum(axis=0)).ravel())
+    csc = sparse.csc_matrix(m, dtype=np.float32)
+    csc.sort_indices()
+    h = kern.hybrid_from_csc(csc.indptr.astype(np.int64), csc.indices.astype(np.int32), csc.data)
+    kern.expand_prune_inflate(h, h, 1e-4, 1100, 1400, 0.9, 2.0, 1400)  # compile/load outside the trace
+    tracemalloc.start()
+    try:
+        out, _ = kern.expand_prune_inflate(h, h, 1e-4, 1100, 1400, 0.9, 2.0, 1400)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out_bytes = sum(a.nbytes for a in out)
+    assert out_bytes > 20 * 2**20  # ~1 100 entries per column: large against the buffer
+    n_chunks = 4 * numba.get_num_threads() if numba.get_num_threads() > 1 else 1
+    buffer = kern._MIN_BUFFER * 8 + n_chunks * kern.out_capacity(1400) * 8
+    workspaces = n_chunks * (5 * n + 1) * 4 + n * 40
+    # The growing output may be a quarter larger than the product until cut to size;
+    # pieces done ahead of an unfinished chunk are held once more (at most a buffer).
+    assert peak <= out_bytes * 1.25 + 2 * buffer + workspaces, (peak / 2**20, out_bytes / 2**20)
+
+
+def test_default_tail_mass_follows_the_inflation():
+    from embscope.analysis.mcl import DEFAULT_TAIL_MASS, DEFAULT_TAIL_MASS_HIGH, default_tail_mass
+
+    assert default_tail_mass(1.2) == default_tail_mass(2.0) == DEFAULT_TAIL_MASS
+    assert default_tail_mass(3.0) == default_tail_mass(6.0) == DEFAULT_TAIL_MASS_HIGH
+    # Geometric in between: the middle inflation gets the geometric mean.
+    assert default_tail_mass(2.5) == pytest.approx((DEFAULT_TAIL_MASS * DEFAULT_TAIL_MASS_HIGH) ** 0.5)
+    grid = [default_tail_mass(i) for i in np.linspace(2.0, 3.0, 11)]
+    assert all(a < b for a, b in zip(grid, grid[1:], strict=False))
 
 
 def test_locality_order_does_not_change_the_partition():
@@ -407,6 +454,36 @@ def test_mass_head_drops_only_a_small_tail_of_each_column(tail):
             exact_kept = order[np.cumsum(order) > tail * col.sum()].min()
             assert col[kept].min() <= exact_kept * 2**0.25 * (1 + 1e-6)
     assert mass_head(h, tail)[0][-1] < h[0][-1]  # something was dropped
+
+
+@pytest.mark.parametrize("tail", [1e-3, 0.05, 0.3])
+def test_mass_head_in_place_keeps_the_same_entries(tail):
+    """The in-place head holds the same matrix as the copied one, and no column grows."""
+    from embscope.analysis._mcl_kernels import hybrid_from_csc, mass_head
+
+    rng = np.random.default_rng(8)
+    n = 800
+    dense = np.zeros((n, n), dtype=np.float32)
+    for j in range(n):
+        # banded columns (stored densely), scattered ones, and sparse ones whose head could fit a window
+        if j % 3 == 0:
+            rows = np.clip(j + rng.integers(-15, 16, 20), 0, n - 1)
+        elif j % 3 == 1:
+            rows = rng.choice(n, 30, replace=False)
+        else:
+            rows = np.r_[np.clip(j + rng.integers(-30, 31, 20), 0, n - 1), rng.choice(n, 3)]
+        dense[rows, j] = (rng.pareto(1.0, rows.size) + 1e-3).astype(np.float32)
+    m = sparse.csc_matrix(dense)
+    m.sort_indices()
+    h = hybrid_from_csc(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data)
+    assert h[5].any() and not h[5].all()
+    copied = mass_head(h, tail)
+    old_stored = np.diff(h[0])
+    inplace = mass_head(tuple(a.copy() for a in h), tail, inplace=True)
+    np.testing.assert_array_equal(_hybrid_dense(inplace, n), _hybrid_dense(copied, n))
+    np.testing.assert_array_equal(inplace[3], copied[3])  # same row windows
+    np.testing.assert_array_equal(inplace[4], copied[4])
+    assert (np.diff(inplace[0]) <= old_stored).all()  # written over itself: no column may grow
 
 
 def test_tail_mass_zero_is_plain_mcl_and_default_agrees_with_it():

@@ -29,12 +29,12 @@ from embscope.analysis.numba_env import ensure_numba_cache_dir
 # Before the first cache=True decorator: binds this module's kernels to EmbScope's cache folder.
 ensure_numba_cache_dir()
 
-#: Smallest output buffer (values) of one product.  Chunks write their columns
-#: compactly into their share of it; when a share is full the chunk stops and
-#: the product goes on in another round, so memory stays bounded without
-#: fixed-size per-column slots (whose page faults once cost more than the
-#: arithmetic) and one parallel region usually covers the whole product.
-_MIN_BUFFER = 1 << 22
+#: Output buffer (values) of one round of a product.  Chunks write their
+#: columns compactly into their share of it; when a share is full the chunk
+#: stops and the product goes on in another round, so memory stays bounded
+#: (2²⁰ values: 8 MiB with the row ids) without fixed-size per-column slots
+#: (whose page faults once cost more than the arithmetic).
+_MIN_BUFFER = 1 << 20
 #: A column is stored densely when its window is at most this many times its
 #: non-zero count (plus ``_DENSE_SLACK``): a vectorised element costs ~1/20 of a
 #: scatter product, so even 4× padding is far cheaper, and memory stays bounded.
@@ -46,6 +46,10 @@ _DENSE_SLACK = 64
 #: near float32 rounding.  After strong inflation most of a column is such dust
 #: (at I=4 values span ~10 decades), and skipping it saves most of the work.
 _SKIP_MASS = 1e-6
+#: A column's product is scattered without tracking its rows (and harvested by
+#: a scan of all rows, ~1 ns each) when its multiply-adds times this reach the
+#: row count, i.e. when the scan costs less than the tracking would.
+_WIDE_RATIO = 2
 #: Below this many multiply-adds a product runs on one thread (thread start-up
 #: costs more than the work, notably on a loaded machine).
 _SERIAL_WORK = 2_000_000
@@ -118,6 +122,13 @@ def _scatter(acc, touched, m, w, a_idx, a_val, q0, q1, n_rows):
     return m
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _scatter_wide(acc, w, a_idx, a_val, q0, q1):
+    """acc += w·(sparse column q0:q1), rows not tracked (the harvest scans every row)."""
+    for q in range(q0, q1):
+        acc[a_idx[q]] += w * a_val[q]
+
+
 @nb.njit(cache=True, nogil=True)
 def _column(
     j,
@@ -142,6 +153,7 @@ def _column(
     recover,
     recover_mass,
     inflation,
+    wide_work,
     out_rows,
     out_vals,
 ):
@@ -157,7 +169,31 @@ def _column(
     bs = b_ptr[j]
     be = b_ptr[j + 1]
     skip = np.float32(_SKIP_MASS / max(be - bs, 1))  # also skips a dense window's zeros
-    if b_dense[j]:
+    # A product that touches a sizeable share of the rows is harvested by
+    # scanning all of them, so its scatter need not track new rows.  Tracking
+    # costs a dependency chain per product (load, compare, count): 3.5 ns
+    # against ~1 ns per multiply-add on real graphs, where the dense early
+    # products reach thousands of rows; the full scan costs ~1 ns per row.
+    work = 0
+    for p in range(bs, be):
+        if b_val[p] > skip:
+            k = b_lo[j] + (p - bs) if b_dense[j] else b_idx[p]
+            work += a_ptr[k + 1] - a_ptr[k]
+    if work >= wide_work:
+        dlo = 0
+        dhi = n_rows - 1
+        for p in range(bs, be):
+            w = b_val[p]
+            if w <= skip:
+                continue
+            k = b_lo[j] + (p - bs) if b_dense[j] else b_idx[p]
+            base = a_ptr[k]
+            length = a_ptr[k + 1] - base
+            if a_dense[k]:
+                _axpy(acc, a_lo[k], length, w, a_val, base)
+            else:
+                _scatter_wide(acc, w, a_idx, a_val, base, base + length)
+    elif b_dense[j]:
         blo = b_lo[j]
         for t in range(be - bs):
             w = b_val[bs + t]
@@ -330,6 +366,7 @@ def _chunk(
     recover,
     recover_mass,
     inflation,
+    wide_work,
     cap_out,
     next_col,
     stop_col,
@@ -377,6 +414,7 @@ def _chunk(
             recover,
             recover_mass,
             inflation,
+            wide_work,
             buf_rows[r0 + pos : r0 + pos + cap_out],
             buf_vals[r0 + pos : r0 + pos + cap_out],
         )
@@ -409,6 +447,7 @@ def _round_parallel(
     recover,
     recover_mass,
     inflation,
+    wide_work,
     cap_out,
     next_col,
     stop_col,
@@ -449,6 +488,7 @@ def _round_parallel(
             recover,
             recover_mass,
             inflation,
+            wide_work,
             cap_out,
             next_col,
             stop_col,
@@ -487,6 +527,7 @@ def _round_serial(
     recover,
     recover_mass,
     inflation,
+    wide_work,
     cap_out,
     next_col,
     stop_col,
@@ -524,6 +565,7 @@ def _round_serial(
             recover,
             recover_mass,
             inflation,
+            wide_work,
             cap_out,
             next_col,
             stop_col,
@@ -614,7 +656,7 @@ def _tail_cut(val, bits, s, e, mass, tail):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _head_count(ptr, idx, val, bits, tail, keys, stored, lo, hi, dense):
+def _head_count(ptr, idx, val, bits, tail, keys, stored, lo, hi, dense, dense_only_if):
     n = ptr.shape[0] - 1
     n_chunks = 64
     for c in nb.prange(n_chunks):
@@ -639,7 +681,8 @@ def _head_count(ptr, idx, val, bits, tail, keys, stored, lo, hi, dense):
             lo[j] = first
             hi[j] = last
             width = last - first + 1
-            if width <= _DENSE_FACTOR * m + _DENSE_SLACK:
+            # dense_only_if[j] == 0: keep the column sparse, so that it never grows (in place)
+            if width <= _DENSE_FACTOR * m + _DENSE_SLACK and dense_only_if[j]:
                 dense[j] = 1
                 stored[j] = width
             else:
@@ -669,7 +712,30 @@ def _head_fill(ptr, idx, val, bits, keys, optr, lo, dense, oidx, oval):
                     o += 1
 
 
-def mass_head(h, tail: float):
+@nb.njit(cache=True, nogil=True)
+def _head_fill_inplace(ptr, idx, val, bits, keys, optr, old_lo, lo, dense):
+    """Compact each column's head to the front of the same arrays (serial: column j lands at or before itself)."""
+    n = ptr.shape[0] - 1
+    for j in range(n):
+        o = optr[j]
+        k = keys[j]
+        if dense[j]:  # a dense head of a dense column: its window lies inside the old one
+            q0 = ptr[j] + lo[j] - old_lo[j]
+            for t in range(optr[j + 1] - o):
+                v = val[q0 + t]
+                keep = v > 0.0 and (bits[q0 + t] >> _BUCKET_SHIFT) >= k
+                idx[o + t] = lo[j] + t  # o + t ≤ q0 + t: every read comes before its slot is written
+                val[o + t] = v if keep else 0.0
+        else:
+            for q in range(ptr[j], ptr[j + 1]):
+                v = val[q]
+                if v > 0.0 and (bits[q] >> _BUCKET_SHIFT) >= k:
+                    idx[o] = idx[q]
+                    val[o] = v
+                    o += 1
+
+
+def mass_head(h, tail: float, *, inplace: bool = False):
     """The hybrid matrix ``h`` without each column's smallest entries that hold at most ``tail`` of its mass.
 
     Entries are grouped in buckets of a quarter octave (a value's float32
@@ -677,6 +743,10 @@ def mass_head(h, tail: float):
     smallest up while their mass stays within ``tail``, so at most ``tail`` of
     every column goes and the kept part is exactly the entries above a
     per-column value.  Columns are not renormalised.
+
+    ``inplace``: the head is written over ``h``'s own arrays (``h`` is then
+    lost), so that the iterate and its head are never held together; a sparse
+    column then stays sparse, so no column grows.
     """
     ptr, idx, val = h[0], h[1], h[2]
     n = ptr.shape[0] - 1
@@ -686,13 +756,48 @@ def mass_head(h, tail: float):
     hi = np.empty(n, dtype=np.int32)
     dense = np.empty(n, dtype=np.uint8)
     bits = val.view(np.int32)
-    _head_count(ptr, idx, val, bits, float(tail), keys, stored, lo, hi, dense)
+    dense_only_if = h[5] if inplace else np.ones(n, dtype=np.uint8)
+    _head_count(ptr, idx, val, bits, float(tail), keys, stored, lo, hi, dense, dense_only_if)
     optr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(stored, out=optr[1:])
+    if inplace:
+        _head_fill_inplace(ptr, idx, val, bits, keys, optr, h[3], lo, dense)
+        total = int(optr[-1])
+        return optr, idx[:total], val[:total], lo, hi, dense
     oidx = np.empty(int(optr[-1]), dtype=np.int32)
     oval = np.empty(int(optr[-1]), dtype=np.float32)
     _head_fill(ptr, idx, val, bits, keys, optr, lo, dense, oidx, oval)
     return optr, oidx, oval, lo, hi, dense
+
+
+class _ColumnsInOrder:
+    """Row ids and values of a product's columns, appended in column order.
+
+    Why not collect the pieces and concatenate them: that holds the product
+    twice at the end.  These arrays grow in place instead (``ndarray.resize``
+    is a ``realloc``, which moves a large block by remapping its pages, not by
+    copying it), an eighth at a time, and are cut to size by :meth:`finish`.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.idx = np.empty(capacity, dtype=np.int32)
+        self.val = np.empty(capacity, dtype=np.float32)
+        self.size = 0
+
+    def append(self, rows: np.ndarray, vals: np.ndarray) -> None:
+        need = self.size + rows.shape[0]
+        if need > self.idx.shape[0]:
+            capacity = max(need, self.idx.shape[0] + self.idx.shape[0] // 8)
+            self.idx.resize(capacity, refcheck=False)
+            self.val.resize(capacity, refcheck=False)
+        self.idx[self.size : need] = rows
+        self.val[self.size : need] = vals
+        self.size = need
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        self.idx.resize(self.size, refcheck=False)
+        self.val.resize(self.size, refcheck=False)
+        return self.idx, self.val
 
 
 #: Seconds one call into the compiled kernel may run before Python gets control
@@ -700,7 +805,9 @@ def mass_head(h, tail: float):
 ROUND_SECONDS = 0.1
 
 
-def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, cap, *, threads=None, check=None):
+def expand_prune_inflate(
+    a, b, thr, select, recover, recover_mass, inflation, cap, *, threads=None, check=None, wide=None
+):
     """``prune(A·B)`` column by column, inflated and normalised.
 
     ``a`` and ``b`` are hybrid tuples; returns the product as a hybrid tuple and
@@ -709,7 +816,9 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     forces the serial (1) or parallel (> 1) kernel; by default small products
     run serially.  The columns are computed in rounds of about
     ``ROUND_SECONDS``; ``check()`` (which may raise to stop) is called after
-    each, and a KeyboardInterrupt is delivered between them.
+    each, and a KeyboardInterrupt is delivered between them.  ``wide``
+    forces (True) or forbids (False) the untracked scatter for every column;
+    by default a column uses it when its product has ≥ rows / 2 multiply-adds.
     """
     a_ptr, a_idx, a_val, a_lo, a_hi, a_dense = a
     b_ptr, b_idx, b_val, b_lo, _b_hi, b_dense = b
@@ -721,9 +830,10 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     if threads is None:
         threads = nb.get_num_threads() if work >= _SERIAL_WORK else 1
     n_chunks = max(1, min(n_cols, 4 * threads if threads > 1 else 1))
-    # Buffer: room for a product twice as dense as A, each chunk's share
-    # holding at least one worst-case column.
-    region = max(cap_out, (max(_MIN_BUFFER, 2 * a_val.shape[0]) + n_chunks - 1) // n_chunks)
+    # Buffer: a fixed size (each chunk's share holding at least one worst-case
+    # column), not one scaled to the product: every round's columns are copied
+    # out before the next round, so the buffer only holds one round's output.
+    region = max(cap_out, (_MIN_BUFFER + n_chunks - 1) // n_chunks)
     buf_rows = np.empty(n_chunks * region, dtype=np.int32)
     buf_vals = np.empty(n_chunks * region, dtype=np.float32)
     acc = np.zeros((n_chunks, n_rows), dtype=np.float32)  # stays zero between columns
@@ -731,82 +841,91 @@ def expand_prune_inflate(a, b, thr, select, recover, recover_mass, inflation, ca
     hrows = np.empty((n_chunks, n_rows), dtype=np.int32)
     hvals = np.empty((n_chunks, n_rows), dtype=np.float32)
     tmp = np.empty((n_chunks, n_rows), dtype=np.float32)
-    bounds = (np.arange(n_chunks + 1, dtype=np.int64) * n_cols) // n_chunks
-    next_col = bounds[:-1].copy()
-    stop_col = bounds[1:].copy()
     stored = np.zeros(n_cols, dtype=np.int64)
     o_lo = np.zeros(n_cols, dtype=np.int32)
     o_hi = np.full(n_cols, -1, dtype=np.int32)
     o_dense = np.zeros(n_cols, dtype=np.uint8)
     chaos = np.zeros(n_cols, dtype=np.float64)
     used = np.zeros(n_chunks, dtype=np.int64)
-    pieces = []  # (first column, values stored for columns first.., rows, values)
+    out = _ColumnsInOrder(max(1 << 16, a_val.shape[0] // 4))
+    pending = {}  # first column → (rows, values, end column): pieces done ahead of an unfinished one
     run = _round_parallel if threads > 1 else _round_serial
+    # Columns whose product has at least this many multiply-adds are scattered untracked
+    # (wide=True/False forces one way for every column; the results are identical).
+    wide_work = {True: 0, False: np.iinfo(np.int64).max}.get(wide, max(1, n_rows // _WIDE_RATIO))
     # Columns per chunk in the next round, adapted to take about ROUND_SECONDS.  It starts
     # small: a column of a real graph's early iterations (1 100 × 1 100 scattered products)
     # takes ~5 ms, so 64 columns in each of 4 chunks per thread kept a Cancel waiting > 1 s.
     step = 4
-    while np.any(next_col < stop_col):
-        first = next_col.copy()
-        limit = np.minimum(stop_col, next_col + step)
-        started = time.perf_counter()
-        run(
-            a_ptr,
-            a_idx,
-            a_val,
-            a_lo,
-            a_hi,
-            a_dense,
-            b_ptr,
-            b_idx,
-            b_val,
-            b_lo,
-            b_dense,
-            float(thr),
-            int(select),
-            int(recover),
-            float(recover_mass),
-            float(inflation),
-            cap_out,
-            next_col,
-            limit,
-            buf_rows,
-            buf_vals,
-            region,
-            used,
-            stored,
-            o_lo,
-            o_hi,
-            o_dense,
-            chaos,
-            acc,
-            touched,
-            hrows,
-            hvals,
-            tmp,
-        )
-        elapsed = time.perf_counter() - started
-        done = int((next_col - first).max())
-        if done >= step:  # not stopped by a full buffer: aim the next round at ROUND_SECONDS
-            step = int(min(max(step * ROUND_SECONDS / max(elapsed, 1e-4), 16), 4 * step, n_cols))
-        last_round = not np.any(next_col < stop_col)
-        for c in range(n_chunks):
-            if next_col[c] > first[c]:
-                r0 = c * region
-                rows, vals = buf_rows[r0 : r0 + used[c]], buf_vals[r0 : r0 + used[c]]
-                if not last_round:  # the buffer is overwritten by the next round
-                    rows, vals = rows.copy(), vals.copy()
-                pieces.append((int(first[c]), rows, vals))
-        if check is not None and not last_round:
-            check()
+    start = 0  # columns before it are in `out`
+    while start < n_cols:
+        # One window of consecutive columns, split among the chunks, so that the
+        # product can be written out in column order as it is made.
+        span = min(n_cols - start, step * n_chunks)
+        bounds = start + (np.arange(n_chunks + 1, dtype=np.int64) * span) // n_chunks
+        next_col = bounds[:-1].copy()
+        stop_col = bounds[1:].copy()
+        while np.any(next_col < stop_col):  # again only when a chunk's buffer share filled up
+            first = next_col.copy()
+            started = time.perf_counter()
+            run(
+                a_ptr,
+                a_idx,
+                a_val,
+                a_lo,
+                a_hi,
+                a_dense,
+                b_ptr,
+                b_idx,
+                b_val,
+                b_lo,
+                b_dense,
+                float(thr),
+                int(select),
+                int(recover),
+                float(recover_mass),
+                float(inflation),
+                int(wide_work),
+                cap_out,
+                next_col,
+                stop_col,
+                buf_rows,
+                buf_vals,
+                region,
+                used,
+                stored,
+                o_lo,
+                o_hi,
+                o_dense,
+                chaos,
+                acc,
+                touched,
+                hrows,
+                hvals,
+                tmp,
+            )
+            elapsed = time.perf_counter() - started
+            done = int((next_col - first).max())
+            if done >= step:  # not stopped by a full buffer: aim the next round at ROUND_SECONDS
+                step = int(min(max(step * ROUND_SECONDS / max(elapsed, 1e-4), 16), 4 * step, n_cols))
+            for c in range(n_chunks):
+                if next_col[c] > first[c]:
+                    r0 = c * region
+                    rows, vals = buf_rows[r0 : r0 + used[c]], buf_vals[r0 : r0 + used[c]]
+                    if first[c] == start:
+                        out.append(rows, vals)
+                        start = int(next_col[c])
+                    else:  # the buffer is overwritten by the next round
+                        pending[int(first[c])] = (rows.copy(), vals.copy(), int(next_col[c]))
+            while start in pending:
+                rows, vals, end = pending.pop(start)
+                out.append(rows, vals)
+                start = end
+            if check is not None and start < n_cols:
+                check()
     ptr = np.zeros(n_cols + 1, dtype=np.int64)
     np.cumsum(stored, out=ptr[1:])
-    idx = np.empty(int(ptr[-1]), dtype=np.int32)
-    val = np.empty(int(ptr[-1]), dtype=np.float32)
-    for col, rows, vals in pieces:
-        o = int(ptr[col])
-        idx[o : o + rows.shape[0]] = rows
-        val[o : o + vals.shape[0]] = vals
+    idx, val = out.finish()
     max_chaos = float(chaos.max()) if n_cols else 0.0
     return (ptr, idx, val, o_lo, o_hi, o_dense), max_chaos
 

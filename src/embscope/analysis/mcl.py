@@ -21,12 +21,17 @@ order, so the result does not depend on the number of threads.
 
 On real graphs the windows do not help: after the first expansion a column of
 the 10 000-node WordNet MiniLM 30-NN graph holds ~740 entries scattered over
-the whole graph, whatever the order.  What differs from ``mcl`` there is
-:data:`DEFAULT_TAIL_MASS`: before each expansion every column's smallest
-entries that hold ≤ 0.1 % of its mass are left out of the multiplier (the
-iterate itself keeps mcl's pruning).  On that graph it gave the same
-partitions as ``mcl`` (ARI 1.000 at I=4, 0.9999 at I=3) from ~5× fewer
-multiply-adds; ``tail_mass=0`` is mcl's arithmetic.
+the whole graph, whatever the order (even ordered by mcl's own clusters, a
+128-row block of such a column is only 9 % full).  Two things make those
+products cheaper.  A product touching thousands of rows is scattered without
+tracking which rows it touched, and harvested by scanning every row (exact;
+~1.6 ns per multiply-add per thread instead of 3.5).  And the tail mass (not
+in ``mcl``; :func:`default_tail_mass`): before each expansion every column's
+smallest entries holding ≤ 0.1 % of its mass (≤ 1 % at I ≥ 3) are left out
+of the product's factors; the iterate itself keeps mcl's pruning.  Measured
+against ``mcl`` on two real graphs: ARI ≥ 0.98 at every inflation from 1.4
+to 4 (benchmarks/bench_mcl.py); ``tail_mass=0`` is mcl's arithmetic (ARI
+1.000 there).
 """
 
 from __future__ import annotations
@@ -56,12 +61,14 @@ DEFAULT_RECOVER_MASS = 0.9
 #: Tail mass left out of the expansion's factors (not in ``mcl``).  On a real
 #: graph the first expansion leaves ~740 scattered entries per column, and the
 #: next product costs N·740² scattered multiply-adds (10 000-node WordNet
-#: MiniLM 30-NN graph: ~5 G, minutes on 2 shared cores); after inflation most
-#: of those entries are dust.  Dropping each column's smallest entries that
-#: together hold ≤ 0.1 % of its mass shrinks that product ~5× at I=4 with the
-#: same partition as ``mcl`` (ARI 1.000; see benchmarks/bench_mcl.py for the
-#: measured ARI per inflation).  Each product column moves by ≤ 0.2 % (L1).
+#: MiniLM 30-NN graph: ~5 G); most of those entries carry almost no mass.
+#: Before each expansion, every column's smallest entries that together hold at
+#: most this share of its mass are dropped from both factors, so each product
+#: column moves by ≤ ~2× this (L1).  How much may go depends on the inflation
+#: (see :func:`default_tail_mass`): this is the share at and below I = 2.
 DEFAULT_TAIL_MASS = 1e-3
+#: ... and the share at and above I = 3, where inflation crushes the tail anyway.
+DEFAULT_TAIL_MASS_HIGH = 1e-2
 #: Convergence: every column's "chaos" (max − sum of squares, times its entry
 #: count; zero for a column spread evenly over its attractors) below this.
 DEFAULT_TOL = 1e-3
@@ -85,6 +92,9 @@ class MclInfo:
         Final maximal column chaos (0 for an idempotent limit).
     n_clusters
         Number of clusters returned.
+    max_entries
+        Stored entries (row id + value, 8 bytes each) of the largest iterate:
+        the working matrix whose size bounds the run's memory.
     """
 
     iterations: int
@@ -92,6 +102,33 @@ class MclInfo:
     seconds: float
     chaos: float
     n_clusters: int
+    max_entries: int = 0
+
+
+def default_tail_mass(inflation: float) -> float:
+    """Tail mass left out of the expansion's factors at ``inflation`` (geometric between I = 2 and 3).
+
+    Why it depends on the inflation: measured against ``mcl`` on two real
+    10 000-node WordNet/MiniLM 30-NN graphs (benchmarks/bench_mcl.py), a tail
+    of 1 % kept ARI ≥ 0.99 at I ≥ 2.5 (inflation raises the remaining entries
+    to a power, so the tail's weak long-range flow cannot decide anything),
+    but at I = 2 both 0.3 % and 1 % gave ARI 0.94 on one graph (a large
+    cluster merged differently; 0.1 % gave 0.9998, and mcl's exact arithmetic
+    1.000).  At coarse inflations the cluster boundaries hang on exactly
+    those weak flows, so there only 0.1 % goes.
+
+    Examples
+    --------
+    >>> default_tail_mass(1.4), default_tail_mass(4.0)
+    (0.001, 0.01)
+    """
+    low, high = 2.0, 3.0
+    if inflation <= low:
+        return DEFAULT_TAIL_MASS
+    if inflation >= high:
+        return DEFAULT_TAIL_MASS_HIGH
+    share = (inflation - low) / (high - low)
+    return float(DEFAULT_TAIL_MASS * (DEFAULT_TAIL_MASS_HIGH / DEFAULT_TAIL_MASS) ** share)
 
 
 def _kernels():
@@ -119,7 +156,7 @@ def markov_cluster(
     select: int = DEFAULT_SELECT,
     recover: int = DEFAULT_RECOVER,
     recover_mass: float = DEFAULT_RECOVER_MASS,
-    tail_mass: float = DEFAULT_TAIL_MASS,
+    tail_mass: float | None = None,
     loops: str = "max",
     max_iter: int = 100,
     tol: float = DEFAULT_TOL,
@@ -163,9 +200,9 @@ def markov_cluster(
         See ``recover``; a fraction in (0, 1].
     tail_mass
         Before each expansion, every column's smallest entries holding at most
-        this share of its mass are left out of the *multiplier* (not out of
-        the result; 0 = exactly mcl's arithmetic).  Not in ``mcl``: see
-        :data:`DEFAULT_TAIL_MASS`.
+        this share of its mass are left out of the product's factors (the
+        iterate itself keeps mcl's pruning; 0 = exactly mcl's arithmetic).
+        Not in ``mcl``.  None: :func:`default_tail_mass` of the inflation.
     loops
         Self-loop weight added before the first iteration: ``"max"`` (the largest
         weight in the node's column, as ``mcl`` does), ``"one"`` (weight 1) or
@@ -205,6 +242,8 @@ def markov_cluster(
         raise BadInputError(f"MCL inflation must be greater than 1, got {inflation}")
     if int(expansion) != expansion or expansion < 2:
         raise BadInputError(f"MCL expansion must be an integer of at least 2, got {expansion}")
+    if tail_mass is None:
+        tail_mass = default_tail_mass(inflation)
     if select < 1 or recover < 0 or not 0 < recover_mass <= 1 or prune_threshold < 0 or not 0 <= tail_mass < 1:
         raise BadInputError(
             "MCL pruning needs select ≥ 1, recover ≥ 0, 0 < recover_mass ≤ 1, threshold ≥ 0, 0 ≤ tail_mass < 1"
@@ -223,18 +262,19 @@ def markov_cluster(
     order = _locality_order(indptr, indices, n)
     indptr, indices, data = _permute(indptr, indices, data, order)
     cur = k.hybrid_from_csc(indptr, indices, data)
+    max_entries = cur[2].shape[0]
     iterations, chaos, converged = 0, np.inf, False
     for iterations in range(1, max_iter + 1):
         if tail_mass > 0:
             # Only the multiplier loses its dust: the iterate kept below is mcl's, and
             # each product column moves by at most ~2·tail_mass (L1).  The old iterate
             # is dropped here, so this costs no memory.
-            cur = k.mass_head(cur, tail_mass)
+            cur = k.mass_head(cur, tail_mass, inplace=True)
         first = cur
         for step in range(int(expansion) - 1):
             last = step == int(expansion) - 2
             if step > 0 and tail_mass > 0:
-                cur = k.mass_head(cur, tail_mass)
+                cur = k.mass_head(cur, tail_mass, inplace=True)
             cur, chaos = k.expand_prune_inflate(
                 cur,
                 first,
@@ -246,6 +286,7 @@ def markov_cluster(
                 cap,
                 check=check,
             )
+            max_entries = max(max_entries, cur[2].shape[0])
         if on_iteration is not None:
             on_iteration(iterations, float(chaos))
         if chaos < tol:
@@ -256,7 +297,8 @@ def markov_cluster(
     inverse[order] = np.arange(n)
     ptr, idx, val = _permute(ptr, idx, val, inverse)
     labels = _interpret(ptr, idx, val, n)
-    info = MclInfo(iterations, converged, time.perf_counter() - t0, float(chaos), int(labels.max()) + 1 if n else 0)
+    n_clusters = int(labels.max()) + 1 if n else 0
+    info = MclInfo(iterations, converged, time.perf_counter() - t0, float(chaos), n_clusters, int(max_entries))
     return (labels, info) if return_info else labels
 
 
