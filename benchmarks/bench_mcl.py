@@ -24,6 +24,7 @@ the run.
 
     python benchmarks/bench_mcl.py [--graphs wordnet:10000,planted:10000] [--inflations 1.4,2,3,4]
                                    [--repeats 3] [--threads 2] [--mcl-cache DIR] [--memory]
+                                   [--tails 0,0.003,0.01]
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ def main() -> int:
     parser.add_argument("--knn", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each program")
     parser.add_argument("--threads", type=int, default=2, help="mcl -te and numba threads")
+    parser.add_argument(
+        "--tails", default="", help="also run ours once at each of these tail masses (the pruning study), e.g. 0,0.003"
+    )
     parser.add_argument("--memory", action="store_true", help="also print each inflation's peak memory (tracemalloc)")
     parser.add_argument(
         "--mcl-cache", type=Path, default=None, help="keep/reuse mcl's results here (the table says which were reused)"
@@ -142,7 +146,7 @@ def main() -> int:
     from scipy import sparse
     from sklearn.metrics import adjusted_rand_score
 
-    from embscope.analysis.mcl import markov_cluster
+    from embscope.analysis.mcl import default_tail_mass, markov_cluster
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     markov_cluster(np.ones((3, 3)), 2.0)  # load the numba kernels outside the timings
@@ -188,9 +192,21 @@ def main() -> int:
                     f"{name:>14} {inflation:>4g} {min(t_mcl):>8.2f} {np.median(t_mcl):>8.2f} "
                     f"{'cache' if hit else 'run':>5} {min(t_ours):>8.3f} {np.median(t_ours):>8.3f} "
                     f"{min(t_mcl) / min(t_ours):>6.1f} {np.median(t_mcl) / np.median(t_ours):>6.1f} {ari:>6.3f} "
-                    f"{ref.max() + 1:>6} {ours.max() + 1:>6} {info.iterations:>4}",
+                    f"{ref.max() + 1:>6} {ours.max() + 1:>6} {info.iterations:>4}  "
+                    f"tail {default_tail_mass(inflation):g}",
                     flush=True,
                 )
+                for tail in [float(t) for t in args.tails.split(",")] if args.tails else []:
+                    # The pruning study: the same graph and mcl partition, another tail mass (one run each).
+                    t = time.perf_counter()
+                    other, other_info = markov_cluster(adj, inflation, tail_mass=tail, return_info=True)
+                    seconds = time.perf_counter() - t
+                    print(
+                        f"{'':>14} {'':>4} {'':>8} {'':>8} {'':>5} {seconds:>8.3f} {'':>8} "
+                        f"{min(t_mcl) / seconds:>6.1f} {'':>6} {adjusted_rand_score(ref, other):>6.3f} "
+                        f"{'':>6} {other.max() + 1:>6} {other_info.iterations:>4}  tail {tail:g}",
+                        flush=True,
+                    )
             if args.memory:
                 sweep_memory(adj, [float(s) for s in args.inflations.split(",")])
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
