@@ -306,13 +306,16 @@ def test_expansion_holds_its_product_once_and_a_fixed_buffer():
 
 
 def test_default_tail_mass_follows_the_inflation():
-    from embscope.analysis.mcl import DEFAULT_TAIL_MASS, DEFAULT_TAIL_MASS_HIGH, default_tail_mass
+    from embscope.analysis import mcl
 
-    assert default_tail_mass(1.2) == default_tail_mass(2.0) == DEFAULT_TAIL_MASS
-    assert default_tail_mass(3.0) == default_tail_mass(6.0) == DEFAULT_TAIL_MASS_HIGH
+    low, high = mcl.TAIL_LOW_INFLATION, mcl.TAIL_HIGH_INFLATION
+    assert low < high
+    assert mcl.default_tail_mass(1.2) == mcl.default_tail_mass(low) == mcl.DEFAULT_TAIL_MASS
+    assert mcl.default_tail_mass(high) == mcl.default_tail_mass(6.0) == mcl.DEFAULT_TAIL_MASS_HIGH
     # Geometric in between: the middle inflation gets the geometric mean.
-    assert default_tail_mass(2.5) == pytest.approx((DEFAULT_TAIL_MASS * DEFAULT_TAIL_MASS_HIGH) ** 0.5)
-    grid = [default_tail_mass(i) for i in np.linspace(2.0, 3.0, 11)]
+    middle = mcl.default_tail_mass((low + high) / 2)
+    assert middle == pytest.approx((mcl.DEFAULT_TAIL_MASS * mcl.DEFAULT_TAIL_MASS_HIGH) ** 0.5)
+    grid = [mcl.default_tail_mass(i) for i in np.linspace(low, high, 11)]
     assert all(a < b for a, b in zip(grid, grid[1:], strict=False))
 
 

@@ -27,7 +27,7 @@ products cheaper.  A product touching thousands of rows is scattered without
 tracking which rows it touched, and harvested by scanning every row (exact;
 ~1.6 ns per multiply-add per thread instead of 3.5).  And the tail mass (not
 in ``mcl``; :func:`default_tail_mass`): before each expansion every column's
-smallest entries holding ≤ 0.1 % of its mass (≤ 1 % at I ≥ 3) are left out
+smallest entries holding ≤ 0.1 % of its mass (≤ 1 % from I = 2.5) are left out
 of the product's factors; the iterate itself keeps mcl's pruning.  Measured
 against ``mcl`` on two real graphs: ARI ≥ 0.98 at every inflation from 1.4
 to 4 (benchmarks/bench_mcl.py); ``tail_mass=0`` is mcl's arithmetic (ARI
@@ -67,8 +67,11 @@ DEFAULT_RECOVER_MASS = 0.9
 #: column moves by ≤ ~2× this (L1).  How much may go depends on the inflation
 #: (see :func:`default_tail_mass`): this is the share at and below I = 2.
 DEFAULT_TAIL_MASS = 1e-3
-#: ... and the share at and above I = 3, where inflation crushes the tail anyway.
+#: ... and the share from I = 2.5 up, where inflation crushes the tail anyway.
 DEFAULT_TAIL_MASS_HIGH = 1e-2
+#: Inflations at and below which DEFAULT_TAIL_MASS applies, and from which DEFAULT_TAIL_MASS_HIGH does.
+TAIL_LOW_INFLATION = 2.0
+TAIL_HIGH_INFLATION = 2.5
 #: Convergence: every column's "chaos" (max − sum of squares, times its entry
 #: count; zero for a column spread evenly over its attractors) below this.
 DEFAULT_TOL = 1e-3
@@ -106,23 +109,24 @@ class MclInfo:
 
 
 def default_tail_mass(inflation: float) -> float:
-    """Tail mass left out of the expansion's factors at ``inflation`` (geometric between I = 2 and 3).
+    """Tail mass left out of the expansion's factors at ``inflation`` (geometric between I = 2 and 2.5).
 
-    Why it depends on the inflation: measured against ``mcl`` on two real
-    10 000-node WordNet/MiniLM 30-NN graphs (benchmarks/bench_mcl.py), a tail
-    of 1 % kept ARI ≥ 0.99 at I ≥ 2.5 (inflation raises the remaining entries
-    to a power, so the tail's weak long-range flow cannot decide anything),
-    but at I = 2 both 0.3 % and 1 % gave ARI 0.94 on one graph (a large
-    cluster merged differently; 0.1 % gave 0.9998, and mcl's exact arithmetic
-    1.000).  At coarse inflations the cluster boundaries hang on exactly
-    those weak flows, so there only 0.1 % goes.
+    Why it depends on the inflation (``python benchmarks/bench_mcl.py --graphs
+    wordnet:10000,wordnet:10000@10000 --tails 0,0.003,0.01,0.03``: two real
+    10 000-node WordNet/MiniLM 30-NN graphs, ARI against ``mcl``): a tail of
+    1 % kept ARI ≥ 0.99 from I = 2.5 up (inflation raises what is left to a
+    power, so the tail's weak long-range flow decides nothing), but at I = 2
+    0.3 % and 1 % gave 0.95 and 0.94 on the second graph (a large cluster
+    merged differently; 0.1 % gave 1.000), and at I = 1.4 1 % gave 0.965.
+    Coarse partitions hang on exactly those weak flows, so there only 0.1 %
+    goes.  In between (I = 2.25: 0.32 %) both graphs gave 0.998–0.999.
 
     Examples
     --------
     >>> default_tail_mass(1.4), default_tail_mass(4.0)
     (0.001, 0.01)
     """
-    low, high = 2.0, 3.0
+    low, high = TAIL_LOW_INFLATION, TAIL_HIGH_INFLATION
     if inflation <= low:
         return DEFAULT_TAIL_MASS
     if inflation >= high:
