@@ -25,6 +25,7 @@ uses a Bonferroni-corrected family (see :mod:`embscope.analysis.verdict`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,14 @@ BATCH_DRAWS = 500_000
 def n_permutations(n_items: int, budget: int = PERMUTATION_BUDGET) -> int:
     """Permutations for ``n_items`` draws each: many for small N, fewer (but ≥ 30) for large N."""
     return int(min(MAX_PERMUTATIONS, max(MIN_PERMUTATIONS, budget // max(n_items, 1))))
+
+
+def _batches(n_perm: int, draws_each: int, cancel) -> Iterator[tuple[int, int]]:
+    """``(first, stop)`` ranges of permutations of about BATCH_DRAWS draws in all, checking ``cancel`` before each."""
+    batch = max(1, BATCH_DRAWS // max(draws_each, 1))
+    for first in range(0, n_perm, batch):
+        check_cancel(cancel)
+        yield first, min(first + batch, n_perm)
 
 
 def z_critical(alpha: float) -> float:
@@ -299,10 +308,7 @@ def _permuted_tables(
     bounds = np.concatenate([[0], np.cumsum(kept_sizes)]).astype(np.int64)
     labels = np.ascontiguousarray(lab, dtype=np.int64)
     kernels = _kernels()
-    batch = max(1, BATCH_DRAWS // max(int(bounds[-1]), 1))
-    for first in range(0, n_perm, batch):
-        check_cancel(cancel)
-        stop = min(first + batch, n_perm)
+    for first, stop in _batches(n_perm, int(bounds[-1]), cancel):
         parts = [out[key][first:stop] for key in ("max", "xlogx", "pairs")]
         kernels.partition_permutations(labels, max(n_lab, 1), bounds, first, stop - first, seed, *parts)
     return out
@@ -474,10 +480,7 @@ def knn_chance(indices: np.ndarray, labels, *, n_perm: int | None = None, seed: 
     kernels = _kernels()
     graph = np.ascontiguousarray(indices, dtype=np.int64)
     codes64 = np.ascontiguousarray(codes, dtype=np.int64)
-    batch = max(1, BATCH_DRAWS // max(n * max(k, 1), 1))
-    for first in range(0, n_perm, batch):
-        check_cancel(cancel)
-        stop = min(first + batch, n_perm)
+    for first, stop in _batches(n_perm, n * max(k, 1), cancel):
         kernels.knn_permutations(graph, codes64, first, stop - first, seed, perm[first:stop])
     return _score(
         value,
@@ -531,10 +534,7 @@ def subset_purity_chance(labels, rows, *, n_perm: int | None = None, seed: int =
         labels64 = np.ascontiguousarray(lab, dtype=np.int64)
         bounds = np.array([0, m], dtype=np.int64)
         scratch = (np.zeros(n_perm), np.zeros(n_perm))
-        batch = max(1, BATCH_DRAWS // max(lab.size, 1))
-        for first in range(0, n_perm, batch):
-            check_cancel(cancel)
-            stop = min(first + batch, n_perm)
+        for first, stop in _batches(n_perm, lab.size, cancel):
             _kernels().partition_permutations(
                 labels64, max(n_lab, 1), bounds, first, stop - first, seed,
                 best[first:stop], scratch[0][first:stop], scratch[1][first:stop],
