@@ -106,3 +106,16 @@ def test_no_gpu_device_file_means_cpu_without_importing_torch(monkeypatch, tmp_p
 def test_elsewhere_torch_is_asked(monkeypatch, platform):
     monkeypatch.setattr(sys, "platform", platform)
     assert graph_module.gpu_possible() is True
+
+
+def test_torch_search_uploads_normalised_blocks_and_gives_the_exhaustive_graph(rng):
+    """The GPU path (run here on torch's CPU device) copies the rows up block by block, normalised: same graph."""
+    from embscope.analysis.graph import _torch_knn
+
+    x = rng.normal(size=(3000, 24)).astype(np.float32) * rng.uniform(0.1, 10.0, size=(3000, 1)).astype(np.float32)
+    on_torch = run_to_end(_torch_knn(x, 9, "cpu", block_rows=700))
+    exhaustive = knn_graph(x, 9, exact=True, device="cpu")
+    assert on_torch.method == "torch" and on_torch.exact and on_torch.recall == 1.0
+    np.testing.assert_array_equal(on_torch.indices, exhaustive.indices)
+    np.testing.assert_array_equal(on_torch.similarities, exhaustive.similarities)
+    assert not (on_torch.indices == np.arange(3000)[:, None]).any()  # self is never a neighbour
