@@ -187,6 +187,12 @@ def test_layout_edges_are_the_graphs_strong_edges_in_int32_and_float32(rng):
     np.testing.assert_array_equal(tail, coo.col[strong])
     # umap-learn's schedule: an edge of weight w is sampled every max(w)/w epochs
     np.testing.assert_allclose(epochs_per_sample, coo.data.max() / coo.data[strong], rtol=1e-6)
+    # consumed: the same edges, made in the graph's own column and weight arrays
+    columns = graph.copy()
+    same = layout_edges(columns, 40, consume=True)
+    assert np.shares_memory(same[1], columns.indices) and np.shares_memory(same[2], columns.data)
+    for ours, theirs in zip(same, (head, tail, epochs_per_sample), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
     # the optimiser takes the edges or the graph alike
     a, b = find_ab_params(1.0, 0.1)
     init = rng.normal(size=(len(x), 2))
@@ -201,9 +207,10 @@ def test_layout_start_up_frees_the_fuzzy_graph_before_the_optimiser_state(rng):
     """Traced peak of a layout's start-up: the optimiser's per-edge state and at most one graph-sized array beside it.
 
     The state is 20 bytes an edge (int32 head and tail, three float32 epoch
-    counters); the fuzzy graph is 8 bytes an edge.  Holding the fuzzy graph,
-    its COO copy and float64 weights beside the state (as before) came to
-    over 50 bytes an edge.
+    counters), its tail and periods made in the fuzzy graph's own arrays.
+    Holding the fuzzy graph, its COO copy and float64 weights beside the
+    state (as before) came to 59 bytes an edge; the graph and a fresh copy of
+    the edges, 33.
     """
     import tracemalloc
 
@@ -223,4 +230,4 @@ def test_layout_start_up_frees_the_fuzzy_graph_before_the_optimiser_state(rng):
     finally:
         tracemalloc.stop()
     per_point = 15 * 8 + 2 * 8 + 8 + 8  # the k-NN arrays (int32 + float32), the start (float64), random states
-    assert peak < 30 * n_edges + per_point * len(x), f"{peak / n_edges:.1f} bytes an edge"
+    assert peak < 24 * n_edges + per_point * len(x), f"{peak / n_edges:.1f} bytes an edge"

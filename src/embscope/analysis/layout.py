@@ -165,7 +165,7 @@ def iter_umap_layout(
     fuzzy = fuzzy_graph(idx, dist, cancel=cancel)
     del idx, dist  # each step frees what the next does not need: at 10⁶ points each array here is 0.1–0.2 GB
     check_cancel(cancel)
-    edges = layout_edges(fuzzy, n_epochs)
+    edges = layout_edges(fuzzy, n_epochs, consume=True)
     del fuzzy
     check_cancel(cancel)
     a, b = find_ab_params(1.0, min_dist)

@@ -274,26 +274,60 @@ def run_epochs(
             epoch_of_next_negative_sample[i] += n_neg * epochs_per_negative
 
 
-def layout_edges(graph: scipy.sparse.spmatrix, n_epochs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@numba.njit(cache=True, nogil=True)
+def _compact_edges(
+    indptr: np.ndarray, columns: np.ndarray, weights: np.ndarray, threshold: float, n_epochs: int, heads: np.ndarray
+) -> int:
+    """Move the edges of weight ≥ ``threshold`` to the front of ``columns``/``weights``, in order, in place.
+
+    ``weights`` become the edges' epoch periods ``n_epochs / (n_epochs · w / max)``
+    (float64 arithmetic, stored back in float32); ``heads`` (as long as the
+    edges) gets each kept edge's row.  Returns the number kept.
+    """
+    top = 0.0
+    for p in range(weights.shape[0]):
+        top = max(top, np.float64(weights[p]))
+    kept = 0
+    for i in range(indptr.shape[0] - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            w = np.float64(weights[p])
+            if w >= threshold:
+                heads[kept] = i
+                columns[kept] = columns[p]
+                weights[kept] = n_epochs / (n_epochs * (w / top))
+                kept += 1
+    return kept
+
+
+def layout_edges(
+    graph: scipy.sparse.spmatrix, n_epochs: int, *, consume: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(head, tail, epochs_per_sample)`` of the edges UMAP samples, in the graph's row-major order.
 
     Edges weaker than ``max weight / n_epochs`` are dropped (they would never
     be sampled), as in umap-learn.  Vertex ids are int32 (int64 only past 2³¹
     vertices) and the epoch periods float32: 12 bytes an edge where int64 ids
     and float64 periods took 24 (a 10⁶-point graph has ~2·10⁷ edges).
+
+    ``consume=True`` reuses the graph's own column and weight arrays for
+    ``tail`` and ``epochs_per_sample`` (the graph is unusable afterwards): at
+    10⁶ points the graph and the edges are then never held side by side.
     """
     csr = scipy.sparse.csr_matrix(graph)
     csr.sum_duplicates()
     index_type = np.int32 if csr.shape[0] < 2**31 else np.int64
     if csr.nnz == 0:
         return np.zeros(0, index_type), np.zeros(0, index_type), np.zeros(0, np.float32)
-    top = float(csr.data.max())
-    keep = csr.data >= np.float64(top) / float(n_epochs)
-    head = np.repeat(np.arange(csr.shape[0], dtype=index_type), np.diff(csr.indptr))[keep]
-    tail = csr.indices[keep].astype(index_type)
-    # n_epochs / (n_epochs · w / max) as umap-learn writes it, in float64, then stored in float32.
-    epochs_per_sample = (float(n_epochs) / (n_epochs * (csr.data[keep].astype(np.float64) / top))).astype(np.float32)
-    return head, tail, epochs_per_sample
+    columns = csr.indices.astype(index_type, copy=not consume)
+    weights = csr.data.astype(np.float32, copy=not consume)
+    indptr = csr.indptr
+    del csr
+    threshold = float(np.float64(weights.max()) / float(n_epochs))
+    heads = np.empty(weights.shape[0], index_type)
+    kept = _compact_edges(indptr, columns, weights, threshold, int(n_epochs), heads)
+    # Views of the kept prefix: copies would hold the edges twice for a moment, and the dropped
+    # tail (edges below max / n_epochs) is a few per cent of them.
+    return heads[:kept], columns[:kept], weights[:kept]
 
 
 class LayoutOptimiser:
