@@ -91,7 +91,7 @@ def test_ivf_graph_measures_its_recall_against_brute_force(rng):
     np.testing.assert_allclose(g.similarities, np.einsum("id,ikd->ik", u, u[g.indices]), atol=1e-5)
     summary = g.to_summary()
     assert summary["method"] == "ivf" and summary["recall_at_k"] == g.recall and summary["recall_queries"] == 1000
-    assert "IndexIVFFlat" in summary["description"] and f"recall@10 {g.recall:.3f}" in summary["description"]
+    assert "IndexIVFScalarQuantizer" in summary["description"] and f"recall@10 {g.recall:.3f}" in summary["description"]
 
 
 def test_recall_at_k_counts_ties_like_a_hand_count(rng):
@@ -230,7 +230,10 @@ def test_summary_and_report_name_the_graph_method_and_recall(rng, monkeypatch):
     assert result.summary["geometry"]["knn_graph_recall"] == graph["recall_at_k"]
     assert "approximate (recall@15" in result.summary["geometry"]["knn_label_method"]
     report = report_markdown(result.summary)
-    assert "k-NN graph: cosine 15-NN graph of 4,000 points: approximate (faiss IndexIVFFlat)" in report
+    assert (
+        "k-NN graph: cosine 15-NN graph of 4,000 points: approximate (faiss IndexIVFScalarQuantizer, 8-bit codes, "
+        "candidates re-ranked by exact cosine)" in report
+    )
     assert f"recall@15 {graph['recall_at_k']:.3f} measured on 1,000 sampled points" in report
 
 

@@ -143,3 +143,91 @@ def test_layout_start_up_checks_cancel_between_its_steps(rng):
     assert looks.looks >= 3 * 6  # mean, Gram and projection passes, 6 blocks each
     with pytest.raises(Cancelled):
         pca_layout(x, cancel=_CancelAfter(looks.looks), block_rows=100)  # the last block of the projection
+
+
+def test_fuzzy_union_is_scipys_sparse_union_bit_for_bit(rng):
+    """One pass over the k-NN lists gives the matrix of ``a + aᵀ − a∘aᵀ`` by scipy, sorted, same float32 bits."""
+    import scipy.sparse
+
+    from embscope.analysis.umap_kernels import fuzzy_union, membership_strengths
+
+    x = rng.normal(size=(1500, 12)).astype(np.float32)
+    idx, dist = umap_knn_arrays(knn_graph(x, 15), 15)
+    idx[7, 3] = -1  # a missing neighbour: no edge
+    sigma, rho = smooth_knn_dist(dist, 15.0)
+    vals = membership_strengths(idx, dist, sigma, rho)
+    n, m = idx.shape
+    keep = vals > 0
+    rows = np.repeat(np.arange(n, dtype=np.int32), m)[keep]
+    a = scipy.sparse.csr_matrix((vals[keep], (rows, idx.ravel()[keep])), shape=(n, n))
+    at = a.T.tocsr()
+    expected = (a + at) - a.multiply(at)
+    expected.eliminate_zeros()
+    expected = expected.tocsr()
+    expected.sort_indices()
+    indptr, columns, values = fuzzy_union(idx, vals)
+    np.testing.assert_array_equal(indptr, expected.indptr)
+    np.testing.assert_array_equal(columns, expected.indices)
+    np.testing.assert_array_equal(values, expected.data)
+    assert columns.dtype == np.int32 and values.dtype == np.float32
+    ours = fuzzy_graph(idx, dist)
+    assert ours.has_sorted_indices and (ours != expected).nnz == 0
+
+
+def test_layout_edges_are_the_graphs_strong_edges_in_int32_and_float32(rng):
+    from embscope.analysis.umap_kernels import layout_edges
+
+    x, _ = blobs(rng, n_per=50)
+    graph = fuzzy_graph(*umap_knn_arrays(knn_graph(x, 10), 10))
+    head, tail, epochs_per_sample = layout_edges(graph, 40)
+    coo = graph.tocoo()
+    strong = coo.data.astype(np.float64) >= coo.data.max() / 40.0
+    assert head.dtype == tail.dtype == np.int32 and epochs_per_sample.dtype == np.float32
+    np.testing.assert_array_equal(head, coo.row[strong])
+    np.testing.assert_array_equal(tail, coo.col[strong])
+    # umap-learn's schedule: an edge of weight w is sampled every max(w)/w epochs
+    np.testing.assert_allclose(epochs_per_sample, coo.data.max() / coo.data[strong], rtol=1e-6)
+    # consumed: the same edges, made in the graph's own column and weight arrays
+    columns = graph.copy()
+    same = layout_edges(columns, 40, consume=True)
+    assert np.shares_memory(same[1], columns.indices) and np.shares_memory(same[2], columns.data)
+    for ours, theirs in zip(same, (head, tail, epochs_per_sample), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # the optimiser takes the edges or the graph alike
+    a, b = find_ab_params(1.0, 0.1)
+    init = rng.normal(size=(len(x), 2))
+    from_graph = LayoutOptimiser(graph, init, 40, a, b, seed=1)
+    from_edges = LayoutOptimiser((head, tail, epochs_per_sample), init, 40, a, b, seed=1)
+    from_graph.step(40)
+    from_edges.step(40)
+    np.testing.assert_array_equal(from_graph.embedding, from_edges.embedding)
+
+
+def test_layout_start_up_frees_the_fuzzy_graph_before_the_optimiser_state(rng):
+    """Traced peak of a layout's start-up: the optimiser's per-edge state and at most one graph-sized array beside it.
+
+    The state is 20 bytes an edge (int32 head and tail, three float32 epoch
+    counters), its tail and periods made in the fuzzy graph's own arrays.
+    Holding the fuzzy graph, its COO copy and float64 weights beside the
+    state (as before) came to 59 bytes an edge; the graph and a fresh copy of
+    the edges, 33.
+    """
+    import tracemalloc
+
+    from embscope.analysis.umap_kernels import layout_edges
+
+    x, _ = blobs(rng, n_per=5000, n_blobs=4, dim=16)
+    graph = knn_graph(x, 15)
+    n_edges = len(layout_edges(fuzzy_graph(*umap_knn_arrays(graph, 15)), 200)[0])
+    next(iter_umap_layout(knn_graph(x[:500], 15), x[:500], n_epochs=2))  # numba's cached kernels loaded first
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        job = iter_umap_layout(graph, x, n_epochs=200)
+        next(job)
+        peak = tracemalloc.get_traced_memory()[1] - base
+        job.close()
+    finally:
+        tracemalloc.stop()
+    per_point = 15 * 8 + 2 * 8 + 8 + 8  # the k-NN arrays (int32 + float32), the start (float64), random states
+    assert peak < 24 * n_edges + per_point * len(x), f"{peak / n_edges:.1f} bytes an edge"
