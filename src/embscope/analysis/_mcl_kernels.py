@@ -141,8 +141,6 @@ def _column(
     b_ptr,
     b_idx,
     b_val,
-    b_lo,
-    b_dense,
     acc,
     touched,
     hrows,
@@ -174,56 +172,32 @@ def _column(
     # costs a dependency chain per product (load, compare, count): 3.5 ns
     # against ~1 ns per multiply-add on real graphs, where the dense early
     # products reach thousands of rows; the full scan costs ~1 ns per row.
+    # (A dense window stores its row ids too, so b_idx gives k for either storage.)
     work = 0
     for p in range(bs, be):
         if b_val[p] > skip:
-            k = b_lo[j] + (p - bs) if b_dense[j] else b_idx[p]
+            k = b_idx[p]
             work += a_ptr[k + 1] - a_ptr[k]
-    if work >= wide_work:
+    wide = work >= wide_work
+    for p in range(bs, be):
+        w = b_val[p]
+        if w <= skip:
+            continue
+        k = b_idx[p]
+        base = a_ptr[k]
+        length = a_ptr[k + 1] - base
+        if a_dense[k]:
+            lo = a_lo[k]
+            _axpy(acc, lo, length, w, a_val, base)
+            dlo = min(dlo, lo)
+            dhi = max(dhi, lo + length - 1)
+        elif wide:
+            _scatter_wide(acc, w, a_idx, a_val, base, base + length)
+        else:
+            m = _scatter(acc, touched, m, w, a_idx, a_val, base, base + length, n_rows)
+    if wide:  # nothing was listed: the harvest scans every row
         dlo = 0
         dhi = n_rows - 1
-        for p in range(bs, be):
-            w = b_val[p]
-            if w <= skip:
-                continue
-            k = b_lo[j] + (p - bs) if b_dense[j] else b_idx[p]
-            base = a_ptr[k]
-            length = a_ptr[k + 1] - base
-            if a_dense[k]:
-                _axpy(acc, a_lo[k], length, w, a_val, base)
-            else:
-                _scatter_wide(acc, w, a_idx, a_val, base, base + length)
-    elif b_dense[j]:
-        blo = b_lo[j]
-        for t in range(be - bs):
-            w = b_val[bs + t]
-            if w <= skip:
-                continue
-            k = blo + t
-            base = a_ptr[k]
-            length = a_ptr[k + 1] - base
-            if a_dense[k]:
-                lo = a_lo[k]
-                _axpy(acc, lo, length, w, a_val, base)
-                dlo = min(dlo, lo)
-                dhi = max(dhi, lo + length - 1)
-            else:
-                m = _scatter(acc, touched, m, w, a_idx, a_val, base, base + length, n_rows)
-    else:
-        for p in range(bs, be):
-            k = b_idx[p]
-            w = b_val[p]
-            if w <= skip:
-                continue
-            base = a_ptr[k]
-            length = a_ptr[k + 1] - base
-            if a_dense[k]:
-                lo = a_lo[k]
-                _axpy(acc, lo, length, w, a_val, base)
-                dlo = min(dlo, lo)
-                dhi = max(dhi, lo + length - 1)
-            else:
-                m = _scatter(acc, touched, m, w, a_idx, a_val, base, base + length, n_rows)
     # Harvest (and reset) the dense range in row order, then the listed rows.
     h = 0
     total = 0.0
@@ -359,8 +333,6 @@ def _chunk(
     b_ptr,
     b_idx,
     b_val,
-    b_lo,
-    b_dense,
     thr,
     select,
     recover,
@@ -402,8 +374,6 @@ def _chunk(
             b_ptr,
             b_idx,
             b_val,
-            b_lo,
-            b_dense,
             acc,
             touched,
             hrows,
@@ -440,8 +410,6 @@ def _round_parallel(
     b_ptr,
     b_idx,
     b_val,
-    b_lo,
-    b_dense,
     thr,
     select,
     recover,
@@ -481,8 +449,6 @@ def _round_parallel(
             b_ptr,
             b_idx,
             b_val,
-            b_lo,
-            b_dense,
             thr,
             select,
             recover,
@@ -520,8 +486,6 @@ def _round_serial(
     b_ptr,
     b_idx,
     b_val,
-    b_lo,
-    b_dense,
     thr,
     select,
     recover,
@@ -558,8 +522,6 @@ def _round_serial(
             b_ptr,
             b_idx,
             b_val,
-            b_lo,
-            b_dense,
             thr,
             select,
             recover,
@@ -821,7 +783,7 @@ def expand_prune_inflate(
     by default a column uses it when its product has ≥ rows / 2 multiply-adds.
     """
     a_ptr, a_idx, a_val, a_lo, a_hi, a_dense = a
-    b_ptr, b_idx, b_val, b_lo, _b_hi, b_dense = b
+    b_ptr, b_idx, b_val = b[0], b[1], b[2]  # a dense window's row ids are stored too
     n_rows = int(a_ptr.shape[0] - 1)
     n_cols = int(b_ptr.shape[0] - 1)
     cap_out = min(out_capacity(cap), n_rows)  # a column never stores more than its rows
@@ -878,8 +840,6 @@ def expand_prune_inflate(
                 b_ptr,
                 b_idx,
                 b_val,
-                b_lo,
-                b_dense,
                 float(thr),
                 int(select),
                 int(recover),
