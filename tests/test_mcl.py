@@ -256,6 +256,27 @@ def test_expansion_step_matches_dense_reference(layout, inflation):
         assert chaos == pytest.approx(expected_chaos, rel=1e-3, abs=1e-6)
 
 
+def test_row_ids_16_and_32_bit_give_the_same_product():
+    """Up to 65 536 rows the row ids are uint16 (a faster scatter); the int32 kernels (larger graphs) agree bit for bit."""
+    from embscope.analysis import _mcl_kernels as kern
+
+    assert kern.row_dtype(1 << 16) == np.uint16 and kern.row_dtype((1 << 16) + 1) == np.int32
+    n = 300
+    m = _stochastic(_random_flow(n, 8, seed=3, band=6) + 0.5 * _random_flow(n, 3, seed=4))
+    csc = sparse.csc_matrix(m.astype(np.float32))
+    csc.sort_indices()
+    args = (csc.indptr.astype(np.int64), csc.indices.astype(np.int32), csc.data)
+    short, wide = kern.hybrid_from_csc(*args), kern.hybrid_from_csc(*args, rows=np.int32)
+    assert short[1].dtype == np.uint16 and wide[1].dtype == np.int32
+    for tail in (0.0, 0.01):
+        a, chaos_a = kern.expand_prune_inflate(kern.mass_head(short, tail), short, 1e-3, 40, 50, 0.9, 2.0, 50)
+        b, chaos_b = kern.expand_prune_inflate(kern.mass_head(wide, tail), wide, 1e-3, 40, 50, 0.9, 2.0, 50)
+        assert a[1].dtype == np.uint16 and b[1].dtype == np.int32
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert chaos_a == chaos_b
+
+
 def test_expansion_in_several_buffer_rounds_is_identical(monkeypatch):
     """A product too large for the output buffer continues in further rounds, unchanged."""
     from embscope.analysis import _mcl_kernels as kern

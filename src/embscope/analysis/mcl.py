@@ -25,7 +25,8 @@ the whole graph, whatever the order (even ordered by mcl's own clusters, a
 128-row block of such a column is only 9 % full).  Two things make those
 products cheaper.  A product touching thousands of rows is scattered without
 tracking which rows it touched, and harvested by scanning every row (exact;
-~1.6 ns per multiply-add per thread instead of 3.5).  And the tail mass (not
+~1.1 ns per multiply-add per thread instead of 3.5, with 16-bit row ids up to
+65 536 nodes).  And the tail mass (not
 in ``mcl``; :func:`default_tail_mass`): before each expansion every column's
 smallest entries holding ≤ 0.1 % of its mass (≤ 1 % from I = 2.5) are left out
 of the product's factors; the iterate itself keeps mcl's pruning.  Measured
