@@ -257,7 +257,7 @@ def test_expansion_step_matches_dense_reference(layout, inflation):
 
 
 def test_row_ids_16_and_32_bit_give_the_same_product():
-    """Up to 65 536 rows the row ids are uint16 (a faster scatter); the int32 kernels (larger graphs) agree bit for bit."""
+    """Up to 65 536 rows the row ids are uint16 (a faster scatter); the int32 kernels agree bit for bit."""
     from embscope.analysis import _mcl_kernels as kern
 
     assert kern.row_dtype(1 << 16) == np.uint16 and kern.row_dtype((1 << 16) + 1) == np.int32
