@@ -93,22 +93,40 @@ def build_graph(spec: str, knn: int):
     return f"{kind}:{n}" + (f"@{first}" if first else ""), knn_adjacency(graph), description
 
 
-def sweep_memory(adj, inflations: list[float]) -> None:
+def mcl_peak_rss(abc: Path, inflation: float, workdir: Path, threads: int) -> int:
+    """Peak resident memory (bytes) of one ``mcl`` process: its own figure to set ours against."""
+    proc = subprocess.Popen(
+        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", str(threads), "-o", str(workdir / "rss.txt")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"mcl failed with exit code {proc.returncode}")
+    return usage.ru_maxrss * 1024  # KiB on Linux
+
+
+def sweep_memory(adj, inflations: list[float], abc: Path, workdir: Path, threads: int) -> None:
     """Peak memory (tracemalloc: every numpy allocation) of one MCL per inflation, against the graph and iterate.
 
     "graph": the sparse adjacency handed to MCL; "iterate": the largest MCL
     matrix of that run (row ids, values and per-column arrays).  Any MCL
     holds at least one iterate and the product being formed from it, so
-    ``peak / iterate`` near 2 is the floor of the method.
+    ``peak / iterate`` near 2 is the floor of the method.  The last column
+    is ``mcl``'s own peak resident memory on the same graph (a whole process:
+    its start-up and the graph's reading included).
     """
     import tracemalloc
 
     from embscope.analysis.mcl import markov_cluster
 
-    n = adj.shape[0]
     graph = adj.data.nbytes + adj.indices.nbytes + adj.indptr.nbytes
     print(f"\nmemory (tracemalloc peak of one run; graph {graph / 2**20:.1f} MiB)")
-    print(f"{'I':>4} {'peak MiB':>9} {'iterate MiB':>11} {'peak/iterate':>12} {'peak/(2 graph + iterate)':>25}")
+    print(
+        f"{'I':>4} {'peak MiB':>9} {'iterate MiB':>11} {'peak/iterate':>12} {'peak/(2 graph + iterate)':>25}"
+        f" {'mcl RSS MiB':>11}"
+    )
     for inflation in inflations:
         tracemalloc.start()
         try:
@@ -116,10 +134,11 @@ def sweep_memory(adj, inflations: list[float]) -> None:
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        iterate = info.max_entries * 8 + (n + 1) * 8 + n * 9
+        iterate = info.max_bytes
+        theirs = mcl_peak_rss(abc, inflation, workdir, threads)
         print(
             f"{inflation:>4g} {peak / 2**20:>9.1f} {iterate / 2**20:>11.1f} {peak / iterate:>12.2f} "
-            f"{peak / (2 * graph + iterate):>25.2f}",
+            f"{peak / (2 * graph + iterate):>25.2f} {theirs / 2**20:>11.1f}",
             flush=True,
         )
 
@@ -208,7 +227,7 @@ def main() -> int:
                         flush=True,
                     )
             if args.memory:
-                sweep_memory(adj, [float(s) for s in args.inflations.split(",")])
+                sweep_memory(adj, [float(s) for s in args.inflations.split(",")], abc, workdir, args.threads)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if cached_rows:
         print(f"NOTE: {cached_rows} row(s) used mcl results cached in {args.mcl_cache}, not measured in this run")

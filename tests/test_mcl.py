@@ -64,6 +64,10 @@ def test_expansion_three_matches_dense_numpy_mcl():
     assert info.converged
     assert adjusted_rand_score(expected, ids) == 1.0
     assert ids.max() + 1 >= 4  # a real partition, not one blob
+    # The largest iterate's size: 2-byte row ids and 4-byte values per entry, per-column ptr/lo/hi/dense.
+    n = a.shape[0]
+    assert info.max_entries >= np.count_nonzero(a)
+    assert info.max_bytes == 6 * info.max_entries + 8 * (n + 1) + 9 * n
 
 
 def test_ids_are_numbered_by_smallest_member():

@@ -97,8 +97,11 @@ class MclInfo:
     n_clusters
         Number of clusters returned.
     max_entries
-        Stored entries (row id + value, 8 bytes each) of the largest iterate:
-        the working matrix whose size bounds the run's memory.
+        Stored entries of the largest iterate: the working matrix whose size
+        bounds the run's memory.
+    max_bytes
+        Bytes of that iterate (row ids, values and per-column arrays; a row id
+        is 2 bytes up to 65 536 nodes, else 4).
     """
 
     iterations: int
@@ -107,6 +110,7 @@ class MclInfo:
     chaos: float
     n_clusters: int
     max_entries: int = 0
+    max_bytes: int = 0
 
 
 def default_tail_mass(inflation: float) -> float:
@@ -268,6 +272,7 @@ def markov_cluster(
     indptr, indices, data = _permute(indptr, indices, data, order)
     cur = k.hybrid_from_csc(indptr, indices, data)
     max_entries = cur[2].shape[0]
+    max_bytes = sum(a.nbytes for a in cur)
     iterations, chaos, converged = 0, np.inf, False
     for iterations in range(1, max_iter + 1):
         if tail_mass > 0:
@@ -292,6 +297,7 @@ def markov_cluster(
                 check=check,
             )
             max_entries = max(max_entries, cur[2].shape[0])
+            max_bytes = max(max_bytes, sum(a.nbytes for a in cur))
         if on_iteration is not None:
             on_iteration(iterations, float(chaos))
         if chaos < tol:
@@ -303,7 +309,9 @@ def markov_cluster(
     ptr, idx, val = _permute(ptr, idx, val, inverse)
     labels = _interpret(ptr, idx, val, n)
     n_clusters = int(labels.max()) + 1 if n else 0
-    info = MclInfo(iterations, converged, time.perf_counter() - t0, float(chaos), n_clusters, int(max_entries))
+    info = MclInfo(
+        iterations, converged, time.perf_counter() - t0, float(chaos), n_clusters, int(max_entries), int(max_bytes)
+    )
     return (labels, info) if return_info else labels
 
 
