@@ -523,3 +523,85 @@ def test_tail_mass_zero_is_plain_mcl_and_default_agrees_with_it():
         assert adjusted_rand_score(exact, default) >= 0.99
     with pytest.raises(BadInputError):
         markov_cluster(adj, 2.0, tail_mass=1.0)
+
+
+# --- dense products in torch (the CUDA path), run here on the CPU ---------------------------
+
+
+@pytest.mark.parametrize("inflation", [1.4, 2.0, 3.0])
+def test_dense_step_matches_dense_reference(inflation):
+    """One dense expansion step prunes as mcl does (cut-off, select, recover), ties to the smaller row."""
+    import torch
+
+    from embscope.analysis.mcl_dense import _prune_inflate
+
+    n = 200
+    scattered = _stochastic(_random_flow(n, 8, seed=3, band=6) + 0.5 * _random_flow(n, 3, seed=4))
+    # Cliques: every column's values tie, so the selection boundary falls inside a run of equal values.
+    cliques = _stochastic(block_diag(*[np.ones((20, 20))] * (n // 20)))
+    for m in (scattered, cliques):
+        for select, recover in ((1100, 1400), (20, 30), (40, 5), (7, 12)):
+            p = torch.as_tensor(m, dtype=torch.float32) @ torch.as_tensor(m, dtype=torch.float32)
+            got, chaos, kept = _prune_inflate(p, 1e-3, select, recover, 0.9, inflation)
+            ref = _reference_step(m, 1e-3, select, recover, 0.9, inflation)
+            assert kept == np.count_nonzero(ref)
+            got = got.numpy().astype(np.float64)
+            np.testing.assert_array_equal(got > 0, ref > 0)
+            np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-6)
+            cnt = (ref > 0).sum(axis=0)
+            assert chaos == pytest.approx(((ref.max(axis=0) - (ref**2).sum(axis=0)) * cnt).max(), rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("inflation", [1.4, 2.0, 4.0])
+@pytest.mark.parametrize("hand_over", [True, False])
+def test_dense_products_give_the_sparse_kernels_partition(inflation, hand_over, monkeypatch):
+    """Dense torch products and the sparse kernel (no tail mass: both mcl's arithmetic) agree,
+    whether the dense run goes to convergence or hands a sparse iterate over to the CPU kernel."""
+    from embscope.analysis import mcl as mcl_module
+    from embscope.analysis import mcl_dense
+
+    a, leaf, _ = planted_graph(n_parents=3, leaves=3, size=25, seed=5)
+    sparse_ids, sparse_info = markov_cluster(a, inflation, tail_mass=0.0, dense=False, return_info=True)
+    handed = []
+    finish = mcl_module._sparse_iterations
+    monkeypatch.setattr(mcl_module, "_sparse_iterations", lambda *a, **k: handed.append(a[4]) or finish(*a, **k))
+    if not hand_over:
+        monkeypatch.setattr(mcl_dense, "HAND_OVER_ENTRIES", 0)
+    dense_ids, dense_info = markov_cluster(a, inflation, tail_mass=0.0, dense=True, device="cpu", return_info=True)
+    np.testing.assert_array_equal(dense_ids, sparse_ids)
+    if hand_over:  # the CPU kernel took over after at least one dense iteration
+        assert len(handed) == 1 and handed[0] >= 1
+    else:
+        assert handed == []
+    assert dense_info.device == "cpu" and sparse_info.device == "cpu"
+    assert dense_info.converged and abs(dense_info.iterations - sparse_info.iterations) <= 1
+    assert dense_info.max_bytes == 4 * a.shape[0] ** 2
+    if inflation == 2.0:
+        assert adjusted_rand_score(leaf, dense_ids) > 0.5  # a real partition of the planted leaves
+
+
+def test_dense_products_report_iterations_and_can_be_cancelled():
+    class Stop(Exception):
+        pass
+
+    a, _, _ = planted_graph(n_parents=2, leaves=2, size=20, seed=6)
+    seen = []
+    markov_cluster(a, 2.0, dense=True, device="cpu", on_iteration=lambda i, chaos: seen.append((i, chaos)))
+    assert [i for i, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][1] < 1e-3
+
+    def stop():
+        raise Stop
+
+    with pytest.raises(Stop):
+        markov_cluster(a, 2.0, dense=True, device="cpu", check=stop)
+
+
+def test_dense_products_only_on_a_gpu_with_room():
+    """'auto' never takes the dense path on a CPU (nor imports torch to learn there is no GPU)."""
+    from embscope.analysis.mcl import _dense_device
+    from embscope.analysis.mcl_dense import fits
+
+    assert _dense_device(10_000, "cpu", None) is None
+    assert _dense_device(10_000, "cpu", False) is None
+    assert _dense_device(50, "cpu", True) == "cpu"
+    assert not fits(10, "cpu")

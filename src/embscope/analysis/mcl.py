@@ -101,7 +101,11 @@ class MclInfo:
         bounds the run's memory.
     max_bytes
         Bytes of that iterate (row ids, values and per-column arrays; a row id
-        is 2 bytes up to 65 536 nodes, else 4).
+        is 2 bytes up to 65 536 nodes, else 4); for a dense run, its float32
+        ``N×N`` matrix on the device.
+    device
+        Where the products ran: ``"cpu"`` (the sparse kernel) or the torch
+        device of the dense products (:mod:`embscope.analysis.mcl_dense`).
     """
 
     iterations: int
@@ -111,6 +115,7 @@ class MclInfo:
     n_clusters: int
     max_entries: int = 0
     max_bytes: int = 0
+    device: str = "cpu"
 
 
 def default_tail_mass(inflation: float) -> float:
@@ -172,6 +177,8 @@ def markov_cluster(
     return_info: bool = False,
     on_iteration: Callable[[int, float], None] | None = None,
     check: Callable[[], None] | None = None,
+    device: str = "auto",
+    dense: bool | None = None,
 ):
     """Cluster a graph by Markov clustering (van Dongen's MCL).
 
@@ -212,6 +219,7 @@ def markov_cluster(
         this share of its mass are left out of the product's factors (the
         iterate itself keeps mcl's pruning; 0 = exactly mcl's arithmetic).
         Not in ``mcl``.  None: :func:`default_tail_mass` of the inflation.
+        The dense products (``dense``) leave nothing out.
     loops
         Self-loop weight added before the first iteration: ``"max"`` (the largest
         weight in the node's column, as ``mcl`` does), ``"one"`` (weight 1) or
@@ -229,6 +237,14 @@ def markov_cluster(
         Called about every 0.1 s inside an expansion (between rounds of the
         compiled kernel); may raise to stop, so a cancel acts at once even
         when one iteration takes minutes.
+    device
+        ``"auto"``: a CUDA GPU when torch sees one, else the CPU (see
+        :func:`embscope.analysis.graph.resolve_device`); or a torch device name.
+    dense
+        Dense products in torch on ``device`` (:mod:`embscope.analysis.mcl_dense`:
+        ``mcl``'s pruning, no tail mass).  None: when ``device`` is a CUDA GPU
+        with room for the ``N×N`` matrices; False: never (the sparse CPU
+        kernel); True: always (on the CPU only sensible for small graphs).
 
     Returns
     -------
@@ -262,9 +278,87 @@ def markov_cluster(
         labels = np.zeros(0, dtype=np.int64)
         info = MclInfo(0, True, time.perf_counter() - t0, 0.0, 0)
         return (labels, info) if return_info else labels
+    done, chaos, converged, max_entries, max_bytes = 0, np.inf, False, 0, 0
+    dense_device = _dense_device(n, device, dense)
+    if dense_device is not None:
+        # The early, dense-ish iterations as dense products on the device; once the
+        # iterate is sparse, the CPU kernel below finishes in milliseconds what a
+        # dense product would still pay N³ for.
+        from embscope.analysis.mcl_dense import dense_mcl
 
+        indptr, indices, data, done, converged, chaos = dense_mcl(
+            indptr,
+            indices,
+            data,
+            n,
+            inflation=float(inflation),
+            expansion=int(expansion),
+            prune_threshold=float(prune_threshold),
+            select=int(select),
+            recover=int(recover),
+            recover_mass=float(recover_mass),
+            max_iter=int(max_iter),
+            tol=float(tol),
+            device=dense_device,
+            on_iteration=on_iteration,
+            check=check,
+        )
+        max_entries, max_bytes = n * n, 4 * n * n
+    if converged or done >= max_iter:
+        labels = _interpret(indptr, indices, data, n)
+    else:
+        labels, done, converged, chaos, entries, nbytes = _sparse_iterations(
+            indptr,
+            indices,
+            data,
+            n,
+            done,
+            inflation=float(inflation),
+            expansion=int(expansion),
+            prune_threshold=float(prune_threshold),
+            select=int(select),
+            recover=int(recover),
+            recover_mass=float(recover_mass),
+            tail_mass=float(tail_mass),
+            max_iter=int(max_iter),
+            tol=float(tol),
+            on_iteration=on_iteration,
+            check=check,
+        )
+        max_entries, max_bytes = max(max_entries, entries), max(max_bytes, nbytes)
+    n_clusters = int(labels.max()) + 1 if n else 0
+    seconds = time.perf_counter() - t0
+    info = MclInfo(
+        done, converged, seconds, float(chaos), n_clusters, int(max_entries), int(max_bytes), dense_device or "cpu"
+    )
+    return (labels, info) if return_info else labels
+
+
+def _sparse_iterations(
+    indptr,
+    indices,
+    data,
+    n,
+    done,
+    *,
+    inflation,
+    expansion,
+    prune_threshold,
+    select,
+    recover,
+    recover_mass,
+    tail_mass,
+    max_iter,
+    tol,
+    on_iteration,
+    check,
+):
+    """MCL iterations ``done + 1 …`` with the sparse CPU kernel from a CSC iterate.
+
+    Returns (labels, last iteration, converged, chaos, largest iterate's entries and bytes).
+    """
     k = _kernels()
-    cap = max(int(select), int(recover), 1)
+    cap = max(select, recover, 1)
     # Bandwidth-reducing order: an MCL column's support becomes a nearly
     # contiguous window of rows, which the kernels store densely (see
     # _mcl_kernels).  Clusters are read after permuting back.
@@ -273,26 +367,26 @@ def markov_cluster(
     cur = k.hybrid_from_csc(indptr, indices, data)
     max_entries = cur[2].shape[0]
     max_bytes = sum(a.nbytes for a in cur)
-    iterations, chaos, converged = 0, np.inf, False
-    for iterations in range(1, max_iter + 1):
+    iterations, chaos, converged = done, np.inf, False
+    for iterations in range(done + 1, max_iter + 1):
         if tail_mass > 0:
             # Only the multiplier loses its dust: the iterate kept below is mcl's, and
             # each product column moves by at most ~2·tail_mass (L1).  The old iterate
             # is dropped here, so this costs no memory.
             cur = k.mass_head(cur, tail_mass, inplace=True)
         first = cur
-        for step in range(int(expansion) - 1):
-            last = step == int(expansion) - 2
+        for step in range(expansion - 1):
+            last = step == expansion - 2
             if step > 0 and tail_mass > 0:
                 cur = k.mass_head(cur, tail_mass, inplace=True)
             cur, chaos = k.expand_prune_inflate(
                 cur,
                 first,
-                float(prune_threshold),
-                int(select),
-                int(recover),
-                float(recover_mass),
-                float(inflation) if last else 1.0,
+                prune_threshold,
+                select,
+                recover,
+                recover_mass,
+                inflation if last else 1.0,
                 cap,
                 check=check,
             )
@@ -307,12 +401,21 @@ def markov_cluster(
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
     ptr, idx, val = _permute(ptr, idx, val, inverse)
-    labels = _interpret(ptr, idx, val, n)
-    n_clusters = int(labels.max()) + 1 if n else 0
-    info = MclInfo(
-        iterations, converged, time.perf_counter() - t0, float(chaos), n_clusters, int(max_entries), int(max_bytes)
-    )
-    return (labels, info) if return_info else labels
+    return _interpret(ptr, idx, val, n), iterations, converged, chaos, max_entries, max_bytes
+
+
+def _dense_device(n: int, device: str, dense: bool | None) -> str | None:
+    """The torch device of a dense run, or None for the sparse CPU kernel."""
+    if dense is False:
+        return None
+    from embscope.analysis.graph import resolve_device
+
+    resolved = resolve_device(device)
+    if dense:
+        return resolved
+    from embscope.analysis.mcl_dense import fits
+
+    return resolved if fits(n, resolved) else None
 
 
 def _locality_order(indptr, indices, n) -> np.ndarray:
