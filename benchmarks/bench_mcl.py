@@ -6,6 +6,8 @@ Graphs (``--graphs``):
   of WordNet noun glosses, the first N of 20 000), exact 30-NN cosine graph;
   ``wordnet:N@F`` takes N rows from row F (``wordnet:10000@10000`` is a
   second, disjoint real graph);
+* ``fashion:N`` — the corpus's Fashion-MNIST features of the demo model (a
+  real corpus of another kind: images, 10 classes), same graph;
 * ``planted:N`` — planted clusters with a parent level (benchmarks/planted.py).
 
 For each graph and inflation the two programs run interleaved (mcl, ours,
@@ -77,10 +79,10 @@ def build_graph(spec: str, knn: int):
     kind, _, size = spec.partition(":")
     size, _, offset = size.partition("@")
     n, first = int(size or 10_000), int(offset or 0)
-    if kind == "wordnet":
+    if kind in ("wordnet", "fashion"):
         from corpora import load_corpus
 
-        x, _leaf, _parent, description = load_corpus("wordnet", n=first + n)
+        x, _leaf, _parent, description = load_corpus(kind, n=first + n)
         x = x[first:]
         if first:
             description = f"rows {first}–{first + n - 1} of " + description
@@ -88,7 +90,7 @@ def build_graph(spec: str, knn: int):
         x, _leaf, _parent = planted_hierarchy(n)
         description = f"{n} planted points (benchmarks/planted.py), 32-d"
     else:
-        raise SystemExit(f"unknown graph {spec!r}: wordnet:N or planted:N")
+        raise SystemExit(f"unknown graph {spec!r}: wordnet:N, fashion:N or planted:N")
     graph = knn_graph(x, knn, exact=True)
     return f"{kind}:{n}" + (f"@{first}" if first else ""), knn_adjacency(graph), description
 
