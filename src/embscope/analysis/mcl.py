@@ -284,6 +284,18 @@ def markov_cluster(
         info = MclInfo(0, True, time.perf_counter() - t0, 0.0, 0)
         return (labels, info) if return_info else labels
     done, chaos, converged, max_entries, max_bytes = 0, np.inf, False, 0, 0
+    run = {
+        "inflation": float(inflation),
+        "expansion": int(expansion),
+        "prune_threshold": float(prune_threshold),
+        "select": int(select),
+        "recover": int(recover),
+        "recover_mass": float(recover_mass),
+        "max_iter": int(max_iter),
+        "tol": float(tol),
+        "on_iteration": on_iteration,
+        "check": check,
+    }
     dense_device = _dense_device(n, device, dense)
     if dense_device is not None:
         # The early, dense-ish iterations as dense products on the device; once the
@@ -291,44 +303,13 @@ def markov_cluster(
         # dense product would still pay N³ for.
         from embscope.analysis.mcl_dense import dense_mcl
 
-        indptr, indices, data, done, converged, chaos = dense_mcl(
-            indptr,
-            indices,
-            data,
-            n,
-            inflation=float(inflation),
-            expansion=int(expansion),
-            prune_threshold=float(prune_threshold),
-            select=int(select),
-            recover=int(recover),
-            recover_mass=float(recover_mass),
-            max_iter=int(max_iter),
-            tol=float(tol),
-            device=dense_device,
-            on_iteration=on_iteration,
-            check=check,
-        )
+        indptr, indices, data, done, converged, chaos = dense_mcl(indptr, indices, data, n, device=dense_device, **run)
         max_entries, max_bytes = n * n, 4 * n * n
     if converged or done >= max_iter:
         labels = _interpret(indptr, indices, data, n)
     else:
         labels, done, converged, chaos, entries, nbytes = _sparse_iterations(
-            indptr,
-            indices,
-            data,
-            n,
-            done,
-            inflation=float(inflation),
-            expansion=int(expansion),
-            prune_threshold=float(prune_threshold),
-            select=int(select),
-            recover=int(recover),
-            recover_mass=float(recover_mass),
-            tail_mass=float(tail_mass),
-            max_iter=int(max_iter),
-            tol=float(tol),
-            on_iteration=on_iteration,
-            check=check,
+            indptr, indices, data, n, done, tail_mass=float(tail_mass), **run
         )
         max_entries, max_bytes = max(max_entries, entries), max(max_bytes, nbytes)
     n_clusters = int(labels.max()) + 1 if n else 0
