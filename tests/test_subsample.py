@@ -100,6 +100,10 @@ def test_analyze_clusters_a_stated_subsample_above_the_limit(monkeypatch, tmp_pa
     sample = result.summary["clusters"]["sample"]
     assert sample["size"] == 300 and sample["n_total"] == 900 and sample["node_limit"] == 300
     assert sample["method"] == "stratified by label" and "rebuilt on the sample" in sample["graph"]
+    method = result.summary["clusters"]["method"]  # what differs from mcl, and where the products ran
+    assert method["products"] == "cpu" and method["pruning"] == "mcl -P 10000 -S 1100 -R 1400 -pct 90"
+    assert method["tail_mass"] == {"low": 0.001, "high": 0.01, "low_up_to": 2.0, "high_from": 2.5}
+    assert "0.1% of its mass" in method["text"] and "left out of the products" in method["text"]
     row = result.summary["clusters"]["inflations"][0]
     assert row["n_clusters"] >= 2 and row["purity_leaf"] > 0.9  # planted leaves are found on the sample too
     assert any("MCL ran on 300 of 900 samples" in line for line in result.verdict.evidence)
@@ -108,6 +112,10 @@ def test_analyze_clusters_a_stated_subsample_above_the_limit(monkeypatch, tmp_pa
     assert ids.shape == (900,) and int(np.sum(ids >= 0)) == 300
     paths = write_outputs(result, tmp_path / "out")
     assert "Sample: MCL ran on 300 of 900 samples (stratified by label" in paths["report"].read_text()
+    assert (
+        "Method: MCL with mcl -P 10000 -S 1100 -R 1400 -pct 90 pruning, sparse CPU kernel"
+        in paths["report"].read_text()
+    )
     assert np.load(paths["arrays"])["clusters_I2"].shape == (900,)
     schema = json.loads(resource_path("summary.schema.json").read_text())
     jsonschema.validate(json.loads(paths["summary"].read_text()), schema)

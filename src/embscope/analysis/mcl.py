@@ -390,6 +390,39 @@ def _sparse_iterations(
     return _interpret(ptr, idx, val, n), iterations, converged, chaos, max_entries, max_bytes
 
 
+def method_summary(n: int, device: str = "auto") -> dict:
+    """How :func:`markov_cluster` runs at its defaults on ``n`` nodes: what ``summary.json["clusters"]["method"]`` says.
+
+    ``products`` is ``"cpu"`` (the sparse kernel) or the torch device of the
+    dense early iterations.
+    """
+    products = _dense_device(n, device, None) or "cpu"
+    pruning = (
+        f"mcl -P {round(1 / DEFAULT_PRUNE_THRESHOLD)} -S {DEFAULT_SELECT} -R {DEFAULT_RECOVER} "
+        f"-pct {round(100 * DEFAULT_RECOVER_MASS)}"
+    )
+    if products == "cpu":
+        how = (
+            f"sparse CPU kernel; unlike mcl, each column's smallest entries holding {100 * DEFAULT_TAIL_MASS:g}% "
+            f"of its mass (up to I={TAIL_LOW_INFLATION:g}; {100 * DEFAULT_TAIL_MASS_HIGH:g}% from "
+            f"I={TAIL_HIGH_INFLATION:g}) are left out of the products"
+        )
+    else:
+        how = f"dense float32 products on {products} while the iterate is dense (mcl's arithmetic), then the CPU kernel"
+    return {
+        "algorithm": "MCL (van Dongen), expansion 2, self-loops at each column's largest weight",
+        "pruning": pruning,
+        "tail_mass": {
+            "low": DEFAULT_TAIL_MASS,
+            "high": DEFAULT_TAIL_MASS_HIGH,
+            "low_up_to": TAIL_LOW_INFLATION,
+            "high_from": TAIL_HIGH_INFLATION,
+        },
+        "products": products,
+        "text": f"MCL with {pruning} pruning, {how}",
+    }
+
+
 def _dense_device(n: int, device: str, dense: bool | None) -> str | None:
     """The torch device of a dense run, or None for the sparse CPU kernel."""
     if dense is False:

@@ -128,15 +128,19 @@ class ClusterSweep:
     modal_parent_share: float | None = None
     #: How the clustered rows were chosen when MCL ran on a subsample (``Subsample`` summary), else None.
     sample: dict | None = None
+    #: How MCL ran (:func:`embscope.analysis.mcl.method_summary`), when known.
+    method: dict | None = None
 
     def to_summary(self) -> dict:
-        """``{"inflations": [...], "readout": {"label", "text"}}`` (and ``"sample"`` when subsampled)."""
+        """``{"inflations": [...], "readout": {"label", "text"}}`` (and ``"sample"``, ``"method"`` when set)."""
         out = {
             "inflations": [s.to_dict() for s in self.stats],
             "readout": {"label": self.readout.label, "text": self.readout.text},
         }
         if self.sample is not None:
             out["sample"] = dict(self.sample)
+        if self.method is not None:
+            out["method"] = dict(self.method)
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ from embscope.options import AnalysisSettings, settings_from_values
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (

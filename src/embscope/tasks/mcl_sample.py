@@ -176,4 +176,7 @@ def mcl_sweep_job(
         sweep = replace(
             sweep, sample=cache.to_summary(), readout=replace(sweep.readout, text=sweep.readout.text + note)
         )
-    return sweep
+    from embscope.analysis.mcl import method_summary
+
+    clustered = cache.sample.size if isinstance(cache, SampledClusterCache) else graph.n_nodes
+    return replace(sweep, method=method_summary(clustered))

@@ -405,6 +405,8 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         lines += ["", "## MCL inflation sweep (Phase 3)", "", f"Read-out: {md_text(c['readout']['text'])}", ""]
         if c.get("sample"):
             lines += [f"Sample: {md_text(c['sample']['text'])}", ""]
+        if c.get("method"):
+            lines += [f"Method: {md_text(c['method']['text'])}.", ""]
         lines += [
             "| Inflation | Clusters | Singletons | Iterations | Purity leaf (chance) | Purity parent (chance) "
             "| NMI leaf (chance) | AMI leaf (z) | ARI leaf (z) |",
