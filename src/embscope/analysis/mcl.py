@@ -405,7 +405,7 @@ def method_summary(n: int, device: str = "auto") -> dict:
         how = (
             f"sparse CPU kernel; unlike mcl, each column's smallest entries holding {100 * DEFAULT_TAIL_MASS:g}% "
             f"of its mass (up to I={TAIL_LOW_INFLATION:g}; {100 * DEFAULT_TAIL_MASS_HIGH:g}% from "
-            f"I={TAIL_HIGH_INFLATION:g}) are left out of the products"
+            f"I={TAIL_HIGH_INFLATION:g}; geometric in between) are left out of the products"
         )
     else:
         how = f"dense float32 products on {products} while the iterate is dense (mcl's arithmetic), then the CPU kernel"
