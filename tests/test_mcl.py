@@ -597,7 +597,9 @@ def test_dense_products_report_iterations_and_can_be_cancelled():
 
 
 def test_dense_products_only_on_a_gpu_with_room():
-    """'auto' never takes the dense path on a CPU (nor imports torch to learn there is no GPU)."""
+    """'auto' never takes the dense path on a CPU, nor does a GPU named on a machine without one."""
+    import torch
+
     from embscope.analysis.mcl import _dense_device
     from embscope.analysis.mcl_dense import fits
 
@@ -605,3 +607,5 @@ def test_dense_products_only_on_a_gpu_with_room():
     assert _dense_device(10_000, "cpu", False) is None
     assert _dense_device(50, "cpu", True) == "cpu"
     assert not fits(10, "cpu")
+    if not torch.cuda.is_available():  # a GPU named on a machine without one: the CPU kernel, no error
+        assert not fits(10, "cuda") and _dense_device(10, "cuda", None) is None

@@ -44,11 +44,13 @@ HAND_OVER_ENTRIES = 64
 
 
 def fits(n: int, device: str) -> bool:
-    """True when an ``n``-node dense MCL fits on ``device`` (a CUDA device; False for the CPU)."""
+    """True when an ``n``-node dense MCL fits on ``device`` (a CUDA device; False for the CPU or a missing GPU)."""
     if not str(device).startswith("cuda"):
         return False
     import torch
 
+    if not torch.cuda.is_available():  # "cuda" asked for by name on a machine without one
+        return False
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     return float(n) * n * BYTES_PER_ELEMENT <= MEMORY_SHARE * free
 
