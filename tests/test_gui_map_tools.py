@@ -179,3 +179,16 @@ def test_settings_remember_new_colourings(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBSCOPE_CONFIG_DIR", str(tmp_path))
     assert save_settings(Settings(colour_by="local density"))
     assert load_settings().colour_by == "local density"
+
+
+def test_a_narrow_window_keeps_most_of_the_width_for_the_map(panel):
+    """The side panel (legend, selection) is 300 px in a wide window, 40 % (≥ 200 px) of a narrow one."""
+    from embscope.gui.panels.map.panel import SIDE_MIN_WIDTH, SIDE_WIDTH, side_width
+
+    assert side_width(1200) == SIDE_WIDTH and side_width(520) == 208 and side_width(300) == SIDE_MIN_WIDTH
+    panel.show()
+    for width, side in ((1200, SIDE_WIDTH), (520, 208)):
+        panel.resize(width, 600)
+        panel.layout().activate()
+        assert panel.side.width() == side
+        assert panel.plot_widget.width() > panel.side.width()  # the map keeps the larger share

@@ -175,6 +175,17 @@ def test_export_writes_reports_and_plots(qtbot, tmp_path, errors):
     assert not list(out.glob(".*tmp*")) and not errors
 
 
+def test_view_menu_hides_and_shows_the_sources_panel(qtbot):
+    """View ▸ Sources panel (Ctrl+B): a small screen gives the panels the sources form's width."""
+    window = make_window(qtbot)
+    window.show()
+    assert window.sources_area.isVisible() and window.sources_action.isChecked()
+    window.sources_action.trigger()
+    assert not window.sources_area.isVisible() and not window.sources_action.isChecked()
+    window.sources_action.trigger()
+    assert window.sources_area.isVisible()
+
+
 def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypatch):
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent

@@ -82,7 +82,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--size", default="1500x950", help="window size WxH, e.g. 900x700 for a small screen")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("EMBSCOPE_CONFIG_DIR", tempfile.mkdtemp(prefix="embscope-shots-"))
@@ -98,7 +100,7 @@ def main() -> int:
 
     # 1. `embscope gui` with no source: the WordNet / MiniLM embeddings demo.
     window = MainWindow(Settings(), persist=False)
-    window.resize(1500, 950)
+    window.resize(width, height)
     window.show()
     window.warm_up()
     window.open_demo()
@@ -111,7 +113,7 @@ def main() -> int:
 
     # 2. `embscope demo`: the healthy and the collapsed checkpoints as two sources.
     window = MainWindow(Settings(), persist=False)
-    window.resize(1500, 950)
+    window.resize(width, height)
     window.show()
     window.comparisons.open_demo_comparison()  # as `embscope demo`: both checkpoints, then their comparison
     ok &= wait_idle(app, window, args.timeout)

@@ -162,7 +162,8 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.error_banner)
         right_layout.addWidget(self.tabs, stretch=1)
         splitter = QSplitter()
-        splitter.addWidget(scrolling(self.sources))  # the tall form scrolls on a short (150 %) screen
+        self.sources_area = scrolling(self.sources)  # the tall form scrolls on a short (150 %) screen
+        splitter.addWidget(self.sources_area)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 1070])
@@ -235,10 +236,19 @@ class MainWindow(QMainWindow):
         self.add_action(run_menu, "&Cancel\tEsc", self.cancel_all)
         self.escape_shortcut = QShortcut(QKeySequence("Esc"), self)
         self.escape_shortcut.activated.connect(self._on_view_escape_pressed)
-        add_theme_menu(self, self.menuBar().addMenu("&View"))
+        view_menu = self.menuBar().addMenu("&View")
+        # On a small screen the sources form takes a third of the width: hide it to give the panels room.
+        self.sources_action = self.add_action(view_menu, "&Sources panel", self.toggle_sources, "Ctrl+B")
+        self.sources_action.setCheckable(True)
+        self.sources_action.setChecked(True)
+        add_theme_menu(self, view_menu)
         help_menu = self.menuBar().addMenu("&Help")
         self.add_action(help_menu, "Open the &demo", self.open_demo)
         self.add_action(help_menu, "&About EmbScope", self._about)
+
+    def toggle_sources(self) -> None:
+        """Show or hide the sources form (View ▸ Sources panel, Ctrl+B), as its menu entry is checked."""
+        self.sources_area.setVisible(self.sources_action.isChecked())
 
     def add_action(self, menu, text, slot, shortcut=None) -> QAction:
         """A menu entry calling ``slot()`` (with an optional shortcut)."""

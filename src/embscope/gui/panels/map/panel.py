@@ -45,12 +45,22 @@ SYNC_LIMIT = 20_000
 HOVER_PIXELS = 10
 #: The selection list shows at most this many rows (the count is always complete).
 MAX_LISTED = 1000
-#: Width of the side panel (legend, selection): fixed, so the plot never jumps.
+#: Width of the side panel (legend, selection) in a wide window.  It is fixed
+#: between resizes, so the plot never jumps when the legend or selection
+#: changes; a narrow window gives it SIDE_SHARE of the panel, not less than
+#: SIDE_MIN_WIDTH, so that the map itself keeps most of the width.
 SIDE_WIDTH = 300
+SIDE_MIN_WIDTH = 200
+SIDE_SHARE = 0.4
 #: The hover tooltip wraps its text at this width (pixels).
 TOOLTIP_WIDTH = 420
 #: The exported PNG's in-plot legend lists this many categories, then "… N more".
 EXPORT_LEGEND = 20
+
+
+def side_width(panel_width: int) -> int:
+    """Width of the side panel in a map panel ``panel_width`` pixels wide."""
+    return int(min(SIDE_WIDTH, max(SIDE_MIN_WIDTH, SIDE_SHARE * panel_width)))
 
 
 class MapPanel(QWidget):
@@ -125,8 +135,8 @@ class MapPanel(QWidget):
         self.side_splitter = QSplitter(Qt.Orientation.Vertical)
         self.side_splitter.addWidget(self.legend)
         self.side_splitter.addWidget(selection_box)
-        side = QWidget()
-        side.setFixedWidth(SIDE_WIDTH)
+        side = self.side = QWidget()
+        side.setFixedWidth(side_width(self.width()))
         self.side_layout = QVBoxLayout(side)
         self.side_layout.setContentsMargins(0, 0, 0, 0)
         self.side_layout.addWidget(self.side_splitter, stretch=1)
@@ -300,6 +310,10 @@ class MapPanel(QWidget):
     def add_toolbar_widget(self, widget: QWidget) -> None:
         """Add a widget to the toolbar row (before the Export button)."""
         self.toolbar_layout.insertWidget(self.toolbar_layout.count() - 2, widget)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.side.setFixedWidth(side_width(self.width()))
 
     def add_side_widget(self, widget: QWidget, stretch: int = 0) -> None:
         """Add a widget under the legend and selection list in the fixed-width side panel."""
