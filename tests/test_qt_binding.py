@@ -67,6 +67,16 @@ def test_app_refuses_a_drifting_binding_with_one_line(monkeypatch):
     assert "QPainter.scale -64" in message and "PySide6-Essentials" in message and "<6.12" in message
 
 
+def test_a_one_off_count_change_does_not_stop_the_app(monkeypatch):
+    """Only a drift that repeats in a second probe is a binding defect (a one-off blocked a CI run)."""
+    probes = iter([{"setRenderHint": -1, "scale": -64}, {"setRenderHint": 0, "scale": -64}])
+    monkeypatch.setattr(binding_check, "painter_reference_drift", lambda calls=64: next(probes))
+    problem = binding_check.binding_problem()
+    assert problem is not None and "QPainter.scale -64" in problem and "setRenderHint" not in problem
+    probes = iter([{"setRenderHint": -1}, {"setRenderHint": 0}])
+    assert binding_check.binding_problem() is None
+
+
 def test_sound_binding_passes_the_start_up_check(qapp):
     binding_check._checked_problem.cache_clear()
     binding_check.require_sound_binding()

@@ -13,6 +13,7 @@ drifts, with one line naming the fix, instead of crashing later and losing work.
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 
 #: Calls per method; a binding that miscounts shows a drift of this size.
@@ -60,6 +61,10 @@ def painter_reference_drift(calls: int = PROBE_CALLS) -> dict[str, int]:
     }
     painter = QPainter(image)
     drift: dict[str, int] = {}
+    # No collection in between: freeing garbage that held one of the watched
+    # objects would read as a drift.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for name, args in probes.items():
             method = getattr(painter, name)
@@ -82,12 +87,23 @@ def painter_reference_drift(calls: int = PROBE_CALLS) -> dict[str, int]:
             drift[name] = sum(a - b for a, b in zip(after, before, strict=True))
     finally:
         painter.end()
+        if collecting:
+            gc.enable()
     return drift
 
 
 def binding_problem() -> str | None:
-    """One line describing a reference-counting defect of the Qt binding, or None when it is sound."""
+    """One line describing a reference-counting defect of the Qt binding, or None when it is sound.
+
+    A method counts only when it drifts in two probes: a binding's miscount
+    repeats with every call, while a one-off change of a count (seen once in
+    CI: ``setRenderHint`` -1 in 64 calls, on a binding that probes clean
+    hundreds of times in a row) does not, and must not stop the app.
+    """
     drift = {name: d for name, d in painter_reference_drift().items() if d != 0}
+    if drift:
+        again = {name for name, d in painter_reference_drift().items() if d != 0}
+        drift = {name: d for name, d in drift.items() if name in again}
     if not drift:
         return None
     import PySide6
