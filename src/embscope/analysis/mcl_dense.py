@@ -4,8 +4,9 @@ Why dense: on a real k-NN graph an MCL column holds ~1 000 entries scattered
 over the whole graph after one expansion, so the early products are scattered
 multiply-adds that no ordering makes contiguous (see :mod:`embscope.analysis.mcl`).
 A GPU does the whole ``N×N`` product as one matrix multiply instead: at 10 000
-nodes that is 2·10¹² flops, a few tens of milliseconds on a current GPU,
-whatever the fill — where the 2-core CPU kernel needs seconds at I ≤ 2.
+nodes that is 2·10¹² flops whatever the fill, tens of milliseconds at a current
+GPU's float32 rate (an estimate: no GPU was at hand to time it) — where the
+2-core CPU kernel needs seconds at I ≤ 2.
 
 The pruning is ``mcl``'s, column by column, as in the sparse kernel: the
 cut-off, then the largest ``select`` entries, or recovery of the largest
