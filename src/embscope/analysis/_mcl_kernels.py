@@ -148,36 +148,19 @@ def _scatter_wide(acc, w, a_idx, a_val, q0, q1):
 
 
 @nb.njit(cache=True, nogil=True)
-def _column(
-    j,
-    a_ptr,
-    a_idx,
-    a_val,
-    a_lo,
-    a_hi,
-    a_dense,
-    b_ptr,
-    b_idx,
-    b_val,
-    acc,
-    touched,
-    hrows,
-    hvals,
-    tmp,
-    thr,
-    select,
-    recover,
-    recover_mass,
-    inflation,
-    wide_work,
-    out_rows,
-    out_vals,
-):
+def _column(j, a, b, prune, workspace, out_rows, out_vals):
     """Expand, prune, inflate and normalise column j into out_*.
 
+    ``a`` is a hybrid tuple, ``b`` its first three arrays (ptr, idx, val),
+    ``prune`` (thr, select, recover, recover_mass, inflation, wide_work) and
+    ``workspace`` (acc, touched, hrows, hvals, tmp) this chunk's scratch rows.
     Returns (stored, count, lo, hi, dense, chaos): values stored, entries kept,
     their row range, whether stored densely over it, and the column's chaos.
     """
+    a_ptr, a_idx, a_val, a_lo, _a_hi, a_dense = a
+    b_ptr, b_idx, b_val = b
+    thr, select, recover, recover_mass, inflation, wide_work = prune
+    acc, touched, hrows, hvals, tmp = workspace
     n_rows = acc.shape[0]
     m = 0
     dlo = n_rows
@@ -351,42 +334,14 @@ def _column(
 
 
 @nb.njit(cache=True, nogil=True)
-def _chunk(
-    c,
-    a_ptr,
-    a_idx,
-    a_val,
-    a_lo,
-    a_hi,
-    a_dense,
-    b_ptr,
-    b_idx,
-    b_val,
-    thr,
-    select,
-    recover,
-    recover_mass,
-    inflation,
-    wide_work,
-    cap_out,
-    next_col,
-    stop_col,
-    buf_rows,
-    buf_vals,
-    region,
-    used,
-    stored,
-    o_lo,
-    o_hi,
-    o_dense,
-    chaos,
-    acc,
-    touched,
-    hrows,
-    hvals,
-    tmp,
-):
-    """Columns next_col[c]..stop_col[c] of chunk c, compactly into its buffer region, while room lasts."""
+def _chunk(c, a, b, prune, schedule, out, workspace):
+    """Columns next_col[c]..stop_col[c] of chunk c, compactly into its buffer region, while room lasts.
+
+    ``schedule`` is (cap_out, next_col, stop_col); ``out`` is (buf_rows,
+    buf_vals, region, used, stored, o_lo, o_hi, o_dense, chaos).
+    """
+    cap_out, next_col, stop_col = schedule
+    buf_rows, buf_vals, region, used, stored, o_lo, o_hi, o_dense, chaos = out
     r0 = c * region
     pos = 0
     j = next_col[c]
@@ -394,26 +349,10 @@ def _chunk(
     while j < stop and pos + cap_out <= region:
         st, _cnt, lo, hi, dense, ch = _column(
             j,
-            a_ptr,
-            a_idx,
-            a_val,
-            a_lo,
-            a_hi,
-            a_dense,
-            b_ptr,
-            b_idx,
-            b_val,
-            acc,
-            touched,
-            hrows,
-            hvals,
-            tmp,
-            thr,
-            select,
-            recover,
-            recover_mass,
-            inflation,
-            wide_work,
+            a,
+            b,
+            prune,
+            workspace,
             buf_rows[r0 + pos : r0 + pos + cap_out],
             buf_vals[r0 + pos : r0 + pos + cap_out],
         )
@@ -429,152 +368,20 @@ def _chunk(
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _round_parallel(
-    a_ptr,
-    a_idx,
-    a_val,
-    a_lo,
-    a_hi,
-    a_dense,
-    b_ptr,
-    b_idx,
-    b_val,
-    thr,
-    select,
-    recover,
-    recover_mass,
-    inflation,
-    wide_work,
-    cap_out,
-    next_col,
-    stop_col,
-    buf_rows,
-    buf_vals,
-    region,
-    used,
-    stored,
-    o_lo,
-    o_hi,
-    o_dense,
-    chaos,
-    acc,
-    touched,
-    hrows,
-    hvals,
-    tmp,
-):
+def _round_parallel(a, b, prune, schedule, out, workspace):
     # One workspace row and buffer region per chunk; a chunk's columns run in
     # order on one thread, and each column is computed the same way whichever
     # thread runs it, so results do not depend on the thread count.
-    for c in nb.prange(next_col.shape[0]):
-        _chunk(
-            c,
-            a_ptr,
-            a_idx,
-            a_val,
-            a_lo,
-            a_hi,
-            a_dense,
-            b_ptr,
-            b_idx,
-            b_val,
-            thr,
-            select,
-            recover,
-            recover_mass,
-            inflation,
-            wide_work,
-            cap_out,
-            next_col,
-            stop_col,
-            buf_rows,
-            buf_vals,
-            region,
-            used,
-            stored,
-            o_lo,
-            o_hi,
-            o_dense,
-            chaos,
-            acc[c],
-            touched[c],
-            hrows[c],
-            hvals[c],
-            tmp[c],
-        )
+    acc, touched, hrows, hvals, tmp = workspace
+    for c in nb.prange(schedule[1].shape[0]):
+        _chunk(c, a, b, prune, schedule, out, (acc[c], touched[c], hrows[c], hvals[c], tmp[c]))
 
 
 @nb.njit(cache=True, nogil=True)
-def _round_serial(
-    a_ptr,
-    a_idx,
-    a_val,
-    a_lo,
-    a_hi,
-    a_dense,
-    b_ptr,
-    b_idx,
-    b_val,
-    thr,
-    select,
-    recover,
-    recover_mass,
-    inflation,
-    wide_work,
-    cap_out,
-    next_col,
-    stop_col,
-    buf_rows,
-    buf_vals,
-    region,
-    used,
-    stored,
-    o_lo,
-    o_hi,
-    o_dense,
-    chaos,
-    acc,
-    touched,
-    hrows,
-    hvals,
-    tmp,
-):
-    for c in range(next_col.shape[0]):
-        _chunk(
-            c,
-            a_ptr,
-            a_idx,
-            a_val,
-            a_lo,
-            a_hi,
-            a_dense,
-            b_ptr,
-            b_idx,
-            b_val,
-            thr,
-            select,
-            recover,
-            recover_mass,
-            inflation,
-            wide_work,
-            cap_out,
-            next_col,
-            stop_col,
-            buf_rows,
-            buf_vals,
-            region,
-            used,
-            stored,
-            o_lo,
-            o_hi,
-            o_dense,
-            chaos,
-            acc[c],
-            touched[c],
-            hrows[c],
-            hvals[c],
-            tmp[c],
-        )
+def _round_serial(a, b, prune, schedule, out, workspace):
+    acc, touched, hrows, hvals, tmp = workspace
+    for c in range(schedule[1].shape[0]):
+        _chunk(c, a, b, prune, schedule, out, (acc[c], touched[c], hrows[c], hvals[c], tmp[c]))
 
 
 def hybrid_from_csc(indptr, indices, data, rows=None):
@@ -814,8 +621,9 @@ def expand_prune_inflate(
     forces (True) or forbids (False) the untracked scatter for every column;
     by default a column uses it when its product has ≥ rows / 2 multiply-adds.
     """
-    a_ptr, a_idx, a_val, a_lo, a_hi, a_dense = a
-    b_ptr, b_idx, b_val = b[0], b[1], b[2]  # a dense window's row ids are stored too
+    a_ptr, a_idx, a_val = a[0], a[1], a[2]
+    b_arrays = (b[0], b[1], b[2])  # a dense window's row ids are stored too
+    b_ptr, b_val = b[0], b[2]
     n_rows = int(a_ptr.shape[0] - 1)
     n_cols = int(b_ptr.shape[0] - 1)
     cap_out = min(out_capacity(cap), n_rows)  # a column never stores more than its rows
@@ -847,6 +655,9 @@ def expand_prune_inflate(
     # Columns whose product has at least this many multiply-adds are scattered untracked
     # (wide=True/False forces one way for every column; the results are identical).
     wide_work = {True: 0, False: np.iinfo(np.int64).max}.get(wide, max(1, n_rows // _WIDE_RATIO))
+    prune = (float(thr), int(select), int(recover), float(recover_mass), float(inflation), int(wide_work))
+    out_arrays = (buf_rows, buf_vals, region, used, stored, o_lo, o_hi, o_dense, chaos)
+    workspace = (acc, touched, hrows, hvals, tmp)
     # Columns per chunk in the next round, adapted to take about ROUND_SECONDS.  It starts
     # small: a column of a real graph's early iterations (1 100 × 1 100 scattered products)
     # takes ~5 ms, so 64 columns in each of 4 chunks per thread kept a Cancel waiting > 1 s.
@@ -862,40 +673,7 @@ def expand_prune_inflate(
         while np.any(next_col < stop_col):  # again only when a chunk's buffer share filled up
             first = next_col.copy()
             started = time.perf_counter()
-            run(
-                a_ptr,
-                a_idx,
-                a_val,
-                a_lo,
-                a_hi,
-                a_dense,
-                b_ptr,
-                b_idx,
-                b_val,
-                float(thr),
-                int(select),
-                int(recover),
-                float(recover_mass),
-                float(inflation),
-                int(wide_work),
-                cap_out,
-                next_col,
-                stop_col,
-                buf_rows,
-                buf_vals,
-                region,
-                used,
-                stored,
-                o_lo,
-                o_hi,
-                o_dense,
-                chaos,
-                acc,
-                touched,
-                hrows,
-                hvals,
-                tmp,
-            )
+            run(a, b_arrays, prune, (cap_out, next_col, stop_col), out_arrays, workspace)
             elapsed = time.perf_counter() - started
             done = int((next_col - first).max())
             if done >= step:  # not stopped by a full buffer: aim the next round at ROUND_SECONDS
