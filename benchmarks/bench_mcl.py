@@ -50,11 +50,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from planted import planted_hierarchy
 
 
+def mcl_command(abc: Path, inflation: float, threads: int, out: Path) -> list[str]:
+    """``mcl`` at its defaults on the graph in ``abc`` (label format), clusters written to ``out``."""
+    return ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", str(threads), "-o", str(out)]
+
+
 def run_mcl(abc: Path, inflation: float, n: int, workdir: Path, threads: int) -> tuple[np.ndarray, float]:
     out = workdir / "out.txt"
     t = time.perf_counter()
     subprocess.run(
-        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", str(threads), "-o", str(out)],
+        mcl_command(abc, inflation, threads, out),
         check=True,
         capture_output=True,
     )
@@ -106,7 +111,7 @@ def mcl_peak_rss(abc: Path, inflation: float, workdir: Path, threads: int) -> in
     before exec, while VmHWM belongs to mcl's own address space.
     """
     proc = subprocess.Popen(
-        ["mcl", str(abc), "--abc", "-I", str(inflation), "-te", str(threads), "-o", str(workdir / "rss.txt")],
+        mcl_command(abc, inflation, threads, workdir / "rss.txt"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
