@@ -39,7 +39,7 @@ def test_purity_plot_has_a_chance_band_and_hollow_fragmented_points(qtbot):
 
 
 def test_clusters_readouts_state_chance_and_fragmentation():
-    from embscope.gui.panels.clusters import _with_chance
+    from embscope.gui.panels.score_text import score_with_chance as _with_chance
 
     coarse, _, fine = _rows()
     text = _with_chance(coarse, "purity_leaf")
@@ -69,3 +69,16 @@ def test_overview_lists_label_free_metrics_ungraded(qtbot):
     rankme_row = next(r for r in range(panel.table.rowCount()) if panel.table.item(r, 0).text().startswith("RankMe"))
     assert float(panel.table.item(rankme_row, 1).text()) == float(f"{result.geometry.metrics['rankme']:.4g}")
     assert len(rows) - len(ungraded) == len(result.grades)
+
+
+def test_one_cluster_purity_is_read_as_the_modal_share():
+    from embscope.analysis.sweep import inflation_stats
+    from embscope.gui.panels.score_text import score_with_chance
+
+    labels = np.repeat(list("abcdefghij"), 10)
+    labels[10:15] = "a"  # modal share 0.15
+    row = inflation_stats(2.0, np.zeros(100, dtype=np.int64), 3, labels, np.repeat(list("ab"), 50)).to_dict()
+    text = score_with_chance(row, "purity_leaf")
+    # Every permutation of one cluster has the same purity: the spread is printed as 0, not float noise.
+    assert text == "0.15  (chance 0.15 ± 0, z 0.0) — one cluster: purity is the modal share"
+    assert score_with_chance(row, "purity_leaf", compact=True, notes=False) == "0.15 (chance 0.15, z 0.0)"

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from embscope.data import EmbeddingSet
+from embscope.gui.render.report_png import format_value
 from helpers_gui import mcl_row, synthetic_embeddings
 from test_gui_export import assert_drawn  # noqa: E402
 
@@ -162,9 +163,15 @@ def test_one_slider_updates_every_source_cluster_count(qtbot, good_vs_bad):
         row = panel.cluster_row(i)
         assert row["n_clusters"] == expected["n_clusters"]
         assert row["purity_leaf"] == pytest.approx(expected["purity_leaf"])
-        assert f"{side.name}</b></span>: {expected['n_clusters']:,} clusters" in panel.cluster_label.text()
+        noun = "cluster" if expected["n_clusters"] == 1 else "clusters"
+        assert f"{side.name}</b></span>: {expected['n_clusters']:,} {noun} (" in panel.cluster_label.text()
     assert panel.cluster_row(1)["n_clusters"] == 1  # the collapsed source is one cluster
     assert panel.cluster_row(0)["n_clusters"] > 1
+    # Every purity is read against its chance baseline; one cluster says its purity is only the modal share.
+    good, bad = panel.cluster_label.text().split("|")[0], panel.cluster_label.text().split("|")[-1]
+    chance = panel.cluster_row(0)["chance"]["leaf"]["purity"]["chance"]
+    assert f"purity leaf {format_value(panel.cluster_row(0)['purity_leaf'])} (chance {format_value(chance)}, z " in good
+    assert "collapsed: purity is only the modal share" in bad and "modal share" not in good
 
 
 def test_compare_png_renderer_writes_files(tmp_path, qtbot, good_vs_bad):

@@ -143,6 +143,22 @@ def test_scalar_metrics_flattens_a_summary():
     assert scalar_metrics(summary, purity_inflation=2.1)["purity_leaf"] == 0.5
 
 
+def test_scalar_metrics_keep_purity_beside_its_chance_baseline():
+    from embscope.analysis.sweep import inflation_stats
+
+    labels = np.repeat(np.arange(4), 25).astype(str)
+    ids = np.repeat(np.arange(10), 10)  # 10 clusters of 10; leaf purity by hand below
+    row = inflation_stats(2.0, ids, 5, labels, np.where(labels < "2", "a", "b")).to_dict()
+    got = scalar_metrics({"clusters": {"inflations": [row]}})
+    by_hand = sum(np.bincount(labels[ids == c].astype(int)).max() for c in range(10)) / 100
+    assert got["purity_leaf"] == pytest.approx(by_hand)
+    leaf = row["chance"]["leaf"]["purity"]
+    assert got["purity_leaf_chance"] == leaf["chance"] and got["purity_leaf_z"] == leaf["z"]
+    corrected = (by_hand - leaf["chance"]) / (leaf["ceiling"] - leaf["chance"])
+    assert got["purity_leaf_corrected"] == pytest.approx(corrected)
+    assert {"purity_parent_chance", "purity_parent_corrected", "purity_parent_z"} <= set(got)
+
+
 # --- a real series of tiny checkpoints ---------------------------------------------------------
 
 D = 16

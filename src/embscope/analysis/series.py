@@ -174,7 +174,9 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     Geometry scalars keep their names (``effective_rank``, ``collapse_ratio`` …);
     predictions are prefixed ``predictions.``; the MCL row closest to
     ``purity_inflation`` (default: the coarsest) gives ``purity_leaf``,
-    ``purity_parent``, ``n_clusters`` …; each weight matrix gives
+    ``purity_parent``, ``n_clusters`` … and, where the row has its chance
+    baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z`` (and the same
+    for ``parent``); each weight matrix gives
     ``weights.<name>.effective_rank`` and ``.stable_rank``.
     """
     out: dict[str, float] = {}
@@ -194,6 +196,13 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
         for key, value in row.items():
             if key != "inflation" and _is_number(value):
                 out[key] = float(value)
+        # A purity beside its chance baseline for the same partition: raw purity rises with
+        # fragmentation, so a series or a comparison of it alone can mislead.
+        for level, chance in (row.get("chance") or {}).items():
+            purity = (chance or {}).get("purity") or {}
+            for field in ("chance", "corrected", "z"):
+                if _is_number(purity.get(field)):
+                    out[f"purity_{level}_{field}"] = float(purity[field])
         out["mcl_inflation"] = float(row["inflation"])
     for matrix in (summary.get("weights") or {}).get("matrices") or []:
         for key in ("effective_rank", "stable_rank"):

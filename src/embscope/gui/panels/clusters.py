@@ -25,9 +25,9 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from embscope.analysis.metric_descriptions import CLUSTER_READOUTS, metric_tooltip
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
+from embscope.gui.panels.score_text import score_with_chance
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import draw_sweep
-from embscope.gui.render.report_png import format_value
 from embscope.gui.render.theme import muted
 
 INFLATION_MIN = 1.2
@@ -38,30 +38,6 @@ STEP = 0.01
 REQUEST_DELAY_MS = 120
 #: While the background grid runs, its new results are picked up this often (ms).
 GRID_POLL_MS = 500
-
-
-#: Which chance baseline (level, score) each read-out compares against.
-CHANCE_OF = {
-    "purity_leaf": ("leaf", "purity"),
-    "purity_parent": ("parent", "purity"),
-    "nmi_leaf": ("leaf", "nmi"),
-    "ari_leaf": ("leaf", "ari"),
-}
-
-
-def _with_chance(row: dict, key: str) -> str:
-    """``0.93 (chance 0.12 ± 0.01, z 41)``: a label score is read against its chance baseline."""
-    text = format_value(row.get(key))
-    level, score = CHANCE_OF.get(key, (None, None))
-    base = ((row.get("chance") or {}).get(level) or {}).get(score) if level else None
-    if not base or base.get("chance") is None or row.get(key) is None:
-        return text
-    z = base.get("z")
-    z_text = "" if z is None else f", z {z:.0f}" if abs(z) >= 10 else f", z {z:.1f}"
-    text += f"  (chance {format_value(base['chance'])} ± {format_value(base.get('chance_std') or 0)}{z_text})"
-    if row.get("fragmented"):
-        text += " — fragmented, not evidence"
-    return text
 
 
 def slider_to_inflation(value: int) -> float:
@@ -325,7 +301,7 @@ class ClustersPanel(QWidget):
         self.inflation_label.setText(f"I = {inflation:.2f}")
         row = self.rows.get(inflation)
         for key, label in self.value_labels.items():
-            label.setText(_with_chance(row, key) if row else "–")
+            label.setText(score_with_chance(row, key) if row else "–")
         if row is not None:
             self.status_label.setText("")
         ids = self.ids.get(inflation)

@@ -41,6 +41,7 @@ from embscope.gui.panels.clusters import (
     slider_to_inflation,
 )
 from embscope.gui.panels.map import HOVER_PIXELS, SelectViewBox, points_in_polygon
+from embscope.gui.panels.score_text import score_with_chance
 from embscope.gui.panels.widgets import export_row, selection_mode_buttons
 from embscope.gui.render.compare_png import (
     delta_colour,
@@ -542,13 +543,19 @@ class ComparePanel(QWidget):
                 continue
             row, ids = hit
             self.cluster_ids[i] = ids
+            count = row["n_clusters"]
             text = (
                 f"<span style='color:{source_colour(i)}'><b>{html.escape(str(side.name), quote=False)}</b></span>: "
-                f"{row['n_clusters']:,} clusters ({row.get('n_singletons', 0):,} singletons)"
+                f"{count:,} cluster{'' if count == 1 else 's'} ({row.get('n_singletons', 0):,} singletons)"
             )
+            if count == 1:
+                text += " — collapsed: purity is only the modal share"
+            elif row.get("fragmented"):
+                text += " — fragmented: purity is not evidence"
             for name, field in (("purity leaf", "purity_leaf"), ("parent", "purity_parent")):
                 if row.get(field) is not None:
-                    text += f" · {name} {format_value(row[field])}"
+                    score = score_with_chance(row, field, compact=True, notes=False)
+                    text += f" · {name} {html.escape(score, quote=False)}"
             parts.append(text)
         self.cluster_label.setText("&nbsp;&nbsp;|&nbsp;&nbsp;".join(parts))
         if self.colour_by == "cluster":
