@@ -59,7 +59,7 @@ _LOAD = {"--data", "--factory", "--trust", "--max-memory"}
 _EXTRACT = _LOAD | {"--pooling", "--device", "--dtype", "--batch-size"}
 _ONE_MODULE = _EXTRACT | {"--module", "--layer", "--no-cache", "--nonfinite", "--no-model-normalize"}
 _ANALYSIS = {"--thresholds", "--no-graph", "--knn", "--no-clusters", "--mcl-full", "--inflations"}
-_LABELS = {"--meta", "--parents"}
+_LABELS = {"--meta", "--parents", "--label-column", "--parent-column"}
 OFFERED = {
     "analyze": _ONE_MODULE | _LABELS | _ANALYSIS | {"--fail-on-collapse", "--png", "--out"},
     "modules": _LOAD,

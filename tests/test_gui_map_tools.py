@@ -192,3 +192,30 @@ def test_a_narrow_window_keeps_most_of_the_width_for_the_map(panel):
         panel.layout().activate()
         assert panel.side.width() == side
         assert panel.plot_widget.width() > panel.side.width()  # the map keeps the larger share
+
+
+def test_the_inputs_other_columns_colour_hover_and_export(panel, result, tmp_path):
+    """Columns beyond label/parent/… join "Colour by" (and leave with their result), the hover and the export."""
+    from dataclasses import replace
+
+    n = result.embeddings.n_samples
+    split = np.where(np.arange(n) % 4 == 0, "test", "train")
+    emb = replace(result.embeddings, extra_columns={"split": split})
+    with_split = replace(result, embeddings=emb)
+    panel.model.set_result(with_split)
+    panel.model.set_layout(with_split.sample_vectors[:, :2].copy(), "pca")
+    combo = panel.colour_combo
+    combo.setCurrentText("column: split")
+    assert combo.currentText() == "column: split"
+    assert panel.legend.entry_texts() == [f"train  ({(split == 'train').sum()})", f"test  ({(split == 'test').sum()})"]
+    assert "coloured by split" in panel.plot.titleLabel.text
+    assert "split test" in panel.model.sample_description(0)
+    panel.model.set_selection(np.arange(8))
+    panel.tools.export_to(tmp_path / "sel.csv")
+    with (tmp_path / "sel.csv").open(encoding="utf-8", newline="") as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["split"] for r in read] == split[:8].tolist()
+    # Another source without the column: the entry goes, and the map falls back to the leaf colouring.
+    panel.model.set_result(result)
+    panel.model.set_layout(result.sample_vectors[:, :2].copy(), "pca")
+    assert combo.findText("column: split") < 0 and combo.currentText() == "leaf"

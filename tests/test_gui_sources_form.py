@@ -14,6 +14,8 @@ from embscope.tasks.session import Session, Source, SourceState
 NON_DEFAULTS = {
     "meta": "meta.csv",
     "parents": "parents.csv",
+    "label_column": "lexfile",
+    "parent_column": "group",
     "nonfinite": "refuse",
     "data": "data.txt",
     "factory": "model.py:build",

@@ -172,6 +172,13 @@ def test_search_substring_regex_and_errors(result):
     bare = SearchIndex(replace(emb, texts=None))
     with pytest.raises(BadInputError, match="no text column"):
         bare.search("x", ("text",))
+    # The input's other columns are searchable under their own names, after the known ones.
+    gloss = np.array([f"gloss {'of a bird' if i % 7 == 0 else 'plain'}" for i in range(emb.n_samples)])
+    with_gloss = replace(emb, extra_columns={"gloss": gloss})
+    assert SearchIndex.available_fields(with_gloss)[-1] == "gloss"
+    birds = SearchIndex(with_gloss).search("BIRD")
+    np.testing.assert_array_equal(birds.rows, np.arange(0, emb.n_samples, 7))
+    assert birds.hits_per_field["gloss"] == birds.n_hits
 
 
 def test_search_job_builds_the_index_once(result):

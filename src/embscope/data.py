@@ -38,6 +38,11 @@ class EmbeddingSet:
         How a checkpoint's outputs became these vectors (pooling setting, what
         "auto" resolved to, normalisation, the model files that said so), or
         None for an embeddings file; ``summary.json`` carries it.
+    extra_columns
+        The input's other per-sample columns (a metadata table's ``split``,
+        ``lexfile`` …) by their name in the file, as length-N ``str`` arrays:
+        the map colours and hovers by them, and ``--label-column`` /
+        ``--parent-column`` pick the labels from them.
     """
 
     vectors: np.ndarray
@@ -51,6 +56,7 @@ class EmbeddingSet:
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     extraction: dict | None = None
+    extra_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.vectors.ndim not in (2, 3):
@@ -60,6 +66,9 @@ class EmbeddingSet:
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise BadInputError(f"{name} has {len(value)} entries but there are {n} embeddings")
+        for name, value in self.extra_columns.items():
+            if len(value) != n:
+                raise BadInputError(f"column {name!r} has {len(value)} entries but there are {n} embeddings")
 
     @property
     def kind(self) -> str:
@@ -88,7 +97,8 @@ class EmbeddingSet:
             name: (None if getattr(self, name) is None else getattr(self, name)[rows])
             for name in (*META_FIELDS, "logits")
         }
-        return replace(self, vectors=self.vectors[rows], **picked)
+        extra = {name: values[rows] for name, values in self.extra_columns.items()}
+        return replace(self, vectors=self.vectors[rows], **picked, extra_columns=extra)
 
 
 def as_label_array(values) -> np.ndarray:

@@ -208,6 +208,29 @@ class LoadSettings:
         fingerprint=True,
         file_filter="Mapping (*.csv *.tsv);;All files (*)",
     )
+    label_column: str | None = option(
+        None,
+        flag="--label-column",
+        commands=LABEL_COMMANDS,
+        metavar="NAME",
+        help="column of the data, the embeddings file or --meta that holds the (leaf) labels, when it is not "
+        "called label (e.g. a projector metadata TSV's class column)",
+        label="Label column",
+        kind="text",
+        none_text="label",
+        affects=SUMMARY,
+    )
+    parent_column: str | None = option(
+        None,
+        flag="--parent-column",
+        commands=LABEL_COMMANDS,
+        metavar="NAME",
+        help="column that holds the parent labels, when it is not called parent",
+        label="Parent column",
+        kind="text",
+        none_text="parent",
+        affects=SUMMARY,
+    )
     nonfinite: str = option(
         "drop",
         flag="--nonfinite",

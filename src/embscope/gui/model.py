@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+#: The hover line shows this many of the input's other columns (the map's "Colour by" has them all).
+HOVER_COLUMNS = 4
+
 
 class ViewModel(QObject):
     """Current result, layout, cluster colouring and selected samples.
@@ -149,7 +152,7 @@ class ViewModel(QObject):
         self.set_selection(np.empty(0, np.int64))
 
     def sample_description(self, row: int) -> str:
-        """One line describing sample ``row``: id, leaf/parent labels, prediction, text."""
+        """One line describing sample ``row``: id, leaf/parent labels, prediction, other columns, text."""
         if self.result is None:
             return ""
         emb = self.result.embeddings
@@ -162,6 +165,8 @@ class ViewModel(QObject):
             parts.append(f"predicted {emb.predictions[row]}")
         if self.cluster_ids is not None:
             parts.append(f"cluster {int(self.cluster_ids[row])}")
+        shown = list(emb.extra_columns.items())
+        parts.extend(f"{name} {values[row]}" for name, values in shown[:HOVER_COLUMNS] if str(values[row]))
         if emb.texts is not None and str(emb.texts[row]):
             parts.append(f"“{emb.texts[row]}”")
         return " · ".join(parts)

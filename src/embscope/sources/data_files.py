@@ -16,7 +16,7 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
-from embscope.sources.metadata import apply_side_files
+from embscope.sources.metadata import EXTRA, apply_side_files
 from embscope.sources.raw import short_reason
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
@@ -40,6 +40,8 @@ class DataSet:
     parents: np.ndarray | None = None
     ids: np.ndarray | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Other per-sample columns (CSV columns, JSONL keys) by name, as ``str`` arrays.
+    extra_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:
@@ -50,7 +52,14 @@ class DataSet:
         return self.texts is not None
 
 
-def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str | Path | None = None) -> DataSet:
+def read_data(
+    path: str | Path,
+    *,
+    parents: str | Path | None = None,
+    meta: str | Path | None = None,
+    label_column: str | None = None,
+    parent_column: str | None = None,
+) -> DataSet:
     """Read a data file; optionally apply a per-sample meta CSV and a leaf→parent mapping.
 
     Parameters
@@ -66,6 +75,9 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
     meta
         CSV with one row per sample and columns among ``label``, ``parent``, ``id``
         (see :func:`embscope.sources.metadata.read_meta_file`).
+    label_column, parent_column
+        Columns holding the labels / parents when not called ``label`` /
+        ``parent`` (:func:`embscope.sources.metadata.choose_label_columns`).
 
     Raises
     ------
@@ -87,17 +99,22 @@ def read_data(path: str | Path, *, parents: str | Path | None = None, meta: str 
             data = _read_csv(p, lines, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise BadInputError(f"{p.name}: unsupported data file (use .txt, .jsonl, .csv, .tsv or .npy)")
-    if meta is None and parents is None:
+    if meta is None and parents is None and label_column is None and parent_column is None:
         return data
     # The same side-file reader as embeddings files (sources.metadata): same checks, same messages.
     own = {name: value for name in ("labels", "parents", "ids") if (value := getattr(data, name)) is not None}
-    fields, notes = apply_side_files(own, data.n_samples, p.name, meta, parents)
+    if data.extra_columns:
+        own[EXTRA] = data.extra_columns
+    fields, notes = apply_side_files(
+        own, data.n_samples, p.name, meta, parents, label_column=label_column, parent_column=parent_column
+    )
     return replace(
         data,
         labels=fields.get("labels"),
         parents=fields.get("parents"),
         ids=fields.get("ids"),
         notes=(*data.notes, *notes),
+        extra_columns=fields.get(EXTRA, {}),
     )
 
 
@@ -142,6 +159,7 @@ def _read_txt(p: Path, lines: list[str]) -> DataSet:
 
 def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
     texts, labels, parents, ids = [], [], [], []
+    extra: dict[str, list] = {}  # other scalar keys → one value per sample (None where absent)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -156,13 +174,22 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         key = next((k for k in TEXT_KEYS if k in obj), None)
         if key is None:
             raise BadInputError(f"{p.name} line {number} has no 'text' field")
+        row = len(texts)
         texts.append(str(obj[key]))
         labels.append(obj.get("label"))
         parents.append(obj.get("parent"))
         ids.append(obj.get("id"))
+        for name, value in obj.items():
+            if name not in (key, "label", "parent", "id") and isinstance(value, (str, int, float, bool)):
+                extra.setdefault(name, [None] * row).append(value)
+        for values in extra.values():
+            values.extend([None] * (len(texts) - len(values)))
     if not texts:
         raise BadInputError(f"{p.name} is empty")
-    return DataSet(texts=texts, labels=_column(labels), parents=_column(parents), ids=_column(ids))
+    others = {name: column for name, values in extra.items() if (column := _column(values)) is not None}
+    return DataSet(
+        texts=texts, labels=_column(labels), parents=_column(parents), ids=_column(ids), extra_columns=others
+    )
 
 
 def _column(values: list) -> np.ndarray | None:
@@ -185,11 +212,18 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
     def col(name: str) -> np.ndarray | None:
         return _column([row.get(fields[name]) for row in rows]) if name in fields else None
 
+    known = {key, *(fields[k] for k in ("label", "parent", "id") if k in fields)}
+    others = {
+        name.strip(): column
+        for name in reader.fieldnames or []
+        if name not in known and name.strip() and (column := _column([row.get(name) for row in rows])) is not None
+    }
     return DataSet(
         texts=[row.get(key) or "" for row in rows],
         labels=col("label"),
         parents=col("parent"),
         ids=col("id"),
+        extra_columns=others,
     )
 
 

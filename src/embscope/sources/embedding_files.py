@@ -18,7 +18,7 @@ import numpy as np
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.sources.array_files import read_npy, read_npz, read_safetensors, read_torch
-from embscope.sources.metadata import apply_side_files
+from embscope.sources.metadata import EXTRA, apply_side_files
 from embscope.sources.raw import RawEmbeddings, require_file
 from embscope.sources.tabular import read_parquet, read_projector_tsv, read_text_table
 
@@ -32,7 +32,15 @@ def demo_path() -> Path:
     return resource_path(DEMO_RESOURCE)
 
 
-def load_embeddings(path, meta=None, parents=None, *, nonfinite: str = "drop") -> EmbeddingSet:
+def load_embeddings(
+    path,
+    meta=None,
+    parents=None,
+    *,
+    nonfinite: str = "drop",
+    label_column: str | None = None,
+    parent_column: str | None = None,
+) -> EmbeddingSet:
     """Read an embeddings file, with optional metadata side files.
 
     Parameters
@@ -52,6 +60,10 @@ def load_embeddings(path, meta=None, parents=None, *, nonfinite: str = "drop") -
         ``"drop"`` (default): rows holding NaN/Inf are dropped, metadata kept
         aligned, and a note lists them (0-based row numbers);
         ``"refuse"``: such rows are a :class:`BadInputError`.
+    label_column, parent_column
+        Columns (of the file or its ``meta`` file) that hold the labels and
+        the parent labels, when they are not called ``label`` / ``parent``
+        (:func:`embscope.sources.metadata.choose_label_columns`).
 
     Returns
     -------
@@ -72,7 +84,7 @@ def load_embeddings(path, meta=None, parents=None, *, nonfinite: str = "drop") -
     file = demo_path() if str(path) == "demo" else require_file(path, "embeddings file")
     suffix = file.suffix.lower()
     if suffix in (".tsv", ".tab"):
-        raw = read_projector_tsv(file, find_metadata=meta is None)
+        raw = read_projector_tsv(file, find_metadata=meta is None, label_column=label_column)
     elif suffix in _READERS:
         raw = _READERS[suffix](file)
     else:
@@ -80,23 +92,28 @@ def load_embeddings(path, meta=None, parents=None, *, nonfinite: str = "drop") -
             f"unsupported embeddings file type '{file.suffix or file.name}' for {file.name} "
             f"(expected one of {', '.join(sorted({*_READERS, '.tsv'}))})"
         )
-    return _assemble(raw, file, meta, parents, nonfinite)
+    return _assemble(raw, file, meta, parents, nonfinite, label_column, parent_column)
 
 
 # ---------------------------------------------------------------- validation
 
 
-def _assemble(raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str) -> EmbeddingSet:
+def _assemble(
+    raw: RawEmbeddings, file: Path, meta, parents, nonfinite: str, label_column=None, parent_column=None
+) -> EmbeddingSet:
     name = file.name
     vectors = _as_float32(raw.vectors, name)
     n = vectors.shape[0]
     if n < 2:
         raise BadInputError(f"need at least 2 samples, got {n} (in {name})")
     fields = dict(raw.meta)
-    for field_name, values in fields.items():
-        if len(values) != n:
+    columns = {**fields, **fields.get(EXTRA, {})}
+    for field_name, values in columns.items():
+        if field_name != EXTRA and len(values) != n:
             raise BadInputError(f"{field_name} in {name} has {len(values)} entries but there are {n} embeddings")
-    fields, side_notes = apply_side_files(fields, n, name, meta, parents)
+    fields, side_notes = apply_side_files(
+        fields, n, name, meta, parents, label_column=label_column, parent_column=parent_column
+    )
     notes = [*raw.notes, *side_notes]
     logits = _check_logits(raw.logits, n, name)
     if logits is not None and "predictions" not in fields:

@@ -63,16 +63,29 @@ def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
     return rows
 
 
-def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> dict[str, np.ndarray]:
-    """Known metadata columns of a table (header + data rows) as string arrays."""
+#: Key of a fields dictionary that holds the other columns (name in the file → str array).
+EXTRA = "extra_columns"
+
+
+def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> dict:
+    """A table's columns (header + data rows) as string arrays.
+
+    Known metadata columns under their field name (``labels`` …); every other
+    named column, by its name, under :data:`EXTRA`.
+    """
     for number, row in enumerate(rows, start=2):
         if len(row) < len(header):
             raise BadInputError(f"{path.name} line {number} has {len(row)} fields but the header has {len(header)}")
-    meta: dict[str, np.ndarray] = {}
+    meta: dict = {}
+    extra: dict[str, np.ndarray] = {}
     for col, name in enumerate(header):
         field_name = meta_field(name)
         if field_name and field_name not in meta:
             meta[field_name] = to_strings([row[col] for row in rows], f"{name} in {path.name}")
+        elif not field_name and name and name not in extra:
+            extra[name] = to_strings([row[col] for row in rows], f"{name} in {path.name}")
+    if extra:
+        meta[EXTRA] = extra
     return meta
 
 
@@ -81,46 +94,53 @@ def _check_rows(n_rows: int, n: int, path: Path) -> None:
         raise BadInputError(f"metadata file {path.name} has {n_rows} rows but there are {n} embeddings")
 
 
-def read_meta_file(path, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
+def read_meta_file(path, n: int, label_column: str | None = None) -> tuple[dict, list[str]]:
     """Read a ``--meta`` side file for ``n`` embeddings.
 
     Parameters
     ----------
     path
         CSV with a header naming any of the columns ``label``, ``parent``,
-        ``prediction``, ``text``, ``id`` (other columns are ignored), or a
-        TensorBoard-projector metadata ``.tsv`` (see
+        ``prediction``, ``text``, ``id`` (other columns are kept under
+        :data:`EXTRA`), or a TensorBoard-projector metadata ``.tsv`` (see
         :func:`read_projector_metadata`).
     n
         Number of embeddings; the file must have exactly one row per embedding.
+    label_column
+        The column the user named as the labels (``--label-column``), if any:
+        a table without the known columns is then accepted.
 
     Returns
     -------
     meta, notes
-        Field name → length-``n`` string array, and one-line remarks.
+        Field name → length-``n`` string array (and :data:`EXTRA` → the other
+        columns), and one-line remarks.
     """
     path = require_file(path, "metadata file")
     if path.suffix.lower() in (".tsv", ".tab"):
-        return read_projector_metadata(path, n)
+        return read_projector_metadata(path, n, label_column)
     rows = read_delimited(path, "metadata file")
     header, body = [c.strip() for c in rows[0]], rows[1:]
-    if not any(meta_field(name) for name in header):
+    if not any(meta_field(name) for name in header) and label_column is None:
         known = ", ".join(aliases[0] for aliases in META_ALIASES.values())
         raise BadInputError(
-            f"metadata file {path.name} has none of the columns {known} (its header is: {', '.join(header)[:120]})"
+            f"metadata file {path.name} has none of the columns {known} (its header is: "
+            f"{', '.join(header)[:120]}); name the label column with --label-column"
         )
     _check_rows(len(body), n, path)
     return _columns_to_meta(header, body, path), []
 
 
-def read_projector_metadata(path, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
+def read_projector_metadata(path, n: int, label_column: str | None = None) -> tuple[dict, list[str]]:
     """Read TensorBoard-projector metadata for ``n`` embeddings.
 
     The projector format: a single column has no header and holds the labels;
     two or more tab-separated columns have a header row.  Columns named like
-    EmbScope's metadata fields are used; when there is no ``label`` column the
-    first column is taken as the label (and a note says so).  A single column
-    whose first cell is ``label`` with ``n + 1`` rows is read as having a header.
+    EmbScope's metadata fields are used, the others kept under :data:`EXTRA`;
+    when there is no ``label`` column and the user named none
+    (``label_column``), the first column is taken as the label (and a note
+    says so).  A single column whose first cell is ``label`` with ``n + 1``
+    rows is read as having a header.
     """
     path = require_file(path, "metadata file")
     rows = read_delimited(path, "metadata file")
@@ -135,9 +155,12 @@ def read_projector_metadata(path, n: int) -> tuple[dict[str, np.ndarray], list[s
     _check_rows(len(body), n, path)
     meta = _columns_to_meta(header, body, path)
     notes = []
-    if "labels" not in meta:
+    if "labels" not in meta and label_column is None:
         meta["labels"] = to_strings([row[0] for row in body], f"{header[0]} in {path.name}")
-        notes.append(f"labels taken from column '{header[0]}' of {path.name}")
+        meta.get(EXTRA, {}).pop(header[0], None)
+        if not meta.get(EXTRA, True):
+            del meta[EXTRA]
+        notes.append(f"labels taken from column '{header[0]}' of {path.name} (--label-column picks another)")
     return meta, notes
 
 
@@ -206,9 +229,63 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return parents.astype(str), notes
 
 
+def choose_label_columns(
+    fields: dict, source_name: str, label_column: str | None = None, parent_column: str | None = None
+) -> tuple[dict, list[str]]:
+    """Labels (and parents) taken from the columns the user named (``--label-column``, ``--parent-column``).
+
+    A name matches an other column (:data:`EXTRA`, case-insensitively) or a
+    known field's spelling (``--label-column parent`` reads the parents as
+    labels).  Labels a chosen column replaces stay available as the other
+    column ``label`` (``parent``).  An unknown name is a one-line error
+    listing the columns there are.
+    """
+    fields = dict(fields)
+    extra = dict(fields.get(EXTRA) or {})
+    notes: list[str] = []
+    chosen: dict[str, np.ndarray] = {}
+    used: set[str] = set()  # other columns that became labels/parents (not listed twice)
+    for target, name in (("labels", label_column), ("parents", parent_column)):
+        if name is None:
+            continue
+        wanted = name.strip()
+        by_lower = {key.lower(): key for key in extra}
+        if wanted.lower() in by_lower:
+            chosen[target] = extra[by_lower[wanted.lower()]]
+            used.add(by_lower[wanted.lower()])
+        elif (known := meta_field(wanted)) is not None and fields.get(known) is not None:
+            chosen[target] = fields[known]
+        else:
+            present = [META_ALIASES[f][0] for f in META_ALIASES if fields.get(f) is not None] + list(extra)
+            what = "--label-column" if target == "labels" else "--parent-column"
+            raise BadInputError(
+                f"{what} {wanted!r}: {source_name} and its side files have no such column "
+                f"(columns: {', '.join(present) or 'none'})"
+            )
+        notes.append(f"{'labels' if target == 'labels' else 'parent labels'} taken from column '{wanted}'")
+    for key in used:
+        del extra[key]
+    for target, values in chosen.items():
+        old = fields.get(target)
+        if old is not None and not any(old is v for v in chosen.values()):
+            extra.setdefault(META_ALIASES[target][0], old)
+        fields[target] = values
+    fields.pop(EXTRA, None)
+    if extra:
+        fields[EXTRA] = extra
+    return fields, notes
+
+
 def apply_side_files(
-    fields: dict[str, np.ndarray], n: int, source_name: str, meta=None, parents=None
-) -> tuple[dict[str, np.ndarray], list[str]]:
+    fields: dict,
+    n: int,
+    source_name: str,
+    meta=None,
+    parents=None,
+    *,
+    label_column: str | None = None,
+    parent_column: str | None = None,
+) -> tuple[dict, list[str]]:
     """Per-sample fields after a ``--meta`` file and a ``--parents`` map: the one reader of both side files.
 
     Used for embeddings files and for the data run through a checkpoint alike,
@@ -223,8 +300,13 @@ def apply_side_files(
         Number of samples.
     source_name
         The source's file name, for notes.
+        Other columns sit under :data:`EXTRA` (name → array).
     meta, parents
         Paths of the side files, or None.
+    label_column, parent_column
+        Columns the user named as the labels / parents
+        (:func:`choose_label_columns`), applied after the ``--meta`` file and
+        before the ``--parents`` map (which maps the chosen labels).
 
     Returns
     -------
@@ -234,12 +316,18 @@ def apply_side_files(
     fields = dict(fields)
     notes: list[str] = []
     if meta is not None:
-        side, side_notes = read_meta_file(meta, n)
+        side, side_notes = read_meta_file(meta, n, label_column)
+        extra = {**(fields.get(EXTRA) or {}), **side.pop(EXTRA, {})}
         replaced = sorted(set(side) & set(fields))
         fields.update(side)
+        if extra:
+            fields[EXTRA] = extra
         notes.extend(side_notes)
         if replaced:
             notes.append(f"{', '.join(replaced)} from {Path(meta).name} replace those in {source_name}")
+    if label_column is not None or parent_column is not None:
+        fields, chosen_notes = choose_label_columns(fields, source_name, label_column, parent_column)
+        notes.extend(chosen_notes)
     if parents is not None:
         if "labels" not in fields:
             raise BadInputError(

@@ -18,7 +18,7 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import bounded_lines, check_fits, human_bytes, max_memory
-from embscope.sources.metadata import find_projector_metadata, read_projector_metadata
+from embscope.sources.metadata import EXTRA, find_projector_metadata, read_projector_metadata
 from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
 
 # Per-dimension column names: dim_0, dim0, e0, emb_12, x_3, f7, feature_2, v0, …
@@ -84,6 +84,7 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
     """
     vectors: list[np.ndarray] = []
     meta_values: dict[int, list[str]] = {}
+    extra_values: dict[int, list[str]] = {}
     budget = max_memory()
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -105,6 +106,9 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
                     )
                 if not vectors:
                     vector_col, dim_cols = _choose_layout(header, row, path.name)
+                    # Every other named column is kept as it is (the map colours by it).
+                    used = {*meta_cols, *dim_cols, vector_col}
+                    extra_values = {i: [] for i, h in enumerate(header) if i not in used and h.strip()}
                 vectors.append(_row_vector(row, vector_col, dim_cols, header, path.name, line))
                 if len(vectors) % 4096 == 0:
                     _check_rows_fit(len(vectors), vectors[0], path.name, budget)
@@ -115,13 +119,18 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
                     )
                 for i, values in meta_values.items():
                     values.append(row[i])
+                for i, values in extra_values.items():
+                    values.append(row[i])
     except UnicodeDecodeError:
         raise BadInputError(f"{path.name} is not UTF-8 text") from None
     except csv.Error as exc:
         raise BadInputError(f"cannot read {path.name}: {short_reason(exc, path=path)}") from None
     if not vectors:
         raise BadInputError(f"{path.name} has a header but no data rows")
-    meta = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}") for i, values in meta_values.items()}
+    meta: dict = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}") for i, values in meta_values.items()}
+    extra = {header[i].strip(): to_strings(v, f"{header[i]} in {path.name}") for i, v in extra_values.items()}
+    if extra:
+        meta[EXTRA] = extra
     raw = RawEmbeddings(np.stack(vectors), meta)
     if vector_col is None:
         raw.notes.append(f"{len(dim_cols)} numeric columns of {path.name} read as dimensions")
@@ -158,13 +167,14 @@ def _check_rows_fit(n_rows: int, first: np.ndarray, name: str, budget: int) -> N
         check_fits(held, f"{name} ({n_rows} rows of {first.size} values so far)")
 
 
-def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddings:
+def read_projector_tsv(path: Path, *, find_metadata: bool = True, label_column: str | None = None) -> RawEmbeddings:
     """TensorBoard-projector tensors TSV: tab-separated numbers, one vector per line.
 
     A TSV whose first line is not all numbers is read as a table with a
     header (like a CSV).  The projector metadata TSV next to it
     (``<stem>_metadata.tsv`` or ``metadata.tsv``) is attached when
-    ``find_metadata`` is true.
+    ``find_metadata`` is true (``label_column``: the one the user named, see
+    :func:`~embscope.sources.metadata.read_projector_metadata`).
     """
     rows: list[np.ndarray] = []
     budget = max_memory()
@@ -195,7 +205,7 @@ def read_projector_tsv(path: Path, *, find_metadata: bool = True) -> RawEmbeddin
     raw = RawEmbeddings(np.stack(rows))
     meta_path = find_projector_metadata(path) if find_metadata else None
     if meta_path is not None:
-        raw.meta, notes = read_projector_metadata(meta_path, len(rows))
+        raw.meta, notes = read_projector_metadata(meta_path, len(rows), label_column)
         raw.notes.extend([f"metadata read from {meta_path.name}", *notes])
     return raw
 
@@ -243,10 +253,11 @@ def read_parquet(path: Path) -> RawEmbeddings:
             raise BadInputError(
                 f"cannot read vectors in column '{column}' of {path.name} ({short_reason(exc, 80, path)})"
             ) from None
-        return RawEmbeddings(vectors, meta)
+        return RawEmbeddings(vectors, _with_extra(meta, table, plain, {column}, path.name))
     if lists:
         column = next((n for n in named if n in lists), lists[0])
-        return RawEmbeddings(_list_column(table[column], column, path.name), meta)
+        extra = _with_extra(meta, table, [n for n in plain if n not in lists], set(), path.name)
+        return RawEmbeddings(_list_column(table[column], column, path.name), extra)
     numbered = sorted((int(m.group(1)), n) for n in plain if (m := DIM_COLUMN.match(n)))
     numeric = [n for n in plain if pa.types.is_integer(types[n]) or pa.types.is_floating(types[n])]
     dims = [n for _, n in numbered] or numeric
@@ -257,7 +268,17 @@ def read_parquet(path: Path) -> RawEmbeddings:
         )
     vectors = np.column_stack([table[n].to_numpy().astype(np.float32, copy=False) for n in dims])
     note = f"{len(dims)} numeric columns of {path.name} read as dimensions"
-    return RawEmbeddings(vectors, meta, notes=[note])
+    return RawEmbeddings(vectors, _with_extra(meta, table, plain, set(dims), path.name), notes=[note])
+
+
+def _with_extra(meta: dict, table, names: list[str], used: set[str], file_name: str) -> dict:
+    """``meta`` plus the parquet table's other scalar columns (``names`` less ``used``) under EXTRA."""
+    extra = {
+        n: to_strings(table[n].to_pylist(), f"{n} in {file_name}")
+        for n in names
+        if n not in used and not _is_list_type(table.schema.field(n).type)
+    }
+    return {**meta, EXTRA: extra} if extra else meta
 
 
 def _is_list_type(arrow_type) -> bool:

@@ -146,7 +146,14 @@ def load_source(
     from embscope.sources.embedding_files import load_embeddings
 
     yield Progress("loading", None, str(source))
-    embeddings = load_embeddings(source, meta=load.meta, parents=load.parents, nonfinite=load.nonfinite)
+    embeddings = load_embeddings(
+        source,
+        meta=load.meta,
+        parents=load.parents,
+        nonfinite=load.nonfinite,
+        label_column=load.label_column,
+        parent_column=load.parent_column,
+    )
     return embeddings, None
 
 

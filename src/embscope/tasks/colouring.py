@@ -3,7 +3,8 @@
 A :class:`Colouring` is Qt-free: codes, names and counts, never colours; the map
 turns codes into brushes with its own palette.  Two kinds:
 
-* **category** — a metadata column (leaf/parent/prediction label, id, text), the
+* **category** — a metadata column (leaf/parent/prediction label, id, text, or
+  any other column of the input: ``"column: split"``), the
   MCL cluster at the current inflation, or prediction ≠ label.  The
   ``max_categories − 1`` most frequent values get codes 0, 1, … (most frequent
   first); the rest share one last "other (M)" code, so a 258-label map still has
@@ -53,6 +54,21 @@ COLOURINGS: dict[str, str] = {
 METADATA_FIELDS = {"leaf": "labels", "parent": "parents", "prediction": "predictions", "id": "ids", "text": "texts"}
 #: Columns that are labels by meaning: categorical even when their values are numbers ("3").
 LABEL_COLUMNS = ("leaf", "parent", "prediction")
+#: A numeric other column with at most this many values is coloured as categories (a fold, an epoch),
+#: with more on a ramp (a length, a score).
+NUMERIC_CATEGORIES = 12
+#: Key (and menu text) of a colouring by one of the input's other columns: ``"column: split"``.
+COLUMN_PREFIX = "column: "
+
+
+def column_key(name: str) -> str:
+    """The colouring key of the input's other column ``name`` (``EmbeddingSet.extra_columns``)."""
+    return COLUMN_PREFIX + name
+
+
+def column_keys(result) -> list[str]:
+    """Colouring keys of every other column ``result``'s input has, in file order."""
+    return [column_key(name) for name in result.embeddings.extra_columns]
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,9 +227,12 @@ NOT_IN_SAMPLE = "not in the MCL sample"
 
 def unavailable_reason(result, key: str, cluster_ids=None) -> str:
     """Why colouring ``key`` cannot be shown for ``result`` ("" when it can)."""
+    emb = result.embeddings
+    if key.startswith(COLUMN_PREFIX):
+        name = key[len(COLUMN_PREFIX) :]
+        return "" if name in emb.extra_columns else f"the data has no column {name!r}"
     if key not in COLOURINGS:
         return f"unknown colouring {key!r}"
-    emb = result.embeddings
     if key in METADATA_FIELDS:
         return "" if getattr(emb, METADATA_FIELDS[key]) is not None else f"the data has no {COLOURINGS[key]} column"
     if key == "cluster":
@@ -246,6 +265,13 @@ def compute_colouring(
     if reason:
         raise BadInputError(f"cannot colour by {COLOURINGS.get(key, key)}: {reason}")
     emb = result.embeddings
+    if key.startswith(COLUMN_PREFIX):  # one of the input's other columns: numbers on a ramp, else categories
+        name = key[len(COLUMN_PREFIX) :]
+        values = emb.extra_columns[name]
+        numbers = numeric_column(values)
+        if numbers is not None and len(np.unique(numbers[np.isfinite(numbers)])) > NUMERIC_CATEGORIES:
+            return continuous_colouring(key, name, numbers)
+        return category_colouring(key, name, values, max_categories)
     title = COLOURINGS[key]
     if key in METADATA_FIELDS:
         values = getattr(emb, METADATA_FIELDS[key])

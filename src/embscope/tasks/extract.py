@@ -97,7 +97,13 @@ def extract_job(
             raise BadInputError(f"{what} not found: {path}")
     select_device(load.device)  # a missing device is refused even when the cache could answer
     yield Progress("reading data", None, Path(load.data).name)
-    data = read_data(load.data, parents=load.parents, meta=load.meta)
+    data = read_data(
+        load.data,
+        parents=load.parents,
+        meta=load.meta,
+        label_column=load.label_column,
+        parent_column=load.parent_column,
+    )
     cancel.raise_if_cancelled()
     cache_file = None
     if load.use_cache:
@@ -147,6 +153,7 @@ def _embedding_set(
         source=str(request.checkpoint),
         notes=tuple(all_notes),
         extraction=extraction,
+        extra_columns=dict(data.extra_columns),
     )
 
 

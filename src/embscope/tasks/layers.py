@@ -179,7 +179,13 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         raise BadInputError(f"the layer sample needs at least 3 rows, got {request.sample_size}")
     thresholds = load_thresholds(request.thresholds)
     yield Progress("reading data", None, Path(load.data).name)
-    data = read_data(load.data, parents=load.parents, meta=load.meta)
+    data = read_data(
+        load.data,
+        parents=load.parents,
+        meta=load.meta,
+        label_column=load.label_column,
+        parent_column=load.parent_column,
+    )
     if data.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
     cancel.raise_if_cancelled()

@@ -1,4 +1,4 @@
-"""Find samples by label, id or text: a row mask the map highlights.
+"""Find samples by label, id, text or any other column of the input: a row mask the map highlights.
 
 Substring search is case-insensitive by default; a regular expression is an
 option (an invalid one is a one-line :class:`~embscope.errors.BadInputError`).
@@ -73,6 +73,8 @@ class SearchIndex:
             values = getattr(embeddings, attr)
             if values is not None:
                 self.columns[name] = np.asarray(values).astype(str)
+        for name, values in embeddings.extra_columns.items():  # the input's other columns, by their own names
+            self.columns.setdefault(name, np.asarray(values).astype(str))
 
     def folded(self, name: str) -> np.ndarray:
         """Column ``name`` lower-cased, made on first use (≈ 1 s per column of 10⁶ texts) and kept."""
@@ -82,8 +84,9 @@ class SearchIndex:
 
     @staticmethod
     def available_fields(embeddings) -> list[str]:
-        """Searchable columns ``embeddings`` has, without indexing them."""
-        return [name for name, attr in SEARCH_FIELDS.items() if getattr(embeddings, attr) is not None]
+        """Searchable columns ``embeddings`` has, without indexing them (the input's other columns last)."""
+        known = [name for name, attr in SEARCH_FIELDS.items() if getattr(embeddings, attr) is not None]
+        return known + [name for name in embeddings.extra_columns if name not in known]
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -187,8 +187,8 @@ def export_columns(
 
     ``row`` (the sample's index in the source), ``id``, ``label``, ``parent``,
     ``prediction``, ``correct`` (prediction = label), ``cluster`` and
-    ``inflation``, ``<layout>_x``/``<layout>_y`` and ``text``; a column is
-    present when the data has it.
+    ``inflation``, ``<layout>_x``/``<layout>_y``, the input's other columns
+    (under their own names) and ``text``; a column is present when the data has it.
     """
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     if rows.size and (rows[0] < 0 or rows[-1] >= embeddings.n_samples):
@@ -208,6 +208,9 @@ def export_columns(
         xy = np.asarray(coords)[rows]
         prefix = layout_method or "map"
         out[f"{prefix}_x"], out[f"{prefix}_y"] = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
+    for name, values in embeddings.extra_columns.items():  # the input's other columns, under their own names
+        if name not in out and name != "text":
+            out[name] = np.asarray(values)[rows].astype(str)
     if embeddings.texts is not None:
         out["text"] = np.asarray(embeddings.texts)[rows].astype(str)
     return out

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.options import AnalysisSettings, LoadSettings
+from embscope.options import AnalysisSettings, LoadSettings, iter_options
 from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest
 
 
@@ -317,8 +317,8 @@ def analyze_request(path: str, settings: AnalysisSettings, is_checkpoint: bool =
     return AnalyzeRequest(source=str(path), settings=settings)
 
 
-#: Load settings that apply to every source (the others only to checkpoints).
-SOURCE_FIELDS = ("meta", "parents", "nonfinite", "trust")
+#: Load settings that apply to every source (the others, group "checkpoint", only to checkpoints).
+SOURCE_FIELDS = tuple(name for name, _field, spec in iter_options(LoadSettings) if spec.group == "source")
 
 
 def sidecar_metadata(path: str | Path) -> str | None:

@@ -4,7 +4,9 @@
 through the panel's hooks only:
 
 * ``add_colour_source(name, make)`` — prediction ≠ label, local density, kNN
-  agreement, id and text (:mod:`embscope.tasks.colouring`; the panel runs
+  agreement, id, text and every other column of the shown input (``column:
+  split``; kept in step with the result by :class:`ColumnSources`)
+  (:mod:`embscope.tasks.colouring`; the panel runs
   ``make`` on its worker, so at 10⁶ samples no code is computed on the GUI thread);
 * ``add_side_widget(tools)`` — :class:`MapTools`: the search box, the selection
   summary and the export buttons;
@@ -41,7 +43,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.render.colour_map import code_colours, ramp_legend
 from embscope.gui.render.palette import MAX_CATEGORIES
 from embscope.gui.workers import JobRunner, error_text
-from embscope.tasks.colouring import COLOURINGS, compute_colouring, unavailable_reason
+from embscope.tasks.colouring import COLOURINGS, column_keys, compute_colouring, unavailable_reason
 from embscope.tasks.progress import CancelToken, run_job
 from embscope.tasks.search import SearchIndex, search_job
 from embscope.tasks.selection import cluster_rows, export_columns, export_rows_job, summary_job
@@ -63,7 +65,29 @@ def install_map_tools(panel) -> MapTools:
     tools = MapTools(panel.model, panel)
     panel.add_side_widget(tools)
     tools.highlight_changed.connect(panel.set_highlight)
+    column_sources = ColumnSources(panel)
+    panel.model.result_changed.connect(column_sources.update)
+    column_sources.update()
+    tools.column_sources = column_sources  # owned by the tools, which live as long as the panel
     return tools
+
+
+class ColumnSources:
+    """Keeps one "Colour by" entry per other column of the shown input (``column: split`` …)."""
+
+    def __init__(self, panel) -> None:
+        self.panel = panel
+        self.keys: list[str] = []
+
+    def update(self) -> None:
+        result = self.panel.model.result
+        keys = [] if result is None else column_keys(result)
+        for key in self.keys:
+            if key not in keys:
+                self.panel.remove_colour_source(key)
+        for key in keys:
+            self.panel.add_colour_source(key, partial(map_colouring, self.panel.model, key))
+        self.keys = keys
 
 
 def map_colouring(model: ViewModel, key: str, result, cluster_ids):
@@ -77,7 +101,8 @@ def map_colouring(model: ViewModel, key: str, result, cluster_ids):
     reason = unavailable_reason(result, key, cluster_ids)
     if reason:
         codes = np.zeros(n, np.int32)
-        return colouring_from_codes(codes, [OTHER_COLOUR], [f"not available: {reason}"], title=COLOURINGS[key])
+        title = COLOURINGS.get(key, key)
+        return colouring_from_codes(codes, [OTHER_COLOUR], [f"not available: {reason}"], title=title)
     colouring = compute_colouring(result, key, cluster_ids, model.inflation, MAX_CATEGORIES)
     colours = code_colours(colouring)
     if colouring.kind == "continuous":

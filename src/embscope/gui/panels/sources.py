@@ -17,7 +17,7 @@ failed) a line under it says which values differ, with a Revert button.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPainter, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -68,6 +68,8 @@ LABEL_WIDTH = 100
 INT_MAX = 2**31 - 1
 #: Characters an editable combo asks room for; longer names are elided in the middle, not widening the column.
 COMBO_CHARS = 12
+#: Rows the sources list asks for (it grows into any height the window has to spare).
+LIST_ROWS = 4
 
 
 class ElidedLineEdit(QLineEdit):
@@ -256,6 +258,20 @@ class FieldEditor:
             self.editor.setText(path)
 
 
+class SourceList(QListWidget):
+    """The sources list: asks for :data:`LIST_ROWS` rows and takes whatever height the form leaves.
+
+    Why not QListWidget's own size hint (192 px): the form's wrapped labels give the
+    panel a height-for-width, and the scroll area it sits in then lays it out at
+    its size hints, so a 192-px list pushed the Analyze button below a 1 000-px window.
+    """
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().sizeHint()
+        row = max(self.sizeHintForRow(0), self.fontMetrics().height() + 4)
+        return QSize(hint.width(), LIST_ROWS * row + 2 * self.frameWidth())
+
+
 class SourcesPanel(QWidget):
     """The session's sources and the load settings of the selected one.
 
@@ -271,7 +287,7 @@ class SourcesPanel(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.list = QListWidget()
+        self.list = SourceList()
         self.path_label = QLabel("")
         self.path_label.setWordWrap(True)
         self.form = QFormLayout()

@@ -292,6 +292,15 @@ class MapPanel(QWidget):
         if self.colour_combo.findText(name) < 0:
             self.colour_combo.addItem(name)
 
+    def remove_colour_source(self, name: str) -> None:
+        """Drop a "Colour by" entry added by :meth:`add_colour_source` (shown: back to the leaf colouring)."""
+        self._colour_sources.pop(name, None)
+        index = self.colour_combo.findText(name)
+        if index >= 0:
+            if self.colour_combo.currentIndex() == index:
+                self.colour_combo.setCurrentText("leaf")
+            self.colour_combo.removeItem(index)
+
     def set_colouring(self, colouring: Colouring) -> None:
         """Show ``colouring`` (already computed) until the "Colour by" choice changes."""
         self._external = colouring

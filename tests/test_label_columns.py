@@ -1,0 +1,166 @@
+"""The input's other columns: kept per sample, picked as labels (--label-column/--parent-column), coloured by."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from embscope.errors import BadInputError
+from embscope.sources.data_files import read_data
+from embscope.sources.embedding_files import load_embeddings
+
+WORDS = ["run", "walk", "think", "say", "eat", "drink", "swim", "know"]
+LEXFILE = ["verb.motion", "verb.motion", "verb.cognition", "verb.communication"] * 2
+SPLIT = ["train", "train", "test", "train", "test", "train", "train", "test"]
+
+
+def _projector(tmp_path, *, nan_row: int | None = None):
+    """A TensorBoard-projector export: vectors.tsv and vectors_metadata.tsv (word, lexfile, split, gloss)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(len(WORDS), 6)).round(4)
+    if nan_row is not None:
+        x[nan_row, 0] = np.nan
+    (tmp_path / "vectors.tsv").write_text("\n".join("\t".join(str(v) for v in row) for row in x) + "\n")
+    lines = ["word\tlexfile\tsplit\tgloss"] + [
+        f"{w}\t{lf}\t{s}\tgloss of {w}" for w, lf, s in zip(WORDS, LEXFILE, SPLIT, strict=True)
+    ]
+    (tmp_path / "vectors_metadata.tsv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "vectors.tsv"
+
+
+def test_projector_columns_are_kept_and_the_label_column_is_chosen(tmp_path):
+    path = _projector(tmp_path)
+    default = load_embeddings(path)
+    # The projector convention: the first column is the label, and the note says how to pick another.
+    assert default.labels.tolist() == WORDS
+    assert any("--label-column picks another" in n for n in default.notes)
+    assert list(default.extra_columns) == ["lexfile", "split", "gloss"]
+    assert default.extra_columns["split"].tolist() == SPLIT
+
+    chosen = load_embeddings(path, label_column="LexFile", parent_column="split")  # names match case-insensitively
+    assert chosen.labels.tolist() == LEXFILE and chosen.parents.tolist() == SPLIT
+    assert list(chosen.extra_columns) == ["word", "gloss"]  # the chosen columns are not listed twice
+    assert chosen.extra_columns["word"].tolist() == WORDS
+    assert "labels taken from column 'LexFile'" in chosen.notes
+    assert "parent labels taken from column 'split'" in chosen.notes
+    assert not any("--label-column picks another" in n for n in chosen.notes)
+
+
+def test_an_unknown_column_is_one_line_naming_the_columns_there_are(tmp_path):
+    path = _projector(tmp_path)
+    with pytest.raises(BadInputError) as err:
+        load_embeddings(path, label_column="class")
+    message = str(err.value)
+    assert "\n" not in message and "'class'" in message
+    assert "columns: label, word" not in message and "lexfile, split, gloss" in message
+
+
+def test_dropped_rows_keep_the_other_columns_aligned(tmp_path):
+    emb = load_embeddings(_projector(tmp_path, nan_row=2), label_column="lexfile")
+    kept = [i for i in range(len(WORDS)) if i != 2]
+    assert emb.n_samples == len(kept)
+    assert emb.extra_columns["word"].tolist() == [WORDS[i] for i in kept]
+    assert emb.labels.tolist() == [LEXFILE[i] for i in kept]
+
+
+def test_a_parents_map_maps_the_chosen_labels(tmp_path):
+    path = _projector(tmp_path)
+    mapping = tmp_path / "parents.csv"
+    mapping.write_text("label,parent\nverb.motion,body\nverb.cognition,mind\nverb.communication,mind\n")
+    emb = load_embeddings(path, label_column="lexfile", parents=mapping)
+    expected = {"verb.motion": "body", "verb.cognition": "mind", "verb.communication": "mind"}
+    assert emb.parents.tolist() == [expected[v] for v in LEXFILE]
+
+
+def test_meta_csv_without_known_columns_needs_a_label_column(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).normal(size=(len(WORDS), 4)).astype(np.float32))
+    meta = tmp_path / "meta.csv"
+    meta.write_text("category,split\n" + "\n".join(f"{c},{s}" for c, s in zip(LEXFILE, SPLIT, strict=True)) + "\n")
+    with pytest.raises(BadInputError, match="--label-column"):
+        load_embeddings(tmp_path / "x.npy", meta=meta)
+    emb = load_embeddings(tmp_path / "x.npy", meta=meta, label_column="category")
+    assert emb.labels.tolist() == LEXFILE and emb.extra_columns["split"].tolist() == SPLIT
+
+
+def test_embeddings_csv_keeps_columns_beside_the_vector(tmp_path):
+    path = tmp_path / "emb.csv"
+    rows = [f'"[{i}, {i * 2 % 5}, 1]",{lf},{s}' for i, (lf, s) in enumerate(zip(LEXFILE, SPLIT, strict=True))]
+    path.write_text("embedding,lexfile,split\n" + "\n".join(rows) + "\n")
+    emb = load_embeddings(path)
+    assert emb.labels is None and emb.dim == 3
+    assert emb.extra_columns["lexfile"].tolist() == LEXFILE
+    assert load_embeddings(path, label_column="lexfile").labels.tolist() == LEXFILE
+
+
+def test_data_files_keep_their_other_columns(tmp_path):
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text(
+        "text,category,split\n" + "\n".join(f"{w},{c},{s}" for w, c, s in zip(WORDS, LEXFILE, SPLIT, strict=True))
+    )
+    data = read_data(csv_path)
+    assert data.labels is None and data.extra_columns["category"].tolist() == LEXFILE
+    chosen = read_data(csv_path, label_column="category")
+    assert chosen.labels.tolist() == LEXFILE and list(chosen.extra_columns) == ["split"]
+    # JSONL: a key missing on some lines is an empty value there; nested values are not columns.
+    lines = [{"text": w, "category": c, "nested": {"a": 1}} for w, c in zip(WORDS, LEXFILE, strict=True)]
+    lines[3].pop("category")
+    lines[5]["year"] = 1999
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text("\n".join(json.dumps(obj) for obj in lines) + "\n")
+    data = read_data(jsonl)
+    assert set(data.extra_columns) == {"category", "year"}
+    assert data.extra_columns["category"][3] == "" and data.extra_columns["category"][4] == LEXFILE[4]
+    assert data.extra_columns["year"].tolist() == [""] * 5 + ["1999"] + [""] * 2
+
+
+def test_cli_label_column_reaches_the_summary_and_a_bad_one_exits_2(tmp_path):
+    path = _projector(tmp_path)
+    out = tmp_path / "out"
+    run = [sys.executable, "-m", "embscope", "analyze", str(path), "--no-clusters", "--out", str(out)]
+    done = subprocess.run([*run, "--label-column", "lexfile"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert "labels taken from column 'lexfile'" in summary["input_notes"] and summary["has_labels"]
+    bad = subprocess.run([*run, "--label-column", "nope"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "--label-column 'nope'" in bad.stderr
+
+
+def test_colour_by_another_column():
+    from embscope.tasks.colouring import column_key, column_keys, compute_colouring, unavailable_reason
+    from helpers_gui import make_result
+
+    result = make_result(n=120, inflations=(2.0,))
+    n = result.embeddings.n_samples
+    split = np.where(np.arange(n) % 3 == 0, "test", "train")
+    age = np.arange(n).astype(str)  # numbers with many values: a ramp
+    emb = replace(result.embeddings, extra_columns={"split": split, "age": age})
+    result = replace(result, embeddings=emb)
+    assert column_keys(result) == ["column: split", "column: age"]
+    colouring = compute_colouring(result, column_key("split"))
+    assert colouring.kind == "category" and colouring.names == ("train", "test")
+    np.testing.assert_array_equal(colouring.codes, (split == "test").astype(np.int32))
+    ramp = compute_colouring(result, column_key("age"), max_categories=256)  # the map's palette size
+    assert ramp.kind == "continuous" and ramp.title == "age"
+    few = replace(result, embeddings=replace(emb, extra_columns={"fold": (np.arange(n) % 5).astype(str)}))
+    assert compute_colouring(few, column_key("fold")).kind == "category"  # five folds: five colours
+    assert unavailable_reason(result, column_key("lexfile")) == "the data has no column 'lexfile'"
+
+
+def test_an_embeddings_file_source_in_the_window_reads_its_label_column(tmp_path):
+    """The GUI's sources pass --label-column on for embeddings files too (not only for checkpoints)."""
+    from embscope.options import AnalysisSettings, LoadSettings
+    from embscope.tasks.analyze import analyze_job
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.session import Source
+
+    settings = AnalysisSettings(load=LoadSettings(label_column="lexfile", parent_column="split"), graph=False)
+    request = Source(str(_projector(tmp_path)), settings, is_checkpoint=False).request(clusters=False)
+    assert (request.settings.load.label_column, request.settings.load.parent_column) == ("lexfile", "split")
+    emb = run_job(analyze_job(request)).embeddings
+    assert emb.labels.tolist() == LEXFILE and emb.parents.tolist() == SPLIT
