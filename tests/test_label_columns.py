@@ -164,3 +164,48 @@ def test_an_embeddings_file_source_in_the_window_reads_its_label_column(tmp_path
     assert (request.settings.load.label_column, request.settings.load.parent_column) == ("lexfile", "split")
     emb = run_job(analyze_job(request)).embeddings
     assert emb.labels.tolist() == LEXFILE and emb.parents.tolist() == SPLIT
+
+
+def test_parquet_keeps_its_scalar_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(2)
+    table = pa.table(
+        {
+            "embedding": [rng.normal(size=4).tolist() for _ in WORDS],
+            "lexfile": LEXFILE,
+            "score": np.linspace(0, 1, len(WORDS)),
+            "tokens": [[1, 2]] * len(WORDS),  # a list column that is not the vectors: not a per-sample value
+        }
+    )
+    pq.write_table(table, tmp_path / "emb.parquet")
+    emb = load_embeddings(tmp_path / "emb.parquet", label_column="lexfile")
+    assert emb.dim == 4 and emb.labels.tolist() == LEXFILE
+    assert list(emb.extra_columns) == ["score"]
+    np.testing.assert_allclose(emb.extra_columns["score"].astype(float), np.linspace(0, 1, len(WORDS)))
+
+
+def test_a_data_files_prediction_column_is_used_when_the_model_has_no_head(tmp_path):
+    from embscope.tasks.extract import _embedding_set
+
+    path = tmp_path / "data.csv"
+    predicted = ["verb.motion"] * 4 + ["verb.cognition"] * 4
+    path.write_text(
+        "text,label,prediction\n" + "\n".join(f"{w},{c},{p}" for w, c, p in zip(WORDS, LEXFILE, predicted, strict=True))
+    )
+    data = read_data(path)
+    assert data.predictions.tolist() == predicted and "prediction" not in data.extra_columns
+    request = type("Request", (), {"checkpoint": "model.safetensors"})()
+    vectors = np.zeros((len(WORDS), 3), np.float32)
+    headless = _embedding_set(request, data, vectors, None, None, ())
+    assert headless.predictions.tolist() == predicted
+    assert "predictions taken from the data's prediction column" in headless.notes
+    logits = np.eye(3, dtype=np.float32)[np.arange(len(WORDS)) % 3]
+    with_head = _embedding_set(request, data, vectors, logits, ("a", "b", "c"), ())
+    assert with_head.predictions.tolist() == ["a", "b", "c"] * 2 + ["a", "b"]  # the model's own head wins
+    assert any("the data's prediction column is not used" in n for n in with_head.notes)
+    # A --meta file's prediction column reaches the data too (it used to be dropped for checkpoints).
+    meta = tmp_path / "meta.csv"
+    meta.write_text("prediction\n" + "\n".join(reversed(predicted)) + "\n")
+    assert read_data(path, meta=meta).predictions.tolist() == predicted[::-1]

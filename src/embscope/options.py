@@ -245,8 +245,8 @@ class LoadSettings:
         None,
         flag="--data",
         metavar="FILE",
-        help="data to run through a checkpoint: .txt, .jsonl, .csv/.tsv (a text column; label, parent, id "
-        "optional), .npy",
+        help="data to run through a checkpoint: .txt, .jsonl, .csv/.tsv (a text column; label, parent, id, "
+        "prediction and other columns optional), .npy",
         label="Data to run through the model",
         kind="path",
         affects=VECTORS,

@@ -1,7 +1,9 @@
 """Data to run through a model: text (``.txt``, ``.jsonl``, ``.csv``) or arrays (``.npy``).
 
-Optional per-sample columns: ``label`` (leaf), ``parent``, ``id``; a separate
-leaf→parent mapping file fills ``parent`` from ``label``.
+Optional per-sample columns: ``label`` (leaf), ``parent``, ``id``,
+``prediction`` (for a model without a classification head); any other column
+is kept by name (``DataSet.extra_columns``).  A separate leaf→parent mapping
+file fills ``parent`` from ``label``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class DataSet:
     parents: np.ndarray | None = None
     ids: np.ndarray | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: A ``prediction`` column: what a model predicted for each sample (used when the model has no head).
+    predictions: np.ndarray | None = None
     #: Other per-sample columns (CSV columns, JSONL keys) by name, as ``str`` arrays.
     extra_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -102,7 +106,7 @@ def read_data(
     if meta is None and parents is None and label_column is None and parent_column is None:
         return data
     # The same side-file reader as embeddings files (sources.metadata): same checks, same messages.
-    own = {name: value for name in ("labels", "parents", "ids") if (value := getattr(data, name)) is not None}
+    own = {name: value for name in _FIELDS if (value := getattr(data, name)) is not None}
     if data.extra_columns:
         own[EXTRA] = data.extra_columns
     fields, notes = apply_side_files(
@@ -113,9 +117,14 @@ def read_data(
         labels=fields.get("labels"),
         parents=fields.get("parents"),
         ids=fields.get("ids"),
+        predictions=fields.get("predictions"),
         notes=(*data.notes, *notes),
         extra_columns=fields.get(EXTRA, {}),
     )
+
+
+#: The per-sample fields a data file can carry besides its texts or arrays (a --meta file replaces them).
+_FIELDS = ("labels", "parents", "ids", "predictions")
 
 
 def _decoded_lines(p: Path) -> list[str]:
@@ -158,7 +167,7 @@ def _read_txt(p: Path, lines: list[str]) -> DataSet:
 
 
 def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
-    texts, labels, parents, ids = [], [], [], []
+    texts, labels, parents, ids, predictions = [], [], [], [], []
     extra: dict[str, list] = {}  # other scalar keys → one value per sample (None where absent)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -179,8 +188,9 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         labels.append(obj.get("label"))
         parents.append(obj.get("parent"))
         ids.append(obj.get("id"))
+        predictions.append(obj.get("prediction"))
         for name, value in obj.items():
-            if name not in (key, "label", "parent", "id") and isinstance(value, (str, int, float, bool)):
+            if name not in (key, *_KEYS) and isinstance(value, (str, int, float, bool)):
                 extra.setdefault(name, [None] * row).append(value)
         for values in extra.values():
             values.extend([None] * (len(texts) - len(values)))
@@ -188,8 +198,17 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         raise BadInputError(f"{p.name} is empty")
     others = {name: column for name, values in extra.items() if (column := _column(values)) is not None}
     return DataSet(
-        texts=texts, labels=_column(labels), parents=_column(parents), ids=_column(ids), extra_columns=others
+        texts=texts,
+        labels=_column(labels),
+        parents=_column(parents),
+        ids=_column(ids),
+        predictions=_column(predictions),
+        extra_columns=others,
     )
+
+
+#: Keys (CSV columns) of the per-sample fields of text data, as in :data:`_FIELDS`.
+_KEYS = ("label", "parent", "id", "prediction")
 
 
 def _column(values: list) -> np.ndarray | None:
@@ -212,7 +231,7 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
     def col(name: str) -> np.ndarray | None:
         return _column([row.get(fields[name]) for row in rows]) if name in fields else None
 
-    known = {key, *(fields[k] for k in ("label", "parent", "id") if k in fields)}
+    known = {key, *(fields[k] for k in _KEYS if k in fields)}
     others = {
         name.strip(): column
         for name in reader.fieldnames or []
@@ -223,6 +242,7 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
         labels=col("label"),
         parents=col("parent"),
         ids=col("id"),
+        predictions=col("prediction"),
         extra_columns=others,
     )
 

@@ -139,6 +139,12 @@ def _embedding_set(
         predictions = np.asarray(names, dtype=object)[top].astype(str)
     texts = None if data.texts is None else np.asarray(data.texts, dtype=object).astype(str)
     all_notes = (*data.notes, *notes)
+    if data.predictions is not None:
+        if predictions is None:  # no classification head: the data's own prediction column
+            predictions = data.predictions
+            all_notes = (*all_notes, "predictions taken from the data's prediction column")
+        else:
+            all_notes = (*all_notes, "predictions from the model's head; the data's prediction column is not used")
     if from_cache:
         all_notes = (*all_notes, "embeddings read from the extraction cache")
     return EmbeddingSet(
