@@ -184,6 +184,13 @@ def test_view_menu_hides_and_shows_the_sources_panel(qtbot):
     assert not window.sources_area.isVisible() and not window.sources_action.isChecked()
     window.sources_action.trigger()
     assert window.sources_area.isVisible()
+    # Dragged shut by the splitter handle: the menu entry follows, and brings the form back.
+    window.resize(1400, 900)
+    window.splitter.setSizes([0, 1400])
+    window.splitter.splitterMoved.emit(0, 1)  # what a drag of the handle emits
+    assert window.splitter.sizes()[0] == 0 and not window.sources_action.isChecked()
+    window.sources_action.trigger()
+    assert window.sources_area.isVisible() and window.splitter.sizes()[0] > 0 and window.sources_action.isChecked()
 
 
 def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypatch):

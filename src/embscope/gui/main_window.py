@@ -60,6 +60,8 @@ from embscope.tasks.session import Aspect, Session, Source, SourceState, source_
 
 #: Closing waits at most this long for workers to notice the cancel (every stage checks it within 0.5 s).
 CLOSE_WAIT_S = 5.0
+#: Width of the sources form when the window opens (and when View ▸ Sources panel brings it back from a collapse).
+SOURCES_WIDTH = 330
 
 
 class _PaintWatcher(QObject):
@@ -166,7 +168,10 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.sources_area)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 1070])
+        splitter.setSizes([SOURCES_WIDTH, 1070])
+        # Dragging the handle to the edge collapses the form: View ▸ Sources panel follows, and brings it back.
+        splitter.splitterMoved.connect(self._on_view_splitter_moved)
+        self.splitter = splitter
         self.setCentralWidget(splitter)
         status = self.statusBar()
         status.addWidget(self.stage_label, 1)
@@ -248,7 +253,14 @@ class MainWindow(QMainWindow):
 
     def toggle_sources(self) -> None:
         """Show or hide the sources form (View ▸ Sources panel, Ctrl+B), as its menu entry is checked."""
-        self.sources_area.setVisible(self.sources_action.isChecked())
+        shown = self.sources_action.isChecked()
+        self.sources_area.setVisible(shown)
+        sizes = self.splitter.sizes()
+        if shown and sizes[0] == 0:  # collapsed by a drag: open it at its usual width again
+            self.splitter.setSizes([SOURCES_WIDTH, max(sizes[1] - SOURCES_WIDTH, 0)])
+
+    def _on_view_splitter_moved(self, _pos: int, _index: int) -> None:
+        self.sources_action.setChecked(self.sources_area.isVisible() and self.splitter.sizes()[0] > 0)
 
     def add_action(self, menu, text, slot, shortcut=None) -> QAction:
         """A menu entry calling ``slot()`` (with an optional shortcut)."""
