@@ -193,6 +193,43 @@ def test_view_menu_hides_and_shows_the_sources_panel(qtbot):
     assert window.sources_area.isVisible() and window.splitter.sizes()[0] > 0 and window.sources_action.isChecked()
 
 
+def test_cancel_stops_the_map_tools_jobs_and_says_so(qtbot, tmp_path, monkeypatch):
+    """A long export (or search, summary) on the map tools' worker shows the Cancel button, which stops it."""
+    import threading
+
+    from embscope.gui.panels import map_tools
+    from embscope.gui.panels.map import MapPanel
+    from embscope.tasks.progress import Progress
+
+    monkeypatch.setattr(map_tools, "INLINE_LIMIT", 0)  # every tool job on its worker
+    release = threading.Event()
+
+    def slow_export(path, _columns):
+        def make(_cancel):
+            while not release.wait(0.01):  # the runner checks the cancel token at each report
+                yield Progress("writing rows", None)
+            return path
+
+        return make
+
+    monkeypatch.setattr(map_tools, "export_rows_job", slow_export)
+    window = make_window(qtbot)
+    window.show()
+    window.open_paths([write_source(tmp_path)])
+    tools = window.panel(MapPanel).tools
+    window.model.set_selection(np.arange(5))
+    qtbot.waitUntil(lambda: not window.busy, timeout=20_000)  # the selection summary
+    tools.export_to(tmp_path / "sel.csv")
+    assert window.busy and window.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: "writing rows" in window.stage_label.text(), timeout=5_000)
+    window.cancel_all()
+    release.set()
+    assert tools.export_status.text() == "export cancelled: nothing written"
+    assert not window.busy and not window.cancel_button.isVisible()
+    assert not (tmp_path / "sel.csv").exists()
+    assert tools.wait(5.0)
+
+
 def test_drop_opens_files_and_settings_persist(qtbot, tmp_path, errors, monkeypatch):
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDropEvent

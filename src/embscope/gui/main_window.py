@@ -156,6 +156,10 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(panel, panel.title)
             if hasattr(panel, "job_requested"):
                 panel.job_requested.connect(partial(self._on_panel_job_requested, self.runner(f"panel {panel.title}")))
+            # A panel's own workers (the map's search, selection summary, export) show in the status bar
+            # and answer to Cancel too (the panel's cancel_background says so in its own widgets).
+            for name, runner in getattr(panel, "background_runners", dict)().items():
+                self.adopt_runner(f"{panel.title} {name}", runner)
             if hasattr(panel, "settings_requested"):
                 panel.settings_requested.connect(self._on_panel_settings_requested)
         right = QWidget()
@@ -203,12 +207,15 @@ class MainWindow(QMainWindow):
     def runner(self, name: str) -> JobRunner:
         """The runner for one kind of work (made on first use); its progress shows in the status bar."""
         if name not in self.runners:
-            runner = JobRunner(name, self, synchronous=self.synchronous)
-            runner.progress.connect(partial(self._on_runner_progress, runner))
-            runner.started.connect(lambda _id: self._update_busy())
-            runner.idle.connect(self._update_busy)
-            self.runners[name] = runner
+            self.adopt_runner(name, JobRunner(name, self, synchronous=self.synchronous))
         return self.runners[name]
+
+    def adopt_runner(self, name: str, runner: JobRunner) -> None:
+        """Make ``runner`` one of the window's: its progress in the status bar, stopped by Cancel (and Escape)."""
+        runner.progress.connect(partial(self._on_runner_progress, runner))
+        runner.started.connect(lambda _id: self._update_busy())
+        runner.idle.connect(self._update_busy)
+        self.runners[name] = runner
 
     def panel(self, kind: type):
         """The registered panel of class ``kind``."""
@@ -650,6 +657,8 @@ class MainWindow(QMainWindow):
         """Stop all running work now; queued analyses are dropped, shown results stay."""
         self.overall = None
         self.session.cancel_all()
+        for panel in self.panels:  # first, so a panel can say what it stopped
+            getattr(panel, "cancel_background", lambda: None)()
         for runner in self.runners.values():
             runner.cancel()
         self.show_status("Cancelled")

@@ -395,3 +395,19 @@ class MapTools(QWidget):
             on_finished(value)
             return
         self.runners[name].start(make, on_finished=on_finished, on_failed=on_failed)
+
+    def cancel_by_user(self) -> None:
+        """Cancel (the window's button or Escape): stop the running jobs and say so where their results would show.
+
+        Not :meth:`cancel`'s silence: that one also runs when a newer request replaces a job.
+        """
+        messages = {
+            "export": (self.export_status, "export cancelled: nothing written"),
+            "search": (self.search_status, "search cancelled"),
+            "summary": (self.summary_label, "summary cancelled"),
+        }
+        for name, runner in self.runners.items():
+            if runner.running:
+                runner.cancel()
+                label, text = messages[name]
+                label.setText(text)

@@ -284,6 +284,17 @@ class MapPanel(QWidget):
             runner.cancel()
             runner.wait(timeout)
 
+    def background_runners(self) -> dict:
+        """The map tools' workers (search, summary, export) by name: the window shows their progress.
+
+        Not the map's own drawing workers: a cancelled drawing would leave the map empty.
+        """
+        return dict(self.tools.runners)
+
+    def cancel_background(self) -> None:
+        """The window's Cancel: stop the tools' jobs, each saying it was cancelled."""
+        self.tools.cancel_by_user()
+
     # ------------------------------------------------------------------ public: hooks for map tools
 
     def add_colour_source(self, name: str, make_colouring) -> None:
