@@ -209,3 +209,19 @@ def test_a_data_files_prediction_column_is_used_when_the_model_has_no_head(tmp_p
     meta = tmp_path / "meta.csv"
     meta.write_text("prediction\n" + "\n".join(reversed(predicted)) + "\n")
     assert read_data(path, meta=meta).predictions.tolist() == predicted[::-1]
+
+
+def test_arrays_npz_carries_the_columns_and_reads_them_back(tmp_path):
+    from embscope.options import AnalysisSettings, LoadSettings
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.report import write_outputs
+
+    settings = AnalysisSettings(load=LoadSettings(label_column="lexfile"), graph=False, clusters=False)
+    result = run_job(analyze_job(AnalyzeRequest(source=str(_projector(tmp_path)), settings=settings)))
+    write_outputs(result, tmp_path / "out")
+    with np.load(tmp_path / "out" / "arrays.npz") as npz:
+        assert npz["columns/word"].tolist() == WORDS and npz["labels"].tolist() == LEXFILE
+    again = load_embeddings(tmp_path / "out" / "arrays.npz")
+    assert again.labels.tolist() == LEXFILE and list(again.extra_columns) == ["word", "split", "gloss"]
+    assert again.extra_columns["split"].tolist() == SPLIT

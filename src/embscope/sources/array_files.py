@@ -19,7 +19,15 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, zip_members_size
-from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
+from embscope.sources.raw import (
+    COLUMNS_PREFIX,
+    EXTRA,
+    VECTOR_NAMES,
+    RawEmbeddings,
+    meta_field,
+    short_reason,
+    to_strings,
+)
 
 _ARCHIVE_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
@@ -69,6 +77,9 @@ def _from_mapping(arrays: dict, name: str, prefer: str) -> RawEmbeddings:
             raw.logits = _to_numpy(value)
         elif k.lower() == "class_names":
             raw.class_names = tuple(to_strings(_to_numpy(value), f"{k} in {name}").tolist())
+        elif k.startswith(COLUMNS_PREFIX) and len(k) > len(COLUMNS_PREFIX):
+            extra = raw.meta.setdefault(EXTRA, {})
+            extra[k[len(COLUMNS_PREFIX) :]] = to_strings(_to_numpy(value), f"{k} in {name}")
     return raw
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
-from embscope.sources.metadata import EXTRA, apply_side_files
-from embscope.sources.raw import short_reason
+from embscope.sources.metadata import apply_side_files
+from embscope.sources.raw import EXTRA, short_reason
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")

@@ -18,8 +18,8 @@ import numpy as np
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.sources.array_files import read_npy, read_npz, read_safetensors, read_torch
-from embscope.sources.metadata import EXTRA, apply_side_files
-from embscope.sources.raw import RawEmbeddings, require_file
+from embscope.sources.metadata import apply_side_files
+from embscope.sources.raw import EXTRA, RawEmbeddings, require_file
 from embscope.sources.tabular import read_parquet, read_projector_tsv, read_text_table
 
 DEMO_RESOURCE = "demo/wordnet_minilm.npz"

@@ -14,7 +14,7 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits
-from embscope.sources.raw import META_ALIASES, meta_field, require_file, short_reason, to_strings
+from embscope.sources.raw import EXTRA, META_ALIASES, meta_field, require_file, short_reason, to_strings
 
 # Names of projector metadata TSVs looked for next to a tensors TSV, in order.
 PROJECTOR_META_NAMES = (
@@ -61,10 +61,6 @@ def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
     if not rows:
         raise BadInputError(f"{what} {path.name} is empty")
     return rows
-
-
-#: Key of a fields dictionary that holds the other columns (name in the file → str array).
-EXTRA = "extra_columns"
 
 
 def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> dict:

@@ -26,6 +26,12 @@ META_ALIASES: dict[str, tuple[str, ...]] = {
     "ids": ("id", "ids"),
 }
 
+#: Key of a fields dictionary (``RawEmbeddings.meta``) that holds the input's other columns
+#: (name in the file → str array); also the EmbeddingSet attribute they end up in.
+EXTRA = "extra_columns"
+#: npz/pt/safetensors keys ``columns/<name>`` hold the input's other columns (what ``arrays.npz`` writes).
+COLUMNS_PREFIX = "columns/"
+
 # Keys/columns that hold the embeddings themselves, in order of preference.
 # The same list tells an embeddings .pt/.safetensors file from a checkpoint (sources.checkpoints).
 VECTOR_NAMES = ("embeddings", "embedding", "vectors", "vector", "emb", "features")

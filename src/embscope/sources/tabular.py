@@ -18,8 +18,8 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import bounded_lines, check_fits, human_bytes, max_memory
-from embscope.sources.metadata import EXTRA, find_projector_metadata, read_projector_metadata
-from embscope.sources.raw import VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
+from embscope.sources.metadata import find_projector_metadata, read_projector_metadata
+from embscope.sources.raw import EXTRA, VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
 
 # Per-dimension column names: dim_0, dim0, e0, emb_12, x_3, f7, feature_2, v0, …
 DIM_COLUMN = re.compile(r"^(?:dim|d|e|emb|embedding|x|f|feat|feature|v|c|col)[_\-]?(\d+)$", re.IGNORECASE)

@@ -86,7 +86,6 @@ def extract_job(
         predictions when the model has a classification head, and notes.
     """
     from embscope.sources.checkpoints import open_checkpoint
-    from embscope.sources.data_files import read_data
     from embscope.sources.extraction import extract, select_device
 
     load = request.load
@@ -97,13 +96,7 @@ def extract_job(
             raise BadInputError(f"{what} not found: {path}")
     select_device(load.device)  # a missing device is refused even when the cache could answer
     yield Progress("reading data", None, Path(load.data).name)
-    data = read_data(
-        load.data,
-        parents=load.parents,
-        meta=load.meta,
-        label_column=load.label_column,
-        parent_column=load.parent_column,
-    )
+    data = read_load_data(load)
     cancel.raise_if_cancelled()
     cache_file = None
     if load.use_cache:
@@ -127,6 +120,19 @@ def extract_job(
     if cache_file is not None:
         _write_cache(cache_file, result.vectors, result.logits, result.class_names, notes, result.extraction)
     return _embedding_set(request, data, result.vectors, result.logits, result.class_names, notes, result.extraction)
+
+
+def read_load_data(load):
+    """The ``--data`` file of ``load`` (a LoadSettings) with its side files and label columns applied."""
+    from embscope.sources.data_files import read_data
+
+    return read_data(
+        load.data,
+        parents=load.parents,
+        meta=load.meta,
+        label_column=load.label_column,
+        parent_column=load.parent_column,
+    )
 
 
 def _embedding_set(

@@ -23,7 +23,7 @@ from embscope.analysis.grading import Threshold, grade_metrics, load_thresholds
 from embscope.analysis.layer_stats import SAMPLE_ROWS, LayerAccumulator, LayerStats, layer_metrics, sample_rows
 from embscope.analysis.series import Crossing, first_poor_crossings
 from embscope.errors import BadInputError
-from embscope.tasks.extract import ExtractRequest
+from embscope.tasks.extract import ExtractRequest, read_load_data
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress
 
 LAYERS_SCHEMA_VERSION = "1.0"
@@ -162,7 +162,6 @@ def _blas_controller():
 def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[LayersResult]:
     """Sweep every layer of ``request.extract.checkpoint`` in one forward pass; see the module docstring."""
     from embscope.sources.checkpoints import open_checkpoint
-    from embscope.sources.data_files import read_data
     from embscope.sources.extraction import BatchDone
     from embscope.sources.layer_sweep import LayerChunk, sweep_layers
 
@@ -179,13 +178,7 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         raise BadInputError(f"the layer sample needs at least 3 rows, got {request.sample_size}")
     thresholds = load_thresholds(request.thresholds)
     yield Progress("reading data", None, Path(load.data).name)
-    data = read_data(
-        load.data,
-        parents=load.parents,
-        meta=load.meta,
-        label_column=load.label_column,
-        parent_column=load.parent_column,
-    )
+    data = read_load_data(load)
     if data.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
     cancel.raise_if_cancelled()

@@ -18,6 +18,7 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.formatting import format_number as _fmt
+from embscope.sources.raw import COLUMNS_PREFIX
 from embscope.storage import atomic_path, atomic_write_text
 
 
@@ -437,6 +438,7 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
 def arrays_payload(result) -> dict[str, np.ndarray]:
     """Raw arrays for ``arrays.npz``: embeddings, labels, predictions, confusion, clusters, spectra.
 
+    The input's other columns are ``columns/<name>`` (string arrays).
     A checkpoint's weight inspection adds each matrix's full singular spectrum
     (``weights/sv/<parameter name>``).
     """
@@ -446,6 +448,8 @@ def arrays_payload(result) -> dict[str, np.ndarray]:
         value = getattr(emb, name)
         if value is not None:
             out[name] = np.asarray(value).astype(str)
+    for name, values in emb.extra_columns.items():  # read back as columns by `embscope analyze arrays.npz`
+        out[f"{COLUMNS_PREFIX}{name}"] = np.asarray(values).astype(str)
     if result.predictions is not None and result.predictions.confusion.size:
         out["confusion"] = result.predictions.confusion
         out["confusion_classes"] = np.asarray(result.predictions.classes).astype(str)
