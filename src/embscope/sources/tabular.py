@@ -34,7 +34,8 @@ def _parse_vector(cell: str) -> np.ndarray:
         raise ValueError("empty vector")
     if text.startswith("["):
         try:
-            return np.asarray(json.loads(text), dtype=np.float32)
+            with np.errstate(over="ignore"):  # beyond float32: inf, reported by the NaN/Inf rule
+                return np.asarray(json.loads(text), dtype=np.float32)
         except json.JSONDecodeError as exc:
             # numpy's "[0.1 0.2]" is not JSON but is a vector; anything with commas or
             # nesting was meant as JSON, and guessing at broken JSON reads nonsense.
@@ -43,7 +44,9 @@ def _parse_vector(cell: str) -> np.ndarray:
         except TypeError:
             raise ValueError("not a list of numbers") from None
     parts = [p for p in _SPLIT.split(text.strip("[]")) if p]
-    return np.asarray([float(p) for p in parts], dtype=np.float32)
+    # A value beyond float32 becomes inf, which the NaN/Inf rule reports (and drops): no numpy warning as well.
+    with np.errstate(over="ignore"):
+        return np.asarray([float(p) for p in parts], dtype=np.float32)
 
 
 def _is_number(cell: str) -> bool:
