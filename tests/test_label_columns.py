@@ -225,3 +225,49 @@ def test_arrays_npz_carries_the_columns_and_reads_them_back(tmp_path):
     again = load_embeddings(tmp_path / "out" / "arrays.npz")
     assert again.labels.tolist() == LEXFILE and list(again.extra_columns) == ["word", "split", "gloss"]
     assert again.extra_columns["split"].tolist() == SPLIT
+
+
+def test_labels_that_name_each_sample_are_not_classes():
+    """A projector TSV's first column of keys or words: one label per sample.  Every label score would be 0
+    against a chance of 0 and a healthy model would read as "semantically empty"; they are set aside."""
+    from embscope.data import EmbeddingSet
+    from embscope.sources.metadata import IDENTIFIER_MIN_SAMPLES, identifier_note, set_aside_identifier_labels
+
+    n = 40
+    keys = np.array([f"k{i}" for i in range(n)])
+    assert identifier_note(keys, "labels") is not None
+    assert identifier_note(keys[: IDENTIFIER_MIN_SAMPLES - 1], "labels") is None  # a handful: may be classes
+    classes = np.repeat(np.arange(n // 2), 2).astype(str)  # two samples a class: distinct share 0.5
+    assert identifier_note(classes, "labels") is None
+    mostly = keys.copy()
+    mostly[:3] = "k0"  # 38 values for 40 samples: still names, not classes (share 0.95 > 0.9)
+    assert "38 distinct values for 40 samples" in identifier_note(mostly, "labels")
+    emb = EmbeddingSet(
+        np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32),
+        labels=keys,
+        parents=np.where(np.arange(n) < n // 2, "a", "b"),
+        extra_columns={"lexfile": classes},
+    )
+    aside = set_aside_identifier_labels(emb)
+    assert aside.labels is None and aside.parents is emb.parents  # the parents do group samples
+    assert aside.extra_columns["label"].tolist() == keys.tolist()  # still shown on hover, colour, search
+    assert aside.notes[-1].endswith("--label-column picks a class column (lexfile)")
+
+
+def test_analysis_of_a_projector_file_keyed_by_its_first_column_is_not_semantically_empty(tmp_path):
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 16)) * 4
+    classes = np.repeat(np.arange(4), 15)
+    x = centres[classes] + rng.normal(size=(60, 16))
+    (tmp_path / "vectors.tsv").write_text("\n".join("\t".join(f"{v:.5f}" for v in row) for row in x) + "\n")
+    meta = ["key\tclass"] + [f"key{i}\tc{c}" for i, c in enumerate(classes)]
+    (tmp_path / "vectors_metadata.tsv").write_text("\n".join(meta) + "\n")
+    result = run_job(analyze_job(AnalyzeRequest(source=str(tmp_path / "vectors.tsv"))))
+    assert result.verdict.label != "semantically_empty" and result.embeddings.labels is None
+    assert any("they name samples, not classes" in note for note in result.embeddings.notes)
+    chosen = AnalyzeRequest.of(source=str(tmp_path / "vectors.tsv"), label_column="class")
+    labelled = run_job(analyze_job(chosen))
+    assert labelled.verdict.label == "healthy" and labelled.summary["geometry"]["knn_label_accuracy"] > 0.9

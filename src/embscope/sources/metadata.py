@@ -225,6 +225,57 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return parents.astype(str), notes
 
 
+#: Labels with more distinct values than this share of the labelled samples name samples, not classes.
+IDENTIFIER_SHARE = 0.9
+#: ... judged from this many labelled samples on (a handful of samples may well be one per class).
+IDENTIFIER_MIN_SAMPLES = 20
+
+
+def identifier_note(values, what: str, columns=()) -> str | None:
+    """Why ``values`` (per-sample labels) are identifiers, not classes; None when they group the samples.
+
+    A label that (nearly) every sample has to itself — a projector TSV's first
+    column of words or keys — makes every label score 0 against a chance of 0,
+    which would read as "semantically empty" on a healthy model.  ``columns``
+    are the input's other columns, named in the note as candidates.
+    """
+    arr = np.asarray(values).astype(str)
+    present = arr[arr != ""]
+    if present.size < IDENTIFIER_MIN_SAMPLES:
+        return None
+    distinct = np.unique(present).size
+    if distinct <= IDENTIFIER_SHARE * present.size:
+        return None
+    hint = f"; --label-column picks a class column ({', '.join(columns)})" if columns else ""
+    return (
+        f"{what} have {distinct:,} distinct values for {present.size:,} samples: they name samples, not "
+        f"classes, so no label score uses them{hint}"
+    )
+
+
+def set_aside_identifier_labels(embeddings):
+    """``embeddings`` with identifier-like labels/parents (:func:`identifier_note`) moved to its other columns.
+
+    They stay visible (hover, colour, search) as the columns ``label`` / ``parent``;
+    the analysis then runs as on unlabelled data, and a note says why.
+    """
+    from dataclasses import replace
+
+    extra = dict(embeddings.extra_columns)
+    changes: dict = {}
+    notes: list[str] = []
+    for attr, what, column in (("labels", "labels", "label"), ("parents", "parent labels", "parent")):
+        values = getattr(embeddings, attr)
+        note = None if values is None else identifier_note(values, what, list(embeddings.extra_columns))
+        if note:
+            changes[attr] = None
+            extra.setdefault(column, np.asarray(values).astype(str))
+            notes.append(note)
+    if not changes:
+        return embeddings
+    return replace(embeddings, **changes, extra_columns=extra, notes=(*embeddings.notes, *notes))
+
+
 def choose_label_columns(
     fields: dict, source_name: str, label_column: str | None = None, parent_column: str | None = None
 ) -> tuple[dict, list[str]]:

@@ -27,6 +27,7 @@ from embscope.analysis.verdict import Verdict, decide_verdict
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.options import AnalysisSettings, settings_from_values
+from embscope.sources.metadata import set_aside_identifier_labels
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
@@ -180,6 +181,7 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     settings = request.settings
     thresholds = load_thresholds(settings.thresholds)
     embeddings, weights = yield from in_step(load_source(request, cancel), stages.LOAD)
+    embeddings = set_aside_identifier_labels(embeddings)  # one label per sample: ids, not classes
     lap("load")
     cancel.raise_if_cancelled()
     if embeddings.n_samples < 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from embscope.analysis.grading import Threshold, grade_metrics, load_thresholds
 from embscope.analysis.layer_stats import SAMPLE_ROWS, LayerAccumulator, LayerStats, layer_metrics, sample_rows
 from embscope.analysis.series import Crossing, first_poor_crossings
 from embscope.errors import BadInputError
+from embscope.sources.metadata import identifier_note
 from embscope.tasks.extract import ExtractRequest, read_load_data
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress
 
@@ -179,6 +180,9 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     thresholds = load_thresholds(request.thresholds)
     yield Progress("reading data", None, Path(load.data).name)
     data = read_load_data(load)
+    note = None if data.labels is None else identifier_note(data.labels, "labels", list(data.extra_columns))
+    if note:  # one label per sample: no layer's kNN accuracy could mean anything
+        data = replace(data, labels=None, notes=(*data.notes, note))
     if data.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
     cancel.raise_if_cancelled()
@@ -187,7 +191,7 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     cancel.raise_if_cancelled()
     kept_rows = sample_rows(data.n_samples, request.sample_size, labels=data.labels)
     accumulators: dict[str, LayerAccumulator] = {}
-    notes: list[str] = list(loaded.notes)
+    notes: list[str] = [*data.notes, *loaded.notes]  # how the data was read (label column, side files) too
 
     def consume(item):
         if isinstance(item, BatchDone):
