@@ -7,8 +7,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import gc
+
 import numpy as np
 import pytest
+
+from embscope.gui.gc_guard import collect_due
+
+# As the app does (embscope.gui.gc_guard): the cyclic collector never runs by itself, so never in a worker
+# thread, where deleting an earlier test's Qt widgets deadlocks against the main thread; each test's end
+# collects the generations that are due, on the main thread.
+gc.disable()
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +27,13 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(base / "cache"))
     monkeypatch.setenv("EMBSCOPE_CACHE_DIR", str(base / "cache" / "embscope"))
+
+
+@pytest.fixture(autouse=True)
+def _garbage_collected_on_the_main_thread():
+    """Collect due generations at each test's end, on the main thread (see the gc.disable() above)."""
+    yield
+    collect_due()
 
 
 @pytest.fixture

@@ -80,3 +80,56 @@ def test_a_one_off_count_change_does_not_stop_the_app(monkeypatch):
 def test_sound_binding_passes_the_start_up_check(qapp):
     binding_check._checked_problem.cache_clear()
     binding_check.require_sound_binding()
+
+
+GC_PROBE = r"""
+import gc, threading
+from PySide6.QtCore import QEventLoop, QObject, QTimer
+from embscope.gui.app import create_application
+
+app = create_application()
+assert not gc.isenabled(), "automatic collection must be off in the app"
+died_on = []
+
+
+class Holder:
+    pass
+
+
+def make_garbage():
+    holder = Holder()
+    holder.obj = QObject()
+    holder.obj.destroyed.connect(lambda *_: died_on.append(threading.current_thread().name))
+    holder.me = holder  # a cycle: only the cyclic collector frees it
+
+
+make_garbage()
+
+
+kept = []
+
+
+def churn():  # a worker allocating objects that live on: the automatic collector would run here
+    kept.extend([] for _ in range(5_000))
+
+
+worker = threading.Thread(target=churn, name="worker")
+worker.start()
+worker.join()
+assert not died_on, died_on
+loop = QEventLoop()
+QTimer.singleShot(2500, loop.quit)
+loop.exec()
+print(died_on)
+"""
+
+
+def test_garbage_qt_objects_die_on_the_gui_thread_not_in_a_worker():
+    """The app collects cycles from a GUI-thread timer (embscope.gui.gc_guard), never in a worker thread:
+    a QObject deleted there deadlocked the suite (Qt's mutex against the GIL)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", GC_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['MainThread']"

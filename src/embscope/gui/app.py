@@ -20,6 +20,7 @@ def create_application(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
     from embscope.gui.binding_check import require_sound_binding
+    from embscope.gui.gc_guard import collect_on_gui_thread
     from embscope.gui.render.plots import configure_pyqtgraph
 
     app = QApplication.instance()
@@ -31,6 +32,7 @@ def create_application(argv: list[str] | None = None):
         _name_x11_client_leader(app)
     require_sound_binding()
     configure_pyqtgraph()
+    collect_on_gui_thread(app)  # Qt objects in garbage cycles must die on this thread, never in a worker
     return app
 
 

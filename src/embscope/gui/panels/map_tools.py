@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -65,28 +65,31 @@ def install_map_tools(panel) -> MapTools:
     tools = MapTools(panel.model, panel)
     panel.add_side_widget(tools)
     tools.highlight_changed.connect(panel.set_highlight)
-    column_sources = ColumnSources(panel)
-    panel.model.result_changed.connect(column_sources.update)
-    column_sources.update()
-    tools.column_sources = column_sources  # owned by the tools, which live as long as the panel
+    ColumnSources(panel).update()
     return tools
 
 
-class ColumnSources:
-    """Keeps one "Colour by" entry per other column of the shown input (``column: split`` …)."""
+class ColumnSources(QObject):
+    """Keeps one "Colour by" entry per other column of the shown input (``column: split`` …).
+
+    A Qt child of the map panel (Qt owns it; no Python reference cycle keeps the
+    panel's widgets alive for the garbage collector to delete later).
+    """
 
     def __init__(self, panel) -> None:
-        self.panel = panel
+        super().__init__(panel)
         self.keys: list[str] = []
+        panel.model.result_changed.connect(self.update)
 
     def update(self) -> None:
-        result = self.panel.model.result
+        panel = self.parent()
+        result = panel.model.result
         keys = [] if result is None else column_keys(result)
         for key in self.keys:
             if key not in keys:
-                self.panel.remove_colour_source(key)
+                panel.remove_colour_source(key)
         for key in keys:
-            self.panel.add_colour_source(key, partial(map_colouring, self.panel.model, key))
+            panel.add_colour_source(key, partial(map_colouring, panel.model, key))
         self.keys = keys
 
 
