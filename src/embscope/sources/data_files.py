@@ -19,7 +19,7 @@ import numpy as np
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
 from embscope.sources.metadata import apply_side_files
-from embscope.sources.raw import EXTRA, short_reason
+from embscope.sources.raw import EXTRA, cut_note, display_strings, short_reason
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
@@ -196,7 +196,7 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
             values.extend([None] * (len(texts) - len(values)))
     if not texts:
         raise BadInputError(f"{p.name} is empty")
-    others = {name: column for name, values in extra.items() if (column := _column(values)) is not None}
+    others, notes = _other_columns(extra, p.name)
     return DataSet(
         texts=texts,
         labels=_column(labels),
@@ -204,11 +204,24 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         ids=_column(ids),
         predictions=_column(predictions),
         extra_columns=others,
+        notes=tuple(notes),
     )
 
 
 #: Keys (CSV columns) of the per-sample fields of text data, as in :data:`_FIELDS`.
 _KEYS = ("label", "parent", "id", "prediction")
+
+
+def _other_columns(columns: dict[str, list], file_name: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The other columns that hold a value somewhere, as display strings (see display_strings), and notes."""
+    others: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    for name, values in columns.items():
+        if all(v is None or v == "" for v in values):
+            continue
+        others[name], cut = display_strings(values, f"{name} in {file_name}")
+        notes += cut_note(cut, f"{name} in {file_name}")
+    return others, notes
 
 
 def _column(values: list) -> np.ndarray | None:
@@ -232,11 +245,8 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
         return _column([row.get(fields[name]) for row in rows]) if name in fields else None
 
     known = {key, *(fields[k] for k in _KEYS if k in fields)}
-    others = {
-        name.strip(): column
-        for name in reader.fieldnames or []
-        if name not in known and name.strip() and (column := _column([row.get(name) for row in rows])) is not None
-    }
+    names = [name for name in reader.fieldnames or [] if name not in known and name.strip()]
+    others, notes = _other_columns({name.strip(): [row.get(name) for row in rows] for name in names}, p.name)
     return DataSet(
         texts=[row.get(key) or "" for row in rows],
         labels=col("label"),
@@ -244,6 +254,7 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
         ids=col("id"),
         predictions=col("prediction"),
         extra_columns=others,
+        notes=tuple(notes),
     )
 
 

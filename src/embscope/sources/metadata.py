@@ -14,7 +14,16 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits
-from embscope.sources.raw import EXTRA, META_ALIASES, meta_field, require_file, short_reason, to_strings
+from embscope.sources.raw import (
+    EXTRA,
+    META_ALIASES,
+    cut_note,
+    display_strings,
+    meta_field,
+    require_file,
+    short_reason,
+    to_strings,
+)
 
 # Names of projector metadata TSVs looked for next to a tensors TSV, in order.
 PROJECTOR_META_NAMES = (
@@ -63,26 +72,34 @@ def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
     return rows
 
 
-def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> dict:
-    """A table's columns (header + data rows) as string arrays.
+def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> tuple[dict, list[str]]:
+    """A table's columns (header + data rows) as string arrays, and notes.
 
     Known metadata columns under their field name (``labels`` …); every other
-    named column, by its name, under :data:`EXTRA`.
+    named column, by its name, under :data:`EXTRA`.  Free text (``text`` and
+    the other columns) keeps its first characters only (:func:`display_strings`).
     """
     for number, row in enumerate(rows, start=2):
         if len(row) < len(header):
             raise BadInputError(f"{path.name} line {number} has {len(row)} fields but the header has {len(header)}")
     meta: dict = {}
     extra: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     for col, name in enumerate(header):
         field_name = meta_field(name)
+        what = f"{name} in {path.name}"
         if field_name and field_name not in meta:
-            meta[field_name] = to_strings([row[col] for row in rows], f"{name} in {path.name}")
+            if field_name == "texts":
+                meta[field_name], cut = display_strings([row[col] for row in rows], what)
+                notes += cut_note(cut, what)
+            else:
+                meta[field_name] = to_strings([row[col] for row in rows], what)
         elif not field_name and name and name not in extra:
-            extra[name] = to_strings([row[col] for row in rows], f"{name} in {path.name}")
+            extra[name], cut = display_strings([row[col] for row in rows], what)
+            notes += cut_note(cut, what)
     if extra:
         meta[EXTRA] = extra
-    return meta
+    return meta, notes
 
 
 def _check_rows(n_rows: int, n: int, path: Path) -> None:
@@ -124,7 +141,7 @@ def read_meta_file(path, n: int, label_column: str | None = None) -> tuple[dict,
             f"{', '.join(header)[:120]}); name the label column with --label-column"
         )
     _check_rows(len(body), n, path)
-    return _columns_to_meta(header, body, path), []
+    return _columns_to_meta(header, body, path)
 
 
 def read_projector_metadata(path, n: int, label_column: str | None = None) -> tuple[dict, list[str]]:
@@ -149,8 +166,7 @@ def read_projector_metadata(path, n: int, label_column: str | None = None) -> tu
         return {"labels": to_strings(values, f"labels in {path.name}")}, []
     header, body = [c.strip() for c in rows[0]], rows[1:]
     _check_rows(len(body), n, path)
-    meta = _columns_to_meta(header, body, path)
-    notes = []
+    meta, notes = _columns_to_meta(header, body, path)
     if "labels" not in meta and label_column is None:
         meta["labels"] = to_strings([row[0] for row in body], f"{header[0]} in {path.name}")
         meta.get(EXTRA, {}).pop(header[0], None)

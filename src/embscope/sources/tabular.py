@@ -19,7 +19,16 @@ import numpy as np
 from embscope.errors import BadInputError
 from embscope.sources.limits import bounded_lines, check_fits, human_bytes, max_memory
 from embscope.sources.metadata import find_projector_metadata, read_projector_metadata
-from embscope.sources.raw import EXTRA, VECTOR_NAMES, RawEmbeddings, meta_field, short_reason, to_strings
+from embscope.sources.raw import (
+    EXTRA,
+    VECTOR_NAMES,
+    RawEmbeddings,
+    cut_note,
+    display_strings,
+    meta_field,
+    short_reason,
+    to_strings,
+)
 
 # Per-dimension column names: dim_0, dim0, e0, emb_12, x_3, f7, feature_2, v0, …
 DIM_COLUMN = re.compile(r"^(?:dim|d|e|emb|embedding|x|f|feat|feature|v|c|col)[_\-]?(\d+)$", re.IGNORECASE)
@@ -130,14 +139,28 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
         raise BadInputError(f"cannot read {path.name}: {short_reason(exc, path=path)}") from None
     if not vectors:
         raise BadInputError(f"{path.name} has a header but no data rows")
-    meta: dict = {meta_cols[i]: to_strings(values, f"{header[i]} in {path.name}") for i, values in meta_values.items()}
-    extra = {header[i].strip(): to_strings(v, f"{header[i]} in {path.name}") for i, v in extra_values.items()}
+    meta: dict = {}
+    notes: list[str] = []
+    for i, values in meta_values.items():
+        meta[meta_cols[i]], cut = _column_strings(meta_cols[i], values, f"{header[i]} in {path.name}")
+        notes += cut_note(cut, f"{header[i]} in {path.name}")
+    extra = {}
+    for i, values in extra_values.items():
+        extra[header[i].strip()], cut = display_strings(values, f"{header[i]} in {path.name}")
+        notes += cut_note(cut, f"{header[i]} in {path.name}")
     if extra:
         meta[EXTRA] = extra
-    raw = RawEmbeddings(np.stack(vectors), meta)
+    raw = RawEmbeddings(np.stack(vectors), meta, notes=notes)
     if vector_col is None:
         raw.notes.append(f"{len(dim_cols)} numeric columns of {path.name} read as dimensions")
     return raw
+
+
+def _column_strings(field_name: str, values, what: str) -> tuple[np.ndarray, int]:
+    """A known metadata column as strings (free text cut for display, see display_strings), and how many were cut."""
+    if field_name == "texts":
+        return display_strings(values, what)
+    return to_strings(values, what), 0
 
 
 def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
@@ -239,10 +262,12 @@ def read_parquet(path: Path) -> RawEmbeddings:
         raise BadInputError(f"{path.name} has no rows")
     names = table.column_names
     meta = {}
+    notes: list[str] = []
     for name in names:
         field_name = meta_field(name)
         if field_name and field_name not in meta:
-            meta[field_name] = to_strings(table[name].to_pylist(), f"{name} in {path.name}")
+            meta[field_name], cut = _column_strings(field_name, table[name].to_pylist(), f"{name} in {path.name}")
+            notes += cut_note(cut, f"{name} in {path.name}")
     plain = [n for n in names if meta_field(n) is None]
     types = {n: table.schema.field(n).type for n in plain}
     by_name = {n.lower(): n for n in plain}
@@ -256,11 +281,11 @@ def read_parquet(path: Path) -> RawEmbeddings:
             raise BadInputError(
                 f"cannot read vectors in column '{column}' of {path.name} ({short_reason(exc, 80, path)})"
             ) from None
-        return RawEmbeddings(vectors, _with_extra(meta, table, plain, {column}, path.name))
+        return RawEmbeddings(vectors, _with_extra(meta, table, plain, {column}, path.name, notes), notes=notes)
     if lists:
         column = next((n for n in named if n in lists), lists[0])
-        extra = _with_extra(meta, table, [n for n in plain if n not in lists], set(), path.name)
-        return RawEmbeddings(_list_column(table[column], column, path.name), extra)
+        extra = _with_extra(meta, table, [n for n in plain if n not in lists], set(), path.name, notes)
+        return RawEmbeddings(_list_column(table[column], column, path.name), extra, notes=notes)
     numbered = sorted((int(m.group(1)), n) for n in plain if (m := DIM_COLUMN.match(n)))
     numeric = [n for n in plain if pa.types.is_integer(types[n]) or pa.types.is_floating(types[n])]
     dims = [n for _, n in numbered] or numeric
@@ -270,17 +295,17 @@ def read_parquet(path: Path) -> RawEmbeddings:
             "a list column such as 'embedding' or numeric columns dim_0, dim_1, …"
         )
     vectors = np.column_stack([table[n].to_numpy().astype(np.float32, copy=False) for n in dims])
-    note = f"{len(dims)} numeric columns of {path.name} read as dimensions"
-    return RawEmbeddings(vectors, _with_extra(meta, table, plain, set(dims), path.name), notes=[note])
+    notes.append(f"{len(dims)} numeric columns of {path.name} read as dimensions")
+    return RawEmbeddings(vectors, _with_extra(meta, table, plain, set(dims), path.name, notes), notes=notes)
 
 
-def _with_extra(meta: dict, table, names: list[str], used: set[str], file_name: str) -> dict:
+def _with_extra(meta: dict, table, names: list[str], used: set[str], file_name: str, notes: list[str]) -> dict:
     """``meta`` plus the parquet table's other scalar columns (``names`` less ``used``) under EXTRA."""
-    extra = {
-        n: to_strings(table[n].to_pylist(), f"{n} in {file_name}")
-        for n in names
-        if n not in used and not _is_list_type(table.schema.field(n).type)
-    }
+    extra = {}
+    for n in names:
+        if n not in used and not _is_list_type(table.schema.field(n).type):
+            extra[n], cut = display_strings(table[n].to_pylist(), f"{n} in {file_name}")
+            notes += cut_note(cut, f"{n} in {file_name}")
     return {**meta, EXTRA: extra} if extra else meta
 
 
