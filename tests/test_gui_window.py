@@ -309,3 +309,29 @@ def test_the_clusters_panel_job_runs_on_the_window_worker_on_the_source_cache(qt
     assert 2.7 in panel.rows and panel.value_labels["n_clusters"].text() == str(panel.rows[2.7]["n_clusters"])
     assert source.cluster_cache().cached(2.7) is not None  # computed on the source's own cache
     assert window.model.inflation == 2.7 and not errors
+
+
+def test_the_label_column_field_offers_the_sources_columns(qtbot, tmp_path):
+    """A projector export without a label column: the Label column field lists its other columns, and picking
+    one re-analyses with those labels."""
+    rng = np.random.default_rng(5)
+    classes = np.repeat(np.arange(3), 20)
+    x = rng.normal(size=(3, 8))[classes] * 4 + rng.normal(size=(60, 8))
+    (tmp_path / "vectors.tsv").write_text("\n".join("\t".join(f"{v:.4f}" for v in row) for row in x) + "\n")
+    meta = ["word\tlexfile\tsplit"] + [
+        f"w{i}\tc{c}\t{'test' if i % 4 == 0 else 'train'}" for i, c in enumerate(classes)
+    ]
+    (tmp_path / "vectors_metadata.tsv").write_text("\n".join(meta) + "\n")
+    window = make_window(qtbot)
+    [source] = window.open_paths([tmp_path / "vectors.tsv"])
+    assert source.result.embeddings.labels is None  # the first column names each sample: set aside
+    field = window.sources.editors["label_column"]
+    combo = field.editor
+    assert [combo.itemText(i) for i in range(combo.count())] == ["lexfile", "split", "label"]
+    assert field.text() == ""  # offered, not chosen
+    combo.setCurrentIndex(0)
+    window.analyze_current()
+    assert source.load.label_column == "lexfile"
+    assert source.result.embeddings.labels.tolist() == [f"c{c}" for c in classes]
+    # The first column is a column again (the fallback is for when no label column is named).
+    assert [combo.itemText(i) for i in range(combo.count())] == ["word", "split"] and field.text() == "lexfile"

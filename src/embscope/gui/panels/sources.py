@@ -62,6 +62,8 @@ STATE_MARKS = {
 }
 #: The form's field for the captured module gets a "Module tree" button next to it.
 MODULE_FIELD = "module"
+#: Fields naming a column of the input: their combo offers the shown result's other columns.
+COLUMN_FIELDS = ("label_column", "parent_column")
 #: Form labels wrap beyond this width (pixels), so the sources column keeps its width.
 LABEL_WIDTH = 100
 #: Largest value an int spin box offers (Qt's spin boxes are 32-bit).
@@ -162,7 +164,7 @@ class FieldEditor:
         elif kind == "int" and not spec.optional:
             self.editor = QSpinBox()
             self.editor.setRange(int(spec.minimum or 0), int(spec.maximum) if spec.maximum is not None else INT_MAX)
-        elif kind == "text" and (spec.suggestions or self.name == MODULE_FIELD):
+        elif kind == "text" and (spec.suggestions or self.name in (MODULE_FIELD, *COLUMN_FIELDS)):
             self.editor = QComboBox()
             line = ElidedLineEdit()
             line.help = spec.help
@@ -375,6 +377,19 @@ class SourcesPanel(QWidget):
         self.session.update_settings(source, settings)
         return True
 
+    @staticmethod
+    def _offer_columns(editor: FieldEditor, source: Source) -> None:
+        """Fill a column field's list with the other columns of ``source``'s result (its text is kept)."""
+        combo = editor.editor
+        text = combo.currentText()
+        columns = [] if source.result is None else list(source.result.embeddings.extra_columns)
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(columns)
+        combo.setEditText(text)
+        combo.blockSignals(False)
+        fit_popup(combo)
+
     def set_module_tree(self, source: Source, rows, default_pooling: str | None = None) -> None:
         """Offer the module names of ``source``'s model (a list of ModuleInfo) in the module field.
 
@@ -465,6 +480,9 @@ class SourcesPanel(QWidget):
             elif source is self.session.current:
                 self._update_stale()
                 self._update_auto_pooling()
+                if aspect is Aspect.RESULT:  # its columns are known now: offer them (the typed text stays)
+                    for name in COLUMN_FIELDS:
+                        self._offer_columns(self.editors[name], source)
         elif aspect is Aspect.SETTINGS:
             self._changed_since_queued.add(source)
             if source is self.session.current:
@@ -507,6 +525,8 @@ class SourcesPanel(QWidget):
                 if source is not None:
                     if name == MODULE_FIELD:
                         editor.editor.clear()
+                    if name in COLUMN_FIELDS:
+                        self._offer_columns(editor, source)
                     editor.show_value(get_value(source.settings, editor.spec.name))
         finally:
             self._showing = False
