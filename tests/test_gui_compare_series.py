@@ -174,6 +174,26 @@ def test_one_slider_updates_every_source_cluster_count(qtbot, good_vs_bad):
     assert "collapsed: purity is only the modal share" in bad and "modal share" not in good
 
 
+def test_compare_maps_colour_by_a_column_every_source_has(qtbot, healthy):
+    from embscope.gui.render.compare_png import map_colours
+
+    n = healthy.n_samples
+    split = np.where(np.arange(n) % 3 == 0, "test", "train")
+    a = replace(healthy, extra_columns={"split": split, "only_here": split})
+    b = replace(healthy, extra_columns={"split": split[::-1].copy()})
+    result = _compare([a, b], ["a", "b"])
+    panel = _panel(qtbot, result)
+    combo = panel.colour_combo
+    items = [combo.itemText(i) for i in range(combo.count())]
+    assert items == ["leaf", "parent", "cluster", "prediction", "column: split"]  # not the one source's own
+    combo.setCurrentText("column: split")
+    per, legend = map_colours(result, "column: split")
+    # One coding over both sources: "test" has the same colour in both maps.
+    assert [name for name, _colour in legend] == ["train", "test"]
+    np.testing.assert_array_equal(per[0][0], (split == "test").astype(per[0][0].dtype))
+    np.testing.assert_array_equal(per[1][0], (split[::-1] == "test").astype(per[1][0].dtype))
+
+
 def test_compare_png_renderer_writes_files(tmp_path, qtbot, good_vs_bad):
     from PySide6.QtGui import QImage
 

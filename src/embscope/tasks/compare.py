@@ -37,6 +37,7 @@ from embscope.analysis.verdict import LABELS, Verdict
 from embscope.errors import BadInputError
 from embscope.formatting import format_number as _fmt
 from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, sample_vectors
+from embscope.tasks.colouring import column_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
 COMPARE_SCHEMA_VERSION = "1.0"
@@ -75,8 +76,9 @@ class SourceSide:
     alignment: ProcrustesFit | None  # None for the reference
     shared_rows: tuple[np.ndarray, np.ndarray] | None  # (rows in reference, rows here)
     result: AnalysisResult | None = None
-    #: Per-sample labels, parents and predictions (small string arrays), kept even
-    #: without the analysis so the maps can be coloured by class.
+    #: Per-sample labels, parents and predictions (small string arrays) and the input's
+    #: other columns ("column: split"), kept even without the analysis so the maps can be
+    #: coloured by class.
     categories: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -226,9 +228,13 @@ def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep:
         shared_rows=None,
         result=result if keep else None,
         categories={
-            key: np.asarray(value)
-            for key in ("labels", "parents", "predictions")
-            if (value := getattr(result.embeddings, key)) is not None
+            **{
+                key: np.asarray(value)
+                for key in ("labels", "parents", "predictions")
+                if (value := getattr(result.embeddings, key)) is not None
+            },
+            # The input's other columns, under their colouring keys ("column: split").
+            **{column_key(name): values for name, values in result.embeddings.extra_columns.items()},
         },
     )
 

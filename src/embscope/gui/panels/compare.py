@@ -57,6 +57,7 @@ from embscope.gui.render.report_png import format_value
 from embscope.gui.render.theme import text_colour
 from embscope.gui.workers import JobRunner
 from embscope.tasks import jobs
+from embscope.tasks.colouring import COLUMN_PREFIX
 
 #: The map colourings that mean the same thing in every source.
 COMPARE_COLOURINGS = ("leaf", "parent", "cluster", "prediction")
@@ -218,6 +219,7 @@ class ComparePanel(QWidget):
         self._status(" ")  # the "Comparing …" line is done
         self.result = result
         sides = result.sides
+        self._offer_shared_columns(sides)
         self.coords = [np.asarray(s.layout, dtype=np.float32) for s in sides]
         self.methods = ["pca"] * len(sides)
         self._build_row_maps()
@@ -235,6 +237,17 @@ class ComparePanel(QWidget):
             s.result is not None and s.result.graph is not None and s.result.embeddings.n_samples > 2 for s in sides
         ):
             self.layout_runner.start(jobs.aligned_umap_job(sides))
+
+    def _offer_shared_columns(self, sides) -> None:
+        """ "Colour by" lists the other columns every compared source has ("column: split"), after the four."""
+        shared = [key for key in sides[0].categories if key.startswith(COLUMN_PREFIX)] if sides else []
+        shared = [key for key in shared if all(key in side.categories for side in sides)]
+        current = self.colour_combo.currentText()
+        self.colour_combo.blockSignals(True)
+        self.colour_combo.clear()
+        self.colour_combo.addItems([*COMPARE_COLOURINGS, *shared])
+        self.colour_combo.setCurrentText(current if current in (*COMPARE_COLOURINGS, *shared) else "leaf")
+        self.colour_combo.blockSignals(False)
 
     def set_layouts(self, coords_list: list[np.ndarray], methods: list[str] | str) -> None:
         """Show other maps (already aligned onto the reference frame), e.g. UMAP."""

@@ -168,6 +168,7 @@ class FieldEditor:
             self.editor = QComboBox()
             line = ElidedLineEdit()
             line.help = spec.help
+            line.setPlaceholderText(spec.none_text if spec.optional else "")  # e.g. "label": what empty means
             self.editor.setLineEdit(line)
             # Long entries neither widen the sources column nor get cut: the field elides them in the
             # middle (full name in the tooltip) and the popup is as wide as its longest entry.

@@ -130,7 +130,7 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
             per.append((codes, colours))
             legend = legend or (items if colour_by == "norm" else [])
         return per, legend
-    key = {"leaf": "labels", "parent": "parents", "prediction": "predictions"}[colour_by]
+    key = {"leaf": "labels", "parent": "parents", "prediction": "predictions"}.get(colour_by, colour_by)
     values = [s.categories.get(key) for s in sides]
     if any(v is None for v in values):
         return plain, []
