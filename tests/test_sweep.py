@@ -69,6 +69,9 @@ def test_readout_rules_judge_against_chance(rng):
     assert any("not monotone" in note for note in nonmono.notes)
     unl = sweep_readout([InflationStats(2.0, 3, 0, 5, None, None, None, None)])
     assert unl.label == "unlabelled"
+    # Parents without leaves (e.g. leaf labels set aside as identifiers): purity is read, the hierarchy is not.
+    no_leaves = sweep_of({1.4: LEAF_ID % 4, 4.0: LEAF_ID}, labels=None)
+    assert no_leaves.label == "no_leaves" and "no leaf labels, so the hierarchy cannot be judged" in no_leaves.text
 
 
 def test_fragmented_inflation_is_not_evidence(rng):

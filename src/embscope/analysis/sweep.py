@@ -99,7 +99,7 @@ class InflationStats:
 @dataclass(frozen=True)
 class Readout:
     """Short code (``collapse``, ``hierarchy``, ``weak``, ``leaves_separated``,
-    ``no_parents``, ``unlabelled``) and one sentence for the report."""
+    ``no_parents``, ``no_leaves``, ``unlabelled``) and one sentence for the report."""
 
     label: str
     text: str
@@ -378,6 +378,13 @@ def sweep_readout(
         )
     lift = pc.corrected
     times = f"{pc.lift:.1f}× chance" if pc.lift is not None else "above chance"
+    if coarse.leaf_chance is None:  # parents only: whether clusters merge leaves cannot be seen
+        return Readout(
+            "no_leaves",
+            f"Parent purity {_vs_chance(pc)} at I={coarse.inflation:g} to {_vs_chance(fc)} at "
+            f"I={fine.inflation:g}; no leaf labels, so the hierarchy cannot be judged.",
+            notes,
+        )
     if coarse.leaf_chance is not None:
         leaf_coarse = coarse.leaf_chance.purity
         leaf_fine = fine.leaf_chance.purity

@@ -31,7 +31,7 @@ from embscope.sources.metadata import set_aside_identifier_labels
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (
