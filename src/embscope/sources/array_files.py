@@ -24,8 +24,8 @@ from embscope.sources.raw import (
     EXTRA,
     VECTOR_NAMES,
     RawEmbeddings,
-    cut_note,
     display_strings,
+    field_strings,
     meta_field,
     short_reason,
     to_strings,
@@ -73,19 +73,15 @@ def _from_mapping(arrays: dict, name: str, prefer: str) -> RawEmbeddings:
     raw = RawEmbeddings(_to_numpy(arrays[key]), notes=notes)
     for k, value in arrays.items():
         field_name = meta_field(k)
-        if field_name == "texts" and field_name not in raw.meta:
-            raw.meta[field_name], cut = display_strings(_to_numpy(value), f"{k} in {name}")
-            raw.notes.extend(cut_note(cut, f"{k} in {name}"))
-        elif field_name and field_name not in raw.meta:
-            raw.meta[field_name] = to_strings(_to_numpy(value), f"{k} in {name}")
+        if field_name and field_name not in raw.meta:
+            raw.meta[field_name] = field_strings(field_name, _to_numpy(value), f"{k} in {name}", raw.notes)
         elif k.lower() == "logits":
             raw.logits = _to_numpy(value)
         elif k.lower() == "class_names":
             raw.class_names = tuple(to_strings(_to_numpy(value), f"{k} in {name}").tolist())
         elif k.startswith(COLUMNS_PREFIX) and len(k) > len(COLUMNS_PREFIX):
             extra = raw.meta.setdefault(EXTRA, {})
-            extra[k[len(COLUMNS_PREFIX) :]], cut = display_strings(_to_numpy(value), f"{k} in {name}")
-            raw.notes.extend(cut_note(cut, f"{k} in {name}"))
+            extra[k[len(COLUMNS_PREFIX) :]] = display_strings(_to_numpy(value), f"{k} in {name}", raw.notes)
     return raw
 
 

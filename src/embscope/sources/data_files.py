@@ -19,7 +19,7 @@ import numpy as np
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
 from embscope.sources.metadata import apply_side_files
-from embscope.sources.raw import EXTRA, cut_note, display_strings, short_reason
+from embscope.sources.raw import EXTRA, display_strings, short_reason
 
 TEXT_KEYS = ("text", "sentence", "input", "content")
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
@@ -219,8 +219,7 @@ def _other_columns(columns: dict[str, list], file_name: str) -> tuple[dict[str, 
     for name, values in columns.items():
         if all(v is None or v == "" for v in values):
             continue
-        others[name], cut = display_strings(values, f"{name} in {file_name}")
-        notes += cut_note(cut, f"{name} in {file_name}")
+        others[name] = display_strings(values, f"{name} in {file_name}", notes)
     return others, notes
 
 

@@ -17,8 +17,8 @@ from embscope.sources.limits import check_file_fits
 from embscope.sources.raw import (
     EXTRA,
     META_ALIASES,
-    cut_note,
     display_strings,
+    field_strings,
     meta_field,
     require_file,
     short_reason,
@@ -89,14 +89,9 @@ def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> tu
         field_name = meta_field(name)
         what = f"{name} in {path.name}"
         if field_name and field_name not in meta:
-            if field_name == "texts":
-                meta[field_name], cut = display_strings([row[col] for row in rows], what)
-                notes += cut_note(cut, what)
-            else:
-                meta[field_name] = to_strings([row[col] for row in rows], what)
+            meta[field_name] = field_strings(field_name, [row[col] for row in rows], what, notes)
         elif not field_name and name and name not in extra:
-            extra[name], cut = display_strings([row[col] for row in rows], what)
-            notes += cut_note(cut, what)
+            extra[name] = display_strings([row[col] for row in rows], what, notes)
     if extra:
         meta[EXTRA] = extra
     return meta, notes
@@ -270,7 +265,8 @@ def identifier_note(values, what: str, columns=()) -> str | None:
 
 
 def set_aside_identifier_labels(embeddings):
-    """``embeddings`` with identifier-like labels/parents (:func:`identifier_note`) moved to its other columns.
+    """``embeddings`` (an EmbeddingSet, or the DataSet run through a checkpoint) with identifier-like
+    labels/parents (:func:`identifier_note`) moved to its other columns.
 
     They stay visible (hover, colour, search) as the columns ``label`` / ``parent``;
     the analysis then runs as on unlabelled data, and a note says why.

@@ -81,9 +81,9 @@ def to_strings(values, what: str) -> np.ndarray:
     return as_label_array(_string_list(values, what))
 
 
-def display_strings(values, what: str) -> tuple[np.ndarray, int]:
+def display_strings(values, what: str, notes: list[str]) -> np.ndarray:
     """Free text (texts, the input's other columns) as :func:`to_strings`, each value cut to
-    :data:`DISPLAY_CHARS` characters; and how many values were cut.
+    :data:`DISPLAY_CHARS` characters; a note saying how many were cut goes into ``notes``.
 
     Why: numpy stores strings at the width of the longest, so a single
     20 000-character cell among 10⁵ rows made a 7.6 GB array.  What is shown
@@ -91,22 +91,27 @@ def display_strings(values, what: str) -> tuple[np.ndarray, int]:
     """
     items = _string_list(values, what)
     cut = sum(len(item) > DISPLAY_CHARS for item in items)
+    if cut == 1:
+        notes.append(f"1 value of {what} longer than {DISPLAY_CHARS} characters keeps its first {DISPLAY_CHARS}")
+    elif cut:
+        notes.append(
+            f"{cut:,} values of {what} longer than {DISPLAY_CHARS} characters keep their first {DISPLAY_CHARS}"
+        )
     if cut:
         items = [item[:DISPLAY_CHARS] for item in items]
-    return as_label_array(items), cut
+    return as_label_array(items)
 
 
-def cut_note(cut: int, what: str) -> list[str]:
-    """The note for :func:`display_strings` having cut ``cut`` values of ``what`` (none when 0)."""
-    if not cut:
-        return []
-    if cut == 1:
-        return [f"1 value of {what} longer than {DISPLAY_CHARS} characters keeps its first {DISPLAY_CHARS}"]
-    return [f"{cut:,} values of {what} longer than {DISPLAY_CHARS} characters keep their first {DISPLAY_CHARS}"]
+def field_strings(field_name: str, values, what: str, notes: list[str]) -> np.ndarray:
+    """A known metadata field (``labels``, ``texts`` …) as strings: free text ``texts`` cut for display
+    (:func:`display_strings`), labels, ids and predictions whole (:func:`to_strings`)."""
+    if field_name == "texts":
+        return display_strings(values, what, notes)
+    return to_strings(values, what)
 
 
 def _string_list(values, what: str) -> list:
-    """Per-sample values as a flat list (bytes decoded as UTF-8; None stays None for as_label_array)."""
+    """Per-sample values as a flat list of ``str`` (bytes decoded as UTF-8, None as "")."""
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().tolist()
     arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)

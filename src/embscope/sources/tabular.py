@@ -23,11 +23,10 @@ from embscope.sources.raw import (
     EXTRA,
     VECTOR_NAMES,
     RawEmbeddings,
-    cut_note,
     display_strings,
+    field_strings,
     meta_field,
     short_reason,
-    to_strings,
 )
 
 # Per-dimension column names: dim_0, dim0, e0, emb_12, x_3, f7, feature_2, v0, …
@@ -142,25 +141,16 @@ def read_text_table(path: Path, delimiter: str = ",") -> RawEmbeddings:
     meta: dict = {}
     notes: list[str] = []
     for i, values in meta_values.items():
-        meta[meta_cols[i]], cut = _column_strings(meta_cols[i], values, f"{header[i]} in {path.name}")
-        notes += cut_note(cut, f"{header[i]} in {path.name}")
-    extra = {}
-    for i, values in extra_values.items():
-        extra[header[i].strip()], cut = display_strings(values, f"{header[i]} in {path.name}")
-        notes += cut_note(cut, f"{header[i]} in {path.name}")
+        meta[meta_cols[i]] = field_strings(meta_cols[i], values, f"{header[i]} in {path.name}", notes)
+    extra = {
+        header[i].strip(): display_strings(v, f"{header[i]} in {path.name}", notes) for i, v in extra_values.items()
+    }
     if extra:
         meta[EXTRA] = extra
     raw = RawEmbeddings(np.stack(vectors), meta, notes=notes)
     if vector_col is None:
         raw.notes.append(f"{len(dim_cols)} numeric columns of {path.name} read as dimensions")
     return raw
-
-
-def _column_strings(field_name: str, values, what: str) -> tuple[np.ndarray, int]:
-    """A known metadata column as strings (free text cut for display, see display_strings), and how many were cut."""
-    if field_name == "texts":
-        return display_strings(values, what)
-    return to_strings(values, what), 0
 
 
 def _row_vector(row, vector_col, dim_cols, header, name, line) -> np.ndarray:
@@ -266,8 +256,7 @@ def read_parquet(path: Path) -> RawEmbeddings:
     for name in names:
         field_name = meta_field(name)
         if field_name and field_name not in meta:
-            meta[field_name], cut = _column_strings(field_name, table[name].to_pylist(), f"{name} in {path.name}")
-            notes += cut_note(cut, f"{name} in {path.name}")
+            meta[field_name] = field_strings(field_name, table[name].to_pylist(), f"{name} in {path.name}", notes)
     plain = [n for n in names if meta_field(n) is None]
     types = {n: table.schema.field(n).type for n in plain}
     by_name = {n.lower(): n for n in plain}
@@ -304,8 +293,7 @@ def _with_extra(meta: dict, table, names: list[str], used: set[str], file_name: 
     extra = {}
     for n in names:
         if n not in used and not _is_list_type(table.schema.field(n).type):
-            extra[n], cut = display_strings(table[n].to_pylist(), f"{n} in {file_name}")
-            notes += cut_note(cut, f"{n} in {file_name}")
+            extra[n] = display_strings(table[n].to_pylist(), f"{n} in {file_name}", notes)
     return {**meta, EXTRA: extra} if extra else meta
 
 

@@ -22,7 +22,7 @@ from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.generators import relay
 from embscope.options import VECTORS, LoadSettings
-from embscope.sources.raw import cut_note, display_strings
+from embscope.sources.raw import display_strings
 from embscope.storage import atomic_path, cache_dir
 from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
@@ -144,19 +144,18 @@ def _embedding_set(
         top = logits.argmax(axis=1)
         names = class_names if class_names else tuple(str(i) for i in range(logits.shape[1]))
         predictions = np.asarray(names, dtype=object)[top].astype(str)
-    all_notes = (*data.notes, *notes)
+    all_notes = [*data.notes, *notes]
     texts = None
     if data.texts is not None:  # what hover, search and export show: the model read each text whole
-        texts, cut = display_strings(data.texts, "texts")
-        all_notes = (*all_notes, *cut_note(cut, "the texts (the model read them whole)"))
+        texts = display_strings(data.texts, "the texts (the model read them whole)", all_notes)
     if data.predictions is not None:
         if predictions is None:  # no classification head: the data's own prediction column
             predictions = data.predictions
-            all_notes = (*all_notes, "predictions taken from the data's prediction column")
+            all_notes.append("predictions taken from the data's prediction column")
         else:
-            all_notes = (*all_notes, "predictions from the model's head; the data's prediction column is not used")
+            all_notes.append("predictions from the model's head; the data's prediction column is not used")
     if from_cache:
-        all_notes = (*all_notes, "embeddings read from the extraction cache")
+        all_notes.append("embeddings read from the extraction cache")
     return EmbeddingSet(
         vectors=vectors,
         labels=data.labels,

@@ -23,7 +23,7 @@ from embscope.analysis.grading import Threshold, grade_metrics, load_thresholds
 from embscope.analysis.layer_stats import SAMPLE_ROWS, LayerAccumulator, LayerStats, layer_metrics, sample_rows
 from embscope.analysis.series import Crossing, first_poor_crossings
 from embscope.errors import BadInputError
-from embscope.sources.metadata import identifier_note
+from embscope.sources.metadata import set_aside_identifier_labels
 from embscope.tasks.extract import ExtractRequest, read_load_data
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress
 
@@ -179,10 +179,7 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         raise BadInputError(f"the layer sample needs at least 3 rows, got {request.sample_size}")
     thresholds = load_thresholds(request.thresholds)
     yield Progress("reading data", None, Path(load.data).name)
-    data = read_load_data(load)
-    note = None if data.labels is None else identifier_note(data.labels, "labels", list(data.extra_columns))
-    if note:  # one label per sample: no layer's kNN accuracy could mean anything
-        data = replace(data, labels=None, notes=(*data.notes, note))
+    data = set_aside_identifier_labels(read_load_data(load))  # as the analysis does: ids are not classes
     if data.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
     cancel.raise_if_cancelled()
@@ -323,7 +320,6 @@ def layer_grid_job(
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Job[LayerGrid]:
     """A layer sweep of every ``(step, path)`` with the settings of ``base`` (its checkpoint is replaced)."""
-    from dataclasses import replace
 
     from embscope.tasks.progress import sub_job
 
