@@ -146,7 +146,7 @@ def make_result(
 
 
 def make_weights():
-    """A WeightsReport of a small random state dict with one dead embedding row block."""
+    """A WeightsReport of a small random state dict with one dead embedding row block and two dead norm gains."""
     from embscope.analysis.weights import inspect_weights
 
     rng = np.random.default_rng(1)
@@ -156,5 +156,6 @@ def make_weights():
         "embed.weight": table,
         "layer.weight": rng.normal(0, 1, size=(8, 8)).astype(np.float32),
         "layer.bias": np.zeros(8, np.float32),
+        "out.LayerNorm.weight": np.array([1, 1, 0, 1, 1, 1, 0, 1], np.float32),
     }
     return inspect_weights(state)

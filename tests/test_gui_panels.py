@@ -116,6 +116,9 @@ def test_weights_table_spectra_and_unused_rows(qtbot, model, result):
     assert float(panel.table.item(row, 2).text()) == pytest.approx(expected, rel=1e-3)
     assert panel.table.item(names["layer.bias"], 6).text() == "zero"
     assert "<b>5</b> unused rows" in panel.embeddings_label.text()
+    assert "2 dead normalisation channels" in panel.summary_label.text()
+    assert "<b>out.LayerNorm.weight</b>: 2 of 8 gains ≈ 0 (channels 2, 6)" in panel.embeddings_label.text()
+    assert panel.table.item(names["out.LayerNorm.weight"], 6).text() == "2 dead channels"
     assert len(panel.spectra_plot.listDataItems()) == len(weights.matrices)
     panel.table.selectRow(row)
     assert len(panel.spectra_plot.listDataItems()) == 1

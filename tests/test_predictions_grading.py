@@ -81,6 +81,24 @@ def test_verdict_dimensional_collapse_and_healthy(rng):
     assert _verdict(rng.standard_normal((1000, 32)).astype(np.float32)).label == "healthy"
 
 
+def test_dimension_evidence_follows_the_line_it_explains(rng):
+    reason = "1 of 1 collapsed dimension (0) is dead in the weights: x.norm.weight has gain ≈ 0 there"
+    x = rng.standard_normal((1000, 128)).astype(np.float32)
+    x[:, 0] = 0.0  # one dead channel of 128 (MiniLM: 3 of 384) in otherwise healthy geometry
+    healthy = _verdict(x, dimension_evidence=reason)
+    assert healthy.label == "healthy"
+    weakest = next(i for i, line in enumerate(healthy.evidence) if line.startswith("weakest evidence"))
+    assert healthy.evidence[weakest + 1] == reason
+    x[:, :96] = 0.0  # 96 of 128: the collapsed share grades POOR
+    collapsed = _verdict(x, dimension_evidence=reason)
+    assert collapsed.label == "dimensional_collapse"
+    dims = next(i for i, line in enumerate(collapsed.evidence) if "dimensions collapsed" in line)
+    assert collapsed.evidence[dims].startswith("96 of 128") and collapsed.evidence[dims + 1] == reason
+    point = _verdict(np.tile(rng.standard_normal(16), (40, 1)).astype(np.float32), dimension_evidence=reason)
+    assert point.label == "collapsed_to_point" and reason not in point.evidence
+    assert reason not in _verdict(rng.standard_normal((1000, 32)).astype(np.float32)).evidence
+
+
 def test_verdict_head_bottleneck(rng):
     x = rng.standard_normal((1000, 32)).astype(np.float32)
     preds = {

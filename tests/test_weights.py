@@ -9,9 +9,14 @@ import pytest
 import torch
 
 from embscope.analysis.weights import (
+    NormGains,
+    WeightsReport,
+    dead_channel_evidence,
+    dead_gains,
     head_norms,
     inspect_weights,
     is_embedding_table,
+    is_norm_gain,
     singular_values,
     stable_rank,
 )
@@ -19,7 +24,7 @@ from embscope.errors import Cancelled
 from embscope.sources.checkpoints import load_state_dict_safely
 from embscope.tasks.extract import inspect_checkpoint_weights
 from embscope.tasks.progress import CancelToken
-from helpers_checkpoints import minilm_path
+from helpers_checkpoints import make_tiny_bert, minilm_path
 
 
 def _roy_vetterli(matrix: np.ndarray) -> float:
@@ -146,6 +151,15 @@ def test_real_minilm_weights_healthy_no_dead_heads():
     lines = report.markdown_lines()
     assert lines[0] == "## Weights" and any("word_embeddings" in line and "healthy" in line for line in lines)
     assert set(report.arrays()) >= {"weights/sv/embeddings.word_embeddings.weight"}
+    # The real model's last LayerNorm has three gains of ~5e-33 (and the other 12 none):
+    # the reason its embeddings always show 3 collapsed dimensions.
+    assert len(report.norm_gains) == 13
+    assert summary["dead_norm_channels"] == [
+        {"name": "encoder.layer.5.output.LayerNorm.weight", "size": 384, "count": 3, "channels": [127, 223, 319]}
+    ]
+    assert "- `encoder.layer.5.output.LayerNorm.weight`: 3 of 384 gains ≈ 0 (channels 127, 223, 319)" in "\n".join(
+        lines
+    )
 
 
 def test_cancel_between_parameters():
@@ -165,3 +179,104 @@ def test_exported_program_weights_need_trust(tmp_path):
         load_state_dict_safely(path)
     state = load_state_dict_safely(path, trust=True)
     torch.testing.assert_close(state["0.weight"], model[0].weight.detach())
+
+
+@pytest.mark.parametrize(
+    "name, shape, expected",
+    [
+        ("encoder.layer.5.output.LayerNorm.weight", (384,), True),
+        ("model.layers.0.input_layernorm.weight", (64,), True),
+        ("model.norm.weight", (64,), True),
+        ("transformer.ln_f.weight", (64,), True),
+        ("h.0.ln_1.weight", (64,), True),
+        ("encoder.block.0.layer.0.layer_norm.weight", (64,), True),
+        ("backbone.bn1.weight", (64,), True),
+        ("blocks.0.norm1.weight", (64,), True),
+        ("encoder.layer.5.output.LayerNorm.bias", (384,), False),  # the bias, not the gain
+        ("model.norm.weight", (64, 64), False),  # not 1-D
+        ("bn1.running_var", (64,), False),
+        ("classifier.weight", (3,), False),
+        ("lnx.weight", (8,), False),
+    ],
+)
+def test_norm_gains_are_found_by_module_name(name, shape, expected):
+    assert is_norm_gain(name, shape) is expected
+
+
+def test_dead_gains_below_one_percent_of_the_median():
+    gain = np.array([1.0, 0.9, 1.1, 0.0099, 0.0101, -1e-30, -1.0, 1.0])  # median |gain| 0.95 → limit 0.0095
+    np.testing.assert_array_equal(dead_gains(gain), [5])
+    np.testing.assert_array_equal(dead_gains(np.array([1.0, 1.0, 0.009, 1.0])), [2])  # limit 0.01
+    np.testing.assert_array_equal(dead_gains(np.zeros(4)), [0, 1, 2, 3])  # all zero: every channel is dead
+    gain = np.ones(16, dtype=np.float32)
+    gain[[3, 9]] = 0
+    report = inspect_weights({"blocks.1.norm2.weight": gain, "blocks.1.norm2.bias": np.zeros(16), "w": np.eye(4)})
+    assert [g.name for g in report.dead_channels] == ["blocks.1.norm2.weight"]
+    np.testing.assert_array_equal(report.dead_channels[0].dead, [3, 9])
+    assert report.to_summary()["dead_norm_channels"] == [
+        {"name": "blocks.1.norm2.weight", "size": 16, "count": 2, "channels": [3, 9]}
+    ]
+
+
+def _report(*gains: NormGains) -> WeightsReport:
+    return WeightsReport((), (), (), (), (), gains)
+
+
+def test_dead_channel_evidence_names_the_layer_that_explains_most():
+    early = NormGains("a.norm.weight", 8, np.array([1, 2]))
+    late = NormGains("b.norm.weight", 8, np.array([2, 5]))
+    wide = NormGains("c.norm.weight", 16, np.array([1, 2, 5, 6]))  # another width: never blamed
+    line = dead_channel_evidence(np.array([1, 2, 5]), 8, _report(early, late, wide))
+    # a and b each explain 2 of the 3: the tie goes to the later layer (nearer the output)
+    assert line == (
+        "2 of 3 collapsed dimensions (2, 5) are dead in the weights: b.norm.weight has gain ≈ 0 there,"
+        " so every input gets the same value"
+    )
+    most = NormGains("d.norm.weight", 8, np.array([1, 2, 5, 7]))
+    assert dead_channel_evidence(np.array([1, 2, 5]), 8, _report(most, late)).startswith(
+        "3 of 3 collapsed dimensions (1, 2, 5) are dead in the weights: d.norm.weight"
+    )
+    assert dead_channel_evidence(np.array([4]), 8, _report(early, late, wide)) is None  # no channel matches
+    assert dead_channel_evidence(np.array([1]), 16, _report(early, late)) is None  # no layer of this width
+    assert dead_channel_evidence(np.array([], dtype=int), 8, _report(early)) is None
+    assert dead_channel_evidence(np.array([1]), 8, None) is None  # an embeddings file: no weights
+    many = NormGains("e.norm.weight", 64, np.arange(20))
+    assert "(0, 1, 2, 3, 4, 5, 6, 7, … 12 more) are dead" in dead_channel_evidence(np.arange(30), 64, _report(many))
+
+
+def test_zeroed_layernorm_gains_explain_the_collapsed_dimensions_end_to_end(tmp_path):
+    """A BERT whose last LayerNorm gain is 0 on channels 3 and 7: those embedding dimensions are
+    collapsed, and the verdict says the weights are why (the real MiniLM has the same, see above)."""
+    from safetensors.torch import load_file, save_file
+
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+
+    folder = make_tiny_bert(tmp_path / "tiny")
+    weights_file = folder / "model.safetensors"
+    state = load_file(weights_file)
+    name = next(k for k in state if k.endswith("layer.1.output.LayerNorm.weight"))
+    state[name][[3, 7]] = 0.0
+    save_file(state, weights_file, metadata={"format": "pt"})
+    words = ["river", "violin", "market", "glucose", "quark", "oven", "orchestra", "bank", "cat", "rain"]
+    data = tmp_path / "texts.txt"
+    data.write_text(
+        "\n".join(
+            f"The {a} and the {b} met on day {i}." for i, (a, b) in enumerate((a, b) for a in words for b in words[:4])
+        ),
+        encoding="utf-8",
+    )
+    result = run_job(
+        analyze_job(
+            AnalyzeRequest.of(str(folder), data=str(data), device="cpu", clusters=False, knn=5, use_cache=False)
+        )
+    )
+    np.testing.assert_array_equal(result.geometry.collapsed_dimensions, [3, 7])
+    assert result.summary["geometry"]["collapsed_dimensions"] == 2
+    assert [g.name for g in result.weights.dead_channels] == [name]
+    assert result.verdict.label != "collapsed_to_point"
+    expected = (
+        f"2 of 2 collapsed dimensions (3, 7) are dead in the weights: {name} has gain ≈ 0 there,"
+        " so every input gets the same value"
+    )
+    assert expected in result.summary["verdict"]["evidence"]

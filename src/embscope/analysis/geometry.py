@@ -59,6 +59,12 @@ class Geometry:
     def __getitem__(self, name: str):
         return self.metrics[name]
 
+    @property
+    def collapsed_dimensions(self) -> np.ndarray:
+        """Indices of the collapsed dimensions (what ``collapsed_dimensions`` counts)."""
+        mean_norm = float(self.metrics.get("mean_norm", 0.0))
+        return np.flatnonzero(collapsed_dimension_mask(self.dimension_std, mean_norm))
+
 
 @dataclass
 class _PairStats:
@@ -217,6 +223,15 @@ def _sampled_pairs(x: np.ndarray, spectrum: spec.Spectrum, rng, cancel) -> tuple
         )
     stats.max_l2 = max(stats.max_l2, far_max)
     return stats, min(best, 1.0)
+
+
+def collapsed_dimension_mask(dim_std: np.ndarray, mean_norm: float) -> np.ndarray:
+    """Dimensions whose std is below 1 % of the mean dimension std, or ~0 against the vectors' norm."""
+    dim_std = np.asarray(dim_std, dtype=np.float64)
+    if dim_std.size == 0:
+        return np.zeros(0, dtype=bool)
+    floor = COLLAPSED_DIM_FLOOR * mean_norm / np.sqrt(dim_std.size)
+    return (dim_std < COLLAPSED_DIM_RELATIVE * dim_std.mean()) | (dim_std <= floor)
 
 
 def isotropy(x: np.ndarray, eigenvectors: np.ndarray, rows: np.ndarray | None = None) -> float:
@@ -465,8 +480,7 @@ def compute_geometry(
     rms_std = float(np.sqrt(dim_var.mean()))
     m["mean_dimension_std_normalized"] = float(dim_std.mean() / rms_std) if rms_std > 0 else 0.0
     m["min_dimension_std_normalized"] = float(dim_std.min() / rms_std) if rms_std > 0 else 0.0
-    floor = COLLAPSED_DIM_FLOOR * mean_norm / np.sqrt(d)
-    collapsed = (dim_std < COLLAPSED_DIM_RELATIVE * dim_std.mean()) | (dim_std <= floor)
+    collapsed = collapsed_dimension_mask(dim_std, mean_norm)
     m["collapsed_dimensions"] = int(collapsed.sum())
     m["collapsed_dimensions_ratio"] = float(collapsed.mean())
 

@@ -88,13 +88,48 @@ def decide_verdict(
     clusters: dict | None = None,
     cluster_evidence: list[str] | None = None,
     collapse_threshold: float = 1e-2,
+    dimension_evidence: str | None = None,
 ) -> Verdict:
     """One triage label plus the evidence lines that led to it.
 
     Parameters are the JSON-ready sections of the summary: ``geometry`` (the
     ``geometry`` metrics), ``grades``, and optionally the concept metrics, the
     ``predictions`` section and the ``clusters`` section with its read-out.
+    ``dimension_evidence`` says why some dimensions are collapsed when the
+    weights know (:func:`embscope.analysis.weights.dead_channel_evidence`); it
+    follows the line it explains (the collapsed-dimension count, or the healthy
+    verdict's weakest evidence).  A collapse to a point needs no such reason.
     """
+    verdict = _decide(
+        geometry,
+        grades,
+        concepts=concepts,
+        predictions=predictions,
+        clusters=clusters,
+        cluster_evidence=cluster_evidence,
+        collapse_threshold=collapse_threshold,
+    )
+    if not dimension_evidence or verdict.label == "collapsed_to_point":
+        return verdict
+    lines = verdict.evidence
+    anchor = next(
+        (i for i, line in enumerate(lines) if "dimensions collapsed" in line or line.startswith("weakest evidence")),
+        len(lines) - 1,
+    )
+    lines.insert(anchor + 1, dimension_evidence)
+    return verdict
+
+
+def _decide(
+    geometry: dict,
+    grades: dict[str, Grade],
+    *,
+    concepts: dict | None,
+    predictions: dict | None,
+    clusters: dict | None,
+    cluster_evidence: list[str] | None,
+    collapse_threshold: float,
+) -> Verdict:
     evidence: list[str] = []
     ratio = float(geometry["collapse_ratio"])
     method = geometry.get("collapse_ratio_method", "")

@@ -1,8 +1,14 @@
-"""Weight inspection with no data: norms, spectra of 2-D weights, embedding tables, dead heads.
+"""Weight inspection with no data: norms, spectra of 2-D weights, embedding tables, dead heads and channels.
 
 Seed 000 §3 localises a collapse by reading the checkpoint's weight norms and
 looking for dead attention heads; seed 001 reads an embedding table's effective
 rank against 0.3·min(V, d) and counts rows with norm < 0.01 (unused tokens).
+A normalisation layer whose gain is ~0 on a channel outputs the same value
+there for every input (its bias): that channel is dead in the weights, and an
+embedding read at or after that layer shows it as a collapsed dimension.  The
+real all-MiniLM-L6-v2 has three such channels in its last LayerNorm (127, 223,
+319: gains ~5e-33), which is why its embeddings have 3 collapsed dimensions
+whatever the data; :func:`dead_channel_evidence` says so next to the verdict.
 State dicts come in as name → tensor (torch or numpy); loading them safely is
 ``embscope.sources.checkpoints.load_state_dict_safely``.
 """
@@ -20,7 +26,9 @@ EMBEDDING_ROW_NORM = 0.01  # seed 001: rows below this are effectively unused to
 EMBEDDING_RANK_FRACTION = 0.3  # seed 001: r_eff < 0.3·min(V, d) is collapse
 ZERO_NORM = 1e-8
 DEAD_HEAD_RELATIVE = 0.01  # a head this much weaker than the median head is dead
+DEAD_GAIN_RELATIVE = 0.01  # a normalisation gain this much smaller than the median |gain| is dead
 MAX_LISTED_ROWS = 50
+MAX_LISTED_CHANNELS = 8  # channel indices spelt out in a sentence
 SUMMARY_SINGULAR_VALUES = 32
 
 _EMBED_NAME = re.compile(r"(embed|wte|wpe|tok_emb|token_emb|word_emb)", re.IGNORECASE)
@@ -29,6 +37,9 @@ _OUT_PROJ = re.compile(
     r"(attention\.output\.dense|self_attn\.o_proj|attn\.o_proj|\.o_proj|out_proj|attention\.dense"
     r"|SelfAttention\.o|EncDecAttention\.o|attn\.c_proj|attn\.proj|attention\.wo|attn\.out)\.weight$"
 )
+# Gains of normalisation layers, by their module's own name: LayerNorm, layer_norm,
+# input_layernorm, RMSNorm, norm1, final_layer_norm, GPT-2's ln_1/ln_f, BatchNorm's bn1.
+_NORM_MODULE = re.compile(r"(norm|^ln(_\w+)?$|^bn\d*$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,15 @@ class AttentionHeads:
 
 
 @dataclass(frozen=True, eq=False)
+class NormGains:
+    """A normalisation layer's gain vector and its dead channels (gain ~0: constant output there)."""
+
+    name: str
+    size: int
+    dead: np.ndarray  # channel indices whose |gain| is below DEAD_GAIN_RELATIVE of the median
+
+
+@dataclass(frozen=True, eq=False)
 class WeightsReport:
     """Everything :func:`inspect_weights` found."""
 
@@ -85,6 +105,7 @@ class WeightsReport:
     embeddings: tuple[EmbeddingTable, ...]
     attention: tuple[AttentionHeads, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    norm_gains: tuple[NormGains, ...] = field(default_factory=tuple)
 
     @property
     def n_parameters(self) -> int:
@@ -93,6 +114,11 @@ class WeightsReport:
     @property
     def dead_heads(self) -> int:
         return sum(len(a.dead) for a in self.attention)
+
+    @property
+    def dead_channels(self) -> tuple[NormGains, ...]:
+        """The normalisation layers with at least one dead channel, in state-dict order."""
+        return tuple(g for g in self.norm_gains if len(g.dead))
 
     def to_summary(self) -> dict:
         """JSON-able dict for ``summary.json["weights"]``."""
@@ -142,6 +168,15 @@ class WeightsReport:
                 for a in self.attention
             ],
             "dead_heads": self.dead_heads,
+            "dead_norm_channels": [
+                {
+                    "name": g.name,
+                    "size": g.size,
+                    "count": len(g.dead),
+                    "channels": [int(c) for c in g.dead[:MAX_LISTED_ROWS]],
+                }
+                for g in self.dead_channels
+            ],
             "collapsed_embeddings": [e.name for e in self.embeddings if e.collapsed],
             "zero_parameters": [p.name for p in self.parameters if p.status == "zero"],
             "nonfinite_parameters": [p.name for p in self.parameters if p.status == "nonfinite"],
@@ -158,7 +193,8 @@ class WeightsReport:
         zero = [p.name for p in self.parameters if p.status != "ok"]
         lines.append(
             f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters; "
-            f"{len(zero)} zero or non-finite; {self.dead_heads} dead attention heads."
+            f"{len(zero)} zero or non-finite; {self.dead_heads} dead attention heads; "
+            f"{sum(len(g.dead) for g in self.dead_channels)} dead normalisation channels."
         )
         lines.append("")
         for e in self.embeddings:
@@ -171,6 +207,8 @@ class WeightsReport:
         for a in self.attention:
             if a.dead:
                 lines.append(f"- `{a.name}`: dead heads {', '.join(str(h) for h in a.dead)} of {a.num_heads}.")
+        for g in self.dead_channels:
+            lines.append(f"- `{g.name}`: {dead_channels_text(g)}.")
         for note in self.notes:
             lines.append(f"- {note}")
         lines += ["", "| Parameter | Shape | Norm | Eff. rank | Stable rank | Status |", "|---|---|---|---|---|---|"]
@@ -266,6 +304,63 @@ def dead_heads(norms: np.ndarray) -> tuple[int, ...]:
     return tuple(int(h) for h in np.flatnonzero(norms < limit))
 
 
+def is_norm_gain(name: str, shape: tuple[int, ...]) -> bool:
+    """Whether ``name`` is the 1-D gain (``weight``) of a normalisation layer."""
+    if len(shape) != 1 or not name.endswith(".weight"):
+        return False
+    module = name[: -len(".weight")].rsplit(".", 1)[-1]
+    return bool(_NORM_MODULE.search(module))
+
+
+def dead_gains(gain: np.ndarray) -> np.ndarray:
+    """Channels whose |gain| is below 1 % of the median |gain| (or absolutely ~0), as with dead heads."""
+    magnitude = np.abs(np.asarray(gain, dtype=np.float64))
+    limit = max(ZERO_NORM, DEAD_GAIN_RELATIVE * float(np.median(magnitude)))
+    return np.flatnonzero(magnitude < limit)
+
+
+def dead_channels_text(gains: NormGains) -> str:
+    """ "3 of 384 gains ≈ 0 (channels 127, 223, 319): the layer outputs a constant there"."""
+    shown = ", ".join(str(int(c)) for c in gains.dead[:MAX_LISTED_CHANNELS])
+    more = f", … {len(gains.dead) - MAX_LISTED_CHANNELS} more" if len(gains.dead) > MAX_LISTED_CHANNELS else ""
+    return (
+        f"{len(gains.dead)} of {gains.size} gains ≈ 0 (channel{'s' if len(gains.dead) != 1 else ''} {shown}{more}):"
+        " the layer outputs a constant there"
+    )
+
+
+def dead_channel_evidence(collapsed: np.ndarray, dim: int, weights: WeightsReport | None) -> str | None:
+    """Why some collapsed dimensions are collapsed, when the weights say so; else None.
+
+    ``collapsed`` holds the indices of the embedding's collapsed dimensions and
+    ``dim`` its width.  A normalisation layer of that width whose dead channels
+    include some of them explains those: the layer writes the same value there
+    for every input, so no data can spread them.  Of several such layers the
+    one covering most of them is named, the last in the state dict on a tie
+    (nearest the output).  Only exact channel matches count, so a layer of
+    another width, or an embedding read before that layer, is not blamed.
+    """
+    collapsed = np.asarray(collapsed, dtype=np.int64)
+    if weights is None or collapsed.size == 0:
+        return None
+    best, best_hits = None, np.zeros(0, dtype=np.int64)
+    for gains in weights.dead_channels:
+        if gains.size != dim:
+            continue
+        hits = np.intersect1d(collapsed, gains.dead)
+        if hits.size and hits.size >= best_hits.size:
+            best, best_hits = gains, hits
+    if best is None:
+        return None
+    shown = ", ".join(str(int(c)) for c in best_hits[:MAX_LISTED_CHANNELS])
+    more = f", … {best_hits.size - MAX_LISTED_CHANNELS} more" if best_hits.size > MAX_LISTED_CHANNELS else ""
+    return (
+        f"{best_hits.size} of {collapsed.size} collapsed dimension{'s' if collapsed.size != 1 else ''}"
+        f" ({shown}{more}) {'are' if best_hits.size != 1 else 'is'} dead in the weights: {best.name} has gain ≈ 0"
+        " there, so every input gets the same value"
+    )
+
+
 def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=None) -> WeightsReport:
     """Inspect a state dict with no data.
 
@@ -282,10 +377,10 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
     Returns
     -------
     WeightsReport
-        Norm table, spectra of 2-D weights, embedding-table checks (seed 001)
-        and dead attention heads (seed 000 §3).
+        Norm table, spectra of 2-D weights, embedding-table checks (seed 001),
+        dead attention heads (seed 000 §3) and dead normalisation channels.
     """
-    parameters, matrices, embeddings, attention = [], [], [], []
+    parameters, matrices, embeddings, attention, norm_gains = [], [], [], [], []
     notes: list[str] = []
     assumed_heads = False
     for name, value in state_dict.items():
@@ -297,6 +392,8 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
         rms = norm / np.sqrt(array.size) if array.size and finite else 0.0
         status = "nonfinite" if not finite else ("zero" if norm < ZERO_NORM else "ok")
         parameters.append(ParameterNorm(name, tuple(int(s) for s in array.shape), norm, float(rms), status))
+        if finite and array.dtype.kind == "f" and array.size and is_norm_gain(name, array.shape):
+            norm_gains.append(NormGains(name, int(array.size), dead_gains(array)))
         if array.ndim != 2 or not finite or min(array.shape) == 0 or array.dtype.kind != "f":
             continue  # integer buffers (position ids) are not weights
         sv = singular_values(array)
@@ -333,4 +430,6 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
             attention.append(AttentionHeads(name, heads, norms, dead_heads(norms)))
     if assumed_heads:
         notes.append("head count unknown: assumed 64-dimensional heads for the dead-head check")
-    return WeightsReport(tuple(parameters), tuple(matrices), tuple(embeddings), tuple(attention), tuple(notes))
+    return WeightsReport(
+        tuple(parameters), tuple(matrices), tuple(embeddings), tuple(attention), tuple(notes), tuple(norm_gains)
+    )

@@ -114,7 +114,7 @@ class JobRunner(QObject):
         else:
             self._thread = threading.Thread(
                 target=self._drive,
-                args=(request_id, make_job, cancel, self._report.emit),
+                args=(request_id, make_job, cancel, _quiet(self._report.emit)),
                 name=f"embscope-{self.name}-{request_id}",
                 daemon=True,
             )
@@ -200,3 +200,21 @@ class JobRunner(QObject):
                 callbacks["cancelled"]()
             self.cancelled.emit(request_id)
         self.idle.emit()
+
+
+def _quiet(emit):
+    """``emit`` that does nothing once its Qt object is gone.
+
+    A script (or a test) may end while a worker still runs: the runner is then
+    deleted under it, and ``emit`` raises "Signal source has been deleted".
+    Nobody is left to tell, so the report is dropped instead of printing a
+    traceback from the worker thread.
+    """
+
+    def send(*args) -> None:
+        try:
+            emit(*args)
+        except RuntimeError:
+            pass
+
+    return send

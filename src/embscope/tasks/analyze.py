@@ -24,6 +24,7 @@ from embscope.analysis.grading import Grade, Threshold, grade_metrics, load_thre
 from embscope.analysis.graph import KnnGraph
 from embscope.analysis.predictions import PredictionReport, prediction_report
 from embscope.analysis.verdict import Verdict, decide_verdict
+from embscope.analysis.weights import dead_channel_evidence
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.options import AnalysisSettings, settings_from_values
@@ -31,7 +32,7 @@ from embscope.sources.metadata import set_aside_identifier_labels
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (
@@ -321,6 +322,7 @@ def _assemble(
         clusters=summary.get("clusters"),
         cluster_evidence=clusters.evidence_lines() if clusters is not None else None,
         collapse_threshold=thresholds["collapse_ratio"].ok if "collapse_ratio" in thresholds else 1e-2,
+        dimension_evidence=dead_channel_evidence(geometry.collapsed_dimensions, embeddings.dim, weights),
     )
     summary["grades"] = {name: g.to_summary() for name, g in grades.items()}
     summary["verdict"] = verdict.to_summary()

@@ -1,4 +1,4 @@
-"""Weights panel: per-parameter norm table, per-matrix spectra, unused embedding rows."""
+"""Weights panel: per-parameter norm table, per-matrix spectra, unused embedding rows, dead channels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from embscope.analysis.weights import dead_channels_text
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import GRADE_COLOURS, draw_weight_spectra
@@ -72,9 +73,11 @@ class WeightsPanel(QWidget):
             self.embeddings_label.setText("")
             return
         bad = sum(p.status != "ok" for p in weights.parameters)
+        dead = {g.name: g for g in weights.dead_channels}
         self.summary_label.setText(
             f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters; "
-            f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads"
+            f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads; "
+            f"{sum(len(g.dead) for g in dead.values())} dead normalisation channels"
         )
         lines = []
         for e in weights.embeddings:
@@ -90,6 +93,8 @@ class WeightsPanel(QWidget):
                 + (f": {shown}{more}" if len(e.small_rows) else "")
                 + "</span>"
             )
+        for g in dead.values():
+            lines.append(f"<b>{g.name}</b>: {dead_channels_text(g)}")
         self.embeddings_label.setText("<br>".join(lines) or "No embedding tables found.")
         ranks = {m.name: m for m in weights.matrices}
         self.table.setRowCount(len(weights.parameters))
@@ -102,12 +107,12 @@ class WeightsPanel(QWidget):
                 format_value(p.rms),
                 f"{m.effective_rank:.1f}" if m else "",
                 f"{m.stable_rank:.2f}" if m else "",
-                p.status,
+                f"{len(dead[p.name].dead)} dead channels" if p.status == "ok" and p.name in dead else p.status,
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if col == 6 and p.status != "ok":
-                    item.setBackground(QBrush(QColor(GRADE_COLOURS["POOR"])))
+                if col == 6 and text != "ok":
+                    item.setBackground(QBrush(QColor(GRADE_COLOURS["POOR" if p.status != "ok" else "OK"])))
                     item.setForeground(QBrush(QColor("white")))
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
