@@ -127,7 +127,11 @@ def test_scalar_metrics_flattens_a_summary():
                 {"inflation": 2.0, "purity_leaf": 0.5, "purity_parent": 0.7, "n_clusters": 9},
             ]
         },
-        "weights": {"matrices": [{"name": "embed.weight", "effective_rank": 7.5, "stable_rank": 2.0}]},
+        "weights": {
+            "matrices": [{"name": "embed.weight", "effective_rank": 7.5, "stable_rank": 2.0}],
+            "dead_heads": 1,
+            "dead_norm_channels": [{"name": "a.norm.weight", "count": 2}, {"name": "b.norm.weight", "count": 3}],
+        },
     }
     got = scalar_metrics(summary)
     assert got == {
@@ -139,8 +143,11 @@ def test_scalar_metrics_flattens_a_summary():
         "mcl_inflation": 1.4,
         "weights.embed.weight.effective_rank": 7.5,
         "weights.embed.weight.stable_rank": 2.0,
+        "weights.dead_heads": 1.0,
+        "weights.dead_norm_channels": 5.0,
     }
     assert scalar_metrics(summary, purity_inflation=2.1)["purity_leaf"] == 0.5
+    assert "weights.dead_norm_channels" not in scalar_metrics({"geometry": {}})  # an embeddings file: no weights
 
 
 def test_scalar_metrics_keep_purity_beside_its_chance_baseline():
@@ -379,3 +386,6 @@ def test_demo_series_shows_rank_collapse_beginning(tmp_path):
     assert [p.verdict for p in result.points[:2]] == ["healthy", "healthy"]
     assert result.crossings["effective_rank_normalized"].step == 400
     assert result.points[-1].verdict == "dimensional_collapse"
+    # The LayerNorm's gains shrink with the collapse: two are dead (< 1 % of the median) at step 600 only.
+    dead = [p.metrics["weights.dead_norm_channels"] for p in result.points]
+    assert dead == [0, 0, 0, 0, 0, 2, 0]

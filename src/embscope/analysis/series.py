@@ -177,7 +177,8 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     ``purity_parent``, ``n_clusters`` … and, where the row has its chance
     baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z`` (and the same
     for ``parent``); each weight matrix gives
-    ``weights.<name>.effective_rank`` and ``.stable_rank``.
+    ``weights.<name>.effective_rank`` and ``.stable_rank``, and a checkpoint
+    ``weights.dead_heads`` and ``weights.dead_norm_channels`` (totals).
     """
     out: dict[str, float] = {}
     for key, value in (summary.get("geometry") or {}).items():
@@ -204,10 +205,18 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
                 if _is_number(purity.get(field)):
                     out[f"purity_{level}_{field}"] = float(purity[field])
         out["mcl_inflation"] = float(row["inflation"])
-    for matrix in (summary.get("weights") or {}).get("matrices") or []:
+    weights = summary.get("weights") or {}
+    for matrix in weights.get("matrices") or []:
         for key in ("effective_rank", "stable_rank"):
             if _is_number(matrix.get(key)):
                 out[f"weights.{matrix['name']}.{key}"] = float(matrix[key])
+    if weights:
+        # Counts over the whole checkpoint, so every step has a value (0 included): a
+        # layer's gains dying during training shows as the step where this leaves 0.
+        out["weights.dead_heads"] = float(weights.get("dead_heads") or 0)
+        out["weights.dead_norm_channels"] = float(
+            sum(int(layer.get("count") or 0) for layer in weights.get("dead_norm_channels") or [])
+        )
     return out
 
 
