@@ -319,3 +319,25 @@ def test_cluster_grid_job_is_cancellable_and_keeps_what_it_computed(result):
         while True:
             next(rest)
     assert stop.value.value == 2 and set(cache.rows) == {3.3, 2.2, 1.7}
+
+
+def test_every_metric_a_picker_offers_has_words(result):
+    """Layers, Series and Compare list every scalar metric: each offered one reads as words, not a key."""
+    from embscope.analysis.series import scalar_metrics
+    from embscope.data import EmbeddingSet
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+    from embscope.tasks.report import is_plotted_metric, metric_words
+
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(6), 30)
+    x = (rng.normal(size=(6, 8))[codes] * 3 + rng.normal(size=(180, 8))).astype(np.float32)
+    labels = codes.astype(str)
+    labelled = EmbeddingSet(x, labels=labels, parents=np.where(codes < 3, "p", "q"), predictions=labels)
+    analysed = run_job(analyze_job(AnalyzeRequest.of(embeddings=labelled, knn=5, inflations=(1.4, 2.0))))
+    names = set(scalar_metrics(analysed.summary)) | set(scalar_metrics(result.summary))  # the latter has weights
+    assert {"purity_parent_z", "knn_label_z", "predictions.accuracy", "weights.dead_norm_channels"} <= names
+    assert sorted(n for n in names if is_plotted_metric(n) and metric_words(n) is None) == []
+    assert not is_plotted_metric("knn_label_chance_std") and not is_plotted_metric("n_samples")
+    assert metric_words("weights.layer.weight.stable_rank") == "layer.weight: stable rank"
+    assert metric_words("no_such_metric") is None

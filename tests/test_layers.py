@@ -69,6 +69,18 @@ def test_streaming_accumulator_matches_numpy_in_any_batch_order(rng):
     assert got["collapse_ratio_method"].startswith("exact")
     np.testing.assert_array_equal(stats.vectors, x)
     np.testing.assert_array_equal(stats.sample, x)
+    assert got["collapsed_dimensions"] == 0
+    dead = x.copy()
+    dead[:, [4, 9]] = 1.5  # two constant dimensions: collapsed by Phase 2's rule, whatever the batch order
+    acc = LayerAccumulator(d, sample_rows(n, size=1000))
+    for start in range(0, n, 64):
+        rows = order[start : start + 64]
+        acc.update(rows, dead[rows])
+    got = layer_metrics(acc.finish())
+    std = dead.astype(np.float64).std(axis=0, ddof=1)
+    assert got["collapsed_dimensions"] == 2 and got["collapsed_dimensions_ratio"] == pytest.approx(2 / d)
+    assert got["min_dimension_std_normalized"] == pytest.approx(0.0, abs=1e-6)
+    assert got["mean_dimension_std_normalized"] == pytest.approx(std.mean() / np.sqrt((std**2).mean()), rel=1e-6)
 
 
 def test_sampled_pair_metrics_say_so_and_memory_does_not_grow_with_n(rng):
@@ -116,6 +128,8 @@ def test_minilm_sweep_has_seven_outputs_each_equal_to_a_single_layer_extraction(
         if name == "encoder.layer.5":
             np.testing.assert_allclose(result.kept[name], single.vectors, rtol=1e-5, atol=1e-6)
     assert all("knn_label_accuracy" in row for row in result.metrics)
+    # The real model's last LayerNorm has 3 zero gains (analysis.weights): dimensions die there, not before.
+    assert [row["collapsed_dimensions"] for row in result.metrics] == [0, 0, 0, 0, 0, 0, 3]
 
 
 @pytest.fixture(scope="module")

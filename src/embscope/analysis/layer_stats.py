@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis import spectrum as spec
+from embscope.analysis.geometry import collapsed_dimension_mask
 from embscope.analysis.graph import knn_graph
 from embscope.errors import BadInputError
 
@@ -249,6 +250,15 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
         # Exact at any N: Σ_{i≠j} uᵢ·uⱼ = ‖Σu‖² − N over the non-zero rows.
         "mean_cosine": float((stats.unit_sum @ stats.unit_sum - stats.nonzero) / (n * (n - 1))) if n > 1 else 0.0,
     }
+    # Dead dimensions by Phase 2's rule, so depth shows where a dimension dies (e.g. at a
+    # LayerNorm whose gain is zero there: MiniLM's last layer, see analysis.weights).
+    dim_std = np.sqrt(stats.dimension_variance)
+    collapsed = collapsed_dimension_mask(dim_std, stats.mean_norm)
+    rms_std = float(np.sqrt(stats.dimension_variance.mean())) if d else 0.0
+    m["collapsed_dimensions"] = int(collapsed.sum())
+    m["collapsed_dimensions_ratio"] = float(collapsed.mean()) if d else 0.0
+    m["mean_dimension_std_normalized"] = float(dim_std.mean() / rms_std) if rms_std > 0 else 0.0
+    m["min_dimension_std_normalized"] = float(dim_std.min() / rms_std) if rms_std > 0 else 0.0
     kept = stats.sample_rows.size
     exact = kept == n
     max_l2 = _sample_pair_stats(stats.sample)

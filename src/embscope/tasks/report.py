@@ -269,6 +269,86 @@ METRIC_LABELS = {
     "purity_parent": "Parent purity, lift over chance (coarsest informative inflation)",
 }
 
+#: Wording of the ungraded metrics, for pickers and tables that list every metric (Layers, Series, Compare).
+OTHER_METRIC_LABELS = {
+    "effective_rank": "Effective rank",
+    "effective_rank_centered": "Effective rank, centred",
+    "effective_rank_centered_normalized": "Effective rank, centred (normalised)",
+    "participation_ratio": "Participation ratio",
+    "dims_for_95_variance": "Dims for 95% variance",
+    "collapsed_dimensions": "Collapsed dimensions",
+    "rankme": "RankMe",
+    "alpha_req": "α-ReQ (eigenvalue decay exponent)",
+    "nesum": "NESum",
+    "condition_number": "Condition number",
+    "self_clustering": "Self-clustering",
+    "intrinsic_dimension_twonn": "Intrinsic dimension (TwoNN)",
+    "mean_norm": "Mean norm",
+    "std_norm": "Norm std",
+    "min_norm": "Min norm",
+    "max_norm": "Max norm",
+    "max_pairwise_l2": "Max pairwise L2",
+    "std_cosine": "Pairwise cosine std",
+    "n_duplicate_pairs": "Duplicate pairs (cos ≥ 0.999)",
+    "dimension_variance_max": "Max dimension variance",
+    "dimension_variance_median": "Median dimension variance",
+    "mean_dimension_std": "Mean dimension std",
+    "min_dimension_std": "Min dimension std",
+    "max_dimension_std": "Max dimension std",
+    "intra_class_cosine_distance": "Cosine distance within classes",
+    "inter_class_cosine_distance": "Cosine distance between classes",
+    "knn_label_accuracy": "kNN label accuracy",
+    "knn_label_chance": "kNN label accuracy by chance",
+    "knn_label_ceiling": "kNN label accuracy ceiling",
+    "knn_label_times_chance": "kNN label accuracy / chance",
+    "knn_label_z": "kNN label accuracy z vs chance",
+    "knn_label_p_permutation": "kNN label accuracy p (permutations)",
+    "knn_graph_recall": "k-NN graph recall",
+    "label_base_rate": "Modal label share",
+    "n_clusters": "MCL clusters",
+    "n_singletons": "MCL singletons",
+    "singleton_share": "MCL singleton share",
+    "iterations": "MCL iterations",
+    "purity_leaf": "Leaf purity (MCL)",
+    "purity_leaf_chance": "Leaf purity by chance",
+    "purity_leaf_corrected": "Leaf purity, lift over chance",
+    "purity_leaf_z": "Leaf purity z vs chance",
+    "purity_parent_chance": "Parent purity by chance",
+    "purity_parent_corrected": "Parent purity, lift over chance (at the series' inflation)",
+    "purity_parent_z": "Parent purity z vs chance",
+    "nmi_leaf": "NMI (leaf)",
+    "ami_leaf": "AMI (leaf)",
+    "ari_leaf": "ARI (leaf)",
+    "predictions.accuracy": "Prediction accuracy",
+    "predictions.macro_f1": "Prediction macro-F1",
+    "predictions.modal_share": "Share of the most predicted class",
+    "predictions.modal_base_rate": "Modal class base rate (labels)",
+    "predictions.modal_class_label_share": "Label share of the most predicted class",
+    "weights.dead_heads": "Dead attention heads",
+    "weights.dead_norm_channels": "Dead normalisation channels",
+}
+
+#: Bookkeeping beside a metric (its spread, interval, sample counts): kept in the files, not offered as a plot.
+UNPLOTTED_METRIC_SUFFIXES = ("_chance_std", "_ci_low", "_ci_high", "_permutations")
+UNPLOTTED_METRICS = frozenset(
+    {"dim", "n_samples", "mcl_inflation", "predictions.n_classes", "predictions.confusion_classes"}
+)
+
+
+def metric_words(name: str) -> str | None:
+    """A metric's wording for people, or None when it has none (``weights.<parameter>.<rank>`` included)."""
+    label = METRIC_LABELS.get(name) or OTHER_METRIC_LABELS.get(name)
+    if label is None and name.startswith("weights."):
+        parameter, _, what = name[len("weights.") :].rpartition(".")
+        if parameter and what in ("effective_rank", "stable_rank"):
+            label = f"{parameter}: {what.replace('_', ' ')}"
+    return label
+
+
+def is_plotted_metric(name: str) -> bool:
+    """Whether a picker offers ``name`` as a curve (False for spreads, intervals and counts of the input)."""
+    return name not in UNPLOTTED_METRICS and not name.endswith(UNPLOTTED_METRIC_SUFFIXES)
+
 
 def md_text(value) -> str:
     """Text from the data made inert in Markdown: HTML escaped, ``|`` escaped, on one line.

@@ -18,9 +18,10 @@ from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QVBoxLa
 
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
+from embscope.gui.panels.overview import metric_label
 from embscope.gui.panels.widgets import export_row
-from embscope.gui.render.compare_png import metric_label
 from embscope.gui.render.layers_png import draw_layer_curves
+from embscope.tasks.report import is_plotted_metric
 
 #: The metric shown first when a sweep arrives (the first present).
 DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "collapse_ratio")
@@ -155,7 +156,7 @@ class LayersPanel(QWidget):
         shown = self._shown()
         names: list[str] = []
         for _label, result in shown:
-            names += [m for m in result.metric_names if m not in names]
+            names += [m for m in result.metric_names if m not in names and is_plotted_metric(m)]
         previous = self.metric
         self.metric_combo.blockSignals(True)
         self.metric_combo.clear()

@@ -155,8 +155,8 @@ class OverviewPanel(QWidget):
 
 
 def metric_label(name: str) -> str:
-    """The report's wording of a metric, with its key (what the thresholds file uses)."""
-    from embscope.tasks.report import METRIC_LABELS
+    """The report's wording of a metric, with its key (what the thresholds file and the CSVs use)."""
+    from embscope.tasks.report import metric_words
 
-    label = METRIC_LABELS.get(name)
+    label = metric_words(name)
     return f"{label}  [{name}]" if label else name

@@ -28,13 +28,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.gui.panels.overview import metric_label
 from embscope.gui.panels.widgets import export_row
-from embscope.gui.render.compare_png import metric_label
+from embscope.gui.render.compare_png import metric_label as plot_label
 from embscope.gui.render.series_png import draw_series_metric, poor_rule
 from embscope.gui.render.theme import muted
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings
 from embscope.tasks import jobs
+from embscope.tasks.report import is_plotted_metric
 from embscope.tasks.session import Source
 
 NO_SERIES = (
@@ -206,12 +208,11 @@ class SeriesPanel(QWidget):
         keep = self.metric
         self.metric_combo.blockSignals(True)
         self.metric_combo.clear()
-        for name in result.metric_names:
+        names = [name for name in result.metric_names if is_plotted_metric(name)]
+        for name in names:
             crossing = result.crossings.get(name)
             mark = f"  — POOR from {result.unit} {crossing.step}" if crossing and crossing.step is not None else ""
-            label = metric_label(name)
-            self.metric_combo.addItem(f"{label}{'' if label == name else f'  [{name}]'}{mark}", name)
-        names = result.metric_names
+            self.metric_combo.addItem(f"{metric_label(name)}{mark}", name)
         chosen = keep if keep in names else next((m for m in DEFAULT_METRICS if m in names), names[0] if names else "")
         self.metric_combo.setCurrentIndex(max(self.metric_combo.findData(chosen), 0))
         self.metric_combo.blockSignals(False)
@@ -268,7 +269,7 @@ class SeriesPanel(QWidget):
             self.result,
             self.metric,
             poor_rule(self.result, self.metric),
-            label=metric_label(self.metric),
+            label=plot_label(self.metric),
             highlight=self.opened_index,
         )
         self.points_item.sigClicked.connect(self._on_view_points_clicked)

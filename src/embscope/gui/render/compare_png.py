@@ -62,9 +62,10 @@ def ordered_rows(result, graded_only: bool = False) -> list:
 
 
 def metric_label(name: str) -> str:
-    from embscope.tasks.report import METRIC_LABELS
+    """A metric's wording for a plot title or axis (its key when it has none)."""
+    from embscope.tasks.report import metric_words
 
-    return METRIC_LABELS.get(name, name)
+    return metric_words(name) or name
 
 
 # --------------------------------------------------------------------------- spectra
