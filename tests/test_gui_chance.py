@@ -32,6 +32,10 @@ def test_purity_plot_has_a_chance_band_and_hollow_fragmented_points(qtbot):
     assert len(fills) == 2  # leaf and parent
     names = [i.name() for i in purity.listDataItems() if i.name()]
     assert {"chance (leaf)", "chance (parent)", "purity leaf", "purity parent"} <= set(names)
+    assert [i.name() for i in count.listDataItems()] == ["clusters", "of them singletons"]
+    assert len(count.legend.items) == 2
+    draw_sweep(count, purity, {"inflations": rows}, 2.0)  # redrawn (the slider moved): one legend entry each
+    assert len(count.legend.items) == 2
     mean, spread = chance_band(rows, "leaf")
     expected = [r["chance"]["leaf"]["purity"]["chance"] for r in rows]
     np.testing.assert_allclose(mean, expected)

@@ -437,7 +437,7 @@ def chance_band(rows: list[dict], level: str) -> tuple[np.ndarray, np.ndarray] |
 
 
 def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: float | None = None) -> None:
-    """Cluster count (log) and purity vs leaf/parent against inflation, current inflation marked.
+    """Cluster and singleton counts and purity vs leaf/parent against inflation, current inflation marked.
 
     Each purity curve sits over its chance band (mean ± 2 sd of purity with the
     labels shuffled over the same clusters); hollow markers are fragmented
@@ -456,6 +456,8 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
     purity_plot.setLabel("left", "purity")
     legend = purity_plot.legend or purity_plot.addLegend(offset=(-10, -10))
     legend.clear()
+    counts_legend = count_plot.legend or count_plot.addLegend(offset=(10, 10))  # counts rise to the right
+    counts_legend.clear()
     if not rows:
         return
     x = np.array([r["inflation"] for r in rows], dtype=float)
@@ -466,6 +468,7 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
         symbol="o",
         symbolBrush="#1f77b4",
         symbolSize=7,
+        name="clusters",
     )
     count_plot.plot(
         x,
@@ -474,6 +477,7 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
         symbol="t",
         symbolBrush="#7f7f7f",
         symbolSize=6,
+        name="of them singletons",
     )
     for key, name, colour in (("purity_leaf", "leaf", "#ff7f0e"), ("purity_parent", "parent", "#2ca02c")):
         values = [r.get(key) for r in rows]
