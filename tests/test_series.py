@@ -130,6 +130,7 @@ def test_scalar_metrics_flattens_a_summary():
         "weights": {
             "matrices": [{"name": "embed.weight", "effective_rank": 7.5, "stable_rank": 2.0}],
             "dead_heads": 1,
+            "total_norm": 12.5,
             "dead_norm_channels": [{"name": "a.norm.weight", "count": 2}, {"name": "b.norm.weight", "count": 3}],
         },
     }
@@ -143,6 +144,7 @@ def test_scalar_metrics_flattens_a_summary():
         "mcl_inflation": 1.4,
         "weights.embed.weight.effective_rank": 7.5,
         "weights.embed.weight.stable_rank": 2.0,
+        "weights.total_norm": 12.5,
         "weights.dead_heads": 1.0,
         "weights.dead_norm_channels": 5.0,
     }
@@ -389,3 +391,6 @@ def test_demo_series_shows_rank_collapse_beginning(tmp_path):
     # The LayerNorm's gains shrink with the collapse: two are dead (< 1 % of the median) at step 600 only.
     dead = [p.metrics["weights.dead_norm_channels"] for p in result.points]
     assert dead == [0, 0, 0, 0, 0, 2, 0]
+    # ... while the weight norm blows up with the warm-up's learning rate (12 → ~1 100), every step larger.
+    norms = [p.metrics["weights.total_norm"] for p in result.points]
+    assert all(b > a for a, b in zip(norms, norms[1:], strict=False)) and norms[5] > 50 * norms[0]

@@ -218,6 +218,17 @@ def test_dead_gains_below_one_percent_of_the_median():
     ]
 
 
+def test_total_norm_is_the_l2_norm_of_the_float_parameters():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=5)
+    report = inspect_weights({"a.weight": a, "b.bias": b, "position_ids": np.arange(512)[None]})
+    by_hand = np.sqrt((a**2).sum() + (b**2).sum())  # the integer buffer is not a weight
+    assert report.total_norm == pytest.approx(by_hand, rel=1e-12)
+    assert report.to_summary()["total_norm"] == pytest.approx(by_hand, rel=1e-12)
+    broken = inspect_weights({"a.weight": np.array([1.0, np.nan])})
+    assert broken.to_summary()["total_norm"] is None  # unknown, not a number that looks fine
+
+
 def _report(*gains: NormGains) -> WeightsReport:
     return WeightsReport((), (), (), (), (), gains)
 

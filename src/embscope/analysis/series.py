@@ -178,7 +178,7 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z`` (and the same
     for ``parent``); each weight matrix gives
     ``weights.<name>.effective_rank`` and ``.stable_rank``, and a checkpoint
-    ``weights.dead_heads`` and ``weights.dead_norm_channels`` (totals).
+    ``weights.total_norm``, ``weights.dead_heads`` and ``weights.dead_norm_channels``.
     """
     out: dict[str, float] = {}
     for key, value in (summary.get("geometry") or {}).items():
@@ -213,6 +213,8 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     if weights:
         # Counts over the whole checkpoint, so every step has a value (0 included): a
         # layer's gains dying during training shows as the step where this leaves 0.
+        if _is_number(weights.get("total_norm")):
+            out["weights.total_norm"] = float(weights["total_norm"])
         out["weights.dead_heads"] = float(weights.get("dead_heads") or 0)
         out["weights.dead_norm_channels"] = float(
             sum(int(layer.get("count") or 0) for layer in weights.get("dead_norm_channels") or [])

@@ -106,6 +106,9 @@ class WeightsReport:
     attention: tuple[AttentionHeads, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
     norm_gains: tuple[NormGains, ...] = field(default_factory=tuple)
+    #: L2 norm of all floating-point parameters together (integer buffers such as position ids
+    #: left out): over a series of checkpoints, its blow-up often precedes a divergence (seed 003).
+    total_norm: float = 0.0
 
     @property
     def n_parameters(self) -> int:
@@ -125,6 +128,7 @@ class WeightsReport:
         return {
             "n_tensors": len(self.parameters),
             "n_parameters": self.n_parameters,
+            "total_norm": _finite_or_none(self.total_norm),
             "parameters": [
                 {
                     "name": p.name,
@@ -192,7 +196,7 @@ class WeightsReport:
         lines = ["## Weights", ""]
         zero = [p.name for p in self.parameters if p.status != "ok"]
         lines.append(
-            f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters; "
+            f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters (L2 norm {self.total_norm:.4g}); "
             f"{len(zero)} zero or non-finite; {self.dead_heads} dead attention heads; "
             f"{sum(len(g.dead) for g in self.dead_channels)} dead normalisation channels."
         )
@@ -381,6 +385,7 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
         dead attention heads (seed 000 §3) and dead normalisation channels.
     """
     parameters, matrices, embeddings, attention, norm_gains = [], [], [], [], []
+    total_sq = 0.0
     notes: list[str] = []
     assumed_heads = False
     for name, value in state_dict.items():
@@ -392,6 +397,8 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
         rms = norm / np.sqrt(array.size) if array.size and finite else 0.0
         status = "nonfinite" if not finite else ("zero" if norm < ZERO_NORM else "ok")
         parameters.append(ParameterNorm(name, tuple(int(s) for s in array.shape), norm, float(rms), status))
+        if array.dtype.kind == "f":
+            total_sq += norm * norm  # NaN once any float parameter is non-finite: the total is then unknown
         if finite and array.dtype.kind == "f" and array.size and is_norm_gain(name, array.shape):
             norm_gains.append(NormGains(name, int(array.size), dead_gains(array)))
         if array.ndim != 2 or not finite or min(array.shape) == 0 or array.dtype.kind != "f":
@@ -431,5 +438,11 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
     if assumed_heads:
         notes.append("head count unknown: assumed 64-dimensional heads for the dead-head check")
     return WeightsReport(
-        tuple(parameters), tuple(matrices), tuple(embeddings), tuple(attention), tuple(notes), tuple(norm_gains)
+        tuple(parameters),
+        tuple(matrices),
+        tuple(embeddings),
+        tuple(attention),
+        tuple(notes),
+        tuple(norm_gains),
+        float(np.sqrt(total_sq)),
     )

@@ -324,6 +324,7 @@ OTHER_METRIC_LABELS = {
     "predictions.modal_share": "Share of the most predicted class",
     "predictions.modal_base_rate": "Modal class base rate (labels)",
     "predictions.modal_class_label_share": "Label share of the most predicted class",
+    "weights.total_norm": "Weight norm (all float parameters)",
     "weights.dead_heads": "Dead attention heads",
     "weights.dead_norm_channels": "Dead normalisation channels",
 }

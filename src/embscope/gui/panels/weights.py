@@ -75,7 +75,8 @@ class WeightsPanel(QWidget):
         bad = sum(p.status != "ok" for p in weights.parameters)
         dead = {g.name: g for g in weights.dead_channels}
         self.summary_label.setText(
-            f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters; "
+            f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters "
+            f"(L2 norm {format_value(weights.total_norm)}); "
             f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads; "
             f"{sum(len(g.dead) for g in dead.values())} dead normalisation channels"
         )
