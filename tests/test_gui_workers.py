@@ -112,3 +112,28 @@ def test_synchronous_mode_runs_inline(qtbot):
     runner.finished.connect(lambda i, r: seen.append((r, threading.current_thread() is threading.main_thread())))
     runner.start(counting(5))
     assert seen == [(5, True)]
+
+
+def test_a_job_outliving_its_runner_ends_quietly(qtbot, monkeypatch):
+    """A script or test may end while a worker runs: the runner's Qt object is deleted under it, and
+    the worker's next report must be dropped, not raise "Signal source has been deleted" in its thread."""
+    import shiboken6
+
+    from embscope.gui.workers import JobRunner
+
+    crashes = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    release = threading.Event()
+
+    def waiting(cancel):
+        release.wait(5)
+        yield Progress("after the runner is gone", 0.5)
+        return "done"
+
+    runner = JobRunner("orphan")
+    runner.start(waiting)
+    thread = runner._thread
+    shiboken6.delete(runner)  # what the end of a script does to a window's runners
+    release.set()
+    thread.join(5)
+    assert not thread.is_alive() and crashes == []
