@@ -135,3 +135,37 @@ def test_cli_analyze_png_writes_drawn_plots(qtbot, tmp_path):
     for path in pngs.values():
         assert_drawn(path)
     assert not list(out.glob(".*tmp*"))
+
+
+def test_report_page_wraps_long_evidence_and_sizes_its_columns(qtbot, tmp_path):
+    """Real evidence lines run past 1 800 px and two graded labels are longer than a fixed column:
+    the page wraps the former and widens the latter, so no text leaves the page or runs into the next cell."""
+    import dataclasses
+
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from embscope.analysis.verdict import Verdict
+    from embscope.gui.render.report_png import MARGIN, render_report_png, table_columns
+    from embscope.tasks.report import METRIC_LABELS
+
+    result = make_result(n=300)
+    long = "MCL I=1.4: 22 clusters (0 singletons), purity leaf 0.398 (chance 0.140 ± 0.001, z 234.5) " * 4
+    result = dataclasses.replace(result, verdict=Verdict(result.verdict.label, [long, *result.verdict.evidence]))
+    rgb = pixels(render_report_png(result, tmp_path / "report.png", []))
+    assert (rgb[:, -(MARGIN - 4) :] == 255).all()  # nothing drawn in the right margin
+    assert (rgb[:, : MARGIN // 2] == 255).all()
+    short = dataclasses.replace(result, verdict=Verdict(result.verdict.label, ["short", *result.verdict.evidence[1:]]))
+    unwrapped = pixels(render_report_png(short, tmp_path / "short.png", []))
+    assert rgb.shape[0] >= unwrapped.shape[0] + 2 * 20  # the ~3 300-px line takes 3 lines of 20-px text, all shown
+    font, bold = QFont(), QFont()
+    font.setPixelSize(20)
+    bold.setPixelSize(20)
+    bold.setBold(True)
+    # Every graded metric, with the longest targets the thresholds file writes.
+    rows = [(label, "0.007812", "> 0.40 of the way from chance to ceiling") for label in METRIC_LABELS.values()]
+    metrics = QFontMetrics(font)
+    x = table_columns(rows, metrics, QFontMetrics(bold))
+    assert x[0] < x[1] < x[2] < x[3] and x[3] + 90 < 1800 - MARGIN
+    for label, value, target in rows:
+        assert metrics.horizontalAdvance(label) < x[1] - x[0] and metrics.horizontalAdvance(value) < x[2] - x[1]
+        assert metrics.horizontalAdvance(target) < x[3] - x[2]
