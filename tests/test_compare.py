@@ -311,7 +311,9 @@ def test_cli_compare_reads_purity_at_the_purity_inflation(tmp_path, rng, purity_
     wanted = 1.4 if purity_at is None else purity_at  # default: the coarsest inflation
     row = next(r for r in rows if r["inflation"] == wanted)
     assert doc["metrics"]["purity_leaf"]["values"][0] == pytest.approx(row["purity_leaf"])
-    assert doc["metrics"]["purity_parent"]["values"][0] == pytest.approx(row["purity_parent"])
+    assert doc["metrics"]["purity_parent_raw"]["values"][0] == pytest.approx(row["purity_parent"])
+    lift = row["chance"]["parent"]["purity"]["corrected"]
+    assert doc["metrics"]["purity_parent"]["values"][0] == pytest.approx(lift)  # what its grade judges
     assert rows[0]["purity_leaf"] != rows[1]["purity_leaf"]  # the two inflations really differ
 
 

@@ -174,9 +174,10 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     Geometry scalars keep their names (``effective_rank``, ``collapse_ratio`` …);
     predictions are prefixed ``predictions.``; the MCL row closest to
     ``purity_inflation`` (default: the coarsest) gives ``purity_leaf``,
-    ``purity_parent``, ``n_clusters`` … and, where the row has its chance
-    baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z`` (and the same
-    for ``parent``); each weight matrix gives
+    ``purity_parent_raw``, ``n_clusters`` … and, where the row has its chance
+    baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z``,
+    ``purity_parent_chance`` / ``_z`` and ``purity_parent``: the parent
+    purity's lift over chance, the quantity its grade judges; each weight matrix gives
     ``weights.<name>.effective_rank`` and ``.stable_rank``, and a checkpoint
     ``weights.total_norm``, ``weights.dead_heads`` and ``weights.dead_norm_channels``.
     """
@@ -204,6 +205,14 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
             for field in ("chance", "corrected", "z"):
                 if _is_number(purity.get(field)):
                     out[f"purity_{level}_{field}"] = float(purity[field])
+        # ``purity_parent`` is also a graded metric, and what is graded is its lift over chance
+        # (the thresholds file's rule, the summary's grade): under that name the flat view holds
+        # the lift, so a comparison's grade and a series' POOR line judge the value shown.
+        # The raw purity keeps its own name.
+        if "purity_parent" in out:
+            out["purity_parent_raw"] = out.pop("purity_parent")
+        if "purity_parent_corrected" in out:
+            out["purity_parent"] = out.pop("purity_parent_corrected")
         out["mcl_inflation"] = float(row["inflation"])
     weights = summary.get("weights") or {}
     for matrix in weights.get("matrices") or []:

@@ -40,7 +40,7 @@ from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, 
 from embscope.tasks.colouring import column_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
-COMPARE_SCHEMA_VERSION = "1.0"
+COMPARE_SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)

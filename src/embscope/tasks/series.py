@@ -41,7 +41,7 @@ from embscope.tasks.analyze import SCHEMA_VERSION, AnalyzeRequest, analyze_job
 from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
-SERIES_SCHEMA_VERSION = "1.0"
+SERIES_SCHEMA_VERSION = "1.1"
 #: Bump when what is cached per checkpoint changes meaning.
 CACHE_VERSION = 2
 
