@@ -175,6 +175,21 @@ def test_dimension_std_grading_is_scale_free(rng):
         assert g["collapsed_dimensions"] == 1
 
 
+def test_collapsed_dimensions_are_named_and_constant_ones_said_so(rng):
+    x = rng.standard_normal((400, 32)).astype(np.float32)
+    assert compute_geometry(x).collapsed_dimensions_text() is None
+    x[:, [5, 17]] = 0.25  # constant: a dead channel
+    g = compute_geometry(x)
+    np.testing.assert_array_equal(g.collapsed_dimensions, [5, 17])
+    assert g.collapsed_dimensions_text() == "2 collapsed dimensions (5, 17): constant in every sample"
+    x[:, 9] *= 0.005  # narrow but alive: collapsed by the 1 % rule, not constant
+    g = compute_geometry(x)
+    assert g.collapsed_dimensions_text() == "3 collapsed dimensions (5, 9, 17): std below 1% of the mean dimension std"
+    x[:, :20] = 1.0
+    text = compute_geometry(x).collapsed_dimensions_text()
+    assert text.startswith("20 collapsed dimensions (0, 1, 2, 3, 4, 5, 6, 7, … 12 more): ")
+
+
 def test_sampled_regime_keeps_tiny_distances_of_a_collapsed_set(rng):
     # Above the exact limit the diameter probe must not lose a 1e-6 spread to cancellation.
     point = rng.standard_normal(32) * 10

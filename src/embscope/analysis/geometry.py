@@ -33,6 +33,8 @@ COLLAPSE_RATIO_THRESHOLD = 1e-2
 COLLAPSED_DIM_RELATIVE = 1e-2
 #: ... or below this absolute floor relative to the mean norm / sqrt(d).
 COLLAPSED_DIM_FLOOR = 1e-6
+#: A collapsed dimension whose std is below this share of the RMS dimension std is called constant.
+CONSTANT_DIM_RELATIVE = 1e-6
 #: Neighbours voting in the leave-one-out kNN label accuracy.
 KNN_VOTE_K = 10
 #: Pairs per block of the exact pair statistics (bounds the time between two cancel checks).
@@ -64,6 +66,28 @@ class Geometry:
         """Indices of the collapsed dimensions (what ``collapsed_dimensions`` counts)."""
         mean_norm = float(self.metrics.get("mean_norm", 0.0))
         return np.flatnonzero(collapsed_dimension_mask(self.dimension_std, mean_norm))
+
+    def collapsed_dimensions_text(self, listed: int = 8) -> str | None:
+        """Which dimensions are collapsed, for the evidence: "3 collapsed dimensions (127, 223, 319): constant …".
+
+        None when there are none.  "Constant in every sample" when each one's
+        std is below 1e-6 of the RMS dimension std (a dead channel, not a
+        narrow one).
+        """
+        index = self.collapsed_dimensions
+        if index.size == 0:
+            return None
+        std = np.asarray(self.dimension_std, dtype=np.float64)
+        rms = float(np.sqrt(np.mean(std**2)))
+        shown = ", ".join(str(int(i)) for i in index[:listed])
+        more = f", … {index.size - listed} more" if index.size > listed else ""
+        how = (
+            "constant in every sample"
+            if rms > 0 and (std[index] <= CONSTANT_DIM_RELATIVE * rms).all()
+            else "std below 1% of the mean dimension std"
+        )
+        plural = "s" if index.size != 1 else ""
+        return f"{index.size} collapsed dimension{plural} ({shown}{more}): {how}"
 
 
 @dataclass

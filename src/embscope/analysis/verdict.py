@@ -95,10 +95,11 @@ def decide_verdict(
     Parameters are the JSON-ready sections of the summary: ``geometry`` (the
     ``geometry`` metrics), ``grades``, and optionally the concept metrics, the
     ``predictions`` section and the ``clusters`` section with its read-out.
-    ``dimension_evidence`` says why some dimensions are collapsed when the
-    weights know (:func:`embscope.analysis.weights.dead_channel_evidence`); it
-    follows the line it explains (the collapsed-dimension count, or the healthy
-    verdict's weakest evidence).  A collapse to a point needs no such reason.
+    ``dimension_evidence`` says which dimensions are collapsed, and why when
+    the weights know (:func:`embscope.analysis.weights.dead_channel_evidence`,
+    else :meth:`embscope.analysis.geometry.Geometry.collapsed_dimensions_text`);
+    it follows the line it explains (the collapsed-dimension count, or the
+    healthy verdict's weakest evidence).  A collapse to a point needs no such line.
     """
     verdict = _decide(
         geometry,

@@ -322,7 +322,10 @@ def _assemble(
         clusters=summary.get("clusters"),
         cluster_evidence=clusters.evidence_lines() if clusters is not None else None,
         collapse_threshold=thresholds["collapse_ratio"].ok if "collapse_ratio" in thresholds else 1e-2,
-        dimension_evidence=dead_channel_evidence(geometry.collapsed_dimensions, embeddings.dim, weights),
+        dimension_evidence=(
+            dead_channel_evidence(geometry.collapsed_dimensions, embeddings.dim, weights)
+            or geometry.collapsed_dimensions_text()
+        ),
     )
     summary["grades"] = {name: g.to_summary() for name, g in grades.items()}
     summary["verdict"] = verdict.to_summary()
