@@ -79,6 +79,20 @@ def test_adding_selects_and_the_same_input_is_not_added_twice():
     )
 
 
+def test_one_checkpoint_at_two_modules_is_two_sources_with_distinct_names():
+    session = Session()
+    out = session.add(checkpoint("/models/minilm", data="t.csv"))
+    block = session.add(
+        Source("/models/minilm", AnalysisSettings(load=LoadSettings(data="t.csv", module="encoder.layer.2")), True)
+    )
+    hidden = session.add(Source("/models/minilm", AnalysisSettings(load=LoadSettings(data="t.csv", layer=3)), True))
+    assert len(session.sources) == 3
+    assert [s.name for s in session.sources] == ["minilm", "minilm · encoder.layer.2", "minilm · layer 3"]
+    assert {out.base_name, block.base_name, hidden.base_name} == {"minilm"}
+    labelled = Source("/models/minilm", AnalysisSettings(load=LoadSettings(module="pooler")), True, label="demo: A")
+    assert labelled.name == "demo: A · pooler"
+
+
 def test_queue_runs_first_in_first_out_and_tracks_states():
     session = Session()
     events = Recorder(session)

@@ -114,6 +114,21 @@ class Source:
 
     @property
     def name(self) -> str:
+        """The label (or file name), with the module or hidden layer it reads when not the model output.
+
+        The same checkpoint opened at two modules is two sources: without this both read "model"
+        in the sources list, and a comparison of them fell back to "<long path> [1]" / "[2]".
+        """
+        base = self.base_name
+        if self.load.module:
+            return f"{base} · {self.load.module}"
+        if self.load.layer is not None:
+            return f"{base} · layer {self.load.layer}"
+        return base
+
+    @property
+    def base_name(self) -> str:
+        """The label or file name alone (a layer sweep covers every module, so it is named by this)."""
         return self.label or Path(self.path).name or self.path
 
     @property
@@ -137,9 +152,15 @@ class Source:
         return self._cluster_cache
 
     def same_input(self, other: Source) -> bool:
-        """Whether ``other`` reads the same file the same way (path, data, module and label)."""
+        """Whether ``other`` reads the same file the same way (path, data, module, hidden layer and label)."""
         a, b = self.load, other.load
-        return (self.path, a.data, a.module, self.label) == (other.path, b.data, b.module, other.label)
+        return (self.path, a.data, a.module, a.layer, self.label) == (
+            other.path,
+            b.data,
+            b.module,
+            b.layer,
+            other.label,
+        )
 
 
 @dataclass

@@ -122,14 +122,14 @@ class LayersPanel(QWidget):
             rule=self.rule_edit.text().strip() or None,
             thresholds=source.settings.thresholds,
         )
-        self.status_label.setText(f"Sweeping every layer of {source.name}…")
+        self.status_label.setText(f"Sweeping every layer of {source.base_name}…")
 
         def on_finished(result, source=source) -> None:
             self.add_sweep(source, result)
             first = next((result.first_poor(m) for m in DEFAULT_METRICS if result.first_poor(m)), None)
             where = f"first POOR layer: {first}" if first else "no headline metric turns POOR"
             self.status_label.setText(
-                f"{source.name}: {len(result.names)} layers, {result.n_samples} samples — {where}. "
+                f"{source.base_name}: {len(result.names)} layers, {result.n_samples} samples — {where}. "
                 "Click a layer to analyse it in every panel."
             )
 
@@ -141,7 +141,7 @@ class LayersPanel(QWidget):
             return
         result = self.sweeps[id(source)][1]
         name = result.names[int(points[0].data())]
-        self.status_label.setText(f"Analysing layer {name} of {source.name} in every panel…")
+        self.status_label.setText(f"Analysing layer {name} of {source.base_name} in every panel…")
         self.settings_requested.emit(source, {"module": name, "layer": None})
 
     # ------------------------------------------------------------------ drawing
@@ -150,7 +150,7 @@ class LayersPanel(QWidget):
         """(label, result) of every swept source, the current one first."""
         current = self.model.source
         ordered = sorted(self.sweeps.values(), key=lambda pair: pair[0] is not current)
-        return [(src.name, result) for src, result in ordered]
+        return [(src.base_name, result) for src, result in ordered]
 
     def _fill_metrics(self) -> None:
         shown = self._shown()
