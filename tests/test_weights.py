@@ -291,3 +291,14 @@ def test_zeroed_layernorm_gains_explain_the_collapsed_dimensions_end_to_end(tmp_
         " so every input gets the same value"
     )
     assert expected in result.summary["verdict"]["evidence"]
+
+
+def test_counts_read_in_the_right_number():
+    from embscope.formatting import counted
+
+    assert counted(1, "dead channel") == "1 dead channel" and counted(0, "dead channel") == "0 dead channels"
+    assert counted(1200, "sample") == "1,200 samples" and counted(2, "index", "indices") == "2 indices"
+    gain = np.ones(8, np.float32)
+    gain[3] = 0
+    lines = inspect_weights({"ln_f.weight": gain}).markdown_lines()
+    assert "0 dead attention heads; 1 dead normalisation channel." in lines[2]

@@ -55,3 +55,8 @@ def format_number(
     if number == 0 or 1e-3 <= abs(number) < fixed_below:
         return f"{number:.{digits}g}"
     return f"{number:.{digits - 1}e}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 dead channel"``, ``"3 dead channels"``: a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

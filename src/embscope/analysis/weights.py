@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis.spectrum import effective_rank
+from embscope.formatting import counted
 
 EMBEDDING_ROW_NORM = 0.01  # seed 001: rows below this are effectively unused tokens
 EMBEDDING_RANK_FRACTION = 0.3  # seed 001: r_eff < 0.3·min(V, d) is collapse
@@ -119,6 +120,10 @@ class WeightsReport:
         return sum(len(a.dead) for a in self.attention)
 
     @property
+    def dead_channel_count(self) -> int:
+        return sum(len(g.dead) for g in self.norm_gains)
+
+    @property
     def dead_channels(self) -> tuple[NormGains, ...]:
         """The normalisation layers with at least one dead channel, in state-dict order."""
         return tuple(g for g in self.norm_gains if len(g.dead))
@@ -197,8 +202,8 @@ class WeightsReport:
         zero = [p.name for p in self.parameters if p.status != "ok"]
         lines.append(
             f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters (L2 norm {self.total_norm:.4g}); "
-            f"{len(zero)} zero or non-finite; {self.dead_heads} dead attention heads; "
-            f"{sum(len(g.dead) for g in self.dead_channels)} dead normalisation channels."
+            f"{len(zero)} zero or non-finite; {counted(self.dead_heads, 'dead attention head')}; "
+            f"{counted(self.dead_channel_count, 'dead normalisation channel')}."
         )
         lines.append("")
         for e in self.embeddings:

@@ -8,6 +8,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from embscope.analysis.weights import dead_channels_text
+from embscope.formatting import counted
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import GRADE_COLOURS, draw_weight_spectra
@@ -77,8 +78,8 @@ class WeightsPanel(QWidget):
         self.summary_label.setText(
             f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters "
             f"(L2 norm {format_value(weights.total_norm)}); "
-            f"{bad} zero or non-finite; {weights.dead_heads} dead attention heads; "
-            f"{sum(len(g.dead) for g in dead.values())} dead normalisation channels"
+            f"{bad} zero or non-finite; {counted(weights.dead_heads, 'dead attention head')}; "
+            f"{counted(weights.dead_channel_count, 'dead normalisation channel')}"
         )
         lines = []
         for e in weights.embeddings:
@@ -108,7 +109,7 @@ class WeightsPanel(QWidget):
                 format_value(p.rms),
                 f"{m.effective_rank:.1f}" if m else "",
                 f"{m.stable_rank:.2f}" if m else "",
-                f"{len(dead[p.name].dead)} dead channels" if p.status == "ok" and p.name in dead else p.status,
+                counted(len(dead[p.name].dead), "dead channel") if p.status == "ok" and p.name in dead else p.status,
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
