@@ -277,12 +277,12 @@ OTHER_METRIC_LABELS = {
     "participation_ratio": "Participation ratio",
     "dims_for_95_variance": "Dims for 95% variance",
     "collapsed_dimensions": "Collapsed dimensions",
-    "rankme": "RankMe",
-    "alpha_req": "α-ReQ (eigenvalue decay exponent)",
-    "nesum": "NESum",
-    "condition_number": "Condition number",
-    "self_clustering": "Self-clustering",
-    "intrinsic_dimension_twonn": "Intrinsic dimension (TwoNN)",
+    "rankme": "RankMe (= effective rank, Garrido et al. 2023)",
+    "alpha_req": "α-ReQ, eigenvalue decay exponent (Agrawal et al. 2022)",
+    "nesum": "NESum Σλ/λ₁ (He & Ozay 2022)",
+    "condition_number": "Condition number λmax/λmin",
+    "self_clustering": "Self-clustering (Tsitsulin et al. 2023)",
+    "intrinsic_dimension_twonn": "Intrinsic dimension, TwoNN (Facco et al. 2017)",
     "mean_norm": "Mean norm",
     "std_norm": "Norm std",
     "min_norm": "Min norm",
@@ -401,19 +401,16 @@ def label_free_rows(geo: dict, keys: bool = False) -> list[tuple[str, ...]]:
     Shown ungraded (no source justifies a threshold) in report.md and the GUI's Overview;
     ``keys`` puts each metric's key first (the GUI's tooltips look its meaning up by it).
     """
-    rows = [
-        ("RankMe (= effective rank, Garrido et al. 2023)", "rankme", ""),
-        ("α-ReQ, eigenvalue decay exponent (Agrawal et al. 2022)", "alpha_req", ""),
-        ("NESum Σλ/λ₁ (He & Ozay 2022)", "nesum", ""),
-        ("Condition number λmax/λmin", "condition_number", "unbounded (rank-deficient) when —"),
-        ("Self-clustering (Tsitsulin et al. 2023)", "self_clustering", geo.get("self_clustering_method", "")),
-        (
-            "Intrinsic dimension, TwoNN (Facco et al. 2017)",
-            "intrinsic_dimension_twonn",
-            geo.get("intrinsic_dimension_method", ""),
-        ),
-        ("Uniformity (Wang & Isola)", "uniformity", geo.get("cosine_method", "")),
-    ]
+    how = {
+        "rankme": "",
+        "alpha_req": "",
+        "nesum": "",
+        "condition_number": "unbounded (rank-deficient) when —",
+        "self_clustering": geo.get("self_clustering_method", ""),
+        "intrinsic_dimension_twonn": geo.get("intrinsic_dimension_method", ""),
+        "uniformity": geo.get("cosine_method", ""),
+    }
+    rows = [(metric_words(key), key, text) for key, text in how.items()]
     if not any(geo.get(key) is not None for _, key, _ in rows):
         return []
     out = []
