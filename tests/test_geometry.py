@@ -184,7 +184,15 @@ def test_collapsed_dimensions_are_named_and_constant_ones_said_so(rng):
     assert g.collapsed_dimensions_text() == "2 collapsed dimensions (5, 17): constant in every sample"
     x[:, 9] *= 0.005  # narrow but alive: collapsed by the 1 % rule, not constant
     g = compute_geometry(x)
-    assert g.collapsed_dimensions_text() == "3 collapsed dimensions (5, 9, 17): std below 1% of the mean dimension std"
+    assert g.collapsed_dimensions_text() == (
+        "3 collapsed dimensions (5, 9, 17): 2 of them constant in every sample, the others with std below 1% "
+        "of the mean dimension std"
+    )
+    narrow = rng.standard_normal((400, 32)).astype(np.float32)
+    narrow[:, 3] *= 0.005
+    assert compute_geometry(narrow).collapsed_dimensions_text() == (
+        "1 collapsed dimension (3): std below 1% of the mean dimension std"
+    )
     x[:, :20] = 1.0
     text = compute_geometry(x).collapsed_dimensions_text()
     assert text.startswith("20 collapsed dimensions (0, 1, 2, 3, 4, 5, 6, 7, … 12 more): ")

@@ -203,3 +203,27 @@ def test_source_for_path_finds_the_sidecar_metadata(tmp_path):
     source = source_for_path(emb, device="cpu")
     assert not source.is_checkpoint and source.load.meta == str(tmp_path / "emb.csv")
     assert source.load.device == "cpu" and source.name == "emb.npy"
+
+
+def test_the_cli_reads_the_same_sidecar_metadata_as_the_app(tmp_path, capsys):
+    """`embscope analyze emb.npy` labels the samples from emb.csv, as opening emb.npy in the app does,
+    and says so; an explicit --meta wins."""
+    import json
+
+    from embscope.cli import main
+
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(4), 30)
+    np.save(tmp_path / "emb.npy", (rng.normal(size=(4, 6))[codes] * 4 + rng.normal(size=(120, 6))).astype(np.float32))
+    (tmp_path / "emb.csv").write_text("label\n" + "".join(f"c{c}\n" for c in codes))
+    (tmp_path / "other.csv").write_text("label\n" + "".join(f"o{c % 2}\n" for c in codes))
+    words = ["analyze", str(tmp_path / "emb.npy"), "--knn", "5", "--no-clusters"]
+    assert main([*words, "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    note = "metadata read from emb.csv, found next to emb.npy (--meta FILE reads another)"
+    assert summary["has_labels"] and note in summary["input_notes"] and note in capsys.readouterr().err
+    assert main([*words, "--meta", str(tmp_path / "other.csv"), "--out", str(tmp_path / "b")]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["has_labels"] and not any("found next to" in n for n in summary["input_notes"])
+    assert "found next to" not in capsys.readouterr().err
+    assert summary["geometry"]["knn_label_chance"] > 0.4  # two labels (o0/o1), not emb.csv's four

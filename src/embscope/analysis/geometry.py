@@ -70,9 +70,9 @@ class Geometry:
     def collapsed_dimensions_text(self, listed: int = 8) -> str | None:
         """Which dimensions are collapsed, for the evidence: "3 collapsed dimensions (127, 223, 319): constant …".
 
-        None when there are none.  "Constant in every sample" when each one's
-        std is below 1e-6 of the RMS dimension std (a dead channel, not a
-        narrow one).
+        None when there are none.  "Constant in every sample" when a
+        dimension's std is below 1e-6 of the RMS dimension std (a dead channel,
+        not a narrow one); a mix says how many of each.
         """
         index = self.collapsed_dimensions
         if index.size == 0:
@@ -81,11 +81,14 @@ class Geometry:
         rms = float(np.sqrt(np.mean(std**2)))
         shown = ", ".join(str(int(i)) for i in index[:listed])
         more = f", … {index.size - listed} more" if index.size > listed else ""
-        how = (
-            "constant in every sample"
-            if rms > 0 and (std[index] <= CONSTANT_DIM_RELATIVE * rms).all()
-            else "std below 1% of the mean dimension std"
-        )
+        constant = int((std[index] <= CONSTANT_DIM_RELATIVE * rms).sum()) if rms > 0 else 0
+        narrow = "std below 1% of the mean dimension std"
+        if constant == index.size:
+            how = "constant in every sample"
+        elif constant:
+            how = f"{constant} of them constant in every sample, the others with {narrow}"
+        else:
+            how = narrow
         plural = "s" if index.size != 1 else ""
         return f"{index.size} collapsed dimension{plural} ({shown}{more}): {how}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from embscope.commands import EXIT_NOT_HEALTHY, EXIT_OK
@@ -15,12 +16,44 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def request_from_args(args: argparse.Namespace, source: str) -> AnalyzeRequest:
-    """An AnalyzeRequest for ``source`` with the settings the command line gave."""
+def request_from_args(args: argparse.Namespace, source: str, notes: list[str] | None = None) -> AnalyzeRequest:
+    """An AnalyzeRequest for ``source`` with the settings the command line gave.
+
+    Without ``--meta``, an embeddings file's metadata CSV named like it (``emb.npy`` →
+    ``emb.csv`` / ``emb.meta.csv``) is read, as the app does when it opens the file: the same
+    file gives the same labels, hence the same verdict, in both.  That is said on stderr and
+    appended to ``notes`` (the summary's input notes).
+    """
+    from dataclasses import replace
+
     from embscope.options import settings_from_args
     from embscope.tasks.analyze import AnalyzeRequest
 
-    return AnalyzeRequest(source=source, settings=settings_from_args(args))
+    settings = settings_from_args(args)
+    if settings.load.meta is None:
+        meta = _sidecar_metadata(source, settings.load.factory)
+        if meta is not None:
+            settings = replace(settings, load=replace(settings.load, meta=meta))
+            note = (
+                f"metadata read from {Path(meta).name}, found next to {Path(source).name} (--meta FILE reads another)"
+            )
+            print(f"embscope: {note}", file=sys.stderr)
+            if notes is not None:
+                notes.append(note)
+    return AnalyzeRequest(source=source, settings=settings)
+
+
+def _sidecar_metadata(source: str, factory: str | None) -> str | None:
+    """The metadata CSV next to an embeddings file (None for a checkpoint, or when there is none)."""
+    from embscope.sources.checkpoints import is_checkpoint
+    from embscope.tasks.session import sidecar_metadata
+
+    try:
+        if is_checkpoint(source, factory=factory):
+            return None
+    except Exception:  # noqa: BLE001 - an unreadable source is reported by the analysis itself
+        return None
+    return sidecar_metadata(source)
 
 
 class StderrProgress:
@@ -64,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         ensure_qapp()
     from embscope.commands.library_noise import add_library_notes
 
-    result = run_with_progress(analyze_job(request_from_args(args, args.source)))
+    notes: list[str] = []
+    result = run_with_progress(analyze_job(request_from_args(args, args.source, notes)))
+    result.summary.setdefault("input_notes", []).extend(notes)
     add_library_notes(result.summary)  # numpy/torch warnings of this run, deduplicated, in the report
     with OutputSet(out) as staging:  # the whole set replaces the previous one in one step
         written = write_outputs(result, staging)
