@@ -61,6 +61,16 @@ def test_readout_rules_judge_against_chance(rng):
     # Coarse clusters merge leaves ACROSS parents: structure, but not the hierarchy.
     mixed = sweep_of({1.4: LEAF_ID % 4, 4.0: LEAF_ID})
     assert mixed.label == "mixed"
+    # ... and says which half of the rule failed, with its numbers: the chance-corrected parent − leaf
+    # purity gap, (v − chance)/(1 − chance) for each, at the coarse and the fine inflation.
+    coarse = inflation_stats(1.4, LEAF_ID % 4, 10, LEAF, PARENT)
+
+    def towards_one(score):
+        return (score.value - score.chance) / (1 - score.chance)
+
+    gap = towards_one(coarse.parent_chance.purity) - towards_one(coarse.leaf_chance.purity)
+    assert gap < 0 and "do not merge leaves within their parents" in mixed.text
+    assert f"gap towards 1: {gap:.2f} at I=1.4, 0.00 at I=4" in mixed.text
     # One cluster everywhere: collapse, purity is the modal share.
     parents = np.array(["Org"] * 204 + ["Place"] * 36)
     collapse = sweep_of({i: np.zeros(240, int) for i in (1.4, 2.0)}, parents=parents)
