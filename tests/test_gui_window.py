@@ -89,6 +89,36 @@ def test_missing_file_and_checkpoint_without_data(qtbot, tmp_path, errors):
     assert "Data" in window.stage_label.text()
 
 
+def test_a_checkpoint_without_data_shows_its_weights(qtbot, tmp_path, errors):
+    """The design's "weights: no data needed": a model folder opened alone shows its Weights tab
+    (the real MiniLM's dead LayerNorm channels included) while the other panels wait for data."""
+    from embscope.gui.panels.overview import OverviewPanel
+    from embscope.gui.panels.weights import WeightsPanel
+    from embscope.tasks.session import Source, SourceState
+    from helpers_checkpoints import minilm_path
+
+    window = make_window(qtbot)
+    earlier = window.open_paths([write_source(tmp_path)])[0]
+    [source] = window.open_paths([minilm_path()])
+    assert source.state is SourceState.NEEDS_DATA and source.weights is not None and not errors
+    # This checkpoint is shown, not the earlier file's result, which would read as its own.
+    assert window.model.source is source and window.model.result is None and window.model.weights is source.weights
+    panel = window.panel(WeightsPanel)
+    assert panel.table.rowCount() == len(source.weights.parameters) == 104
+    assert "encoder.layer.5.output.LayerNorm.weight</b>: 3 of 384 gains" in panel.embeddings_label.text()
+    assert "Weights tab" in window.model.notice and "Data" in window.model.notice
+    assert window.panel(OverviewPanel).headline.text() == window.model.notice  # the Overview says what to do
+    assert window.stage_label.text() == "model: choose the data to run through the model (Data), then Analyze."
+    # Back to the analysed file: its result again; a checkpoint that cannot be read says why, in the panel.
+    window.session.select(earlier)
+    assert window.model.result is earlier.result and window.model.weights is None
+    broken = tmp_path / "model.safetensors"
+    broken.write_bytes(b"not a safetensors file")
+    bad = window.add_source(Source(str(broken), is_checkpoint=True))
+    assert bad.weights is None and bad.weights_error and not errors
+    assert panel.summary_label.text().startswith("The weights could not be read: ")
+
+
 @pytest.fixture
 def warm_mcl():
     """Warm what the app warms at start-up (torch's first use, MCL's numba kernels, serial and

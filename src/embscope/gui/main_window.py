@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.error_banner.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the running work (results already shown stay)")
-        for name in ("analysis", "layout", "modules", "export"):
+        for name in ("analysis", "layout", "modules", "export", "weights"):
             self.runner(name)
         self.tabs = QTabWidget()
         self.panels = [panel_class(self.model, self.settings) for panel_class in SOURCE_PANELS]
@@ -388,7 +388,8 @@ class MainWindow(QMainWindow):
         if source is self.session.running:
             self.runners["analysis"].cancel()  # its on_cancelled marks it cancelled; it is queued again below
         if not self.session.request_analysis(source):
-            self.show_status(f"{source.name}: choose the data to run through the model (Data), then Analyze.")
+            self.show_status(needs_data_text(source))
+            self.read_weights(source)  # the weights need no data: show them meanwhile
             return
         self._start_next()
 
@@ -466,13 +467,19 @@ class MainWindow(QMainWindow):
     def _on_model_current_changed(self, source: Source | None) -> None:
         if source is not None:
             self.show_source(source)
+            if source.result is None and source.state is not SourceState.RUNNING:
+                self.read_weights(source)  # e.g. a checkpoint waiting for its data
         self._refresh_notice()
 
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
         if aspect is Aspect.LAYOUT and source is self.model.source and source.result is self.model.result:
             self.model.set_layout(source.layout.coords, source.layout.method)
         if aspect is Aspect.STATE:
+            if source is self.session.current and source.state is SourceState.NEEDS_DATA:
+                self.show_source(source)
             self._refresh_notice()
+        if aspect is Aspect.WEIGHTS and source is self.model.source:
+            self.model.weights_changed.emit()
 
     def _on_model_source_removed(self, source: Source) -> None:
         if self.model.source is source:
@@ -497,6 +504,11 @@ class MainWindow(QMainWindow):
                 notice = (
                     f"Analysing {source.name}…" if source.state is SourceState.RUNNING else f"{source.name}: queued"
                 )
+            elif source.state is SourceState.NEEDS_DATA and source.result is None:
+                notice = (
+                    f"{source.name}: choose the data to run through the model (Data), then Analyze. "
+                    "Its weights need no data: see the Weights tab."
+                )
         self.error_banner.setText(banner)
         self.error_banner.setVisible(bool(banner))
         self.model.set_notice(notice)
@@ -508,6 +520,12 @@ class MainWindow(QMainWindow):
         progressive analysis) updates the panels in place: the map stays.
         """
         result = source.result
+        if result is None and source.state is SourceState.NEEDS_DATA and source is not self.model.source:
+            # Nothing comes until the user gives data: show this checkpoint (its weights need none)
+            # rather than keep the previous source's result, which would read as this one's.
+            self.model.set_source(source)
+            self.setWindowTitle(f"EmbScope — {source.name}")
+            return
         if result is None or (source is self.model.source and result is self.model.result):
             return
         if source is self.model.source and self.model.result is not None:
@@ -589,6 +607,16 @@ class MainWindow(QMainWindow):
         self.session.update_settings(source, **load_changes)
         self.analyze(source)
 
+    def read_weights(self, source: Source) -> None:
+        """Inspect a checkpoint's weights in the background when nothing has shown them yet."""
+        if not source.is_checkpoint or source.shown_weights is not None:
+            return
+        self.runners["weights"].start(
+            jobs.weights_job(source.path, source.load.trust),
+            on_finished=lambda weights: self.session.set_weights(source, weights),
+            on_failed=lambda message: self.session.set_weights(source, None, message),
+        )
+
     def request_modules(self, source: Source, load: LoadSettings) -> None:
         """Read the module tree of ``source``'s checkpoint (with the form's factory) in the background."""
         self.runners["modules"].start(
@@ -650,7 +678,10 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
             if self._status_is_progress:  # a message (error, "Cancelled", "map not available") stays
-                self.show_status("Ready")
+                current = self.session.current
+                waiting = current is not None and current.state is SourceState.NEEDS_DATA
+                # A checkpoint waiting for data keeps saying so once its weights are read.
+                self.show_status(needs_data_text(current) if waiting else "Ready")
         self.busy_changed.emit(busy)
 
     def cancel_all(self) -> None:
@@ -761,6 +792,10 @@ class MainWindow(QMainWindow):
     def warm_up(self) -> None:
         """Load UMAP's numba kernels in the background so the first map is not a 30 s wait."""
         self.warm_runner.start(jobs.warm_numba_job())
+
+
+def needs_data_text(source: Source) -> str:
+    return f"{source.name}: choose the data to run through the model (Data), then Analyze."
 
 
 def failure_text(source: Source, message: str) -> str:

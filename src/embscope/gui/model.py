@@ -44,6 +44,7 @@ class ViewModel(QObject):
     clusters_changed = Signal()
     selection_changed = Signal()
     notice_changed = Signal()
+    weights_changed = Signal()  # the shown source's weights, read before any data, arrived
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +58,13 @@ class ViewModel(QObject):
         self.selection = np.empty(0, np.int64)
         self.selection_origin = ""
         self.notice = ""
+
+    @property
+    def weights(self):
+        """The shown checkpoint's weight inspection: its result's, else the one read without data."""
+        if self.source is not None:
+            return self.source.shown_weights
+        return None if self.result is None else self.result.weights
 
     @property
     def n_samples(self) -> int:

@@ -81,6 +81,18 @@ def modules_job(checkpoint: str, factory: str | None, trust: bool) -> Callable:
     return make
 
 
+def weights_job(checkpoint: str, trust: bool) -> Callable:
+    """A checkpoint's weight inspection with no data and no architecture (norms, spectra, dead heads …)."""
+
+    def make(cancel: CancelToken):
+        from embscope.tasks.extract import inspect_checkpoint_weights
+
+        yield Progress("reading weights", None, checkpoint)
+        return inspect_checkpoint_weights(checkpoint, trust=trust, cancel=cancel)
+
+    return make
+
+
 def warm_numba_job() -> Callable:
     """Compile (or load from the on-disk cache) UMAP's numba kernels in the background."""
 

@@ -65,6 +65,7 @@ class Aspect(enum.Enum):
     STATE = "state"
     RESULT = "result"
     LAYOUT = "layout"
+    WEIGHTS = "weights"
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,10 @@ class Source:
         The last analysis result and its map (kept when a rerun fails or is cancelled).  While an
         analysis runs, its partial results replace the result stage by stage
         (``result.provisional``); a map stays as long as it is of the same embeddings.
+    weights, weights_error
+        A checkpoint's weight inspection read before any data is given (the design's
+        "weights: no data needed"), or why it could not be read; an analysis result
+        carries its own.
     """
 
     path: str
@@ -106,7 +111,16 @@ class Source:
     error: str = ""
     result: AnalysisResult | None = None
     layout: Layout | None = None
+    weights: object | None = field(default=None, repr=False)  # embscope.analysis.weights.WeightsReport
+    weights_error: str = ""
     _cluster_cache: object | None = field(default=None, repr=False)
+
+    @property
+    def shown_weights(self):
+        """The weights to show: the result's, else those read without data (None for an embeddings file)."""
+        if self.result is not None and self.result.weights is not None:
+            return self.result.weights
+        return self.weights
 
     @property
     def load(self) -> LoadSettings:
@@ -299,6 +313,11 @@ class Session:
             raise ValueError(f"layout has shape {coords.shape}, expected ({n}, 2)")
         source.layout = Layout(coords, method)
         self.events.changed.emit(source, Aspect.LAYOUT)
+
+    def set_weights(self, source: Source, weights, error: str = "") -> None:
+        """Store the weights read from ``source``'s checkpoint without data (or why they could not be)."""
+        source.weights, source.weights_error = weights, error
+        self.events.changed.emit(source, Aspect.WEIGHTS)
 
     def _set_state(self, source: Source, state: SourceState) -> None:
         source.state = state

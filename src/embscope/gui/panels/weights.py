@@ -51,26 +51,23 @@ class WeightsPanel(QWidget):
         layout.addWidget(splitter, stretch=1)
         self.table.itemSelectionChanged.connect(self._on_view_table_selection_changed)
         model.result_changed.connect(self._on_model_result_changed)
+        model.weights_changed.connect(self._on_model_result_changed)
         self._on_model_result_changed()
 
     def plot_items(self) -> dict:
-        weights = None if self.model.result is None else self.model.result.weights
+        weights = self.model.weights
         return {"weight_spectra": self.spectra_plot} if weights is not None and weights.matrices else {}
 
     def remember(self, settings) -> None:
         """Nothing to remember: no view choices."""
 
     def _on_model_result_changed(self) -> None:
-        weights = None if self.model.result is None else self.model.result.weights
+        weights = self.model.weights
         self.table.setRowCount(0)
         self.spectra_plot.clear()
         self.table.parentWidget().setVisible(weights is not None)  # no weights: words, not an empty table
         if weights is None:
-            self.summary_label.setText(
-                "No weights: this source is an embeddings file, not a checkpoint."
-                if self.model.result is not None
-                else "Open a checkpoint to see its weights: norms, spectra and unused embedding rows."
-            )
+            self.summary_label.setText(self._no_weights_text())
             self.embeddings_label.setText("")
             return
         bad = sum(p.status != "ok" for p in weights.parameters)
@@ -121,8 +118,18 @@ class WeightsPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         draw_weight_spectra(self.spectra_plot, weights)
 
+    def _no_weights_text(self) -> str:
+        source = self.model.source
+        if source is not None and source.is_checkpoint:
+            if source.weights_error:
+                return f"The weights could not be read: {source.weights_error}"
+            return "Reading the checkpoint's weights (no data needed)…"
+        if self.model.result is not None or source is not None:
+            return "No weights: this source is an embeddings file, not a checkpoint."
+        return "Open a checkpoint to see its weights: norms, spectra and unused embedding rows."
+
     def _on_view_table_selection_changed(self) -> None:
-        weights = None if self.model.result is None else self.model.result.weights
+        weights = self.model.weights
         if weights is None:
             return
         names = sorted({self.table.item(i.row(), 0).text() for i in self.table.selectedIndexes()})
