@@ -63,6 +63,7 @@ _LABELS = {"--meta", "--parents", "--label-column", "--parent-column"}
 OFFERED = {
     "analyze": _ONE_MODULE | _LABELS | _ANALYSIS | {"--fail-on-collapse", "--png", "--out"},
     "modules": _LOAD,
+    "weights": {"--trust", "--out"},  # a state dict read safely: no data, no architecture, no analysis
     "map": _ONE_MODULE | {"--knn", "--method", "--out"},
     "compare": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--layers", "--out"},
     "series": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--pattern", "--layers", "--out"},

@@ -302,3 +302,27 @@ def test_counts_read_in_the_right_number():
     gain[3] = 0
     lines = inspect_weights({"ln_f.weight": gain}).markdown_lines()
     assert "0 dead attention heads; 1 dead normalisation channel." in lines[2]
+
+
+def test_cli_weights_needs_no_data(tmp_path, capsys):
+    """`embscope weights MODEL`: the app's Weights tab, headless, with no data and no architecture."""
+    from embscope.cli import main
+
+    out = tmp_path / "w"
+    assert main(["weights", str(minilm_path()), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("104 tensors, 22,713,728 parameters (L2 norm ")
+    assert any(
+        "encoder.layer.5.output.LayerNorm.weight: 3 of 384 gains ≈ 0 (channels 127, 223, 319)" in line
+        for line in printed
+    )
+    summary = json.loads((out / "weights.json").read_text())
+    assert summary["dead_norm_channels"][0]["channels"] == [127, 223, 319] and summary["n_tensors"] == 104
+    assert (out / "weights.md").read_text().startswith("## Weights")
+    emb = tmp_path / "emb.npy"
+    np.save(emb, np.zeros((4, 3), np.float32))
+    assert main(["weights", str(emb)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "holds embeddings, not a checkpoint" in err
+    assert main(["weights", str(tmp_path / "missing.safetensors")]) == 2
+    assert "no such file" in capsys.readouterr().err

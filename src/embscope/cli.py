@@ -1,4 +1,4 @@
-"""Command-line interface: ``embscope analyze|modules|map|compare|series|layers|gui|demo``.
+"""Command-line interface: ``embscope analyze|modules|weights|map|compare|series|layers|gui|demo``.
 
 Only argparse is imported at module level so that ``embscope --help`` is
 instant; each command imports what it needs.  Exit codes: 0 ok, 2 bad input
@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(p, "modules")
     p.set_defaults(handler="embscope.commands.modules:run")
+
+    p = sub.add_parser("weights", help="a checkpoint's weights with no data: norms, spectra, dead heads and channels")
+    p.add_argument(
+        "source", help="Hugging Face model folder or state dict (.safetensors, .pt, .bin; .pt2 with --trust)"
+    )
+    p.add_argument(
+        "--trust", action="store_true", help="allow files that need full unpickling (runs their code; default: off)"
+    )
+    p.add_argument("--out", metavar="DIR", help="also write weights.json and weights.md there (default: print only)")
+    p.set_defaults(handler="embscope.commands.weights:run")
 
     p = sub.add_parser("map", help="2-D layout (PCA and UMAP) of embeddings")
     p.add_argument("source", help=SOURCE_HELP)

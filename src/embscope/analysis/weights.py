@@ -196,16 +196,34 @@ class WeightsReport:
         """Full singular spectra, keyed ``weights/sv/<name>``: what ``arrays.npz`` holds for a checkpoint."""
         return {f"weights/sv/{m.name}": m.singular_values for m in self.matrices}
 
-    def markdown_lines(self) -> list[str]:
-        """The weights section of ``report.md``."""
-        lines = ["## Weights", ""]
+    def headline_lines(self) -> list[str]:
+        """The findings in plain text, one per line (what ``embscope weights`` prints)."""
         zero = [p.name for p in self.parameters if p.status != "ok"]
-        lines.append(
+        lines = [
             f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters (L2 norm {self.total_norm:.4g}); "
             f"{len(zero)} zero or non-finite; {counted(self.dead_heads, 'dead attention head')}; "
             f"{counted(self.dead_channel_count, 'dead normalisation channel')}."
-        )
+        ]
+        lines += [f"  {line[2:]}".replace("`", "").replace("**", "") for line in self._finding_lines()]
+        return lines
+
+    def markdown_lines(self) -> list[str]:
+        """The weights section of ``report.md``."""
+        lines = ["## Weights", "", self.headline_lines()[0], "", *self._finding_lines()]
+        lines += ["", "| Parameter | Shape | Norm | Eff. rank | Stable rank | Status |", "|---|---|---|---|---|---|"]
+        ranks = {m.name: m for m in self.matrices}
+        for p in self.parameters:
+            m = ranks.get(p.name)
+            eff = f"{m.effective_rank:.1f}" if m else ""
+            stable = f"{m.stable_rank:.2f}" if m else ""
+            shape = "×".join(str(s) for s in p.shape) or "scalar"
+            lines.append(f"| {p.name} | {shape} | {p.norm:.4g} | {eff} | {stable} | {p.status} |")
         lines.append("")
+        return lines
+
+    def _finding_lines(self) -> list[str]:
+        """Markdown bullets: embedding tables, dead heads, dead channels, notes."""
+        lines = []
         for e in self.embeddings:
             verdict = {True: "collapsed", False: "healthy", None: f"not judged ({e.role} table)"}[e.collapsed]
             lines.append(
@@ -220,15 +238,6 @@ class WeightsReport:
             lines.append(f"- `{g.name}`: {dead_channels_text(g)}.")
         for note in self.notes:
             lines.append(f"- {note}")
-        lines += ["", "| Parameter | Shape | Norm | Eff. rank | Stable rank | Status |", "|---|---|---|---|---|---|"]
-        ranks = {m.name: m for m in self.matrices}
-        for p in self.parameters:
-            m = ranks.get(p.name)
-            eff = f"{m.effective_rank:.1f}" if m else ""
-            stable = f"{m.stable_rank:.2f}" if m else ""
-            shape = "×".join(str(s) for s in p.shape) or "scalar"
-            lines.append(f"| {p.name} | {shape} | {p.norm:.4g} | {eff} | {stable} | {p.status} |")
-        lines.append("")
         return lines
 
 

@@ -138,7 +138,7 @@ def load_source(
                 checkpoints.load_state_dict_safely(source, trust=False)
             raise BadInputError(
                 f"{Path(source).name} is a checkpoint: pass the data to run through it with --data "
-                "(and see its modules with `embscope modules`)"
+                "(see its modules with `embscope modules`, its weights with `embscope weights`)"
             )
         embeddings = yield from sub_job(extract_job(ExtractRequest(checkpoint=source, load=load), cancel), "extracting")
         yield Progress("inspecting weights")

@@ -75,6 +75,8 @@ OUTPUT_NAMES = frozenset(
         "layout_umap.npy",
         "layers.json",
         "layers.csv",
+        "weights.json",
+        "weights.md",
         "compare_layers.json",
         "series_layers.json",
         # PNGs of --png (embscope.gui.export, render.compare_png); <prefix>_<metric>.png by pattern.
