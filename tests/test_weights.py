@@ -326,3 +326,7 @@ def test_cli_weights_needs_no_data(tmp_path, capsys):
     assert err.count("\n") == 0 and "holds embeddings, not a checkpoint" in err
     assert main(["weights", str(tmp_path / "missing.safetensors")]) == 2
     assert "no such file" in capsys.readouterr().err
+    broken = tmp_path / "model.safetensors"
+    broken.write_bytes(b"not a safetensors file")
+    assert main(["weights", str(broken)]) == 2
+    assert "not a readable safetensors file" in capsys.readouterr().err  # what is wrong, not "holds embeddings"

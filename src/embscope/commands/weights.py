@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
 
 def run(args: argparse.Namespace) -> int:
     from embscope.errors import BadInputError
@@ -26,6 +28,12 @@ def run(args: argparse.Namespace) -> int:
     if not source.exists():
         raise BadInputError(f"{source}: no such file or folder")
     if not is_checkpoint(source):
+        if source.suffix.lower() in STATE_DICT_SUFFIXES:
+            # A broken weights file does not read as a checkpoint either: its loader says what is wrong
+            # ("truncated", "needs full unpickling"), which is the answer, not "holds embeddings".
+            from embscope.sources.checkpoints import load_state_dict_safely
+
+            load_state_dict_safely(source, trust=args.trust)
         raise BadInputError(
             f"{source.name} holds embeddings, not a checkpoint: it has no weights to inspect "
             "(`embscope analyze` reads it)"
