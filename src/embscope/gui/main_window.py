@@ -467,8 +467,9 @@ class MainWindow(QMainWindow):
     def _on_model_current_changed(self, source: Source | None) -> None:
         if source is not None:
             self.show_source(source)
-            if source.result is None and source.state is not SourceState.RUNNING:
-                self.read_weights(source)  # e.g. a checkpoint waiting for its data
+            if source.result is None and source.state is SourceState.NEEDS_DATA:
+                # No analysis is coming (one queued or running reads the weights itself).
+                self.read_weights(source)
         self._refresh_notice()
 
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
@@ -505,10 +506,7 @@ class MainWindow(QMainWindow):
                     f"Analysing {source.name}…" if source.state is SourceState.RUNNING else f"{source.name}: queued"
                 )
             elif source.state is SourceState.NEEDS_DATA and source.result is None:
-                notice = (
-                    f"{source.name}: choose the data to run through the model (Data), then Analyze. "
-                    "Its weights need no data: see the Weights tab."
-                )
+                notice = f"{needs_data_text(source)} Its weights need no data: see the Weights tab."
         self.error_banner.setText(banner)
         self.error_banner.setVisible(bool(banner))
         self.model.set_notice(notice)
