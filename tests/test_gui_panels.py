@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -119,6 +121,15 @@ def test_weights_table_spectra_and_unused_rows(qtbot, model, result):
     assert "2 dead normalisation channels" in panel.summary_label.text()
     assert "<b>out.LayerNorm.weight</b>: 2 of 8 gains ≈ 0 (channels 2, 6)" in panel.embeddings_label.text()
     assert panel.table.item(names["out.LayerNorm.weight"], 6).text() == "2 dead channels"
+    # A model with dead channels in many layers: five spelt out, the rest counted.
+    from embscope.analysis.weights import inspect_weights
+
+    gain = np.array([1, 0, 1, 1], np.float32)
+    many = inspect_weights({f"layers.{i}.norm.weight": gain for i in range(8)})
+    model.set_result(dataclasses.replace(result, weights=many))
+    text = panel.embeddings_label.text()
+    assert text.count("1 of 4 gains ≈ 0") == 5 and "… and 3 more layers with dead channels" in text
+    model.set_result(result)
     assert len(panel.spectra_plot.listDataItems()) == len(weights.matrices)
     panel.table.selectRow(row)
     assert len(panel.spectra_plot.listDataItems()) == 1

@@ -16,6 +16,8 @@ from embscope.gui.render.report_png import format_value
 from embscope.gui.render.theme import text_colour
 
 COLUMNS = ("Parameter", "Shape", "Norm", "RMS", "Eff. rank", "Stable rank", "Status")
+#: Normalisation layers with dead channels spelt out above the table (a model can have dozens).
+LISTED_DEAD_LAYERS = 5
 
 
 class WeightsPanel(QWidget):
@@ -92,8 +94,11 @@ class WeightsPanel(QWidget):
                 + (f": {shown}{more}" if len(e.small_rows) else "")
                 + "</span>"
             )
-        for g in dead.values():
+        layers = list(dead.values())
+        for g in layers[:LISTED_DEAD_LAYERS]:  # the table's Status column marks every one
             lines.append(f"<b>{g.name}</b>: {dead_channels_text(g)}")
+        if len(layers) > LISTED_DEAD_LAYERS:
+            lines.append(f"… and {len(layers) - LISTED_DEAD_LAYERS} more layers with dead channels (Status column)")
         self.embeddings_label.setText("<br>".join(lines) or "No embedding tables found.")
         ranks = {m.name: m for m in weights.matrices}
         self.table.setRowCount(len(weights.parameters))
