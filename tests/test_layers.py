@@ -130,6 +130,10 @@ def test_minilm_sweep_has_seven_outputs_each_equal_to_a_single_layer_extraction(
     assert all("knn_label_accuracy" in row for row in result.metrics)
     # The real model's last LayerNorm has 3 zero gains (analysis.weights): dimensions die there, not before.
     assert [row["collapsed_dimensions"] for row in result.metrics] == [0, 0, 0, 0, 0, 0, 3]
+    assert result.dead_channels == [
+        "encoder.layer.5: 3 of 3 collapsed dimensions (127, 223, 319) are dead in the weights: "
+        "encoder.layer.5.output.LayerNorm.weight has gain ≈ 0 there, so every input gets the same value"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +182,15 @@ def test_first_poor_layer_is_the_zeroed_block(block_data, zeroed):
     assert result.names == ["embed", "blocks.0", "blocks.1", "blocks.2", "blocks.3"]
     assert result.first_poor("collapse_ratio") == f"blocks.{zeroed}"
     assert result.first_poor("effective_rank_normalized") == f"blocks.{zeroed}"
+    # ... and says why, once, at the layer where the dimensions die (later blocks inherit them).
+    assert result.dead_channels == [
+        f"blocks.{zeroed}: 32 of 32 collapsed dimensions (0, 1, 2, 3, 4, 5, 6, 7, … 24 more) are dead in the "
+        f"weights: blocks.{zeroed}.norm.weight has gain ≈ 0 there, so every input gets the same value"
+    ]
+    assert result.dead_channels[0] in result.notes
     healthy_extract = replace(request.extract, checkpoint=_block_checkpoint(block_data, None))
     healthy = run_job(layers_job(LayersRequest(extract=healthy_extract)))
-    assert healthy.first_poor("collapse_ratio") is None
+    assert healthy.first_poor("collapse_ratio") is None and healthy.dead_channels == []
     assert healthy.metrics[-1]["knn_label_lift"] > 0.5
 
 

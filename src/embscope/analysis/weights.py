@@ -347,6 +347,17 @@ def dead_channels_text(gains: NormGains) -> str:
     )
 
 
+def norm_gains_of(state_dict: dict) -> WeightsReport:
+    """Only the normalisation gains of a state dict (no norms, no spectra): what
+    :func:`dead_channel_evidence` needs, cheaply, for a model already in memory."""
+    gains = []
+    for name, value in state_dict.items():
+        array = _to_numpy(value)
+        if array.dtype.kind == "f" and array.size and is_norm_gain(name, array.shape) and np.isfinite(array).all():
+            gains.append(NormGains(name, int(array.size), dead_gains(array)))
+    return WeightsReport((), (), (), (), (), tuple(gains))
+
+
 def dead_channel_evidence(collapsed: np.ndarray, dim: int, weights: WeightsReport | None) -> str | None:
     """Why some collapsed dimensions are collapsed, when the weights say so; else None.
 

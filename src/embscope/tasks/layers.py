@@ -74,6 +74,8 @@ class LayersResult:
     kept: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     unit: str = "layer"
+    #: Where dimensions die because of dead normalisation gains (also among ``notes``).
+    dead_channels: list[str] = field(default_factory=list)
 
     @property
     def steps(self) -> list[int]:
@@ -235,6 +237,8 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         yield Progress("layer metrics", i / len(names), name)
         stats[name] = accumulators[name].finish()
         rows.append({"layer": name, **layer_metrics(stats[name], data.labels)})
+    dead_channels = dead_channel_notes(names, stats, loaded.model)
+    notes += dead_channels
     grades = [{k: g.grade for k, g in grade_metrics(row, thresholds).items()} for row in rows]
     crossings = first_poor_crossings(list(range(len(names))), rows, thresholds)
     if kept_rows.size < data.n_samples:
@@ -254,7 +258,32 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         n_samples=data.n_samples,
         kept={name: stats[name].vectors for name in request.keep},
         notes=notes,
+        dead_channels=dead_channels,
     )
+
+
+def dead_channel_notes(names: list[str], stats: dict[str, LayerStats], model) -> list[str]:
+    """Where dimensions die because a normalisation layer's gain is ~0 there, once per cause.
+
+    The first swept layer whose collapsed dimensions the model's dead gains explain gets the
+    line (MiniLM: ``encoder.layer.5``, its last LayerNorm's channels 127, 223, 319); later
+    layers inheriting the same dead channels do not repeat it.
+    """
+    from embscope.analysis.geometry import collapsed_dimension_mask
+    from embscope.analysis.weights import dead_channel_evidence, norm_gains_of
+
+    gains = norm_gains_of(model.state_dict())
+    if not gains.dead_channels:
+        return []
+    notes, said = [], set()
+    for name in names:
+        layer = stats[name]
+        collapsed = np.flatnonzero(collapsed_dimension_mask(np.sqrt(layer.dimension_variance), layer.mean_norm))
+        line = dead_channel_evidence(collapsed, layer.dim, gains)
+        if line is not None and line not in said:
+            said.add(line)
+            notes.append(f"{name}: {line}")
+    return notes
 
 
 @dataclass(frozen=True, eq=False)

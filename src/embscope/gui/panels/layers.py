@@ -131,6 +131,7 @@ class LayersPanel(QWidget):
             self.status_label.setText(
                 f"{source.base_name}: {len(result.names)} layers, {result.n_samples} samples — {where}. "
                 "Click a layer to analyse it in every panel."
+                + "".join(f"\n{line}" for line in result.dead_channels)  # where dimensions die, and why
             )
 
         self.job_requested.emit(PanelJob(layers_sweep_job(request), on_finished, "layer sweep"))
