@@ -126,6 +126,7 @@ def test_cli_label_column_reaches_the_summary_and_a_bad_one_exits_2(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert "labels taken from column 'lexfile'" in summary["input_notes"] and summary["has_labels"]
+    assert summary["columns"] == ["word", "split", "gloss"]  # the others, in file order (lexfile is the labels)
     bad = subprocess.run([*run, "--label-column", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "--label-column 'nope'" in bad.stderr

@@ -365,6 +365,8 @@ def build_summary(
         "has_labels": embeddings.labels is not None,
         "has_parents": embeddings.parents is not None,
         "input_notes": list(embeddings.notes),
+        # The input's other columns (a split, a gloss …): what the map can colour by and arrays.npz keeps.
+        "columns": list(embeddings.extra_columns),
         "geometry": geo,
     }
     if embeddings.extraction is not None:
