@@ -60,3 +60,10 @@ def format_number(
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``"1 dead channel"``, ``"3 dead channels"``: a count with its noun in the right number."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def listed(values, limit: int) -> str:
+    """``"127, 223, 319"``, or the first ``limit`` then ``", … 12 more"``: indices spelt out in a sentence."""
+    values = list(values)
+    shown = ", ".join(str(int(v)) for v in values[:limit])
+    return shown + (f", … {len(values) - limit} more" if len(values) > limit else "")

@@ -15,6 +15,7 @@ import numpy as np
 from embscope.analysis import spectrum as spec
 from embscope.analysis.graph import KnnGraph
 from embscope.errors import check_cancel
+from embscope.formatting import listed
 
 #: Up to this many samples, pairwise metrics (max L2, max cosine, duplicates,
 #: uniformity) are exact over all N(N−1)/2 pairs.
@@ -67,7 +68,7 @@ class Geometry:
         mean_norm = float(self.metrics.get("mean_norm", 0.0))
         return np.flatnonzero(collapsed_dimension_mask(self.dimension_std, mean_norm))
 
-    def collapsed_dimensions_text(self, listed: int = 8) -> str | None:
+    def collapsed_dimensions_text(self, shown: int = 8) -> str | None:
         """Which dimensions are collapsed, for the evidence: "3 collapsed dimensions (127, 223, 319): constant …".
 
         None when there are none.  "Constant in every sample" when a
@@ -79,8 +80,6 @@ class Geometry:
             return None
         std = np.asarray(self.dimension_std, dtype=np.float64)
         rms = float(np.sqrt(np.mean(std**2)))
-        shown = ", ".join(str(int(i)) for i in index[:listed])
-        more = f", … {index.size - listed} more" if index.size > listed else ""
         constant = int((std[index] <= CONSTANT_DIM_RELATIVE * rms).sum()) if rms > 0 else 0
         narrow = "std below 1% of the mean dimension std"
         if constant == index.size:
@@ -90,7 +89,7 @@ class Geometry:
         else:
             how = narrow
         plural = "s" if index.size != 1 else ""
-        return f"{index.size} collapsed dimension{plural} ({shown}{more}): {how}"
+        return f"{index.size} collapsed dimension{plural} ({listed(index, shown)}): {how}"
 
 
 @dataclass

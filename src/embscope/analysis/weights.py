@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis.spectrum import effective_rank
-from embscope.formatting import counted
+from embscope.formatting import counted, listed
 
 EMBEDDING_ROW_NORM = 0.01  # seed 001: rows below this are effectively unused tokens
 EMBEDDING_RANK_FRACTION = 0.3  # seed 001: r_eff < 0.3·min(V, d) is collapse
@@ -339,12 +339,17 @@ def dead_gains(gain: np.ndarray) -> np.ndarray:
 
 def dead_channels_text(gains: NormGains) -> str:
     """ "3 of 384 gains ≈ 0 (channels 127, 223, 319): the layer outputs a constant there"."""
-    shown = ", ".join(str(int(c)) for c in gains.dead[:MAX_LISTED_CHANNELS])
-    more = f", … {len(gains.dead) - MAX_LISTED_CHANNELS} more" if len(gains.dead) > MAX_LISTED_CHANNELS else ""
     return (
-        f"{len(gains.dead)} of {gains.size} gains ≈ 0 (channel{'s' if len(gains.dead) != 1 else ''} {shown}{more}):"
-        " the layer outputs a constant there"
+        f"{len(gains.dead)} of {gains.size} gains ≈ 0 (channel{'s' if len(gains.dead) != 1 else ''} "
+        f"{listed(gains.dead, MAX_LISTED_CHANNELS)}): the layer outputs a constant there"
     )
+
+
+def _norm_gains(name: str, array: np.ndarray) -> NormGains | None:
+    """``array``'s dead channels when it is a finite normalisation gain, else None."""
+    if array.dtype.kind != "f" or not array.size or not is_norm_gain(name, array.shape):
+        return None
+    return NormGains(name, int(array.size), dead_gains(array)) if np.isfinite(array).all() else None
 
 
 def norm_gains_of(state_dict: dict) -> WeightsReport:
@@ -352,9 +357,9 @@ def norm_gains_of(state_dict: dict) -> WeightsReport:
     :func:`dead_channel_evidence` needs, cheaply, for a model already in memory."""
     gains = []
     for name, value in state_dict.items():
-        array = _to_numpy(value)
-        if array.dtype.kind == "f" and array.size and is_norm_gain(name, array.shape) and np.isfinite(array).all():
-            gains.append(NormGains(name, int(array.size), dead_gains(array)))
+        found = _norm_gains(name, _to_numpy(value))
+        if found is not None:
+            gains.append(found)
     return WeightsReport((), (), (), (), (), tuple(gains))
 
 
@@ -381,12 +386,10 @@ def dead_channel_evidence(collapsed: np.ndarray, dim: int, weights: WeightsRepor
             best, best_hits = gains, hits
     if best is None:
         return None
-    shown = ", ".join(str(int(c)) for c in best_hits[:MAX_LISTED_CHANNELS])
-    more = f", … {best_hits.size - MAX_LISTED_CHANNELS} more" if best_hits.size > MAX_LISTED_CHANNELS else ""
     return (
         f"{best_hits.size} of {collapsed.size} collapsed dimension{'s' if collapsed.size != 1 else ''}"
-        f" ({shown}{more}) {'are' if best_hits.size != 1 else 'is'} dead in the weights: {best.name} has gain ≈ 0"
-        " there, so every input gets the same value"
+        f" ({listed(best_hits, MAX_LISTED_CHANNELS)}) {'are' if best_hits.size != 1 else 'is'} dead in the weights:"
+        f" {best.name} has gain ≈ 0 there, so every input gets the same value"
     )
 
 
@@ -424,8 +427,9 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
         parameters.append(ParameterNorm(name, tuple(int(s) for s in array.shape), norm, float(rms), status))
         if array.dtype.kind == "f":
             total_sq += norm * norm  # NaN once any float parameter is non-finite: the total is then unknown
-        if finite and array.dtype.kind == "f" and array.size and is_norm_gain(name, array.shape):
-            norm_gains.append(NormGains(name, int(array.size), dead_gains(array)))
+        gains = _norm_gains(name, array) if finite else None
+        if gains is not None:
+            norm_gains.append(gains)
         if array.ndim != 2 or not finite or min(array.shape) == 0 or array.dtype.kind != "f":
             continue  # integer buffers (position ids) are not weights
         sv = singular_values(array)

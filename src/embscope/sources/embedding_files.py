@@ -17,6 +17,7 @@ import numpy as np
 
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
+from embscope.formatting import listed
 from embscope.sources.array_files import read_npy, read_npz, read_safetensors, read_torch
 from embscope.sources.metadata import apply_side_files
 from embscope.sources.raw import EXTRA, RawEmbeddings, require_file
@@ -207,9 +208,7 @@ def _check_logits(logits, n: int, name: str) -> np.ndarray | None:
 
 
 def _row_list(rows: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(r)) for r in rows[:limit])
-    more = f", … {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"rows {shown}{more}"
+    return f"rows {listed(rows, limit)}"
 
 
 _READERS: dict[str, Callable[[Path], RawEmbeddings]] = {
