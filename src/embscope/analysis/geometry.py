@@ -260,6 +260,25 @@ def collapsed_dimension_mask(dim_std: np.ndarray, mean_norm: float) -> np.ndarra
     return (dim_std < COLLAPSED_DIM_RELATIVE * dim_std.mean()) | (dim_std <= floor)
 
 
+def dimension_std_metrics(dim_var: np.ndarray, mean_norm: float) -> dict:
+    """The graded per-dimension spread: mean and min dimension std over the RMS dimension std
+    (scale-free, since absolute std targets only suit one scale) and the collapsed dimensions.
+
+    One rule for the whole embeddings (:func:`compute_geometry`) and each swept layer
+    (:func:`embscope.analysis.layer_stats.layer_metrics`).
+    """
+    dim_var = np.asarray(dim_var, dtype=np.float64)
+    dim_std = np.sqrt(dim_var)
+    rms_std = float(np.sqrt(dim_var.mean())) if dim_var.size else 0.0
+    collapsed = collapsed_dimension_mask(dim_std, mean_norm)
+    return {
+        "mean_dimension_std_normalized": float(dim_std.mean() / rms_std) if rms_std > 0 else 0.0,
+        "min_dimension_std_normalized": float(dim_std.min() / rms_std) if rms_std > 0 else 0.0,
+        "collapsed_dimensions": int(collapsed.sum()),
+        "collapsed_dimensions_ratio": float(collapsed.mean()) if collapsed.size else 0.0,
+    }
+
+
 def isotropy(x: np.ndarray, eigenvectors: np.ndarray, rows: np.ndarray | None = None) -> float:
     """Mu & Viswanath (2018) isotropy: min_c Z(c) / max_c Z(c), Z(c) = Σᵢ exp(cᵀxᵢ).
 
@@ -502,13 +521,7 @@ def compute_geometry(
         min_dimension_std=float(dim_std.min()),
         max_dimension_std=float(dim_std.max()),
     )
-    # Scale-free versions for grading: absolute std targets only suit one scale.
-    rms_std = float(np.sqrt(dim_var.mean()))
-    m["mean_dimension_std_normalized"] = float(dim_std.mean() / rms_std) if rms_std > 0 else 0.0
-    m["min_dimension_std_normalized"] = float(dim_std.min() / rms_std) if rms_std > 0 else 0.0
-    collapsed = collapsed_dimension_mask(dim_std, mean_norm)
-    m["collapsed_dimensions"] = int(collapsed.sum())
-    m["collapsed_dimensions_ratio"] = float(collapsed.mean())
+    m.update(dimension_std_metrics(dim_var, mean_norm))
 
     # Spectrum (seed 001 effective rank on the uncentred matrix; the rest centred).
     full_rank = min(n, d)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis import spectrum as spec
-from embscope.analysis.geometry import collapsed_dimension_mask
+from embscope.analysis.geometry import collapsed_dimension_mask, dimension_std_metrics
 from embscope.analysis.graph import knn_graph
 from embscope.errors import BadInputError
 
@@ -180,6 +180,11 @@ class LayerStats:
     def covariance_eigenvalues(self) -> np.ndarray:
         return self.centered_singular_values**2 / max(self.n_samples - 1, 1)
 
+    @property
+    def collapsed_dimensions(self) -> np.ndarray:
+        """Indices of the layer's collapsed dimensions (what ``collapsed_dimensions`` counts)."""
+        return np.flatnonzero(collapsed_dimension_mask(np.sqrt(self.dimension_variance), self.mean_norm))
+
 
 def _max_sq_distance(a: np.ndarray, b: np.ndarray) -> float:
     sq_a, sq_b = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
@@ -252,13 +257,7 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
     }
     # Dead dimensions by Phase 2's rule, so depth shows where a dimension dies (e.g. at a
     # LayerNorm whose gain is zero there: MiniLM's last layer, see analysis.weights).
-    dim_std = np.sqrt(stats.dimension_variance)
-    collapsed = collapsed_dimension_mask(dim_std, stats.mean_norm)
-    rms_std = float(np.sqrt(stats.dimension_variance.mean())) if d else 0.0
-    m["collapsed_dimensions"] = int(collapsed.sum())
-    m["collapsed_dimensions_ratio"] = float(collapsed.mean()) if d else 0.0
-    m["mean_dimension_std_normalized"] = float(dim_std.mean() / rms_std) if rms_std > 0 else 0.0
-    m["min_dimension_std_normalized"] = float(dim_std.min() / rms_std) if rms_std > 0 else 0.0
+    m.update(dimension_std_metrics(stats.dimension_variance, stats.mean_norm))
     kept = stats.sample_rows.size
     exact = kept == n
     max_l2 = _sample_pair_stats(stats.sample)

@@ -269,7 +269,6 @@ def dead_channel_notes(names: list[str], stats: dict[str, LayerStats], model) ->
     line (MiniLM: ``encoder.layer.5``, its last LayerNorm's channels 127, 223, 319); later
     layers inheriting the same dead channels do not repeat it.
     """
-    from embscope.analysis.geometry import collapsed_dimension_mask
     from embscope.analysis.weights import dead_channel_evidence, norm_gains_of
 
     gains = norm_gains_of(model.state_dict())
@@ -277,9 +276,7 @@ def dead_channel_notes(names: list[str], stats: dict[str, LayerStats], model) ->
         return []
     notes, said = [], set()
     for name in names:
-        layer = stats[name]
-        collapsed = np.flatnonzero(collapsed_dimension_mask(np.sqrt(layer.dimension_variance), layer.mean_norm))
-        line = dead_channel_evidence(collapsed, layer.dim, gains)
+        line = dead_channel_evidence(stats[name].collapsed_dimensions, stats[name].dim, gains)
         if line is not None and line not in said:
             said.add(line)
             notes.append(f"{name}: {line}")
