@@ -98,43 +98,20 @@ def decide_verdict(
     ``dimension_evidence`` says which dimensions are collapsed, and why when
     the weights know (:func:`embscope.analysis.weights.dead_channel_evidence`,
     else :meth:`embscope.analysis.geometry.Geometry.collapsed_dimensions_text`);
-    it follows the line it explains (the collapsed-dimension count, or the
-    healthy verdict's weakest evidence).  A collapse to a point needs no such line.
+    it follows the collapsed-dimension count when the verdict names one, and
+    otherwise closes the evidence (after a healthy verdict's weakest evidence,
+    which grades those dimensions).  A collapse to a point needs no such line.
     """
-    verdict = _decide(
-        geometry,
-        grades,
-        concepts=concepts,
-        predictions=predictions,
-        clusters=clusters,
-        cluster_evidence=cluster_evidence,
-        collapse_threshold=collapse_threshold,
-    )
-    if not dimension_evidence or verdict.label == "collapsed_to_point":
-        return verdict
-    lines = verdict.evidence
-    anchor = next(
-        (i for i, line in enumerate(lines) if "dimensions collapsed" in line or line.startswith("weakest evidence")),
-        len(lines) - 1,
-    )
-    lines.insert(anchor + 1, dimension_evidence)
-    return verdict
-
-
-def _decide(
-    geometry: dict,
-    grades: dict[str, Grade],
-    *,
-    concepts: dict | None,
-    predictions: dict | None,
-    clusters: dict | None,
-    cluster_evidence: list[str] | None,
-    collapse_threshold: float,
-) -> Verdict:
     evidence: list[str] = []
     ratio = float(geometry["collapse_ratio"])
     method = geometry.get("collapse_ratio_method", "")
     grade = {name: g.grade for name, g in grades.items()}
+
+    def finish(label: str) -> Verdict:
+        # The dimension line closes the evidence unless it already follows the count it explains.
+        if dimension_evidence and dimension_evidence not in evidence:
+            evidence.append(dimension_evidence)
+        return Verdict(label, evidence)
 
     def poor(name: str) -> bool:
         return grade.get(name) == "POOR"
@@ -164,12 +141,14 @@ def _decide(
                 f"{geometry['collapsed_dimensions']} of {geometry['dim']} dimensions collapsed"
                 " (std below 1% of the mean std)"
             )
+            if dimension_evidence:
+                evidence.append(dimension_evidence)
         evidence.append(
             f"top-5 directions hold {_fmt(100 * geometry['top5_variance_ratio'])}% of the variance; "
             f"95% needs {geometry['dims_for_95_variance']} dims"
         )
         _add_prediction_evidence(evidence, predictions)
-        return Verdict("dimensional_collapse", evidence)
+        return finish("dimensional_collapse")
 
     if concepts and concepts.get("samples_with_duplicate_concepts", 0.0) >= DUPLICATED_CONCEPT_SHARE:
         evidence.append(
@@ -182,7 +161,7 @@ def _decide(
                 f"most duplicated: concepts {top['concepts'][0]} and {top['concepts'][1]} "
                 f"in {_fmt(100 * top['share_of_samples'])}% of samples"
             )
-        return Verdict("duplicated_concepts", evidence)
+        return finish("duplicated_concepts")
 
     if predictions and (predictions.get("mode_collapse") or predictions.get("accuracy_is_base_rate")):
         _add_prediction_evidence(evidence, predictions)
@@ -191,7 +170,7 @@ def _decide(
             f"collapse ratio {_fmt(ratio)}"
         )
         evidence.extend(cluster_evidence or [])
-        return Verdict("mode_collapse_head", evidence)
+        return finish("mode_collapse_head")
 
     tests = label_tests(geometry, clusters)
     if tests:
@@ -205,7 +184,7 @@ def _decide(
             evidence.append(f"no label score is significantly above chance ({statement})")
             evidence.extend(_test_line(t) for t in tests)
             evidence.extend(cluster_evidence or [])
-            return Verdict("semantically_empty", evidence)
+            return finish("semantically_empty")
 
     evidence.append(
         f"collapse ratio {_fmt(ratio)}, effective rank normalised {_fmt(geometry['effective_rank_normalized'])}"
@@ -216,7 +195,7 @@ def _decide(
     _add_prediction_evidence(evidence, predictions)
     evidence.extend(cluster_evidence or [])
     evidence.append("weakest evidence: " + weakest_evidence(geometry, grades, tests))
-    return Verdict("healthy", evidence)
+    return finish("healthy")
 
 
 def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
