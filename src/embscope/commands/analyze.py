@@ -44,16 +44,10 @@ def request_from_args(args: argparse.Namespace, source: str, notes: list[str] | 
 
 
 def _sidecar_metadata(source: str, factory: str | None) -> str | None:
-    """The metadata CSV next to an embeddings file (None for a checkpoint, or when there is none)."""
-    from embscope.sources.checkpoints import is_checkpoint
-    from embscope.tasks.session import sidecar_metadata
+    """The metadata CSV next to an embeddings file (None for a checkpoint, an unreadable source, or none)."""
+    from embscope.tasks.session import looks_like_checkpoint, sidecar_metadata
 
-    try:
-        if is_checkpoint(source, factory=factory):
-            return None
-    except Exception:  # noqa: BLE001 - an unreadable source is reported by the analysis itself
-        return None
-    return sidecar_metadata(source)
+    return sidecar_metadata(source) if looks_like_checkpoint(source, factory) is False else None
 
 
 class StderrProgress:

@@ -332,13 +332,9 @@ def source_for_path(
     ``load_values`` (``{load field: value}``, e.g. ``embscope gui MODEL --data texts.csv``) override
     the guessed load settings.
     """
-    from embscope.sources.checkpoints import is_checkpoint
-
     values = dict(load_values or {})
-    try:
-        checkpoint = is_checkpoint(path, factory=values.get("factory"))
-    except Exception:  # noqa: BLE001 - unreadable files are reported when analysed, not here
-        checkpoint = False
+    # An unreadable file (None) is opened as embeddings, whose reader says what is wrong.
+    checkpoint = bool(looks_like_checkpoint(path, values.get("factory")))
     load = LoadSettings(device=device, dtype=dtype, meta=None if checkpoint else sidecar_metadata(path))
     if values:
         load = replace(load, **values)
@@ -359,6 +355,19 @@ def analyze_request(path: str, settings: AnalysisSettings, is_checkpoint: bool =
 
 #: Load settings that apply to every source (the others, group "checkpoint", only to checkpoints).
 SOURCE_FIELDS = tuple(name for name, _field, spec in iter_options(LoadSettings) if spec.group == "source")
+
+
+def looks_like_checkpoint(path: str | Path, factory: str | None = None) -> bool | None:
+    """Whether ``path`` opens as a model (``sources.checkpoints.is_checkpoint``); None when it cannot be read.
+
+    Unreadable files are reported when analysed, not here.
+    """
+    from embscope.sources.checkpoints import is_checkpoint
+
+    try:
+        return is_checkpoint(path, factory=factory)
+    except Exception:  # noqa: BLE001 - the analysis gives the one-line reason
+        return None
 
 
 def sidecar_metadata(path: str | Path) -> str | None:
