@@ -389,7 +389,6 @@ class MainWindow(QMainWindow):
             self.runners["analysis"].cancel()  # its on_cancelled marks it cancelled; it is queued again below
         if not self.session.request_analysis(source):
             self.show_status(needs_data_text(source))
-            self.read_weights(source)  # the weights need no data: show them meanwhile
             return
         self._start_next()
 
@@ -467,17 +466,14 @@ class MainWindow(QMainWindow):
     def _on_model_current_changed(self, source: Source | None) -> None:
         if source is not None:
             self.show_source(source)
-            if source.result is None and source.state is SourceState.NEEDS_DATA:
-                # No analysis is coming (one queued or running reads the weights itself).
-                self.read_weights(source)
+            self._show_waiting_checkpoint(source)
         self._refresh_notice()
 
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
         if aspect is Aspect.LAYOUT and source is self.model.source and source.result is self.model.result:
             self.model.set_layout(source.layout.coords, source.layout.method)
         if aspect is Aspect.STATE:
-            if source is self.session.current and source.state is SourceState.NEEDS_DATA:
-                self.show_source(source)
+            self._show_waiting_checkpoint(source)
             self._refresh_notice()
         if aspect is Aspect.WEIGHTS and source is self.model.source:
             self.model.weights_changed.emit()
@@ -518,12 +514,6 @@ class MainWindow(QMainWindow):
         progressive analysis) updates the panels in place: the map stays.
         """
         result = source.result
-        if result is None and source.state is SourceState.NEEDS_DATA and source is not self.model.source:
-            # Nothing comes until the user gives data: show this checkpoint (its weights need none)
-            # rather than keep the previous source's result, which would read as this one's.
-            self.model.set_source(source)
-            self.setWindowTitle(f"EmbScope — {source.name}")
-            return
         if result is None or (source is self.model.source and result is self.model.result):
             return
         if source is self.model.source and self.model.result is not None:
@@ -604,6 +594,20 @@ class MainWindow(QMainWindow):
         """A panel asks to see ``source`` read differently (e.g. another layer): change it and analyse again."""
         self.session.update_settings(source, **load_changes)
         self.analyze(source)
+
+    def _show_waiting_checkpoint(self, source: Source) -> None:
+        """The selected checkpoint waits for data: show it, with its weights (they need none).
+
+        Nothing comes until the user gives data, so the previous source's result, which the
+        panels otherwise keep while a new one has none, would read as this checkpoint's.
+        """
+        waiting = source.state is SourceState.NEEDS_DATA and source.result is None
+        if not waiting or source is not self.session.current:
+            return
+        if source is not self.model.source:
+            self.model.set_source(source)
+            self.setWindowTitle(f"EmbScope — {source.name}")
+        self.read_weights(source)
 
     def read_weights(self, source: Source) -> None:
         """Inspect a checkpoint's weights in the background when nothing has shown them yet."""
