@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
-
 
 def run(args: argparse.Namespace) -> int:
     from embscope.errors import BadInputError
-    from embscope.sources.checkpoints import is_checkpoint
+    from embscope.sources.checkpoints import STATE_DICT_SUFFIXES, is_checkpoint, load_state_dict_safely
     from embscope.tasks.extract import inspect_checkpoint_weights
 
     source = Path(args.source)
@@ -31,8 +29,6 @@ def run(args: argparse.Namespace) -> int:
         if source.suffix.lower() in STATE_DICT_SUFFIXES:
             # A broken weights file does not read as a checkpoint either: its loader says what is wrong
             # ("truncated", "needs full unpickling"), which is the answer, not "holds embeddings".
-            from embscope.sources.checkpoints import load_state_dict_safely
-
             load_state_dict_safely(source, trust=args.trust)
         raise BadInputError(
             f"{source.name} holds embeddings, not a checkpoint: it has no weights to inspect "
