@@ -32,6 +32,14 @@ def test_purity_plot_has_a_chance_band_and_hollow_fragmented_points(qtbot):
     assert len(fills) == 2  # leaf and parent
     names = [i.name() for i in purity.listDataItems() if i.name()]
     assert {"chance (leaf)", "chance (parent)", "purity leaf", "purity parent"} <= set(names)
+    # Leaf mixing within parents over its chance line, at the inflations where clusters mix leaves.
+    within = {i.name(): i for i in purity.listDataItems() if i.name() and "within parents" in i.name()}
+    assert set(within) == {"leaf mixing within parents", "chance (within parents)"}
+    mixing = [r for r in rows if r["within_parent"] is not None]
+    np.testing.assert_allclose(within["leaf mixing within parents"].yData, [r["within_parent"] for r in mixing])
+    np.testing.assert_allclose(
+        within["chance (within parents)"].yData, [r["chance"]["hierarchy"]["within_parent"]["chance"] for r in mixing]
+    )
     assert [i.name() for i in count.listDataItems()] == ["clusters", "of them singletons"]
     assert len(count.legend.items) == 2
     draw_sweep(count, purity, {"inflations": rows}, 2.0)  # redrawn (the slider moved): one legend entry each
@@ -51,6 +59,10 @@ def test_clusters_readouts_state_chance_and_fragmentation():
     assert text.startswith(f"{coarse['purity_leaf']:.3g}"[:4]) and "chance" in text and "z" in text
     assert f"{chance:.2f}"[:3] in text
     assert "fragmented, not evidence" in _with_chance(fine, "purity_parent")
+    # The share of leaf mixing within parents reads against its own baseline (the hierarchy block).
+    within = _with_chance(coarse, "within_parent")
+    chance = coarse["chance"]["hierarchy"]["within_parent"]["chance"]
+    assert within.startswith(f"{coarse['within_parent']:.3g}"[:4]) and f"(chance {chance:.3g}"[:12] in within
     assert _with_chance(coarse, "n_clusters") == "8"
 
 

@@ -5,6 +5,7 @@ import pytest
 from scipy.linalg import block_diag
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from embscope.analysis.chance import within_parent_chance
 from embscope.analysis.cluster_metrics import adjusted_rand_index, normalized_mutual_info, purity
 from embscope.analysis.graph import KnnGraph, knn_graph
 from embscope.analysis.sweep import InflationStats, cluster_sweep, inflation_stats, modal_share, sweep_readout
@@ -84,6 +85,50 @@ def test_readout_rules_judge_against_chance(rng):
     assert no_leaves.label == "no_leaves" and "no leaf labels, so the hierarchy cannot be judged" in no_leaves.text
 
 
+def test_within_parent_share_by_hand_and_its_chance(rng):
+    """Share of same-cluster, different-leaf pairs that share a parent, counted pair by pair."""
+    clusters = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    leaves = np.array(["a", "a", "b", "c", "a", "d", "d", "b", "b"])
+    parents = np.array(["P", "P", "P", "Q", "P", "Q", "Q", "P", "P"])
+    pairs = [(i, j) for i in range(9) for j in range(i + 1, 9) if clusters[i] == clusters[j]]
+    mixed = [(i, j) for i, j in pairs if leaves[i] != leaves[j]]
+    siblings = [(i, j) for i, j in mixed if parents[i] == parents[j]]
+    score = within_parent_chance(clusters, leaves, parents, n_perm=200)
+    assert (len(mixed), len(siblings)) == (7, 2)  # cluster 0: ab ab (siblings) ac ac bc; cluster 1: ad ad
+    assert score.value == pytest.approx(len(siblings) / len(mixed))
+    # Leaves need not nest in parents: a leaf seen under two parents counts its two parents apart.
+    loose = within_parent_chance([0, 0, 0], ["a", "a", "b"], ["P", "Q", "Q"], n_perm=50)
+    assert loose.value == pytest.approx(1 / 2)  # pairs (0,2): a/b P/Q; (1,2): a/b Q/Q
+    # Nothing mixed, nothing to attribute.
+    assert within_parent_chance(LEAF_ID, LEAF, PARENT) is None
+    # Chance is the label-level share of sibling pairs among different-leaf pairs (every pair in a
+    # cluster is a uniform random pair under permutation), and z is calibrated on random partitions.
+    label_share = (2 * 120 * 119 / 2 - 8 * 30 * 29 / 2) / (240 * 239 / 2 - 8 * 30 * 29 / 2)
+    zs = []
+    for seed in range(60):
+        s = within_parent_chance(rng.integers(0, 10, 240), LEAF, PARENT, n_perm=100, seed=seed)
+        assert s.chance == pytest.approx(label_share, abs=0.01)
+        zs.append(s.z)
+    assert abs(np.mean(zs)) < 0.4 and 0.7 < np.std(zs) < 1.3
+
+
+def test_clusters_that_mix_only_siblings_read_as_hierarchy():
+    """Fashion-MNIST's shape: shirts mix with coats at every inflation and never with shoes, so the
+    parent − leaf gap does not rise from fine to coarse, yet the clusters plainly follow the parents."""
+    coarse = LEAF_ID // 2  # leaves {0,1} {2,3} under P, {4,5} {6,7} under Q
+    half = np.tile(np.repeat([0, 1], 15), 8)
+    fine = 2 * coarse + half  # each fine cluster still holds 15 + 15 samples of two sibling leaves
+    readout = sweep_of({1.4: coarse, 3.0: fine})
+    assert readout.label == "hierarchy"
+    assert "at I=1.4, 100% share a parent (chance 43%" in readout.text and "head is the bottleneck" in readout.text
+    # The same clusters against parents that split every pair: they mix leaves across parents.
+    across = np.where(LEAF_ID % 2 == 0, "P", "Q")
+    crossed = sweep_of({1.4: coarse, 3.0: fine}, parents=across)
+    assert crossed.label == "mixed"
+    assert "0% share a parent" in crossed.text and "below chance" in crossed.text
+    assert crossed.text.endswith("the label hierarchy does not visibly shape how clusters merge.")
+
+
 def test_fragmented_inflation_is_not_evidence(rng):
     """All-singleton clusters give purity 1.0 against any labels — and are never counted."""
     shuffled = rng.permutation(LEAF)
@@ -122,7 +167,10 @@ def test_sweep_on_cliques_recovers_leaves_and_summary_shape():
         "purity_parent",
         "nmi_leaf",
         "ari_leaf",
+        "within_parent",
     }
+    # No cluster mixes leaves: there is no mixing to attribute to parents.
+    assert rows[0]["within_parent"] is None and set(rows[0]["chance"]) == {"leaf", "parent"}
     assert all(r["n_clusters"] == 4 and r["purity_leaf"] == 1.0 and r["ari_leaf"] == 1.0 for r in rows)
     assert summary["readout"]["label"] == "leaves_separated"
     assert sorted(sweep.arrays()) == ["clusters_I1.4", "clusters_I2", "clusters_I3", "clusters_I4"]

@@ -432,6 +432,67 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
     return PartitionChance(purity_score, nmi_score, ami_score, ari_score, n, int(a.size), int(b.size), singles)
 
 
+def _pairs(counts: np.ndarray) -> float:
+    """Σ C(n, 2): pairs of samples that share a group, from the group sizes."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return float((counts * (counts - 1.0) / 2.0).sum())
+
+
+def _pairs_within(c: np.ndarray, codes: np.ndarray, n_codes: int) -> float:
+    """Pairs of samples that share both their cluster and their code."""
+    return _pairs(np.unique(c * max(n_codes, 1) + codes, return_counts=True)[1])
+
+
+def within_parent_chance(
+    clusters, leaves, parents, *, n_perm: int | None = None, seed: int = 0, cancel=None
+) -> ChanceScore | None:
+    """Share of the leaf mixing inside clusters that stays within a parent, beside its chance baseline.
+
+    Among the pairs of samples that share a cluster but not a leaf label, the
+    share that share a parent label.  It is what "coarse clusters merge leaves
+    of the same parent" means, read directly: 1 when every cluster that mixes
+    leaves mixes only siblings, the label-level share of sibling pairs when
+    clusters mix leaves at random.  The baseline permutes the (leaf, parent)
+    labels over the samples, keeping the cluster sizes (the model of
+    :func:`partition_chance`); leaf, parent and joint codes are permuted by one
+    shuffle of positions (the kernel's stream depends on the seed only), so
+    each permutation keeps every sample's leaf with its parent.
+
+    None when no two samples share a cluster with different leaves (nothing
+    is mixed, so there is nothing to attribute).
+    """
+    c, _ = label_codes(clusters)
+    leaf, n_leaf = label_codes(leaves)
+    parent, n_parent = label_codes(parents)
+    if not c.size == leaf.size == parent.size:
+        raise BadInputError(f"{c.size} cluster ids, {leaf.size} leaf labels and {parent.size} parent labels")
+    # Leaves need not nest in parents: "same leaf" is read on the leaf, "sibling" on (leaf, parent).
+    joint, n_joint = label_codes(leaf * max(n_parent, 1) + parent)
+    in_clusters = _pairs(np.bincount(c))
+    same_leaf = _pairs_within(c, leaf, n_leaf)
+    mixed = in_clusters - same_leaf
+    if mixed <= 0:
+        return None
+    siblings = _pairs_within(c, parent, n_parent) - _pairs_within(c, joint, n_joint)
+    n_perm = n_permutations(max(c.size, 1)) if n_perm is None else int(n_perm)
+    perm_leaf = _permuted_tables(c, leaf, n_leaf, n_perm, seed, cancel)["pairs"]
+    perm_parent = _permuted_tables(c, parent, n_parent, n_perm, seed, cancel)["pairs"]
+    perm_joint = _permuted_tables(c, joint, n_joint, n_perm, seed, cancel)["pairs"]
+    perm_mixed = in_clusters - perm_leaf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        perm = np.where(perm_mixed > 0, (perm_parent - perm_joint) / perm_mixed, np.nan)
+    perm = perm[np.isfinite(perm)]
+    chance = float(perm.mean()) if perm.size else 0.0
+    return _score(
+        siblings / mixed,
+        chance,
+        float(perm.std(ddof=1)) if perm.size > 1 else 0.0,
+        perm,
+        f"label permutation ({n_perm} permutations)",
+        std_floor=0.5 / mixed,
+    )
+
+
 # --------------------------------------------------------------------------- kNN label accuracy
 
 

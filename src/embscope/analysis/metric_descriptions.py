@@ -57,6 +57,9 @@ METRIC_DESCRIPTIONS = {
     "nmi": "Normalised mutual information between clusters and labels (0 = independent, 1 = the same partition).",
     "ami": "Mutual information adjusted for chance: 0 = what random labels get, 1 = the same partition.",
     "ari": "Adjusted Rand index: pair agreement between clusters and labels corrected for chance (0 = chance).",
+    "within_parent": "Of the sample pairs that share a cluster but not a leaf label, the share that share a parent: "
+    "1 when clusters mix only sibling leaves (the hierarchy shapes the clusters), its chance value when they mix "
+    "leaves at random.",
 }
 
 
@@ -68,6 +71,7 @@ CLUSTER_READOUTS = {
     "purity_parent": "purity",
     "nmi_leaf": "nmi",
     "ari_leaf": "ari",
+    "within_parent": "within_parent",
 }
 
 

@@ -177,7 +177,8 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     ``purity_parent_raw``, ``n_clusters`` … and, where the row has its chance
     baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z``,
     ``purity_parent_chance`` / ``_z`` and ``purity_parent``: the parent
-    purity's lift over chance, the quantity its grade judges; each weight matrix gives
+    purity's lift over chance, the quantity its grade judges; ``within_parent`` (the share of
+    leaf mixing that stays within parents) with ``_chance`` and ``_z``; each weight matrix gives
     ``weights.<name>.effective_rank`` and ``.stable_rank``, and a checkpoint
     ``weights.total_norm``, ``weights.dead_heads`` and ``weights.dead_norm_channels``.
     """
@@ -205,6 +206,10 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
             for field in ("chance", "corrected", "z"):
                 if _is_number(purity.get(field)):
                     out[f"purity_{level}_{field}"] = float(purity[field])
+        within = ((row.get("chance") or {}).get("hierarchy") or {}).get("within_parent") or {}
+        for field in ("chance", "z"):
+            if _is_number(within.get(field)):
+                out[f"within_parent_{field}"] = float(within[field])
         # ``purity_parent`` is also a graded metric, and what is graded is its lift over chance
         # (the thresholds file's rule, the summary's grade): under that name the flat view holds
         # the lift, so a comparison's grade and a series' POOR line judge the value shown.

@@ -32,7 +32,7 @@ from embscope.sources.metadata import set_aside_identifier_labels
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (

@@ -321,6 +321,9 @@ OTHER_METRIC_LABELS = {
     "nmi_leaf": "NMI (leaf)",
     "ami_leaf": "AMI (leaf)",
     "ari_leaf": "ARI (leaf)",
+    "within_parent": "Leaf mixing within parents (MCL)",
+    "within_parent_chance": "Leaf mixing within parents by chance",
+    "within_parent_z": "Leaf mixing within parents z vs chance",
     "predictions.accuracy": "Prediction accuracy",
     "predictions.macro_f1": "Prediction macro-F1",
     "predictions.modal_share": "Share of the most predicted class",
@@ -490,8 +493,8 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
             lines += [f"Method: {md_text(c['method']['text'])}.", ""]
         lines += [
             "| Inflation | Clusters | Singletons | Iterations | Purity leaf (chance) | Purity parent (chance) "
-            "| NMI leaf (chance) | AMI leaf (z) | ARI leaf (z) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| Leaf mixing within parents (chance) | NMI leaf (chance) | AMI leaf (z) | ARI leaf (z) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in c["inflations"]:
             chance = row.get("chance") or {}
@@ -501,14 +504,16 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
                 f"| {row['inflation']:g} | {row['n_clusters']} | {singles} | {row['iterations']} | "
                 f"{_with_chance(row['purity_leaf'], leaf.get('purity'))} | "
                 f"{_with_chance(row['purity_parent'], parent.get('purity'))} | "
+                f"{_with_chance(row.get('within_parent'), (chance.get('hierarchy') or {}).get('within_parent'))} | "
                 f"{_with_chance(row['nmi_leaf'], leaf.get('nmi'))} | {_with_z(leaf.get('ami'))} | "
                 f"{_with_z(leaf.get('ari')) if leaf else _fmt(row['ari_leaf'])} |"
             )
         lines.append("")
         lines.append(
             "Chance: the same clustering with the labels randomly permuted (mean ± std over the permutations; "
-            "NMI/AMI/ARI baselines in closed form). z: one-sided permutation z-score. Fragmented: more than half "
-            "the samples are singletons, so purity there is not evidence."
+            "NMI/AMI/ARI baselines in closed form). z: one-sided permutation z-score. Leaf mixing within parents: of "
+            "the sample pairs that share a cluster but not a leaf, the share that share a parent. Fragmented: more "
+            "than half the samples are singletons, so purity there is not evidence."
         )
     if weights_lines:  # the weights report brings its own "## Weights" heading
         lines += [""] + list(weights_lines)

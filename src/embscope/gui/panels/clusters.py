@@ -65,7 +65,15 @@ class ClustersPanel(QWidget):
         self.inflation_label = QLabel("")
         self.value_labels = {
             key: QLabel("–")
-            for key in ("n_clusters", "n_singletons", "purity_leaf", "purity_parent", "nmi_leaf", "ari_leaf")
+            for key in (
+                "n_clusters",
+                "n_singletons",
+                "purity_leaf",
+                "purity_parent",
+                "within_parent",
+                "nmi_leaf",
+                "ari_leaf",
+            )
         }
         self.status_label = QLabel("")
         muted(self.status_label)  # a grey that follows the light/dark palette
@@ -85,6 +93,7 @@ class ClustersPanel(QWidget):
             ("n_singletons", "Singletons"),
             ("purity_leaf", "Purity (leaf)"),
             ("purity_parent", "Purity (parent)"),
+            ("within_parent", "Leaf mixing within parents"),
             ("nmi_leaf", "NMI (leaf)"),
             ("ari_leaf", "ARI (leaf)"),
         ):

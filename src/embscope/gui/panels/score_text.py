@@ -14,6 +14,7 @@ CHANCE_OF = {
     "purity_parent": ("parent", "purity"),
     "nmi_leaf": ("leaf", "nmi"),
     "ari_leaf": ("leaf", "ari"),
+    "within_parent": ("hierarchy", "within_parent"),
 }
 
 #: A chance spread below this is zero printed as float noise (one cluster: every permutation gives the same purity).

@@ -436,12 +436,20 @@ def chance_band(rows: list[dict], level: str) -> tuple[np.ndarray, np.ndarray] |
     return mean, spread
 
 
+def _within_chance(row: dict) -> float:
+    """Chance value of a row's within-parent share (NaN when absent)."""
+    score = ((row.get("chance") or {}).get("hierarchy") or {}).get("within_parent") or {}
+    return float("nan") if score.get("chance") is None else float(score["chance"])
+
+
 def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: float | None = None) -> None:
     """Cluster and singleton counts and purity vs leaf/parent against inflation, current inflation marked.
 
     Each purity curve sits over its chance band (mean ± 2 sd of purity with the
     labels shuffled over the same clusters); hollow markers are fragmented
-    inflations (most samples singletons: purity there is not evidence).
+    inflations (most samples singletons: purity there is not evidence).  With
+    both labels, the share of leaf mixing that stays within parents is drawn
+    over its chance line.
     """
     import pyqtgraph as pg
 
@@ -508,6 +516,25 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
                 symbolSize=7,
                 name=f"purity {name}",
             )
+    # Of the pairs a cluster puts together across leaves, the share that are siblings: the
+    # hierarchy read directly (its chance line is the label-level share of sibling pairs).
+    shares = [(r["inflation"], r.get("within_parent"), _within_chance(r)) for r in rows]
+    shares = [s for s in shares if s[1] is not None]
+    if shares:
+        purity_plot.setTitle("Purity, and leaf mixing within parents")
+        xs, values, chances = (np.array(v, dtype=float) for v in zip(*shares, strict=True))
+        colour = "#9467bd"
+        if np.all(np.isfinite(chances)):
+            purity_plot.plot(xs, chances, pen=pg.mkPen(colour, width=1, style=_dash()), name="chance (within parents)")
+        purity_plot.plot(
+            xs,
+            values,
+            pen=pg.mkPen(colour, width=2),
+            symbol="s",
+            symbolBrush=colour,
+            symbolSize=6,
+            name="leaf mixing within parents",
+        )
     purity_plot.setYRange(0, 1.02, padding=0)
     if current is not None:
         for plot in (count_plot, purity_plot):
