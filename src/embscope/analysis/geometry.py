@@ -338,36 +338,128 @@ def self_clustering(mean_cos2: float, n: int, d: int) -> float | None:
     return float((frob - expected) / room) if room > 0 else None
 
 
-def twonn_intrinsic_dimension(graph: KnnGraph, level: float = 0.95) -> dict:
+#: Rows whose nearest neighbour is closer than this (chordal distance) get their neighbour
+#: distances recomputed in float64 from the vectors: r = √(2 − 2cos) turns a cosine error δ
+#: into δ/r, and float32 cosines err by ~1e-7–1e-6 (identical rows come back as 0.99999976,
+#: r = 7e-4: a copy read as a real neighbour), so below 1e-2 r is no longer good to 1 %.
+RECHECK_CHORD = 1e-2
+#: Directions closer than this (float64, chordal) are the same point: copies of a row, or
+#: rows that differ by a float32 rounding.  TwoNN merges them (Facco et al. 2017).
+COPY_CHORD = 1e-6
+#: Rows recomputed at once (a rows × k × d float64 block).
+_RECHECK_ROWS = 2048
+
+
+def _unit64(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` in float64 scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    peak = np.abs(x).max(axis=-1, keepdims=True)
+    x = np.divide(x, peak, out=np.zeros_like(x), where=peak > 0)  # diverged layers reach 1e200: square safely
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def neighbour_chords(graph: KnnGraph, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chordal distances to each row's graph neighbours and those neighbours, nearest first.
+
+    From the graph's cosines, except for rows whose nearest neighbour lies
+    within ``RECHECK_CHORD``: their distances are recomputed in float64 from
+    ``vectors`` (the rows the graph was built on) and re-sorted.
+    """
+    sims = np.clip(graph.similarities.astype(np.float64), -1.0, 1.0)
+    r = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
+    indices = graph.indices
+    close = np.flatnonzero(r[:, 0] < RECHECK_CHORD)
+    if close.size:
+        indices = indices.copy()
+        for start in range(0, close.size, _RECHECK_ROWS):
+            rows = close[start : start + _RECHECK_ROWS]
+            here = _unit64(vectors[rows])[:, None, :]
+            exact = np.linalg.norm(_unit64(vectors[indices[rows]]) - here, axis=2)
+            order = np.argsort(exact, axis=1, kind="stable")
+            r[rows] = np.take_along_axis(exact, order, axis=1)
+            indices[rows] = np.take_along_axis(indices[rows], order, axis=1)
+    return r, indices
+
+
+def twonn_intrinsic_dimension(graph: KnnGraph, vectors: np.ndarray, level: float = 0.95) -> dict:
     """TwoNN intrinsic dimension (Facco et al. 2017) from the two nearest neighbours in the graph.
 
     μᵢ = r₂/r₁ with chordal distances between unit vectors, r = √(2 − 2cos)
-    (the graph is cosine, so this is the dimension of the directions); the
-    maximum-likelihood estimate d = M / Σ log μᵢ over the M points with
-    r₁ > 0, and its exact interval: Σ log μ ~ Gamma(M, rate d).
+    (the graph is cosine, so this is the dimension of the directions;
+    :func:`neighbour_chords` gives them, exact where float32 cosines cannot
+    resolve them); the maximum-likelihood estimate d = M / Σ log μᵢ and its
+    exact interval: Σ log μ ~ Gamma(M, rate d).
+
+    Copies are merged first, as Facco et al. require: points closer than
+    ``COPY_CHORD`` form one group, only its first point is counted, and its
+    r₁ and r₂ are the distances to the two nearest *other groups* (a copied
+    neighbour would otherwise give r₂ = r₁).  The estimate is then that of
+    the data with its copies removed.  Points whose neighbour list holds
+    fewer than two other groups are left out too.
     """
     from scipy.stats import gamma
 
     if graph.k < 2:
         return {"intrinsic_dimension_twonn": None}
-    sims = np.clip(graph.similarities[:, :2].astype(np.float64), -1.0, 1.0)
-    r = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
-    ok = r[:, 0] > 1e-6
-    log_mu = np.log(np.maximum(r[ok, 1], r[ok, 0]) / r[ok, 0])
+    n, k = graph.indices.shape
+    r, indices = neighbour_chords(graph, vectors)
+    group = _copy_groups(indices, r < COPY_CHORD)
+    first = np.zeros(n, dtype=bool)
+    first[np.unique(group, return_index=True)[1]] = True
+    r1, r2 = r[:, 0].copy(), r[:, 1].copy()
+    usable = first.copy()
+    # Rows that are, or see, a copy: their two nearest *other groups*.  Each neighbour's group;
+    # its own group and repeats of an earlier neighbour's group masked out.
+    shared = np.bincount(group)[group] > 1
+    near_copies = np.flatnonzero(shared | shared[indices].any(axis=1))
+    if near_copies.size:
+        g = group[indices[near_copies]]
+        fresh = g != group[near_copies, None]
+        for t in range(1, k):
+            fresh[:, t] &= ~(g[:, :t] == g[:, t : t + 1]).any(axis=1)
+        rank = np.cumsum(fresh, axis=1)
+        usable[near_copies] &= rank[:, -1] >= 2
+        r1[near_copies] = r[near_copies, np.argmax(fresh, axis=1)]
+        r2[near_copies] = r[near_copies, np.argmax(rank >= 2, axis=1)]
+    rows = np.flatnonzero(usable)
+    r1, r2 = r1[rows], r2[rows]
+    log_mu = np.log(np.maximum(r2, r1) / r1)
     total = float(log_mu.sum())
-    m = int(ok.sum())
+    m = int(rows.size)
     if m < 2 or total <= 0:
         return {"intrinsic_dimension_twonn": None}
     tail = (1 - level) / 2
+    copies = int(n - first.sum())
+    short = int(first.sum() - m)
+    left_out = []
+    if copies:
+        left_out.append(f"{copies} copies of another point")
+    if short:
+        left_out.append(f"{short} with fewer than two distinct neighbours in the graph")
     return {
         "intrinsic_dimension_twonn": m / total,
         "intrinsic_dimension_ci_low": float(gamma.ppf(tail, m) / total),
         "intrinsic_dimension_ci_high": float(gamma.ppf(1 - tail, m) / total),
         "intrinsic_dimension_method": (
-            f"TwoNN maximum likelihood on the {_graph_kind(graph)} cosine k-NN graph "
-            f"({m} points, {graph.n_nodes - m} exact duplicates left out); 95% interval from Gamma(M, d)"
+            f"TwoNN maximum likelihood on the {_graph_kind(graph)} cosine k-NN graph ({m} points"
+            + (f"; left out: {' and '.join(left_out)}" if left_out else "")
+            + "); 95% interval from Gamma(M, d)"
         ),
     }
+
+
+def _copy_groups(indices: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """Group id of every point: connected components of the graph's ``close`` (copy) edges."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = indices.shape[0]
+    rows, cols = np.nonzero(close)
+    if not rows.size:
+        return np.arange(n)
+    edges = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, indices[rows, cols])), shape=(n, n))
+    return connected_components(edges, directed=False)[1]
 
 
 def _graph_kind(graph: KnnGraph) -> str:
@@ -608,7 +700,7 @@ def compute_geometry(
         duplicate_pairs=dup_pairs,
     )
     if graph is not None:
-        geometry = add_graph_metrics(geometry, labels, graph, seed=seed, exact_limit=exact_limit, cancel=cancel)
+        geometry = add_graph_metrics(geometry, labels, graph, x, seed=seed, exact_limit=exact_limit, cancel=cancel)
     return geometry
 
 
@@ -620,6 +712,7 @@ def add_graph_metrics(
     geometry: Geometry,
     labels: np.ndarray | None,
     graph: KnnGraph,
+    vectors: np.ndarray,
     *,
     seed: int = 0,
     exact_limit: int = EXACT_PAIR_LIMIT,
@@ -646,7 +739,7 @@ def add_graph_metrics(
         unique = np.unique(np.stack([a, b], 1), axis=0) if a.size else np.empty((0, 2), np.int64)
         m["n_duplicate_pairs"] = int(unique.shape[0])
         dup_pairs = unique[:MAX_LISTED_PAIRS]
-    m.update(twonn_intrinsic_dimension(graph))
+    m.update(twonn_intrinsic_dimension(graph, vectors))
     m.update({key: old[key] for key in LABEL_KEYS if key in old})
     if labels is not None:
         m.update(knn_label_metrics(graph, labels, seed=seed, cancel=cancel))

@@ -274,7 +274,7 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
         from embscope.analysis.geometry import knn_label_metrics, twonn_intrinsic_dimension
 
         graph = sample_graph(stats.sample)
-        m.update(twonn_intrinsic_dimension(graph))
+        m.update(twonn_intrinsic_dimension(graph, stats.sample))
         if labels is not None:
             # Accuracy, its chance baseline on the same graph, lift, z and interval (as in Phase 2).
             m.update(knn_label_metrics(graph, np.asarray(labels)[stats.sample_rows]))

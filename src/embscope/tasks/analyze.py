@@ -291,7 +291,7 @@ def _geometry_without_graph(embeddings: EmbeddingSet, per_sample: np.ndarray, ca
 def _geometry_with_graph(geometry: Geometry, embeddings: EmbeddingSet, per_sample, graph, cancel) -> Geometry:
     """``geometry`` with what the (sample) k-NN graph adds; a copy, the shown partial result stays as it was."""
     if embeddings.kind != "concept":
-        return add_graph_metrics(geometry, embeddings.labels, graph, cancel=cancel)
+        return add_graph_metrics(geometry, embeddings.labels, graph, embeddings.vectors, cancel=cancel)
     if embeddings.labels is None:
         return geometry
     metrics = dict(geometry.metrics)
