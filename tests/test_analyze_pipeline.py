@@ -99,3 +99,29 @@ def test_summary_validates_against_the_published_schema(rng):
     for emb in (_clustered(rng), EmbeddingSet(np.ones((20, 4), np.float32))):
         summary = run_job(analyze_job(AnalyzeRequest.of(embeddings=emb, clusters=False))).summary
         jsonschema.validate(json.loads(json.dumps(summary)), schema)
+
+
+def test_samples_sharing_a_vector_are_counted_named_and_in_the_evidence(rng):
+    import jsonschema
+
+    from embscope.resources import resource_path
+
+    base = _clustered(rng, n=300)
+    x = np.concatenate([base.vectors, base.vectors[:3] * 2.0])  # three copies (same direction)
+    ids = np.array([f"s{i}" for i in range(300)] + ["copy0", "copy1", "copy2"])
+    labels = np.concatenate([base.labels, base.labels[:3]])
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(x, labels=labels, ids=ids), clusters=False)))
+    dup = result.summary["duplicates"]
+    assert dup["n_pairs"] == 3 == result.summary["geometry"]["n_duplicate_pairs"] and not dup["estimated"]
+    assert sorted(tuple(e["rows"]) for e in dup["examples"]) == [(0, 300), (1, 301), (2, 302)]
+    assert {tuple(e["names"]) for e in dup["examples"]} == {("s0", "copy0"), ("s1", "copy1"), ("s2", "copy2")}
+    line = result.verdict.evidence[-1]
+    assert line.startswith(
+        "samples sharing a vector (cosine ≥ 0.999: copies or near-copies): 3 pairs, e.g. rows 0 and 300"
+    )
+    assert "('s0', 'copy0')" in line
+    jsonschema.validate(
+        json.loads(json.dumps(result.summary)), json.loads(resource_path("summary.schema.json").read_text())
+    )
+    clean = run_job(analyze_job(AnalyzeRequest.of(embeddings=base, clusters=False)))
+    assert "duplicates" not in clean.summary and not any("sharing a vector" in e for e in clean.verdict.evidence)

@@ -24,6 +24,20 @@ def test_nesum_and_condition_number_by_hand():
     # N − 1 = 2 caps the eigenvalues that may be non-zero: the zeros beyond do not count.
     assert spec.condition_number(np.array([4.0, 1.0, 0.0, 0.0]), n_samples=3) == pytest.approx(4.0)
     assert spec.condition_number(np.array([4.0, 1.0, 0.0]), n_samples=100) is None
+    # Fewer samples than dimensions: the spanned eigenvalues may all be positive, yet constant
+    # dimensions make the embedding rank-deficient whatever N.
+    assert spec.condition_number(np.array([4.0, 1.0, 0.0, 0.0]), n_samples=3, constant_dimensions=1) is None
+
+
+def test_condition_number_is_unbounded_with_dead_dimensions_at_any_n(rng):
+    x = rng.standard_normal((2000, 40)).astype(np.float32)
+    x[:, [3, 17]] = 0.25  # two dead channels
+    for n in (2000, 30):  # N > d: a zero eigenvalue; N < d: only the dead dimensions tell
+        g = compute_geometry(x[:n])
+        assert g["condition_number"] is None and g["collapsed_dimensions"] == 2
+    alive = np.delete(x[:30], [3, 17], axis=1)
+    lam = np.linalg.eigvalsh(np.cov(alive.astype(np.float64), rowvar=False))[::-1][:29]
+    assert compute_geometry(alive)["condition_number"] == pytest.approx(lam[0] / lam[-1], rel=1e-3)
 
 
 def test_geometry_label_free_metrics_match_numpy(rng):

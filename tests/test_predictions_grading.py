@@ -10,7 +10,7 @@ from embscope.analysis.concepts import compute_concept_geometry
 from embscope.analysis.geometry import compute_geometry
 from embscope.analysis.grading import grade_metrics, load_thresholds
 from embscope.analysis.predictions import prediction_report
-from embscope.analysis.verdict import LABELS, decide_verdict
+from embscope.analysis.verdict import DEAD_DIMENSIONS_HEADLINE, HEADLINES, LABELS, decide_verdict
 from embscope.errors import BadInputError
 
 
@@ -78,7 +78,19 @@ def test_verdict_dimensional_collapse_and_healthy(rng):
     basis = np.linalg.qr(rng.standard_normal((128, 3)))[0]
     low = (rng.standard_normal((1000, 3)) @ basis.T).astype(np.float32)
     assert _verdict(low).label == "dimensional_collapse"
+    assert _verdict(low).headline == HEADLINES["dimensional_collapse"]  # "only a few directions"
+    line = next(e for e in _verdict(low).evidence if e.startswith("top-5"))
+    assert line.endswith("95% needs 3 dimensions")
+    one = (rng.standard_normal((1000, 1)) @ basis[:, :1].T).astype(np.float32)
+    assert next(e for e in _verdict(one).evidence if e.startswith("top-5")).endswith("95% needs 1 dimension")
     assert _verdict(rng.standard_normal((1000, 32)).astype(np.float32)).label == "healthy"
+    # A full spectrum with a few dead dimensions (digits' constant border pixels): the same label,
+    # but the headline says what collapsed instead of "only a few directions".
+    dead = rng.standard_normal((1000, 64)).astype(np.float32)
+    dead[:, [0, 7, 8, 56, 63]] = 0.0
+    verdict = _verdict(dead)
+    assert verdict.label == "dimensional_collapse" and verdict.headline == DEAD_DIMENSIONS_HEADLINE
+    assert verdict.to_summary()["headline"] == DEAD_DIMENSIONS_HEADLINE
 
 
 def test_dimension_evidence_follows_the_line_it_explains(rng):

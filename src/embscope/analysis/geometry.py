@@ -15,7 +15,7 @@ import numpy as np
 from embscope.analysis import spectrum as spec
 from embscope.analysis.graph import KnnGraph
 from embscope.errors import check_cancel
-from embscope.formatting import listed
+from embscope.formatting import counted, listed
 
 #: Up to this many samples, pairwise metrics (max L2, max cosine, duplicates,
 #: uniformity) are exact over all N(N−1)/2 pairs.
@@ -68,6 +68,49 @@ class Geometry:
         mean_norm = float(self.metrics.get("mean_norm", 0.0))
         return np.flatnonzero(collapsed_dimension_mask(self.dimension_std, mean_norm))
 
+    def duplicates_summary(self, names=None, shown: int = 20) -> dict | None:
+        """``summary.json``'s ``duplicates``: how many pairs share a vector and which (None when none).
+
+        ``examples`` are row pairs (with their ``names``, e.g. ids or texts, when
+        given) from the pair pass or the exact graph; ``estimated`` when the
+        count was scaled up from sampled pairs.
+        """
+        n_pairs = int(self.metrics.get("n_duplicate_pairs") or 0)
+        if n_pairs == 0:
+            return None
+        examples = []
+        for i, j in self.duplicate_pairs[:shown].tolist():
+            example = {"rows": [int(i), int(j)]}
+            if names is not None:
+                example["names"] = [str(names[i]), str(names[j])]
+            examples.append(example)
+        method = str(self.metrics.get("cosine_method", ""))
+        estimated = method.startswith("sampled") and "from the exact k-NN graph" not in method
+        return {"n_pairs": n_pairs, "cosine": DUPLICATE_COSINE, "estimated": estimated, "examples": examples}
+
+    def duplicates_text(self, names=None, shown: int = 3) -> str | None:
+        """The evidence line for copies among the samples, or None when there are none.
+
+        "samples sharing a vector (cosine ≥ 0.999: copies or near-copies): 300 pairs, e.g. rows 5 and 3005 …":
+        repeated inputs inflate every neighbour-based score and are worth knowing before trusting them.
+        """
+        found = self.duplicates_summary(names, shown)
+        if found is None:
+            return None
+        about = "about " if found["estimated"] else ""
+
+        def pair(example) -> str:
+            i, j = example["rows"]
+            label = f"rows {i} and {j}"
+            return f"{label} ({example['names'][0]!r}, {example['names'][1]!r})" if "names" in example else label
+
+        examples = "; ".join(pair(e) for e in found["examples"])
+        return (
+            f"samples sharing a vector (cosine ≥ {DUPLICATE_COSINE:g}: copies or near-copies): "
+            f"{about}{counted(found['n_pairs'], 'pair')}, e.g. {examples}; repeated inputs inflate "
+            "neighbour-based scores"
+        )
+
     def collapsed_dimensions_text(self, shown: int = 8) -> str | None:
         """Which dimensions are collapsed, for the evidence: "3 collapsed dimensions (127, 223, 319): constant …".
 
@@ -78,9 +121,7 @@ class Geometry:
         index = self.collapsed_dimensions
         if index.size == 0:
             return None
-        std = np.asarray(self.dimension_std, dtype=np.float64)
-        rms = float(np.sqrt(np.mean(std**2)))
-        constant = int((std[index] <= CONSTANT_DIM_RELATIVE * rms).sum()) if rms > 0 else 0
+        constant = int(constant_dimension_mask(self.dimension_std)[index].sum())
         narrow = "std below 1% of the mean dimension std"
         if constant == index.size:
             how = "constant in every sample"
@@ -277,6 +318,14 @@ def dimension_std_metrics(dim_var: np.ndarray, mean_norm: float) -> dict:
         "collapsed_dimensions": int(collapsed.sum()),
         "collapsed_dimensions_ratio": float(collapsed.mean()) if collapsed.size else 0.0,
     }
+
+
+def constant_dimension_mask(dim_std: np.ndarray) -> np.ndarray:
+    """Dimensions whose std is below ``CONSTANT_DIM_RELATIVE`` of the RMS dimension std: the same
+    value in every sample (a dead channel), not merely a narrow one.  None are constant when all are."""
+    std = np.asarray(dim_std, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(std**2))) if std.size else 0.0
+    return std <= CONSTANT_DIM_RELATIVE * rms if rms > 0 else np.zeros(std.shape, dtype=bool)
 
 
 def isotropy(x: np.ndarray, eigenvectors: np.ndarray, rows: np.ndarray | None = None) -> float:
@@ -639,7 +688,7 @@ def compute_geometry(
         rankme=er,  # RankMe (Garrido et al. 2023) is the effective rank of the embedding matrix
         alpha_req=spec.alpha_req(lam),
         nesum=spec.nesum(lam),
-        condition_number=spec.condition_number(lam, n),
+        condition_number=spec.condition_number(lam, n, int(constant_dimension_mask(dim_std).sum())),
     )
 
     # Isotropy (Mu & Viswanath) over the uncentred eigenvectors.

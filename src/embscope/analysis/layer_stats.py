@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis import spectrum as spec
-from embscope.analysis.geometry import collapsed_dimension_mask, dimension_std_metrics
+from embscope.analysis.geometry import collapsed_dimension_mask, constant_dimension_mask, dimension_std_metrics
 from embscope.analysis.graph import knn_graph
 from embscope.errors import BadInputError
 
@@ -247,7 +247,9 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
         "top1_dominance": spec.top1_dominance(stats.centered_singular_values),
         "alpha_req": spec.alpha_req(lam),
         "nesum": spec.nesum(lam),
-        "condition_number": spec.condition_number(lam, n),
+        "condition_number": spec.condition_number(
+            lam, n, int(constant_dimension_mask(np.sqrt(stats.dimension_variance)).sum())
+        ),
         "mean_norm": stats.mean_norm,
         "std_norm": stats.std_norm,
         "min_norm": stats.min_norm,

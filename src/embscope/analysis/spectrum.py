@@ -283,12 +283,17 @@ def nesum(eigenvalues: np.ndarray) -> float:
     return float(lam.sum() / top) if top > 0 else 0.0
 
 
-def condition_number(eigenvalues: np.ndarray, n_samples: int) -> float | None:
+def condition_number(eigenvalues: np.ndarray, n_samples: int, constant_dimensions: int = 0) -> float | None:
     """λ_max / λ_min of the covariance over its min(N − 1, d) possibly non-zero eigenvalues.
 
-    None (unbounded) when the smallest of them is zero to working precision:
-    the embeddings do not span their space.
+    None (unbounded) when the smallest of them is zero to working precision,
+    or when some dimensions are constant: the embeddings do not span their
+    space.  The second test matters when N ≤ d: the N − 1 eigenvalues a
+    sample can give may all be positive while three dead dimensions make the
+    embedding rank-deficient whatever N (MiniLM's output on 200 texts).
     """
+    if constant_dimensions > 0:
+        return None
     lam = np.sort(np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None))[::-1]
     lam = lam[: max(min(n_samples - 1, lam.size), 0)]
     if lam.size == 0 or not lam[0] > 0 or lam[-1] <= lam[0] * 1e-15:

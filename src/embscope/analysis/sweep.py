@@ -43,6 +43,9 @@ HIERARCHY_LIFT = 0.5
 #: Fashion-MNIST features mix shirts with coats at every inflation, never shirts with shoes,
 #: so the gap does not *rise*, yet the clusters plainly follow the parents.
 HIERARCHY_WITHIN_PARENT = 0.5
+#: Below it, mixing this far above chance is called following the hierarchy "in part"
+#: (MiniLM on WordNet glosses: 33 %); less is no visible hierarchy (a pooler output: 1 %).
+HIERARCHY_IN_PART = 0.2
 #: Chance-corrected leaf purity at the coarsest informative inflation above which leaves are never merged.
 LEAVES_SEPARATED_PURITY = 0.9
 #: What an encoded hierarchy means for the model (seed 000).
@@ -466,11 +469,14 @@ def sweep_readout(
         elif within.z < z_crit:
             short = "not significantly above chance"
         else:
-            short = f"only {within.corrected:.0%} of the way from chance to all ({HIERARCHY_WITHIN_PARENT:.0%} counts)"
+            short = (
+                f"only {within.corrected:.0%} of the way from chance to all of it within parents "
+                f"(the rule asks {HIERARCHY_WITHIN_PARENT:.0%})"
+            )
         why.append(f"{_siblings_text(within, coarse.inflation)}, {short}")
     if lift < HIERARCHY_LIFT:
         why.append(f"parent purity covers only {lift:.0%} of the way from chance to its ceiling there")
-    partly = within is not None and within.value > within.chance and within.z >= z_crit
+    partly = within is not None and within.z >= z_crit and within.corrected >= HIERARCHY_IN_PART
     shaped = (
         "the clusters follow the label hierarchy only in part"
         if partly

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from embscope.analysis.chance import z_critical
 from embscope.analysis.grading import Grade
-from embscope.formatting import format_number
+from embscope.formatting import counted, format_number
 
 LABELS = (
     "collapsed_to_point",
@@ -55,16 +55,23 @@ HEADLINES = {
     ),
     "healthy": "Healthy: no collapse found.",
 }
+#: The dimensional-collapse headline when the spectrum is fine and only some dimensions died
+#: (digits' constant border pixels; a LayerNorm gain of 0): "only a few directions" would mislead.
+DEAD_DIMENSIONS_HEADLINE = (
+    "Dimensional collapse: some dimensions are dead (the same value, or nearly, in every sample)."
+)
 
 
 @dataclass(frozen=True)
 class Verdict:
     label: str
     evidence: list[str] = field(default_factory=list)
+    #: A headline more precise than the label's (None: :data:`HEADLINES`).
+    specific_headline: str | None = None
 
     @property
     def headline(self) -> str:
-        return HEADLINES[self.label]
+        return self.specific_headline or HEADLINES[self.label]
 
     @property
     def healthy(self) -> bool:
@@ -89,6 +96,7 @@ def decide_verdict(
     cluster_evidence: list[str] | None = None,
     collapse_threshold: float = 1e-2,
     dimension_evidence: str | None = None,
+    duplicate_evidence: str | None = None,
 ) -> Verdict:
     """One triage label plus the evidence lines that led to it.
 
@@ -100,18 +108,22 @@ def decide_verdict(
     else :meth:`embscope.analysis.geometry.Geometry.collapsed_dimensions_text`);
     it follows the collapsed-dimension count when the verdict names one, and
     otherwise closes the evidence (after a healthy verdict's weakest evidence,
-    which grades those dimensions).  A collapse to a point needs no such line.
+    which grades those dimensions).  ``duplicate_evidence`` (samples sharing a
+    vector, :meth:`embscope.analysis.geometry.Geometry.duplicates_text`) comes
+    last.  A collapse to a point needs neither line.
     """
     evidence: list[str] = []
     ratio = float(geometry["collapse_ratio"])
     method = geometry.get("collapse_ratio_method", "")
     grade = {name: g.grade for name, g in grades.items()}
 
-    def finish(label: str) -> Verdict:
+    def finish(label: str, headline: str | None = None) -> Verdict:
         # The dimension line closes the evidence unless it already follows the count it explains.
         if dimension_evidence and dimension_evidence not in evidence:
             evidence.append(dimension_evidence)
-        return Verdict(label, evidence)
+        if duplicate_evidence:
+            evidence.append(duplicate_evidence)
+        return Verdict(label, evidence, headline)
 
     def poor(name: str) -> bool:
         return grade.get(name) == "POOR"
@@ -145,10 +157,10 @@ def decide_verdict(
                 evidence.append(dimension_evidence)
         evidence.append(
             f"top-5 directions hold {_fmt(100 * geometry['top5_variance_ratio'])}% of the variance; "
-            f"95% needs {geometry['dims_for_95_variance']} dims"
+            f"95% needs {counted(int(geometry['dims_for_95_variance']), 'dimension')}"
         )
         _add_prediction_evidence(evidence, predictions)
-        return finish("dimensional_collapse")
+        return finish("dimensional_collapse", None if rank_poor else DEAD_DIMENSIONS_HEADLINE)
 
     if concepts and concepts.get("samples_with_duplicate_concepts", 0.0) >= DUPLICATED_CONCEPT_SHARE:
         evidence.append(

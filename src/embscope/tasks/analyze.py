@@ -326,6 +326,10 @@ def _assemble(
             dead_channel_evidence(geometry.collapsed_dimensions, embeddings.dim, weights)
             or geometry.collapsed_dimensions_text()
         ),
+        # Concept sets' copies are concepts, judged by their own verdict (duplicated_concepts).
+        duplicate_evidence=(
+            geometry.duplicates_text(_sample_names(embeddings)) if embeddings.kind != "concept" else None
+        ),
     )
     summary["grades"] = {name: g.to_summary() for name, g in grades.items()}
     summary["verdict"] = verdict.to_summary()
@@ -369,6 +373,8 @@ def build_summary(
         "columns": list(embeddings.extra_columns),
         "geometry": geo,
     }
+    if embeddings.kind != "concept" and (duplicates := geometry.duplicates_summary(_sample_names(embeddings))):
+        summary["duplicates"] = duplicates
     if embeddings.extraction is not None:
         summary["extraction"] = dict(embeddings.extraction)  # what "auto" pooling resolved to
     if graph is not None:
@@ -388,6 +394,11 @@ def build_summary(
         "top_centered_singular_values": [float(s) for s in geometry.spectrum.centered_singular_values[:10]],
     }
     return json_ready(summary)
+
+
+def _sample_names(embeddings) -> np.ndarray | None:
+    """What names a sample for a person: its id, else its text (None when neither is known)."""
+    return embeddings.ids if embeddings.ids is not None else embeddings.texts
 
 
 def json_ready(value):

@@ -400,6 +400,16 @@ def _interval(geo: dict, name: str) -> str:
     return f" (95% interval {_fmt(low)}–{_fmt(high)})" if low is not None and high is not None else ""
 
 
+def _condition_how(geo: dict) -> str:
+    """What the condition number was taken over, or why it is unbounded."""
+    n, d = geo.get("n_samples"), geo.get("dim")
+    if geo.get("condition_number") is None:
+        return "unbounded: the embeddings do not span their space (constant dimensions or λmin ≈ 0)"
+    if isinstance(n, int) and isinstance(d, int) and n - 1 < d:
+        return f"over the {n - 1} eigenvalues {n} samples can make non-zero (of {d})"
+    return "over all eigenvalues of the covariance"
+
+
 def label_free_rows(geo: dict, keys: bool = False) -> list[tuple[str, ...]]:
     """(label, value with its interval, how it was estimated) of each label-free quality metric present.
 
@@ -410,7 +420,7 @@ def label_free_rows(geo: dict, keys: bool = False) -> list[tuple[str, ...]]:
         "rankme": "",
         "alpha_req": "",
         "nesum": "",
-        "condition_number": "unbounded (rank-deficient) when —",
+        "condition_number": _condition_how(geo),
         "self_clustering": geo.get("self_clustering_method", ""),
         "intrinsic_dimension_twonn": geo.get("intrinsic_dimension_method", ""),
         "uniformity": geo.get("cosine_method", ""),
