@@ -126,3 +126,27 @@ def test_stdout_closed_early_is_not_an_internal_error(tmp_path):
     assert proc.wait(timeout=300) == 0, stderr
     assert "internal error" not in stderr and "Traceback" not in stderr and "BrokenPipe" not in stderr
     assert (out / "summary.json").is_file()
+
+
+def test_bad_input_is_one_line_even_with_a_sidecar_note(tmp_path, capsys):
+    """The "metadata read from … found next to …" note waits until the input has loaded: an error is the only line."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "empty.csv").write_text("")
+    np.save(tmp_path / "a.npy", rng.normal(size=(20, 4)).astype(np.float32))
+    (tmp_path / "a.csv").write_text("label\n" + "x\ny\n" * 10)
+    np.save(tmp_path / "b.npy", rng.normal(size=(30, 4)).astype(np.float32))
+    out = ["--out", str(tmp_path / "out")]
+    a = str(tmp_path / "a.npy")
+    for words in (
+        ["analyze", str(tmp_path / "empty.npy")],
+        ["compare", a, str(tmp_path / "b.npy")],
+        ["analyze", a, "--thresholds", str(tmp_path / "nope.toml")],
+        ["analyze", a, "--max-memory", "100"],
+    ):
+        assert main([*words, *out]) == EXIT_BAD_INPUT, words
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith("embscope: error: "), (words, err)
+    from embscope.sources import limits
+
+    assert limits.max_memory() > 100  # the run's --max-memory did not outlive it

@@ -21,6 +21,33 @@ def test_txt_one_sample_per_line_blank_lines_noted(tmp_path):
     assert any("1 blank" in note for note in data.notes)
 
 
+def test_csv_rows_with_a_blank_text_are_skipped_with_their_labels_and_noted(tmp_path):
+    # As a .txt's blank lines: an empty text has nothing to embed (ten of them were ten identical vectors).
+    path = tmp_path / "d.csv"
+    path.write_text('text,label,split\n,lost,x\ncat,animal,a\n"  ",lost,y\noak,tree,b\n', encoding="utf-8")
+    data = read_data(path)
+    assert data.texts == ["cat", "oak"]
+    assert data.labels.tolist() == ["animal", "tree"]
+    assert data.extra_columns["split"].tolist() == ["a", "b"]
+    assert "2 rows with a blank text in d.csv skipped (lines 2, 4)" in data.notes
+
+
+def test_jsonl_objects_with_a_blank_text_are_skipped_with_their_labels_and_noted(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"text": "", "label": "lost"}, {"text": "cat", "label": "animal"}, {"text": None, "label": "lost"}, "  "]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    data = read_data(path)
+    assert data.texts == ["cat"] and data.labels.tolist() == ["animal"]
+    assert "3 rows with a blank text in d.jsonl skipped (lines 1, 3, 4)" in data.notes
+
+
+def test_data_whose_every_text_is_blank_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n,a\n ,b\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="every text in d.csv is blank"):
+        read_data(path)
+
+
 def test_jsonl_text_label_parent_id(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [
@@ -53,7 +80,7 @@ def test_csv_columns_and_parent_mapping_file(tmp_path):
     assert list(data.labels) == ["cat", "oak", "rose"]
     assert list(data.parents) == ["animal", "plant", ""]
     assert list(data.ids) == ["1", "2", "3"]
-    assert "1 of 3 leaf labels (1 samples) are not in parents map parents.csv; their parent is empty" in data.notes
+    assert "1 of 3 leaf labels (1 samples) are not in parents map parents.csv; they have no parent" in data.notes
 
 
 def test_parent_mapping_without_header_tsv(tmp_path):

@@ -227,3 +227,70 @@ def test_the_cli_reads_the_same_sidecar_metadata_as_the_app(tmp_path, capsys):
     assert summary["has_labels"] and not any("found next to" in n for n in summary["input_notes"])
     assert "found next to" not in capsys.readouterr().err
     assert summary["geometry"]["knn_label_chance"] > 0.4  # two labels (o0/o1), not emb.csv's four
+
+
+def _demo_data_copy(tmp_path):
+    """The demo's array data (fashion_val.npy) and its labels (fashion_val.csv) side by side in ``tmp_path``."""
+    import shutil
+
+    from embscope.resources import resource_path
+
+    for name in ("fashion_val.npy", "fashion_val.csv"):
+        shutil.copy(resource_path(f"demo/{name}"), tmp_path / name)
+    return tmp_path / "fashion_val.npy", tmp_path / "fashion_val.csv"
+
+
+def test_array_data_reads_its_sidecar_metadata_in_the_cli(tmp_path, capsys):
+    """`--data x.npy` for a checkpoint reads x.csv beside it, as an embeddings file x.npy does; --meta wins."""
+    import json
+
+    from embscope.cli import main
+    from embscope.resources import resource_path
+
+    data, sidecar = _demo_data_copy(tmp_path)
+    (tmp_path / "other.csv").write_text("label\n" + "x\n" * (len(sidecar.read_text().splitlines()) - 1))
+    words = [
+        "analyze",
+        str(resource_path("demo/healthy.safetensors")),
+        "--factory",
+        f"{resource_path('demo/demo_model.py')}:build_model",
+        "--module",
+        "embed_norm",
+        "--data",
+        str(data),
+        "--no-clusters",
+    ]
+    assert main([*words, "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    note = "metadata read from fashion_val.csv, found next to fashion_val.npy (--meta FILE reads another)"
+    assert summary["has_labels"] and summary["has_parents"] and note in summary["input_notes"]
+    assert note in capsys.readouterr().err
+    assert main([*words, "--meta", str(tmp_path / "other.csv"), "--out", str(tmp_path / "b")]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert not summary["has_parents"] and not any("found next to" in n for n in summary["input_notes"])
+    assert "found next to" not in capsys.readouterr().err
+
+
+def test_array_data_chosen_in_the_app_brings_its_sidecar_metadata(tmp_path):
+    from embscope.resources import resource_path
+
+    data, sidecar = _demo_data_copy(tmp_path)
+    factory = f"{resource_path('demo/demo_model.py')}:build_model"
+    checkpoint = str(resource_path("demo/healthy.safetensors"))
+    # `embscope gui CKPT --data x.npy`
+    source = source_for_path(checkpoint, load_values={"factory": factory, "data": str(data)})
+    assert source.is_checkpoint and source.load.meta == str(sidecar)
+    # Data opened (or typed in the form) for a checkpoint without data.
+    session = Session()
+    source = session.add(source_for_path(checkpoint, load_values={"factory": factory}))
+    assert source.load.meta is None
+    session.update_settings(source, data=str(data))
+    assert source.load.meta == str(sidecar)
+    # Other data without a sidecar: the old data's sidecar does not stay.
+    np.save(tmp_path / "bare.npy", np.load(data))
+    session.update_settings(source, data=str(tmp_path / "bare.npy"))
+    assert source.load.meta is None
+    # A metadata file the user chose is kept when the data changes.
+    session.update_settings(source, meta=str(tmp_path / "mine.csv"))
+    session.update_settings(source, data=str(data))
+    assert source.load.meta == str(tmp_path / "mine.csv")

@@ -253,6 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if hasattr(args, "max_memory"):  # ... nor outlive it: in-process callers get the default back
+            from embscope.sources.limits import set_max_memory
+
+            set_max_memory(None)
 
 
 def gui_main() -> int:

@@ -22,7 +22,10 @@ class EmbeddingSet:
         per sample).
     labels, parents, predictions
         Optional length-N arrays of strings: leaf label, parent label in the
-        label hierarchy, predicted label.
+        label hierarchy, predicted label.  A sample without a label (an empty
+        cell, None, NaN in the file) holds :data:`MISSING_LABEL` (``""``),
+        decided once by the readers (:func:`as_label_array`); every label score
+        leaves such samples out (:func:`label_present`).
     texts, ids
         Optional length-N arrays of strings shown on hover.
     logits
@@ -101,7 +104,35 @@ class EmbeddingSet:
         return replace(self, vectors=self.vectors[rows], **picked, extra_columns=extra)
 
 
+#: What a label array holds for a sample without a label.  A ``str`` array keeps
+#: numpy's fast sorting and comparison; ``""`` is never a real class name.
+MISSING_LABEL = ""
+
+
+def _is_missing(value) -> bool:
+    # NaN is the only value not equal to itself (pandas/parquet nulls, float label columns).
+    return value is None or value != value or (isinstance(value, str) and not value.strip())
+
+
 def as_label_array(values) -> np.ndarray:
-    """Labels as a numpy array of ``str`` (missing values become ``""``)."""
-    out = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+    """Labels as a numpy array of ``str``; missing values (None, NaN, empty or blank) become
+    :data:`MISSING_LABEL`."""
+    out = np.asarray([MISSING_LABEL if _is_missing(v) else str(v) for v in values], dtype=object)
     return out.astype(str)
+
+
+def label_present(labels) -> np.ndarray:
+    """Boolean mask of the samples that have a label (not None, NaN, ``""`` or blank).
+
+    The one rule of "no label" for every label score: such samples are left out
+    of kNN label accuracy (neither scored nor voting), class distances, purity
+    and prediction accuracy.
+    """
+    arr = np.asarray(labels)
+    if arr.dtype.kind == "U":  # the loaded form (as_label_array): a vectorised test
+        return np.char.str_len(np.char.strip(arr)) > 0
+    if arr.dtype.kind in "biu":  # integer class codes: never missing
+        return np.ones(arr.shape, dtype=bool)
+    if arr.dtype.kind == "f":
+        return ~np.isnan(arr)
+    return np.array([not _is_missing(v) for v in arr.tolist()], dtype=bool)

@@ -81,20 +81,30 @@ def partition_permutations(labels, n_labels, bounds, first, n_perm, seed, out_ma
 
 @nb.njit(cache=True, nogil=True)
 def knn_correct(indices, codes):
-    """Samples whose kNN majority label (ties: the tied label with the nearest member) is their own."""
+    """Labelled samples whose kNN majority label (ties: the tied label with the nearest member) is their own.
+
+    A code < 0 is a sample without a label: it is not scored and its vote is
+    not counted (a sample whose k neighbours are all unlabelled counts as wrong).
+    """
     n, k = indices.shape
     correct = 0
     buf = np.empty(k, dtype=codes.dtype)
     for i in range(n):
-        # k random reads per sample, then the O(k²) vote on a local buffer.
+        if codes[i] < 0:
+            continue
+        # k random reads per sample (the labelled ones, nearest first), then the O(k²) vote on a local buffer.
+        m = 0
         for a in range(k):
-            buf[a] = codes[indices[i, a]]
+            code = codes[indices[i, a]]
+            if code >= 0:
+                buf[m] = code
+                m += 1
         best_count = 0
         best_label = -1
-        for a in range(k):
+        for a in range(m):
             label = buf[a]
             count = 0
-            for b in range(k):
+            for b in range(m):
                 if buf[b] == label:
                     count += 1
             # Strictly more wins; on a tie the earlier (nearer) position stays.
@@ -107,13 +117,21 @@ def knn_correct(indices, codes):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def knn_permutations(indices, codes, first, n_perm, seed, out):
-    """kNN accuracy of permutations ``first … first + n_perm − 1`` of ``codes`` on the same neighbour lists."""
-    n = codes.size
+def knn_permutations(indices, codes, labelled, first, n_perm, seed, out):
+    """kNN accuracy of permutations ``first … first + n_perm − 1`` of ``codes`` on the same neighbour lists.
+
+    Only the labels move, among the ``labelled`` rows (codes ≥ 0): which samples
+    have no label stays fixed, as in the observed score.
+    """
+    m = labelled.size
+    present = codes[labelled]
     for p in nb.prange(n_perm):
+        shuffled = present.copy()
+        _shuffle_prefix(shuffled, m - 1, seed, first + p)
         work = codes.copy()
-        _shuffle_prefix(work, n - 1, seed, first + p)
-        out[p] = knn_correct(indices, work) / n
+        for t in range(m):
+            work[labelled[t]] = shuffled[t]
+        out[p] = knn_correct(indices, work) / m
 
 
 def compile_kernels() -> None:
@@ -126,4 +144,4 @@ def compile_kernels() -> None:
     out = np.zeros(2)
     partition_permutations(labels, 3, np.array([0, 2, 4], dtype=np.int64), 0, 2, 0, out, out.copy(), out.copy())
     indices = np.array([[1, 2], [0, 2], [0, 1], [4, 0], [3, 0]], dtype=np.int64)
-    knn_permutations(indices, labels, 0, 2, 0, out)
+    knn_permutations(indices, labels, np.arange(labels.size, dtype=np.int64), 0, 2, 0, out)

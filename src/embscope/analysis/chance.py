@@ -32,6 +32,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from embscope.analysis.cluster_metrics import label_codes
+from embscope.data import label_present
 from embscope.errors import BadInputError, check_cancel
 
 #: Permutation work budget (sample-label draws per score); the permutation
@@ -499,8 +500,10 @@ def within_parent_chance(
 def knn_vote(neighbour_codes: np.ndarray) -> np.ndarray:
     """Majority label of each row of ``neighbour_codes`` (N×k, nearest first).
 
-    Ties go to the tied label whose member is nearest.  O(N·k²) time in row
-    blocks, O(N·k) memory: no N × n_classes table is ever formed.
+    Ties go to the tied label whose member is nearest.  A code < 0 (a
+    neighbour without a label) does not vote; a row with no labelled
+    neighbour gets −1.  O(N·k²) time in row blocks, O(N·k) memory: no
+    N × n_classes table is ever formed.
     """
     codes = np.asarray(neighbour_codes)
     n, k = codes.shape
@@ -512,46 +515,79 @@ def knn_vote(neighbour_codes: np.ndarray) -> np.ndarray:
     for start in range(0, n, block):
         part = codes[start : start + block]
         count = (part[:, :, None] == part[:, None, :]).sum(axis=2)
+        count[part < 0] = 0  # an unlabelled neighbour casts no vote
         # Highest count wins; among equal counts the nearest position (a label's
         # first position is where its nearest member sits).
         winner = np.argmax(count * (k + 1) - rank[None, :], axis=1)
-        out[start : start + block] = part[np.arange(part.shape[0]), winner]
+        voted = part[np.arange(part.shape[0]), winner]
+        out[start : start + block] = np.where(count.max(axis=1) > 0, voted, -1)
     return out
 
 
+def knn_codes(labels) -> np.ndarray:
+    """Integer codes of ``labels`` for the kNN scores: −1 for a sample without a label
+    (:func:`embscope.data.label_present`), 0…K−1 for the others."""
+    present = label_present(labels)
+    codes = np.full(present.size, -1, dtype=np.int64)
+    if present.any():
+        codes[present] = label_codes(np.asarray(labels)[present])[0]
+    return codes
+
+
 def knn_accuracy_from_codes(indices: np.ndarray, codes: np.ndarray) -> float:
-    """Leave-one-out kNN accuracy of integer ``codes`` on the neighbour lists ``indices`` (N×k)."""
-    return float(np.mean(knn_vote(codes[indices]) == codes))
+    """Leave-one-out kNN accuracy of integer ``codes`` on the neighbour lists ``indices`` (N×k).
+
+    Only samples with a label (code ≥ 0) are scored, and only labelled
+    neighbours vote (:func:`knn_vote`); NaN when no sample has a label.
+    """
+    codes = np.asarray(codes)
+    scored = codes >= 0
+    if not scored.any():
+        return float("nan")
+    return float(np.mean(knn_vote(codes[indices[scored]]) == codes[scored]))
 
 
 def knn_ceiling(codes: np.ndarray) -> float:
-    """Best attainable leave-one-out kNN accuracy: a sample alone in its label can never be right."""
+    """Best attainable leave-one-out kNN accuracy: a sample alone in its label can never be right
+    (over the labelled samples, codes ≥ 0)."""
+    codes = np.asarray(codes)
+    codes = codes[codes >= 0]
+    if not codes.size:
+        return 0.0
     counts = np.bincount(codes)
     return float(counts[counts > 1].sum() / codes.size)
 
 
 def knn_chance(indices: np.ndarray, labels, *, n_perm: int | None = None, seed: int = 0, cancel=None) -> ChanceScore:
-    """Leave-one-out kNN label accuracy on the graph ``indices`` (N×k) with its permutation baseline."""
-    codes, _ = label_codes(labels)
+    """Leave-one-out kNN label accuracy on the graph ``indices`` (N×k) with its permutation baseline.
+
+    Samples without a label (:func:`embscope.data.label_present`) stay in the
+    graph but are neither scored nor vote; the baseline permutes the labels
+    among the labelled samples only, so it follows the same rule.
+    """
+    codes = knn_codes(labels)
+    labelled = np.flatnonzero(codes >= 0)
+    if labelled.size < 2:
+        raise BadInputError(f"kNN label accuracy needs at least 2 labelled samples, got {labelled.size}")
     indices = np.asarray(indices)
     n, k = indices.shape
+    m = int(labelled.size)
     value = knn_accuracy_from_codes(indices, codes)
     n_perm = n_permutations(n * max(k, 1) * max(k, 1) // 4) if n_perm is None else int(n_perm)
     perm = np.empty(n_perm)
     kernels = _kernels()
     graph = np.ascontiguousarray(indices, dtype=np.int64)
-    codes64 = np.ascontiguousarray(codes, dtype=np.int64)
     for first, stop in _batches(n_perm, n * max(k, 1), cancel):
-        kernels.knn_permutations(graph, codes64, first, stop - first, seed, perm[first:stop])
+        kernels.knn_permutations(graph, codes, labelled, first, stop - first, seed, perm[first:stop])
     return _score(
         value,
         float(perm.mean()),
         float(perm.std(ddof=1)) if n_perm > 1 else 0.0,
         perm,
         f"label permutation on the same graph ({n_perm} permutations)",
-        continuity=0.5 / n,
+        continuity=0.5 / m,
         ceiling=knn_ceiling(codes),
-        std_floor=0.5 / n,
+        std_floor=0.5 / m,
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from embscope.analysis import spectrum as spec
 from embscope.analysis.graph import KnnGraph
+from embscope.data import label_present
 from embscope.errors import check_cancel
 from embscope.formatting import counted, listed
 
@@ -363,11 +364,11 @@ def knn_label_accuracy(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K)
     self, so this is leave-one-out by construction.  O(N·k) memory (no
     N × n_classes vote table).
     """
-    from embscope.analysis.chance import knn_accuracy_from_codes
+    from embscope.analysis.chance import knn_accuracy_from_codes, knn_codes
 
-    _, codes = np.unique(np.asarray(labels), return_inverse=True)
     k = min(k, graph.k)
-    return knn_accuracy_from_codes(graph.indices[:, :k], codes.reshape(-1))
+    # Samples without a label are neither scored nor vote (embscope.data.label_present).
+    return knn_accuracy_from_codes(graph.indices[:, :k], knn_codes(labels))
 
 
 def self_clustering(mean_cos2: float, n: int, d: int) -> float | None:
@@ -531,7 +532,7 @@ def knn_label_metrics(graph: KnnGraph, labels: np.ndarray, k: int = KNN_VOTE_K, 
 
     k = min(k, graph.k)
     score = knn_chance(graph.indices[:, :k], np.asarray(labels), seed=seed, cancel=cancel)
-    n = graph.n_nodes
+    n = int(label_present(labels).sum())  # the scored samples: those with a label
     low, high = wilson_interval(score.value * n, n)
     return {
         "knn_label_accuracy": score.value,
@@ -566,15 +567,21 @@ def class_cosine_distances(
     """
     from scipy import sparse
 
-    _, codes, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
-    codes = codes.reshape(-1)
-    n, d = x.shape
+    # Samples without a label belong to no class: they are in no pair (embscope.data.label_present).
+    present = label_present(labels)
+    _, codes, counts = np.unique(np.asarray(labels)[present], return_inverse=True, return_counts=True)
+    full = np.full(present.size, -1, dtype=np.int64)
+    full[present] = codes.reshape(-1)
+    codes = full
+    rows, d = x.shape
+    n = int(present.sum())
     class_sums = np.zeros((counts.size, d))
-    for start in range(0, n, block_rows):
-        stop = min(start + block_rows, n)
+    for start in range(0, rows, block_rows):
+        stop = min(start + block_rows, rows)
         u = x[start:stop].astype(np.float64) / np.maximum(norms[start:stop], 1e-30)[:, None]
+        cols = np.flatnonzero(codes[start:stop] >= 0)
         member = sparse.csr_matrix(
-            (np.ones(stop - start), (codes[start:stop], np.arange(stop - start))), shape=(counts.size, stop - start)
+            (np.ones(cols.size), (codes[start:stop][cols], cols)), shape=(counts.size, stop - start)
         )
         class_sums += member @ u
     total = class_sums.sum(axis=0)
@@ -738,8 +745,9 @@ def compute_geometry(
         intra, inter = class_cosine_distances(x, norms, labels)
         m["intra_class_cosine_distance"] = intra
         m["inter_class_cosine_distance"] = inter
-        _, counts = np.unique(np.asarray(labels), return_counts=True)
-        base = float(counts.max() / n)
+        present = label_present(labels)
+        _, counts = np.unique(np.asarray(labels)[present], return_counts=True)
+        base = float(counts.max() / counts.sum()) if counts.size else float("nan")
         m["label_base_rate"] = base
     geometry = Geometry(
         metrics=m,

@@ -19,6 +19,7 @@ import numpy as np
 from embscope.analysis import spectrum as spec
 from embscope.analysis.geometry import collapsed_dimension_mask, constant_dimension_mask, dimension_std_metrics
 from embscope.analysis.graph import knn_graph
+from embscope.data import label_present
 from embscope.errors import BadInputError
 
 #: Rows kept per layer for the pair and label metrics (all rows when N is smaller).
@@ -45,7 +46,9 @@ def sample_rows(n_samples: int, size: int = SAMPLE_ROWS, seed: int = 0, labels=N
     rng = np.random.default_rng(seed)
     if labels is None:
         return np.sort(rng.choice(n_samples, size, replace=False))
-    _, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    names, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    codes = codes.reshape(-1)
+    unlabelled = ~label_present(names)  # samples without a label are no group: they only fill the rest
     order = np.argsort(codes, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
     groups = np.split(order, starts[1:])
@@ -53,7 +56,7 @@ def sample_rows(n_samples: int, size: int = SAMPLE_ROWS, seed: int = 0, labels=N
     room = size
     for g in rng.permutation(len(groups)):
         members = groups[g]
-        if len(members) < 2:
+        if len(members) < 2 or unlabelled[codes[members[0]]]:
             continue  # a label alone in the sample can never agree with a neighbour
         take = members if len(members) <= room else rng.choice(members, room, replace=False)
         chosen.append(take)
@@ -277,9 +280,10 @@ def layer_metrics(stats: LayerStats, labels: np.ndarray | None = None) -> dict:
 
         graph = sample_graph(stats.sample)
         m.update(twonn_intrinsic_dimension(graph, stats.sample))
-        if labels is not None:
+        sampled = None if labels is None else np.asarray(labels)[stats.sample_rows]
+        if sampled is not None and label_present(sampled).sum() >= 2:  # unlabelled rows are not scored
             # Accuracy, its chance baseline on the same graph, lift, z and interval (as in Phase 2).
-            m.update(knn_label_metrics(graph, np.asarray(labels)[stats.sample_rows]))
+            m.update(knn_label_metrics(graph, sampled))
             scope = f"exact: all {n} samples" if exact else f"sampled: within {kept} random samples"
             m["knn_label_method"] = f"{scope}; {m['knn_label_method']}"
     return m

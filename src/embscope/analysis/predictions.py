@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embscope.data import label_present
+
 #: Share of predictions in one class at or above which predictions are mode-collapsed.
 MODE_COLLAPSE_SHARE = 0.5
 #: Standard errors within which accuracy counts as "the base rate".
@@ -98,13 +100,25 @@ def confusion_matrix(
 
 
 def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None, top_k: int = 10) -> PredictionReport:
-    """Phase 1 on predicted classes, against labels when they exist."""
+    """Phase 1 on predicted classes, against labels when they exist.
+
+    The prediction distribution counts every sample; accuracy, macro-F1, the
+    confusion matrix and the base rates count only the samples that have a
+    label (:func:`embscope.data.label_present`).
+    """
     predictions = np.asarray(predictions).astype(str)
-    n = predictions.size
+    n = n_all = predictions.size
     names, counts = np.unique(predictions, return_counts=True)
     order = np.lexsort((names, -counts))
     top = [(str(names[i]), int(counts[i]), float(counts[i] / n)) for i in order[:top_k]]
     modal_class, _, modal_share = top[0]
+    if labels is not None:
+        present = label_present(labels)
+        if not present.any():
+            labels = None
+        elif not present.all():
+            labels, predictions = np.asarray(labels)[present], predictions[present]
+            n = predictions.size
     if labels is None:
         classes = [str(c) for c in names]
         confusion = np.zeros((0, 0), dtype=np.int64)
@@ -147,6 +161,6 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
         modal_class_label_share=float(label_counts[all_classes.index(modal_class)] / n),
         mode_collapse=modal_share >= MODE_COLLAPSE_SHARE,
         base_rate_flag=accuracy <= base + noise,
-        n_samples=n,
+        n_samples=n_all,
         n_classes=len(all_classes),
     )

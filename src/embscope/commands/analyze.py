@@ -19,10 +19,12 @@ T = TypeVar("T")
 def request_from_args(args: argparse.Namespace, source: str, notes: list[str] | None = None) -> AnalyzeRequest:
     """An AnalyzeRequest for ``source`` with the settings the command line gave.
 
-    Without ``--meta``, an embeddings file's metadata CSV named like it (``emb.npy`` →
-    ``emb.csv`` / ``emb.meta.csv``) is read, as the app does when it opens the file: the same
-    file gives the same labels, hence the same verdict, in both.  That is said on stderr and
-    appended to ``notes`` (the summary's input notes).
+    Without ``--meta``, the metadata CSV named like the input is read, as the app does when it
+    opens the file (:func:`embscope.tasks.session.sidecar_metadata`): an embeddings file's
+    (``emb.npy`` → ``emb.csv`` / ``emb.meta.csv``), or the ``--data`` array file's for a
+    checkpoint (``--data x.npy`` → ``x.csv``).  The same file gives the same labels, hence the
+    same verdict, in both.  That is appended to ``notes``: the caller says it on stderr
+    (:func:`print_notes`) once the input has loaded, so bad input stays one line.
     """
     from dataclasses import replace
 
@@ -31,23 +33,38 @@ def request_from_args(args: argparse.Namespace, source: str, notes: list[str] | 
 
     settings = settings_from_args(args)
     if settings.load.meta is None:
-        meta = _sidecar_metadata(source, settings.load.factory)
-        if meta is not None:
+        found = _sidecar_metadata(source, settings.load.factory, settings.load.data)
+        if found is not None:
+            meta, beside = found
             settings = replace(settings, load=replace(settings.load, meta=meta))
-            note = (
-                f"metadata read from {Path(meta).name}, found next to {Path(source).name} (--meta FILE reads another)"
-            )
-            print(f"embscope: {note}", file=sys.stderr)
             if notes is not None:
-                notes.append(note)
+                notes.append(
+                    f"metadata read from {Path(meta).name}, found next to {Path(beside).name} "
+                    "(--meta FILE reads another)"
+                )
     return AnalyzeRequest(source=source, settings=settings)
 
 
-def _sidecar_metadata(source: str, factory: str | None) -> str | None:
-    """The metadata CSV next to an embeddings file (None for a checkpoint, an unreadable source, or none)."""
-    from embscope.tasks.session import looks_like_checkpoint, sidecar_metadata
+def print_notes(notes: list[str]) -> None:
+    """Say ``notes`` on stderr, after the input loaded (an error before that is the only line)."""
+    for note in notes:
+        print(f"embscope: {note}", file=sys.stderr)
 
-    return sidecar_metadata(source) if looks_like_checkpoint(source, factory) is False else None
+
+def _sidecar_metadata(source: str, factory: str | None, data: str | None) -> tuple[str, str] | None:
+    """``(metadata CSV, the file it lies next to)``: an embeddings file's, or a checkpoint's ``--data``
+    array file's (:func:`embscope.tasks.session.data_sidecar_metadata`); None for an unreadable source
+    or none found."""
+    from embscope.tasks.session import data_sidecar_metadata, looks_like_checkpoint, sidecar_metadata
+
+    checkpoint = looks_like_checkpoint(source, factory)
+    if checkpoint is False:
+        meta = sidecar_metadata(source)
+        return (meta, source) if meta else None
+    if checkpoint and data:
+        meta = data_sidecar_metadata(data)
+        return (meta, data) if meta else None
+    return None
 
 
 class StderrProgress:
@@ -57,6 +74,7 @@ class StderrProgress:
         self.enabled = sys.stderr.isatty()
 
     def __call__(self, report) -> None:
+
         if not self.enabled:
             return
         pct = f" {100 * report.fraction:3.0f}%" if report.fraction is not None else ""
@@ -93,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     notes: list[str] = []
     result = run_with_progress(analyze_job(request_from_args(args, args.source, notes)))
+    print_notes(notes)
     result.summary.setdefault("input_notes", []).extend(notes)
     add_library_notes(result.summary)  # numpy/torch warnings of this run, deduplicated, in the report
     with OutputSet(out) as staging:  # the whole set replaces the previous one in one step

@@ -25,7 +25,7 @@ def render_pngs_if_available(hook_module: str, function: str, result, out_dir: P
 
 
 def run(args: argparse.Namespace) -> int:
-    from embscope.commands.analyze import request_from_args, run_with_progress
+    from embscope.commands.analyze import print_notes, request_from_args, run_with_progress
     from embscope.storage import atomic_write_text
     from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
     from embscope.tasks.report import OutputSet, check_output_dir, summary_json
@@ -35,13 +35,15 @@ def run(args: argparse.Namespace) -> int:
 
         raise BadInputError("compare needs at least two sources")
     out = check_output_dir(args.out)
+    notes: list[str] = []  # said once every source has loaded: bad input stays one line
     request = CompareRequest(
-        sources=tuple(request_from_args(args, s) for s in args.sources),
+        sources=tuple(request_from_args(args, s, notes) for s in args.sources),
         # The CLI needs only summaries and maps: drop each source's embeddings
         # as soon as they are analysed (one matrix alive at a time).
         keep_results=False,
     )
     result = run_with_progress(compare_job(request))
+    print_notes(notes)
     with OutputSet(out) as staging:
         written = [
             atomic_write_text(staging / "compare.json", summary_json(result.to_json())),

@@ -39,14 +39,14 @@ def run(args: argparse.Namespace) -> int:
     # The same loading as `analyze`: embeddings files, or extraction from a checkpoint.
     emb, _ = run_with_progress(load_source(AnalyzeRequest(args.source, settings)))
     x = _vectors_2d(emb)
-    for note in emb.notes:
-        print(f"note: {note}", file=sys.stderr)
     if not np.ptp(x, axis=0).any():  # every sample the same point: any layout would be noise
         what = "all zero" if not x.any() else "the same vector"
         raise BadInputError(
             f"all {x.shape[0]} vectors of {Path(args.source).name} are {what}: there is nothing to lay out "
             "(`embscope analyze` reports this as collapsed_to_point)"
         )
+    for note in emb.notes:  # after the last input check: bad input is one line on stderr
+        print(f"note: {note}", file=sys.stderr)
 
     pca = pca_layout_cached(x)
     layouts = {"layout_pca.npy": pca}

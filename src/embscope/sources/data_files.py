@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embscope.data import as_label_array, label_present
 from embscope.errors import BadInputError
 from embscope.sources.limits import check_file_fits, check_fits, human_bytes, line_limit, require_regular
 from embscope.sources.metadata import apply_side_files
@@ -168,6 +169,7 @@ def _read_txt(p: Path, lines: list[str]) -> DataSet:
 
 def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
     texts, labels, parents, ids, predictions = [], [], [], [], []
+    blank: list[int] = []  # line numbers of objects whose text is blank
     extra: dict[str, list] = {}  # other scalar keys → one value per sample (None where absent)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -183,6 +185,9 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         key = next((k for k in TEXT_KEYS if k in obj), None)
         if key is None:
             raise BadInputError(f"{p.name} line {number} has no 'text' field")
+        if _blank(obj[key]):
+            blank.append(number)  # as a .txt's blank line: nothing to embed, so the row (labels too) goes
+            continue
         row = len(texts)
         texts.append(str(obj[key]))
         labels.append(obj.get("label"))
@@ -195,8 +200,9 @@ def _read_jsonl(p: Path, lines: list[str]) -> DataSet:
         for values in extra.values():
             values.extend([None] * (len(texts) - len(values)))
     if not texts:
-        raise BadInputError(f"{p.name} is empty")
+        raise BadInputError(f"{p.name} is empty" if not blank else f"every text in {p.name} is blank")
     others, notes = _other_columns(extra, p.name)
+    notes[:0] = _blank_note(blank, p.name)
     return DataSet(
         texts=texts,
         labels=_column(labels),
@@ -224,10 +230,10 @@ def _other_columns(columns: dict[str, list], file_name: str) -> tuple[dict[str, 
 
 
 def _column(values: list) -> np.ndarray | None:
-    """A str array, or None when the column is absent everywhere."""
-    if all(v is None or v == "" for v in values):
-        return None
-    return np.asarray(["" if v is None else str(v) for v in values], dtype=object).astype(str)
+    """A str array (missing values as ``""``, :func:`embscope.data.as_label_array`), or None when the
+    column is absent everywhere."""
+    column = as_label_array(values)
+    return column if label_present(column).any() else None
 
 
 def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
@@ -239,6 +245,12 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
     rows = list(reader)
     if not rows:
         raise BadInputError(f"{p.name} has a header but no rows")
+    # As a .txt's blank lines: a row with a blank text has nothing to embed, so it goes (its labels too).
+    blank = [number for number, row in enumerate(rows, start=2) if _blank(row.get(key))]
+    if blank:
+        rows = [row for row in rows if not _blank(row.get(key))]
+        if not rows:
+            raise BadInputError(f"every text in {p.name} is blank")
 
     def col(name: str) -> np.ndarray | None:
         return _column([row.get(fields[name]) for row in rows]) if name in fields else None
@@ -246,6 +258,7 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
     known = {key, *(fields[k] for k in _KEYS if k in fields)}
     names = [name for name in reader.fieldnames or [] if name not in known and name.strip()]
     others, notes = _other_columns({name.strip(): [row.get(name) for row in rows] for name in names}, p.name)
+    notes[:0] = _blank_note(blank, p.name)
     return DataSet(
         texts=[row.get(key) or "" for row in rows],
         labels=col("label"),
@@ -255,6 +268,20 @@ def _read_csv(p: Path, lines: list[str], delimiter: str) -> DataSet:
         extra_columns=others,
         notes=tuple(notes),
     )
+
+
+def _blank(text) -> bool:
+    """A text with nothing to embed: missing, None or whitespace only."""
+    return text is None or not str(text).strip()
+
+
+def _blank_note(numbers: list[int], file_name: str) -> list[str]:
+    """``["3 rows with a blank text in x.csv skipped (lines 2, 5, 9)"]``, or ``[]`` when none were."""
+    if not numbers:
+        return []
+    shown = ", ".join(str(n) for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
+    rows = "row" if len(numbers) == 1 else "rows"
+    return [f"{len(numbers)} {rows} with a blank text in {file_name} skipped (lines {shown})"]
 
 
 def _read_npy(p: Path) -> DataSet:

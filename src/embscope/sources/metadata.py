@@ -54,19 +54,31 @@ def delimiter_for(path: Path, first_line: str) -> str:
     return "\t" if "\t" in first_line and "," not in first_line else ","
 
 
-def read_delimited(path: Path, what: str = "table") -> list[list[str]]:
-    """All non-blank rows of a small CSV/TSV file as lists of strings."""
+def read_delimited(path: Path, what: str = "table", per_sample: bool = False) -> list[list[str]]:
+    """The rows of a small CSV/TSV file as lists of strings, blank rows left out.
+
+    ``per_sample``: every row after the first is one sample (a metadata table), so a
+    blank row is a sample without metadata (a missing label): it is kept, as empty
+    cells as wide as the first row.  Only empty lines at the end go (a file's
+    trailing newlines); a last row ``""`` (how csv writes one empty cell) stays.
+    """
     path = require_file(path, what)
     text = decode_text(path)
     delimiter = delimiter_for(path, text.split("\n", 1)[0])
     try:
-        rows = [
-            row
-            for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-            if any(cell.strip() for cell in row)
-        ]
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise BadInputError(f"cannot read {path.name}: {short_reason(exc, path=path)}") from None
+    blank = [not any(cell.strip() for cell in row) for row in rows]
+    if per_sample and not all(blank):
+        first = blank.index(False)
+        last = len(rows)
+        while rows[last - 1] == []:
+            last -= 1
+        width = len(rows[first])
+        rows = [rows[first]] + [[""] * width if blank[i] else rows[i] for i in range(first + 1, last)]
+    else:
+        rows = [row for row, is_blank in zip(rows, blank, strict=True) if not is_blank]
     if not rows:
         raise BadInputError(f"{what} {path.name} is empty")
     return rows
@@ -127,7 +139,7 @@ def read_meta_file(path, n: int, label_column: str | None = None) -> tuple[dict,
     path = require_file(path, "metadata file")
     if path.suffix.lower() in (".tsv", ".tab"):
         return read_projector_metadata(path, n, label_column)
-    rows = read_delimited(path, "metadata file")
+    rows = read_delimited(path, "metadata file", per_sample=True)
     header, body = [c.strip() for c in rows[0]], rows[1:]
     if not any(meta_field(name) for name in header) and label_column is None:
         known = ", ".join(aliases[0] for aliases in META_ALIASES.values())
@@ -151,7 +163,7 @@ def read_projector_metadata(path, n: int, label_column: str | None = None) -> tu
     rows is read as having a header.
     """
     path = require_file(path, "metadata file")
-    rows = read_delimited(path, "metadata file")
+    rows = read_delimited(path, "metadata file", per_sample=True)
     width = max(len(row) for row in rows)
     if width == 1:
         values = [row[0] if row else "" for row in rows]
@@ -231,7 +243,7 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
         n_samples = int(np.isin(labels, missing).sum())
         notes.append(
             f"{len(missing)} of {len(leaves)} leaf labels ({n_samples} samples) are not in "
-            f"parents map {path.name}; their parent is empty"
+            f"parents map {path.name}; they have no parent"
         )
     return parents.astype(str), notes
 
@@ -284,6 +296,46 @@ def set_aside_identifier_labels(embeddings):
             extra.setdefault(column, np.asarray(values).astype(str))
             notes.append(note)
     if not changes:
+        return embeddings
+    return replace(embeddings, **changes, extra_columns=extra, notes=(*embeddings.notes, *notes))
+
+
+def note_missing_labels(embeddings):
+    """``embeddings`` (an EmbeddingSet) with a note saying how many samples have no label / no parent.
+
+    A missing label (an empty cell, None or NaN: :data:`embscope.data.MISSING_LABEL`
+    after loading) is no class: every label score leaves the sample out
+    (:func:`embscope.data.label_present`), and the note says so.  Labels that
+    fewer than two samples carry can score nothing: they are dropped (kept as the
+    other column ``label`` / ``parent`` for hover), as unlabelled data.
+    """
+    from dataclasses import replace
+
+    from embscope.data import label_present
+
+    extra = dict(embeddings.extra_columns)
+    changes: dict = {}
+    notes: list[str] = []
+    n = embeddings.n_samples
+    for attr, what, column, scores in (
+        ("labels", "label", "label", "every label score"),
+        ("parents", "parent label", "parent", "the parent scores"),
+    ):
+        values = getattr(embeddings, attr)
+        if values is None:
+            continue
+        labelled = int(label_present(values).sum())
+        if labelled == n:
+            continue
+        if labelled < 2:
+            changes[attr] = None
+            if labelled:
+                extra.setdefault(column, np.asarray(values).astype(str))
+            notes.append(f"{labelled} of {n:,} samples {'has' if labelled == 1 else 'have'} a {what}: no {what} score")
+            continue
+        missing = n - labelled
+        notes.append(f"{missing:,} of {n:,} samples have no {what}: they are left out of {scores}")
+    if not notes:
         return embeddings
     return replace(embeddings, **changes, extra_columns=extra, notes=(*embeddings.notes, *notes))
 

@@ -111,7 +111,7 @@ def field_strings(field_name: str, values, what: str, notes: list[str]) -> np.nd
 
 
 def _string_list(values, what: str) -> list:
-    """Per-sample values as a flat list of ``str`` (bytes decoded as UTF-8, None as "")."""
+    """Per-sample values as a flat list of ``str`` (bytes decoded as UTF-8, None and NaN as "")."""
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().tolist()
     arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
@@ -121,7 +121,8 @@ def _string_list(values, what: str) -> list:
         raise BadInputError(f"{what} must be one value per sample, got shape {tuple(arr.shape)}")
     if arr.dtype.kind == "S":
         return [v.decode("utf-8", errors="replace") for v in arr]
-    return ["" if v is None else str(v) for v in arr.tolist()]
+    # NaN (a float column's or a parquet null's missing value) is no label, not the label "nan".
+    return ["" if v is None or v != v else str(v) for v in arr.tolist()]
 
 
 def short_reason(exc: BaseException, limit: int = 160, path=None) -> str:

@@ -231,6 +231,7 @@ class Session:
         new = settings if settings is not None else source.settings
         if load_changes:
             new = replace(new, load=replace(new.load, **load_changes))
+        new = _with_data_sidecar(source.settings, new)
         if new != source.settings:
             source.settings = new
             self.events.changed.emit(source, Aspect.SETTINGS)
@@ -324,6 +325,20 @@ class Session:
         self.events.changed.emit(source, Aspect.STATE)
 
 
+def _with_data_sidecar(old: AnalysisSettings, new: AnalysisSettings) -> AnalysisSettings:
+    """``new`` with the metadata CSV next to its new ``data`` array file (:func:`data_sidecar_metadata`)
+    when the data changed and the metadata did not: none, or the old data's own sidecar.
+
+    As an embeddings file opens with its sidecar (:func:`source_for_path`) and as the CLI reads it;
+    a metadata file the user chose, or cleared along with the data change, is kept.
+    """
+    if new.load.data == old.load.data or new.load.meta != old.load.meta:
+        return new
+    if old.load.meta not in (None, data_sidecar_metadata(old.load.data)):
+        return new
+    return replace(new, load=replace(new.load, meta=data_sidecar_metadata(new.load.data)))
+
+
 def source_for_path(
     path: str | Path, device: str = "auto", dtype: str = "float32", load_values: dict | None = None
 ) -> Source:
@@ -338,6 +353,8 @@ def source_for_path(
     load = LoadSettings(device=device, dtype=dtype, meta=None if checkpoint else sidecar_metadata(path))
     if values:
         load = replace(load, **values)
+    if checkpoint and load.meta is None:  # `embscope gui MODEL --data x.npy`: x.csv, as the CLI reads it
+        load = replace(load, meta=data_sidecar_metadata(load.data))
     return Source(str(path), AnalysisSettings(load=load), is_checkpoint=checkpoint)
 
 
@@ -368,6 +385,16 @@ def looks_like_checkpoint(path: str | Path, factory: str | None = None) -> bool 
         return is_checkpoint(path, factory=factory)
     except Exception:  # noqa: BLE001 - the analysis gives the one-line reason
         return None
+
+
+def data_sidecar_metadata(data: str | Path | None) -> str | None:
+    """The metadata CSV next to a checkpoint's ``--data`` array file (``x.npy`` → ``x.csv``), as
+    :func:`sidecar_metadata` finds an embeddings file's; None for text data (its columns hold its labels)."""
+    if not data:
+        return None
+    from embscope.sources.data_files import ARRAY_SUFFIXES
+
+    return sidecar_metadata(data) if Path(data).suffix.lower() in ARRAY_SUFFIXES else None
 
 
 def sidecar_metadata(path: str | Path) -> str | None:
