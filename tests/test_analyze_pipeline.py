@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embscope.data import EmbeddingSet
-from embscope.errors import Cancelled
+from embscope.errors import BadInputError, Cancelled
 from embscope.tasks.analyze import GEOMETRY_KEYS, AnalyzeRequest, analyze_job
 from embscope.tasks.progress import CancelToken, run_job
 from embscope.tasks.report import write_outputs
@@ -125,3 +125,12 @@ def test_samples_sharing_a_vector_are_counted_named_and_in_the_evidence(rng):
     )
     clean = run_job(analyze_job(AnalyzeRequest.of(embeddings=base, clusters=False)))
     assert "duplicates" not in clean.summary and not any("sharing a vector" in e for e in clean.verdict.evidence)
+
+
+def test_two_samples_say_why_there_is_no_graph_and_refuse_an_explicit_k(rng):
+    two = EmbeddingSet(rng.standard_normal((2, 8)).astype(np.float32))
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=two)))
+    assert result.graph is None and result.verdict.label == "too_few_samples"
+    assert any("no k-NN graph (it needs 3)" in note for note in result.summary["input_notes"])
+    with pytest.raises(BadInputError, match="k = 5 neighbours needs more than 5 samples; there are 2"):
+        run_job(analyze_job(AnalyzeRequest.of(embeddings=two, knn=5)))

@@ -10,7 +10,13 @@ from embscope.analysis.concepts import compute_concept_geometry
 from embscope.analysis.geometry import compute_geometry
 from embscope.analysis.grading import grade_metrics, load_thresholds
 from embscope.analysis.predictions import prediction_report
-from embscope.analysis.verdict import DEAD_DIMENSIONS_HEADLINE, HEADLINES, LABELS, decide_verdict
+from embscope.analysis.verdict import (
+    DEAD_DIMENSIONS_HEADLINE,
+    HEADLINES,
+    LABELS,
+    MIN_VERDICT_SAMPLES,
+    decide_verdict,
+)
 from embscope.errors import BadInputError
 
 
@@ -91,6 +97,17 @@ def test_verdict_dimensional_collapse_and_healthy(rng):
     verdict = _verdict(dead)
     assert verdict.label == "dimensional_collapse" and verdict.headline == DEAD_DIMENSIONS_HEADLINE
     assert verdict.to_summary()["headline"] == DEAD_DIMENSIONS_HEADLINE
+
+
+def test_too_few_samples_to_call_healthy_but_enough_to_see_a_collapse(rng):
+    # 20 random directions look full rank whatever the model: no verdict of health from them.
+    small = _verdict(rng.standard_normal((20, 64)).astype(np.float32))
+    assert small.label == "too_few_samples" and small.evidence[0].startswith("only 20 samples (a verdict")
+    assert _verdict(rng.standard_normal((MIN_VERDICT_SAMPLES, 64)).astype(np.float32)).label == "healthy"
+    # ... but positive evidence of a collapse holds at any size: 40 samples on 2 directions of 64.
+    basis = np.linalg.qr(rng.standard_normal((64, 2)))[0]
+    assert _verdict((rng.standard_normal((40, 2)) @ basis.T).astype(np.float32)).label == "dimensional_collapse"
+    assert _verdict(np.tile(rng.standard_normal(16), (5, 1)).astype(np.float32)).label == "collapsed_to_point"
 
 
 def test_dimension_evidence_follows_the_line_it_explains(rng):

@@ -78,6 +78,8 @@ def test_readout_rules_judge_against_chance(rng):
     assert collapse.label == "collapse" and "modal-parent share (0.850)" in collapse.text
     nonmono = sweep_of({1.4: LEAF_ID, 2.0: LEAF_ID // 4})
     assert any("not monotone" in note for note in nonmono.notes)
+    same = sweep_of({1.4: LEAF_ID, 4.0: LEAF_ID})  # not "grows … (8 at I=1.4 to 8 at I=4)"
+    assert "Cluster count is 8 at every inflation." in same.notes
     unl = sweep_readout([InflationStats(2.0, 3, 0, 5, None, None, None, None)])
     assert unl.label == "unlabelled"
     # Parents without leaves (e.g. leaf labels set aside as identifiers): purity is read, the hierarchy is not.

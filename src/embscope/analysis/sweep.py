@@ -337,6 +337,8 @@ def sweep_readout(
             f"Cluster count is not monotone in inflation ({listing}); "
             "the graph is near a threshold between granularities."
         )
+    elif counts[0] == counts[-1]:
+        notes.append(f"Cluster count is {counts[0]} at every inflation.")
     else:
         notes.append(
             "Cluster count grows monotonically with inflation "

@@ -37,11 +37,17 @@ LABELS = (
     "duplicated_concepts",
     "mode_collapse_head",
     "semantically_empty",
+    "too_few_samples",
     "healthy",
 )
 
 #: Share of samples with a duplicated concept pair that makes it the verdict.
 DUPLICATED_CONCEPT_SHARE = 0.10
+#: Below this many samples neither health nor semantic emptiness can be told: a collapse to r
+#: directions shows in the spectrum only when N is well above r (5 samples of a rank-3 collapse
+#: have effective rank 3 of 5), and label tests have little power.  Positive evidence of a
+#: collapse (a point, a POOR spectrum, duplicated concepts, collapsed predictions) still counts.
+MIN_VERDICT_SAMPLES = 50
 #: Family-wise level of the "label scores above chance" tests.
 SIGNIFICANCE_ALPHA = 0.01
 
@@ -53,6 +59,7 @@ HEADLINES = {
     "semantically_empty": (
         "Semantically empty: the geometry is spread out but no label score is above its chance baseline."
     ),
+    "too_few_samples": "Too few samples to judge: no collapse shows, but this many samples could not show one.",
     "healthy": "Healthy: no collapse found.",
 }
 #: The dimensional-collapse headline when the spectrum is fine and only some dimensions died
@@ -183,6 +190,16 @@ def decide_verdict(
         )
         evidence.extend(cluster_evidence or [])
         return finish("mode_collapse_head")
+
+    n = int(geometry["n_samples"])
+    if n < MIN_VERDICT_SAMPLES:
+        evidence.append(
+            f"only {n} samples (a verdict of health needs {MIN_VERDICT_SAMPLES}): effective rank normalised "
+            f"{_fmt(geometry['effective_rank_normalized'])} of at most {min(n, int(geometry['dim']))} directions, "
+            "and label tests have little power this small"
+        )
+        _add_prediction_evidence(evidence, predictions)
+        return finish("too_few_samples")
 
     tests = label_tests(geometry, clusters)
     if tests:

@@ -190,6 +190,14 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
         raise BadInputError(f"need at least 2 samples, got {embeddings.n_samples}")
     per_sample = sample_vectors(embeddings)
     use_graph = embeddings.n_samples >= 3 and settings.graph
+    if settings.graph and not use_graph:
+        if settings.knn is not None:  # an explicit k is checked as on any N
+            raise BadInputError(
+                f"k = {settings.knn} neighbours needs more than {settings.knn} samples; "
+                f"there are {embeddings.n_samples} (k must be below N)"
+            )
+        skipped = "2 samples: no k-NN graph (it needs 3), so no kNN label accuracy and no MCL sweep"
+        embeddings = replace(embeddings, notes=(*embeddings.notes, skipped))
     use_clusters = use_graph and settings.clusters
     steps = stages.analysis_steps(
         embeddings.n_samples,

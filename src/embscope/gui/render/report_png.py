@@ -13,6 +13,8 @@ MARGIN = 40
 
 
 def verdict_colour(verdict) -> str:
+    if verdict.label == "too_few_samples":  # not a failure, not a pass
+        return GRADE_COLOURS["OK"]
     return GRADE_COLOURS["GOOD"] if verdict.healthy else GRADE_COLOURS["POOR"]
 
 
