@@ -155,6 +155,8 @@ def _other_value(row: options.FormField, tmp_path):
         path.write_text(f"label,parent\n{row.name},x\n")
         return str(path)
     if row.kind == "text":
+        if row.name.endswith("factory"):
+            return "json:dumps"  # the cache keys import a factory (and hash its code): it must resolve
         return "cpu" if row.name.endswith("device") else f"{row.name}_value"
     if row.kind == "bool":
         return not row.default

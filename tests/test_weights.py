@@ -330,3 +330,22 @@ def test_cli_weights_needs_no_data(tmp_path, capsys):
     broken.write_bytes(b"not a safetensors file")
     assert main(["weights", str(broken)]) == 2
     assert "not a readable safetensors file" in capsys.readouterr().err  # what is wrong, not "holds embeddings"
+
+
+def test_a_linear_layer_named_embed_is_not_an_embedding_table(capsys):
+    """The demo's ``embed`` is a Linear 128 → 64 (it has ``embed.bias``): no embedding-table check for it."""
+    from embscope.cli import main
+    from embscope.resources import resource_path
+
+    healthy = resource_path("demo") / "healthy.safetensors"
+    state = load_state_dict_safely(healthy)
+    assert "embed.bias" in state and tuple(state["embed.weight"].shape) == (64, 128)
+    assert inspect_weights(state).embeddings == ()
+    assert main(["weights", str(healthy)]) == 0
+    assert "Embedding table" not in capsys.readouterr().out
+    # Without its bias the same name still reads as a table; a true nn.Embedding's bias-free weight is kept.
+    assert is_embedding_table("embed.weight", (64, 128))
+    assert not is_embedding_table("embed.weight", (64, 128), has_bias=True)
+    assert not is_embedding_table("lm_head.weight", (32000, 512), has_bias=True)  # an output Linear with bias
+    table = torch.nn.Embedding(1000, 16)
+    assert [e.name for e in inspect_weights({"tok.weight": table.weight.detach()}).embeddings] == ["tok.weight"]

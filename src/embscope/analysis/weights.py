@@ -266,14 +266,26 @@ def stable_rank(singular: np.ndarray) -> float:
     return float((s**2).sum() / s[0] ** 2)
 
 
-def is_embedding_table(name: str, shape: tuple[int, ...]) -> bool:
-    """An embedding table by name (``*embed*``, ``wte``…) or by shape (V×d with V large)."""
-    if len(shape) != 2:
+def is_embedding_table(name: str, shape: tuple[int, ...], has_bias: bool = False) -> bool:
+    """An embedding table by name (``*embed*``, ``wte``…) or by shape (V×d with V large).
+
+    ``has_bias``: the state dict also holds ``<prefix>.bias`` for this ``<prefix>.weight``.  An
+    ``nn.Embedding`` has no bias, so such a weight belongs to a layer (a Linear named ``embed``,
+    as in the demo model), whatever its name or shape.
+    """
+    if len(shape) != 2 or has_bias:
         return False
     if _EMBED_NAME.search(name) and "norm" not in name.lower():
         return True
     rows, cols = shape
     return rows >= 1000 and rows >= 8 * cols
+
+
+def _bias_name(weight_name: str) -> str | None:
+    """``x.bias`` for ``x.weight`` (None for other names): the parameter a layer with a bias has beside it."""
+    if weight_name == "weight" or weight_name.endswith(".weight"):
+        return weight_name[: -len("weight")] + "bias"
+    return None
 
 
 def embedding_role(name: str, shape: tuple[int, ...]) -> str:
@@ -435,7 +447,7 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
         sv = singular_values(array)
         matrix = MatrixSpectrum(name, tuple(array.shape), sv, effective_rank(sv), stable_rank(sv))
         matrices.append(matrix)
-        if is_embedding_table(name, array.shape):
+        if is_embedding_table(name, array.shape, has_bias=_bias_name(name) in state_dict):
             row_norms = np.linalg.norm(array.astype(np.float64), axis=1)
             threshold = EMBEDDING_RANK_FRACTION * min(array.shape)
             role = embedding_role(name, array.shape)

@@ -74,7 +74,12 @@ class StderrProgress:
         self.enabled = sys.stderr.isatty()
 
     def __call__(self, report) -> None:
+        from embscope.tasks.extract import FROM_CACHE
 
+        if report.message == FROM_CACHE:
+            # Said even when stderr is not a terminal: a log should show the vectors were not recomputed.
+            self.close()
+            print("embscope: embeddings read from the extraction cache (--no-cache recomputes them)", file=sys.stderr)
         if not self.enabled:
             return
         pct = f" {100 * report.fraction:3.0f}%" if report.fraction is not None else ""

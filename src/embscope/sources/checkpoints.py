@@ -14,7 +14,10 @@ import importlib
 import importlib.util
 import json
 import re
+import site
 import sys
+import sysconfig
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,8 @@ class LoadedModel:
         One-line remarks (missing/unexpected keys, nested checkpoints, …).
     st_pipeline
         A sentence-transformers folder's Pooling/Normalize steps ("auto" pooling follows them), else None.
+    fixed_batch
+        The only batch size the model accepts (a ``.pt2`` exported with a static batch dimension), else None.
     """
 
     model: Any
@@ -69,6 +74,7 @@ class LoadedModel:
     is_classifier: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
     st_pipeline: StPipeline | None = None
+    fixed_batch: int | None = None
 
 
 # --------------------------------------------------------------------------- detection
@@ -423,6 +429,86 @@ def resolve_factory(spec: str):
     return target
 
 
+def factory_code_files(spec: str) -> tuple[Path, ...]:
+    """Resolve the factory ``spec`` and return the files of the user's own code it loaded.
+
+    The extraction cache keys on these files' contents, so editing the
+    factory's module, or a helper module it imports, recomputes the vectors.
+    Resolving first also means a factory that no longer imports is refused
+    (``BadInputError``) before any cached entry could answer for it.
+
+    The rule for "the user's own code": a module loaded while the factory was
+    resolved, or reachable from the factory's module through its globals
+    (modules, and the modules that define its classes and functions), whose
+    file lies outside the Python installation — not in the standard library,
+    not in a ``site-packages``/``dist-packages`` folder, not in EmbScope
+    itself (its own changes are covered by the cache's version) and not in a
+    frozen bundle.  Installed libraries change only with their version,
+    which is not worth hashing thousands of files for; editable installs of
+    the user's own packages live outside those folders and are covered.
+    Imports that happen only when the factory function runs are not seen.
+
+    Raises
+    ------
+    BadInputError
+        As :func:`resolve_factory`.
+    """
+    before = set(sys.modules)
+    func = resolve_factory(spec)
+    module_part = spec.rsplit(":", 1)[0]
+    start: list[Any] = [sys.modules[name] for name in set(sys.modules) - before]
+    for name in (getattr(func, "__module__", None), None if module_part.endswith(".py") else module_part):
+        if isinstance(name, str) and name in sys.modules:
+            start.append(sys.modules[name])
+    roots = _installation_roots()
+    files: set[Path] = set()
+    seen: set[int] = set()
+    while start:
+        module = start.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        path = _user_code_file(module, roots)
+        if path is None:
+            continue  # an installed library: not hashed, and its globals are not followed
+        files.add(path)
+        for value in list(vars(module).values()):
+            if isinstance(value, types.ModuleType):
+                start.append(value)
+                continue
+            try:
+                owner = getattr(value, "__module__", None)
+            except Exception:  # noqa: BLE001 - an odd object's attribute lookup must not fail the key
+                continue
+            if isinstance(owner, str) and owner != "__main__" and owner in sys.modules:
+                start.append(sys.modules[owner])
+    return tuple(sorted(files))
+
+
+def _installation_roots() -> tuple[Path, ...]:
+    """Folders whose modules are part of the Python installation or of EmbScope, not the user's code."""
+    import embscope
+
+    paths = sysconfig.get_paths()
+    roots = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    roots += list(getattr(site, "getsitepackages", list)())
+    roots += [getattr(site, "USER_SITE", None), getattr(sys, "_MEIPASS", None), str(Path(embscope.__file__).parent)]
+    return tuple(Path(root).resolve() for root in roots if root)
+
+
+def _user_code_file(module: types.ModuleType, roots: tuple[Path, ...]) -> Path | None:
+    """The module's file when it is the user's own code (see :func:`factory_code_files`), else None."""
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str) or not file:
+        return None  # built-in, frozen or namespace package: nothing to hash
+    path = Path(file).resolve()
+    if not path.is_file() or {"site-packages", "dist-packages"} & set(path.parts):
+        return None
+    if any(path.is_relative_to(root) for root in roots):
+        return None
+    return path
+
+
 def build_from_factory(spec: str):
     """Call the factory and check it returns an ``nn.Module``."""
     import torch
@@ -542,8 +628,8 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
 
     if not trust:
         raise BadInputError(
-            f"{p.name} is a torch.export program, which is unpickled when loaded; "
-            "pass --trust only if you trust its author"
+            f"{p.name} is a torch.export program: loading it unpickles parts of the file (weights_only=False), "
+            "which can run code from it; pass --trust only if you trust its author"
         )
     import logging
     import os
@@ -559,8 +645,34 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
         raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc, p)}") from exc
     finally:
         logger.setLevel(level)
-    module = program.module()
-    return _describe_plain(module, "pt2", str(p), ["torch.export program loaded (trusted)"])
+    notes = ["torch.export program loaded (trusted); its train/eval behaviour is the one it was exported with"]
+    try:
+        # Unflattened, the program calls its submodules again, so --module's forward hook sees their outputs;
+        # the flat graph (program.module()) runs every op inline and a hook on a submodule never fires.
+        module = torch.export.unflatten(program)
+    except Exception as exc:  # noqa: BLE001 - some programs cannot be unflattened; the flat graph still runs
+        module = program.module()
+        notes.append(f"its submodules cannot be hooked (unflattening failed: {_first_line(exc, p)})")
+    loaded = _describe_plain(module, "pt2", str(p), notes)
+    loaded.fixed_batch = _static_batch(program)
+    if loaded.fixed_batch is not None:
+        loaded.notes += (f"exported with a fixed batch of {loaded.fixed_batch}: run in batches of that size",)
+    return loaded
+
+
+def _static_batch(program) -> int | None:
+    """The batch size a program only accepts: its first input's leading dimension when not dynamic."""
+    user_inputs = list(program.graph_signature.user_inputs)
+    if not user_inputs:
+        return None
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name == user_inputs[0]:
+            shape = getattr(node.meta.get("val"), "shape", None)
+            # A dynamic dimension is a SymInt, which is not an int.
+            if shape and isinstance(shape[0], int) and shape[0] > 0:
+                return int(shape[0])
+            return None
+    return None
 
 
 def _describe_plain(model, kind: str, source: str, notes: list[str]) -> LoadedModel:

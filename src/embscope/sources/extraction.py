@@ -17,7 +17,7 @@ import inspect
 import queue
 import threading
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -325,6 +325,8 @@ class _Runner:
         self.class_names = loaded.class_names
         self.used_pooling: str | None = None
         self.kept_concepts = False
+        #: A chosen pooling that had nothing to pool: the output was already B×H.
+        self.pooling_not_applied = False
         # "auto" follows a sentence-transformers folder's own pipeline for the model's hidden states;
         # its Normalize belongs to the final output (not to a chosen --layer) and can be switched off.
         self.pipeline = loaded.st_pipeline if self.pooling is None and options.module is None else None
@@ -370,8 +372,13 @@ class _Runner:
     def provenance(self) -> tuple[str | None, dict | None]:
         """A note saying how token outputs became vectors, and the same as a dict for ``summary.json``.
 
-        ``(None, None)`` when nothing was pooled (the output was already one vector per sample).
+        ``(None, None)`` when nothing was pooled (the output was already one vector per sample) and no
+        pooling was asked for; a chosen pooling that had nothing to pool is said to be not applied.
         """
+        if self.pooling_not_applied:
+            described = "not applied: the captured output is already one vector per sample (B×H)"
+            info = {"pooling": self.pooling, "resolved": "none", "normalize": False, "from": [], "described": described}
+            return f"pooling: {self.pooling} {described}", info
         if self.used_pooling is None:
             return None, None
         own = self.loaded.st_pipeline if self.options.module is None else None
@@ -387,7 +394,14 @@ class _Runner:
         elif self.pooling is None:
             resolved = self.used_pooling
             files = []
-            if self.is_hf:
+            if self.is_hf and self.options.module is not None and self.loaded.st_pipeline is not None:
+                # As for --layer's Normalize: the folder's pipeline describes the model's output only.
+                config = self.loaded.st_pipeline.describe()
+                why = (
+                    f"the model's default; its sentence-transformers Pooling config, {config}, "
+                    f"applies to the model's output, not to module {self.options.module!r}"
+                )
+            elif self.is_hf:
                 why = "decoder model" if resolved == "last" else "no sentence-transformers Pooling config"
             else:
                 why = "over the token axis of the output"
@@ -398,6 +412,9 @@ class _Runner:
             files = []
             described = resolved
             note = f"pooling: {resolved} (chosen)"
+            if resolved == "pooler":
+                described = "pooler (the model's pooler output)"
+                note = "pooling: pooler (chosen: the model's pooler output)"
             if own is not None:
                 note += f"; the model's own pipeline is {own.describe()}"
         info = {
@@ -413,6 +430,11 @@ class _Runner:
         if self.options.module is not None:
             hidden = box.get("output")
             if hidden is None:
+                if self.loaded.kind == "pt2":
+                    raise BadInputError(
+                        f"module {self.options.module!r} of this torch.export program is never called: the program "
+                        "runs as one flat graph, so its submodules cannot be hooked; analyse its output (no --module)"
+                    )
                 raise BadInputError(f"module {self.options.module!r} produced no tensor output in the forward pass")
             return hidden
         if self.is_hf:
@@ -420,6 +442,7 @@ class _Runner:
                 pooled = getattr(output, "pooler_output", None)
                 if pooled is None:
                     raise BadInputError("this model has no pooler output; choose cls, mean, max or last pooling")
+                self.used_pooling = "pooler"  # B×H already, but recorded like every other pooling
                 return pooled
             if self.options.layer is not None:
                 states = getattr(output, "hidden_states", None)
@@ -446,6 +469,8 @@ class _Runner:
         if not hidden.is_floating_point():
             hidden = hidden.float()
         if hidden.ndim == 2:
+            if self.pooling not in (None, "pooler"):
+                self.pooling_not_applied = True  # said in the notes: the user asked for it
             return hidden
         if hidden.ndim != 3:
             raise BadInputError(
@@ -471,6 +496,28 @@ class _Runner:
         return pool(hidden, token_mask, pooling)
 
 
+class _FixedBatch:
+    """Calls ``runner`` on exactly ``size`` samples, for a model that accepts no other batch size.
+
+    A short chunk (the last one) is padded by repeating its last sample, and the padding's outputs are
+    dropped.  Only array inputs reach here: such models (``.pt2`` programs) have no tokenizer.
+    """
+
+    def __init__(self, runner: _Runner, size: int) -> None:
+        self.runner = runner
+        self.size = size
+
+    def __call__(self, inputs):
+        import torch
+
+        n = inputs.shape[0]
+        if n == self.size:
+            return self.runner(inputs)
+        padding = inputs[-1:].expand(self.size - n, *inputs.shape[1:])
+        vectors, logits = self.runner(torch.cat([inputs, padding]))
+        return vectors[:n], (None if logits is None else logits[:n])
+
+
 @dataclass(frozen=True, eq=False)
 class _Chunk:
     """One model call's result for the samples ``rows`` (input-order indices)."""
@@ -487,7 +534,9 @@ def _prepare(loaded: LoadedModel, data: DataSet, options: LoadSettings):
         raise BadInputError(
             "text data needs a model with a tokenizer (a Hugging Face folder); give .npy arrays for other models"
         )
-    loaded.model.eval()
+    if loaded.kind != "pt2":
+        # An exported program's train/eval behaviour was fixed when it was exported; its flat graph refuses eval().
+        loaded.model.eval()
     loaded.model.to(device)
     return device
 
@@ -603,8 +652,11 @@ def extract(
         Vectors (and logits) in input order.
     """
     options = LoadSettings() if options is None else options
+    if loaded.fixed_batch is not None:
+        options = replace(options, batch_size=loaded.fixed_batch)
     device = _prepare(loaded, data, options)
     runner = _Runner(loaded, options, device, data.is_text)
+    call = runner if loaded.fixed_batch is None else _FixedBatch(runner, loaded.fixed_batch)
     n = data.n_samples
     vectors: np.ndarray | None = None
     logits: np.ndarray | None = None
@@ -614,7 +666,7 @@ def extract(
         data,
         options,
         device,
-        runner,
+        call,
         notes,
         cancel,
         sort_by_length=sort_by_length,

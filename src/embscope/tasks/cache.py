@@ -89,8 +89,11 @@ def settings_key(
     Notes
     -----
     A field marked ``fingerprint`` enters by its file's content: a path is
-    replaced by the file's fingerprint (moving the file keeps the entry); a
-    ``file.py:function`` spec keeps its text and adds the file's fingerprint.
+    replaced by the file's fingerprint (moving the file keeps the entry).  A
+    model factory (``package.module:function`` or ``file.py:function``) keeps
+    its text and adds the fingerprints of the user's own modules it loads
+    (:func:`embscope.sources.checkpoints.factory_code_files`); a factory that
+    cannot be imported raises ``BadInputError``.
     """
     parts: dict[str, Any] = dict(key_settings(settings, affects))
     for name in fingerprinted_names(type(settings)):
@@ -99,8 +102,13 @@ def settings_key(
             continue
         if Path(value).exists():
             parts[name] = file_fingerprint(value)
-        elif ":" in value and Path(value.rsplit(":", 1)[0]).is_file():
-            parts[f"{name}#file"] = file_fingerprint(value.rsplit(":", 1)[0])
+        elif name.rsplit(".", 1)[-1] == "factory":
+            # The code the factory runs, not just its name: a package factory or a helper module it
+            # imports can change while the spec stays the same.  Resolving it here also refuses a
+            # factory that no longer imports before a cached entry could answer for it.
+            from embscope.sources.checkpoints import factory_code_files
+
+            parts[f"{name}#code"] = [(str(f), file_fingerprint(f)) for f in factory_code_files(value)]
     for name, path in (inputs or {}).items():
         parts[f"input.{name}"] = content_of(path)
     for name, value in (extra or {}).items():

@@ -2,10 +2,12 @@
 
 The cache lives in ``cache_dir("extract")`` (``$EMBSCOPE_CACHE_DIR/extract``
 when set, else the user cache folder); an entry is keyed by the fingerprints
-of the checkpoint and of the files the settings name (data, factory file)
-plus every setting that changes the vectors (module, pooling, layer, dtype,
-factory: see :mod:`embscope.options`), so reopening the same source is
-instant and any change to the inputs misses.
+of the checkpoint and of the files the settings name (data; for a model
+factory, the user's own modules it loads, see
+:func:`embscope.sources.checkpoints.factory_code_files`) plus every setting
+that changes the vectors (module, pooling, layer, dtype, factory: see
+:mod:`embscope.options`), so reopening the same source is instant and any
+change to the inputs misses.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
 #: Bump when what a cache entry holds changes meaning.
 CACHE_VERSION = 3  # 3: auto pooling follows a sentence-transformers pipeline (Normalize)
+
+#: Message of the progress report that says the vectors came from the cache (the CLI says so on stderr).
+FROM_CACHE = "from cache"
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,11 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(request: ExtractRequest) -> str:
-    """Key of the cache entry for ``request`` (input fingerprints + the settings that change the vectors)."""
+    """Key of the cache entry for ``request`` (input fingerprints + the settings that change the vectors).
+
+    With a model factory this imports it (see :func:`~embscope.tasks.cache.settings_key`): a factory
+    that cannot be imported raises ``BadInputError`` here, before the cache is read.
+    """
     return settings_key(
         request.load, VECTORS, inputs={"checkpoint": request.checkpoint}, extra={"version": CACHE_VERSION}
     )
@@ -106,7 +115,7 @@ def extract_job(
         cache_file = folder / f"{key}.npz"
         cached = _read_cache(cache_file, data.n_samples)
         if cached is not None:
-            yield Progress("extracting", 1.0, "from cache")
+            yield Progress("extracting", 1.0, FROM_CACHE)
             return _embedding_set(request, data, *cached, from_cache=True)
     yield Progress("opening checkpoint", None, Path(request.checkpoint).name)
     loaded = open_checkpoint(request.checkpoint, factory=load.factory, trust=load.trust)
