@@ -232,27 +232,46 @@ def test_labels_that_name_each_sample_are_not_classes():
     """A projector TSV's first column of keys or words: one label per sample.  Every label score would be 0
     against a chance of 0 and a healthy model would read as "semantically empty"; they are set aside."""
     from embscope.data import EmbeddingSet
-    from embscope.sources.metadata import IDENTIFIER_MIN_SAMPLES, identifier_note, set_aside_identifier_labels
+    from embscope.sources.metadata import IDENTIFIER_MIN_SAMPLES, set_aside_unscorable_labels, unscorable_note
 
     n = 40
     keys = np.array([f"k{i}" for i in range(n)])
-    assert identifier_note(keys, "labels") is not None
-    assert identifier_note(keys[: IDENTIFIER_MIN_SAMPLES - 1], "labels") is None  # a handful: may be classes
+    assert unscorable_note(keys, "labels") is not None
+    assert unscorable_note(keys[: IDENTIFIER_MIN_SAMPLES - 1], "labels") is None  # a handful: may be classes
     classes = np.repeat(np.arange(n // 2), 2).astype(str)  # two samples a class: distinct share 0.5
-    assert identifier_note(classes, "labels") is None
+    assert unscorable_note(classes, "labels") is None
     mostly = keys.copy()
     mostly[:3] = "k0"  # 38 values for 40 samples: still names, not classes (share 0.95 > 0.9)
-    assert "38 distinct values for 40 samples" in identifier_note(mostly, "labels")
+    assert "38 distinct values for 40 samples" in unscorable_note(mostly, "labels")
     emb = EmbeddingSet(
         np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32),
         labels=keys,
         parents=np.where(np.arange(n) < n // 2, "a", "b"),
         extra_columns={"lexfile": classes},
     )
-    aside = set_aside_identifier_labels(emb)
+    aside = set_aside_unscorable_labels(emb)
     assert aside.labels is None and aside.parents is emb.parents  # the parents do group samples
     assert aside.extra_columns["label"].tolist() == keys.tolist()  # still shown on hover, colour, search
     assert aside.notes[-1].endswith("--label-column picks a class column (lexfile)")
+
+
+def test_labels_with_one_value_for_all_split_nothing_and_are_set_aside(rng):
+    """Every score is its maximum against a chance of that maximum: a real model read "semantically empty"."""
+    from embscope.data import EmbeddingSet
+    from embscope.sources.metadata import unscorable_note
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+
+    same = np.array(["x"] * 99 + [""])  # one value; a missing label does not make a second class
+    assert unscorable_note(same, "labels") == (
+        "labels have one value ('x') for all 99 labelled samples: they split nothing, so no label score uses them"
+    )
+    assert unscorable_note(np.array(["x", "y"] * 30), "labels") is None
+    centres = rng.normal(size=(4, 16)) * 4
+    x = (centres[np.repeat(np.arange(4), 25)] + rng.normal(size=(100, 16))).astype(np.float32)
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(x, labels=same), clusters=False)))
+    assert result.verdict.label == "healthy" and not result.summary["has_labels"]
+    assert any("one value ('x')" in note for note in result.summary["input_notes"])
 
 
 def test_analysis_of_a_projector_file_keyed_by_its_first_column_is_not_semantically_empty(tmp_path):

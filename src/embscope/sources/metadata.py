@@ -254,31 +254,37 @@ IDENTIFIER_SHARE = 0.9
 IDENTIFIER_MIN_SAMPLES = 20
 
 
-def identifier_note(values, what: str, columns=()) -> str | None:
-    """Why ``values`` (per-sample labels) are identifiers, not classes; None when they group the samples.
+def unscorable_note(values, what: str, columns=()) -> str | None:
+    """Why ``values`` (per-sample labels) cannot be scored; None when they group the samples.
 
-    A label that (nearly) every sample has to itself — a projector TSV's first
-    column of words or keys — makes every label score 0 against a chance of 0,
-    which would read as "semantically empty" on a healthy model.  ``columns``
-    are the input's other columns, named in the note as candidates.
+    Two ways labels split nothing, and both would read as "semantically empty"
+    on a healthy model: a label that (nearly) every sample has to itself — a
+    projector TSV's first column of words or keys — makes every label score 0
+    against a chance of 0; one label shared by every sample makes every score
+    its maximum against a chance of that maximum.  ``columns`` are the input's
+    other columns, named in the note as candidates.
     """
     arr = np.asarray(values).astype(str)
     present = arr[arr != ""]
-    if present.size < IDENTIFIER_MIN_SAMPLES:
-        return None
-    distinct = np.unique(present).size
-    if distinct <= IDENTIFIER_SHARE * present.size:
-        return None
     hint = f"; --label-column picks a class column ({', '.join(columns)})" if columns else ""
+    distinct = np.unique(present)
+    if present.size >= 2 and distinct.size == 1:
+        return (
+            f"{what} have one value ({str(distinct[0])!r}) for all {present.size:,} labelled samples: they split "
+            f"nothing, so no label score uses them{hint}"
+        )
+    if present.size < IDENTIFIER_MIN_SAMPLES or distinct.size <= IDENTIFIER_SHARE * present.size:
+        return None
     return (
-        f"{what} have {distinct:,} distinct values for {present.size:,} samples: they name samples, not "
+        f"{what} have {distinct.size:,} distinct values for {present.size:,} samples: they name samples, not "
         f"classes, so no label score uses them{hint}"
     )
 
 
-def set_aside_identifier_labels(embeddings):
-    """``embeddings`` (an EmbeddingSet, or the DataSet run through a checkpoint) with identifier-like
-    labels/parents (:func:`identifier_note`) moved to its other columns.
+def set_aside_unscorable_labels(embeddings):
+    """``embeddings`` (an EmbeddingSet, or the DataSet run through a checkpoint) with labels/parents
+    that cannot be scored (identifiers, or one value for all: :func:`unscorable_note`) moved to its
+    other columns.
 
     They stay visible (hover, colour, search) as the columns ``label`` / ``parent``;
     the analysis then runs as on unlabelled data, and a note says why.
@@ -290,7 +296,7 @@ def set_aside_identifier_labels(embeddings):
     notes: list[str] = []
     for attr, what, column in (("labels", "labels", "label"), ("parents", "parent labels", "parent")):
         values = getattr(embeddings, attr)
-        note = None if values is None else identifier_note(values, what, list(embeddings.extra_columns))
+        note = None if values is None else unscorable_note(values, what, list(embeddings.extra_columns))
         if note:
             changes[attr] = None
             extra.setdefault(column, np.asarray(values).astype(str))
