@@ -33,6 +33,25 @@ def test_prediction_report_matches_sklearn(rng):
     assert not r.mode_collapse and not r.base_rate_flag
 
 
+def test_class_indices_against_class_names_are_not_scored(rng):
+    """A .pt2 program loses the model's class names: '0'…'9' against 'Ankle boot'… gave accuracy 0 and a
+    false head-bottleneck verdict.  With no predicted class ever a label there is nothing to score."""
+    names = np.array(["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"])
+    codes = rng.integers(0, 10, 600)
+    r = prediction_report(codes.astype(str), names[codes])
+    assert r.accuracy is None and r.macro_f1 is None and not r.base_rate_flag and not r.mode_collapse
+    assert r.unmatched.startswith("no predicted class is ever a label (predicted '0', '1', '2' … (10); labels 'Bag'")
+    summary = r.to_summary()
+    assert (
+        summary["unmatched"] == r.unmatched
+        and "unmatched" not in prediction_report(names[codes], names[codes]).to_summary()
+    )
+    verdict = _verdict(rng.standard_normal((600, 32)).astype(np.float32), predictions=summary)
+    assert verdict.label == "healthy" and r.unmatched in verdict.evidence
+    # One shared class is enough to score (a partly matching vocabulary is a real, if poor, head).
+    assert prediction_report(np.where(codes == 0, names[0], codes.astype(str)), names[codes]).accuracy is not None
+
+
 def test_seed_000_mode_collapse_flags():
     # Seed 000: 100% predictions of one class; accuracy equals that class's base rate.
     labels = np.array(["currency"] * 33 + [f"c{i % 40}" for i in range(967)])

@@ -39,6 +39,8 @@ class PredictionReport:
     n_samples: int
     #: Classes in labels or predictions (the confusion matrix shows at most CONFUSION_MAX_CLASSES of them).
     n_classes: int = 0
+    #: Why predictions cannot be scored against the labels (no predicted class is ever a label), else None.
+    unmatched: str | None = None
 
     def to_summary(self) -> dict:
         return {
@@ -53,7 +55,7 @@ class PredictionReport:
             "mode_collapse": self.mode_collapse,
             "accuracy_is_base_rate": self.base_rate_flag,
             "top": [{"class": c, "count": k, "share": s} for c, k, s in self.top],
-        }
+        } | ({"unmatched": self.unmatched} if self.unmatched else {})
 
 
 def macro_f1_score(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> float:
@@ -99,6 +101,12 @@ def confusion_matrix(
     return flat.reshape(shown.size, shown.size).astype(np.int64), shown
 
 
+def _examples(values, shown: int = 3) -> str:
+    """``'0', '1', '2' … (10)``: a few class names of a set, and how many there are."""
+    head = ", ".join(repr(str(v)) for v in values[:shown])
+    return head + (f" … ({len(values)})" if len(values) > shown else "")
+
+
 def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None, top_k: int = 10) -> PredictionReport:
     """Phase 1 on predicted classes, against labels when they exist.
 
@@ -137,6 +145,31 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
             n,
         )
     labels = np.asarray(labels).astype(str)
+    label_names = np.unique(labels)
+    if not np.isin(names, label_names).any():
+        # Class indices against class names (a model without its class names, an exported
+        # program): accuracy would be 0 and read as a collapsed head.  Nothing to score.
+        unmatched = (
+            f"no predicted class is ever a label (predicted {_examples(names)}; labels {_examples(label_names)}): "
+            "accuracy cannot be judged; give the predictions in the labels' names (the model's class names, "
+            "or a predictions column)"
+        )
+        return PredictionReport(
+            top,
+            [str(c) for c in names],
+            np.zeros((0, 0), dtype=np.int64),
+            None,
+            None,
+            modal_class,
+            modal_share,
+            None,
+            None,
+            modal_share >= MODE_COLLAPSE_SHARE,
+            False,
+            n_all,
+            n_classes=int(np.union1d(names, label_names).size),
+            unmatched=unmatched,
+        )
     names_all, codes = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
     codes = codes.reshape(-1)
     lab, pred = codes[:n], codes[n:]

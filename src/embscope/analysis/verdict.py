@@ -307,6 +307,8 @@ def _add_prediction_evidence(evidence: list[str], predictions: dict | None) -> N
     if predictions.get("mode_collapse"):
         line += " (mode collapse: ≥ 50%)"
     evidence.append(line)
+    if predictions.get("unmatched"):
+        evidence.append(predictions["unmatched"])
     if predictions.get("accuracy") is not None:
         acc_line = (
             f"accuracy {_fmt(predictions['accuracy'])}, macro-F1 {_fmt(predictions['macro_f1'])}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 
 import pyqtgraph as pg
@@ -93,6 +94,10 @@ class PredictionsPanel(QWidget):
             flags.append(
                 f"<span style='color:{text_colour(GRADE_COLOURS['POOR'])}'><b>Score is the base rate</b>: accuracy is "
                 "within noise of always answering the most frequent label — not learning.</span>"
+            )
+        if report.unmatched:  # class indices against names: say why there is no accuracy
+            flags.append(
+                f"<span style='color:{text_colour(GRADE_COLOURS['OK'])}'>{html.escape(report.unmatched)}</span>"
             )
         if not flags:
             flags.append(f"<span style='color:{text_colour(GRADE_COLOURS['GOOD'])}'>No prediction collapse.</span>")
