@@ -97,6 +97,7 @@ def test_verdict_collapsed_to_point(rng):
     v = _verdict(np.tile(rng.standard_normal(16), (40, 1)).astype(np.float32))
     assert v.label == "collapsed_to_point"
     assert "max pairwise L2 / mean norm" in v.evidence[0]
+    assert any(line.startswith("the spread metrics (centred spectrum") for line in v.evidence)
 
 
 def test_verdict_dimensional_collapse_and_healthy(rng):

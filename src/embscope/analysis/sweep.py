@@ -305,10 +305,15 @@ def cluster_tests(stats: Iterable[InflationStats]) -> list[tuple[str, ChanceScor
     return tests
 
 
-def test_statement(n_tests: int, alpha: float = SIGNIFICANCE_ALPHA) -> str:
-    """How significance is judged, for evidence lines."""
+#: The read-out judges the clusters alone (leaf AMI and parent purity at the informative
+#: inflations); the verdict's family adds kNN label accuracy, so its count is larger.
+CLUSTER_FAMILY = "cluster "
+
+
+def test_statement(n_tests: int, alpha: float = SIGNIFICANCE_ALPHA, kind: str = "") -> str:
+    """How significance is judged, for evidence lines; ``kind`` names the family ("cluster " → "4 cluster tests")."""
     return (
-        f"one-sided permutation z-test, Bonferroni over {n_tests} test{'s' if n_tests != 1 else ''} "
+        f"one-sided permutation z-test, Bonferroni over {n_tests} {kind}test{'s' if n_tests != 1 else ''} "
         f"at family-wise α = {alpha:g} (z ≥ {z_critical(alpha / max(n_tests, 1)):.2f})"
     )
 
@@ -389,7 +394,7 @@ def sweep_readout(
             return Readout(
                 "weak",
                 f"Leaf AMI is not significantly above chance at any inflation (AMI {leaf.ami.value:.3f}, "
-                f"z {leaf.ami.z:.1f} at I={coarse.inflation:g}; {test_statement(family, alpha)}): "
+                f"z {leaf.ami.z:.1f} at I={coarse.inflation:g}; {test_statement(family, alpha, CLUSTER_FAMILY)}): "
                 "no label structure in the clusters.",
                 notes,
             )
@@ -406,8 +411,8 @@ def sweep_readout(
             "weak",
             f"Parent purity is not significantly above its chance baseline at any inflation "
             f"({_vs_chance(pc)} at I={coarse.inflation:g}; {_vs_chance(fc)} at I={fine.inflation:g}; "
-            f"{test_statement(family, alpha)}): no label structure in the embeddings, the representation "
-            "itself is weak; loss-function fixes won't help.",
+            f"{test_statement(family, alpha, CLUSTER_FAMILY)}): no label structure in the embeddings, the "
+            "representation itself is weak; loss-function fixes won't help.",
             notes,
         )
     lift = pc.corrected

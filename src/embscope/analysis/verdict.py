@@ -143,6 +143,12 @@ def decide_verdict(
         )
         if clusters and clusters.get("readout", {}).get("label") == "collapse":
             evidence.append("MCL finds one cluster at every inflation; purity is just the modal share")
+        # The centred spectrum, the dimension stds and isotropy then measure the rounding noise
+        # around the point, and may well grade GOOD (isotropy of one repeated vector v is e^−|v|).
+        evidence.append(
+            "the spread metrics (centred spectrum, dimension std, isotropy) describe the noise around that "
+            "point: their grades do not count"
+        )
         _add_prediction_evidence(evidence, predictions)
         return Verdict("collapsed_to_point", evidence)
 

@@ -6,10 +6,10 @@ interrupted export never leaves a half-written report behind.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -356,13 +356,21 @@ def is_plotted_metric(name: str) -> bool:
     return name not in UNPLOTTED_METRICS and not name.endswith(UNPLOTTED_METRIC_SUFFIXES)
 
 
+#: An ``&`` that a Markdown renderer would read as the start of a character reference.
+_ENTITY_START = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+
+
 def md_text(value) -> str:
     """Text from the data made inert in Markdown: HTML escaped, ``|`` escaped, on one line.
 
     Labels, class names, file names and notes can hold ``<script>``, ``<unk>``,
     table pipes or newlines; none of it may become markup or break a table.
+    Only what can start markup is escaped: ``<`` (a tag) and an ``&`` that would
+    start an entity.  A lone ``>`` or ``&`` mid-line is plain text in Markdown,
+    so "target > 0.40" and "Sky & weather" stay readable in the raw file.
     """
-    text = html.escape(" ".join(str(value).split()), quote=False)
+    text = " ".join(str(value).split())
+    text = _ENTITY_START.sub("&amp;", text).replace("<", "&lt;")
     return text.replace("|", "\\|")
 
 
