@@ -120,6 +120,33 @@ def test_summary_follows_the_selection_and_label_choice(panel, result):
     assert tools.summary is None and tools.summary_label.text() == "Nothing selected."
 
 
+def test_samples_without_a_label_show_as_such_on_the_map(panel, result):
+    """Legend, hover, selection summary and kNN agreement: a missing label ("") is "(no label)", never a class."""
+    from dataclasses import replace
+
+    from embscope.tasks.colouring import NOT_SCORED
+
+    labels = result.embeddings.labels.copy()
+    labels[::3] = ""  # every third sample without a label
+    n_missing = int((labels == "").sum())
+    panel.model.set_result(replace(result, embeddings=replace(result.embeddings, labels=labels)))
+    panel.model.set_layout(result.sample_vectors[:, :2].copy(), "pca")
+    panel.colour_combo.setCurrentText("leaf")  # the map's own colouring
+    entries = panel.legend.entry_texts()
+    assert f"(no label)  ({n_missing})" in entries and not any(text.startswith("  (") for text in entries)
+    assert "(no label)" in panel.model.sample_description(0) and "label " not in panel.model.sample_description(0)
+    assert f"label {labels[1]}" in panel.model.sample_description(1)
+    panel.colour_combo.setCurrentText("kNN agreement")
+    assert panel.legend.entry_texts()[-1] == NOT_SCORED  # a ramp legend: its ends, then the unscored
+    rows = np.arange(12)  # rows 0, 3, 6, 9 have no label
+    panel.model.set_selection(rows, origin="map")
+    summary = panel.tools.summary
+    assert summary.unlabelled == 4 and sum(n for _, n in summary.histogram) + summary.other_count == 8
+    assert "" not in dict(summary.histogram)
+    text = panel.tools.summary_label.text()
+    assert "(label, of 8 labelled)" in text and text.endswith("  4  (no label)")
+
+
 def test_export_selection_and_cluster_to_csv(panel, result, tmp_path):
     tools = panel.tools
     cid = result.clusters.cluster_ids[2.0]

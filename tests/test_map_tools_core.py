@@ -244,6 +244,73 @@ def test_selection_summary_histogram_purity_and_lines(result):
     assert unlabelled.purity is None and "no labels to count" in unlabelled.lines()
 
 
+def test_selection_leaves_samples_without_a_label_out_of_classes_and_purity():
+    """A missing label ("") is no class: counted apart as "(no label)", in neither the purity nor its baseline."""
+    from embscope.tasks.selection import summarise_selection
+
+    #                    0    1    2    3    4   5    6    7
+    labels = np.array(["a", "a", "a", "b", "", "", "b", "a"])
+    parents = np.array(["x", "", "x", "y", "x", "x", "y", "x"])
+    emb = EmbeddingSet(vectors=np.zeros((8, 2), np.float32), labels=labels, parents=parents)
+    summary = summarise_selection(emb, [0, 1, 3, 4, 5], n_perm=4000, seed=2)  # a, a, b and two without a label
+    assert summary.count == 5 and summary.unlabelled == 2
+    assert summary.histogram == (("a", 2), ("b", 1)) and summary.n_labels == 2 and summary.other_count == 0
+    assert summary.purity.value == pytest.approx(2 / 3)  # 2 of the 3 labelled, not 2 of 5 (nor "" a class)
+    # Baseline: 3-sample subsets of the 6 labelled samples (4 a, 2 b): C(4,3) = 4 of C(6,3) = 20 are pure,
+    # the other 16 have a modal share of 2/3.
+    exact = (4 * 1 + 16 * 2 / 3) / 20
+    assert summary.purity.chance == pytest.approx(exact, abs=0.01)
+    lines = summary.lines()
+    assert "purity 66.7% (label, of 3 labelled); chance" in lines[1]
+    assert lines[2:] == ["2 distinct labels:", "  2  a", "  1  b", "  2  (no label)"]
+    by_parent = summarise_selection(emb, [0, 1, 3], label_field="parent", n_perm=50)
+    assert by_parent.histogram == (("x", 1), ("y", 1)) and by_parent.unlabelled == 1
+    assert by_parent.purity.value == pytest.approx(1 / 2) and by_parent.lines()[-1] == "  1  (no parent)"
+    none = summarise_selection(emb, [4, 5])  # nothing here has a label: no purity, no class
+    assert none.purity is None and none.histogram == () and none.n_labels == 0 and none.unlabelled == 2
+    assert none.lines()[1:] == ["0 distinct labels:", "  2  (no label)"]
+
+
+def test_knn_agreement_neither_scores_nor_counts_samples_without_a_label():
+    """By hand on a 6-sample graph (k = 2): an unlabelled neighbour casts no vote, an unlabelled sample
+    (or one with no labelled neighbour) is not scored — the rule of kNN label accuracy."""
+    from types import SimpleNamespace
+
+    from embscope.analysis.graph import KnnGraph
+    from embscope.tasks.colouring import N_BINS, NOT_SCORED, compute_colouring, knn_agreement
+
+    labels = np.array(["a", "a", "b", "", "", "b"])
+    indices = np.array([[1, 3], [3, 4], [5, 0], [0, 4], [3, 5], [2, 3]])
+    graph = KnnGraph(indices, np.ones(indices.shape, np.float32), True)
+    by_hand = [1.0, np.nan, 0.5, np.nan, np.nan, 1.0]  # row 0: 1 agrees of 1 voter; row 1: no voter
+    np.testing.assert_array_equal(knn_agreement(graph, labels, k=2), by_hand)
+    result = SimpleNamespace(embeddings=EmbeddingSet(vectors=np.zeros((6, 2), np.float32), labels=labels), graph=graph)
+    col = compute_colouring(result, "agreement")
+    assert col.codes.tolist() == [N_BINS - 1, N_BINS, N_BINS // 2, N_BINS, N_BINS, N_BINS - 1]
+    assert col.legend()[-1] == (N_BINS, NOT_SCORED, 3)
+
+
+def test_a_missing_label_is_named_in_the_legend_not_blank():
+    from types import SimpleNamespace
+
+    from embscope.tasks.colouring import compute_colouring
+
+    emb = EmbeddingSet(
+        vectors=np.zeros((6, 2), np.float32),
+        labels=np.array(["a", "", "a", "b", "", ""]),
+        parents=np.array(["x", "x", "", "x", "x", "x"]),
+        predictions=np.array(["a", "a", "b", "", "b", "b"]),
+        extra_columns={"split": np.array(["train", "", "test", "train", "train", "test"])},
+    )
+    result = SimpleNamespace(embeddings=emb, graph=None)
+    assert compute_colouring(result, "leaf").names == ("(no label)", "a", "b")
+    assert compute_colouring(result, "parent").names == ("x", "(no parent)")
+    assert compute_colouring(result, "prediction").names == ("b", "a", "(no prediction)")
+    assert compute_colouring(result, "column: split").names == ("train", "test", "(empty)")
+    correct = compute_colouring(result, "correct")  # rows 1, 3, 4, 5 lack a label or a prediction
+    assert correct.codes.tolist() == [1, 2, 0, 2, 2, 2] and correct.names[-1] == "unknown"
+
+
 def test_rows_outside_the_mcl_sample_are_named_not_counted_as_a_cluster(result):
     """Above the node limit MCL runs on a subsample: id -1 rows are "not in the MCL sample" everywhere."""
     from embscope.tasks.colouring import NOT_IN_SAMPLE, compute_colouring

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from embscope.data import label_present
+from embscope.tasks.colouring import MISSING_NAMES
+
 #: The hover line shows this many of the input's other columns (the map's "Colour by" has them all).
 HOVER_COLUMNS = 4
 
@@ -165,12 +168,14 @@ class ViewModel(QObject):
             return ""
         emb = self.result.embeddings
         parts = [str(emb.ids[row]) if emb.ids is not None else f"#{row}"]
-        if emb.labels is not None:
-            parts.append(f"label {emb.labels[row]}")
-        if emb.parents is not None:
-            parts.append(f"parent {emb.parents[row]}")
-        if emb.predictions is not None:
-            parts.append(f"predicted {emb.predictions[row]}")
+        for values, prefix, key in (
+            (emb.labels, "label", "leaf"),
+            (emb.parents, "parent", "parent"),
+            (emb.predictions, "predicted", "prediction"),
+        ):
+            if values is not None:
+                # A missing label ("", embscope.data.MISSING_LABEL) says so rather than showing nothing.
+                parts.append(f"{prefix} {values[row]}" if label_present([values[row]])[0] else MISSING_NAMES[key])
         if self.cluster_ids is not None:
             parts.append(f"cluster {int(self.cluster_ids[row])}")
         shown = list(emb.extra_columns.items())

@@ -9,8 +9,9 @@ turns codes into brushes with its own palette.  Two kinds:
   ``max_categories − 1`` most frequent values get codes 0, 1, … (most frequent
   first); the rest share one last "other (M)" code, so a 258-label map still has
   a bounded palette and an honest legend entry for the remainder.
-* **continuous** — vector norm, local density, per-sample kNN label agreement,
-  or a metadata column whose every value is a number.  Values are quantised
+* **continuous** — vector norm, local density, per-sample kNN label agreement
+  (a sample without a label is "not scored" and casts no vote, as in kNN label
+  accuracy), or a metadata column whose every value is a number.  Values are quantised
   into :data:`N_BINS` equal bins over their 1st–99th percentile (outliers clip
   to the end bins) and non-finite values get one extra "missing" code, so the
   map still draws one scatter item per code.
@@ -59,6 +60,13 @@ LABEL_COLUMNS = ("leaf", "parent", "prediction")
 NUMERIC_CATEGORIES = 12
 #: Key (and menu text) of a colouring by one of the input's other columns: ``"column: split"``.
 COLUMN_PREFIX = "column: "
+#: Legend (and hover) name of a missing value in a label column (:data:`embscope.data.MISSING_LABEL`,
+#: ``""``): shown as what it is, never as an empty name.
+MISSING_NAMES = {"leaf": "(no label)", "parent": "(no parent)", "prediction": "(no prediction)"}
+#: Legend name of an empty cell in any other column.
+EMPTY_NAME = "(empty)"
+#: Legend name of the kNN agreement's extra code: a sample without a label, or without a labelled neighbour.
+NOT_SCORED = "not scored (no label)"
 
 
 def column_key(name: str) -> str:
@@ -95,6 +103,8 @@ class Colouring:
         Continuous: the raw float64 values (for hover and the legend's range).
     value_range
         Continuous: (low, high) mapped onto the first and last bin.
+    missing_name
+        Continuous: the legend name of the extra code (a non-finite value).
     """
 
     key: str
@@ -106,6 +116,7 @@ class Colouring:
     has_other: bool = False
     values: np.ndarray | None = None
     value_range: tuple[float, float] | None = None
+    missing_name: str = "missing"
 
     @property
     def n_codes(self) -> int:
@@ -118,17 +129,23 @@ class Colouring:
         lo, hi = self.value_range or (float("nan"), float("nan"))
         entries = [(0, f"≤ {lo:.4g}", int(self.counts[0])), (N_BINS - 1, f"≥ {hi:.4g}", int(self.counts[N_BINS - 1]))]
         if self.counts[N_BINS]:
-            entries.append((N_BINS, "missing", int(self.counts[N_BINS])))
+            entries.append((N_BINS, self.missing_name, int(self.counts[N_BINS])))
         return entries
 
 
 def category_colouring(
-    key: str, title: str, values, max_categories: int = MAX_CATEGORIES, order: tuple[str, ...] | None = None
+    key: str,
+    title: str,
+    values,
+    max_categories: int = MAX_CATEGORIES,
+    order: tuple[str, ...] | None = None,
+    blank_name: str = EMPTY_NAME,
 ) -> Colouring:
     """Codes of a categorical column: the ``max_categories − 1`` most frequent values, then "other (M)".
 
     Ties in frequency keep the values' sorted order.  ``order`` fixes the codes
     instead (for a fixed meaning such as correct / wrong); every value must be in it.
+    An empty or blank value is named ``blank_name`` in the legend.
     """
     if max_categories < 2:
         raise ValueError("max_categories must be at least 2 (one category and other)")
@@ -151,18 +168,25 @@ def category_colouring(
         rank[:] = max_categories - 1
         rank[kept] = np.arange(len(kept))
         n_other = len(names) - len(kept)
-        shown = [str(names[i]) for i in kept] + [f"other ({n_other})"]
+        shown = [_shown_name(names[i], blank_name) for i in kept] + [f"other ({n_other})"]
         code_counts = np.append(counts[kept], counts.sum() - counts[kept].sum())
     else:
         rank[by_count] = np.arange(len(names))
-        shown = [str(names[i]) for i in by_count]
+        shown = [_shown_name(names[i], blank_name) for i in by_count]
         code_counts = counts[by_count]
     return Colouring(
         key, title, "category", rank[inverse].astype(np.int32), tuple(shown), code_counts.astype(np.int64), has_other
     )
 
 
-def continuous_colouring(key: str, title: str, values, value_range: tuple[float, float] | None = None) -> Colouring:
+def _shown_name(value, blank_name: str) -> str:
+    text = str(value)
+    return text if text.strip() else blank_name
+
+
+def continuous_colouring(
+    key: str, title: str, values, value_range: tuple[float, float] | None = None, missing_name: str = "missing"
+) -> Colouring:
     """Codes of a numeric column: :data:`N_BINS` equal bins over ``value_range`` (default: its 1st–99th
     percentile), non-finite values last."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -178,7 +202,9 @@ def continuous_colouring(key: str, title: str, values, value_range: tuple[float,
         scaled = (v - lo) / width * N_BINS if width > 0 else np.zeros_like(v)
     codes = np.where(finite, np.clip(np.floor(np.nan_to_num(scaled)), 0, N_BINS - 1), N_BINS).astype(np.int32)
     counts = np.bincount(codes, minlength=N_BINS + 1).astype(np.int64)
-    return Colouring(key, title, "continuous", codes, (), counts, values=v, value_range=(lo, hi))
+    return Colouring(
+        key, title, "continuous", codes, (), counts, values=v, value_range=(lo, hi), missing_name=missing_name
+    )
 
 
 def numeric_column(values) -> np.ndarray | None:
@@ -203,14 +229,26 @@ def local_density(graph) -> np.ndarray:
 
 
 def knn_agreement(graph, labels, k: int = AGREEMENT_K) -> np.ndarray:
-    """Share of each sample's ``k`` nearest graph neighbours that carry its own label."""
-    from embscope.analysis.cluster_metrics import label_codes
+    """Share of each sample's labelled neighbours, among its ``k`` nearest in the graph, that carry its own label.
 
-    codes, _ = label_codes(labels)
+    The rule of kNN label accuracy (:func:`embscope.analysis.chance.knn_codes`):
+    a sample without a label (:func:`embscope.data.label_present`) is not
+    scored (NaN, drawn as "not scored") and, as a neighbour, does not vote —
+    it is neither an agreeing nor a disagreeing neighbour.  A labelled sample
+    whose ``k`` neighbours all lack a label is NaN too.
+    """
+    from embscope.analysis.chance import knn_codes
+
+    codes = knn_codes(labels)
     k = min(k, graph.k)
     if k < 1:
         raise BadInputError("kNN agreement needs a graph with at least one neighbour per sample")
-    return (codes[np.asarray(graph.indices)[:, :k]] == codes[:, None]).mean(axis=1)
+    neighbours = codes[np.asarray(graph.indices)[:, :k]]
+    voters = (neighbours >= 0).sum(axis=1)
+    agree = (neighbours == codes[:, None]).sum(axis=1)  # an unlabelled sample's −1 is masked below
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = agree / voters
+    return np.where((codes >= 0) & (voters > 0), share, np.nan)
 
 
 def sample_norms(result) -> np.ndarray:
@@ -278,7 +316,7 @@ def compute_colouring(
         numbers = None if key in LABEL_COLUMNS else numeric_column(values)
         if numbers is not None:
             return continuous_colouring(key, title, numbers)
-        return category_colouring(key, title, values, max_categories)
+        return category_colouring(key, title, values, max_categories, blank_name=MISSING_NAMES.get(key, EMPTY_NAME))
     if key == "cluster":
         ids = np.asarray(cluster_ids)
         if len(ids) != emb.n_samples:
@@ -290,8 +328,10 @@ def compute_colouring(
             return category_colouring(key, title, values, max_categories)
         return category_colouring(key, title, ids, max_categories)
     if key == "correct":
+        from embscope.data import label_present
+
         labels, predictions = np.asarray(emb.labels).astype(str), np.asarray(emb.predictions).astype(str)
-        known = (labels != "") & (predictions != "")
+        known = label_present(labels) & label_present(predictions)
         state = np.where(known, np.where(labels == predictions, "prediction = label", "prediction ≠ label"), "unknown")
         order = ("prediction ≠ label", "prediction = label") + (("unknown",) if not known.all() else ())
         return category_colouring(key, title, state, order=order)
@@ -303,7 +343,11 @@ def compute_colouring(
         )
     k = min(AGREEMENT_K, result.graph.k)
     return continuous_colouring(
-        key, f"kNN label agreement (share of {k} neighbours)", knn_agreement(result.graph, emb.labels, k), (0.0, 1.0)
+        key,
+        f"kNN label agreement (share of {k} neighbours)",
+        knn_agreement(result.graph, emb.labels, k),
+        (0.0, 1.0),
+        missing_name=NOT_SCORED,
     )
 
 

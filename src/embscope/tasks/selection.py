@@ -5,6 +5,9 @@
   beside what a random subset of the same size would get
   (:func:`embscope.analysis.chance.subset_purity_chance`), because raw purity
   says little on its own: a 3-sample selection of a 2-label data set is often pure.
+  Samples without a label (:func:`embscope.data.label_present`) are counted
+  apart, as "(no label)", and are in no class, purity or baseline, as in every
+  label score of the analysis.
 * :func:`export_rows_job`: ids, metadata, cluster ids and map coordinates of
   the selected rows (or one cluster's) to CSV or parquet, written atomically.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embscope.data import label_present
 from embscope.errors import BadInputError
 from embscope.tasks.progress import CancelToken, Job, Progress
 
@@ -40,18 +44,21 @@ class SelectionSummary:
     label_field
         Which labels the histogram counts (``"label"``, ``"parent"``, or ``""`` without labels).
     histogram
-        (label, count) of the most common labels, most common first.
+        (label, count) of the most common labels, most common first (real labels only).
     other_count, other_labels
         Samples and distinct labels beyond ``histogram``.
     n_labels
-        Distinct labels in the selection.
+        Distinct labels in the selection (a missing label is not one).
     purity
-        :class:`~embscope.analysis.chance.ChanceScore` of the modal-label share, or None
-        (no labels, or nothing selected).
+        :class:`~embscope.analysis.chance.ChanceScore` of the modal-label share among the
+        selected samples that have a label, against random subsets of as many labelled
+        samples; None without labels, with nothing selected, or when no selected sample has a label.
     n_clusters
         Distinct MCL clusters the selection spans (None without clusters).
     not_in_sample
         Selected rows outside the MCL sample (cluster id -1: MCL ran on a stratified subsample).
+    unlabelled
+        Selected samples without a label in ``label_field``: not in the histogram's classes nor the purity.
     """
 
     count: int
@@ -64,6 +71,7 @@ class SelectionSummary:
     purity: object | None
     n_clusters: int | None = None
     not_in_sample: int = 0
+    unlabelled: int = 0
 
     def lines(self) -> list[str]:
         """The summary as short lines for a side panel."""
@@ -81,26 +89,38 @@ class SelectionSummary:
         p = self.purity
         if p is not None:
             lift = f", ×{p.lift:.1f}" if p.lift is not None else ""
-            out.append(f"purity {p.value:.1%} ({self.label_field}); chance {p.chance:.1%} ± {p.chance_std:.1%}{lift}")
+            over = f", of {self.count - self.unlabelled:,} labelled" if self.unlabelled else ""
+            out.append(
+                f"purity {p.value:.1%} ({self.label_field}{over}); chance {p.chance:.1%} ± {p.chance_std:.1%}{lift}"
+            )
         out.append(f"{self.n_labels:,} distinct {self.label_field}{'s' if self.n_labels != 1 else ''}:")
-        width = len(f"{max([n for _, n in self.histogram] + [self.other_count]):,}")  # counts in one column
+        counts = [n for _, n in self.histogram] + [self.other_count, self.unlabelled]
+        width = len(f"{max(counts):,}")  # counts in one column
         for name, n in self.histogram:
-            out.append(f"  {n:>{width},}  {name or '(empty)'}")
+            out.append(f"  {n:>{width},}  {name}")
         if self.other_count:
             out.append(f"  {self.other_count:>{width},}  other ({self.other_labels:,} {self.label_field}s)")
+        if self.unlabelled:
+            out.append(f"  {self.unlabelled:>{width},}  (no {self.label_field})")
         return out
 
 
 def label_table(embeddings, label_field: str = "label") -> tuple[np.ndarray, np.ndarray] | None:
     """(code per sample, name per code) of the ``"label"`` or ``"parent"`` column, or None without it.
 
-    One sort of N strings (≈ 1 s at 10⁶): :func:`summary_job` keeps it across selections.
+    A sample without a label (:func:`embscope.data.label_present`) has code −1
+    and no name: it is no class.  One sort of N strings (≈ 1 s at 10⁶):
+    :func:`summary_job` keeps it across selections.
     """
     labels = {"label": embeddings.labels, "parent": embeddings.parents}.get(label_field)
     if labels is None:
         return None
-    names, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
-    return codes.reshape(-1).astype(np.int64), names
+    labels = np.asarray(labels)
+    present = label_present(labels)
+    codes = np.full(present.size, -1, dtype=np.int64)
+    names, inverse = np.unique(labels[present].astype(str), return_inverse=True)
+    codes[present] = inverse.reshape(-1)
+    return codes, names
 
 
 def summarise_selection(
@@ -137,13 +157,23 @@ def summarise_selection(
         field = label_field if table is not None else ""
         return SelectionSummary(int(rows.size), n, field, (), 0, 0, 0, None, n_clusters, outside)
     codes, names = table
-    counts = np.bincount(codes[rows], minlength=len(names))
+    labelled = codes >= 0  # samples without a label are no class: not counted, not in the purity or its baseline
+    picked = codes[rows]
+    picked = picked[picked >= 0]
+    counts = np.bincount(picked, minlength=len(names))
     present = np.flatnonzero(counts)
     order = present[np.argsort(-counts[present], kind="stable")]  # most common first, ties by name
     shown = order[:top]
     histogram = tuple((str(names[i]), int(counts[i])) for i in shown)
-    other = int(rows.size - counts[shown].sum())
-    purity = subset_purity_chance(codes, rows, n_perm=n_perm, seed=seed, cancel=cancel)
+    other = int(picked.size - counts[shown].sum())
+    purity = None
+    if picked.size:
+        # The selection's labelled rows as positions among the labelled samples: the baseline draws
+        # subsets of as many labelled samples, as the cluster purity's leaves unlabelled rows out.
+        position = np.cumsum(labelled) - 1
+        purity = subset_purity_chance(
+            codes[labelled], position[rows[labelled[rows]]], n_perm=n_perm, seed=seed, cancel=cancel
+        )
     return SelectionSummary(
         int(rows.size),
         n,
@@ -155,6 +185,7 @@ def summarise_selection(
         purity,
         n_clusters,
         outside,
+        int(rows.size - picked.size),
     )
 
 

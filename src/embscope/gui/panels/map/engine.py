@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES
 from embscope.tasks.progress import CancelToken, Progress
 
 #: Bins per side of the bucket grid (a viewport query slices at most this many runs).
@@ -98,9 +99,14 @@ def factorize(values, chunk: int = 100_000) -> tuple[np.ndarray, list[str], np.n
     return codes, list(table), counts
 
 
-def category_colouring(values, title: str = "", max_categories: int | None = None) -> Colouring:
+def category_colouring(
+    values, title: str = "", max_categories: int | None = None, blank_name: str = EMPTY_NAME
+) -> Colouring:
     """Categories coloured as :func:`~embscope.gui.render.plots.category_codes` does (most frequent
-    first, ties by name; beyond ``max_categories - 1`` one grey "other (N)"), GIL-friendly at 10⁶."""
+    first, ties by name; beyond ``max_categories - 1`` one grey "other (N)"), GIL-friendly at 10⁶.
+
+    An empty or blank value (a missing label) is named ``blank_name`` in the legend, never "".
+    """
     from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, category_colours
 
     max_categories = max_categories or MAX_CATEGORIES
@@ -112,11 +118,11 @@ def category_colouring(values, title: str = "", max_categories: int | None = Non
         keep = order[: max_categories - 1]
         rank[:] = max_categories - 1
         rank[keep] = np.arange(len(keep))
-        legend = [names[i] for i in keep] + [f"other ({len(names) - len(keep)})"]
+        legend = [names[i] if names[i].strip() else blank_name for i in keep] + [f"other ({len(names) - len(keep)})"]
         colours = category_colours(len(keep)) + [OTHER_COLOUR]
     else:
         rank[order] = np.arange(len(names))
-        legend = [names[i] for i in order]
+        legend = [names[i] if names[i].strip() else blank_name for i in order]
         colours = category_colours(len(names))
     return colouring_from_codes(rank[codes], colours, legend, title=title)
 
@@ -147,7 +153,7 @@ def builtin_colouring(result, colour_by: str, cluster_ids=None) -> Colouring:
     values, kind = spec
     if kind == "continuous":
         return continuous_colouring(values, colour_by)
-    return category_colouring(values, title=colour_by)
+    return category_colouring(values, title=colour_by, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
 
 
 class MapIndex:
