@@ -16,9 +16,9 @@ from embscope.sources.checkpoints import (
     load_state_dict_safely,
     looks_like_state_dict,
     open_checkpoint,
-    resolve_factory,
 )
 from embscope.sources.extraction import select_device
+from embscope.sources.factories import resolve_factory
 from embscope.sources.modules import module_tree
 from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
 

@@ -18,7 +18,7 @@ import pytest
 
 from embscope.cli import EXIT_BAD_INPUT, main
 from embscope.resources import resource_path
-from embscope.sources.checkpoints import factory_code_files
+from embscope.sources.factories import factory_code_files
 from embscope.tasks.extract import FROM_CACHE, ExtractRequest, extract_job
 from embscope.tasks.progress import run_job
 
@@ -170,3 +170,89 @@ def test_cli_says_cache_hits_and_refuses_an_unimportable_factory_despite_a_warm_
     assert main(args) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert err == "embscope: error: factory module not found: embscope_trial_gone_model"
+
+
+RELOAD_PACKAGE = "embscope_trial_reload_pkg"
+RELOAD_MODEL = f"""
+from torch import nn
+
+from {RELOAD_PACKAGE}.helper import SCALE
+
+OFFSET = 0.0
+
+
+class Net(nn.Module):
+    def forward(self, x):
+        return x * SCALE + OFFSET
+
+
+def build():
+    return Net()
+"""
+
+
+def test_an_edited_factory_or_helper_module_runs_as_edited_in_one_process(tmp_path, monkeypatch):
+    """The app is one process: an imported factory module, or a helper it imports, edited on disk
+    runs as edited at the next resolve, as the cache key (which follows the files) says."""
+    import torch
+
+    from embscope.errors import BadInputError
+    from embscope.sources.factories import build_from_factory
+    from embscope.tasks.extract import cache_key
+
+    package = tmp_path / "code" / RELOAD_PACKAGE
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    helper, model = package / "helper.py", package / "model.py"
+    helper.write_text("SCALE = 1.0\n")
+    model.write_text(RELOAD_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    spec = f"{RELOAD_PACKAGE}.model:build"
+    checkpoint = tmp_path / "weights.safetensors"
+    checkpoint.write_bytes(b"not read: the key hashes it")
+    request = ExtractRequest.of(checkpoint=str(checkpoint), factory=spec)
+
+    def output() -> float:
+        return float(build_from_factory(spec)(torch.ones(1)))
+
+    try:
+        first = cache_key(request)
+        assert output() == 1.0
+        loaded = sys.modules[f"{RELOAD_PACKAGE}.model"]
+        assert cache_key(request) == first and output() == 1.0  # nothing edited: the same key and module
+        assert sys.modules[f"{RELOAD_PACKAGE}.model"] is loaded
+        # Same-size edits in quick succession: neither the mtime nor the bytecode cache may hide them.
+        model.write_text(RELOAD_MODEL.replace("OFFSET = 0.0", "OFFSET = 5.0"))
+        edited_model = cache_key(request)
+        assert edited_model != first and output() == 6.0
+        helper.write_text("SCALE = 3.0\n")  # the model took SCALE by value: it must run again too
+        edited_helper = cache_key(request)
+        assert edited_helper not in (first, edited_model) and output() == 8.0
+        assert cache_key(request) == edited_helper  # and stays put while nothing changes
+        helper.write_text("SCALE = (\n")  # broken: refused, as at a first import
+        with pytest.raises(BadInputError, match=r"failed to import: SyntaxError"):
+            cache_key(request)
+        helper.write_text("SCALE = 1.0\n")
+        assert cache_key(request) == edited_model and output() == 6.0
+    finally:
+        for name in [name for name in sys.modules if name.startswith(RELOAD_PACKAGE)]:
+            sys.modules.pop(name)
+
+
+def test_a_file_factory_runs_an_edited_helper_it_took_a_value_from(tmp_path, monkeypatch):
+    """``from helper import SCALE`` in a ``file.py`` factory: the helper is imported anew once edited."""
+    from embscope.sources.factories import factory_code_files, resolve_factory
+
+    name = "embscope_trial_value_helper"
+    (tmp_path / f"{name}.py").write_text("SCALE = 1.0\n")
+    factory = tmp_path / "factory.py"
+    factory.write_text(f"from {name} import SCALE\n\n\ndef build():\n    return SCALE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = f"{factory}:build"
+    try:
+        assert resolve_factory(spec)() == 1.0
+        assert {f.name for f in factory_code_files(spec)} == {"factory.py", f"{name}.py"}  # found again
+        (tmp_path / f"{name}.py").write_text("SCALE = 2.0\n")
+        assert resolve_factory(spec)() == 2.0
+    finally:
+        sys.modules.pop(name, None)

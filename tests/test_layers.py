@@ -153,7 +153,7 @@ def _block_checkpoint(folder: Path, zeroed: int | None) -> str:
     import torch
     from safetensors.torch import save_file
 
-    from embscope.sources.checkpoints import build_from_factory
+    from embscope.sources.factories import build_from_factory
 
     model = build_from_factory(BLOCK_NET)
     if zeroed is not None:

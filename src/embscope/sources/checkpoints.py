@@ -10,20 +10,15 @@ module stays cheap.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import re
-import site
-import sys
-import sysconfig
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from embscope.errors import BadInputError
-from embscope.sources.raw import VECTOR_NAMES, without_path
+from embscope.sources.factories import build_from_factory
+from embscope.sources.raw import VECTOR_NAMES, first_line
 from embscope.sources.st_pipeline import StPipeline, read_pipeline
 
 STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -178,14 +173,7 @@ def _safetensors_keys(path: Path) -> list[str]:
         with safe_open(str(path), framework="pt") as handle:
             return list(handle.keys())
     except Exception as exc:  # safetensors raises its own error types
-        raise BadInputError(f"{path.name} is not a readable safetensors file: {_first_line(exc, path)}") from exc
-
-
-def _first_line(exc: BaseException, path: str | Path | None = None) -> str:
-    """The first line of an exception's message, without ``path`` (which the caller's line names already)."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line if path is None else without_path(line, path)
+        raise BadInputError(f"{path.name} is not a readable safetensors file: {first_line(exc, path)}") from exc
 
 
 def unsafe_globals(path: str | Path) -> list[str]:
@@ -234,7 +222,7 @@ def _refused_globals(path: Path, exc: BaseException) -> list[str]:
     if scanned is None:
         raise BadInputError(f"{path.name} is not a PyTorch checkpoint (neither a torch zip file nor a pickle)")
     if not scanned:
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}")
+        raise BadInputError(f"{path.name} is not a readable torch file: {first_line(exc, path)}")
     return scanned
 
 
@@ -255,7 +243,7 @@ def _torch_load_safe(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise _UnsafePickle(_refused_globals(path, exc)) from None
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}") from exc
+        raise BadInputError(f"{path.name} is not a readable torch file: {first_line(exc, path)}") from exc
     except RuntimeError as exc:
         # mmap only works on the zip format; legacy files load without it.
         if "mmap" in str(exc).lower():
@@ -264,10 +252,10 @@ def _torch_load_safe(path: Path) -> Any:
             except pickle.UnpicklingError as inner:
                 raise _UnsafePickle(_refused_globals(path, inner)) from None
             except Exception as inner:
-                raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(inner, path)}") from inner
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}") from exc
+                raise BadInputError(f"{path.name} is not a readable torch file: {first_line(inner, path)}") from inner
+        raise BadInputError(f"{path.name} is not a readable torch file: {first_line(exc, path)}") from exc
     except Exception as exc:
-        raise BadInputError(f"{path.name} is not a readable torch file: {_first_line(exc, path)}") from exc
+        raise BadInputError(f"{path.name} is not a readable torch file: {first_line(exc, path)}") from exc
 
 
 def _unwrap_nested(obj: Any) -> tuple[Any, list[str]]:
@@ -337,7 +325,7 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
         try:
             return dict(load_file(str(p), device="cpu")), []
         except Exception as exc:
-            raise BadInputError(f"{p.name} is not a readable safetensors file: {_first_line(exc, p)}") from exc
+            raise BadInputError(f"{p.name} is not a readable safetensors file: {first_line(exc, p)}") from exc
     try:
         obj = _torch_load_safe(p)
     except _UnsafePickle as refusal:
@@ -369,158 +357,7 @@ def _torch_load_trusted(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise BadInputError(f"{path.name} could not be unpickled: {_first_line(exc, path)}") from exc
-
-
-# --------------------------------------------------------------------------- factories
-
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_DOTTED = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
-
-
-def resolve_factory(spec: str):
-    """Return the callable named by ``package.module:function`` or ``path/file.py:function``.
-
-    Raises
-    ------
-    BadInputError
-        Bad syntax, module/file not found, import failure or missing function.
-    """
-    if not spec or ":" not in spec:
-        raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
-    module_part, func_name = spec.rsplit(":", 1)
-    if not module_part or not _DOTTED.match(func_name):
-        raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
-    if module_part.endswith(".py"):
-        from embscope.sources.limits import require_regular
-
-        file = require_regular(module_part, "factory file")  # a FIFO or device is refused, never imported
-        name = "embscope_factory_" + re.sub(r"\W", "_", str(file.resolve()))
-        mod_spec = importlib.util.spec_from_file_location(name, file)
-        if mod_spec is None or mod_spec.loader is None:
-            raise BadInputError(f"factory file cannot be imported: {file}")
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[name] = module
-        try:
-            mod_spec.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(name, None)
-            raise BadInputError(
-                f"factory file {file.name} failed to import: {type(exc).__name__}: {_first_line(exc, file)}"
-            ) from exc
-    else:
-        if not _DOTTED.match(module_part):
-            raise BadInputError(f"factory {spec!r} must look like package.module:function or path/to/file.py:function")
-        try:
-            module = importlib.import_module(module_part)
-        except ModuleNotFoundError as exc:
-            raise BadInputError(f"factory module not found: {exc.name or module_part}") from exc
-        except Exception as exc:
-            raise BadInputError(
-                f"factory module {module_part} failed to import: {type(exc).__name__}: {_first_line(exc)}"
-            ) from exc
-    target: Any = module
-    for part in func_name.split("."):
-        if not hasattr(target, part):
-            raise BadInputError(f"factory function {func_name!r} not found in {module_part}")
-        target = getattr(target, part)
-    if not callable(target):
-        raise BadInputError(f"factory {spec!r} is not callable")
-    return target
-
-
-def factory_code_files(spec: str) -> tuple[Path, ...]:
-    """Resolve the factory ``spec`` and return the files of the user's own code it loaded.
-
-    The extraction cache keys on these files' contents, so editing the
-    factory's module, or a helper module it imports, recomputes the vectors.
-    Resolving first also means a factory that no longer imports is refused
-    (``BadInputError``) before any cached entry could answer for it.
-
-    The rule for "the user's own code": a module loaded while the factory was
-    resolved, or reachable from the factory's module through its globals
-    (modules, and the modules that define its classes and functions), whose
-    file lies outside the Python installation — not in the standard library,
-    not in a ``site-packages``/``dist-packages`` folder, not in EmbScope
-    itself (its own changes are covered by the cache's version) and not in a
-    frozen bundle.  Installed libraries change only with their version,
-    which is not worth hashing thousands of files for; editable installs of
-    the user's own packages live outside those folders and are covered.
-    Imports that happen only when the factory function runs are not seen.
-
-    Raises
-    ------
-    BadInputError
-        As :func:`resolve_factory`.
-    """
-    before = set(sys.modules)
-    func = resolve_factory(spec)
-    module_part = spec.rsplit(":", 1)[0]
-    start: list[Any] = [sys.modules[name] for name in set(sys.modules) - before]
-    for name in (getattr(func, "__module__", None), None if module_part.endswith(".py") else module_part):
-        if isinstance(name, str) and name in sys.modules:
-            start.append(sys.modules[name])
-    roots = _installation_roots()
-    files: set[Path] = set()
-    seen: set[int] = set()
-    while start:
-        module = start.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        path = _user_code_file(module, roots)
-        if path is None:
-            continue  # an installed library: not hashed, and its globals are not followed
-        files.add(path)
-        for value in list(vars(module).values()):
-            if isinstance(value, types.ModuleType):
-                start.append(value)
-                continue
-            try:
-                owner = getattr(value, "__module__", None)
-            except Exception:  # noqa: BLE001 - an odd object's attribute lookup must not fail the key
-                continue
-            if isinstance(owner, str) and owner != "__main__" and owner in sys.modules:
-                start.append(sys.modules[owner])
-    return tuple(sorted(files))
-
-
-def _installation_roots() -> tuple[Path, ...]:
-    """Folders whose modules are part of the Python installation or of EmbScope, not the user's code."""
-    import embscope
-
-    paths = sysconfig.get_paths()
-    roots = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
-    roots += list(getattr(site, "getsitepackages", list)())
-    roots += [getattr(site, "USER_SITE", None), getattr(sys, "_MEIPASS", None), str(Path(embscope.__file__).parent)]
-    return tuple(Path(root).resolve() for root in roots if root)
-
-
-def _user_code_file(module: types.ModuleType, roots: tuple[Path, ...]) -> Path | None:
-    """The module's file when it is the user's own code (see :func:`factory_code_files`), else None."""
-    file = getattr(module, "__file__", None)
-    if not isinstance(file, str) or not file:
-        return None  # built-in, frozen or namespace package: nothing to hash
-    path = Path(file).resolve()
-    if not path.is_file() or {"site-packages", "dist-packages"} & set(path.parts):
-        return None
-    if any(path.is_relative_to(root) for root in roots):
-        return None
-    return path
-
-
-def build_from_factory(spec: str):
-    """Call the factory and check it returns an ``nn.Module``."""
-    import torch
-
-    func = resolve_factory(spec)
-    try:
-        model = func()
-    except Exception as exc:
-        raise BadInputError(f"factory {spec} raised {type(exc).__name__}: {_first_line(exc)}") from exc
-    if not isinstance(model, torch.nn.Module):
-        raise BadInputError(f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+        raise BadInputError(f"{path.name} could not be unpickled: {first_line(exc, path)}") from exc
 
 
 def load_into(model, state: dict[str, Any]) -> list[str]:
@@ -642,7 +479,7 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
     try:
         program = torch.export.load(str(p))
     except Exception as exc:
-        raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {_first_line(exc, p)}") from exc
+        raise BadInputError(f"{p.name} could not be loaded as a torch.export program: {first_line(exc, p)}") from exc
     finally:
         logger.setLevel(level)
     notes = ["torch.export program loaded (trusted); its train/eval behaviour is the one it was exported with"]
@@ -652,7 +489,7 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
         module = torch.export.unflatten(program)
     except Exception as exc:  # noqa: BLE001 - some programs cannot be unflattened; the flat graph still runs
         module = program.module()
-        notes.append(f"its submodules cannot be hooked (unflattening failed: {_first_line(exc, p)})")
+        notes.append(f"its submodules cannot be hooked (unflattening failed: {first_line(exc, p)})")
     loaded = _describe_plain(module, "pt2", str(p), notes)
     loaded.fixed_batch = _static_batch(program)
     if loaded.fixed_batch is not None:
@@ -747,21 +584,21 @@ def _open_hf_folder(p: Path) -> LoadedModel:
     try:
         config = AutoConfig.from_pretrained(str(p), local_files_only=True)
     except Exception as exc:
-        raise BadInputError(f"{p.name}/config.json cannot be read by transformers: {_first_line(exc, p)}") from exc
+        raise BadInputError(f"{p.name}/config.json cannot be read by transformers: {first_line(exc, p)}") from exc
     architectures = list(getattr(config, "architectures", None) or [])
     is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
     loader = AutoModelForSequenceClassification if is_classifier else AutoModel
     try:
         model = loader.from_pretrained(str(p), local_files_only=True)
     except Exception as exc:
-        raise BadInputError(f"{p.name}: transformers could not load the model: {_first_line(exc, p)}") from exc
+        raise BadInputError(f"{p.name}: transformers could not load the model: {first_line(exc, p)}") from exc
     model.eval()
     tokenizer = None
     if any((p / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model")):
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         except Exception as exc:
-            raise BadInputError(f"{p.name}: the tokenizer could not be loaded: {_first_line(exc, p)}") from exc
+            raise BadInputError(f"{p.name}: the tokenizer could not be loaded: {first_line(exc, p)}") from exc
     is_decoder = bool(getattr(config, "is_decoder", False)) or any(
         a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures
     )

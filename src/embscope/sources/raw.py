@@ -137,6 +137,13 @@ def short_reason(exc: BaseException, limit: int = 160, path=None) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def first_line(exc: BaseException, path: str | Path | None = None) -> str:
+    """The first line of an exception's message, without ``path`` (which the caller's line names already)."""
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if path is None else without_path(line, path)
+
+
 def without_path(text: str, path, word: str | None = None) -> str:
     """``text`` with the full path and the bare name of ``path`` replaced by "the file" (or ``word``)."""
     import re

@@ -92,7 +92,7 @@ def settings_key(
     replaced by the file's fingerprint (moving the file keeps the entry).  A
     model factory (``package.module:function`` or ``file.py:function``) keeps
     its text and adds the fingerprints of the user's own modules it loads
-    (:func:`embscope.sources.checkpoints.factory_code_files`); a factory that
+    (:func:`embscope.sources.factories.factory_code_files`); a factory that
     cannot be imported raises ``BadInputError``.
     """
     parts: dict[str, Any] = dict(key_settings(settings, affects))
@@ -106,7 +106,7 @@ def settings_key(
             # The code the factory runs, not just its name: a package factory or a helper module it
             # imports can change while the spec stays the same.  Resolving it here also refuses a
             # factory that no longer imports before a cached entry could answer for it.
-            from embscope.sources.checkpoints import factory_code_files
+            from embscope.sources.factories import factory_code_files
 
             parts[f"{name}#code"] = [(str(f), file_fingerprint(f)) for f in factory_code_files(value)]
     for name, path in (inputs or {}).items():

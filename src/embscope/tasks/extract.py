@@ -4,7 +4,7 @@ The cache lives in ``cache_dir("extract")`` (``$EMBSCOPE_CACHE_DIR/extract``
 when set, else the user cache folder); an entry is keyed by the fingerprints
 of the checkpoint and of the files the settings name (data; for a model
 factory, the user's own modules it loads, see
-:func:`embscope.sources.checkpoints.factory_code_files`) plus every setting
+:func:`embscope.sources.factories.factory_code_files`) plus every setting
 that changes the vectors (module, pooling, layer, dtype, factory: see
 :mod:`embscope.options`), so reopening the same source is instant and any
 change to the inputs misses.
