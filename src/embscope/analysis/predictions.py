@@ -101,6 +101,27 @@ def confusion_matrix(
     return flat.reshape(shown.size, shown.size).astype(np.int64), shown
 
 
+def _distribution_only(top, names, n_samples: int, n_classes: int = 0, unmatched: str | None = None):
+    """A :class:`PredictionReport` of the prediction distribution alone (no labels to score it against)."""
+    modal_class, _, modal_share = top[0]
+    return PredictionReport(
+        top,
+        [str(c) for c in names],
+        np.zeros((0, 0), dtype=np.int64),
+        None,
+        None,
+        modal_class,
+        modal_share,
+        None,
+        None,
+        modal_share >= MODE_COLLAPSE_SHARE,
+        False,
+        n_samples,
+        n_classes=n_classes,
+        unmatched=unmatched,
+    )
+
+
 def _examples(values, shown: int = 3) -> str:
     """``'0', '1', '2' … (10)``: a few class names of a set, and how many there are."""
     head = ", ".join(repr(str(v)) for v in values[:shown])
@@ -128,22 +149,7 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
             labels, predictions = np.asarray(labels)[present], predictions[present]
             n = predictions.size
     if labels is None:
-        classes = [str(c) for c in names]
-        confusion = np.zeros((0, 0), dtype=np.int64)
-        return PredictionReport(
-            top,
-            classes,
-            confusion,
-            None,
-            None,
-            modal_class,
-            modal_share,
-            None,
-            None,
-            modal_share >= MODE_COLLAPSE_SHARE,
-            False,
-            n,
-        )
+        return _distribution_only(top, names, n)
     labels = np.asarray(labels).astype(str)
     label_names = np.unique(labels)
     if not np.isin(names, label_names).any():
@@ -154,22 +160,7 @@ def prediction_report(predictions: np.ndarray, labels: np.ndarray | None = None,
             "accuracy cannot be judged; give the predictions in the labels' names (the model's class names, "
             "or a predictions column)"
         )
-        return PredictionReport(
-            top,
-            [str(c) for c in names],
-            np.zeros((0, 0), dtype=np.int64),
-            None,
-            None,
-            modal_class,
-            modal_share,
-            None,
-            None,
-            modal_share >= MODE_COLLAPSE_SHARE,
-            False,
-            n_all,
-            n_classes=int(np.union1d(names, label_names).size),
-            unmatched=unmatched,
-        )
+        return _distribution_only(top, names, n_all, int(np.union1d(names, label_names).size), unmatched)
     names_all, codes = np.unique(np.concatenate([labels, predictions]), return_inverse=True)
     codes = codes.reshape(-1)
     lab, pred = codes[:n], codes[n:]
