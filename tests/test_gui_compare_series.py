@@ -192,6 +192,11 @@ def test_compare_maps_colour_by_a_column_every_source_has(qtbot, healthy):
     assert [name for name, _colour in legend] == ["train", "test"]
     np.testing.assert_array_equal(per[0][0], (split == "test").astype(per[0][0].dtype))
     np.testing.assert_array_equal(per[1][0], (split[::-1] == "test").astype(per[1][0].dtype))
+    # A missing label is named in the legend, not left blank (as on the app's map).
+    gaps = replace(healthy, labels=np.where(np.arange(n) % 4 == 0, "", healthy.labels))
+    _per, legend = map_colours(_compare([gaps, healthy], ["a", "b"]), "leaf")
+    names = [name for name, _colour in legend]
+    assert "(no label)" in names and "" not in names
 
 
 def test_compare_png_renderer_writes_files(tmp_path, qtbot, good_vs_bad):

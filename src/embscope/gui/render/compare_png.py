@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embscope.data import MISSING_LABEL
 from embscope.gui.render.plots import (
     GRADE_COLOURS,
     PALETTE,
@@ -24,6 +25,7 @@ from embscope.gui.render.plots import (
     scatter_layers,
 )
 from embscope.storage import atomic_path
+from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES
 
 #: One colour per source (distinct from the grade colours' meaning where possible).
 SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -135,7 +137,10 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
     values = [s.categories.get(key) for s in sides]
     if any(v is None for v in values):
         return plain, []
-    codes, names, colours = category_codes(np.concatenate([np.asarray(v).astype(str) for v in values]))
+    joined = np.concatenate([np.asarray(v).astype(str) for v in values])
+    # A missing label is named as such in the legend, as on the app's map (tasks.colouring.MISSING_NAMES).
+    joined = np.where(joined == MISSING_LABEL, MISSING_NAMES.get(colour_by, EMPTY_NAME), joined)
+    codes, names, colours = category_codes(joined)
     bounds = np.cumsum([0, *n_rows])
     per = [(codes[bounds[i] : bounds[i + 1]], colours) for i in range(len(sides))]
     return per, list(zip(names, colours, strict=False))
