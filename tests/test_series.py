@@ -166,9 +166,12 @@ def test_scalar_metrics_keep_purity_beside_its_chance_baseline():
     corrected = (by_hand - leaf["chance"]) / (leaf["ceiling"] - leaf["chance"])
     assert got["purity_leaf_corrected"] == pytest.approx(corrected)
     assert {"purity_parent_chance", "purity_parent_raw", "purity_parent_z"} <= set(got)
-    # Under the graded name, the graded quantity: the lift over chance, not the raw purity.
-    assert got["purity_parent"] == row["chance"]["parent"]["purity"]["corrected"]
-    assert got["purity_parent_raw"] == row["purity_parent"] and "purity_parent_corrected" not in got
+    # Under the graded name, the graded quantity: the lift over chance towards 1, not the raw purity
+    # (nor the lift towards the ceiling for that many clusters, which keeps its own name).
+    parent = row["chance"]["parent"]["purity"]
+    assert got["purity_parent"] == pytest.approx((parent["value"] - parent["chance"]) / (1 - parent["chance"]))
+    assert got["purity_parent_raw"] == row["purity_parent"]
+    assert got["purity_parent_corrected"] == parent["corrected"]
 
 
 # --- a real series of tiny checkpoints ---------------------------------------------------------

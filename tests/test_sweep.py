@@ -140,6 +140,20 @@ def test_clusters_that_mix_only_siblings_read_as_hierarchy():
     assert partly.text.endswith("the clusters follow the label hierarchy only in part.")
 
 
+def test_graded_parent_lift_is_towards_one_not_the_two_cluster_ceiling():
+    """Two clusters, six parents of 20: each cluster is one parent plus two others.  Purity 1/3 is the
+    ceiling for two clusters (lift to the ceiling: 1), yet the clusters hardly follow the parents."""
+    from embscope.analysis.sweep import parent_purity_lift
+
+    parents = np.repeat(np.arange(6), 20).astype(str)
+    clusters = np.where(np.isin(parents, ["0", "2", "3"]), 0, 1)
+    row = inflation_stats(1.4, clusters, 10, parents, parents).to_dict()
+    purity = row["chance"]["parent"]["purity"]
+    assert purity["value"] == pytest.approx(1 / 3) and purity["corrected"] == pytest.approx(1.0)
+    assert parent_purity_lift(row) == pytest.approx((1 / 3 - purity["chance"]) / (1 - purity["chance"]))
+    assert parent_purity_lift(row) < 0.2  # POOR by thresholds.toml ("> 0.40 of the way from chance to 1")
+
+
 def test_fragmented_inflation_is_not_evidence(rng):
     """All-singleton clusters give purity 1.0 against any labels — and are never counted."""
     shuffled = rng.permutation(LEAF)

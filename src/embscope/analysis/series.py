@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embscope.analysis.grading import Threshold
+from embscope.analysis.sweep import parent_purity_lift
 from embscope.errors import BadInputError
 
 #: A keyword, an optional separator, then the number.  The longest keyword first
@@ -216,8 +217,8 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
         # The raw purity keeps its own name.
         if "purity_parent" in out:
             out["purity_parent_raw"] = out.pop("purity_parent")
-        if "purity_parent_corrected" in out:
-            out["purity_parent"] = out.pop("purity_parent_corrected")
+        if (lift := parent_purity_lift(row)) is not None:
+            out["purity_parent"] = lift
         out["mcl_inflation"] = float(row["inflation"])
     weights = summary.get("weights") or {}
     for matrix in weights.get("matrices") or []:

@@ -23,6 +23,7 @@ from embscope.analysis.geometry import LABEL_KEYS, Geometry, add_graph_metrics, 
 from embscope.analysis.grading import Grade, Threshold, grade_metrics, load_thresholds
 from embscope.analysis.graph import KnnGraph
 from embscope.analysis.predictions import PredictionReport, prediction_report
+from embscope.analysis.sweep import parent_purity_lift
 from embscope.analysis.verdict import Verdict, decide_verdict
 from embscope.analysis.weights import dead_channel_evidence
 from embscope.data import EmbeddingSet
@@ -319,9 +320,9 @@ def _assemble(
         # informative inflation (split, not fragmented): raw purity is not comparable.
         rows = [r for r in summary["clusters"]["inflations"] if r["n_clusters"] > 1 and not r.get("fragmented")]
         coarse = min(rows, key=lambda row: row["inflation"]) if rows else None
-        parent = ((coarse or {}).get("chance") or {}).get("parent")
-        if parent is not None:
-            gradeable["purity_parent"] = parent["purity"]["corrected"]
+        lift = None if coarse is None else parent_purity_lift(coarse)
+        if lift is not None:
+            gradeable["purity_parent"] = lift
     grades = grade_metrics(gradeable, thresholds)
     verdict = decide_verdict(
         summary["geometry"],

@@ -317,6 +317,7 @@ OTHER_METRIC_LABELS = {
     "purity_leaf_corrected": "Leaf purity, lift over chance",
     "purity_leaf_z": "Leaf purity z vs chance",
     "purity_parent_chance": "Parent purity by chance",
+    "purity_parent_corrected": "Parent purity, lift over chance to its ceiling",
     "purity_parent_z": "Parent purity z vs chance",
     "nmi_leaf": "NMI (leaf)",
     "ami_leaf": "AMI (leaf)",
