@@ -161,6 +161,8 @@ def test_clusters_slider_shows_cached_and_requests_new_inflation(qtbot, model, r
         panel.set_inflation(5.5)
     job = blocker.args[0]
     assert "5.5" in job.description and "computing MCL at I = 5.50" in panel.status_label.text()
+    # Until it arrives the read-outs show no number: not I = 3's under "I = 5.50".
+    assert {label.text() for label in panel.value_labels.values()} == {"…"}
     job.on_finished(run_job(job.make_job(CancelToken())))
     row, ids = mcl_row(result.graph, emb.labels, emb.parents, 5.5)  # purity by hand
     purity_text = panel.value_labels["purity_leaf"].text()

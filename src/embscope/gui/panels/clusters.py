@@ -48,6 +48,10 @@ def inflation_to_slider(inflation: float) -> int:
     return int(round((min(max(inflation, INFLATION_MIN), INFLATION_MAX) - INFLATION_MIN) / STEP))
 
 
+#: What a read-out shows while its inflation is being computed.
+PENDING_VALUE = "…"
+
+
 class ClustersPanel(QWidget):
     """MCL inflation slider, live numbers, sweep curves and the seed-000 read-out."""
 
@@ -277,6 +281,10 @@ class ClustersPanel(QWidget):
         else:
             if self.model.result is not None and self.model.result.graph is not None:
                 self.status_label.setText(f"computing MCL at I = {self.inflation:.2f}…")
+            # Not the last inflation's numbers under the new "I =": a 20 000-sample graph takes
+            # half a minute at I = 1.3, long enough to read I = 2's clusters as I = 1.3's.
+            for label in self.value_labels.values():
+                label.setText(PENDING_VALUE)
             self._timer.start()
 
     def _request_current(self) -> None:
