@@ -85,6 +85,9 @@ def test_overview_lists_label_free_metrics_ungraded(qtbot):
     rankme_row = next(r for r in range(panel.table.rowCount()) if panel.table.item(r, 0).text().startswith("RankMe"))
     assert float(panel.table.item(rankme_row, 1).text()) == float(f"{result.geometry.metrics['rankme']:.4g}")
     assert len(rows) - len(ungraded) == len(result.grades)
+    # Each metric once: uniformity is graded, so it is not listed again among the ungraded.
+    names = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())]
+    assert len(names) == len(set(names)) and sum(name.startswith("Uniformity") for name in names) == 1
 
 
 def test_one_cluster_purity_is_read_as_the_modal_share():

@@ -432,9 +432,11 @@ def label_free_rows(geo: dict, keys: bool = False) -> list[tuple[str, ...]]:
         "condition_number": _condition_how(geo),
         "self_clustering": geo.get("self_clustering_method", ""),
         "intrinsic_dimension_twonn": geo.get("intrinsic_dimension_method", ""),
-        "uniformity": geo.get("cosine_method", ""),
     }
     rows = [(metric_words(key), key, text) for key, text in how.items()]
+    if "uniformity_ci_low" in geo:
+        # Uniformity is graded in the table above; it comes here only for its interval when sampled.
+        rows.append(("Uniformity, its interval (graded above)", "uniformity", geo.get("cosine_method", "")))
     if not any(geo.get(key) is not None for _, key, _ in rows):
         return []
     out = []
