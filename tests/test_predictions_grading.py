@@ -123,7 +123,9 @@ def test_too_few_samples_to_call_healthy_but_enough_to_see_a_collapse(rng):
     # 20 random directions look full rank whatever the model: no verdict of health from them.
     small = _verdict(rng.standard_normal((20, 64)).astype(np.float32))
     assert small.label == "too_few_samples" and small.evidence[0].startswith("only 20 samples (a verdict")
-    assert _verdict(rng.standard_normal((MIN_VERDICT_SAMPLES, 64)).astype(np.float32)).label == "healthy"
+    noise = _verdict(rng.standard_normal((MIN_VERDICT_SAMPLES, 64)).astype(np.float32))
+    assert noise.label == "healthy"
+    assert any(line.startswith("no labels to test: only collapse is ruled out") for line in noise.evidence)
     # ... but positive evidence of a collapse holds at any size: 40 samples on 2 directions of 64.
     basis = np.linalg.qr(rng.standard_normal((64, 2)))[0]
     assert _verdict((rng.standard_normal((40, 2)) @ basis.T).astype(np.float32)).label == "dimensional_collapse"

@@ -227,6 +227,12 @@ def decide_verdict(
     if tests:
         strongest = max(tests, key=lambda t: t["z"])
         evidence.append(f"label scores above chance ({statement}); strongest: {_test_line(strongest)}")
+    else:
+        # Random vectors are "healthy" by every label-free measure (the GUI trial's Gaussian noise).
+        evidence.append(
+            "no labels to test: only collapse is ruled out; whether the geometry carries meaning "
+            "(semantically empty, seed 004) needs labels"
+        )
     _add_prediction_evidence(evidence, predictions)
     evidence.extend(cluster_evidence or [])
     evidence.append("weakest evidence: " + weakest_evidence(geometry, grades, tests))

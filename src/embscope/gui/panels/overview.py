@@ -41,8 +41,10 @@ class OverviewPanel(QWidget):
         self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.source_label = QLabel("")
         muted(self.source_label)
-        # A long path has nowhere to wrap: let it be cut (the tooltip has it whole) rather than widen the window.
+        # A long path has nowhere to wrap: let it be cut (the tooltip has it whole) rather than widen the window;
+        # the k-NN graph line below it wraps at its spaces (it ran off the right edge on a 1500 px window).
         self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.source_label.setWordWrap(True)
         self.evidence = QLabel("")
         self.evidence.setWordWrap(True)
         self.evidence.setTextFormat(Qt.TextFormat.RichText)
