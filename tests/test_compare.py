@@ -60,6 +60,57 @@ def test_procrustes_recovers_reflection_and_scale_in_d_dims(rng):
     np.testing.assert_allclose(fit.apply(moving), reference, atol=1e-5)
 
 
+def _map(rng, n: int, span: tuple[float, float]) -> np.ndarray:
+    """A 2-D map with clumps (like a UMAP), about ``span`` wide and high."""
+    centres = rng.uniform(-0.5, 0.5, size=(8, 2)) * span
+    return centres[rng.integers(0, 8, n)] + rng.normal(scale=0.03, size=(n, 2)) * span
+
+
+def test_two_unrelated_maps_each_keep_their_extent(rng):
+    from embscope.tasks.compare import align_layouts
+
+    reference = _map(rng, 600, (10.0, 7.0))
+    unrelated = _map(np.random.default_rng(99), 600, (19.0, 17.0)) + 40.0
+    (_, _, _), (aligned, fit, _rows) = align_layouts([reference, unrelated], [None, None])
+    # The least-squares scale is r·‖X‖/‖Y‖ → a blob when r ≈ 0; the drawn map keeps the reference's RMS extent.
+    ratio = np.ptp(aligned, axis=0).mean() / np.ptp(reference, axis=0).mean()
+    assert 1 / 1.5 < ratio < 1.5
+    rms = np.sqrt(((aligned - aligned.mean(0)) ** 2).sum(1).mean())
+    assert rms == pytest.approx(np.sqrt(((reference - reference.mean(0)) ** 2).sum(1).mean()), rel=1e-5)
+    assert fit.correlation < 0.5  # and the fit says the maps hardly correspond
+    # Drawn on the reference's frame: centred where the reference is.
+    np.testing.assert_allclose(aligned.mean(0), reference.mean(0), atol=1e-4)
+
+
+def test_a_rotated_reflected_shifted_copy_is_aligned_exactly(rng):
+    from embscope.tasks.compare import align_layouts
+
+    reference = _map(rng, 400, (10.0, 7.0))
+    mirror = np.array([[1.0, 0.0], [0.0, -1.0]])
+    for copy in (reference @ _rotation_2d(2.1) @ mirror + [5.0, -3.0], 3.0 * reference @ _rotation_2d(-0.4) - 7.0):
+        (_, _, _), (aligned, fit, _rows) = align_layouts([reference, copy], [None, None])
+        np.testing.assert_allclose(aligned, reference, atol=1e-4)
+        assert fit.correlation == pytest.approx(1.0, abs=1e-9)
+
+
+def test_procrustes_scale_choices_and_correlation(rng):
+    reference = rng.normal(size=(300, 2)) * [4.0, 1.0]
+    noise = rng.normal(size=(300, 2))
+    rms = align_procrustes(reference, noise, scale="rms")
+    least = align_procrustes(reference, noise, scale="least_squares")
+    none = align_procrustes(reference, noise)
+    assert least.scale == pytest.approx(rms.scale * rms.correlation)  # the shrink the GUI avoids
+    assert none.scale == 1.0 and least.scale < rms.scale
+    # The correlation does not depend on the scale chosen; 1 − r² is scipy's disparity.
+    from scipy.spatial import procrustes
+
+    _a, _b, disparity = procrustes(reference, noise)
+    for fit in (rms, least, none):
+        assert 1 - fit.correlation**2 == pytest.approx(disparity, rel=1e-9)
+    with pytest.raises(BadInputError):
+        align_procrustes(reference, noise, scale="huge")
+
+
 def test_procrustes_rotation_matches_scipy_on_noisy_data(rng):
     reference = rng.normal(size=(300, 3))
     moving = reference @ ortho_group.rvs(3, random_state=5) + rng.normal(scale=0.3, size=(300, 3))
@@ -139,6 +190,27 @@ def test_metric_table_deltas_and_directions():
     assert table["n"].direction == ["same", "same"] and table["n"].higher_is_better is None
 
 
+def test_metric_table_colours_only_changes_beyond_the_tolerance():
+    from embscope.tasks.compare import RELATIVE_TOLERANCE
+
+    rule = Threshold(good=0.5, ok=0.3, higher=True, target="")
+    rules = {"rank": rule, "knn_label_accuracy": rule}
+    ref = {"rank": 0.60, "knn_label_accuracy": 0.70, "knn_label_ci_low": 0.60, "knn_label_ci_high": 0.80}
+    tiny = {"rank": 0.60 * (1 - RELATIVE_TOLERANCE / 2), "knn_label_accuracy": 0.75}
+    tiny |= {"knn_label_ci_low": 0.66, "knn_label_ci_high": 0.84}
+    big = {"rank": 0.50, "knn_label_accuracy": 0.85, "knn_label_ci_low": 0.78, "knn_label_ci_high": 0.92}
+    table = metric_table([ref, tiny, big], rules)
+    # Within 5 % of the value, or within the metric's own 95 % interval (half-width 0.1): the same.
+    assert table["rank"].direction == ["same", "same", "worse"]
+    assert table["knn_label_accuracy"].direction == ["same", "same", "better"]
+    assert table["knn_label_accuracy"].tolerances[1] == pytest.approx(0.1)  # the wider of the two
+    assert table["rank"].tolerances[2] == pytest.approx(RELATIVE_TOLERANCE * 0.6)
+    # Metrics computed on different samples are not marked better or worse at all.
+    apart = metric_table([ref, big], rules, comparable=False)
+    assert apart["rank"].direction == ["same", None] and apart["knn_label_accuracy"].direction == ["same", None]
+    assert apart["rank"].deltas[1] == pytest.approx(-0.1)
+
+
 def test_verdict_comparison_and_names():
     from embscope.analysis.verdict import Verdict
 
@@ -216,6 +288,20 @@ def test_compare_matches_samples_by_id(rng):
     rows_ref, rows_own = moved.shared_rows
     assert len(rows_ref) == 150
     np.testing.assert_array_equal(e.ids[rows_ref], shuffled.ids[rows_own])
+    # Said, not silent: how many are shared, how matched, and the deltas are not marked better/worse.
+    assert result.matched_by == "by id" and not result.same_samples
+    assert any("only 150 samples shared" in n and "N = 150 and 200" in n and "sample id" in n for n in result.notes)
+    assert all(d is None or d == "same" for row in result.table.values() for d in row.direction)
+    assert result.to_json()["deltas_comparable"] is False
+    assert "Not marked" in compare_markdown(result)
+
+
+def test_compare_notes_that_every_sample_is_shared(rng):
+    e = _embeddings(rng, rank=8, n=120)
+    result = run_job(compare_job(CompareRequest((_request(e), _request(e)), names=("a", "b"))))
+    assert result.same_samples
+    assert result.notes[0] == "b: all 120 samples shared with a (matched by sample id)"
+    assert "r = 1.00" in result.alignment_line()
 
 
 def _arrays_in(obj, seen=None):

@@ -153,6 +153,89 @@ def test_hover_and_selection_are_linked_across_maps(qtbot, permuted):
     assert len(panel.highlights[0].data) == len(inside) == len(panel.highlights[1].data)
 
 
+def test_panel_says_when_sources_share_only_some_samples_and_leaves_deltas_uncoloured(qtbot, healthy):
+    subset = healthy.subset(np.arange(0, healthy.n_samples, 2))  # 60 of the 120, matched by id
+    result = _compare([healthy, subset], ["all", "half"])
+    panel = _panel(qtbot, result)
+    notes = panel.notes_label.text()
+    assert "only 60 samples shared with all (N = 60 and 120; matched by sample id)" in notes
+    assert "Different samples" in notes
+    graded = [name for name, row in result.table.items() if row.higher_is_better is not None]
+    assert graded, "no graded metric to check"
+    for name, cells in _table(panel).items():
+        assert cells[3].background().style() == Qt.BrushStyle.NoBrush, name
+
+
+def test_panel_shows_the_comparison_notes_when_every_sample_is_shared(qtbot, healthy):
+    panel = _panel(qtbot, _compare([healthy, healthy], ["a", "b"]))
+    assert "b: all 120 samples shared with a (matched by sample id)" in panel.notes_label.text()
+    assert "Different samples" not in panel.notes_label.text()
+
+
+def test_tiny_deltas_are_not_coloured(qtbot, good_vs_bad):
+    from embscope.analysis.grading import Threshold
+    from embscope.gui.render.plots import GRADE_COLOURS
+    from embscope.tasks.compare import metric_table
+
+    rule = Threshold(good=5, ok=1, higher=True, target="> 5")
+    table = metric_table([{"up": 1.0, "nudge": 1.0}, {"up": 1.5, "nudge": 1.01}], {"up": rule, "nudge": rule})
+    panel = _panel(qtbot, replace(good_vs_bad, table=table))
+    rows = _table(panel)
+    assert rows["up"][3].background().color().name() == GRADE_COLOURS["GOOD"]
+    assert rows["nudge"][3].text() == "+0.01"
+    assert rows["nudge"][3].background().style() == Qt.BrushStyle.NoBrush  # 1 % < 5 %: not a change
+    assert "within" in rows["nudge"][3].toolTip()
+
+
+def test_table_uses_metric_words_lists_bookkeeping_last_and_fits_1366_px(qtbot, good_vs_bad):
+    from embscope.tasks.report import is_plotted_metric
+
+    long_names = replace(
+        good_vs_bad,
+        sides=[
+            replace(s, name=f"a checkpoint with a long name {i}.safetensors") for i, s in enumerate(good_vs_bad.sides)
+        ],
+    )
+    panel = _panel(qtbot, long_names)
+    panel.resize(1000, 700)  # the panel's width in a 1366 px window beside the sources dock
+    qtbot.waitExposed(panel)
+    table = panel.table
+    keys = [table.item(r, 0).toolTip().split(" — ")[0].split(" (")[0] for r in range(table.rowCount())]
+    labels = [table.item(r, 0).text() for r in range(table.rowCount())]
+    for key, label in zip(keys, labels, strict=True):
+        assert label != key and "_" not in label, (key, label)  # no raw keys (knn_label_ci_low, dim …)
+    bookkeeping = [not is_plotted_metric(k) for k in keys]
+    assert any(bookkeeping) and bookkeeping == sorted(bookkeeping)  # grouped at the end
+    assert "Samples (N)" in labels and "Dimensions (d)" in labels
+    # Every column, the Δ included, is in view: no horizontal scrolling.
+    last = table.columnCount() - 1
+    assert table.horizontalScrollBar().maximum() == 0
+    assert table.columnViewportPosition(last) + table.columnWidth(last) <= table.viewport().width()
+    assert table.horizontalHeaderItem(last).toolTip().startswith("Δ a checkpoint with a long name 1.safetensors")
+
+
+def test_map_legend_sits_beside_the_maps_and_titles_say_how_well_they_align(qtbot, good_vs_bad):
+    from embscope.analysis.procrustes import align_procrustes
+
+    panel = _panel(qtbot, good_vs_bad)
+    qtbot.waitExposed(panel)
+    assert panel.legend is not None and panel.legend.labels()  # coloured by leaf: one entry per label
+    assert all(plot.legend is None for plot in panel.map_plots)  # no legend over the points
+    legend_rect = panel.legend.legend.sceneBoundingRect()
+    for plot in panel.map_plots:
+        assert not legend_rect.intersects(plot.getViewBox().sceneBoundingRect())
+    assert "r = " in panel.map_plots[1].titleLabel.text
+    assert "orthogonal Procrustes" in panel.map_plots[1].titleLabel.toolTip()
+    # Later maps (UMAP) bring their own fits: the title shows theirs.
+    coords = [np.asarray(s.layout) for s in good_vs_bad.sides]
+    fit = align_procrustes(coords[0], coords[0] + 1.0, scale="rms")
+    panel.set_layouts(coords, "umap", [None, fit])
+    assert "UMAP, aligned, r = 1.00" in panel.map_plots[1].titleLabel.text
+    # Colouring by cluster has no shared legend: the cell collapses.
+    panel.colour_combo.setCurrentText("cluster")
+    assert not panel.legend.labels() and panel.legend.host.maximumWidth() == 0
+
+
 def test_one_slider_updates_every_source_cluster_count(qtbot, good_vs_bad):
     panel = _panel(qtbot, good_vs_bad)
     assert panel.inflation == 2.0  # starts on the swept inflation, known at once

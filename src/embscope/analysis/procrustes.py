@@ -3,13 +3,29 @@
 Two maps of the same samples (PCA/UMAP of two checkpoints) are only
 comparable side by side once the arbitrary rotation, reflection and offset of
 each is removed.  :func:`align_procrustes` finds the orthogonal matrix ``R``
-(and optionally an isotropic scale ``s``) that best maps the moving layout
-onto the reference in least squares, fitted on the shared samples::
+and translation (and optionally an isotropic scale ``s``) that best map the
+moving layout onto the reference in least squares, fitted on the shared
+samples::
 
-    min_{R orthogonal, s, t} ‖ s·(Y − ȳ)·R + x̄ − X ‖_F   over the fit rows
+    min_{R orthogonal, t} ‖ s·(Y − ȳ)·R + x̄ − X ‖_F   over the fit rows
 
-Solution (Schönemann 1966): with ``M = (Y − ȳ)ᵀ (X − x̄) = U Σ Vᵀ``,
-``R = U Vᵀ`` and ``s = tr(Σ) / ‖Y − ȳ‖²_F``.  Pure numpy, float64 inside.
+Solution (Schönemann 1966): with ``M = (Y − ȳ)ᵀ (X − x̄) = U Σ Vᵀ``, ``R = U Vᵀ``.
+
+The scale is a choice, not part of the fit's quality:
+
+* ``"none"``: ``s = 1`` (same units, e.g. PCA of the same space);
+* ``"rms"``: ``s = ‖X − x̄‖ / ‖Y − ȳ‖``, the moving map drawn at the
+  reference's RMS extent.  This is what two maps shown side by side need: the
+  least-squares scale below is ``r·‖X − x̄‖/‖Y − ȳ‖`` and so shrinks a map that
+  hardly corresponds to the reference (``r → 0``) into a blob;
+* ``"least_squares"``: ``s = tr(Σ) / ‖Y − ȳ‖²_F``, the scale that minimises the
+  residual (kept for fitting one layout into another's units).
+
+How well the layouts correspond is the Procrustes correlation
+``r = tr(Σ) / (‖X − x̄‖·‖Y − ȳ‖)`` in [0, 1] (1: the same layout up to rotation,
+reflection, shift and scale; about 0: unrelated), which does not depend on the
+scale chosen; ``1 − r²`` is ``scipy.spatial.procrustes``'s disparity.  Pure
+numpy, float64 inside.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ class ProcrustesFit:
     rotation
         ``d×d`` orthogonal matrix (a reflection when its determinant is −1).
     scale
-        Isotropic scale (1.0 unless ``scale=True`` was asked for).
+        Isotropic scale (1.0 for ``scale="none"``).
     translation
         The offset added after rotation and scaling: ``aligned = s·moving·R + translation``.
     residual
@@ -41,7 +57,12 @@ class ProcrustesFit:
     disparity
         Residual sum of squares divided by that of the centred reference on the fit
         rows (0 = identical up to the transform; like ``scipy.spatial.procrustes``
-        but in the reference's own scale).
+        but in the reference's own scale).  Depends on the scale chosen.
+    correlation
+        Procrustes correlation ``tr(Σ) / (‖X − x̄‖·‖Y − ȳ‖)`` on the fit rows, in [0, 1]:
+        1 when the layouts agree up to rotation, reflection, shift and scale, near 0
+        when they are unrelated; independent of the scale chosen (0 when either
+        layout has no spread).
     """
 
     aligned: np.ndarray
@@ -50,6 +71,7 @@ class ProcrustesFit:
     translation: np.ndarray
     residual: float
     disparity: float
+    correlation: float = 1.0
 
     def apply(self, points: np.ndarray) -> np.ndarray:
         """Map other points of the moving frame (e.g. newly computed rows) the same way."""
@@ -61,7 +83,7 @@ def align_procrustes(
     reference: np.ndarray,
     moving: np.ndarray,
     *,
-    scale: bool = False,
+    scale: str | bool = "none",
     allow_reflection: bool = True,
     fit_rows: np.ndarray | None = None,
 ) -> ProcrustesFit:
@@ -72,7 +94,10 @@ def align_procrustes(
     reference, moving
         ``N×d`` layouts whose row ``i`` is the same sample in both.
     scale
-        Also fit an isotropic scale (UMAP maps of two runs differ in size).
+        ``"none"`` (``False``), ``"rms"`` (draw the moving layout at the
+        reference's RMS extent: UMAP maps of two runs differ in size, and a
+        poorly matching map keeps its size) or ``"least_squares"`` (``True``;
+        shrinks towards 0 as the layouts stop corresponding).  See the module doc.
     allow_reflection
         Allow ``det R = −1``; maps have no handedness, so this is the default.
     fit_rows
@@ -87,8 +112,12 @@ def align_procrustes(
     Raises
     ------
     BadInputError
-        Shapes differ, fewer than 2 usable fit rows, or non-finite fit rows.
+        Shapes differ, fewer than 2 usable fit rows, non-finite fit rows, or an
+        unknown ``scale``.
     """
+    scale = {False: "none", True: "least_squares"}.get(scale, scale) if isinstance(scale, bool) else scale
+    if scale not in ("none", "rms", "least_squares"):
+        raise BadInputError(f"unknown Procrustes scale {scale!r}: none, rms or least_squares")
     ref = np.asarray(reference, dtype=np.float64)
     mov = np.asarray(moving, dtype=np.float64)
     if ref.ndim != 2 or ref.shape != mov.shape:
@@ -114,13 +143,19 @@ def align_procrustes(
         sigma[-1] *= -1.0
     rotation = u @ vt
     y_power = float((yc * yc).sum())
-    s = float(sigma.sum() / y_power) if scale and y_power > 0 else 1.0
+    x_power = float((xc * xc).sum())
+    s = 1.0
+    if scale == "least_squares" and y_power > 0:
+        s = float(sigma.sum() / y_power)
+    elif scale == "rms" and y_power > 0 and x_power > 0:
+        s = float(np.sqrt(x_power / y_power))
+    norms = np.sqrt(x_power * y_power)
+    correlation = float(np.clip(sigma.sum() / norms, 0.0, 1.0)) if norms > 0 else 0.0
     translation = x_mean - s * y_mean @ rotation
 
     aligned = s * mov @ rotation + translation
     diff = aligned[rows] - x
     rss = float((diff * diff).sum())
-    x_power = float((xc * xc).sum())
     return ProcrustesFit(
         aligned=aligned.astype(np.float32),
         rotation=rotation,
@@ -128,6 +163,7 @@ def align_procrustes(
         translation=translation,
         residual=float(np.sqrt(rss / rows.size)),
         disparity=rss / x_power if x_power > 0 else 0.0,
+        correlation=correlation,
     )
 
 

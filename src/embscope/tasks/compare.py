@@ -5,11 +5,17 @@
 
 * flattens each ``summary.json`` into scalar metrics and tabulates them with
   the delta of every source against the first (the reference), marked better
-  or worse by the metric's grading direction (``embscope.analysis.grading``);
+  or worse by the metric's grading direction (``embscope.analysis.grading``)
+  only when the change is beyond the metric's tolerance (see
+  :func:`metric_table`) and the sources were measured on the same number of
+  samples (most metrics depend on N: rank, dims for 95 %, k-NN scores, MCL);
 * writes one line comparing the verdicts;
 * computes a 2-D PCA map of each source and aligns every map onto the
   reference's by orthogonal Procrustes on the samples they share (matched by
-  id, else by row), so the maps can sit side by side with linked selection.
+  id, else by row), each drawn at the reference's RMS extent, so the maps can
+  sit side by side with linked selection; the Procrustes correlation says how
+  well they correspond;
+* notes how the samples were matched and how many are shared.
 
 Memory (100 000 samples per source and more): each source's embedding matrix
 exists once.  The analysis owns it (``AnalysisResult.embeddings``); the PCA map
@@ -40,7 +46,19 @@ from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, 
 from embscope.tasks.colouring import column_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
-COMPARE_SCHEMA_VERSION = "1.1"
+COMPARE_SCHEMA_VERSION = "1.2"
+
+#: A delta is marked better/worse only beyond this share of the larger |value| of the
+#: two, when the metric has no interval of its own: smaller moves are within what
+#: another seed or sample of the same data moves most metrics, and colouring them
+#: full red/green overstates them.
+RELATIVE_TOLERANCE = 0.05
+#: Metrics whose 95 % interval is stored under another stem (``<stem>_ci_low``/``_ci_high``).
+INTERVAL_STEMS = {"intrinsic_dimension_twonn": "intrinsic_dimension", "knn_label_accuracy": "knn_label"}
+#: How a compared map is fitted onto the reference's (said in the GUI, markdown and JSON).
+ALIGNMENT_METHOD = (
+    "orthogonal Procrustes (rotation/reflection and shift) on shared samples, drawn at the reference's RMS extent"
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class CompareRequest:
     sources: tuple[AnalyzeRequest, ...]
     names: tuple[str, ...] | None = None
     keep_results: bool = True
+    #: Draw every map at the reference's RMS extent (else in its own units).
     scale_maps: bool = True
 
     @property
@@ -89,15 +108,20 @@ class MetricDelta:
     name: str
     values: list[float | None]
     deltas: list[float | None]
-    direction: list[str | None]  # "better", "worse", "same" or None (no grading rule / missing)
+    #: "better", "worse", "same" (within ``tolerances``) or None (no grading rule, a value
+    #: missing, or sources measured on different sample counts)
+    direction: list[str | None]
     grades: list[str | None]
     higher_is_better: bool | None
+    #: The |delta| below which a change counts as "same" (None for the reference / missing values).
+    tolerances: list[float | None] = field(default_factory=list)
 
     def to_summary(self) -> dict:
         return {
             "values": self.values,
             "deltas": self.deltas,
             "direction": self.direction,
+            "tolerances": self.tolerances,
             "grades": self.grades,
             "higher_is_better": self.higher_is_better,
         }
@@ -109,10 +133,36 @@ class CompareResult:
     table: dict[str, MetricDelta]
     verdict_line: str
     notes: list[str] = field(default_factory=list)
+    #: How samples were paired: "by id" or "by row".
+    matched_by: str = "by row"
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.sides]
+
+    @property
+    def sample_counts(self) -> list[int | None]:
+        """Each source's N (the samples its metrics were computed on)."""
+        return [s.summary.get("n_samples") for s in self.sides]
+
+    @property
+    def same_samples(self) -> bool:
+        """Whether every source's metrics were computed on the same samples (so deltas are comparable)."""
+        return same_samples(self.sides)
+
+    def alignment_line(self, method: str = "PCA", fits: list | None = None) -> str:
+        """One sentence: how the maps are aligned and how well (Procrustes correlation per source)."""
+        fits = fits if fits is not None else [s.alignment for s in self.sides]
+        quality = ", ".join(
+            f"{s.name} r = {fit.correlation:.2f}"
+            for s, fit in zip(self.sides[1:], fits[1:], strict=False)
+            if fit is not None
+        )
+        return (
+            f"{method} maps aligned onto {self.sides[0].name} by {ALIGNMENT_METHOD}"
+            + (f"; fit {quality}" if quality else "")
+            + " (Procrustes correlation: 1 = same layout, near 0 = unrelated)."
+        )
 
     def to_json(self) -> dict:
         """The ``compare.json`` dictionary."""
@@ -130,15 +180,19 @@ class CompareResult:
                     s.name: None
                     if s.alignment is None
                     else {
-                        "method": "orthogonal Procrustes on shared samples (PCA maps)",
+                        "method": ALIGNMENT_METHOD + " (PCA maps)",
+                        "matched": self.matched_by,
                         "shared_samples": len(s.shared_rows[0]),
                         "scale": s.alignment.scale,
+                        "correlation": s.alignment.correlation,
                         "reflection": bool(np.linalg.det(s.alignment.rotation) < 0),
                         "rms_residual": s.alignment.residual,
                         "disparity": s.alignment.disparity,
                     }
                     for s in self.sides
                 },
+                "sample_counts": dict(zip(self.names, self.sample_counts, strict=False)),
+                "deltas_comparable": self.same_samples,
                 "summaries": {s.name: s.summary for s in self.sides},
                 "notes": list(self.notes),
             }
@@ -158,16 +212,42 @@ def source_names(sources: list[str]) -> list[str]:
     return names
 
 
+def delta_tolerance(name: str, metrics_ref: dict[str, float], metrics: dict[str, float]) -> float | None:
+    """The |delta| of metric ``name`` below which two sources count as the same.
+
+    The larger half-width of the two sources' 95 % intervals when both have one
+    (``<stem>_ci_low``/``_ci_high``); else :data:`RELATIVE_TOLERANCE` of the
+    larger |value|.  None when a value is missing.
+    """
+    ref, value = metrics_ref.get(name), metrics.get(name)
+    if ref is None or value is None:
+        return None
+    stem = INTERVAL_STEMS.get(name, name)
+    halves = [
+        (m[f"{stem}_ci_high"] - m[f"{stem}_ci_low"]) / 2
+        for m in (metrics_ref, metrics)
+        if m.get(f"{stem}_ci_low") is not None and m.get(f"{stem}_ci_high") is not None
+    ]
+    if len(halves) == 2:
+        return float(max(halves))
+    return RELATIVE_TOLERANCE * max(abs(float(ref)), abs(float(value)))
+
+
 def metric_table(
     metrics: list[dict[str, float]],
     thresholds: dict[str, Threshold],
     grades: list[dict[str, str]] | None = None,
+    *,
+    comparable: bool = True,
 ) -> dict[str, MetricDelta]:
     """Every scalar metric of any source, with deltas against the first source.
 
-    ``direction[i]`` is ``"better"``/``"worse"`` when the metric has a grading
-    rule saying which way is better, ``"same"`` when the delta is zero, and
-    ``None`` when there is no rule or a value is missing.
+    ``direction[i]`` is ``"same"`` when the |delta| is within the metric's
+    tolerance (:func:`delta_tolerance`: its own interval, else a relative
+    :data:`RELATIVE_TOLERANCE`), else ``"better"``/``"worse"`` when the metric
+    has a grading rule saying which way is better; ``None`` when there is no
+    rule, a value is missing, or ``comparable`` is False (the sources were
+    measured on different sample counts, and most metrics depend on N).
     """
     names: list[str] = []
     for m in metrics:
@@ -177,8 +257,10 @@ def metric_table(
         values = [m.get(name) for m in metrics]
         ref = values[0]
         rule = thresholds.get(name)
-        deltas, direction = [], []
-        for v in values:
+        deltas, direction, tolerances = [], [], []
+        for i, v in enumerate(values):
+            tolerance = None if i == 0 else delta_tolerance(name, metrics[0], metrics[i])
+            tolerances.append(tolerance)
             if ref is None or v is None:
                 deltas.append(None)
                 direction.append(None)
@@ -187,12 +269,16 @@ def metric_table(
             deltas.append(delta)
             if delta == 0:
                 direction.append("same")
-            elif rule is None:
+            elif rule is None or not comparable:
                 direction.append(None)
+            elif tolerance is not None and abs(delta) <= tolerance:
+                direction.append("same")
             else:
                 direction.append("better" if rule.better(float(v), float(ref)) else "worse")
         row_grades = [None if g is None else g.get(name) for g in (grades or [None] * len(metrics))]
-        table[name] = MetricDelta(name, values, deltas, direction, row_grades, None if rule is None else rule.higher)
+        table[name] = MetricDelta(
+            name, values, deltas, direction, row_grades, None if rule is None else rule.higher, tolerances
+        )
     return table
 
 
@@ -242,14 +328,18 @@ def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep:
 def align_layouts(
     layouts: list[np.ndarray],
     ids: list[np.ndarray | None],
-    scale: bool = True,
+    scale: bool | str = True,
 ) -> list[tuple[np.ndarray, ProcrustesFit | None, tuple[np.ndarray, np.ndarray] | None]]:
     """Align every layout onto the first by Procrustes on the samples they share.
 
-    Also for UMAP maps the GUI computes later.  Returns, per layout,
-    ``(aligned, fit, (rows_in_reference, rows_in_this))``; the first is returned
-    unchanged with ``fit=None``.
+    Rotation/reflection and shift only; with ``scale=True`` (or ``"rms"``) each
+    map is drawn at the reference's RMS extent on the shared samples.  Never the
+    least-squares scale: it shrinks a map that hardly corresponds to the
+    reference into a blob.  Also for UMAP maps the GUI computes later.  Returns,
+    per layout, ``(aligned, fit, (rows_in_reference, rows_in_this))``; the
+    first is returned unchanged with ``fit=None``.
     """
+    scale = "rms" if scale is True else ("none" if scale is False else scale)
     out = [(layouts[0], None, None)]
     for layout, own_ids in zip(layouts[1:], ids[1:], strict=False):
         rows_ref, rows_own = shared_rows(ids[0], own_ids, len(layouts[0]), len(layout))
@@ -296,14 +386,41 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
     sides = [
         replace(s, layout=a, alignment=fit, shared_rows=rows) for s, (a, fit, rows) in zip(sides, aligned, strict=False)
     ]
-    for s in sides[1:]:
-        if len(s.shared_rows[0]) < s.summary.get("n_samples", 0):
-            notes.append(f"{s.name}: {len(s.shared_rows[0])} samples shared with {sides[0].name}")
-
-    table = metric_table([s.metrics for s in sides], thresholds, grades)
+    matched_by = "by id" if all(i is not None for i in ids) else "by row"
+    notes[:0] = sample_notes(sides, matched_by)
+    table = metric_table([s.metrics for s in sides], thresholds, grades, comparable=same_samples(sides))
     line = verdict_comparison(names, [s.verdict for s in sides])
     yield Progress("done", 1.0)
-    return CompareResult(sides=sides, table=table, verdict_line=line, notes=notes)
+    return CompareResult(sides=sides, table=table, verdict_line=line, notes=notes, matched_by=matched_by)
+
+
+def _sample_count(side: SourceSide) -> int:
+    return int(side.summary.get("n_samples") or len(side.layout))
+
+
+def same_samples(sides: list[SourceSide]) -> bool:
+    """Whether every source holds exactly the reference's samples (all shared, same N)."""
+    n_ref = _sample_count(sides[0])
+    return all(s.shared_rows is not None and len(s.shared_rows[0]) == _sample_count(s) == n_ref for s in sides[1:])
+
+
+def sample_notes(sides: list[SourceSide], matched_by: str) -> list[str]:
+    """How the sources' samples were paired and how many are shared, one line per source after the first."""
+    reference = sides[0]
+    n_ref = _sample_count(reference)
+    how = "matched by sample id" if matched_by == "by id" else "matched by row: same data, no ids"
+    notes = []
+    for side in sides[1:]:
+        n = _sample_count(side)
+        shared = len(side.shared_rows[0])
+        if shared == n == n_ref:
+            notes.append(f"{side.name}: all {shared:,} samples shared with {reference.name} ({how})")
+        else:
+            notes.append(
+                f"{side.name}: only {shared:,} samples shared with {reference.name} "
+                f"(N = {n:,} and {n_ref:,}; {how}); each source's metrics are on its own samples"
+            )
+    return notes
 
 
 def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
@@ -316,7 +433,13 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
     for s in result.sides:
         lines.append(f"- **{md_text(s.name)}** — {md_text(s.verdict.headline)}")
         lines.extend(f"  - {md_text(e)}" for e in s.verdict.evidence)
-    lines += ["", f"Deltas are against **{names[0]}**; ▲ better, ▼ worse (by the grading direction).", ""]
+    lines += ["", f"Deltas are against **{names[0]}**; ▲ better, ▼ worse (by the grading direction)", ""]
+    lines[-2] += (
+        f", marked only beyond the metric's own 95 % interval, else beyond {RELATIVE_TOLERANCE:.0%} of the value."
+        if result.same_samples
+        else ". **Not marked: the sources' metrics were computed on different samples "
+        f"(N = {', '.join(f'{n:,}' for n in result.sample_counts if n is not None)}), so deltas are not comparable.**"
+    )
     header = ["metric", *names, *(f"Δ {n}" for n in names[1:])]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
@@ -331,12 +454,12 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
             for d, w in zip(row.deltas[1:], row.direction[1:], strict=False)
         ]
         lines.append("| " + " | ".join([row.name, *values, *deltas]) + " |")
-    lines += ["", "Maps: PCA of each source, aligned onto the first by orthogonal Procrustes on shared samples."]
+    lines += ["", f"Maps: PCA of each source, aligned onto the first by {ALIGNMENT_METHOD}."]
     for s in result.sides[1:]:
         fit = s.alignment
         lines.append(
-            f"- {md_text(s.name)}: {len(s.shared_rows[0])} shared samples, "
-            f"scale {fit.scale:.3g}, disparity {fit.disparity:.3g}"
+            f"- {md_text(s.name)}: {len(s.shared_rows[0])} shared samples ({result.matched_by}), "
+            f"Procrustes correlation {fit.correlation:.3g}, scale {fit.scale:.3g}, disparity {fit.disparity:.3g}"
         )
     if result.notes:
         lines += ["", "Notes:", *(f"- {md_text(n)}" for n in result.notes)]

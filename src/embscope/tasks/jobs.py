@@ -147,7 +147,9 @@ def aligned_umap_job(sides) -> Callable:
 
     A source collapsed to a point keeps a point (at the reference map's
     centre): UMAP would spread identical vectors into a blob that looks like
-    structure.  Returns ``(coords_list, methods)``.
+    structure.  Returns ``(coords_list, methods, fits)``: ``fits[i]`` is the
+    :class:`~embscope.analysis.procrustes.ProcrustesFit` of map ``i`` (None for
+    the reference and a point).
     """
 
     def make(cancel: CancelToken):
@@ -169,14 +171,14 @@ def aligned_umap_job(sides) -> Callable:
         ids = [s.result.embeddings.ids for s in sides]
         present = [i for i, c in enumerate(coords) if c is not None]
         aligned = align_layouts([coords[i] for i in present], [ids[i] for i in present])
-        out = [None] * len(sides)
-        for i, (a, _fit, _rows) in zip(present, aligned, strict=False):
-            out[i] = a
+        out, fits = [None] * len(sides), [None] * len(sides)
+        for i, (a, fit, _rows) in zip(present, aligned, strict=False):
+            out[i], fits[i] = a, fit
         centre = np.nanmean(out[0], axis=0)
         for i, c in enumerate(out):
             if c is None:
                 out[i] = np.tile(centre.astype(np.float32), (len(sides[i].layout), 1))
-        return out, methods
+        return out, methods, fits
 
     return make
 

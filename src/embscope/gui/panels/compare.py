@@ -1,10 +1,14 @@
 """Compare panel: two or more sources on the same data, side by side.
 
-Shows the one-line comparison of the verdicts, the metric table with one
-column per source and deltas coloured better/worse, the spectra overlaid, the
-maps side by side (aligned onto the first source by orthogonal Procrustes on
-the shared samples; PCA at once, UMAP when ready) with linked hover and
-selection, and one MCL inflation slider that drives every source's clusters.
+Shows the one-line comparison of the verdicts, the comparison's notes (how
+samples were matched, how many are shared, whether the deltas are
+comparable), the metric table with one column per source and deltas coloured
+better/worse beyond the metric's tolerance, the spectra overlaid, the maps
+side by side (aligned onto the first source by orthogonal Procrustes on the
+shared samples, each at the reference's RMS extent, with the fit's Procrustes
+correlation in the title; PCA at once, UMAP when ready) with linked hover and
+selection and the colour legend beside them, and one MCL inflation slider that
+drives every source's clusters.
 
 Work runs on :class:`~embscope.gui.workers.JobRunner` s (compare, layouts,
 clusters) with jobs from :mod:`embscope.tasks.jobs`; the panel only reacts to
@@ -44,10 +48,11 @@ from embscope.gui.panels.map import HOVER_PIXELS, SelectViewBox, points_in_polyg
 from embscope.gui.panels.score_text import score_with_chance
 from embscope.gui.panels.widgets import export_row, selection_mode_buttons
 from embscope.gui.render.compare_png import (
+    MapLegend,
     delta_colour,
     draw_aligned_maps,
     draw_overlaid_spectra,
-    map_title,
+    is_detail_row,
     metric_label,
     ordered_rows,
     source_colour,
@@ -61,6 +66,11 @@ from embscope.tasks.colouring import COLUMN_PREFIX
 
 #: The map colourings that mean the same thing in every source.
 COMPARE_COLOURINGS = ("leaf", "parent", "cluster", "prediction")
+#: Widest a value or Δ column gets (px); longer source names are elided in the header (full name in its tooltip),
+#: so the Δ columns stay in view beside a stretching, eliding metric column on a 1366 px screen.
+VALUE_COLUMN_MAX = 104
+#: Text colour of the bookkeeping rows (intervals, spreads, N, d) listed after the metrics.
+DETAIL_COLOUR = "#777777"
 
 
 # --------------------------------------------------------------------------- the panel
@@ -102,6 +112,7 @@ class ComparePanel(QWidget):
         self.result = None
         self.coords: list[np.ndarray] = []
         self.methods: list[str] = []
+        self.fits: list = []  # per source: the ProcrustesFit of the map shown (None for the reference)
         self.to_ref: list[np.ndarray] = []  # per source: own row → reference row (-1: not shared)
         self.from_ref: list[np.ndarray] = []  # per source: reference row → own row (-1: absent)
         self.trees: list = []
@@ -116,9 +127,15 @@ class ComparePanel(QWidget):
         self.verdict_label.setWordWrap(True)
         self.verdict_label.setTextFormat(Qt.TextFormat.RichText)
         self.verdict_label.setStyleSheet("font-size: 12pt;")
+        self.notes_label = QLabel("")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setTextFormat(Qt.TextFormat.RichText)
         self.table = QTableWidget(0, 1)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
         self.normalised_box = QCheckBox("σ / σ₁")
         self.spectra_widget = pg.PlotWidget()
         self.spectra = self.spectra_widget.getPlotItem()
@@ -127,6 +144,7 @@ class ComparePanel(QWidget):
         self.mode_buttons, mode_widgets = selection_mode_buttons(self)
         self.clear_button = QPushButton("Clear selection")
         self.maps_widget = pg.GraphicsLayoutWidget()
+        self.legend: MapLegend | None = None
         self.map_plots: list = []
         self.view_boxes: list[SelectViewBox] = []
         self.highlights: list = []
@@ -144,7 +162,12 @@ class ComparePanel(QWidget):
         self.selection_label.setWordWrap(True)
 
         top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.table)
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addWidget(self.notes_label)
+        table_layout.addWidget(self.table, stretch=1)
+        top.addWidget(table_box)
         spectra_box = QWidget()
         spectra_layout = QVBoxLayout(spectra_box)
         spectra_layout.setContentsMargins(0, 0, 0, 0)
@@ -222,11 +245,13 @@ class ComparePanel(QWidget):
         self._offer_shared_columns(sides)
         self.coords = [np.asarray(s.layout, dtype=np.float32) for s in sides]
         self.methods = ["pca"] * len(sides)
+        self.fits = [s.alignment for s in sides]
         self._build_row_maps()
         self._build_map_plots(len(sides))
         self.selection_ref = np.empty(0, np.int64)
         self.hover_ref = -1
         self._fill_verdict()
+        self._fill_notes()
         self._fill_table()
         self._draw_spectra()
         self._seed_clusters()
@@ -249,12 +274,13 @@ class ComparePanel(QWidget):
         self.colour_combo.setCurrentText(current if current in (*COMPARE_COLOURINGS, *shared) else "leaf")
         self.colour_combo.blockSignals(False)
 
-    def set_layouts(self, coords_list: list[np.ndarray], methods: list[str] | str) -> None:
-        """Show other maps (already aligned onto the reference frame), e.g. UMAP."""
+    def set_layouts(self, coords_list: list[np.ndarray], methods: list[str] | str, fits: list | None = None) -> None:
+        """Show other maps (already aligned onto the reference frame), e.g. UMAP, with their Procrustes fits."""
         if self.result is None:
             return
         self.coords = [np.asarray(c, dtype=np.float32) for c in coords_list]
         self.methods = [methods] * len(self.coords) if isinstance(methods, str) else list(methods)
+        self.fits = list(fits) if fits is not None else [None] * len(self.coords)
         self._draw_maps(autorange=True)
 
     def row_in(self, side: int, ref_row: int) -> int:
@@ -363,6 +389,9 @@ class ComparePanel(QWidget):
     def _build_map_plots(self, count: int) -> None:
         self.maps_widget.clear()
         self.map_plots, self.view_boxes, self.highlights, self.hover_markers = [], [], [], []
+        # The legend has its own cell right of the maps: inside a map it covered points.
+        self.legend = MapLegend()
+        self.maps_widget.addItem(self.legend.host, row=0, col=count)
         for i in range(count):
             box = SelectViewBox()
             box.mode = self._mode()
@@ -390,15 +419,47 @@ class ComparePanel(QWidget):
             )
         self.verdict_label.setText("<br>".join(lines))
 
+    def _fill_notes(self) -> None:
+        """Above the table: how samples were matched and how many shared, and whether the deltas compare."""
+        result = self.result
+        lines = []
+        if not result.same_samples:
+            counts = ", ".join(
+                f"{html.escape(str(name), quote=False)} N = {n:,}"
+                for name, n in zip(result.names, result.sample_counts, strict=False)
+                if n is not None
+            )
+            lines.append(
+                f"<b style='color:{text_colour(GRADE_COLOURS['OK'])}'>⚠ Different samples ({counts}): "
+                "deltas not coloured, most metrics depend on N.</b>"
+            )
+        # The sample notes come first; the sources' own notes (extraction, pooling …) would push the table
+        # off a 768 px screen, so they are counted here and listed in the tooltip.
+        shown = len(result.sides) - 1
+        lines.extend(html.escape(str(note), quote=False) for note in result.notes[:shown])
+        more = len(result.notes) - shown
+        if more > 0:
+            lines[-1] += f" <i>(+{more} more note{'s' if more > 1 else ''}: hover)</i>"
+        self.notes_label.setText("<br>".join(lines))
+        self.notes_label.setToolTip("\n".join(str(note) for note in result.notes))
+
     def _fill_table(self) -> None:
+        from embscope.tasks.compare import RELATIVE_TOLERANCE
+
         names = self.result.names
         headers = ["Metric", *names, *(f"Δ {n}" for n in names[1:])]
         rows = ordered_rows(self.result)
+        comparable = self.result.same_samples
         self.table.clear()
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
+        for c, header in enumerate(headers[1:], start=1):
+            self.table.horizontalHeaderItem(c).setToolTip(
+                header if c <= len(names) else f"{header}: change against {names[0]}"
+            )
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
+            detail = is_detail_row(row.name)
             item = QTableWidgetItem(metric_label(row.name))
             item.setToolTip(
                 row.name
@@ -407,6 +468,7 @@ class ComparePanel(QWidget):
                     if row.higher_is_better is None
                     else f" — {'higher' if row.higher_is_better else 'lower'} is better"
                 )
+                + (" (bookkeeping: not compared)" if detail else "")
             )
             self.table.setItem(r, 0, item)
             for c, (value, grade) in enumerate(zip(row.values, row.grades, strict=False)):
@@ -416,7 +478,10 @@ class ComparePanel(QWidget):
                     cell.setForeground(QBrush(QColor(GRADE_COLOURS[grade])))
                     cell.setToolTip(grade)
                 self.table.setItem(r, 1 + c, cell)
-            for c, (delta, direction) in enumerate(zip(row.deltas[1:], row.direction[1:], strict=False)):
+            tolerances = row.tolerances[1:] if row.tolerances else [None] * (len(names) - 1)
+            for c, (delta, direction, tolerance) in enumerate(
+                zip(row.deltas[1:], row.direction[1:], tolerances, strict=False)
+            ):
                 text = "–" if delta is None else ("+" if delta > 0 else "") + format_value(float(delta))
                 cell = QTableWidgetItem(text)
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -424,10 +489,38 @@ class ComparePanel(QWidget):
                 if colour is not None:
                     cell.setBackground(QBrush(QColor(colour)))
                     cell.setForeground(QBrush(QColor("white")))
-                    cell.setToolTip(direction)
+                    cell.setToolTip(f"{direction} (beyond ±{format_value(tolerance)})" if tolerance else direction)
+                elif delta and not comparable and row.higher_is_better is not None:
+                    cell.setToolTip("not coloured: the sources' metrics were computed on different samples")
+                elif direction == "same" and delta and tolerance is not None:
+                    cell.setToolTip(
+                        f"within ±{format_value(tolerance)} (the metric's own 95 % interval where it has one, "
+                        f"else {RELATIVE_TOLERANCE:.0%} of the value): not marked as a change"
+                    )
                 self.table.setItem(r, 1 + len(names) + c, cell)
-        self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+            if detail:
+                for c in range(len(headers)):
+                    self.table.item(r, c).setForeground(QBrush(QColor(DETAIL_COLOUR)))
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Value and Δ columns as wide as their numbers (at most VALUE_COLUMN_MAX); the metric column takes the rest.
+
+        ``resizeColumnsToContents`` sized columns to long source names and metric words, which pushed the
+        Δ columns behind a horizontal scroll bar at 1366 px.
+        """
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        metrics = self.table.fontMetrics()
+        pad = 2 * self.table.style().pixelMetric(self.table.style().PixelMetric.PM_HeaderMargin) + 12
+        for c in range(1, self.table.columnCount()):
+            texts = [self.table.item(r, c).text() for r in range(self.table.rowCount()) if self.table.item(r, c)]
+            widest = max((metrics.horizontalAdvance(t) for t in texts), default=0)
+            title = metrics.horizontalAdvance(self.table.horizontalHeaderItem(c).text())
+            width = min(max(widest + pad, min(title + pad, VALUE_COLUMN_MAX)), VALUE_COLUMN_MAX)
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
+            self.table.setColumnWidth(c, width)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
 
     def _draw_spectra(self, *_args) -> None:
         if self.result is not None:
@@ -440,9 +533,21 @@ class ComparePanel(QWidget):
 
         view = None if autorange or not self.map_plots else self.map_plots[0].getViewBox().viewRange()
         ids = self.cluster_ids if self.colour_by == "cluster" else None
-        draw_aligned_maps(self.map_plots, self.result, self.coords, self.colour_by, ids, method="pca")
+        draw_aligned_maps(
+            self.map_plots,
+            self.result,
+            self.coords,
+            self.colour_by,
+            ids,
+            methods=self.methods,
+            fits=self.fits,
+            legend=self.legend,
+        )
+        # The title says r; its tooltip says how the maps were aligned and what r means.
+        method = next((m.upper() for m in self.methods[1:] if m != "point"), "PCA")
+        how = self.result.alignment_line(method, self.fits or None)
         for i, plot in enumerate(self.map_plots):
-            plot.setTitle(map_title(self.result, i, self.methods[i]))
+            plot.titleLabel.setToolTip(how)
             for item, z in ((self.highlights[i], 5), (self.hover_markers[i], 7)):
                 item.setZValue(z)
                 plot.addItem(item)
@@ -575,8 +680,8 @@ class ComparePanel(QWidget):
             self._draw_maps()
 
     def _on_layouts_finished(self, _request_id: int, payload) -> None:
-        coords, methods = payload
-        self.set_layouts(coords, methods)
+        coords, methods, fits = payload
+        self.set_layouts(coords, methods, fits)
 
     # ------------------------------------------------------------------ view side
 

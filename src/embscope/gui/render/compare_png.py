@@ -40,34 +40,83 @@ def source_colour(index: int) -> str:
 
 
 def delta_colour(direction: str | None) -> str | None:
-    """Green for a better value, red for a worse one, None when there is no grading rule or no change."""
+    """Green for a better value, red for a worse one, None for no grading rule, no change beyond tolerance,
+    or deltas that are not comparable (different samples)."""
     return DELTA_COLOURS.get(direction)
 
 
 # --------------------------------------------------------------------------- table
+
+#: Wording of the bookkeeping rows (counts of the input, settings) that have no metric words.
+DETAIL_WORDS = {
+    "n_samples": "Samples (N)",
+    "dim": "Dimensions (d)",
+    "mcl_inflation": "MCL inflation of the cluster rows",
+    "predictions.n_classes": "Predicted classes",
+    "predictions.confusion_classes": "Classes in the confusion matrix",
+}
+#: What a bookkeeping suffix adds to its metric's words.
+DETAIL_SUFFIXES = {
+    "_ci_low": "95 % interval, low end",
+    "_ci_high": "95 % interval, high end",
+    "_chance_std": "spread by chance (std)",
+    "_permutations": "permutations",
+}
+
+
+def is_detail_row(name: str) -> bool:
+    """Bookkeeping beside the metrics (intervals, spreads, counts of the input): listed last, never coloured."""
+    from embscope.tasks.report import is_plotted_metric
+
+    return not is_plotted_metric(name)
 
 
 def ordered_rows(result, graded_only: bool = False) -> list:
     """The table's :class:`~embscope.tasks.compare.MetricDelta` rows in reading order.
 
     The report's metrics first (seed 002's order), then the other graded ones,
-    then every other scalar alphabetically (unless ``graded_only``).
+    then the other metrics in the app's wording order, then (unless
+    ``graded_only``) the bookkeeping rows (intervals, spreads, N, d) at the end.
     """
-    from embscope.tasks.report import METRIC_LABELS
+    from embscope.tasks.report import METRIC_LABELS, OTHER_METRIC_LABELS
 
     rows = list(result.table.values())
     order = {name: i for i, name in enumerate(METRIC_LABELS)}
+    others = {name: i for i, name in enumerate(OTHER_METRIC_LABELS)}
     first = sorted((r for r in rows if r.name in order), key=lambda r: order[r.name])
     graded = [r for r in rows if r.name not in order and r.higher_is_better is not None]
-    rest = sorted((r for r in rows if r.name not in order and r.higher_is_better is None), key=lambda r: r.name)
-    return first + graded + ([] if graded_only else rest)
+    plain = [r for r in rows if r.name not in order and r.higher_is_better is None]
+    rest = sorted(
+        (r for r in plain if not is_detail_row(r.name)),
+        key=lambda r: (r.name not in others, others.get(r.name, 0), metric_label(r.name)),
+    )
+    counts = {name: i for i, name in enumerate(DETAIL_WORDS)}  # N and d first: they say what was compared
+    details = sorted(
+        (r for r in plain if is_detail_row(r.name)),
+        key=lambda r: (r.name not in counts, counts.get(r.name, 0), metric_label(r.name).casefold()),
+    )
+    return first + graded + ([] if graded_only else rest + details)
 
 
 def metric_label(name: str) -> str:
-    """A metric's wording for a plot title or axis (its key when it has none)."""
+    """A metric's wording for people: the app's metric words, bookkeeping spelt out, else the key in words."""
+    from embscope.tasks.compare import INTERVAL_STEMS
     from embscope.tasks.report import metric_words
 
-    return metric_words(name) or name
+    words = metric_words(name) or DETAIL_WORDS.get(name)
+    if words:
+        return words
+    for suffix, what in DETAIL_SUFFIXES.items():
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            metric = next((k for k, v in INTERVAL_STEMS.items() if v == stem), stem)
+            return f"{metric_words(metric) or _key_words(stem)}: {what}"
+    return _key_words(name)
+
+
+def _key_words(name: str) -> str:
+    text = name.replace("predictions.", "predictions: ").replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 # --------------------------------------------------------------------------- spectra
@@ -159,11 +208,23 @@ def draw_side_map(plot, coords: np.ndarray, codes: np.ndarray, colours: list[str
     return layers
 
 
-def map_title(result, index: int, method: str = "pca") -> str:
+def map_title(result, index: int, method: str = "pca", fit=None) -> str:
+    """``name (UMAP, aligned r = 0.42)``: the map, and how well it matches the reference's.
+
+    ``fit`` is the map's :class:`~embscope.analysis.procrustes.ProcrustesFit`
+    (default: the PCA alignment the comparison made); r is its Procrustes
+    correlation on the shared samples.
+    """
     side = result.sides[index]
     colour = source_colour(index)
+    fit = side.alignment if fit is None and method == "pca" else fit
     # Short: the maps sit side by side and pyqtgraph clips a long title.
-    suffix = "reference" if side.alignment is None else "aligned"
+    if index == 0:
+        suffix = "reference"
+    elif fit is None:
+        suffix = "aligned"
+    else:
+        suffix = f"aligned, r = {fit.correlation:.2f}"
     return (
         f"<span style='color:{colour}; font-weight:bold'>{html.escape(str(_elide(side.name, 28)), quote=False)}</span>"
         f" ({method.upper()}, {suffix})"
@@ -188,23 +249,92 @@ def draw_aligned_maps(
     colour_by: str = "leaf",
     cluster_ids: list | None = None,
     method: str = "pca",
+    *,
+    methods: list[str] | None = None,
+    fits: list | None = None,
+    legend=None,
 ) -> None:
-    """Every source's map in its own PlotItem, in the reference's frame, one shared view range."""
-    import pyqtgraph as pg
+    """Every source's map in its own PlotItem, in the reference's frame, one shared view range.
 
+    ``methods``/``fits`` name each map's method and Procrustes fit for its title
+    (default: ``method`` and the comparison's PCA fits).  ``legend`` is a
+    :class:`MapLegend` beside the maps; without one a compact translucent legend
+    is drawn in the first map's corner.
+    """
     coords_list = coords_list or [s.layout for s in result.sides]
+    methods = methods or [method] * len(coords_list)
+    fits = fits or [None] * len(coords_list)
     per, legend_items = map_colours(result, colour_by, cluster_ids)
     for i, (plot, coords) in enumerate(zip(plots, coords_list, strict=False)):
         codes, colours = per[i]
-        draw_side_map(plot, coords, codes, colours, map_title(result, i, method))
+        draw_side_map(plot, coords, codes, colours, map_title(result, i, methods[i], fits[i]))
     x_range, y_range = map_range(coords_list)
     for plot in plots:
         plot.getViewBox().setRange(xRange=x_range, yRange=y_range, padding=0.05)
-    if plots and (legend_items or plots[0].legend is not None):
-        legend = plots[0].legend or plots[0].addLegend(offset=(10, 10))
-        legend.clear()  # a stale legend (leaf names over cluster colours) would mislead
-        for name, colour in legend_items[:12]:
-            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), html.escape(str(name)))
+    if legend is not None:
+        legend.set_items(legend_items)
+    elif plots and (legend_items or plots[0].legend is not None):
+        if plots[0].legend is None:
+            plots[0].legend = compact_legend()
+            plots[0].legend.setParentItem(plots[0].getViewBox())
+            plots[0].legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 4))
+        fill_legend(plots[0].legend, legend_items)
+
+
+#: Legend entries shown; more categories than this are summarised in one line.
+LEGEND_ENTRIES = 12
+
+
+def compact_legend():
+    """A small-font, tightly spaced, translucent legend (it sits over data in a PNG's corner)."""
+    import pyqtgraph as pg
+
+    return pg.LegendItem(
+        offset=None, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 170), frame=True
+    )
+
+
+def fill_legend(legend, items: list) -> None:
+    """Replace a legend's entries (a stale legend, leaf names over cluster colours, would mislead)."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    legend.clear()
+    for name, colour in items[:LEGEND_ENTRIES]:
+        legend.addItem(pg.ScatterPlotItem(size=7, pen=None, brush=colour), html.escape(str(name)))
+    if len(items) > LEGEND_ENTRIES:
+        legend.addItem(pg.PlotDataItem(pen=None), f"… {len(items) - LEGEND_ENTRIES:,} more")
+    # LegendItem.updateSize sums row heights it has already stretched, so a refill grows the rows each
+    # time (40 px a row after a few colourings); size it to its layout's own preferred size instead.
+    legend.layout.invalidate()
+    legend.resize(legend.layout.effectiveSizeHint(Qt.SizeHint.PreferredSize))
+
+
+class MapLegend:
+    """The maps' colour legend in its own cell beside them (outside the data, never over points).
+
+    ``host`` is an empty layout cell as wide as the legend; it collapses to
+    nothing when there is no categorical colouring.
+    """
+
+    def __init__(self) -> None:
+        import pyqtgraph as pg
+
+        self.host = pg.GraphicsWidget()
+        self.legend = compact_legend()
+        self.legend.setParentItem(self.host)
+        self.legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(0, 28))  # below the maps' titles
+        self.set_items([])
+
+    def set_items(self, items: list) -> None:
+        fill_legend(self.legend, items)
+        self.legend.setVisible(bool(items))
+        width = self.legend.boundingRect().width() + 6 if items else 0
+        self.host.setMinimumWidth(width)
+        self.host.setMaximumWidth(width)
+
+    def labels(self) -> list[str]:
+        return [label.text for _sample, label in self.legend.items]
 
 
 # --------------------------------------------------------------------------- PNG export
@@ -317,7 +447,9 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf")
     maps = pg.GraphicsLayoutWidget()
     maps.resize(MAP_TILE[0] * len(result.sides), MAP_TILE[1])
     plots = [maps.addPlot(row=0, col=i) for i in range(len(result.sides))]
-    draw_aligned_maps(plots, result, colour_by=colour_by)
+    legend = MapLegend()
+    maps.addItem(legend.host, row=0, col=len(plots))
+    draw_aligned_maps(plots, result, colour_by=colour_by, legend=legend)
     lay_out_offscreen(maps)
     written.append(export_plot(maps.ci, out / "compare_maps.png", width=MAP_TILE[0] * len(result.sides)))
     written.append(render_table_png(result, out / "compare_table.png"))
