@@ -141,6 +141,10 @@ def test_pickled_class_refused_with_globals_named(tmp_path):
         load_state_dict_safely(path)
     message = str(info.value)
     assert "Payload" in message and "--trust" in message and "\n" not in message
+    # The app has a check box, not a flag: it says to tick it.
+    app = info.value.app_message
+    assert "Payload" in app and "tick 'Trust the file (runs its code)' only if you trust its author" in app
+    assert "--" not in app
     assert is_checkpoint(path)  # routed here, so the refusal is ours
     with pytest.raises(BadInputError, match="Payload"):
         open_checkpoint(path)
@@ -161,8 +165,9 @@ def test_state_dict_without_factory_and_pt2_without_trust(tmp_path):
         open_checkpoint(path)
     pt2 = tmp_path / "prog.pt2"
     pt2.write_bytes(b"not really")
-    with pytest.raises(BadInputError, match="torch.export program.*--trust"):
+    with pytest.raises(BadInputError, match="torch.export program.*--trust") as info:
         open_checkpoint(pt2)
+    assert "tick 'Trust the file" in info.value.app_message and "--trust" not in info.value.app_message
     with pytest.raises(BadInputError, match="could not be loaded"):
         open_checkpoint(pt2, trust=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -169,3 +171,59 @@ def test_report_page_wraps_long_evidence_and_sizes_its_columns(qtbot, tmp_path):
     for label, value, target in rows:
         assert metrics.horizontalAdvance(label) < x[1] - x[0] and metrics.horizontalAdvance(value) < x[2] - x[1]
         assert metrics.horizontalAdvance(target) < x[3] - x[2]
+
+
+def test_a_panels_export_png_says_what_it_wrote_or_why_not(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from embscope.gui.panels.spectrum import SpectrumPanel
+    from embscope.gui.panels.weights import WeightsPanel
+    from test_gui_window import make_window
+
+    errors, asked = [], []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text, *a, **k: errors.append(text))
+    folder = {"path": str(tmp_path / "pngs")}
+
+    def choose(*_a, **_k):
+        asked.append(folder["path"])
+        return folder["path"]
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(choose))
+    window = make_window(qtbot)
+    window.open_paths([write_source(tmp_path)])  # an embeddings file: a spectrum, no weights
+    window.show_status("an older message")
+    spectrum = window.panel(SpectrumPanel)
+    (tmp_path / "pngs").mkdir()
+    spectrum.export_button.click()
+    written = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+    assert written == ["cumulative_variance.png", "spectrum.png"] and not errors
+    assert window.stage_label.text() == f"Exported 2 PNG files to {tmp_path / 'pngs'}"  # what File ▸ Export says
+
+    # A folder that cannot be written: one dialog line naming it and the reason, no traceback.
+    folder["path"] = "/proc/self"
+    spectrum.export_button.click()
+    [said] = errors
+    assert re.fullmatch(
+        r"Export failed: /proc/self cannot be written to \((no such file or directory|permission denied)\)", said
+    )
+
+    # Nothing drawn on the panel: it says so, and asks for no folder.
+    errors.clear(), asked.clear()
+    window.panel(WeightsPanel).export_button.click()
+    assert errors == ["Nothing to export: the Weights panel shows no plot for this source."] and asked == []
+
+
+def test_file_export_into_an_unwritable_folder_is_one_plain_line(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from test_gui_window import make_window
+
+    errors = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text, *a, **k: errors.append(text))
+    window = make_window(qtbot)
+    window.open_paths([write_source(tmp_path)])
+    window.export("/proc/self")
+    [said] = errors  # not "FileNotFoundError: … /proc/self/.summary.j_8nte9z.tmp.json"
+    assert re.fullmatch(
+        r"Export failed: /proc/self cannot be written to \((no such file or directory|permission denied)\)", said
+    )

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from embscope.formatting import counted
 from helpers_gui import make_result, make_weights, mcl_row  # noqa: E402
 
 
@@ -256,7 +257,7 @@ def test_selection_links_every_panel(qtbot, model, result):
     assert map_panel.highlight.n_drawn == 20
     assert "20 samples" in overview.selection_label.text() and "leaf3 (20)" in overview.selection_label.text()
     n_clusters = len(np.unique(result.clusters.cluster_ids[2.0][rows]))
-    assert f"in {n_clusters} clusters" in clusters.selection_label.text()
+    assert f"in {counted(n_clusters, 'cluster')}" in clusters.selection_label.text()
     overlay = [i for i in predictions.bar_plot.items if isinstance(i, pg.BarGraphItem)]
     assert len(overlay) == 2  # distribution + the selection's own
     counts = predictions.selected_counts()

@@ -273,3 +273,26 @@ def test_confusion_columns_are_labelled_as_far_as_their_width_allows(qtbot):
     assert all(not s or c.startswith(s) for s, c in zip(shown, classes, strict=True))
     if not any(shown):
         assert "rows' order" in axis.labelText
+
+
+def test_a_failed_series_says_what_to_do_in_the_apps_words_and_never_widens_the_window(qtbot, errors):  # noqa: F811
+    from embscope.resources import resource_path
+
+    window = make_window(qtbot)
+    window.show()
+    window.resize(MAX_MIN_WIDTH, 700)
+    series = window.comparisons.series
+    window.comparisons.open_series(str(resource_path("demo/series")))  # the Data field left empty
+    with qtbot.waitSignal(series.runner.failed):
+        series.run_button.click()
+    said = "step-000100.safetensors is a checkpoint: choose the data to run through the model in the Data field"
+    assert errors == [f"Series failed: {said}"]
+    assert series.progress_label.text() == f"Series failed: {said}"
+    assert window.stage_label.text() == f"Error: Series failed: {said}"
+    _check_widths(window)
+    # No message, however long, makes the status bar or the Series panel ask for more room.
+    window.show_status("Error: " + "a long line that goes on " * 40)
+    series._set_running(False, "Series failed: " + "a long line that goes on " * 40)
+    _check_widths(window)
+    qtbot.waitUntil(lambda: window.width() == MAX_MIN_WIDTH)
+    assert window.stage_label.is_elided()

@@ -146,3 +146,31 @@ def test_the_list_follows_states_and_selection(qtbot, panel):
 
 def checkpoint_without_data():
     return Source("model.pt", is_checkpoint=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("knn", "abc", "Neighbours (k) must be a whole number, got 'abc'"),
+        ("inflations", "1.4, x", "MCL inflations expects comma-separated numbers, got '1.4, x'"),
+    ],
+)
+def test_a_refused_value_is_named_by_its_form_label_not_the_cli_flag(qtbot, panel, name, text, said):
+    panel.session.add(Source("emb.npy"))
+    type_into(panel.editors[name], text)
+    with qtbot.assertNotEmitted(panel.analyze_requested):
+        panel.analyze_button.click()
+    assert panel.error_label.text() == said
+
+
+def test_a_worker_failure_reads_in_the_apps_words():
+    from embscope.errors import BadInputError
+    from embscope.gui.workers import error_text
+    from embscope.tasks.graph_cache import resolve_k
+
+    with pytest.raises(BadInputError) as info:
+        resolve_k(5000, 1000)
+    assert str(info.value) == "--knn 5000 must be at least 1 and below the number of samples (1000)"  # the CLI's
+    assert (
+        error_text(info.value) == "Neighbours (k) must be at least 1 and below the number of samples (1000), got 5000"
+    )

@@ -51,6 +51,43 @@ def test_bad_values_are_refused_in_one_line(make, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "cli", "app"),
+    [
+        ("knn", "abc", "--knn must be a whole number, got 'abc'", "Neighbours (k) must be a whole number, got 'abc'"),
+        ("knn", "0", "--knn must be at least 1, got 0", "Neighbours (k) must be at least 1, got 0"),
+        (
+            "inflations",
+            "abc",
+            "--inflations expects comma-separated numbers, got 'abc'",
+            "MCL inflations expects comma-separated numbers, got 'abc'",
+        ),
+        (
+            "inflations",
+            "0.5,2",
+            "--inflations must be greater than 1, got 0.5",
+            "MCL inflations must be greater than 1, got 0.5",
+        ),
+        ("load.batch_size", "0", "--batch-size must be at least 1, got 0", "Batch size must be at least 1, got 0"),
+    ],
+)
+def test_each_front_end_names_a_refused_option_its_own_way(name, text, cli, app):
+    # The CLI names the flag; the app names the form's label (it has no flags).
+    with pytest.raises(BadInputError) as info:
+        options.parse_text(name, text)
+    assert str(info.value) == cli
+    assert info.value.app_message == app and "--" not in info.value.app_message
+
+
+def test_an_error_without_an_app_wording_reads_the_same_in_both_and_survives_pickling():
+    import pickle
+
+    plain = BadInputError("x.npy: no such file")
+    assert plain.app_message == str(plain) == "x.npy: no such file"
+    worded = pickle.loads(pickle.dumps(BadInputError("pass --trust", in_app="tick 'Trust'")))
+    assert (str(worded), worded.app_message) == ("pass --trust", "tick 'Trust'")
+
+
 def test_values_are_normalised():
     s = AnalysisSettings(knn=np.int64(7), inflations=[2, np.float32(3.5)])
     assert s.knn == 7 and type(s.knn) is int

@@ -530,49 +530,69 @@ def check_value(name: str, value: Any, spec: Option | None = None) -> Any:
     Raises
     ------
     BadInputError
-        One line naming the CLI flag, e.g. ``--knn must be at least 1, got 0``.
+        One line naming the CLI flag, e.g. ``--knn must be at least 1, got 0``;
+        its ``app_message`` names the form's label instead
+        (``Neighbours (k) must be at least 1, got 0``).
     """
     if spec is None:
         spec = _lookup(name)[1]
-    flag = name if spec.kind == "bool" else spec.flag
+    short = name.rsplit(".", 1)[-1]
     if value is None:
         if spec.optional:
             return None
-        raise BadInputError(f"{flag} needs a value")
+        raise refusal(short, "needs a value", spec)
     kind = spec.kind
     if kind == "bool":
         if not isinstance(value, (bool, int)) or isinstance(value, float):
-            raise BadInputError(f"{name} must be true or false, got {value!r}")
+            raise refusal(short, f"must be true or false, got {value!r}", spec)
         return bool(value)
     if kind in ("path", "text"):
         if not isinstance(value, str):
             value = str(value)
-        if name == "device" and not _DEVICE_RE.match(value.strip().lower()):
+        if short == "device" and not _DEVICE_RE.match(value.strip().lower()):
             raise BadInputError(f"unknown device {value!r}; use auto, cpu, cuda, cuda:N or mps")
         return value
     if kind == "choice":
         if value not in spec.choices:
-            raise BadInputError(f"{flag} must be one of {', '.join(spec.choices)}, got {value!r}")
+            raise refusal(short, f"must be one of {', '.join(spec.choices)}, got {value!r}", spec)
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, (int,)) and not _is_integral(value):
-            raise BadInputError(f"{flag} must be a whole number, got {value!r}")
+            raise refusal(short, f"must be a whole number, got {value!r}", spec)
         value = int(value)
-        _check_range(flag, value, spec)
+        _check_range(short, value, spec)
         return value
     if kind == "float":
-        value = _as_float(flag, value)
-        _check_range(flag, value, spec)
+        value = _as_float(short, value, spec)
+        _check_range(short, value, spec)
         return value
     # floats
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise BadInputError(f"{flag} must be a list of numbers, got {value!r}")
-    values = tuple(_as_float(flag, v) for v in value)
+        raise refusal(short, f"must be a list of numbers, got {value!r}", spec)
+    values = tuple(_as_float(short, v, spec) for v in value)
     if not values:
-        raise BadInputError(f"{flag} needs at least one number")
+        raise refusal(short, "needs at least one number", spec)
     for v in values:
-        _check_range(flag, v, spec)
+        _check_range(short, v, spec)
     return values
+
+
+def refusal(name: str, complaint: str, spec: Option | None = None) -> BadInputError:
+    """``"<option> <complaint>"``, the option named as each front end names it.
+
+    The CLI line starts with the flag (``--knn must be at least 1, got 0``;
+    a switch by its field name), the app's with the form label
+    (``Neighbours (k) must be at least 1, got 0``).
+    """
+    if spec is None:
+        spec = _lookup(name)[1]
+    cli = name.rsplit(".", 1)[-1] if spec.kind == "bool" else spec.flag
+    return BadInputError(f"{cli} {complaint}", in_app=f"{spec.label} {complaint}")
+
+
+def form_label(name: str) -> str:
+    """The app's form label of setting ``name`` (dotted or bare), for naming it in an app message."""
+    return _lookup(name)[1].label
 
 
 def _is_integral(value: Any) -> bool:
@@ -584,25 +604,25 @@ def _is_integral(value: Any) -> bool:
         return False
 
 
-def _as_float(flag: str, value: Any) -> float:
+def _as_float(name: str, value: Any, spec: Option) -> float:
     if isinstance(value, bool):
-        raise BadInputError(f"{flag} must be a number, got {value!r}")
+        raise refusal(name, f"must be a number, got {value!r}", spec)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BadInputError(f"{flag} must be a number, got {value!r}") from None
+        raise refusal(name, f"must be a number, got {value!r}", spec) from None
     if not math.isfinite(number):
-        raise BadInputError(f"{flag} must be a finite number, got {value!r}")
+        raise refusal(name, f"must be a finite number, got {value!r}", spec)
     return number
 
 
-def _check_range(flag: str, value: float, spec: Option) -> None:
+def _check_range(name: str, value: float, spec: Option) -> None:
     if spec.minimum is not None and value < spec.minimum:
-        raise BadInputError(f"{flag} must be at least {spec.minimum:g}, got {format_value(value)}")
+        raise refusal(name, f"must be at least {spec.minimum:g}, got {format_value(value)}", spec)
     if spec.maximum is not None and value > spec.maximum:
-        raise BadInputError(f"{flag} must be at most {spec.maximum:g}, got {format_value(value)}")
+        raise refusal(name, f"must be at most {spec.maximum:g}, got {format_value(value)}", spec)
     if spec.above is not None and value <= spec.above:
-        raise BadInputError(f"{flag} must be greater than {spec.above:g}, got {format_value(value)}")
+        raise refusal(name, f"must be greater than {spec.above:g}, got {format_value(value)}", spec)
 
 
 def validate(settings: LoadSettings | AnalysisSettings) -> None:
@@ -632,19 +652,19 @@ def parse_text(name: str, text: str) -> Any:
         try:
             value: Any = int(text)
         except ValueError:
-            raise BadInputError(f"{spec.flag} must be a whole number, got {text!r}") from None
+            raise refusal(short, f"must be a whole number, got {text!r}", spec) from None
     elif spec.kind == "float":
-        value = _as_float(spec.flag, text)
+        value = _as_float(short, text, spec)
     elif spec.kind == "floats":
         parts = [part.strip() for part in text.split(",") if part.strip()]
         try:
             value = tuple(float(part) for part in parts)
         except ValueError:
-            raise BadInputError(f"{spec.flag} expects comma-separated numbers, got {text!r}") from None
+            raise refusal(short, f"expects comma-separated numbers, got {text!r}", spec) from None
     elif spec.kind == "bool":
         lowered = text.lower()
         if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise BadInputError(f"{short} must be on or off, got {text!r}")
+            raise refusal(short, f"must be on or off, got {text!r}", spec)
         value = lowered in ("1", "true", "yes", "on")
     else:
         value = text

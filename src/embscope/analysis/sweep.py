@@ -29,6 +29,7 @@ from embscope.analysis.chance import (
     z_critical,
 )
 from embscope.errors import BadInputError
+from embscope.formatting import counted
 from embscope.options import DEFAULT_INFLATIONS  # noqa: F401 (re-exported: the one definition is in options)
 
 #: Chance-corrected parent purity must exceed chance-corrected leaf purity by
@@ -177,8 +178,8 @@ class ClusterSweep:
         lines = [] if self.sample is None else [self.sample["text"]]
         for s in self.stats:
             parts = [
-                f"MCL I={s.inflation:g}: {s.n_clusters} clusters ({s.n_singletons} singletons), "
-                f"{s.iterations} iterations"
+                f"MCL I={s.inflation:g}: {counted(s.n_clusters, 'cluster')} "
+                f"({counted(s.n_singletons, 'singleton')}), {counted(s.iterations, 'iteration')}"
             ]
             if s.leaf_chance is not None:
                 parts.append(f"purity leaf {_vs_chance(s.leaf_chance.purity)}")

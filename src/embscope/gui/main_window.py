@@ -42,12 +42,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.formatting import counted
 from embscope.gui.appearance import add_theme_menu, fit_to_screen, scrolling
 from embscope.gui.compare_wiring import CompareSeriesController
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.registry import SOURCE_PANELS
 from embscope.gui.panels.sources import SourcesPanel
+from embscope.gui.panels.widgets import StatusLabel
 from embscope.gui.render.plots import configure_pyqtgraph
 from embscope.gui.session_file import ask_open_session, ask_save_session
 from embscope.gui.settings import Settings, load_settings, save_settings
@@ -133,7 +135,7 @@ class MainWindow(QMainWindow):
         self.model = ViewModel(self)
         self.sources = SourcesPanel(self.session)
         self.runners: dict[str, JobRunner] = {}
-        self.stage_label = QLabel("Ready")
+        self.stage_label = StatusLabel("Ready")  # one line, cut to fit: a long error never widens the window
         self._status_is_progress = False  # the label shows a job's progress (replaced by "Ready" when idle)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
@@ -746,6 +748,8 @@ class MainWindow(QMainWindow):
             panel.remember(self.settings)
         settings = replace(self.settings)
 
+        from embscope.gui.workers import plain_write_errors, write_failure
+
         def finish(paths: list) -> None:
             written = list(paths)
             if pngs:
@@ -755,14 +759,16 @@ class MainWindow(QMainWindow):
                 try:
                     written += render_pngs(folder=folder, settings=settings, **snapshot)
                 except (OSError, BadInputError) as exc:
-                    self.show_error(f"Export failed: {exc}")
+                    self.show_error(f"Export failed: {write_failure(folder, exc)}")
                     return
-            self.show_status(f"Exported {len(written)} files to {folder}")
+            self.show_status(f"Exported {counted(len(written), 'file')} to {folder}")
             self.exported.emit(written)
 
         make_job = jobs.export_files_job(snapshot["result"], folder) if files else jobs.nothing_job([])
         return self.runners["export"].start(
-            make_job, on_finished=finish, on_failed=lambda message: self.show_error(f"Export failed: {message}")
+            plain_write_errors(make_job, folder),
+            on_finished=finish,
+            on_failed=lambda message: self.show_error(f"Export failed: {message}"),
         )
 
     # ------------------------------------------------------------------ drag and drop, closing

@@ -113,7 +113,7 @@ def open_session(window, path: str | Path) -> list[Source]:
     try:
         state = read_session(path)
     except BadInputError as exc:
-        window.show_error(str(exc))
+        window.show_error(exc.app_message)
         return []
     window.settings.last_directory = str(Path(path).resolve().parent)
     return restore(window, state)
@@ -137,7 +137,7 @@ def ask_save_session(window) -> None:
     try:
         save_session(window, path)
     except BadInputError as exc:
-        window.show_error(str(exc))
+        window.show_error(exc.app_message)
         return
     window.show_status(f"Session saved to {path}")
 

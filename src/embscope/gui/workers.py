@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable, Generator
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -29,11 +30,37 @@ PROGRESS_INTERVAL = 0.05
 
 
 def error_text(exc: BaseException) -> str:
-    """One line for the user: BadInputError's own message, else type and first line."""
+    """One line for the user: BadInputError's message in the app's words, else type and first line."""
     if isinstance(exc, BadInputError):
-        return str(exc)
+        return exc.app_message
     first = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def write_failure(folder: str | Path, exc: BaseException) -> str:
+    """Why an export into ``folder`` failed, as one plain line naming the folder.
+
+    An OSError names a temporary file (``/x/.summary.j_8nte9z.tmp.json``) and
+    its class: the user chose a folder, so the line names that and the reason.
+    """
+    if isinstance(exc, OSError):
+        reason = exc.strerror or error_text(exc)
+        return f"{folder} cannot be written to ({reason[:1].lower()}{reason[1:]})"
+    if isinstance(exc, BadInputError):
+        return exc.app_message
+    return error_text(exc)
+
+
+def plain_write_errors(make_job, folder: str | Path):
+    """``make_job`` whose OSError while writing into ``folder`` becomes :func:`write_failure`'s one line."""
+
+    def make(cancel):
+        try:
+            return (yield from make_job(cancel))
+        except OSError as exc:
+            raise BadInputError(write_failure(folder, exc)) from exc
+
+    return make
 
 
 class JobRunner(QObject):

@@ -330,7 +330,7 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
         obj = _torch_load_safe(p)
     except _UnsafePickle as refusal:
         if not trust:
-            raise BadInputError(_refusal_message(p, refusal.globals)) from refusal
+            raise _refusal_error(p, refusal.globals) from refusal
         obj = _torch_load_trusted(p)
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
@@ -346,9 +346,19 @@ def _load_state_dict_with_notes(p: Path, *, trust: bool) -> tuple[dict[str, Any]
     return state, notes
 
 
-def _refusal_message(path: Path, globals_: list[str]) -> str:
+def _refusal_error(path: Path, globals_: list[str]) -> BadInputError:
     shown = ", ".join(globals_[:8]) + (f" and {len(globals_) - 8} more" if len(globals_) > 8 else "")
-    return f"{path.name} needs full unpickling, which would import {shown}; pass --trust only if you trust its author"
+    return _needs_trust(f"{path.name} needs full unpickling, which would import {shown}")
+
+
+def _needs_trust(problem: str) -> BadInputError:
+    """``problem``, then how to allow it anyway: ``pass --trust`` (CLI) or tick the form's check box (app)."""
+    from embscope.options import form_label
+
+    advice = "only if you trust its author"
+    return BadInputError(
+        f"{problem}; pass --trust {advice}", in_app=f"{problem}; tick '{form_label('trust')}' {advice}"
+    )
 
 
 def _torch_load_trusted(path: Path) -> Any:
@@ -448,7 +458,7 @@ def _open_pickled_model(p: Path, trust: bool) -> LoadedModel:
             _torch_load_safe(p)
         except _UnsafePickle as refusal:
             if not trust:
-                raise BadInputError(_refusal_message(p, refusal.globals)) from refusal
+                raise _refusal_error(p, refusal.globals) from refusal
             obj = _torch_load_trusted(p)
             if isinstance(obj, torch.nn.Module):
                 obj.eval()
@@ -464,9 +474,9 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
     import torch
 
     if not trust:
-        raise BadInputError(
+        raise _needs_trust(
             f"{p.name} is a torch.export program: loading it unpickles parts of the file (weights_only=False), "
-            "which can run code from it; pass --trust only if you trust its author"
+            "which can run code from it"
         )
     import logging
     import os

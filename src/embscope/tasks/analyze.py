@@ -139,7 +139,9 @@ def load_source(
                 checkpoints.load_state_dict_safely(source, trust=False)
             raise BadInputError(
                 f"{Path(source).name} is a checkpoint: pass the data to run through it with --data "
-                "(see its modules with `embscope modules`, its weights with `embscope weights`)"
+                "(see its modules with `embscope modules`, its weights with `embscope weights`)",
+                in_app=f"{Path(source).name} is a checkpoint: choose the data to run through the model "
+                "in the Data field",
             )
         embeddings = yield from sub_job(extract_job(ExtractRequest(checkpoint=source, load=load), cancel), "extracting")
         yield Progress("inspecting weights")

@@ -100,7 +100,10 @@ def extract_job(
 
     load = request.load
     if not load.data:
-        raise BadInputError("extraction needs the data to run through the model (--data)")
+        raise BadInputError(
+            "extraction needs the data to run through the model (--data)",
+            in_app="extraction needs the data to run through the model: choose it in the Data field",
+        )
     for path, what in ((request.checkpoint, "checkpoint"), (load.data, "data file")):
         if not Path(path).exists():
             raise BadInputError(f"{what} not found: {path}")

@@ -14,7 +14,7 @@ import numpy as np
 from embscope.analysis.graph import METHOD_TEXT, KnnGraph, check_k, choose_method, data_fingerprint, iter_knn_graph
 from embscope.errors import BadInputError
 from embscope.generators import relay
-from embscope.options import DEFAULT_KNN
+from embscope.options import DEFAULT_KNN, form_label
 from embscope.tasks.lru import LruCache
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
 
@@ -34,7 +34,8 @@ def resolve_k(k: int | None, n: int) -> int:
     try:
         return check_k(k, n)
     except BadInputError:
-        raise BadInputError(f"--knn {k} must be at least 1 and below the number of samples ({n})") from None
+        rule = f"must be at least 1 and below the number of samples ({n})"
+        raise BadInputError(f"--knn {k} {rule}", in_app=f"{form_label('knn')} {rule}, got {k}") from None
 
 
 def build_knn_graph(

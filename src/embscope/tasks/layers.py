@@ -171,7 +171,10 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     ex = request.extract
     load = ex.load
     if load.data is None:
-        raise BadInputError("a layer sweep runs data through the checkpoint: pass it with --data")
+        raise BadInputError(
+            "a layer sweep runs data through the checkpoint: pass it with --data",
+            in_app="a layer sweep runs data through the checkpoint: choose it in the Data field",
+        )
     if load.module is not None or load.layer is not None:
         raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
     for path, what in ((ex.checkpoint, "checkpoint"), (load.data, "data file")):

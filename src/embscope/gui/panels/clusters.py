@@ -23,6 +23,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from embscope.analysis.metric_descriptions import CLUSTER_READOUTS, metric_tooltip
+from embscope.formatting import counted
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.score_text import score_with_chance
@@ -200,7 +201,9 @@ class ClustersPanel(QWidget):
         top = ", ".join(
             f"{int(c)} ({n})" for c, n in sorted(zip(clusters, counts, strict=False), key=lambda t: -t[1])[:5]
         )
-        self.selection_label.setText(f"Selection: {len(rows):,} samples in {len(clusters)} clusters — largest: {top}")
+        self.selection_label.setText(
+            f"Selection: {counted(len(rows), 'sample')} in {counted(len(clusters), 'cluster')} — largest: {top}"
+        )
 
     # ------------------------------------------------------------------ view side
 

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from embscope.formatting import counted
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.overview import metric_label
@@ -129,7 +130,8 @@ class LayersPanel(QWidget):
             first = next((result.first_poor(m) for m in DEFAULT_METRICS if result.first_poor(m)), None)
             where = f"first POOR layer: {first}" if first else "no headline metric turns POOR"
             self.status_label.setText(
-                f"{source.base_name}: {len(result.names)} layers, {result.n_samples} samples — {where}. "
+                f"{source.base_name}: {counted(len(result.names), 'layer')}, {counted(result.n_samples, 'sample')} "
+                f"— {where}. "
                 "Click a layer to analyse it in every panel."
                 + "".join(f"\n{line}" for line in result.dead_channels)  # where dimensions die, and why
             )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.formatting import counted
 from embscope.gui.panels.overview import metric_label
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.compare_png import metric_label as plot_label
@@ -113,12 +114,16 @@ class SeriesPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress_label = QLabel("")
         muted(self.progress_label)
+        # A failure is a long line ("… is a checkpoint: choose the data …"): on its own row it wraps; in
+        # the button row it made the window as wide as the whole message, past the screen's edge.
+        self.progress_label.setWordWrap(True)
+        self.progress_label.setTextFormat(Qt.TextFormat.PlainText)  # file names, never HTML
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Purity at inflation"))
         buttons.addWidget(self.inflation_spin)
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress_label, stretch=1)
+        buttons.addStretch(1)
         self.metric_combo = QComboBox()
         # Long metric names are elided in the closed box (the list shows them whole): a box as wide
         # as the longest name made the window wider than a 900 px screen.
@@ -134,6 +139,7 @@ class SeriesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addLayout(buttons)
+        layout.addWidget(self.progress_label)
         layout.addLayout(export_row(self, QLabel("Metric"), self.metric_combo, self.hint_label))
         layout.addWidget(self.plot_widget, stretch=1)
         layout.addWidget(self.crossings_label)
@@ -153,7 +159,7 @@ class SeriesPanel(QWidget):
         return self.metric_combo.currentData() or ""
 
     def plot_items(self) -> dict:
-        return {"series": self.plot}
+        return {"series": self.plot} if self.result is not None and self.metric else {}
 
     def set_settings(self, folder=None, data=None, meta=None, factory=None, module=None, pattern=None) -> None:
         """Fill the form (only the fields given)."""
@@ -219,7 +225,7 @@ class SeriesPanel(QWidget):
         lines = series_markdown_lines(result)
         steps = ", ".join(f"{p.step}: {p.verdict}" for p in result.points)
         self.crossings_label.setText(
-            f"{len(result.points)} checkpoints ({result.unit}s {steps})<br>"
+            f"{counted(len(result.points), 'checkpoint')} ({result.unit}s {steps})<br>"
             + (
                 "<b>First POOR:</b><br>" + "<br>".join(html.escape(str(line), quote=False) for line in lines)
                 if lines

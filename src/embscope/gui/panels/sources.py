@@ -360,10 +360,11 @@ class SourcesPanel(QWidget):
                 editor.mark_invalid(False)
             except BadInputError as exc:
                 editor.mark_invalid(True)
-                bad.append(str(exc))
-        self.error_label.setText(bad[0] if bad else "")
+                bad.append(exc)
+        # The form names a field by its label ("Neighbours (k)"), never by the CLI's flag.
+        self.error_label.setText(bad[0].app_message if bad else "")
         if bad:
-            raise BadInputError(bad[0])
+            raise bad[0]
         return settings
 
     def commit_form(self) -> bool:

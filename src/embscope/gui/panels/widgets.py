@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRect, QSize, Qt
-from PySide6.QtWidgets import QButtonGroup, QFileDialog, QLayout, QPushButton, QWidget
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QButtonGroup, QFileDialog, QLabel, QLayout, QPushButton, QToolTip, QWidget
+
+#: Characters of a one-line status label that stay visible however narrow the window.
+STATUS_MIN_CHARS = 12
 
 
 class FlowLayout(QLayout):
@@ -81,11 +85,104 @@ class FlowLayout(QLayout):
         return y + line_height - rect.y() + margins.bottom()
 
 
+class StatusLabel(QLabel):
+    """A one-line message that is cut with "…" to the room it has, the whole line in its tooltip.
+
+    A plain QLabel asks for the width of its whole text: one long failure
+    ("step-000100.safetensors is a checkpoint: …") in a status bar or a
+    button row made the window wider than the screen, for good.  ``text()``
+    keeps the whole message; only the painting is cut.  Plain text only:
+    messages hold file names, never HTML.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        room = self.fontMetrics().averageCharWidth() * STATUS_MIN_CHARS
+        margins = self.contentsMargins()
+        return QSize(min(hint.width(), room + margins.left() + margins.right()), hint.height())
+
+    def shown_text(self) -> str:
+        """What is painted: the text, or as much of it as fits followed by "…"."""
+        return self.fontMetrics().elidedText(
+            " ".join(self.text().split()), Qt.TextElideMode.ElideRight, self.contentsRect().width()
+        )
+
+    def is_elided(self) -> bool:
+        return self.shown_text() != " ".join(self.text().split())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if not self.is_elided():
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        self.style().drawItemText(
+            painter,
+            self.contentsRect(),
+            int(self.alignment()),
+            self.palette(),
+            self.isEnabled(),
+            self.shown_text(),
+            self.foregroundRole(),
+        )
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ToolTip and not self.toolTip() and self.is_elided():
+            QToolTip.showText(event.globalPos(), self.text(), self)
+            return True
+        return super().event(event)
+
+
 def export_panel_pngs(panel, folder: str | Path) -> list[Path]:
     """Write each plot of ``panel`` (its ``plot_items()``) as ``<name>.png`` into ``folder``."""
     from embscope.gui.render.plots import export_plot
 
     return [export_plot(item, Path(folder) / f"{name}.png") for name, item in panel.plot_items().items()]
+
+
+def export_panel_to(panel, folder: str | Path) -> list[Path]:
+    """The Export PNG button's work: write ``panel``'s plots into ``folder`` and say how it went.
+
+    What was written goes to the status bar (as File ▸ Export says it); a
+    folder that cannot be written is one dialog line naming it, and the files
+    already there stay as they were (each PNG is written atomically).
+    """
+    from embscope.errors import BadInputError
+    from embscope.formatting import counted
+    from embscope.gui.workers import write_failure
+
+    try:
+        written = export_panel_pngs(panel, folder)
+    except (OSError, BadInputError) as exc:
+        tell(panel, f"Export failed: {write_failure(folder, exc)}", error=True)
+        return []
+    tell(panel, f"Exported {counted(len(written), 'PNG file')} to {folder}")
+    return written
+
+
+def tell(widget: QWidget, message: str, error: bool = False) -> None:
+    """``message`` in the window's status bar, and as a dialog when it is an ``error``.
+
+    Through the main window's ``show_status``/``show_error`` when the widget
+    sits in it, so a panel's message reads like every other; a panel on its own
+    (tests, a detached view) gets a plain dialog for an error.
+    """
+    window = widget.window()
+    if error:
+        show_error = getattr(window, "show_error", None)
+        if show_error is not None:
+            show_error(message)
+        else:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.warning(widget, "EmbScope", message)
+    else:
+        show_status = getattr(window, "show_status", None)
+        if show_status is not None:
+            show_status(message)
 
 
 def export_row(panel, *extra: QWidget) -> FlowLayout:
@@ -97,9 +194,13 @@ def export_row(panel, *extra: QWidget) -> FlowLayout:
     button.setToolTip("Save this panel's plots as PNG files")
 
     def ask() -> None:
+        if not panel.plot_items():  # say so before asking for a folder that would get nothing
+            title = getattr(panel, "title", "this")
+            tell(panel, f"Nothing to export: the {title} panel shows no plot for this source.", error=True)
+            return
         folder = QFileDialog.getExistingDirectory(panel, "Export plots to folder")
         if folder:
-            export_panel_pngs(panel, folder)
+            export_panel_to(panel, folder)
 
     button.clicked.connect(ask)
     panel.export_button = button

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.formatting import counted
 from embscope.generators import run_to_end
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.map.engine import (
@@ -469,7 +470,7 @@ class MapPanel(QWidget):
         if c.continuous:
             return f"Colour: {c.title}"
         other = " · smallest share grey “other”" if c.names and c.names[-1].startswith("other (") else ""
-        return f"{len(c.names):,} colours by {c.title}{other} — click hides, double-click isolates"
+        return f"{counted(len(c.names), 'colour')} by {c.title}{other} — click hides, double-click isolates"
 
     # ------------------------------------------------------------------ drawing (GUI thread, O(visible))
 
