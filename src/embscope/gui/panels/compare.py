@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.formatting import counted
 from embscope.gui.panels.clusters import (
     INFLATION_MAX,
     REQUEST_DELAY_MS,
@@ -664,7 +665,7 @@ class ComparePanel(QWidget):
             count = row["n_clusters"]
             text = (
                 f"<span style='color:{source_colour(i)}'><b>{html.escape(str(side.name), quote=False)}</b></span>: "
-                f"{count:,} cluster{'' if count == 1 else 's'} ({row.get('n_singletons', 0):,} singletons)"
+                f"{counted(count, 'cluster')} ({counted(int(row.get('n_singletons', 0)), 'singleton')})"
             )
             if count == 1:
                 text += " — collapsed: purity is only the modal share"
