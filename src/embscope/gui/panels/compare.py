@@ -77,6 +77,16 @@ DETAIL_COLOUR = "#777777"
 # --------------------------------------------------------------------------- the panel
 
 
+def _stacked(above: QWidget, main: QWidget) -> QWidget:
+    """``above`` over ``main``, which takes the spare height; no margins (a splitter pane)."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(above)
+    layout.addWidget(main, stretch=1)
+    return box
+
+
 class ComparePanel(QWidget):
     """Side-by-side comparison of a :class:`~embscope.tasks.compare.CompareResult`.
 
@@ -163,18 +173,8 @@ class ComparePanel(QWidget):
         self.selection_label.setWordWrap(True)
 
         top = QSplitter(Qt.Orientation.Horizontal)
-        table_box = QWidget()
-        table_layout = QVBoxLayout(table_box)
-        table_layout.setContentsMargins(0, 0, 0, 0)
-        table_layout.addWidget(self.notes_label)
-        table_layout.addWidget(self.table, stretch=1)
-        top.addWidget(table_box)
-        spectra_box = QWidget()
-        spectra_layout = QVBoxLayout(spectra_box)
-        spectra_layout.setContentsMargins(0, 0, 0, 0)
-        spectra_layout.addWidget(self.normalised_box)
-        spectra_layout.addWidget(self.spectra_widget, stretch=1)
-        top.addWidget(spectra_box)
+        top.addWidget(_stacked(self.notes_label, self.table))
+        top.addWidget(_stacked(self.normalised_box, self.spectra_widget))
         top.setSizes([560, 440])
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
