@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -401,3 +403,36 @@ def test_series_png_renderer_writes_one_file_per_key_metric(tmp_path, qtbot):
     assert all(QImage(str(p)).width() == 900 for p in written)
     for path in written:
         assert_drawn(path, min_pixels=100)
+
+
+def test_file_export_on_the_compare_and_series_tabs_writes_what_they_show(qtbot, tmp_path, good_vs_bad, monkeypatch):
+    """File ▸ Export wrote the single source's report from the Compare tab (GUI trial): it writes the tab's
+    own files, as `embscope compare` / `embscope series` do, and its PNGs."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from embscope.gui.main_window import MainWindow
+    from embscope.gui.settings import Settings
+
+    window = MainWindow(Settings(), synchronous=True, persist=False, layouts=False, clusters=False)
+    qtbot.addWidget(window)
+    compare, series = window.comparisons.compare, window.comparisons.series
+    compare.set_result(good_vs_bad)  # shows the Compare tab
+    assert window.tabs.currentWidget() is compare and window.comparisons.shown_result() is good_vs_bad
+    out = tmp_path / "cmp"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    with qtbot.waitSignal(window.exported, timeout=30000) as done:
+        window.ask_export()
+    names = sorted(p.name for p in map(Path, done.args[0]))
+    assert names == ["compare.json", "compare.md", "compare_maps.png", "compare_spectra.png", "compare_table.png"]
+    assert json.loads((out / "compare.json").read_text())["sources"]
+    series.set_result(_series(tmp_path))
+    out = tmp_path / "series"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    with qtbot.waitSignal(window.exported, timeout=30000) as done:
+        window.ask_export()
+    names = {Path(p).name for p in done.args[0]}
+    assert {"series.json", "series.csv", "series_effective_rank.png"} <= names
+    window.tabs.setCurrentIndex(0)  # back on a source tab: nothing of the comparison's
+    assert window.comparisons.shown_result() is None

@@ -26,9 +26,8 @@ def render_pngs_if_available(hook_module: str, function: str, result, out_dir: P
 
 def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import print_notes, request_from_args, run_with_progress
-    from embscope.storage import atomic_write_text
-    from embscope.tasks.compare import CompareRequest, compare_job, compare_markdown
-    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
+    from embscope.tasks.compare import CompareRequest, compare_job, write_compare_files
+    from embscope.tasks.report import OutputSet, check_output_dir
 
     if len(args.sources) < 2:
         from embscope.errors import BadInputError
@@ -45,10 +44,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_with_progress(compare_job(request))
     print_notes(notes)
     with OutputSet(out) as staging:
-        written = [
-            atomic_write_text(staging / "compare.json", summary_json(result.to_json())),
-            atomic_write_text(staging / "compare.md", compare_markdown(result)),
-        ]
+        written = write_compare_files(result, staging)
         pngs = render_pngs_if_available(PNG_HOOK, "render_compare_pngs", result, staging)
         if args.layers is not None:
             from embscope.commands.layers import write_compare_layers

@@ -18,9 +18,8 @@ def run(args: argparse.Namespace) -> int:
     from embscope.commands.analyze import run_with_progress
     from embscope.commands.compare import render_pngs_if_available
     from embscope.options import settings_from_args
-    from embscope.storage import atomic_write_text
-    from embscope.tasks.report import OutputSet, check_output_dir, summary_json
-    from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines
+    from embscope.tasks.report import OutputSet, check_output_dir
+    from embscope.tasks.series import SeriesRequest, series_job, series_markdown_lines, write_series_files
 
     out = check_output_dir(args.out)
     if args.pattern is not None:  # a bad regular expression is refused before the folder is read
@@ -31,10 +30,7 @@ def run(args: argparse.Namespace) -> int:
     request = SeriesRequest(settings=settings_from_args(args), folder=args.folder, pattern=args.pattern)
     result = run_with_progress(series_job(request))
     with OutputSet(out) as staging:
-        written = [
-            atomic_write_text(staging / "series.json", summary_json(result.to_json())),
-            atomic_write_text(staging / "series.csv", result.to_csv()),
-        ]
+        written = write_series_files(result, staging)
         pngs = render_pngs_if_available(PNG_HOOK, "render_series_pngs", result, staging)
         if args.layers is not None:
             from embscope.commands.layers import write_series_layers

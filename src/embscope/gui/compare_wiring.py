@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu
 
+from embscope.formatting import counted
 from embscope.gui.panels.compare import ComparePanel
 from embscope.gui.panels.series import SeriesPanel
 from embscope.tasks.session import Aspect, Source, SourceState
@@ -42,6 +43,53 @@ class CompareSeriesController(QObject):
         self.series.open_requested.connect(self.open_checkpoint)
         self.session.events.changed.connect(self._on_model_source_changed)
         self._build_menu()
+
+    def shown_result(self):
+        """The comparison or series result of the tab on screen, or None (another tab, nothing yet)."""
+        current = self.window.tabs.currentWidget()
+        if current is self.compare or current is self.series:
+            return current.result
+        return None
+
+    def export(self, folder: str, pngs: bool = True, files: bool = True) -> None:
+        """File ▸ Export on the Compare or Series tab: what that tab shows, as ``embscope compare`` /
+        ``embscope series`` write it (compare.json + compare.md, or series.json + series.csv), and its PNGs.
+
+        The files are written on the export worker; the PNGs are drawn afterwards on the GUI thread.
+        """
+        from embscope.gui.workers import plain_write_errors, write_failure
+        from embscope.tasks import jobs
+        from embscope.tasks.compare import CompareResult
+
+        window, result = self.window, self.shown_result()
+        colour_by = self.compare.colour_combo.currentText()
+
+        def finish(paths: list) -> None:
+            written = list(paths)
+            if pngs:
+                from embscope.errors import BadInputError
+
+                try:
+                    if isinstance(result, CompareResult):
+                        from embscope.gui.render.compare_png import render_compare_pngs
+
+                        written += render_compare_pngs(result, folder, colour_by=colour_by)
+                    else:
+                        from embscope.gui.render.series_png import render_series_pngs
+
+                        written += render_series_pngs(result, folder)
+                except (OSError, BadInputError) as exc:
+                    window.show_error(f"Export failed: {write_failure(folder, exc)}")
+                    return
+            window.show_status(f"Exported {counted(len(written), 'file')} to {folder}")
+            window.exported.emit(written)
+
+        make_job = jobs.view_files_job(result, folder) if files else jobs.nothing_job([])
+        window.runners["export"].start(
+            plain_write_errors(make_job, folder),
+            on_finished=finish,
+            on_failed=lambda message: window.show_error(f"Export failed: {message}"),
+        )
 
     def _build_menu(self) -> None:
         window = self.window

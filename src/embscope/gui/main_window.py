@@ -715,6 +715,11 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ export
 
     def ask_export(self, pngs: bool = True, files: bool = True) -> None:
+        if self.comparisons.shown_result() is not None:  # the Compare or Series tab exports what it shows
+            folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.settings.last_directory)
+            if folder:
+                self.comparisons.export(folder, pngs=pngs, files=files)
+            return
         if self.model.result is None:
             self.show_error("Nothing to export yet: open and analyse a source first.")
             return

@@ -464,3 +464,18 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
     if result.notes:
         lines += ["", "Notes:", *(f"- {md_text(n)}" for n in result.notes)]
     return "\n".join(lines) + "\n"
+
+
+def write_compare_files(result: CompareResult, folder: str | Path) -> list[Path]:
+    """``compare.json`` and ``compare.md`` of ``result`` in ``folder``, each written atomically.
+
+    One writer for the CLI (``embscope compare``) and the app (File ▸ Export on the Compare tab).
+    """
+    from embscope.storage import atomic_write_text
+    from embscope.tasks.report import summary_json
+
+    folder = Path(folder)
+    return [
+        atomic_write_text(folder / "compare.json", summary_json(result.to_json())),
+        atomic_write_text(folder / "compare.md", compare_markdown(result)),
+    ]

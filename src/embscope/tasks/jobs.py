@@ -128,6 +128,23 @@ def export_files_job(result, folder) -> Callable:
     return make
 
 
+def view_files_job(result, folder) -> Callable:
+    """The files of a comparison (``compare.json``, ``compare.md``) or a series (``series.json``,
+    ``series.csv``), as the CLI writes them; returns the written paths."""
+
+    def make(cancel: CancelToken):
+        from embscope.tasks.compare import CompareResult, write_compare_files
+        from embscope.tasks.series import write_series_files
+
+        yield Progress("exporting", None, "compare files" if isinstance(result, CompareResult) else "series files")
+        cancel.raise_if_cancelled()
+        if isinstance(result, CompareResult):
+            return write_compare_files(result, folder)
+        return write_series_files(result, folder)
+
+    return make
+
+
 # --------------------------------------------------------------------------- comparison
 
 

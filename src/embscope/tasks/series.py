@@ -246,3 +246,18 @@ def series_markdown_lines(result: SeriesResult) -> list[str]:
         when = f"from the first {result.unit} ({c.step})" if c.poor_from_start else f"at {result.unit} {c.step}"
         lines.append(f"{name} is POOR {when}: {c.value:.4g} (POOR beyond {c.threshold:g})")
     return lines
+
+
+def write_series_files(result: SeriesResult, folder: str | Path) -> list[Path]:
+    """``series.json`` and ``series.csv`` of ``result`` in ``folder``, each written atomically.
+
+    One writer for the CLI (``embscope series``) and the app (File ▸ Export on the Series tab).
+    """
+    from embscope.storage import atomic_write_text
+    from embscope.tasks.report import summary_json
+
+    folder = Path(folder)
+    return [
+        atomic_write_text(folder / "series.json", summary_json(result.to_json())),
+        atomic_write_text(folder / "series.csv", result.to_csv()),
+    ]
