@@ -216,6 +216,7 @@ def test_map_colours_hover_and_lasso_selection(qtbot, model, result):
     brushes = panel.point_colours()
     same = np.flatnonzero(cid == cid[0])
     assert len({brushes[i] for i in same}) == 1
+    assert "cluster (I = 2)" in panel.plot.titleLabel.text  # which clustering the colours are
     panel.colour_combo.setCurrentText("norm")
     norms = result.geometry.norms
     lo, hi = np.argmin(norms), np.argmax(norms)

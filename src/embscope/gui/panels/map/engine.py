@@ -141,8 +141,12 @@ def continuous_colouring(values, title: str) -> Colouring:
     return colouring_from_codes(remap[key], colours, [], continuous=True, title=title, ramp=ramp)
 
 
-def builtin_colouring(result, colour_by: str, cluster_ids=None) -> Colouring:
-    """The colouring of a built-in mode (leaf, parent, cluster, prediction, norm)."""
+def builtin_colouring(result, colour_by: str, cluster_ids=None, inflation: float | None = None) -> Colouring:
+    """The colouring of a built-in mode (leaf, parent, cluster, prediction, norm).
+
+    MCL clusters are titled with their ``inflation`` ("cluster (I = 2)"), so the map and its
+    PNG say which clustering they show.
+    """
     from embscope.gui.render.palette import category_colours
     from embscope.gui.render.plots import colour_values
 
@@ -153,7 +157,8 @@ def builtin_colouring(result, colour_by: str, cluster_ids=None) -> Colouring:
     values, kind = spec
     if kind == "continuous":
         return continuous_colouring(values, colour_by)
-    return category_colouring(values, title=colour_by, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
+    title = f"cluster (I = {inflation:g})" if colour_by == "cluster" and inflation is not None else colour_by
+    return category_colouring(values, title=title, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
 
 
 class MapIndex:

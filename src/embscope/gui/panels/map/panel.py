@@ -406,7 +406,8 @@ class MapPanel(QWidget):
             make = self._colour_sources[name]
             return (name, id(result), id(clusters)), lambda: make(result, clusters)
         key = (name, id(result), id(clusters) if name == "cluster" else None)
-        return key, lambda: builtin_colouring(result, name, clusters)
+        inflation = self.model.inflation if name == "cluster" else None
+        return key, lambda: builtin_colouring(result, name, clusters, inflation)
 
     def _make_prepare_job(self):
         key, make = self._colour_request()
