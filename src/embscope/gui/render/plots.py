@@ -275,8 +275,9 @@ def draw_prediction_bars(plot, report, selected_counts: dict[str, int] | None = 
             angle=90,
             pen=pg.mkPen("#c62828", width=1, style=_dash()),
             label="mode collapse ≥ 50 %",
-            # Left of the line: to its right the label would run past a 0.55-wide range.
-            labelOpts={"position": 0.5, "color": "#c62828", "fill": LABEL_FILL, "anchors": [(1, 0.5), (1, 0.5)]},
+            # Left of the line (to its right it would run past a 0.55-wide range), low down: the least
+            # predicted classes are at the bottom, their bars (and a selection's) short of 50 %.
+            labelOpts={"position": 0.12, "color": "#c62828", "fill": LABEL_FILL, "anchors": [(1, 0.5), (1, 0.5)]},
         )
     ]
     if report.modal_base_rate is not None:
