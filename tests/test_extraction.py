@@ -321,7 +321,7 @@ def test_bad_requests(tmp_path, tiny_classifier):
                 )
             )
         )
-    with pytest.raises(BadInputError, match="--layer picks a hidden layer"):
+    with pytest.raises(BadInputError, match="--layer picks a hidden layer") as info:
         run_job(
             extract_job(
                 ExtractRequest.of(
@@ -329,6 +329,22 @@ def test_bad_requests(tmp_path, tiny_classifier):
                 )
             )
         )
+    # The app names its form fields, not the flags.
+    assert info.value.app_message.startswith("Layer picks a hidden layer") and "--" not in info.value.app_message
+    with pytest.raises(BadInputError, match="--pooling pooler needs") as info:
+        run_job(
+            extract_job(
+                ExtractRequest.of(
+                    checkpoint=str(weights),
+                    data=str(npy),
+                    factory=factory,
+                    pooling="pooler",
+                    device="cpu",
+                    use_cache=False,
+                )
+            )
+        )
+    assert info.value.app_message == "Pooling 'pooler' needs a Hugging Face model with a pooler"
 
 
 @pytest.fixture(scope="module")

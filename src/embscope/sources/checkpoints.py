@@ -463,7 +463,10 @@ def _open_pickled_model(p: Path, trust: bool) -> LoadedModel:
             if isinstance(obj, torch.nn.Module):
                 obj.eval()
                 return _describe_plain(obj, "pickle", str(p), ["model fully unpickled (trusted)"])
-            raise BadInputError(f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory") from refusal
+            raise BadInputError(
+                f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory",
+                in_app=f"{p.name} unpickles to {type(obj).__name__}, not a model; give a Model factory",
+            ) from refusal
     raise BadInputError(
         f"{p.name} holds weights but no model; give --factory package.module:function "
         "(or file.py:function) that builds the model to run data through it"

@@ -94,7 +94,10 @@ def select_device(requested: str | None = "auto"):
         return device
     if name == "mps":
         if not mps_ok:
-            raise BadInputError("device 'mps' requested but Apple MPS is not available; use --device cpu or auto")
+            raise BadInputError(
+                "device 'mps' requested but Apple MPS is not available; use --device cpu or auto",
+                in_app="device 'mps' requested but Apple MPS is not available; choose Device cpu or auto",
+            )
         return torch.device("mps")
     raise BadInputError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
 
@@ -308,15 +311,26 @@ class _Runner:
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise BadInputError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
         if options.layer is not None and not self.is_hf:
-            raise BadInputError("--layer picks a hidden layer of a Hugging Face model; use --module for other models")
+            raise BadInputError(
+                "--layer picks a hidden layer of a Hugging Face model; use --module for other models",
+                in_app="Layer picks a hidden layer of a Hugging Face model; use Module for other models",
+            )
         if options.module is not None:
             resolve_module(self.model, options.module)
             if options.layer is not None:
-                raise BadInputError("give either --module or --layer, not both")
+                raise BadInputError(
+                    "give either --module or --layer, not both", in_app="give either a Module or a Layer, not both"
+                )
             if self.pooling == "pooler":
-                raise BadInputError("--pooling pooler uses the model's pooler output; do not combine it with --module")
+                raise BadInputError(
+                    "--pooling pooler uses the model's pooler output; do not combine it with --module",
+                    in_app="Pooling 'pooler' uses the model's pooler output; do not combine it with a Module",
+                )
         if self.pooling == "pooler" and not self.is_hf:
-            raise BadInputError("--pooling pooler needs a Hugging Face model with a pooler")
+            raise BadInputError(
+                "--pooling pooler needs a Hugging Face model with a pooler",
+                in_app="Pooling 'pooler' needs a Hugging Face model with a pooler",
+            )
         self.accepted: set[str] | None = None
         if self.is_hf and is_text:
             params = inspect.signature(self.model.forward).parameters

@@ -198,7 +198,10 @@ def sweep_layers(
         Layer names in depth order.
     """
     if options.module is not None or options.layer is not None:
-        raise BadInputError("a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer")
+        raise BadInputError(
+            "a layer sweep picks its modules itself: use --layers RULE instead of --module/--layer",
+            in_app="a layer sweep picks its modules itself: clear Module and Layer (the Layers tab's rule picks them)",
+        )
     options = options if options is not None else LoadSettings()
     notes = notes if notes is not None else []
     names = modules_matching(loaded.model, rule) if rule else default_layer_modules(loaded.model)
