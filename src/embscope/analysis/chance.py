@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from embscope.analysis.cluster_metrics import label_codes
+from embscope.analysis.cluster_metrics import label_codes, pair_count
 from embscope.data import label_present
 from embscope.errors import BadInputError, check_cancel
 
@@ -414,8 +414,7 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
     ami_score = _score(ami_value, ami_chance, ami_std, perm_ami, closed)
 
     # ARI: only Σ C(n_ij, 2) varies; its permutation mean is exactly sum_a·sum_b/total.
-    sum_a = float((a * (a - 1.0) / 2).sum())
-    sum_b = float((b * (b - 1.0) / 2).sum())
+    sum_a, sum_b = pair_count(a), pair_count(b)
     total = n * (n - 1.0) / 2
     expected = sum_a * sum_b / total
     max_index = 0.5 * (sum_a + sum_b)
@@ -423,7 +422,7 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
         ari_value, perm_ari = 1.0, np.ones(n_perm)
         ari_chance = 1.0
     else:
-        ari_value = float(((nij * (nij - 1) / 2).sum() - expected) / (max_index - expected))
+        ari_value = float((pair_count(nij) - expected) / (max_index - expected))
         perm_ari = (tables["pairs"] - expected) / (max_index - expected)
         ari_chance = 0.0
     ari_std = float(perm_ari.std(ddof=1)) if n_perm > 1 else 0.0
@@ -433,15 +432,9 @@ def partition_chance(clusters, labels, *, n_perm: int | None = None, seed: int =
     return PartitionChance(purity_score, nmi_score, ami_score, ari_score, n, int(a.size), int(b.size), singles)
 
 
-def _pairs(counts: np.ndarray) -> float:
-    """Σ C(n, 2): pairs of samples that share a group, from the group sizes."""
-    counts = np.asarray(counts, dtype=np.float64)
-    return float((counts * (counts - 1.0) / 2.0).sum())
-
-
 def _pairs_within(c: np.ndarray, codes: np.ndarray, n_codes: int) -> float:
     """Pairs of samples that share both their cluster and their code."""
-    return _pairs(np.unique(c * max(n_codes, 1) + codes, return_counts=True)[1])
+    return pair_count(np.unique(c * max(n_codes, 1) + codes, return_counts=True)[1])
 
 
 def within_parent_chance(
@@ -469,7 +462,7 @@ def within_parent_chance(
         raise BadInputError(f"{c.size} cluster ids, {leaf.size} leaf labels and {parent.size} parent labels")
     # Leaves need not nest in parents: "same leaf" is read on the leaf, "sibling" on (leaf, parent).
     joint, n_joint = label_codes(leaf * max(n_parent, 1) + parent)
-    in_clusters = _pairs(np.bincount(c))
+    in_clusters = pair_count(np.bincount(c))
     same_leaf = _pairs_within(c, leaf, n_leaf)
     mixed = in_clusters - same_leaf
     if mixed <= 0:

@@ -81,6 +81,12 @@ def normalized_mutual_info(clusters, labels) -> float:
     return float(mi / denom) if denom > 0 else 1.0
 
 
+def pair_count(sizes) -> float:
+    """Σ C(n, 2): pairs of samples that share a group, from the group sizes."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    return float((sizes * (sizes - 1.0) / 2.0).sum())
+
+
 def adjusted_rand_index(clusters, labels) -> float:
     """Adjusted Rand index (Hubert & Arabie): 1 for identical partitions, ~0 for chance."""
     c, lab, counts = contingency(clusters, labels)
@@ -89,12 +95,7 @@ def adjusted_rand_index(clusters, labels) -> float:
         return float("nan")
     a = np.bincount(c, weights=counts)
     b = np.bincount(lab, weights=counts)
-
-    def comb2(x):
-        x = np.asarray(x, dtype=np.float64)
-        return float((x * (x - 1.0) / 2.0).sum())
-
-    sum_ij, sum_a, sum_b = comb2(counts), comb2(a), comb2(b)
+    sum_ij, sum_a, sum_b = pair_count(counts), pair_count(a), pair_count(b)
     total = n * (n - 1.0) / 2.0
     expected = sum_a * sum_b / total if total > 0 else 0.0
     max_index = 0.5 * (sum_a + sum_b)
