@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from embscope.analysis.cluster_metrics import label_codes, pair_count
-from embscope.data import label_present
+from embscope.analysis.cluster_metrics import label_codes, pair_count, present_label_codes
 from embscope.errors import BadInputError, check_cancel
 
 #: Permutation work budget (sample-label draws per score); the permutation
@@ -520,11 +519,7 @@ def knn_vote(neighbour_codes: np.ndarray) -> np.ndarray:
 def knn_codes(labels) -> np.ndarray:
     """Integer codes of ``labels`` for the kNN scores: −1 for a sample without a label
     (:func:`embscope.data.label_present`), 0…K−1 for the others."""
-    present = label_present(labels)
-    codes = np.full(present.size, -1, dtype=np.int64)
-    if present.any():
-        codes[present] = label_codes(np.asarray(labels)[present])[0]
-    return codes
+    return present_label_codes(labels)[0]
 
 
 def knn_accuracy_from_codes(indices: np.ndarray, codes: np.ndarray) -> float:

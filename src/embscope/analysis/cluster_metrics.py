@@ -25,6 +25,23 @@ def label_codes(values) -> tuple[np.ndarray, int]:
     return inverse.astype(np.int64), int(inverse.max()) + 1 if inverse.size else 0
 
 
+def present_label_codes(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0…K−1 of the samples that have a label, −1 for those without one
+    (:func:`embscope.data.label_present`), and the K label names.
+
+    The one rule every label score and the app's label views follow: a missing
+    label is no class.
+    """
+    from embscope.data import label_present
+
+    labels = np.asarray(labels)
+    present = label_present(labels)
+    codes = np.full(present.size, -1, dtype=np.int64)
+    names, inverse = np.unique(labels[present].astype(str), return_inverse=True)
+    codes[present] = inverse.reshape(-1)
+    return codes, names
+
+
 def contingency(clusters, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse contingency table.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embscope.analysis import spectrum as spec
+from embscope.analysis.cluster_metrics import present_label_codes
 from embscope.analysis.graph import KnnGraph
 from embscope.data import label_present
 from embscope.errors import check_cancel
@@ -568,13 +569,10 @@ def class_cosine_distances(
     from scipy import sparse
 
     # Samples without a label belong to no class: they are in no pair (embscope.data.label_present).
-    present = label_present(labels)
-    _, codes, counts = np.unique(np.asarray(labels)[present], return_inverse=True, return_counts=True)
-    full = np.full(present.size, -1, dtype=np.int64)
-    full[present] = codes.reshape(-1)
-    codes = full
+    codes, names = present_label_codes(labels)
+    counts = np.bincount(codes[codes >= 0], minlength=names.size)
     rows, d = x.shape
-    n = int(present.sum())
+    n = int(counts.sum())
     class_sums = np.zeros((counts.size, d))
     for start in range(0, rows, block_rows):
         stop = min(start + block_rows, rows)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.data import label_present
+from embscope.analysis.cluster_metrics import present_label_codes
 from embscope.errors import BadInputError
 from embscope.tasks.progress import CancelToken, Job, Progress
 
@@ -115,12 +115,7 @@ def label_table(embeddings, label_field: str = "label") -> tuple[np.ndarray, np.
     labels = {"label": embeddings.labels, "parent": embeddings.parents}.get(label_field)
     if labels is None:
         return None
-    labels = np.asarray(labels)
-    present = label_present(labels)
-    codes = np.full(present.size, -1, dtype=np.int64)
-    names, inverse = np.unique(labels[present].astype(str), return_inverse=True)
-    codes[present] = inverse.reshape(-1)
-    return codes, names
+    return present_label_codes(labels)
 
 
 def summarise_selection(
