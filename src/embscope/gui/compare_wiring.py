@@ -5,7 +5,8 @@ The controller reads the window's :class:`~embscope.tasks.session.Session`
 uses only the window's public API: :meth:`MainWindow.runner` (so the jobs'
 progress shows in the status bar and Cancel stops them),
 :meth:`MainWindow.add_action`, :meth:`MainWindow.add_source`,
-:meth:`MainWindow.show_status` and :meth:`MainWindow.show_error`.
+:meth:`MainWindow.show_status`, :meth:`MainWindow.show_error` and
+:meth:`MainWindow.run_export`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu
 
-from embscope.formatting import counted
 from embscope.gui.panels.compare import ComparePanel
 from embscope.gui.panels.series import SeriesPanel
 from embscope.tasks.session import Aspect, Source, SourceState
@@ -57,39 +57,23 @@ class CompareSeriesController(QObject):
 
         The files are written on the export worker; the PNGs are drawn afterwards on the GUI thread.
         """
-        from embscope.gui.workers import plain_write_errors, write_failure
         from embscope.tasks import jobs
         from embscope.tasks.compare import CompareResult
 
-        window, result = self.window, self.shown_result()
+        result = self.shown_result()
         colour_by = self.compare.colour_combo.currentText()
 
-        def finish(paths: list) -> None:
-            written = list(paths)
-            if pngs:
-                from embscope.errors import BadInputError
+        def draw() -> list:
+            if isinstance(result, CompareResult):
+                from embscope.gui.render.compare_png import render_compare_pngs
 
-                try:
-                    if isinstance(result, CompareResult):
-                        from embscope.gui.render.compare_png import render_compare_pngs
+                return render_compare_pngs(result, folder, colour_by=colour_by)
+            from embscope.gui.render.series_png import render_series_pngs
 
-                        written += render_compare_pngs(result, folder, colour_by=colour_by)
-                    else:
-                        from embscope.gui.render.series_png import render_series_pngs
-
-                        written += render_series_pngs(result, folder)
-                except (OSError, BadInputError) as exc:
-                    window.show_error(f"Export failed: {write_failure(folder, exc)}")
-                    return
-            window.show_status(f"Exported {counted(len(written), 'file')} to {folder}")
-            window.exported.emit(written)
+            return render_series_pngs(result, folder)
 
         make_job = jobs.view_files_job(result, folder) if files else jobs.nothing_job([])
-        window.runners["export"].start(
-            plain_write_errors(make_job, folder),
-            on_finished=finish,
-            on_failed=lambda message: window.show_error(f"Export failed: {message}"),
-        )
+        self.window.run_export(folder, make_job, draw if pngs else None)
 
     def _build_menu(self) -> None:
         window = self.window

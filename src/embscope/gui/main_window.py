@@ -753,23 +753,32 @@ class MainWindow(QMainWindow):
             panel.remember(self.settings)
         settings = replace(self.settings)
 
+        def draw() -> list:
+            from embscope.gui.export import render_pngs
+
+            return render_pngs(folder=folder, settings=settings, **snapshot)
+
+        make_job = jobs.export_files_job(snapshot["result"], folder) if files else jobs.nothing_job([])
+        return self.run_export(folder, make_job, draw if pngs else None)
+
+    def run_export(self, folder: str | Path, make_job, draw_pngs=None) -> int:
+        """Write files with ``make_job`` on the export worker, then ``draw_pngs()`` on the GUI thread
+        (Qt paints there); say what was written, or why not, in one line.  Returns the request id."""
         from embscope.gui.workers import plain_write_errors, write_failure
 
         def finish(paths: list) -> None:
             written = list(paths)
-            if pngs:
+            if draw_pngs is not None:
                 from embscope.errors import BadInputError
-                from embscope.gui.export import render_pngs
 
                 try:
-                    written += render_pngs(folder=folder, settings=settings, **snapshot)
+                    written += draw_pngs()
                 except (OSError, BadInputError) as exc:
                     self.show_error(f"Export failed: {write_failure(folder, exc)}")
                     return
             self.show_status(f"Exported {counted(len(written), 'file')} to {folder}")
             self.exported.emit(written)
 
-        make_job = jobs.export_files_job(snapshot["result"], folder) if files else jobs.nothing_job([])
         return self.runners["export"].start(
             plain_write_errors(make_job, folder),
             on_finished=finish,
