@@ -99,5 +99,5 @@ def test_one_cluster_purity_is_read_as_the_modal_share():
     row = inflation_stats(2.0, np.zeros(100, dtype=np.int64), 3, labels, np.repeat(list("ab"), 50)).to_dict()
     text = score_with_chance(row, "purity_leaf")
     # Every permutation of one cluster has the same purity: the spread is printed as 0, not float noise.
-    assert text == "0.15  (chance 0.15 ± 0, z 0.0) — one cluster: purity is the modal share"
+    assert text == "0.15  (chance 0.15 ± 0, z 0.0, p 1) — one cluster: purity is the modal share"
     assert score_with_chance(row, "purity_leaf", compact=True, notes=False) == "0.15 (chance 0.15, z 0.0)"

@@ -15,8 +15,9 @@ collapsed head):
 5. ``semantically_empty`` — geometry passes but no label score is
    significantly above its chance baseline: neither the leave-one-out kNN
    label accuracy on the graph nor, at any informative inflation, leaf AMI or
-   parent purity (one-sided permutation z-tests, Bonferroni over that family
-   at family-wise α = 0.01).  Raw values never decide: raw purity rises with
+   parent purity (one-sided permutation tests, Bonferroni over that family
+   at family-wise α = 0.01; p-values as :mod:`embscope.analysis.chance` reads
+   them, not normal tails: the nulls are skewed).  Raw values never decide: raw purity rises with
    fragmentation and falls with the number of labels, and a score several
    times chance is structure however low it looks.  Diversity is not meaning
    (seed 004).
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from embscope.analysis.chance import z_critical
+from embscope.analysis.chance import SIGNIFICANCE_ALPHA, family_statement
 from embscope.analysis.grading import Grade
 from embscope.formatting import counted, format_number
 
@@ -48,8 +49,6 @@ DUPLICATED_CONCEPT_SHARE = 0.10
 #: have effective rank 3 of 5), and label tests have little power.  Positive evidence of a
 #: collapse (a point, a POOR spectrum, duplicated concepts, collapsed predictions) still counts.
 MIN_VERDICT_SAMPLES = 50
-#: Family-wise level of the "label scores above chance" tests.
-SIGNIFICANCE_ALPHA = 0.01
 
 HEADLINES = {
     "collapsed_to_point": "Collapsed to a point: every sample has (nearly) the same embedding.",
@@ -209,13 +208,9 @@ def decide_verdict(
 
     tests = label_tests(geometry, clusters)
     if tests:
-        family = len(tests)
-        z_crit = z_critical(SIGNIFICANCE_ALPHA / family)
-        statement = (
-            f"one-sided permutation z-test, Bonferroni over {family} test{'s' if family != 1 else ''} "
-            f"at family-wise α = {SIGNIFICANCE_ALPHA:g} (z ≥ {z_crit:.2f})"
-        )
-        if not any(t["z"] >= z_crit for t in tests):
+        p_crit = SIGNIFICANCE_ALPHA / len(tests)
+        statement = family_statement(len(tests))
+        if not any(t["p"] <= p_crit for t in tests):
             evidence.append(f"no label score is significantly above chance ({statement})")
             evidence.extend(_test_line(t) for t in tests)
             evidence.extend(cluster_evidence or [])
@@ -225,7 +220,7 @@ def decide_verdict(
         f"collapse ratio {_fmt(ratio)}, effective rank normalised {_fmt(geometry['effective_rank_normalized'])}"
     )
     if tests:
-        strongest = max(tests, key=lambda t: t["z"])
+        strongest = min(tests, key=_strength)
         evidence.append(f"label scores above chance ({statement}); strongest: {_test_line(strongest)}")
     else:
         # Random vectors are "healthy" by every label-free measure (the GUI trial's Gaussian noise).
@@ -243,7 +238,8 @@ def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
     """The family of "above chance" tests: kNN label accuracy and, at every
     informative inflation (split, not fragmented), leaf AMI and parent purity.
 
-    Each entry: ``name``, ``value``, ``chance``, ``chance_std``, ``z``, ``lift``.
+    Each entry: ``name``, ``value``, ``chance``, ``chance_std``, ``z``, ``p`` (the p-value the
+    test reads), ``lift``.
     """
     tests = []
     if geometry.get("knn_label_accuracy") is not None and geometry.get("knn_label_z") is not None:
@@ -254,6 +250,7 @@ def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
                 "chance": geometry["knn_label_chance"],
                 "chance_std": geometry["knn_label_chance_std"],
                 "z": geometry["knn_label_z"],
+                "p": geometry["knn_label_p"],
                 "lift": geometry.get("knn_label_times_chance"),
             }
         )
@@ -271,17 +268,23 @@ def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
                         "chance": score["chance"],
                         "chance_std": score["chance_std"],
                         "z": score["z"],
+                        "p": score["p_value"],
                         "lift": score.get("lift"),
                     }
                 )
     return tests
 
 
+def _strength(t: dict) -> tuple[float, float]:
+    """Sort key, strongest first: the smaller p, then (p at its floor) the larger z."""
+    return (t["p"], -t["z"])
+
+
 def _test_line(t: dict) -> str:
     times = f", {_fmt(t['lift'])}× chance" if t.get("lift") is not None else ""
     return (
         f"{t['name']} {_fmt(t['value'])} vs chance {_fmt(t['chance'])} ± {_fmt(t['chance_std'])}"
-        f" (z {_fmt(t['z'])}{times})"
+        f" (z {_fmt(t['z'])}, p {_fmt(t['p'])}{times})"
     )
 
 
@@ -295,7 +298,7 @@ def weakest_evidence(geometry: dict, grades: dict[str, Grade], tests: list[dict]
         if g.grade != "GOOD":
             parts.append(f"{name} {_fmt(g.value)} grades {g.grade} (target {g.target})")
     if tests:
-        parts.append(_test_line(min(tests, key=lambda t: t["z"])))
+        parts.append(_test_line(max(tests, key=_strength)))
     method = geometry.get("collapse_ratio_method", "")
     if method.startswith("sampled"):
         parts.append(f"collapse ratio is estimated ({method})")

@@ -305,6 +305,7 @@ OTHER_METRIC_LABELS = {
     "knn_label_times_chance": "kNN label accuracy / chance",
     "knn_label_z": "kNN label accuracy z vs chance",
     "knn_label_p_permutation": "kNN label accuracy p (permutations)",
+    "knn_label_p": "kNN label accuracy p-value (one-sided)",
     "knn_graph_recall": "k-NN graph recall",
     "label_base_rate": "Modal label share",
     "n_clusters": "MCL clusters",
@@ -387,6 +388,11 @@ def _with_z(score: dict | None) -> str:
     return f"{_fmt(score['value'])} (z {_fmt(score['z'])})"
 
 
+def _p_text(p: float | None, how: str | None) -> str:
+    """``p 5.0e-04 (permutation)``: the one-sided p-value significance is read from, and its source."""
+    return "p —" if p is None else f"p {_fmt(p)} ({how or 'permutation'})"
+
+
 def _label_lines(geo: dict) -> list[str]:
     """kNN label accuracy beside its chance baseline and interval (report.md)."""
     if geo.get("knn_label_accuracy") is None or geo.get("knn_label_chance") is None:
@@ -399,7 +405,8 @@ def _label_lines(geo: dict) -> list[str]:
         f"kNN label accuracy {_fmt(geo['knn_label_accuracy'])} (95% interval {_fmt(geo['knn_label_ci_low'])}–"
         f"{_fmt(geo['knn_label_ci_high'])}) vs {_fmt(geo['knn_label_chance'])} ± {_fmt(geo['knn_label_chance_std'])} "
         f"by chance on the same graph ({_fmt(times) + '× chance' if times is not None else 'chance is 0'}, "
-        f"z {_fmt(geo['knn_label_z'])}; ceiling {_fmt(geo['knn_label_ceiling'])}, chance-corrected lift "
+        f"z {_fmt(geo['knn_label_z'])}, {_p_text(geo.get('knn_label_p'), geo.get('knn_label_p_method'))}; "
+        f"ceiling {_fmt(geo['knn_label_ceiling'])}, chance-corrected lift "
         f"{_fmt(geo['knn_label_lift'])}). Method: {geo.get('knn_label_method', '')}.",
     ]
 
@@ -532,7 +539,8 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         lines.append("")
         lines.append(
             "Chance: the same clustering with the labels randomly permuted (mean ± std over the permutations; "
-            "NMI/AMI/ARI baselines in closed form). z: one-sided permutation z-score. Leaf mixing within parents: of "
+            "NMI/AMI/ARI baselines in closed form). z: distance above chance in permutation spreads; significance is "
+            "read from the one-sided p-value (summary.json), not from z, as the chance distributions are skewed. Leaf mixing within parents: of "
             "the sample pairs that share a cluster but not a leaf, the share that share a parent. Fragmented: more "
             "than half the samples are singletons, so purity there is not evidence."
         )

@@ -102,6 +102,9 @@ class ClustersPanel(QWidget):
             ("nmi_leaf", "NMI (leaf)"),
             ("ari_leaf", "ARI (leaf)"),
         ):
+            # A score with its chance, z, p and why-not-evidence note is long: wrap it rather than
+            # widen the window (900 px screens).
+            self.value_labels[key].setWordWrap(True)
             form.addRow(text, self.value_labels[key])
             tip = metric_tooltip(CLUSTER_READOUTS[key])  # what the number means (one table for the app)
             self.value_labels[key].setToolTip(tip)

@@ -22,7 +22,10 @@ _NO_SPREAD = 1e-12
 
 
 def score_with_chance(row: dict, key: str, *, compact: bool = False, notes: bool = True) -> str:
-    """``0.93  (chance 0.12 ± 0.01, z 41)`` for ``row[key]``; ``compact``: ``0.93 (chance 0.12, z 41)``.
+    """``0.93  (chance 0.12 ± 0.01, z 41, p 0.0005)`` for ``row[key]``; ``compact``: ``0.93 (chance 0.12, z 41)``.
+
+    p is the one-sided p-value significance is read from (the null is often far
+    from normal, so z alone would overstate a score; :mod:`embscope.analysis.chance`).
 
     Adds why a score is no evidence where that holds: a fragmented inflation
     (purity ~1 by construction) or a single cluster (purity is the modal share).
@@ -37,6 +40,9 @@ def score_with_chance(row: dict, key: str, *, compact: bool = False, notes: bool
         return text
     z = base.get("z")
     z_text = "" if z is None else f", z {z:.0f}" if abs(z) >= 10 else f", z {z:.1f}"
+    p = base.get("p_value")
+    if p is not None and not compact:
+        z_text += f", p {p:.1g}"
     spread = base.get("chance_std") or 0.0
     spread_text = "" if compact else f" ± {format_value(spread if spread > _NO_SPREAD else 0.0)}"
     text += f"{' ' if compact else '  '}(chance {format_value(base['chance'])}{spread_text}{z_text})"
