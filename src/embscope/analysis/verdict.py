@@ -251,6 +251,7 @@ def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
                 "chance_std": geometry["knn_label_chance_std"],
                 "z": geometry["knn_label_z"],
                 "p": geometry["knn_label_p"],
+                "p_method": geometry.get("knn_label_p_method"),
                 "lift": geometry.get("knn_label_times_chance"),
             }
         )
@@ -269,6 +270,7 @@ def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:
                         "chance_std": score["chance_std"],
                         "z": score["z"],
                         "p": score["p_value"],
+                        "p_method": score.get("p_method"),
                         "lift": score.get("lift"),
                     }
                 )
@@ -280,11 +282,18 @@ def _strength(t: dict) -> tuple[float, float]:
     return (t["p"], -t["z"])
 
 
+def _p_text(t: dict) -> str:
+    """``p 5.00e-04``, or ``p ≤ 1.9e-05 (Cantelli)`` when the p-value is the distribution-free bound."""
+    if t.get("p_method") == "Cantelli bound":
+        return f"p ≤ {_fmt(t['p'])} (Cantelli)"
+    return f"p {_fmt(t['p'])}"
+
+
 def _test_line(t: dict) -> str:
     times = f", {_fmt(t['lift'])}× chance" if t.get("lift") is not None else ""
     return (
         f"{t['name']} {_fmt(t['value'])} vs chance {_fmt(t['chance'])} ± {_fmt(t['chance_std'])}"
-        f" (z {_fmt(t['z'])}, p {_fmt(t['p'])}{times})"
+        f" (z {_fmt(t['z'])}, {_p_text(t)}{times})"
     )
 
 

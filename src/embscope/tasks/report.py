@@ -389,8 +389,11 @@ def _with_z(score: dict | None) -> str:
 
 
 def _p_text(p: float | None, how: str | None) -> str:
-    """``p 5.0e-04 (permutation)``: the one-sided p-value significance is read from, and its source."""
-    return "p —" if p is None else f"p {_fmt(p)} ({how or 'permutation'})"
+    """``p 5.0e-04 (permutation)`` or ``p ≤ 1.9e-05 (Cantelli bound)``: the one-sided p-value
+    significance is read from, and its source."""
+    if p is None:
+        return "p —"
+    return f"p ≤ {_fmt(p)} (Cantelli bound)" if how == "Cantelli bound" else f"p {_fmt(p)} (permutation)"
 
 
 def _label_lines(geo: dict) -> list[str]:
@@ -539,9 +542,10 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
         lines.append("")
         lines.append(
             "Chance: the same clustering with the labels randomly permuted (mean ± std over the permutations; "
-            "NMI/AMI/ARI baselines in closed form). z: distance above chance in permutation spreads; significance is "
-            "read from the one-sided p-value (summary.json), not from z, as the chance distributions are skewed. Leaf mixing within parents: of "
-            "the sample pairs that share a cluster but not a leaf, the share that share a parent. Fragmented: more "
+            "NMI/AMI/ARI baselines in closed form). z: distance above chance in permutation spreads; significance "
+            "is read from the one-sided p-value (summary.json), not from z, as the chance distributions are skewed. "
+            "Leaf mixing within parents: of the sample pairs that share a cluster but not a leaf, the share that "
+            "share a parent. Fragmented: more "
             "than half the samples are singletons, so purity there is not evidence."
         )
     if weights_lines:  # the weights report brings its own "## Weights" heading

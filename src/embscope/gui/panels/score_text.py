@@ -42,7 +42,8 @@ def score_with_chance(row: dict, key: str, *, compact: bool = False, notes: bool
     z_text = "" if z is None else f", z {z:.0f}" if abs(z) >= 10 else f", z {z:.1f}"
     p = base.get("p_value")
     if p is not None and not compact:
-        z_text += f", p {p:.1g}"
+        # Far beyond every permutation, p is Cantelli's bound: an upper limit, said as one.
+        z_text += f", p {'≤ ' if base.get('p_method') == 'Cantelli bound' else ''}{p:.1g}"
     spread = base.get("chance_std") or 0.0
     spread_text = "" if compact else f" ± {format_value(spread if spread > _NO_SPREAD else 0.0)}"
     text += f"{' ' if compact else '  '}(chance {format_value(base['chance'])}{spread_text}{z_text})"
