@@ -238,6 +238,38 @@ def test_map_legend_sits_beside_the_maps_and_titles_say_how_well_they_align(qtbo
     assert not panel.legend.labels() and panel.legend.host.maximumWidth() == 0
 
 
+def test_compare_maps_draw_a_missing_label_grey_and_name_it_in_legend_and_hover(qtbot, healthy):
+    """As on the Map tab: the grey of missing data in both maps, "(no label)" in the legend (even past its
+    cap) and the hover; the legend box follows a dark palette, so its text stays readable."""
+    from embscope.gui.render.compare_png import LEGEND_ENTRIES, map_colours
+    from embscope.gui.render.palette import NO_VALUE_COLOUR
+    from embscope.gui.render.theme import apply_theme
+
+    # A third of the samples without a label (the largest "class"), 16 classes: more than the legend shows.
+    labels = np.array(["" if i % 3 == 0 else f"class {i % 16:02d}" for i in range(healthy.n_samples)])
+    blanked = replace(healthy, labels=labels)
+    result = _compare([blanked, replace(blanked, vectors=blanked.vectors[::-1].copy())], ["a", "b"])
+    per, legend = map_colours(result, "leaf")
+    assert legend[-1] == ("(no label)", NO_VALUE_COLOUR) and NO_VALUE_COLOUR not in [c for _, c in legend[:-1]]
+    for (codes, colours), side in zip(per, result.sides, strict=True):
+        drawn = np.array(colours)[codes]
+        missing = side.result.embeddings.labels == ""
+        assert (
+            missing.any() and (drawn[missing] == NO_VALUE_COLOUR).all() and (drawn[~missing] != NO_VALUE_COLOUR).all()
+        )
+    panel = _panel(qtbot, result)
+    assert len(legend) > LEGEND_ENTRIES and panel.legend.labels()[-1] == "(no label)"
+    assert panel.describe(0, 0).split(" · ")[1] == "(no label)"  # row 0 has none
+    box = panel.legend.legend
+    assert box.brush().color().lightness() > 200
+    try:
+        apply_theme("dark")
+        assert box.brush().color().lightness() < 60 and box.brush().color().alpha() == 170
+    finally:
+        apply_theme("light")
+        apply_theme("system")
+
+
 def test_one_slider_updates_every_source_cluster_count(qtbot, good_vs_bad):
     panel = _panel(qtbot, good_vs_bad)
     assert panel.inflation == 2.0  # starts on the swept inflation, known at once

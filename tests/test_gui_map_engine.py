@@ -125,6 +125,42 @@ def test_palette_scales_and_other_is_the_only_grey():
     assert colouring.names == names and colouring.colours == cols
 
 
+def test_a_missing_label_is_grey_and_last_in_points_legend_hover_and_png(panel_factory):
+    """Samples without a label are no class: not a palette colour (the classes keep theirs) but the grey of
+    missing data, after every class (and "other"), the same in the points, the legend, the hover and the PNG."""
+    from embscope.gui.panels.map.engine import category_colouring
+    from embscope.gui.render.palette import NO_VALUE_COLOUR, OTHER_COLOUR, capped_legend, category_colours
+    from embscope.gui.render.plots import category_codes
+
+    labels = np.array(["b", "", "a", "b", " ", "", "", "c"])  # blank is the most frequent "value"
+    colouring = category_colouring(labels, title="leaf", blank_name="(no label)")
+    assert colouring.names == ["b", "a", "c", "(no label)"]
+    assert colouring.colours == [*category_colours(3), NO_VALUE_COLOUR]
+    blank = np.char.strip(labels) == ""
+    assert (np.array(colouring.colours)[colouring.codes][blank] == NO_VALUE_COLOUR).all()
+    codes, names, colours = category_codes(labels, blank_name="(no label)")  # the PNG export's are the same
+    np.testing.assert_array_equal(codes, colouring.codes)
+    assert names == colouring.names and colours == colouring.colours
+    # Beyond the palette the blank keeps its own entry, after "other", and a capped legend still shows it.
+    many = np.array([f"c{i:02d}" for i in range(30)] * 2 + [""] * 5)
+    capped = category_colouring(many, max_categories=10, blank_name="(no label)")
+    assert capped.names[-2:] == ["other (22)", "(no label)"] and capped.colours[-2:] == [OTHER_COLOUR, NO_VALUE_COLOUR]
+    shown, more, missing = capped_legend(list(zip(capped.names, capped.colours, strict=True)), 5)
+    assert len(shown) == 4 and more == 5 and missing == [("(no label)", NO_VALUE_COLOUR)]
+
+    rng = np.random.default_rng(3)
+    panel, model = panel_factory(rng.normal(size=(len(labels), 2)).astype(np.float32), labels)
+    assert panel.colour_by == "leaf"
+    point_colours = np.array(panel.point_colours())
+    assert (point_colours[blank] == NO_VALUE_COLOUR).all() and not (point_colours[~blank] == NO_VALUE_COLOUR).any()
+    legend = panel.legend.list
+    last = legend.item(legend.count() - 1)
+    assert last.text() == "(no label)  (4)"
+    assert last.icon().pixmap(12, 12).toImage().pixelColor(6, 6).name() == NO_VALUE_COLOUR
+    panel.show_hover(int(np.flatnonzero(blank)[0]))
+    assert "(no label)" in panel.hover_text
+
+
 def test_exactly_200000_points_show_a_density_image_until_zoomed_in(panel_factory):
     coords, labels = blobs(200_000)
     panel, model = panel_factory(coords, labels)

@@ -68,13 +68,87 @@ def test_open_file_shows_its_analysis_and_bad_file_gives_a_dialog(qtbot, tmp_pat
     window.open_paths([bad])
     assert len(errors) == 1 and "broken.npy" in errors[0] and "\n" not in errors[0]
     assert window.model.result is result
-    assert window.sources.list.item(1).text().startswith("✗")
+    assert window.sources.list.count() == 1  # no dead entry: nothing in the form could read it
     # Still usable: another good file opens and is shown.
     other = write_source(tmp_path, "other", n=200, seed=3)
     [source2] = window.open_paths([other])
     assert window.model.result is source2.result and window.model.n_samples == 200
     window.sources.list.setCurrentRow(index)
     assert window.model.result is result
+
+
+def test_a_source_that_cannot_be_opened_leaves_no_dead_entry_and_is_not_left_selected(qtbot, tmp_path, errors):
+    """A file no setting can read goes after its dialog (from the list and Open recent); one whose settings
+    can be fixed in the form stays, marked failed, but the selection goes back to the source on screen."""
+    from embscope.tasks.session import SourceState
+
+    good = write_source(tmp_path)
+    window = make_window(qtbot)
+    [shown] = window.open_paths([good])
+    (tmp_path / "text.npy").write_bytes(b"hello\nworld\n")  # a text file renamed .npy
+    (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY\x01\x00garbage")
+    window.open_paths([tmp_path / "text.npy"])
+    window.open_paths([tmp_path / "broken.npy"])
+    assert len(errors) == 2 and "text.npy" in errors[0] and "broken.npy" in errors[1]
+    assert window.session.sources == [shown] and window.sources.list.count() == 1
+    assert window.session.current is shown and window.model.source is shown
+    assert window.settings.recent_files == [str(good)]
+    assert window.stage_label.text() == f"Error: {errors[1]}"  # the last error stays readable
+
+    # A stale metadata CSV beside the file (120 rows, 100 vectors): the Metadata CSV field can fix that.
+    stale = write_source(tmp_path, "stale", n=120, seed=2)
+    np.save(stale, np.load(stale)[:100])
+    [kept] = window.open_paths([stale])
+    assert len(errors) == 3 and "120 rows" in errors[2]
+    assert kept.state is SourceState.FAILED and window.session.sources == [shown, kept]
+    assert window.session.current is shown and window.model.source is shown  # the list agrees with the panels
+    item = window.sources.list.item(1)
+    assert item.text() == "✗ stale.npy — failed"
+    assert "120 rows" in item.toolTip() and "Del" in item.toolTip() and window.sources.list.currentRow() == 0
+    # Selected, its form fixes it.
+    window.sources.list.setCurrentRow(1)
+    assert window.session.current is kept and window.sources.editors["meta"].text() == str(tmp_path / "stale.csv")
+    window.sources.editors["meta"].editor.setText("")
+    window.analyze_current()
+    assert kept.state is SourceState.DONE and window.model.source is kept and window.model.n_samples == 100
+    # A re-run from the form that fails leaves the source selected: the form is where it is being fixed.
+    window.sources.editors["label_column"].editor.setEditText("nope")
+    window.analyze_current()
+    assert len(errors) == 4 and errors[3].startswith("Label column 'nope': stale.npy ")  # the app's words
+    assert kept.state is SourceState.FAILED and window.session.current is kept and kept in window.session.sources
+    assert window.model.source is kept and window.model.n_samples == 100  # its earlier result stays
+
+
+def test_a_status_line_about_a_source_goes_when_another_is_selected(qtbot, tmp_path, errors):
+    """ "Exported … to …" (File ▸ Export, a panel's Export PNG) and the map's "saved sel.csv" are about the
+    source shown when they were written; another source selected, they give way."""
+    from embscope.gui.panels.map import MapPanel
+    from embscope.gui.panels.map_tools import MapTools
+    from embscope.gui.panels.spectrum import SpectrumPanel
+    from embscope.gui.panels.widgets import export_panel_to
+
+    window = make_window(qtbot)
+    a, b = window.open_paths([write_source(tmp_path, "a"), write_source(tmp_path, "b", n=200, seed=1)])
+    window.session.select(a)
+    tools = window.panel(MapPanel).findChild(MapTools)
+    window.model.set_selection(range(10))
+    tools.export_to(tmp_path / "sel.csv")
+    with qtbot.waitSignal(window.exported):
+        window.export(tmp_path / "out", pngs=False)
+    assert window.stage_label.text() == f"Exported 3 files to {tmp_path / 'out'}"
+    assert tools.export_status.text() == "saved sel.csv"
+    window.model.set_selection(range(5))  # the same source: the lines stay
+    assert tools.export_status.text() == "saved sel.csv" and window.stage_label.text().startswith("Exported")
+    window.session.select(b)
+    assert window.stage_label.text() == "Ready" and tools.export_status.text() == ""
+    export_panel_to(window.panel(SpectrumPanel), tmp_path / "png")
+    assert window.stage_label.text().startswith("Exported 2 PNG files")
+    window.remove_current()  # the source it was about is gone
+    assert window.session.current is a and window.stage_label.text() == "Ready"
+    # A message about no source in particular stays.
+    window.show_error("something else")
+    window.session.select(None)
+    assert window.stage_label.text() == "Error: something else" and not errors[1:]
 
 
 def test_missing_file_and_checkpoint_without_data(qtbot, tmp_path, errors):

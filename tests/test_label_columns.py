@@ -326,3 +326,72 @@ def test_one_long_cell_does_not_make_every_row_that_wide(tmp_path):
     shown = _embedding_set(request, data, np.zeros((n, 3), np.float32), None, None, ())
     assert shown.texts[9] == "y" * DISPLAY_CHARS
     assert any("the model read them whole" in note for note in shown.notes)
+
+
+def test_the_app_words_label_column_advice_with_its_form_field_and_the_cli_with_its_flag(tmp_path, qtbot):
+    """Notes keep the CLI's flag (summary.json, report.md, the terminal); the app shows the Label column field."""
+    from embscope.data import EmbeddingSet
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.overview import OverviewPanel
+    from embscope.sources.metadata import set_aside_unscorable_labels
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+    from embscope.wording import app_words
+
+    path = _projector(tmp_path)
+    result = run_job(analyze_job(AnalyzeRequest.of(source=str(path), knn=3, clusters=False)))
+    note = "labels taken from column 'word' of vectors_metadata.tsv (--label-column picks another)"
+    assert note in result.embeddings.notes and note in result.summary["input_notes"]
+    assert app_words(note) == (
+        "labels taken from column 'word' of vectors_metadata.tsv (choose another in the Label column field)"
+    )
+    keys = np.array([f"k{i}" for i in range(40)])
+    aside = set_aside_unscorable_labels(
+        EmbeddingSet(np.ones((40, 4), np.float32), labels=keys, extra_columns={"lexfile": keys.astype("U1")})
+    )
+    assert aside.notes[-1].endswith("; --label-column picks a class column (lexfile)")
+    assert app_words(aside.notes[-1]).endswith("; choose a class column in the Label column field (lexfile)")
+    model = ViewModel()
+    panel = OverviewPanel(model)
+    qtbot.addWidget(panel)
+    model.set_result(result)
+    text = panel.evidence.text()
+    assert "choose another in the Label column field" in text and "--label-column" not in text
+
+    # Errors about the label columns and the memory limit: the flag on the CLI, the form field in the app.
+    with pytest.raises(BadInputError) as err:
+        load_embeddings(path, label_column="class")
+    assert str(err.value).startswith("--label-column 'class': ")
+    assert err.value.app_message.startswith("Label column 'class': ")
+    with pytest.raises(BadInputError) as err:
+        load_embeddings(path, parent_column="class")
+    assert err.value.app_message.startswith("Parent column 'class': ") and str(err.value).startswith("--parent-column")
+    np.save(tmp_path / "x.npy", np.ones((len(WORDS), 4), np.float32))
+    (tmp_path / "meta.csv").write_text("category\n" + "\n".join(LEXFILE) + "\n")
+    with pytest.raises(BadInputError) as err:
+        load_embeddings(tmp_path / "x.npy", meta=tmp_path / "meta.csv")
+    assert str(err.value).endswith("name the label column with --label-column")
+    assert err.value.app_message.endswith("name the label column in the Label column field")
+
+
+def test_the_memory_limit_is_named_as_each_front_end_can_raise_it(tmp_path, monkeypatch):
+    from embscope.sources import limits
+
+    np.save(tmp_path / "x.npy", np.ones((100, 8), np.float32))
+    limits.set_max_memory("1K")
+    try:
+        with pytest.raises(BadInputError) as err:
+            load_embeddings(tmp_path / "x.npy")
+    finally:
+        limits.set_max_memory(None)
+    assert "raise it with --max-memory or EMBSCOPE_MAX_MEMORY" in str(err.value)
+    app = err.value.app_message
+    assert "--" not in app and app.endswith(
+        "start EmbScope with the environment variable EMBSCOPE_MAX_MEMORY set higher (e.g. EMBSCOPE_MAX_MEMORY=16G)"
+    )
+    # A bad value of the environment variable names the variable, not a flag nobody gave.
+    monkeypatch.setenv(limits.MAX_MEMORY_ENV, "lots")
+    with pytest.raises(BadInputError, match=r"^EMBSCOPE_MAX_MEMORY: expected a size"):
+        limits.max_memory()
+    with pytest.raises(BadInputError, match=r"^--max-memory: expected a size"):
+        limits.set_max_memory("lots")

@@ -291,8 +291,11 @@ def test_knn_agreement_neither_scores_nor_counts_samples_without_a_label():
 
 
 def test_a_missing_label_is_named_in_the_legend_not_blank():
+    """A missing label is no class either: last in the legend (the most frequent here), in the grey of missing data."""
     from types import SimpleNamespace
 
+    from embscope.gui.render.colour_map import code_colours
+    from embscope.gui.render.palette import NO_VALUE_COLOUR, category_colours
     from embscope.tasks.colouring import compute_colouring
 
     emb = EmbeddingSet(
@@ -303,7 +306,9 @@ def test_a_missing_label_is_named_in_the_legend_not_blank():
         extra_columns={"split": np.array(["train", "", "test", "train", "train", "test"])},
     )
     result = SimpleNamespace(embeddings=emb, graph=None)
-    assert compute_colouring(result, "leaf").names == ("(no label)", "a", "b")
+    leaf = compute_colouring(result, "leaf")
+    assert leaf.names == ("a", "b", "(no label)") and leaf.counts.tolist() == [2, 1, 3]
+    assert code_colours(leaf) == [*category_colours(2), NO_VALUE_COLOUR]  # "a" keeps the first colour
     assert compute_colouring(result, "parent").names == ("x", "(no parent)")
     assert compute_colouring(result, "prediction").names == ("b", "a", "(no prediction)")
     assert compute_colouring(result, "column: split").names == ("train", "test", "(empty)")

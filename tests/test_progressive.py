@@ -224,17 +224,18 @@ def test_the_placeholder_never_shows_while_a_source_is_analysed(qtbot, tmp_path,
 def test_a_failed_source_keeps_its_error_on_screen_and_can_be_removed(qtbot, tmp_path, errors):
     from embscope.gui.panels.overview import OverviewPanel
 
-    bad = tmp_path / "broken.npy"
-    bad.write_bytes(b"\x93NUMPY\x01\x00garbage")
+    # A metadata CSV of another length beside it: the form can fix that (Metadata CSV), so it stays listed.
+    bad = write_source(tmp_path, "stale", n=120)
+    np.save(bad, np.load(bad)[:100])
     window = make_window(qtbot)
     window.show()
     window.open_paths([bad])
-    # One dialog; the file name once (the message names it already, no "broken.npy: … broken.npy").
-    assert len(errors) == 1 and errors[0].count("broken.npy") == 1
+    # One dialog; the file name once (a message without it is prefixed with it).
+    assert len(errors) == 1 and errors[0].count("stale.npy") == 1 and "stale.csv has 120 rows" in errors[0]
     # After OK the error is still in the window: the banner, the overview and the list's tooltip.
-    assert window.error_banner.isVisible() and "broken.npy" in window.error_banner.text()
-    assert "broken.npy" in window.panel(OverviewPanel).headline.text()
-    assert window.sources.list.item(0).toolTip().count("broken.npy") == 1
+    assert window.error_banner.isVisible() and "stale.csv" in window.error_banner.text()
+    assert "stale.csv" in window.panel(OverviewPanel).headline.text()
+    assert window.sources.list.item(0).toolTip().count("stale.csv has 120 rows") == 1
     # A good source next: selecting it hides the banner; back on the failed one it shows again.
     good = write_source(tmp_path, "good", n=200)
     [source] = window.open_paths([good])

@@ -132,11 +132,15 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("EmbScope")
         self.setAcceptDrops(True)
         self.session = Session()
+        # Sources whose first analysis, with the settings they were opened with, has not ended: one that
+        # fails is not left selected, and one no setting could have read is dropped (_after_failed_opening).
+        self._opening: set[Source] = set()
         self.model = ViewModel(self)
         self.sources = SourcesPanel(self.session)
         self.runners: dict[str, JobRunner] = {}
         self.stage_label = StatusLabel("Ready")  # one line, cut to fit: a long error never widens the window
         self._status_is_progress = False  # the label shows a job's progress (replaced by "Ready" when idle)
+        self._status_about: Source | None = None  # the source the status message is about (see show_status)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setRange(0, 1000)
@@ -348,10 +352,12 @@ class MainWindow(QMainWindow):
 
     def add_source(self, source: Source, analyze: bool = True) -> Source:
         """Add ``source`` to the session (or select the open one reading the same input) and analyse it."""
-        source = self.session.add(source)
+        added = self.session.add(source)
         if analyze:
-            self.analyze(source)
-        return source
+            if added is source:
+                self._opening.add(source)
+            self.analyze(added)
+        return added
 
     def open_demo(self, checkpoints: bool = False) -> list[Source]:
         """The bundled WordNet/MiniLM embeddings, or (``checkpoints``) the healthy and collapsed demo runs."""
@@ -390,7 +396,8 @@ class MainWindow(QMainWindow):
         if source is self.session.running:
             self.runners["analysis"].cancel()  # its on_cancelled marks it cancelled; it is queued again below
         if not self.session.request_analysis(source):
-            self.show_status(needs_data_text(source))
+            self._opening.discard(source)  # open, waiting for data: its first analysis will be the user's
+            self.show_status(needs_data_text(source), about=source)
             return
         self._start_next()
 
@@ -418,6 +425,7 @@ class MainWindow(QMainWindow):
             self.show_source(source)
 
     def _on_analysis_finished(self, source: Source, result) -> None:
+        self._opening.discard(source)
         if self.overall is not None:
             for key in (stages.LOAD, stages.GEOMETRY, stages.GRAPH, stages.SCORES, stages.CLUSTERS):
                 self.overall.finish(key)
@@ -428,12 +436,33 @@ class MainWindow(QMainWindow):
         self._start_next()
 
     def _on_analysis_failed(self, source: Source, message: str) -> None:
+        opening = source in self._opening and source.result is None
+        self._opening.discard(source)
         self.session.fail(source, message)
         self._drop_map_steps()
         self.show_error(failure_text(source, message))
+        if opening:
+            self._after_failed_opening(source)
         self._start_next()
 
+    def _after_failed_opening(self, source: Source) -> None:
+        """``source`` could not be opened (the dialog said why): it does not stay the selected source.
+
+        The selection goes back to the source whose result is on screen, so the list, the form and
+        the panels agree.  A file read with nothing but defaults (:attr:`Source.opens_alone`) is
+        dropped from the list and from Open recent: no setting in the form could read it, and dead
+        entries would pile up.  Any other (a checkpoint, a side file, settings given at opening) stays,
+        marked failed: selecting it shows its settings to fix, Del removes it.
+        """
+        shown = self.model.source
+        if source is self.session.current and shown is not source and shown in self.session.sources:
+            self.session.select(shown)
+        if source.opens_alone and source in self.session.sources:
+            self.settings.recent_files = [p for p in self.settings.recent_files if p != source.path]
+            self.remove_source(source)
+
     def _on_analysis_cancelled(self, source: Source) -> None:
+        self._opening.discard(source)
         self.session.cancel(source)
         self._drop_map_steps()
 
@@ -443,6 +472,7 @@ class MainWindow(QMainWindow):
             self.remove_source(self.session.current)
 
     def remove_source(self, source: Source) -> None:
+        self._opening.discard(source)
         if source is self.session.running:
             self.runners["analysis"].cancel()
         if self._layout_running is not None and self._layout_running[0] is source:
@@ -466,12 +496,16 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ showing a source
 
     def _on_model_current_changed(self, source: Source | None) -> None:
+        self._drop_status_of_other(source)
         if source is not None:
             self.show_source(source)
             self._show_waiting_checkpoint(source)
         self._refresh_notice()
 
     def _on_model_source_changed(self, source: Source, aspect: Aspect) -> None:
+        if aspect is Aspect.SETTINGS:
+            # Settings changed (the form, Data chosen, a panel): its next failure is fixed there, not an opening's.
+            self._opening.discard(source)
         if aspect is Aspect.LAYOUT and source is self.model.source and source.result is self.model.result:
             self.model.set_layout(source.layout.coords, source.layout.method)
         if aspect is Aspect.STATE:
@@ -481,6 +515,7 @@ class MainWindow(QMainWindow):
             self.model.weights_changed.emit()
 
     def _on_model_source_removed(self, source: Source) -> None:
+        self._drop_status_of_other(self.session.current)
         if self.model.source is source:
             self.model.set_result(None)
             self.setWindowTitle("EmbScope")
@@ -565,7 +600,7 @@ class MainWindow(QMainWindow):
         self.runners["layout"].start(
             make(result.sample_vectors, graph),
             on_finished=partial(self._on_layout_finished, source, result.embeddings, graph, method),
-            on_failed=lambda message: self.show_status(f"map not available: {message}"),
+            on_failed=lambda message: self.show_status(f"map not available: {message}", about=source),
         )
 
     def _knn_of(self, source: Source) -> int | None:
@@ -647,6 +682,7 @@ class MainWindow(QMainWindow):
                 overall.update(stages.PCA if self._layout_running[1] == "pca" else stages.UMAP, report.fraction)
         text = report.stage + (f" — {report.message}" if report.message else "")
         self._status_is_progress = True
+        self._status_about = None
         if overall is not None and overall.total > 0 and runner in (self.runners["analysis"], self.runners["layout"]):
             running = self.session.running
             name = f"{running.name}: " if running is not None else ""
@@ -682,11 +718,24 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 1000)
             self.progress.setValue(0)
             if self._status_is_progress:  # a message (error, "Cancelled", "map not available") stays
-                current = self.session.current
-                waiting = current is not None and current.state is SourceState.NEEDS_DATA
-                # A checkpoint waiting for data keeps saying so once its weights are read.
-                self.show_status(needs_data_text(current) if waiting else "Ready")
+                self._show_idle_status()
         self.busy_changed.emit(busy)
+
+    def _show_idle_status(self) -> None:
+        current = self.session.current
+        waiting = current is not None and current.state is SourceState.NEEDS_DATA
+        # A checkpoint waiting for data keeps saying so once its weights are read.
+        if waiting:
+            self.show_status(needs_data_text(current), about=current)
+        else:
+            self.show_status("Ready")
+
+    def _drop_status_of_other(self, source: Source | None) -> None:
+        """A message about another source than ``source`` (its export, its map) gives way: it would
+        read as being about ``source``, whose panels are now on screen."""
+        about = self._status_about
+        if about is not None and about is not source and not self._status_is_progress:
+            self._show_idle_status()
 
     def cancel_all(self) -> None:
         """Stop all running work now; queued analyses are dropped, shown results stay."""
@@ -702,9 +751,14 @@ class MainWindow(QMainWindow):
         if not focus_in_editor():
             self.cancel_all()
 
-    def show_status(self, text: str) -> None:
-        """A message in the status bar (kept until the next one or the next job's progress)."""
+    def show_status(self, text: str, about: Source | None = None) -> None:
+        """A message in the status bar (kept until the next one or the next job's progress).
+
+        ``about``: the source the message is about ("Exported … to …" of its result, its map):
+        selecting another source, or removing it, puts the idle line back.
+        """
         self._status_is_progress = False
+        self._status_about = about
         self.stage_label.setText(text)
 
     def show_error(self, message: str) -> None:
@@ -759,11 +813,14 @@ class MainWindow(QMainWindow):
             return render_pngs(folder=folder, settings=settings, **snapshot)
 
         make_job = jobs.export_files_job(snapshot["result"], folder) if files else jobs.nothing_job([])
-        return self.run_export(folder, make_job, draw if pngs else None)
+        return self.run_export(folder, make_job, draw if pngs else None, about=model.source)
 
-    def run_export(self, folder: str | Path, make_job, draw_pngs=None) -> int:
+    def run_export(self, folder: str | Path, make_job, draw_pngs=None, about: Source | None = None) -> int:
         """Write files with ``make_job`` on the export worker, then ``draw_pngs()`` on the GUI thread
-        (Qt paints there); say what was written, or why not, in one line.  Returns the request id."""
+        (Qt paints there); say what was written, or why not, in one line.  Returns the request id.
+
+        ``about``: the source whose result is exported (None for a comparison or a series); the
+        "Exported …" line is its own, as :meth:`show_status` says."""
         from embscope.gui.workers import plain_write_errors, write_failure
 
         def finish(paths: list) -> None:
@@ -776,7 +833,7 @@ class MainWindow(QMainWindow):
                 except (OSError, BadInputError) as exc:
                     self.show_error(f"Export failed: {write_failure(folder, exc)}")
                     return
-            self.show_status(f"Exported {counted(len(written), 'file')} to {folder}")
+            self.show_status(f"Exported {counted(len(written), 'file')} to {folder}", about=about)
             self.exported.emit(written)
 
         return self.runners["export"].start(

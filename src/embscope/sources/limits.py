@@ -33,8 +33,10 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?|%)?\s*$", re.IGNORECAS
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, given_as: str = "--max-memory") -> int:
     """Bytes from ``"800M"``, ``"2G"``, ``"1.5GiB"``, ``"123456"`` or ``"25%"`` (of available memory).
+
+    ``given_as`` names where ``text`` came from in an error (the flag, or :data:`MAX_MEMORY_ENV`).
 
     Raises
     ------
@@ -43,11 +45,11 @@ def parse_size(text: str) -> int:
     """
     match = _SIZE.match(str(text))
     if not match:
-        raise BadInputError(f"--max-memory: expected a size such as 800M, 4G or 50%, got {text!r}")
+        raise BadInputError(f"{given_as}: expected a size such as 800M, 4G or 50%, got {text!r}")
     number, unit = float(match.group(1)), (match.group(2) or "").lower()
     value = int(number / 100 * available_memory()) if unit == "%" else int(number * _UNITS[unit[:1]])
     if value <= 0:
-        raise BadInputError(f"--max-memory must be positive, got {text!r}")
+        raise BadInputError(f"{given_as} must be positive, got {text!r}")
     return value
 
 
@@ -93,8 +95,8 @@ def max_memory() -> int:
     if _override is not None:
         return _override
     env = os.environ.get(MAX_MEMORY_ENV)
-    if env:
-        return parse_size(env)
+    if env:  # the app has no --max-memory: an error names what was set
+        return parse_size(env, MAX_MEMORY_ENV)
     limit = int(DEFAULT_SHARE * available_memory())
     address_space = _address_space_limit()
     if address_space is not None:
@@ -119,9 +121,12 @@ def check_fits(nbytes: int, what: str) -> None:
     """
     limit = max_memory()
     if nbytes > limit:
+        problem = f"{what} needs {human_bytes(nbytes)}, more than the memory limit of {human_bytes(limit)}"
         raise BadInputError(
-            f"{what} needs {human_bytes(nbytes)}, more than the memory limit of {human_bytes(limit)}; "
-            f"raise it with --max-memory or {MAX_MEMORY_ENV} if the machine has the memory"
+            f"{problem}; raise it with --max-memory or {MAX_MEMORY_ENV} if the machine has the memory",
+            # The app has no setting for it (a limit of the process, not of an analysis): the environment.
+            in_app=f"{problem}; if the machine has the memory, start EmbScope with the environment variable "
+            f"{MAX_MEMORY_ENV} set higher (e.g. {MAX_MEMORY_ENV}=16G)",
         )
 
 

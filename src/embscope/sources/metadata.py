@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.options import form_label, refusal
 from embscope.sources.limits import check_file_fits
 from embscope.sources.raw import (
     EXTRA,
@@ -24,6 +25,7 @@ from embscope.sources.raw import (
     short_reason,
     to_strings,
 )
+from embscope.wording import PICK_A_CLASS_COLUMN, PICK_ANOTHER_LABEL_COLUMN
 
 # Names of projector metadata TSVs looked for next to a tensors TSV, in order.
 PROJECTOR_META_NAMES = (
@@ -143,9 +145,12 @@ def read_meta_file(path, n: int, label_column: str | None = None) -> tuple[dict,
     header, body = [c.strip() for c in rows[0]], rows[1:]
     if not any(meta_field(name) for name in header) and label_column is None:
         known = ", ".join(aliases[0] for aliases in META_ALIASES.values())
+        problem = (
+            f"metadata file {path.name} has none of the columns {known} (its header is: {', '.join(header)[:120]})"
+        )
         raise BadInputError(
-            f"metadata file {path.name} has none of the columns {known} (its header is: "
-            f"{', '.join(header)[:120]}); name the label column with --label-column"
+            f"{problem}; name the label column with --label-column",
+            in_app=f"{problem}; name the label column in the {form_label('label_column')} field",
         )
     _check_rows(len(body), n, path)
     return _columns_to_meta(header, body, path)
@@ -179,7 +184,7 @@ def read_projector_metadata(path, n: int, label_column: str | None = None) -> tu
         meta.get(EXTRA, {}).pop(header[0], None)
         if not meta.get(EXTRA, True):
             del meta[EXTRA]
-        notes.append(f"labels taken from column '{header[0]}' of {path.name} (--label-column picks another)")
+        notes.append(f"labels taken from column '{header[0]}' of {path.name} ({PICK_ANOTHER_LABEL_COLUMN})")
     return meta, notes
 
 
@@ -266,7 +271,7 @@ def unscorable_note(values, what: str, columns=()) -> str | None:
     """
     arr = np.asarray(values).astype(str)
     present = arr[arr != ""]
-    hint = f"; --label-column picks a class column ({', '.join(columns)})" if columns else ""
+    hint = f"; {PICK_A_CLASS_COLUMN} ({', '.join(columns)})" if columns else ""
     distinct = np.unique(present)
     if present.size >= 2 and distinct.size == 1:
         return (
@@ -374,10 +379,10 @@ def choose_label_columns(
             chosen[target] = fields[known]
         else:
             present = [META_ALIASES[f][0] for f in META_ALIASES if fields.get(f) is not None] + list(extra)
-            what = "--label-column" if target == "labels" else "--parent-column"
-            raise BadInputError(
-                f"{what} {wanted!r}: {source_name} and its side files have no such column "
-                f"(columns: {', '.join(present) or 'none'})"
+            raise refusal(
+                "label_column" if target == "labels" else "parent_column",
+                f"{wanted!r}: {source_name} and its side files have no such column "
+                f"(columns: {', '.join(present) or 'none'})",
             )
         notes.append(f"{'labels' if target == 'labels' else 'parent labels'} taken from column '{wanted}'")
     for key in used:
@@ -448,7 +453,9 @@ def apply_side_files(
     if parents is not None:
         if "labels" not in fields:
             raise BadInputError(
-                "a parents map needs leaf labels: a 'labels' key/column or a --meta file with a label column"
+                "a parents map needs leaf labels: a 'labels' key/column or a --meta file with a label column",
+                in_app="a parents map needs leaf labels: a 'labels' key/column or a "
+                f"{form_label('meta')} with a label column",
             )
         fields["parents"], parent_notes = read_parents_map(parents, fields["labels"])
         notes.extend(parent_notes)

@@ -7,8 +7,11 @@ turns codes into brushes with its own palette.  Two kinds:
   any other column of the input: ``"column: split"``), the
   MCL cluster at the current inflation, or prediction ≠ label.  The
   ``max_categories − 1`` most frequent values get codes 0, 1, … (most frequent
-  first); the rest share one last "other (M)" code, so a 258-label map still has
-  a bounded palette and an honest legend entry for the remainder.
+  first); the rest share one "other (M)" code, so a 258-label map still has
+  a bounded palette and an honest legend entry for the remainder.  A blank value
+  (a missing label, an empty cell) is no category: it takes the very last code,
+  named "(no label)" (:data:`MISSING_NAMES`) or "(empty)", which the map draws
+  grey (:func:`category_order`).
 * **continuous** — vector norm, local density, per-sample kNN label agreement
   (a sample without a label is "not scored" and casts no vote, as in kNN label
   accuracy), or a metadata column whose every value is a number.  Values are quantised
@@ -98,7 +101,10 @@ class Colouring:
     counts
         Samples per code (length ``len(names)``, or ``N_BINS + 1``).
     has_other
-        The last category is "other (M)": the M least frequent values together.
+        A category "other (M)" holds the M least frequent values together: the last, or the one
+        before the blank.
+    has_blank
+        The last category is the blank value (a missing label, an empty cell): no category of its own.
     values
         Continuous: the raw float64 values (for hover and the legend's range).
     value_range
@@ -114,6 +120,7 @@ class Colouring:
     names: tuple[str, ...]
     counts: np.ndarray
     has_other: bool = False
+    has_blank: bool = False
     values: np.ndarray | None = None
     value_range: tuple[float, float] | None = None
     missing_name: str = "missing"
@@ -145,7 +152,7 @@ def category_colouring(
 
     Ties in frequency keep the values' sorted order.  ``order`` fixes the codes
     instead (for a fixed meaning such as correct / wrong); every value must be in it.
-    An empty or blank value is named ``blank_name`` in the legend.
+    An empty or blank value takes the last code, named ``blank_name`` (:func:`category_order`).
     """
     if max_categories < 2:
         raise ValueError("max_categories must be at least 2 (one category and other)")
@@ -160,28 +167,81 @@ def category_colouring(
         full = np.zeros(len(order), dtype=np.int64)
         full[rank] = counts
         return Colouring(key, title, "category", rank[inverse].astype(np.int32), tuple(order), full)
-    by_count = np.argsort(-counts, kind="stable")
-    rank = np.empty(len(names), dtype=np.int64)
-    has_other = len(names) > max_categories
-    if has_other:
-        kept = by_count[: max_categories - 1]
-        rank[:] = max_categories - 1
-        rank[kept] = np.arange(len(kept))
-        n_other = len(names) - len(kept)
-        shown = [_shown_name(names[i], blank_name) for i in kept] + [f"other ({n_other})"]
-        code_counts = np.append(counts[kept], counts.sum() - counts[kept].sum())
-    else:
-        rank[by_count] = np.arange(len(names))
-        shown = [_shown_name(names[i], blank_name) for i in by_count]
-        code_counts = counts[by_count]
+    ordered = category_order(names, counts, max_categories)
+    code_counts = np.bincount(ordered.rank, weights=counts, minlength=ordered.n_codes).astype(np.int64)
     return Colouring(
-        key, title, "category", rank[inverse].astype(np.int32), tuple(shown), code_counts.astype(np.int64), has_other
+        key,
+        title,
+        "category",
+        ordered.rank[inverse].astype(np.int32),
+        tuple(ordered.legend_names(names, blank_name)),
+        code_counts,
+        ordered.n_other > 0,
+        ordered.blank,
     )
 
 
-def _shown_name(value, blank_name: str) -> str:
-    text = str(value)
-    return text if text.strip() else blank_name
+@dataclass(frozen=True)
+class CategoryOrder:
+    """The codes of a categorical column's distinct values (see :func:`category_order`).
+
+    Attributes
+    ----------
+    rank
+        Code per distinct value.
+    kept
+        Distinct-value indices with a code of their own, in code order (most frequent first).
+    n_other
+        Distinct values sharing the "other" code, after the kept ones (0: no such code).
+    blank
+        Some value is blank; its code is the last.
+    """
+
+    rank: np.ndarray
+    kept: np.ndarray
+    n_other: int
+    blank: bool
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.kept) + (self.n_other > 0) + self.blank
+
+    def legend_names(self, names, blank_name: str = EMPTY_NAME) -> list[str]:
+        """Legend name per code: the kept values, "other (M)", then ``blank_name``."""
+        shown = [str(names[i]) for i in self.kept]
+        if self.n_other:
+            shown.append(f"other ({self.n_other})")
+        if self.blank:
+            shown.append(blank_name)
+        return shown
+
+
+def category_order(names, counts, max_categories: int = MAX_CATEGORIES) -> CategoryOrder:
+    """Codes for the distinct values ``names`` seen ``counts`` times: most frequent first (ties keep
+    the order of ``names``, sorted as ``np.unique`` gives them).
+
+    Beyond ``max_categories`` codes the least frequent values share one "other" code.  A blank
+    value (``""``, spaces: a missing label or an empty cell) is no category: every blank value
+    takes the last code, after "other", and it is never merged into "other" — the map draws it in
+    the grey of missing data rather than in a category's colour.
+    """
+    text = np.asarray(names).astype(str)
+    counts = np.asarray(counts)
+    is_blank = np.char.strip(text) == "" if len(text) else np.zeros(0, dtype=bool)
+    present = np.flatnonzero(~is_blank)
+    present = present[np.argsort(-counts[present], kind="stable")]
+    blank = bool(is_blank.any())
+    slots = max(max_categories - blank, 1)
+    rank = np.empty(len(text), dtype=np.int64)
+    if len(present) > slots:
+        kept = present[: slots - 1]
+        rank[present] = slots - 1
+        n_other = len(present) - len(kept)
+    else:
+        kept, n_other = present, 0
+    rank[kept] = np.arange(len(kept))
+    rank[is_blank] = len(kept) + (n_other > 0)
+    return CategoryOrder(rank, kept, n_other, blank)
 
 
 def continuous_colouring(

@@ -165,6 +165,19 @@ class Source:
         """Whether an analysis can start (a checkpoint needs its data)."""
         return not self.is_checkpoint or bool(self.load.data)
 
+    @property
+    def opens_alone(self) -> bool:
+        """Whether it is read from its own file alone, every setting at its default: an embeddings file
+        with no side file (metadata, parents) and no setting given.
+
+        When such a source cannot be read, no setting can change that (a checkpoint's data, module
+        or factory, a side file or a label column could be what failed).
+        """
+        if self.is_checkpoint:
+            return False
+        plain = analyze_request(self.path, AnalysisSettings(), is_checkpoint=False)
+        return analyze_request(self.path, self.settings, is_checkpoint=False).settings == plain.settings
+
     def request(self, clusters: bool | None = None, knn: int | None = None) -> AnalyzeRequest:
         """The analysis request of this source; ``clusters``/``knn`` override the settings (the window's choices)."""
         changes = {name: value for name, value in (("clusters", clusters), ("knn", knn)) if value is not None}

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.data import label_present
 from embscope.formatting import counted
 from embscope.gui.panels.clusters import (
     INFLATION_MAX,
@@ -63,7 +64,8 @@ from embscope.gui.render.report_png import format_value
 from embscope.gui.render.theme import text_colour
 from embscope.gui.workers import JobRunner
 from embscope.tasks import jobs
-from embscope.tasks.colouring import COLUMN_PREFIX
+from embscope.tasks.colouring import COLUMN_PREFIX, MISSING_NAMES
+from embscope.wording import app_words
 
 #: The map colourings that mean the same thing in every source.
 COMPARE_COLOURINGS = ("leaf", "parent", "cluster", "prediction")
@@ -348,10 +350,10 @@ class ComparePanel(QWidget):
         if emb is None:
             return f"{sides[side].name}: sample #{row}"
         parts = [str(emb.ids[row]) if emb.ids is not None else f"#{row}"]
-        if emb.labels is not None:
-            parts.append(f"label {emb.labels[row]}")
-        if emb.parents is not None:
-            parts.append(f"parent {emb.parents[row]}")
+        for values, prefix, key in ((emb.labels, "label", "leaf"), (emb.parents, "parent", "parent")):
+            if values is not None:
+                # A missing label says so, as the legend names it (and as the Map tab's hover does).
+                parts.append(f"{prefix} {values[row]}" if label_present([values[row]])[0] else MISSING_NAMES[key])
         if emb.texts is not None and str(emb.texts[row]):
             parts.append(f"“{emb.texts[row]}”")
         ref = int(self.to_ref[side][row])
@@ -437,12 +439,12 @@ class ComparePanel(QWidget):
         # The sample notes come first; the sources' own notes (extraction, pooling …) would push the table
         # off a 768 px screen, so they are counted here and listed in the tooltip.
         shown = len(result.sides) - 1
-        lines.extend(html.escape(str(note), quote=False) for note in result.notes[:shown])
+        lines.extend(html.escape(app_words(note), quote=False) for note in result.notes[:shown])
         more = len(result.notes) - shown
         if more > 0:
             lines[-1] += f" <i>(+{more} more note{'s' if more > 1 else ''}: hover)</i>"
         self.notes_label.setText("<br>".join(lines))
-        self.notes_label.setToolTip("\n".join(str(note) for note in result.notes))
+        self.notes_label.setToolTip("\n".join(app_words(note) for note in result.notes))
 
     def _fill_table(self) -> None:
         from embscope.tasks.compare import RELATIVE_TOLERANCE

@@ -132,6 +132,7 @@ class MapTools(QWidget):
         self.search_result = None
         self.summary = None
         self.last_export: Path | None = None
+        self._export_samples = None  # the embeddings whose rows the export line is about
         self._index: SearchIndex | None = None
         self._label_tables: dict = {}  # label field → (codes, names) of the shown result, for summaries
         self.search_edit = QLineEdit()
@@ -283,6 +284,7 @@ class MapTools(QWidget):
             self.model.coords,
             self.model.layout_method,
         )
+        self._export_samples = result.embeddings
         self.export_status.setText(f"writing {len(rows):,} rows to {Path(path).name}…")
         self._run(
             "export",
@@ -302,10 +304,17 @@ class MapTools(QWidget):
     # ------------------------------------------------------------------ model side
 
     def _on_model_result_changed(self) -> None:
+        exporting = self.runners["export"].running
         self.cancel()
+        result = self.model.result
+        if result is None or result.embeddings is not self._export_samples:
+            # "saved selection.csv" was about the samples shown before (another source): not these.
+            self._export_samples = None
+            self.export_status.setText("")
+        elif exporting:
+            self.export_status.setText("export cancelled: nothing written")
         self._index = None
         self._label_tables = {}
-        result = self.model.result
         fields = [] if result is None else SearchIndex.available_fields(result.embeddings)
         self.field_combo.blockSignals(True)
         self.field_combo.clear()

@@ -21,6 +21,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.gui.render.report_png import format_value, ordered_grades, verdict_colour
 from embscope.gui.render.theme import muted, text_colour
+from embscope.wording import app_words
 
 TABLE_COLUMNS = ("Metric", "Value", "Target", "Grade")
 PLACEHOLDER = "Open a checkpoint or an embeddings file (File ▸ Open, or drop it here)."
@@ -97,7 +98,7 @@ class OverviewPanel(QWidget):
         self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind}){graph}")
         self.source_label.setToolTip(str(emb.source))
         items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
-        notes = "".join(f"<li><i>{html.escape(n, quote=False)}</i></li>" for n in emb.notes)
+        notes = "".join(f"<li><i>{html.escape(app_words(n), quote=False)}</i></li>" for n in emb.notes)
         self.evidence.setText(
             f"<b>Evidence</b><ul>{items or '<li>none</li>'}</ul>"
             + (f"<b>Input notes</b><ul>{notes}</ul>" if notes else "")

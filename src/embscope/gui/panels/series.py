@@ -39,6 +39,7 @@ from embscope.options import AnalysisSettings
 from embscope.tasks import jobs
 from embscope.tasks.report import is_plotted_metric
 from embscope.tasks.session import Source
+from embscope.wording import app_words
 
 NO_SERIES = (
     "No series yet: choose a folder of checkpoints (step-000100, step-000200, …) and the data to run through "
@@ -232,7 +233,7 @@ class SeriesPanel(QWidget):
                 else "No graded metric turned POOR."
             )
             + (
-                "<br><i>" + "<br>".join(html.escape(n, quote=False) for n in result.notes) + "</i>"
+                "<br><i>" + "<br>".join(html.escape(app_words(n), quote=False) for n in result.notes) + "</i>"
                 if result.notes
                 else ""
             )

@@ -60,6 +60,8 @@ STATE_MARKS = {
     SourceState.FAILED: "✗",
     SourceState.CANCELLED: "⊘",
 }
+#: The tooltip of a failed source, under its error.
+FAILED_HINT = "Select it to change its settings and Analyze again, or remove it (Del, or right-click ▸ Remove source)."
 #: The form's field for the captured module gets a "Module tree" button next to it.
 MODULE_FIELD = "module"
 #: Fields naming a column of the input: their combo offers the shown result's other columns.
@@ -503,7 +505,10 @@ class SourcesPanel(QWidget):
     def _refresh_item(self, source: Source) -> None:
         item = self.list.item(self.session.index(source))
         item.setText(item_text(source))
-        item.setToolTip(source.error or source.path)
+        if source.state is SourceState.FAILED and source.error:
+            item.setToolTip(f"{source.error}\n\n{FAILED_HINT}")
+        else:
+            item.setToolTip(source.error or source.path)
 
     def _revert(self, source: Source) -> None:
         shown = self.shown_settings(source)
@@ -613,5 +618,5 @@ def item_text(source: Source) -> str:
         label = source.result.verdict.label
         return f"✓ {source.name}" if label == "healthy" else f"⚠ {source.name} — {label}"
     mark = STATE_MARKS[source.state]
-    suffix = f" — {source.state.value}" if source.state is SourceState.NEEDS_DATA else ""
+    suffix = f" — {source.state.value}" if source.state in (SourceState.NEEDS_DATA, SourceState.FAILED) else ""
     return f"{mark} {source.name}{suffix}"

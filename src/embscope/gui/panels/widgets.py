@@ -159,16 +159,19 @@ def export_panel_to(panel, folder: str | Path) -> list[Path]:
     except (OSError, BadInputError) as exc:
         tell(panel, f"Export failed: {write_failure(folder, exc)}", error=True)
         return []
-    tell(panel, f"Exported {counted(len(written), 'PNG file')} to {folder}")
+    # A panel of the shown source (it views the window's model) exported that source's plots.
+    about = getattr(getattr(panel, "model", None), "source", None)
+    tell(panel, f"Exported {counted(len(written), 'PNG file')} to {folder}", about=about)
     return written
 
 
-def tell(widget: QWidget, message: str, error: bool = False) -> None:
+def tell(widget: QWidget, message: str, error: bool = False, about=None) -> None:
     """``message`` in the window's status bar, and as a dialog when it is an ``error``.
 
     Through the main window's ``show_status``/``show_error`` when the widget
     sits in it, so a panel's message reads like every other; a panel on its own
-    (tests, a detached view) gets a plain dialog for an error.
+    (tests, a detached view) gets a plain dialog for an error.  ``about``: the
+    session source the message is about (the window drops the line when another is selected).
     """
     window = widget.window()
     if error:
@@ -182,7 +185,7 @@ def tell(widget: QWidget, message: str, error: bool = False) -> None:
     else:
         show_status = getattr(window, "show_status", None)
         if show_status is not None:
-            show_status(message)
+            show_status(message, about=about)
 
 
 def export_row(panel, *extra: QWidget) -> FlowLayout:

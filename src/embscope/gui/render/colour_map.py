@@ -2,7 +2,8 @@
 
 The codes come from the Qt-free :mod:`embscope.tasks.colouring`; this decides
 what they look like: categories take the map palette in frequency order with
-grey for "other" (:mod:`embscope.gui.render.palette`), prediction ≠ label is
+grey for "other" and a darker grey for a blank value, a missing label
+(:mod:`embscope.gui.render.palette`), prediction ≠ label is
 red against a pale blue, continuous bins are steps along the map's ramp and a
 non-finite value is magenta, a colour the ramp never takes.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embscope.gui.render.palette import OTHER_COLOUR, category_colours
+from embscope.gui.render.palette import NO_VALUE_COLOUR, OTHER_COLOUR, category_colours
 from embscope.gui.render.plots import ramp_colours
 
 #: prediction ≠ label, prediction = label, unknown.
@@ -28,9 +29,12 @@ def code_colours(colouring) -> list[str]:
         return [f"#{int(r):02x}{int(g):02x}{int(b):02x}" for r, g, b in rgba[:, :3]] + [MISSING_COLOUR]
     if colouring.key == "correct":
         return list(CORRECT_COLOURS[:n])
-    if colouring.has_other:
-        return category_colours(n - 1) + [OTHER_COLOUR]
-    return category_colours(n)
+    n_kept = n - colouring.has_other - colouring.has_blank
+    return (
+        category_colours(n_kept)
+        + ([OTHER_COLOUR] if colouring.has_other else [])
+        + ([NO_VALUE_COLOUR] if colouring.has_blank else [])
+    )
 
 
 def ramp_legend(colouring, colours: list[str]) -> list[tuple[str, str]]:

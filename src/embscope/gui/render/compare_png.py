@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.data import MISSING_LABEL
+from embscope.gui.render.palette import capped_legend
 from embscope.gui.render.plots import (
     GRADE_COLOURS,
     PALETTE,
@@ -187,9 +187,8 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
     if any(v is None for v in values):
         return plain, []
     joined = np.concatenate([np.asarray(v).astype(str) for v in values])
-    # A missing label is named as such in the legend, as on the app's map (tasks.colouring.MISSING_NAMES).
-    joined = np.where(joined == MISSING_LABEL, MISSING_NAMES.get(colour_by, EMPTY_NAME), joined)
-    codes, names, colours = category_codes(joined)
+    # A missing label is named as such in the legend and drawn grey, as on the app's map.
+    codes, names, colours = category_codes(joined, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
     bounds = np.cumsum([0, *n_rows])
     per = [(codes[bounds[i] : bounds[i + 1]], colours) for i in range(len(sides))]
     return per, list(zip(names, colours, strict=False))
@@ -289,9 +288,10 @@ def compact_legend():
     """A small-font, tightly spaced, translucent legend (it sits over data in a PNG's corner)."""
     import pyqtgraph as pg
 
-    return pg.LegendItem(
-        offset=None, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 170), frame=True
-    )
+    # On the plot's background colour (white in a PNG, dark on a dark palette: the text follows the theme).
+    box = pg.mkColor(pg.getConfigOption("background"))
+    box.setAlpha(170)
+    return pg.LegendItem(offset=None, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(box), frame=True)
 
 
 def fill_legend(legend, items: list) -> None:
@@ -300,10 +300,13 @@ def fill_legend(legend, items: list) -> None:
     from PySide6.QtCore import Qt
 
     legend.clear()
-    for name, colour in items[:LEGEND_ENTRIES]:
+    shown, more, missing = capped_legend(items, LEGEND_ENTRIES)
+    for name, colour in shown:
         legend.addItem(pg.ScatterPlotItem(size=7, pen=None, brush=colour), html.escape(str(name)))
-    if len(items) > LEGEND_ENTRIES:
-        legend.addItem(pg.PlotDataItem(pen=None), f"… {len(items) - LEGEND_ENTRIES:,} more")
+    if more:
+        legend.addItem(pg.PlotDataItem(pen=None), f"… {more:,} more")
+    for name, colour in missing:  # the grey points are always explained
+        legend.addItem(pg.ScatterPlotItem(size=7, pen=None, brush=colour), html.escape(str(name)))
     # LegendItem.updateSize sums row heights it has already stretched, so a refill grows the rows each
     # time (40 px a row after a few colourings); size it to its layout's own preferred size instead.
     legend.layout.invalidate()

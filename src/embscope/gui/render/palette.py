@@ -1,8 +1,9 @@
-"""Category colours that scale to hundreds of classes, none of them the "other" grey.
+"""Category colours that scale to hundreds of classes, none of them grey.
 
-The first 18 are Tableau 20 without its two greys (so "other" is the only grey
-on a map); after them come golden-angle hues at three lightness levels and two
-saturations, deterministic, all saturated enough (≥ 0.45) to never read as grey.
+The first 18 are Tableau 20 without its two greys (so the only greys on a map
+are "other" and missing data); after them come golden-angle hues at three
+lightness levels and two saturations, deterministic, all saturated enough
+(≥ 0.45) to never read as grey.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import colorsys
 
 #: The grey of the "other (N)" category: no palette colour equals it or any grey.
 OTHER_COLOUR = "#b0b0b0"
+#: Samples without a value (a missing label, an empty cell): a mid grey, as most tools draw missing data, so
+#: they recede behind the classes on a white or a dark plot alike; darker than "other", which is a category.
+NO_VALUE_COLOUR = "#8c8c8c"
 #: At most this many categories get their own colour; the rest share "other (N)".
 MAX_CATEGORIES = 256
 
@@ -51,6 +55,30 @@ def _generated(n: int) -> list[str]:
         r, g, b = colorsys.hls_to_rgb(hue, lightness, saturation)
         out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
     return out
+
+
+def ordered_colours(order) -> list[str]:
+    """Colour per code of a :class:`~embscope.tasks.colouring.CategoryOrder`: a palette colour per kept
+    category, then :data:`OTHER_COLOUR` for "other", then :data:`NO_VALUE_COLOUR` for the blank value."""
+    return (
+        category_colours(len(order.kept))
+        + ([OTHER_COLOUR] if order.n_other else [])
+        + ([NO_VALUE_COLOUR] if order.blank else [])
+    )
+
+
+def capped_legend(entries: list, limit: int) -> tuple[list, int, list]:
+    """A legend of at most ``limit`` (name, colour) ``entries``: those shown, how many more there are,
+    and the entry of missing data (:data:`NO_VALUE_COLOUR`), shown after the "… N more" line.
+
+    Missing data comes last in a legend, but grey points must always be explained.
+    """
+    missing = [entry for entry in entries if entry[1] == NO_VALUE_COLOUR]
+    rest = [entry for entry in entries if entry[1] != NO_VALUE_COLOUR]
+    if len(entries) <= limit:
+        return rest, 0, missing
+    shown = rest[: max(limit - len(missing), 0)]
+    return shown, len(rest) - len(shown), missing
 
 
 def category_colours(n: int) -> list[str]:

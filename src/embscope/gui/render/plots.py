@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Category colours scale to hundreds of classes; "other" is their only grey.
-from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, TABLEAU20, category_colours
+# Category colours scale to hundreds of classes; the greys are "other" and a missing label.
+from embscope.gui.render.palette import MAX_CATEGORIES, TABLEAU20, ordered_colours
+from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES, category_order
 
 #: Grade colours (seed 002's table): GOOD green, OK amber, POOR red.
 GRADE_COLOURS = {"GOOD": "#2e7d32", "OK": "#b7791f", "POOR": "#c62828"}
@@ -43,27 +44,20 @@ def configure_pyqtgraph() -> None:
 # --------------------------------------------------------------------------- colours
 
 
-def category_codes(values: np.ndarray, max_categories: int = MAX_CATEGORIES) -> tuple[np.ndarray, list[str], list[str]]:
+def category_codes(
+    values: np.ndarray, max_categories: int = MAX_CATEGORIES, blank_name: str = EMPTY_NAME
+) -> tuple[np.ndarray, list[str], list[str]]:
     """Integer code per sample (most frequent first), the category names and their colours.
 
     The ``max_categories - 1`` most frequent categories get distinct colours
     (:func:`~embscope.gui.render.palette.category_colours`); the rest share one
-    grey "other (N)" category (the last), N being how many categories it holds.
+    grey "other (N)" category, N being how many categories it holds.  A blank
+    value (a missing label) comes last, named ``blank_name``, in the grey of
+    missing data (:func:`~embscope.tasks.colouring.category_order`).
     """
     names, inverse, counts = np.unique(np.asarray(values).astype(str), return_inverse=True, return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    if len(names) > max_categories:
-        keep = order[: max_categories - 1]
-        rank = np.full(len(names), max_categories - 1, dtype=np.int64)
-        rank[keep] = np.arange(len(keep))
-        labels = [str(names[i]) for i in keep] + [f"other ({len(names) - len(keep)})"]
-        colours = category_colours(len(keep)) + [OTHER_COLOUR]
-    else:
-        rank = np.empty(len(names), dtype=np.int64)
-        rank[order] = np.arange(len(names))
-        labels = [str(names[i]) for i in order]
-        colours = category_colours(len(names))
-    return rank[inverse.ravel()], labels, colours
+    ordered = category_order(names, counts, max_categories)
+    return ordered.rank[inverse.ravel()], ordered.legend_names(names, blank_name), ordered_colours(ordered)
 
 
 def continuous_colours(values: np.ndarray) -> np.ndarray:
@@ -600,7 +594,7 @@ def colour_codes(result, colour_by: str, cluster_ids=None) -> tuple[np.ndarray, 
         uniq, inverse = np.unique(keys, return_inverse=True)
         colours = [f"#{int(k):06x}" for k in uniq]
         return inverse.ravel(), colours, [("low norm", "#440154"), ("high norm", "#fde725")]
-    codes, names, colours = category_codes(values)
+    codes, names, colours = category_codes(values, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
     return codes, colours, list(zip(names, colours, strict=False))
 
 

@@ -128,7 +128,10 @@ def restyle_scene(scene) -> None:
     """Re-read pyqtgraph's foreground for the axes, titles and legend text of ``scene``.
 
     Only text that took the default colour changes: a label drawn in a
-    colour of its own (a marker's name in the marker's colour) keeps it.
+    colour of its own (a marker's name in the marker's colour) keeps it.  A
+    legend drawn on a box takes the background's colour for it (keeping its
+    translucency): its text takes the foreground, so a white box would hide
+    light text on a dark palette.
     """
     import pyqtgraph as pg
 
@@ -138,6 +141,10 @@ def restyle_scene(scene) -> None:
             item.setTextPen()
         elif isinstance(item, pg.LabelItem) and item.opts.get("color") is None and item.text:
             item.setText(item.text)
+        elif isinstance(item, pg.LegendItem) and item.brush() is not None and item.brush().style():
+            colour = pg.mkColor(pg.getConfigOption("background"))
+            colour.setAlpha(item.brush().color().alpha())
+            item.setBrush(colour)
 
 
 @contextmanager

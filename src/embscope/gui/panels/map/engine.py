@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES
+from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES, category_order
 from embscope.tasks.progress import CancelToken, Progress
 
 #: Bins per side of the bucket grid (a viewport query slices at most this many runs).
@@ -105,26 +105,21 @@ def category_colouring(
     """Categories coloured as :func:`~embscope.gui.render.plots.category_codes` does (most frequent
     first, ties by name; beyond ``max_categories - 1`` one grey "other (N)"), GIL-friendly at 10⁶.
 
-    An empty or blank value (a missing label) is named ``blank_name`` in the legend, never "".
+    An empty or blank value (a missing label) is no category: named ``blank_name`` in the legend,
+    never "", it comes last and is drawn in the grey of missing data
+    (:func:`~embscope.tasks.colouring.category_order`).
     """
-    from embscope.gui.render.palette import MAX_CATEGORIES, OTHER_COLOUR, category_colours
+    from embscope.gui.render.palette import MAX_CATEGORIES, ordered_colours
 
     max_categories = max_categories or MAX_CATEGORIES
     codes, names, counts = factorize(values)
     by_name = np.argsort(np.array(names, dtype=str), kind="stable")
-    order = by_name[np.argsort(-counts[by_name], kind="stable")]
+    sorted_names = [names[i] for i in by_name]
+    ordered = category_order(sorted_names, counts[by_name], max_categories)
     rank = np.empty(len(names), np.int32)
-    if len(names) > max_categories:
-        keep = order[: max_categories - 1]
-        rank[:] = max_categories - 1
-        rank[keep] = np.arange(len(keep))
-        legend = [names[i] if names[i].strip() else blank_name for i in keep] + [f"other ({len(names) - len(keep)})"]
-        colours = category_colours(len(keep)) + [OTHER_COLOUR]
-    else:
-        rank[order] = np.arange(len(names))
-        legend = [names[i] if names[i].strip() else blank_name for i in order]
-        colours = category_colours(len(names))
-    return colouring_from_codes(rank[codes], colours, legend, title=title)
+    rank[by_name] = ordered.rank
+    legend = ordered.legend_names(sorted_names, blank_name)
+    return colouring_from_codes(rank[codes], ordered_colours(ordered), legend, title=title)
 
 
 def continuous_colouring(values, title: str) -> Colouring:

@@ -33,6 +33,7 @@ from embscope.gui.panels.map.items import PointCloudItem, SelectViewBox
 from embscope.gui.panels.map.legend import LegendList
 from embscope.gui.panels.map_tools import install_map_tools
 from embscope.gui.panels.widgets import export_row, selection_mode_buttons
+from embscope.gui.render.palette import capped_legend
 from embscope.gui.render.plots import map_title
 from embscope.gui.settings import COLOUR_MODES, Settings
 from embscope.gui.workers import JobRunner
@@ -647,10 +648,13 @@ class MapPanel(QWidget):
         entries = (
             colouring.ramp if colouring.continuous else list(zip(colouring.names, colouring.colours, strict=False))
         )
-        for name, colour in entries[:EXPORT_LEGEND]:
+        shown, more, missing = capped_legend(entries, EXPORT_LEGEND)
+        for name, colour in shown:
             legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), _escape(name))
-        if len(entries) > EXPORT_LEGEND:
-            legend.addItem(pg.ScatterPlotItem(size=0, pen=None, brush=None), f"… {len(entries) - EXPORT_LEGEND} more")
+        if more:
+            legend.addItem(pg.ScatterPlotItem(size=0, pen=None, brush=None), f"… {more} more")
+        for name, colour in missing:  # the grey points are always explained
+            legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=colour), _escape(name))
         legend.show()
         QTimer.singleShot(0, legend.hide)  # the export renders synchronously; the window keeps its side legend
 
