@@ -161,8 +161,9 @@ def test_plain_ordered_dict_is_safe(tmp_path):
 def test_state_dict_without_factory_and_pt2_without_trust(tmp_path):
     path = tmp_path / "w.safetensors"
     save_file(_tiny_state(), path)
-    with pytest.raises(BadInputError, match="--factory"):
+    with pytest.raises(BadInputError, match="--factory") as info:
         open_checkpoint(path)
+    assert "give a Model factory" in info.value.app_message and "--" not in info.value.app_message
     pt2 = tmp_path / "prog.pt2"
     pt2.write_bytes(b"not really")
     with pytest.raises(BadInputError, match="torch.export program.*--trust") as info:
@@ -305,3 +306,37 @@ def test_cli_analyze_bad_checkpoint_inputs_exit_2_one_line(tmp_path, capsys):
         assert code == 2, (name, err)
         assert err.startswith("embscope: error:") and "\n" not in err, (name, err)
         assert expected[name] in err, (name, err)
+
+
+def test_errors_the_app_can_meet_name_its_fields_not_flags(tmp_path):
+    """The CLI says the flag; the app names the form field (BadInputError.in_app)."""
+    import numpy as np
+
+    from embscope.sources.embedding_files import load_embeddings
+    from embscope.sources.extraction import select_device
+    from embscope.sources.layer_sweep import default_layer_modules
+    from embscope.tasks.selection import cluster_rows
+
+    folder = tmp_path / "weights_only"
+    folder.mkdir()
+    save_file(_tiny_state(), folder / "model.safetensors")
+    cases = {
+        "a folder of weights": (lambda: load_embeddings(folder), "--factory", "with a Model factory"),
+        "samples outside the MCL sample": (
+            lambda: cluster_rows(np.array([-1, 0]), -1),
+            "--mcl-full",
+            "tick 'MCL on all samples'",
+        ),
+        "a model without submodules": (
+            lambda: default_layer_modules(torch.nn.Linear(2, 2)),
+            "--layers",
+            "the Layers tab's rule field",
+        ),
+    }
+    if not torch.cuda.is_available():
+        cases["CUDA asked where there is none"] = (lambda: select_device("cuda"), "--device cpu", "choose Device cpu")
+    for name, (call, flag, field) in cases.items():
+        with pytest.raises(BadInputError) as info:
+            call()
+        assert flag in str(info.value), name
+        assert field in info.value.app_message and "--" not in info.value.app_message, name

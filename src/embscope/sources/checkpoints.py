@@ -467,9 +467,12 @@ def _open_pickled_model(p: Path, trust: bool) -> LoadedModel:
                 f"{p.name} unpickles to {type(obj).__name__}, not a model; give --factory",
                 in_app=f"{p.name} unpickles to {type(obj).__name__}, not a model; give a Model factory",
             ) from refusal
+    from embscope.options import form_label
+
+    builds = "(package.module:function or file.py:function) that builds the model to run data through it"
     raise BadInputError(
-        f"{p.name} holds weights but no model; give --factory package.module:function "
-        "(or file.py:function) that builds the model to run data through it"
+        f"{p.name} holds weights but no model; give --factory {builds}",
+        in_app=f"{p.name} holds weights but no model; give a {form_label('factory')} {builds}",
     )
 
 

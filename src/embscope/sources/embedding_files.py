@@ -18,6 +18,7 @@ import numpy as np
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.formatting import listed
+from embscope.options import form_label
 from embscope.sources.array_files import read_npy, read_npz, read_safetensors, read_torch
 from embscope.sources.metadata import apply_side_files
 from embscope.sources.raw import EXTRA, RawEmbeddings, require_file
@@ -81,7 +82,7 @@ def load_embeddings(
     if nonfinite not in ("drop", "refuse"):
         raise ValueError(f"nonfinite must be 'drop' or 'refuse', not {nonfinite!r}")
     if str(path) != "demo" and Path(path).is_dir():
-        raise BadInputError(folder_without_model(Path(path)))
+        raise BadInputError(folder_without_model(Path(path)), in_app=folder_without_model(Path(path), in_app=True))
     file = demo_path() if str(path) == "demo" else require_file(path, "embeddings file")
     suffix = file.suffix.lower()
     if suffix in (".tsv", ".tab"):
@@ -223,8 +224,9 @@ _READERS: dict[str, Callable[[Path], RawEmbeddings]] = {
 }
 
 
-def folder_without_model(folder: Path) -> str:
-    """One line for a folder given as a source that holds no model EmbScope can open."""
+def folder_without_model(folder: Path, in_app: bool = False) -> str:
+    """One line for a folder given as a source that holds no model EmbScope can open
+    (``in_app``: naming the app's form field instead of the flag)."""
     from embscope.sources.checkpoints import STATE_DICT_SUFFIXES
 
     has_config = (folder / "config.json").is_file()
@@ -232,7 +234,8 @@ def folder_without_model(folder: Path) -> str:
     if has_config:
         found = "it has config.json but no model weights"
     elif weights:
-        found = f"it has {', '.join(weights)} but no config.json (open a weights file itself, with --factory)"
+        factory = f"a {form_label('factory')}" if in_app else "--factory"
+        found = f"it has {', '.join(weights)} but no config.json (open a weights file itself, with {factory})"
     else:
         found = "it has neither"
     return (

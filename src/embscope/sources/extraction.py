@@ -80,9 +80,8 @@ def select_device(requested: str | None = "auto"):
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise BadInputError(
-                f"device {requested!r} requested but no CUDA device is available; use --device cpu or auto"
-            )
+            problem = f"device {requested!r} requested but no CUDA device is available"
+            raise BadInputError(f"{problem}; use --device cpu or auto", in_app=f"{problem}; choose Device cpu or auto")
         try:
             device = torch.device(name)
         except RuntimeError:
@@ -445,10 +444,11 @@ class _Runner:
             hidden = box.get("output")
             if hidden is None:
                 if self.loaded.kind == "pt2":
-                    raise BadInputError(
+                    problem = (
                         f"module {self.options.module!r} of this torch.export program is never called: the program "
-                        "runs as one flat graph, so its submodules cannot be hooked; analyse its output (no --module)"
+                        "runs as one flat graph, so its submodules cannot be hooked; analyse its output"
                     )
+                    raise BadInputError(f"{problem} (no --module)", in_app=f"{problem} (clear Module)")
                 raise BadInputError(f"module {self.options.module!r} produced no tensor output in the forward pass")
             return hidden
         if self.is_hf:

@@ -82,7 +82,10 @@ def default_layer_modules(model) -> list[str]:
         return ([embedding] if embedding else []) + block_names
     children = [name for name, _ in model.named_children()]
     if not children:
-        raise BadInputError("the model has no submodules to sweep; give --layers with module name patterns")
+        raise BadInputError(
+            "the model has no submodules to sweep; give --layers with module name patterns",
+            in_app="the model has no submodules to sweep; type module name patterns in the Layers tab's rule field",
+        )
     return children
 
 

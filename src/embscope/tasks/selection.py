@@ -24,6 +24,7 @@ import numpy as np
 
 from embscope.analysis.cluster_metrics import present_label_codes
 from embscope.errors import BadInputError
+from embscope.options import form_label
 from embscope.tasks.progress import CancelToken, Job, Progress
 
 #: Label histogram rows shown before the rest become "other".
@@ -246,7 +247,10 @@ def cluster_rows(cluster_ids, cluster: int) -> np.ndarray:
     """Rows of MCL cluster ``cluster`` (one line when there is no such cluster)."""
     ids = np.asarray(cluster_ids)
     if cluster < 0:
-        raise BadInputError("these samples are not in the MCL sample, so they have no cluster (use --mcl-full)")
+        problem = "these samples are not in the MCL sample, so they have no cluster"
+        raise BadInputError(
+            f"{problem} (use --mcl-full)", in_app=f"{problem} (tick '{form_label('mcl_full')}' and Analyze again)"
+        )
     rows = np.flatnonzero(ids == cluster)
     if not rows.size:
         raise BadInputError(f"there is no cluster {cluster}")
