@@ -232,7 +232,7 @@ def test_labels_that_name_each_sample_are_not_classes():
     """A projector TSV's first column of keys or words: one label per sample.  Every label score would be 0
     against a chance of 0 and a healthy model would read as "semantically empty"; they are set aside."""
     from embscope.data import EmbeddingSet
-    from embscope.sources.metadata import IDENTIFIER_MIN_SAMPLES, set_aside_unscorable_labels, unscorable_note
+    from embscope.sources.metadata import IDENTIFIER_MIN_SAMPLES, settle_labels, unscorable_note
 
     n = 40
     keys = np.array([f"k{i}" for i in range(n)])
@@ -249,7 +249,7 @@ def test_labels_that_name_each_sample_are_not_classes():
         parents=np.where(np.arange(n) < n // 2, "a", "b"),
         extra_columns={"lexfile": classes},
     )
-    aside = set_aside_unscorable_labels(emb)
+    aside = settle_labels(emb)
     assert aside.labels is None and aside.parents is emb.parents  # the parents do group samples
     assert aside.extra_columns["label"].tolist() == keys.tolist()  # still shown on hover, colour, search
     assert aside.notes[-1].endswith("--label-column picks a class column (lexfile)")
@@ -333,7 +333,7 @@ def test_the_app_words_label_column_advice_with_its_form_field_and_the_cli_with_
     from embscope.data import EmbeddingSet
     from embscope.gui.model import ViewModel
     from embscope.gui.panels.overview import OverviewPanel
-    from embscope.sources.metadata import set_aside_unscorable_labels
+    from embscope.sources.metadata import settle_labels
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job
     from embscope.tasks.progress import run_job
     from embscope.wording import app_words
@@ -346,7 +346,7 @@ def test_the_app_words_label_column_advice_with_its_form_field_and_the_cli_with_
         "labels taken from column 'word' of vectors_metadata.tsv (choose another in the Label column field)"
     )
     keys = np.array([f"k{i}" for i in range(40)])
-    aside = set_aside_unscorable_labels(
+    aside = settle_labels(
         EmbeddingSet(np.ones((40, 4), np.float32), labels=keys, extra_columns={"lexfile": keys.astype("U1")})
     )
     assert aside.notes[-1].endswith("; --label-column picks a class column (lexfile)")

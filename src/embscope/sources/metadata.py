@@ -286,39 +286,18 @@ def unscorable_note(values, what: str, columns=()) -> str | None:
     )
 
 
-def set_aside_unscorable_labels(embeddings):
-    """``embeddings`` (an EmbeddingSet, or the DataSet run through a checkpoint) with labels/parents
-    that cannot be scored (identifiers, or one value for all: :func:`unscorable_note`) moved to its
-    other columns.
+def settle_labels(embeddings):
+    """``embeddings`` (an EmbeddingSet, or the DataSet run through a checkpoint) with its labels and
+    parent labels ready to score, and a note for each change.  One pass per kind, first match wins:
 
-    They stay visible (hover, colour, search) as the columns ``label`` / ``parent``;
-    the analysis then runs as on unlabelled data, and a note says why.
-    """
-    from dataclasses import replace
+    * labels that cannot be scored — identifiers, or one value for all (:func:`unscorable_note`) —
+      are moved to the other columns ``label`` / ``parent``;
+    * labels fewer than two samples carry can score nothing: dropped (kept as that other column);
+    * missing labels (an empty cell, None or NaN: :data:`embscope.data.MISSING_LABEL` after
+      loading) are no class: every label score leaves those samples out
+      (:func:`embscope.data.label_present`), and the note counts them.
 
-    extra = dict(embeddings.extra_columns)
-    changes: dict = {}
-    notes: list[str] = []
-    for attr, what, column in (("labels", "labels", "label"), ("parents", "parent labels", "parent")):
-        values = getattr(embeddings, attr)
-        note = None if values is None else unscorable_note(values, what, list(embeddings.extra_columns))
-        if note:
-            changes[attr] = None
-            extra.setdefault(column, np.asarray(values).astype(str))
-            notes.append(note)
-    if not changes:
-        return embeddings
-    return replace(embeddings, **changes, extra_columns=extra, notes=(*embeddings.notes, *notes))
-
-
-def note_missing_labels(embeddings):
-    """``embeddings`` (an EmbeddingSet) with a note saying how many samples have no label / no parent.
-
-    A missing label (an empty cell, None or NaN: :data:`embscope.data.MISSING_LABEL`
-    after loading) is no class: every label score leaves the sample out
-    (:func:`embscope.data.label_present`), and the note says so.  Labels that
-    fewer than two samples carry can score nothing: they are dropped (kept as the
-    other column ``label`` / ``parent`` for hover), as unlabelled data.
+    Moved labels stay visible (hover, colour, search); the analysis then runs as on unlabelled data.
     """
     from dataclasses import replace
 
@@ -328,24 +307,23 @@ def note_missing_labels(embeddings):
     changes: dict = {}
     notes: list[str] = []
     n = embeddings.n_samples
-    for attr, what, column, scores in (
-        ("labels", "label", "label", "every label score"),
-        ("parents", "parent label", "parent", "the parent scores"),
+    for attr, what, plural, column, scores in (
+        ("labels", "label", "labels", "label", "every label score"),
+        ("parents", "parent label", "parent labels", "parent", "the parent scores"),
     ):
         values = getattr(embeddings, attr)
         if values is None:
             continue
+        note = unscorable_note(values, plural, list(embeddings.extra_columns))
         labelled = int(label_present(values).sum())
-        if labelled == n:
-            continue
-        if labelled < 2:
+        if note or labelled < 2:
             changes[attr] = None
-            if labelled:
+            if note or labelled:
                 extra.setdefault(column, np.asarray(values).astype(str))
-            notes.append(f"{labelled} of {n:,} samples {'has' if labelled == 1 else 'have'} a {what}: no {what} score")
-            continue
-        missing = n - labelled
-        notes.append(f"{missing:,} of {n:,} samples have no {what}: they are left out of {scores}")
+            has = "has" if labelled == 1 else "have"
+            notes.append(note or f"{labelled} of {n:,} samples {has} a {what}: no {what} score")
+        elif labelled < n:
+            notes.append(f"{n - labelled:,} of {n:,} samples have no {what}: they are left out of {scores}")
     if not notes:
         return embeddings
     return replace(embeddings, **changes, extra_columns=extra, notes=(*embeddings.notes, *notes))

@@ -29,7 +29,7 @@ from embscope.analysis.weights import dead_channel_evidence
 from embscope.data import EmbeddingSet
 from embscope.errors import BadInputError
 from embscope.options import AnalysisSettings, settings_from_values
-from embscope.sources.metadata import note_missing_labels, set_aside_unscorable_labels
+from embscope.sources.metadata import settle_labels
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
@@ -185,8 +185,7 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     settings = request.settings
     thresholds = load_thresholds(settings.thresholds)
     embeddings, weights = yield from in_step(load_source(request, cancel), stages.LOAD)
-    embeddings = set_aside_unscorable_labels(embeddings)  # ids, or one label for all: nothing to score
-    embeddings = note_missing_labels(embeddings)  # samples without a label are in no label score
+    embeddings = settle_labels(embeddings)  # ids or one label for all set aside; missing labels noted
     lap("load")
     cancel.raise_if_cancelled()
     if embeddings.n_samples < 2:

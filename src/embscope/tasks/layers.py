@@ -23,7 +23,7 @@ from embscope.analysis.grading import Threshold, grade_metrics, load_thresholds
 from embscope.analysis.layer_stats import SAMPLE_ROWS, LayerAccumulator, LayerStats, layer_metrics, sample_rows
 from embscope.analysis.series import Crossing, first_poor_crossings
 from embscope.errors import BadInputError
-from embscope.sources.metadata import note_missing_labels, set_aside_unscorable_labels
+from embscope.sources.metadata import settle_labels
 from embscope.tasks.extract import ExtractRequest, read_load_data
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress
 
@@ -184,10 +184,7 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         raise BadInputError(f"the layer sample needs at least 3 rows, got {request.sample_size}")
     thresholds = load_thresholds(request.thresholds)
     yield Progress("reading data", None, Path(load.data).name)
-    data = set_aside_unscorable_labels(
-        read_load_data(load)
-    )  # as the analysis does: ids and one label for all are no classes
-    data = note_missing_labels(data)  # samples without a label are in no label score
+    data = settle_labels(read_load_data(load))  # as the analysis does
     if data.n_samples < 2:
         raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
     cancel.raise_if_cancelled()
