@@ -232,6 +232,7 @@ def test_a_failed_source_keeps_its_error_on_screen_and_can_be_removed(qtbot, tmp
     window.open_paths([bad])
     # One dialog; the file name once (a message without it is prefixed with it).
     assert len(errors) == 1 and errors[0].count("stale.npy") == 1 and "stale.csv has 120 rows" in errors[0]
+    assert "choose the matching file in the Metadata CSV field, or clear it" in errors[0]  # where to fix it
     # After OK the error is still in the window: the banner, the overview and the list's tooltip.
     assert window.error_banner.isVisible() and "stale.csv" in window.error_banner.text()
     assert "stale.csv" in window.panel(OverviewPanel).headline.text()

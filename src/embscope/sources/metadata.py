@@ -113,7 +113,10 @@ def _columns_to_meta(header: list[str], rows: list[list[str]], path: Path) -> tu
 
 def _check_rows(n_rows: int, n: int, path: Path) -> None:
     if n_rows != n:
-        raise BadInputError(f"metadata file {path.name} has {n_rows} rows but there are {n} embeddings")
+        problem = f"metadata file {path.name} has {n_rows} rows but there are {n} embeddings"
+        raise BadInputError(
+            problem, in_app=f"{problem}; choose the matching file in the {form_label('meta')} field, or clear it"
+        )
 
 
 def read_meta_file(path, n: int, label_column: str | None = None) -> tuple[dict, list[str]]:
