@@ -272,10 +272,11 @@ def test_clusters_grid_fills_the_cache_and_the_slider_answers_from_it(qtbot, mod
     from embscope.gui.panels.clusters import ClustersPanel
     from embscope.gui.workers import JobRunner
 
-    panel = ClustersPanel(model)
+    # Each job runs inline, as the window's worker (slider requests) and the panel's own (the grid) would.
+    panel = ClustersPanel(model, grid_runner=JobRunner("grid-test", synchronous=True))
     qtbot.addWidget(panel)
     panel.grid_inflations = [5.0, 4.5, 2.5, 1.8]
-    runner = JobRunner("grid-test", synchronous=True)  # runs each job inline, as the window's worker would
+    runner = JobRunner("slider-test", synchronous=True)
     requests = []
 
     def run(job) -> None:
@@ -285,8 +286,8 @@ def test_clusters_grid_fills_the_cache_and_the_slider_answers_from_it(qtbot, mod
     panel.job_requested.connect(run)
     model.set_result(result)
     panel.show()  # the grid starts once the panel is shown with a result
-    qtbot.waitUntil(lambda: not panel._grid_running, timeout=20_000)
-    assert requests == ["MCL inflation grid"]
+    assert panel.grid_state == "finished" and requests == []  # the grid is not the window's work
+    assert panel.grid_label.text() == "precomputed all 4 inflations" and not panel.grid_button.isVisible()
     cache = model.cluster_cache()
     assert {5.0, 4.5, 2.5, 1.8} <= set(cache.rows)
     emb = result.embeddings

@@ -254,12 +254,16 @@ def layers_sweep_job(request) -> Callable:
     return make
 
 
-def cluster_grid_job(cache, labels, parents, inflations=None) -> Callable:
-    """Fill a :class:`~embscope.tasks.clusters.ClusterCache` over the fine inflation grid (low priority)."""
+def cluster_grid_job(cache, labels, parents, inflations=None, plan=None) -> Callable:
+    """Fill a :class:`~embscope.tasks.clusters.ClusterCache` over the fine inflation grid (low priority).
+
+    ``plan`` (a :class:`~embscope.tasks.clusters.GridPlan`) picks each next inflation near its focus,
+    which the caller may move while the job runs.
+    """
 
     def make(cancel: CancelToken):
         from embscope.tasks.clusters import cluster_grid_job as grid_job
 
-        return grid_job(cache, labels, parents, inflations, cancel)
+        return grid_job(cache, labels, parents, inflations, cancel, plan=plan)
 
     return make

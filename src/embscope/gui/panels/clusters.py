@@ -6,30 +6,36 @@ inflation it has not seen it emits :attr:`ClustersPanel.job_requested` with a
 :mod:`embscope.tasks.jobs`); whoever owns the workers (the main window) runs it
 and the answer arrives in :meth:`add_point`.  Cached inflations show at once.
 
-After a result arrives (and while the panel is shown) it asks, the same way,
-for a background job that fills the source's cluster cache over a fine
-inflation grid (:func:`embscope.tasks.clusters.cluster_grid_job`: low
-priority, one thread, cancellable).  The slider then answers from that cache
-wherever the grid has reached, and says "computing MCL at I = …" elsewhere.  A
-slider request replaces the grid job on the panel's worker (it comes first);
-the grid resumes when the request is answered.
+Once a result is shown in the panel, the panel's own worker fills the
+source's cluster cache over a fine inflation grid in the background
+(:func:`embscope.tasks.clusters.cluster_grid_job`: low priority, one thread,
+cancellable), nearest the slider first: a :class:`~embscope.tasks.clusters.GridPlan`
+follows the slider while the job runs.  The slider then answers from that cache
+wherever the grid has reached, and says "computing MCL at I = …" elsewhere
+(a slider request runs beside the grid, on the window's worker).  The grid is
+background work the user did not ask for: it shows its progress in the panel
+("precomputed 23 of 97 inflations", with a Stop button), not in the status
+bar, and does not make the window busy.  Stop, or the window's Cancel, stops
+it for now and the button offers "Precompute the rest"; a new result starts
+it again.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from embscope.analysis.metric_descriptions import CLUSTER_READOUTS, metric_tooltip
 from embscope.formatting import counted
 from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.score_text import score_with_chance
-from embscope.gui.panels.widgets import export_row
+from embscope.gui.panels.widgets import FlowLayout, StatusLabel, export_row
 from embscope.gui.render.plots import draw_sweep
 from embscope.gui.render.theme import muted
+from embscope.gui.workers import JobRunner
 
 INFLATION_MIN = 1.2
 INFLATION_MAX = 6.0
@@ -37,8 +43,20 @@ INFLATION_MAX = 6.0
 STEP = 0.01
 #: Dragging the slider asks for a new inflation only after it rests this long (ms).
 REQUEST_DELAY_MS = 120
-#: While the background grid runs, its new results are picked up this often (ms).
-GRID_POLL_MS = 500
+
+#: States of the background grid for the result shown.
+GRID_IDLE = "idle"  # not started (panel not shown yet, no graph, or the grid is off)
+GRID_RUNNING = "running"
+GRID_STOPPED = "stopped"  # by the user (Stop, or the window's Cancel): "Precompute the rest" resumes it
+GRID_FINISHED = "finished"
+GRID_FAILED = "failed"
+#: Closing the window waits at most this long for the grid's worker to notice the cancel (one MCL iteration).
+GRID_CLOSE_WAIT_S = 5.0
+GRID_TOOLTIP = (
+    "The slider answers at once wherever these are computed: MCL every 0.05 from 1.2 to 6, "
+    "computed in the background nearest the slider first, on one core at low priority. "
+    "Other values are computed when the slider rests on them."
+)
 
 
 def slider_to_inflation(value: int) -> float:
@@ -61,7 +79,9 @@ class ClustersPanel(QWidget):
     export_size = (1800, 960)
     job_requested = Signal(object)  # a PanelJob
 
-    def __init__(self, model: ViewModel, settings=None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, model: ViewModel, settings=None, parent: QWidget | None = None, *, grid_runner: JobRunner | None = None
+    ) -> None:
         super().__init__(parent)
         self.model = model
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -82,6 +102,11 @@ class ClustersPanel(QWidget):
         }
         self.status_label = QLabel("")
         muted(self.status_label)  # a grey that follows the light/dark palette
+        self.grid_label = StatusLabel("")  # cut to fit: never widens the window
+        muted(self.grid_label)
+        self.grid_button = QPushButton("Stop")
+        self.grid_button.setVisible(False)
+        self.grid_button.clicked.connect(self._on_view_grid_button_clicked)
         self.readout = QLabel("")
         self.readout.setWordWrap(True)
         self.readout.setStyleSheet("font-size: 11pt;")
@@ -92,7 +117,10 @@ class ClustersPanel(QWidget):
         self.purity_plot.setXLink(self.count_plot)
         form = QFormLayout()
         form.addRow("Inflation", self.slider)
-        form.addRow("", self.inflation_label)
+        under_slider = FlowLayout(spacing=12)  # the grid's line wraps below "I = …" when narrow
+        for widget in (self.inflation_label, self.grid_label, self.grid_button):
+            under_slider.addWidget(widget)
+        form.addRow("", under_slider)
         for key, text in (
             ("n_clusters", "Clusters"),
             ("n_singletons", "Singletons"),
@@ -124,11 +152,12 @@ class ClustersPanel(QWidget):
         self._timer.timeout.connect(self._request_current)
         #: Grid inflations to precompute (None: the default grid of tasks.clusters); False: no grid.
         self.grid_inflations: list[float] | None | bool = None
-        self._grid_result = None  # the result whose grid job was last requested
-        self._grid_running = False
-        self._grid_timer = QTimer(self)
-        self._grid_timer.setInterval(GRID_POLL_MS)
-        self._grid_timer.timeout.connect(self._pull_grid)
+        #: The panel's own worker for the grid (not the window's: the grid is no work the user waits for).
+        self.grid_runner = grid_runner or JobRunner("clusters-grid", self)
+        self.grid_plan = None  # the GridPlan of the result shown, made when its grid first starts
+        self.grid_state = GRID_IDLE
+        self._grid_error = ""
+        self._watched_window = None  # the top-level window whose closing stops the grid
         self.slider.valueChanged.connect(self._on_view_slider_changed)
         model.result_changed.connect(self._on_model_result_changed)
         model.selection_changed.connect(self._on_model_selection_changed)
@@ -161,6 +190,7 @@ class ClustersPanel(QWidget):
         if key == self.inflation:
             self._show(key)
         self._draw_curves()
+        self._show_grid_state()  # a slider value on the grid counts as precomputed
 
     # ------------------------------------------------------------------ model side
 
@@ -188,11 +218,12 @@ class ClustersPanel(QWidget):
             self.slider.blockSignals(False)
         self._show(self.inflation)
         self._draw_curves()
-        self._grid_result = None
-        self._grid_running = False
-        self._grid_timer.stop()
+        self.grid_runner.cancel()  # the previous result's grid: its cache is not shown any more
+        self.grid_plan = None
+        self.grid_state = GRID_IDLE
         if self.isVisible():
             self.start_grid()
+        self._show_grid_state()
 
     def _on_model_selection_changed(self) -> None:
         rows = self.model.selection
@@ -212,36 +243,132 @@ class ClustersPanel(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if self._grid_result is None:
+        # Laid out offscreen for a PNG export (gui.export.render_pngs): nobody will move this slider.
+        if self.testAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen):
+            return
+        window = self.window()
+        if window is not self and window is not self._watched_window:
+            # The grid goes on behind other tabs, so this panel may be hidden when the window closes.
+            window.installEventFilter(self)
+            self._watched_window = window
+        if self.grid_state == GRID_IDLE:
             self.start_grid()
 
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().hideEvent(event)
+        if not self.window().isVisible():  # closed (another tab shown: the grid goes on)
+            self._on_view_window_closed()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self._watched_window and event.type() == QEvent.Type.Hide and not watched.isVisible():
+            self._on_view_window_closed()  # not minimised: closed or hidden for good
+        return super().eventFilter(watched, event)
+
+    def _on_view_window_closed(self) -> None:
+        """The window closes: stop the grid and wait for its worker, as the window does for its own."""
+        if self.grid_state == GRID_RUNNING:
+            self.grid_runner.cancel()
+            self.grid_runner.wait(GRID_CLOSE_WAIT_S)
+            self.grid_state = GRID_IDLE  # shown again: it resumes
+            self._show_grid_state()
+
     def start_grid(self) -> None:
-        """Ask for the background grid job (no-op without a graph, when disabled, or when it already runs)."""
+        """Start (or resume) precomputing the inflation grid, nearest the slider first.
+
+        No-op without a graph, when the grid is off (``grid_inflations`` False) or while it runs.
+        """
         result = self.model.result
-        if self.grid_inflations is False or result is None or result.graph is None or self._grid_running:
+        if self.grid_inflations is False or result is None or result.graph is None or self.grid_runner.running:
             return
         cache = self.model.cluster_cache()
         if cache is None:
             return
+        from embscope.tasks.clusters import GridPlan
         from embscope.tasks.jobs import cluster_grid_job
 
-        emb = result.embeddings
-        grid = None if self.grid_inflations is None else list(self.grid_inflations)
         for key, row in self.rows.items():  # the sweep's inflations: the grid need not redo their statistics
             if cache.row(key) is None:
                 cache.store_row(key, row)
-        self._grid_result = result
-        self._grid_running = True
-        self._grid_timer.start()
+        if self.grid_plan is None:
+            self.grid_plan = GridPlan(None if self.grid_inflations is None else list(self.grid_inflations))
+        self.grid_plan.focus = self.inflation
+        self.grid_state = GRID_RUNNING  # before start: a synchronous runner finishes inside it
+        self._grid_error = ""
+        self._show_grid_state()
+        emb = result.embeddings
+        self.grid_runner.start(
+            cluster_grid_job(cache, emb.labels, emb.parents, plan=self.grid_plan),
+            on_partial=self._on_worker_grid_progress,
+            on_finished=self._on_worker_grid_finished,
+            on_failed=self._on_worker_grid_failed,
+        )
 
-        def on_finished(_count, result=result) -> None:
-            if self.model.result is result:
-                self._grid_running = False
-                self._grid_timer.stop()
-                self._pull_grid()
+    def stop_grid(self) -> None:
+        """Stop precomputing for now (what was computed stays); :meth:`start_grid` resumes."""
+        if self.grid_runner.running:
+            self.grid_runner.cancel()
+            self.grid_state = GRID_STOPPED
+            self._pull_grid()
+            self._show_grid_state()
 
-        make_job = cluster_grid_job(cache, emb.labels, emb.parents, grid)
-        self.job_requested.emit(PanelJob(make_job, on_finished, "MCL inflation grid"))
+    def cancel_background(self) -> None:
+        """The window's Cancel (button, Esc, Run ▸ Cancel): stop the grid, and say the slider's value was not computed.
+
+        The window cancels the slider's request on its worker right after this; the panel
+        then no longer waits for it, and moving the slider asks again.
+        """
+        self.stop_grid()
+        waiting = self._pending is not None or self._timer.isActive()  # asked, or about to ask once the slider rests
+        self._timer.stop()
+        if waiting and self.inflation not in self.rows:
+            self.status_label.setText(f"MCL at I = {self.inflation:.2f} cancelled: move the slider to compute it")
+            for label in self.value_labels.values():
+                label.setText("–")  # not "…": nothing is computing it any more
+            self._pending = None
+
+    def _on_view_grid_button_clicked(self) -> None:
+        if self.grid_state == GRID_RUNNING:
+            self.stop_grid()
+        else:
+            self.start_grid()
+
+    def _on_worker_grid_progress(self, _inflation) -> None:
+        """The grid moved on to another inflation: what it finished so far is in the cache."""
+        self._pull_grid()
+        self._show_grid_state()
+
+    def _on_worker_grid_finished(self, _computed) -> None:
+        self.grid_state = GRID_FINISHED
+        self._pull_grid()
+        self._show_grid_state()
+
+    def _on_worker_grid_failed(self, message: str) -> None:
+        self.grid_state = GRID_FAILED
+        self._grid_error = message
+        self._pull_grid()
+        self._show_grid_state()
+
+    def _show_grid_state(self) -> None:
+        """The line under the slider: how far the grid got, and Stop or "Precompute the rest"."""
+        cache = None if self.grid_plan is None else self.model.cluster_cache()
+        if self.grid_state == GRID_IDLE or cache is None:
+            self.grid_label.setText("")
+            self.grid_label.setToolTip("")
+            self.grid_button.setVisible(False)
+            return
+        done, total = self.grid_plan.done(cache), len(self.grid_plan.inflations)
+        if done >= total:
+            text, button = f"precomputed all {total} inflations", ""
+        elif self.grid_state == GRID_RUNNING:
+            text, button = f"precomputed {done} of {total} inflations…", "Stop"
+        elif self.grid_state == GRID_FAILED:
+            text, button = f"precomputing failed at {done} of {total} inflations: {self._grid_error}", "Retry"
+        else:  # stopped, or finished with some left to a slider request that did not end
+            text, button = f"precomputed {done} of {total} inflations (stopped)", "Precompute the rest"
+        self.grid_label.setText(text)
+        self.grid_label.setToolTip(f"{text}\n\n{GRID_TOOLTIP}")  # the whole line, however narrow the panel
+        self.grid_button.setText(button)
+        self.grid_button.setVisible(bool(button))
 
     def _pull_grid(self) -> None:
         """Take the rows the grid has computed so far from the cluster cache."""
@@ -250,7 +377,7 @@ class ClustersPanel(QWidget):
         cache = self.model.cluster_cache()
         if cache is None:
             return
-        new = False
+        new = []
         for key, row in cache.rows.items():
             if key in self.rows:
                 continue
@@ -258,12 +385,13 @@ class ClustersPanel(QWidget):
             self.rows[key] = dict(row, inflation=key)
             if hit is not None:
                 self.ids[key] = np.asarray(hit[0])
-            new = True
-        if new:
-            if self.inflation in self.rows and self._pending == self.inflation:
+            new.append(key)
+        if self.inflation in new:  # the slider's value came from the grid: no request needed any more
+            if self._pending == self.inflation:
                 self._pending = None
-                self._timer.stop()
-                self._show(self.inflation)
+            self._timer.stop()
+            self._show(self.inflation)  # draws the curves too
+        elif new:
             self._draw_curves()
 
     def _from_cache(self, inflation: float) -> bool:
@@ -281,6 +409,8 @@ class ClustersPanel(QWidget):
 
     def _on_view_slider_changed(self, _value: int) -> None:
         self.inflation_label.setText(f"I = {self.inflation:.2f}")
+        if self.grid_plan is not None:
+            self.grid_plan.focus = self.inflation  # the running grid turns to the slider's neighbourhood
         if self.inflation in self.rows or self._from_cache(self.inflation):
             self._timer.stop()
             self._show(self.inflation)
@@ -313,9 +443,6 @@ class ClustersPanel(QWidget):
                     row, ids = point
                     cache.store_row(inflation, row)
                     self.add_point(inflation, row, ids)
-                    if self._grid_running:  # this request replaced the grid job on the worker: resume it
-                        self._grid_running = False
-                        self.start_grid()
 
             make_job = cluster_job(cache, emb.labels, emb.parents, inflation)
             self.job_requested.emit(PanelJob(make_job, on_finished, f"MCL I={inflation:g}"))
