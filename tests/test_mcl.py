@@ -609,3 +609,22 @@ def test_dense_products_only_on_a_gpu_with_room():
     assert not fits(10, "cpu")
     if not torch.cuda.is_available():  # a GPU named on a machine without one: the CPU kernel, no error
         assert not fits(10, "cuda") and _dense_device(10, "cuda", None) is None
+
+
+def test_a_prepared_flow_matrix_serves_every_inflation_unchanged():
+    """flow_matrix once, markov_cluster at many inflations: the partitions of the plain adjacency,
+    and the prepared arrays are not consumed by a run."""
+    from embscope.analysis.mcl import flow_matrix
+
+    rng = np.random.default_rng(4)
+    blocks = np.repeat(np.arange(6), 25)
+    a = (blocks[:, None] == blocks[None, :]) * rng.uniform(0.5, 1.0, (150, 150)) + rng.uniform(0, 0.08, (150, 150))
+    a = np.triu(a, 1) + np.triu(a, 1).T
+    flow = flow_matrix(a)
+    before = (flow.indptr.copy(), flow.indices.copy(), flow.data.copy())
+    for inflation in (1.4, 2.0, 3.0):
+        np.testing.assert_array_equal(markov_cluster(flow, inflation), markov_cluster(a, inflation))
+    for kept, now in zip(before, (flow.indptr, flow.indices, flow.data), strict=True):
+        np.testing.assert_array_equal(kept, now)
+    with pytest.raises(ValueError, match="loops"):
+        markov_cluster(flow, 2.0, loops="one")

@@ -558,12 +558,13 @@ def cluster_sweep(
     **mcl_options
         Passed to :func:`embscope.analysis.mcl.markov_cluster`.
     """
-    from embscope.analysis.mcl import markov_cluster
+    from embscope.analysis.mcl import flow_matrix, markov_cluster
 
     todo = sorted({float(i) for i in inflations}, reverse=True)
+    flow = flow_matrix(adjacency, mcl_options.get("loops", "max"))  # the same at every inflation
     results = {}
     for done, inflation in enumerate(todo, 1):
-        ids, info = markov_cluster(adjacency, inflation, return_info=True, **mcl_options)
+        ids, info = markov_cluster(flow, inflation, return_info=True, **mcl_options)
         results[inflation] = (ids, info.iterations)
         if on_done is not None:
             on_done(inflation, done, len(todo))

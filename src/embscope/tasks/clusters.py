@@ -54,6 +54,7 @@ class ClusterCache:
         self.graph = graph
         self.mcl_options = mcl_options
         self._adjacency = None
+        self._flow = None
         self._results: dict[float, tuple[np.ndarray, int]] = {}
         self._rows: dict[float, dict] = {}
         self._computing: dict[float, int] = {}  # inflation -> how many threads are computing it now
@@ -73,6 +74,18 @@ class ClusterCache:
             if self._adjacency is None:
                 self._adjacency = knn_adjacency(self.graph)
             return self._adjacency
+
+    @property
+    def flow(self):
+        """MCL's starting flow matrix of :attr:`adjacency`, prepared once for every inflation
+        (:func:`embscope.analysis.mcl.flow_matrix`)."""
+        from embscope.analysis.mcl import flow_matrix
+
+        adjacency = self.adjacency
+        with self._lock:
+            if self._flow is None:
+                self._flow = flow_matrix(adjacency, self.mcl_options.get("loops", "max"))
+            return self._flow
 
     def cached(self, inflation: float) -> tuple[np.ndarray, int] | None:
         """``(cluster_ids, iterations)`` when already computed, else None (never computes)."""
@@ -126,7 +139,7 @@ class ClusterCache:
             self._computing[key] = self._computing.get(key, 0) + 1
         try:
             ids, info = markov_cluster(
-                self.adjacency,
+                self.flow,
                 key,
                 return_info=True,
                 on_iteration=check,
