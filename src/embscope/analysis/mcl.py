@@ -470,9 +470,8 @@ class FlowMatrix:
     """A graph's column-stochastic flow matrix with its self-loops (CSC arrays), MCL's starting point.
 
     It is the same at every inflation: a sweep or the GUI's inflation grid
-    prepares it once (:func:`flow_matrix`) instead of per inflation, where
-    scipy's ``setdiag``/``sort_indices`` cost ~0.1 s on 20 000 nodes while
-    holding the GIL (a stutter in the app's event loop per grid value).
+    prepares it once (:func:`flow_matrix`) instead of per inflation (scipy's
+    ``setdiag``/``sort_indices`` and the normalisation, ~0.1 s on 20 000 nodes).
     """
 
     indptr: np.ndarray
