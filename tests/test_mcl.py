@@ -626,5 +626,11 @@ def test_a_prepared_flow_matrix_serves_every_inflation_unchanged():
         np.testing.assert_array_equal(markov_cluster(flow, inflation), markov_cluster(a, inflation))
     for kept, now in zip(before, (flow.indptr, flow.indices, flow.data), strict=True):
         np.testing.assert_array_equal(kept, now)
+    # Its locality order, shared by every inflation, is read and never written.
+    from embscope.analysis.mcl import _locality_order, _permute
+
+    order = _locality_order(flow.indptr, flow.indices, flow.n)
+    for kept, now in zip((order, *_permute(flow.indptr, flow.indices, flow.data, order)), flow.ordered(), strict=True):
+        np.testing.assert_array_equal(kept, now)
     with pytest.raises(ValueError, match="loops"):
         markov_cluster(flow, 2.0, loops="one")

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -316,8 +316,10 @@ def markov_cluster(
     if converged or done >= max_iter:
         labels = _interpret(indptr, indices, data, n)
     else:
+        # From the prepared flow matrix (no dense iterations before), its RCM order is shared too.
+        ordered = adjacency.ordered() if isinstance(adjacency, FlowMatrix) and done == 0 else None
         labels, done, converged, chaos, entries, nbytes = _sparse_iterations(
-            indptr, indices, data, n, done, tail_mass=float(tail_mass), **run
+            indptr, indices, data, n, done, tail_mass=float(tail_mass), ordered=ordered, **run
         )
         max_entries, max_bytes = max(max_entries, entries), max(max_bytes, nbytes)
     n_clusters = int(labels.max()) + 1 if n else 0
@@ -346,8 +348,12 @@ def _sparse_iterations(
     tol,
     on_iteration,
     check,
+    ordered=None,
 ):
     """MCL iterations ``done + 1 …`` with the sparse CPU kernel from a CSC iterate.
+
+    ``ordered``: the iterate already in its locality order, ``(order, indptr, indices, data)``
+    (:meth:`FlowMatrix.ordered`), or None to compute it here.
 
     Returns (labels, last iteration, converged, chaos, largest iterate's entries and bytes).
     """
@@ -356,8 +362,11 @@ def _sparse_iterations(
     # Bandwidth-reducing order: an MCL column's support becomes a nearly
     # contiguous window of rows, which the kernels store densely (see
     # _mcl_kernels).  Clusters are read after permuting back.
-    order = _locality_order(indptr, indices, n)
-    indptr, indices, data = _permute(indptr, indices, data, order)
+    if ordered is None:
+        order = _locality_order(indptr, indices, n)
+        indptr, indices, data = _permute(indptr, indices, data, order)
+    else:
+        order, indptr, indices, data = ordered
     cur = k.hybrid_from_csc(indptr, indices, data)
     max_entries = cur[2].shape[0]
     max_bytes = sum(a.nbytes for a in cur)
@@ -479,6 +488,17 @@ class FlowMatrix:
     data: np.ndarray
     n: int
     loops: str
+    _ordered: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(order, indptr, indices, data)``: the reverse Cuthill–McKee order the sparse kernel
+        works in and the matrix permuted to it, computed on first use and then shared by every
+        inflation (the kernel only reads them).  Two threads asking at once may both compute it:
+        the results are equal."""
+        if "csc" not in self._ordered:
+            order = _locality_order(self.indptr, self.indices, self.n)
+            self._ordered["csc"] = (order, *_permute(self.indptr, self.indices, self.data, order))
+        return self._ordered["csc"]
 
 
 def flow_matrix(adjacency, loops: str = "max") -> FlowMatrix:
