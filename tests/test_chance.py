@@ -264,10 +264,13 @@ def test_tail_p_is_the_smaller_of_the_permutation_p_and_cantellis_bound():
     samples = np.linspace(-1.0, 1.0, 30)
     # Far above every permutation: p_perm = 1/31; Cantelli with σ at its upper 95 % limit is smaller.
     upper = 0.5 * np.sqrt(29 / chi2.ppf(0.05, 29))
-    p, how = tail_p(20.0, 0.5, samples, 20.0)
+    p, how = tail_p(20.0, 0.5, 1 / 31, samples.size)
     assert how == "Cantelli bound" and p == pytest.approx(1 / (1 + (20.0 / upper) ** 2))
     # Inside the permutations: their share at or above the value (+1 rule) is the smaller.
-    p, how = tail_p(0.9, 0.5, samples, 0.9)
-    assert how == "permutation" and p == pytest.approx((1 + np.count_nonzero(samples >= 0.9)) / 31)
+    share = (1 + np.count_nonzero(samples >= 0.9)) / 31
+    p, how = tail_p(0.9, 0.5, share, samples.size)
+    assert how == "permutation" and p == pytest.approx(share)
     # At or below chance nothing bounds it but the permutations.
-    assert tail_p(0.0, 0.5, samples, -2.0) == (1.0, "permutation")
+    assert tail_p(0.0, 0.5, 1.0, samples.size) == (1.0, "permutation")
+    # Without permutations (a closed form only) Cantelli is all there is.
+    assert tail_p(2.0, 0.5, None, 0) == (pytest.approx(1 / (1 + 16)), "Cantelli bound")

@@ -91,11 +91,11 @@ def family_statement(n_tests: int, alpha: float = SIGNIFICANCE_ALPHA, kind: str 
     )
 
 
-def tail_p(excess: float, spread: float, samples: np.ndarray | None, value: float) -> tuple[float, str]:
+def tail_p(excess: float, spread: float, p_perm: float | None, n: int) -> tuple[float, str]:
     """One-sided p-value of a score ``excess`` (continuity-corrected) above its chance mean.
 
-    The smaller of the permutation p (share of ``samples`` at or above
-    ``value``, +1 rule) and Cantelli's bound ``1 / (1 + (excess / σ)²)``,
+    The smaller of the permutation p ``p_perm`` (from ``n`` permutations, +1
+    rule; None when there are none) and Cantelli's bound ``1 / (1 + (excess / σ)²)``,
     which holds for any distribution with that mean and spread; σ is taken at
     its upper 95 % limit from the permutations that estimated it (χ² on n − 1
     degrees of freedom), so 30 permutations cannot overstate a score.
@@ -103,8 +103,7 @@ def tail_p(excess: float, spread: float, samples: np.ndarray | None, value: floa
     """
     from scipy.stats import chi2
 
-    n = 0 if samples is None else int(samples.size)
-    p_perm = float((1 + np.count_nonzero(samples >= value - 1e-12)) / (n + 1)) if n else 1.0
+    p_perm = 1.0 if p_perm is None else p_perm
     p_bound = 1.0
     if excess > 0 and spread > 0:
         upper = spread * math.sqrt((n - 1) / chi2.ppf(0.05, n - 1)) if n > 1 else spread
@@ -210,7 +209,7 @@ def _score(
     p = None
     if samples is not None and samples.size:
         p = float((1 + np.count_nonzero(samples >= value - 1e-12)) / (samples.size + 1))
-    p_value, p_method = tail_p(excess, spread, samples, value)
+    p_value, p_method = tail_p(excess, spread, p, 0 if samples is None else int(samples.size))
     lift = value / chance if chance > 1e-12 else None
     return ChanceScore(
         value,
