@@ -283,8 +283,8 @@ def markov_cluster(
     if isinstance(adjacency, FlowMatrix):
         if adjacency.loops != loops:
             raise ValueError(f"the flow matrix was prepared with loops={adjacency.loops!r}, not {loops!r}")
-        # Copies: the iterations may work in place, and the prepared matrix serves the next inflation.
-        indptr, indices, data, n = adjacency.indptr.copy(), adjacency.indices.copy(), adjacency.data.copy(), adjacency.n
+        # Shared, not copied: the dense start, the sparse kernel's first step and _interpret only read them.
+        indptr, indices, data, n = adjacency.indptr, adjacency.indices, adjacency.data, adjacency.n
     else:
         indptr, indices, data, n = _flow_matrix(adjacency, loops)
     if n == 0:
