@@ -15,6 +15,7 @@ healthy model → ``healthy``; the same embeddings with shuffled labels →
 
 import hashlib
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,11 @@ def test_verdict_matrix(data, model, n, depth):
         assert evidence[weakest + 1 :] == ["3 collapsed dimensions (127, 223, 319): constant in every sample"]
     if model == "shuffled labels":
         assert "significantly above chance" in result.verdict.evidence[0]
+        # The sweep's read-out is written before the verdict exists and counts the verdict's family
+        # itself (sweep.build_sweep); the two counts must agree or one p could read significant in
+        # one line and not in the other.
+        family = re.compile(r"Bonferroni over (\d+) (?:cluster )?tests?")
+        assert family.findall(result.clusters.readout.text) == family.findall(result.verdict.evidence[0]) != []
 
 
 def _tool():
