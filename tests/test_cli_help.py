@@ -96,3 +96,31 @@ def test_an_option_a_command_does_not_use_is_refused_in_one_line(words, refused,
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"unrecognized arguments: {refused}" in err
+
+
+@pytest.mark.parametrize(
+    ("words", "hint"),
+    [
+        # The app calls the field "Metadata CSV"; the flag is --meta.
+        (
+            ["analyze", "e.npy", "--metadata", "m.csv", "--out", "o"],
+            "; did you mean --meta? (see embscope analyze --help)",
+        ),
+        (
+            ["analyze", "e.npy", "--metadata=m.csv", "--out", "o"],
+            "; did you mean --meta? (see embscope analyze --help)",
+        ),
+        # The closest option of the command that was run, not of another command.
+        (["layers", "m.safetensors", "--data", "d.npy", "--layer", "2", "--out", "o"], "; did you mean --layers?"),
+        (["modules", "m.safetensors", "--pooling", "mean"], " (see embscope modules --help)"),
+        (["--fooo"], " (see embscope --help)"),
+    ],
+)
+def test_an_unknown_option_names_the_closest_one_and_the_commands_help(words, hint, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(words)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and hint in err
+    if "did you mean" not in hint:
+        assert "did you mean" not in err

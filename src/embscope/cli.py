@@ -24,9 +24,42 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._words: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - remembers the words for error()
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        command = self._command_parser()
+        hint = _did_you_mean(message, command)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}{hint} (see {command.prog} --help)\n")
+
+    def _command_parser(self) -> argparse.ArgumentParser:
+        """The parser of the command that was run (``embscope analyze``), else this one.
+
+        argparse reports unknown options from the top-level parser, which does not hold the
+        command's options, so the command is found among the words that were parsed.
+        """
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return next((action.choices[w] for w in self._words if w in action.choices), self)
+        return self
+
+
+def _did_you_mean(message: str, parser: argparse.ArgumentParser) -> str:
+    """``; did you mean --meta?`` for ``--metadata``: the closest option ``parser`` offers."""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return ""
+    import difflib
+
+    known = [flag for flag in parser._option_string_actions if flag.startswith("--") and flag != "--help"]
+    for word in message[len(prefix) :].split():
+        close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+        if word.startswith("--") and close:
+            return f"; did you mean {close[0]}?"
+    return ""
 
 
 SOURCE_HELP = (
