@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import Qt
 
 from embscope.options import AnalysisSettings, LoadSettings
 from embscope.resources import resource_path
@@ -20,6 +21,12 @@ def _demo_source(name: str) -> Source:
         use_cache=False,
     )
     return Source(str(demo / f"{name}.safetensors"), settings=AnalysisSettings(load=load), is_checkpoint=True)
+
+
+def _error_bars(panel) -> list:
+    import pyqtgraph as pg
+
+    return [item for item in panel.plot.items if isinstance(item, pg.ErrorBarItem)]
 
 
 def _layers_panel(window):
@@ -48,6 +55,17 @@ def test_sweep_draws_both_sources_and_a_click_analyses_that_layer(qtbot, errors)
     assert labels == ["healthy.safetensors", "collapsed.safetensors"]
     panel.metric_combo.setCurrentIndex(panel.metric_combo.findData("collapse_ratio"))
     assert "first POOR at collapsed.safetensors: embed_norm" in panel.plot.titleLabel.text
+    assert not _error_bars(panel)  # only label scores carry an interval and a chance line
+    # kNN label accuracy with each source's 95% interval (bars) and chance on the same graph (dashed).
+    panel.metric_combo.setCurrentIndex(panel.metric_combo.findData("knn_label_accuracy"))
+    assert "bars: 95% interval; dashed: chance" in panel.plot.titleLabel.text
+    bars = _error_bars(panel)
+    assert len(bars) == 2
+    rows = panel.sweeps[id(healthy)][1].metrics
+    top = bars[0].opts["y"] + bars[0].opts["top"]
+    np.testing.assert_allclose(top, [r["knn_label_ci_high"] for r in rows])
+    chance_lines = [i for i in panel.plot.listDataItems() if i.opts["pen"].style() == Qt.PenStyle.DashLine]
+    np.testing.assert_allclose(chance_lines[0].yData, [r["knn_label_chance"] for r in rows])
     # A click on the layer "embed" analyses that layer of the current source in every panel.
     points = [i for i in panel.plot.items if hasattr(i, "points") and len(i.points()) == 5][0]
     depth = panel.sweeps[id(healthy)][1].names.index("embed")

@@ -229,7 +229,13 @@ def test_cli_layers_on_the_demo_checkpoints(tmp_path, capsys):
     # The diverged run collapses to a point at the LayerNorm; the healthy one never does.
     assert outs["collapsed"]["first_poor"]["collapse_ratio"]["first_poor_layer"] == "embed_norm"
     assert outs["healthy"]["first_poor"].get("collapse_ratio", {}).get("first_poor_layer") is None
-    assert "embed_norm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "embed_norm" in out
+    # kNN accuracy beside its 95% interval and its chance on the same layer's graph.
+    assert "kNN acc    95% interval  chance" in out
+    last = outs["collapsed"]["layers"][-1]["metrics"]
+    row = next(line for line in out.splitlines()[::-1] if line.startswith("classifier"))
+    assert f"[{last['knn_label_ci_low']:.3f}, {last['knn_label_ci_high']:.3f}]   {last['knn_label_chance']:.3f}" in row
 
 
 def test_cli_layers_refuses_module_and_missing_data(tmp_path, capsys):

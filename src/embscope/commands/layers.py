@@ -56,13 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
             written += render_layers_pngs([(Path(args.source).name, result)], staging)
     width = max(len(n) for n in result.names)
-    print(f"{'layer'.ljust(width)}  {'dim':>5}  {'eff. rank':>9}  {'normalised':>10}  {'mean cos':>8}  {'kNN acc':>7}")
+    print(
+        f"{'layer'.ljust(width)}  {'dim':>5}  {'eff. rank':>9}  {'normalised':>10}  {'mean cos':>8}  "
+        f"{'kNN acc':>7}  {'95% interval':>14}  {'chance':>6}"
+    )
     for name, row in zip(result.names, result.metrics, strict=True):
-        knn = row.get("knn_label_accuracy")
         print(
             f"{name.ljust(width)}  {row['dim']:>5}  {row['effective_rank']:>9.4g}  "
-            f"{row['effective_rank_normalized']:>10.3f}  {row['mean_cosine']:>8.3f}  "
-            f"{'-' if knn is None else format(knn, '.3f'):>7}"
+            f"{row['effective_rank_normalized']:>10.3f}  {row['mean_cosine']:>8.3f}  {_knn_columns(row)}"
         )
     for line in result.markdown_lines():
         print(f"  - {line}")
@@ -70,6 +71,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     print(f"wrote {', '.join(p.name for p in written)} to {out}")
     return EXIT_OK
+
+
+def _knn_columns(row: dict) -> str:
+    """kNN label accuracy, its 95 % interval and its chance on the layer's graph (``-`` without labels)."""
+    knn, low, high, chance = (
+        row.get(k) for k in ("knn_label_accuracy", "knn_label_ci_low", "knn_label_ci_high", "knn_label_chance")
+    )
+    interval = "-" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+    return (
+        f"{'-' if knn is None else format(knn, '.3f'):>7}  {interval:>14}  "
+        f"{'-' if chance is None else format(chance, '.3f'):>6}"
+    )
 
 
 def write_compare_layers(args: argparse.Namespace, out: Path) -> list[Path]:
