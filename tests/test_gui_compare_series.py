@@ -424,6 +424,49 @@ def test_series_panel_runs_in_background_and_reports_bad_folder(qtbot, tmp_path)
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
 
 
+def test_series_label_scores_carry_their_chance_and_interval(qtbot, tmp_path):
+    """Raw purity against the step is drawn over its chance (which moves with the cluster count),
+    kNN accuracy also with its 95% interval; a label-free metric gets neither."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    from embscope.gui.render.series_png import draw_series_metric
+    from embscope.tasks.series import SeriesPoint, SeriesResult
+
+    rows = [
+        {"purity_leaf": 0.77, "purity_leaf_chance": 0.15, "knn_label_accuracy": 0.84, "knn_label_ci_low": 0.81,
+         "knn_label_ci_high": 0.86, "knn_label_chance": 0.10, "mean_cosine": 0.1},
+        {"purity_leaf": 0.84, "purity_leaf_chance": 0.30, "knn_label_accuracy": 0.72, "knn_label_ci_low": 0.69,
+         "knn_label_ci_high": 0.75, "knn_label_chance": 0.11, "mean_cosine": 0.2},
+    ]  # fmt: skip
+    points = [
+        SeriesPoint(step=s, path=str(tmp_path / f"{s}"), verdict="", headline="", metrics=m)
+        for s, m in zip((100, 200), rows, strict=True)
+    ]
+    result = SeriesResult(points=points, crossings={})
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    plot = widget.getPlotItem()
+
+    def dashed():
+        return [i.yData.tolist() for i in plot.listDataItems() if i.opts["pen"].style() == Qt.PenStyle.DashLine]
+
+    def bars():
+        return [i for i in plot.items if isinstance(i, pg.ErrorBarItem)]
+
+    draw_series_metric(plot, result, "purity_leaf")
+    assert dashed() == [[0.15, 0.30]] and not bars()
+    assert plot.titleLabel.text.endswith("(dashed: chance)")
+    draw_series_metric(plot, result, "knn_label_accuracy")
+    assert dashed() == [[0.10, 0.11]]
+    [item] = bars()
+    np.testing.assert_allclose(item.opts["y"] - item.opts["bottom"], [0.81, 0.69])
+    np.testing.assert_allclose(item.opts["y"] + item.opts["top"], [0.86, 0.75])
+    assert "(bars: 95% interval; dashed: chance)" in plot.titleLabel.text
+    draw_series_metric(plot, result, "mean_cosine")
+    assert dashed() == [] and not bars() and "chance" not in plot.titleLabel.text
+
+
 def test_series_png_renderer_writes_one_file_per_key_metric(tmp_path, qtbot):
     from PySide6.QtGui import QImage
 

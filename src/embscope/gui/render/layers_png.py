@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.gui.render.compare_png import metric_label, source_colour
-from embscope.gui.render.plots import GRADE_COLOURS, plain_numbers
+from embscope.gui.render.plots import GRADE_COLOURS, draw_label_score_bands, plain_numbers
 from embscope.gui.render.series_png import png_name, poor_boundary_line
 
 PLOT_SIZE = (900, 560)
@@ -29,10 +29,6 @@ KEY_METRICS = (
     "collapse_ratio",
     "knn_label_accuracy",
 )
-#: Label scores are drawn with their 95 % interval (bars) and their chance baseline on the same
-#: layer's graph (dashed): layer-to-layer differences inside the interval are noise, and a score
-#: means nothing without its chance.  Metric → (interval low, interval high, chance) row keys.
-UNCERTAINTY = {"knn_label_accuracy": ("knn_label_ci_low", "knn_label_ci_high", "knn_label_chance")}
 
 
 def short_layer_name(name: str) -> str:
@@ -72,6 +68,7 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
     if legend is not None:
         legend.clear()
     firsts, items, ys = [], [], []
+    bands = ""
     for index, (source_label, result) in enumerate(sources):
         colour = source_colour(index)
         depth = np.arange(len(result.names), dtype=np.float64)
@@ -84,8 +81,10 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
             poor[finite] = values[finite] < threshold if higher else values[finite] > threshold
         curve = plot.plot(depth[finite], values[finite], pen=pg.mkPen(colour, width=2), name=source_label)
         curve.setZValue(5)
-        if metric in UNCERTAINTY:
-            ys += _draw_uncertainty(plot, result, metric, values, colour)
+        drawn, bands = draw_label_score_bands(
+            plot, depth, values, lambda key, r=result: _values(r, key), metric, colour
+        )
+        ys += drawn
         points = pg.ScatterPlotItem(
             x=depth[finite],
             y=values[finite],
@@ -118,9 +117,7 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
         threshold, higher = boundary
         ys.append(threshold)
         plot.addItem(poor_boundary_line(threshold, higher, position=0.04))
-    title = f"{label} by layer"
-    if metric in UNCERTAINTY:
-        title += " (bars: 95% interval; dashed: chance)"
+    title = f"{label} by layer" + (f" ({bands})" if bands else "")
     if firsts:
         title += " — first POOR at " + ", ".join(firsts)
     elif boundary is not None:
@@ -131,31 +128,6 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
         pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1e-3)
         plot.setRange(xRange=(-0.4, len(names) - 0.6), yRange=(lo - pad, hi + pad), padding=0)
     return items
-
-
-def _draw_uncertainty(plot, result, metric: str, values: np.ndarray, colour) -> list[float]:
-    """``metric``'s 95 % interval as error bars and its chance as a dashed line; returns the y values drawn."""
-    import pyqtgraph as pg
-    from PySide6.QtCore import Qt
-
-    low, high, chance = (_values(result, key) for key in UNCERTAINTY[metric])
-    depth = np.arange(len(values), dtype=np.float64)
-    drawn: list[float] = []
-    bounded = np.isfinite(values) & np.isfinite(low) & np.isfinite(high)
-    if bounded.any():
-        v = values[bounded]
-        bars = pg.ErrorBarItem(
-            x=depth[bounded], y=v, top=high[bounded] - v, bottom=v - low[bounded], beam=0.12, pen=pg.mkPen(colour)
-        )
-        bars.setZValue(4)
-        plot.addItem(bars)
-        drawn += list(low[bounded]) + list(high[bounded])
-    known = np.isfinite(chance)
-    if known.any():
-        line = plot.plot(depth[known], chance[known], pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
-        line.setZValue(4)
-        drawn += list(chance[known])
-    return drawn
 
 
 def draw_layer_heatmap(plot, grid, metric: str) -> None:

@@ -698,6 +698,59 @@ def plain_axis(orientation: str):
     return PlainAxis(orientation)
 
 
+#: Label scores plotted against depth or step carry their chance baseline (dashed) and, where kept,
+#: their 95 % interval (bars): a score means nothing without its chance, and changes inside the
+#: interval are noise.  Metric → (interval low, interval high, chance) keys of the same row.
+LABEL_SCORE_BANDS = {
+    "knn_label_accuracy": ("knn_label_ci_low", "knn_label_ci_high", "knn_label_chance"),
+    "purity_leaf": (None, None, "purity_leaf_chance"),
+    "purity_parent_raw": (None, None, "purity_parent_chance"),
+}
+
+
+def draw_label_score_bands(plot, x: np.ndarray, values: np.ndarray, values_of, metric: str, colour):
+    """``metric``'s interval as error bars and its chance as a dashed line, if it is a label score.
+
+    ``values_of(key)`` gives that key's values at every ``x`` (NaN where missing).  Returns the
+    y values drawn (for the range) and the title's key ("bars: 95% interval; dashed: chance"),
+    or ``([], "")`` when nothing was drawn.
+    """
+    import pyqtgraph as pg
+
+    keys = LABEL_SCORE_BANDS.get(metric)
+    if keys is None:
+        return [], ""
+    low_key, high_key, chance_key = keys
+    drawn: list[float] = []
+    told = []
+    if low_key is not None:
+        low, high = values_of(low_key), values_of(high_key)
+        bounded = np.isfinite(values) & np.isfinite(low) & np.isfinite(high)
+        if bounded.any():
+            v = values[bounded]
+            spacing = float(np.median(np.diff(x))) if len(x) > 1 else 1.0  # layers 1 apart, steps 100s
+            bars = pg.ErrorBarItem(
+                x=x[bounded],
+                y=v,
+                top=high[bounded] - v,
+                bottom=v - low[bounded],
+                beam=0.12 * spacing,
+                pen=pg.mkPen(colour),
+            )
+            bars.setZValue(4)
+            plot.addItem(bars)
+            drawn += list(low[bounded]) + list(high[bounded])
+            told.append("bars: 95% interval")
+    chance = values_of(chance_key)
+    known = np.isfinite(chance)
+    if known.any():
+        line = plot.plot(x[known], chance[known], pen=pg.mkPen(colour, width=1.5, style=_dash()))
+        line.setZValue(4)
+        drawn += list(chance[known])
+        told.append("dashed: chance")
+    return drawn, "; ".join(told)
+
+
 def plain_numbers(axis) -> None:
     """Show an axis' values as they are: no SI prefix, so a share of 0.5 reads 0.5, not 500.
 

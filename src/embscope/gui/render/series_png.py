@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.render.plots import GRADE_COLOURS, plain_numbers
+from embscope.gui.render.plots import GRADE_COLOURS, draw_label_score_bands, plain_numbers
 
 LINE_COLOUR = "#1f77b4"
 PLOT_SIZE = (900, 560)
@@ -122,7 +122,10 @@ def draw_series_metric(
             if crossing.poor_from_start
             else f" — first POOR at {result.unit} {crossing.step}"
         )
-    plot.setTitle(title)
+    drawn, bands = draw_label_score_bands(
+        plot, steps, values, lambda key: metric_series(result, key)[1], metric, LINE_COLOUR
+    )
+    plot.setTitle(title + (f" ({bands})" if bands else ""))
     if finite.any():
         plot.plot(steps[finite], values[finite], pen=pg.mkPen(LINE_COLOUR, width=2))
     poor = np.array(
@@ -175,14 +178,14 @@ def draw_series_metric(
         )
         ring.setZValue(12)
         plot.addItem(ring)
-    _set_range(plot, steps[finite], values[finite], rule)
+    _set_range(plot, steps[finite], values[finite], rule, drawn)
     return points
 
 
-def _set_range(plot, steps: np.ndarray, values: np.ndarray, rule: PoorRule | None) -> None:
+def _set_range(plot, steps: np.ndarray, values: np.ndarray, rule: PoorRule | None, also=()) -> None:
     if not len(values):
         return
-    ys = list(values) + ([rule.threshold] if rule is not None else [])
+    ys = list(values) + ([rule.threshold] if rule is not None else []) + list(also)
     lo, hi = float(min(ys)), float(max(ys))
     pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1e-3)
     x_lo, x_hi = float(steps.min()), float(steps.max())
