@@ -277,6 +277,8 @@ def test_knn_agreement_neither_scores_nor_counts_samples_without_a_label():
     from types import SimpleNamespace
 
     from embscope.analysis.graph import KnnGraph
+    from embscope.gui.render.colour_map import code_colours
+    from embscope.gui.render.palette import NO_VALUE_COLOUR
     from embscope.tasks.colouring import N_BINS, NOT_SCORED, compute_colouring, knn_agreement
 
     labels = np.array(["a", "a", "b", "", "", "b"])
@@ -288,6 +290,7 @@ def test_knn_agreement_neither_scores_nor_counts_samples_without_a_label():
     col = compute_colouring(result, "agreement")
     assert col.codes.tolist() == [N_BINS - 1, N_BINS, N_BINS // 2, N_BINS, N_BINS, N_BINS - 1]
     assert col.legend()[-1] == (N_BINS, NOT_SCORED, 3)
+    assert code_colours(col)[N_BINS] == NO_VALUE_COLOUR  # the one grey of "no value"
 
 
 def test_a_missing_label_is_named_in_the_legend_not_blank():
@@ -318,6 +321,8 @@ def test_a_missing_label_is_named_in_the_legend_not_blank():
 
 def test_rows_outside_the_mcl_sample_are_named_not_counted_as_a_cluster(result):
     """Above the node limit MCL runs on a subsample: id -1 rows are "not in the MCL sample" everywhere."""
+    from embscope.gui.render.colour_map import code_colours
+    from embscope.gui.render.palette import NO_VALUE_COLOUR
     from embscope.tasks.colouring import NOT_IN_SAMPLE, compute_colouring
     from embscope.tasks.selection import cluster_rows, summarise_selection
 
@@ -326,6 +331,10 @@ def test_rows_outside_the_mcl_sample_are_named_not_counted_as_a_cluster(result):
     col = compute_colouring(result, "cluster", cid, inflation=2.0)
     named = dict(zip(col.names, col.counts.tolist(), strict=True))
     assert named[NOT_IN_SAMPLE] == int((cid < 0).sum()) and "-1" not in named
+    # No value rather than a cluster: last, in the grey of missing data, never a palette colour.
+    assert col.has_blank and col.names[-1] == NOT_IN_SAMPLE
+    colours = code_colours(col)
+    assert colours[-1] == NO_VALUE_COLOUR and NO_VALUE_COLOUR not in colours[:-1]
     for i in (0, 1, 3):  # each sample carries the colour code of its own category
         expected = NOT_IN_SAMPLE if cid[i] < 0 else str(cid[i])
         assert col.names[col.codes[i]] == expected

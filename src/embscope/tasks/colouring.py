@@ -384,8 +384,9 @@ def compute_colouring(
         title = f"MCL cluster (inflation {inflation:g})" if inflation is not None else "MCL cluster"
         ids = ids.astype(np.int64)
         if (ids < 0).any():  # MCL ran on a subsample: the other rows have no cluster, and say so
-            values = np.where(ids < 0, NOT_IN_SAMPLE, ids.astype(str))
-            return category_colouring(key, title, values, max_categories)
+            # As a blank value: last, in the one grey of missing data, never a cluster's colour.
+            values = np.where(ids < 0, "", ids.astype(str))
+            return category_colouring(key, title, values, max_categories, blank_name=NOT_IN_SAMPLE)
         return category_colouring(key, title, ids, max_categories)
     if key == "correct":
         from embscope.data import label_present

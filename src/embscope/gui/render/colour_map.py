@@ -4,8 +4,10 @@ The codes come from the Qt-free :mod:`embscope.tasks.colouring`; this decides
 what they look like: categories take the map palette in frequency order with
 grey for "other" and a darker grey for a blank value, a missing label
 (:mod:`embscope.gui.render.palette`), prediction ≠ label is
-red against a pale blue, continuous bins are steps along the map's ramp and a
-non-finite value is magenta, a colour the ramp never takes.
+red against a pale blue, continuous bins are steps along the map's ramp.  Whatever
+has no value (a missing label, a row outside the MCL sample, a sample kNN agreement
+cannot score, a non-finite number) is the same grey, which neither the palette nor
+the ramp takes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from embscope.gui.render.plots import ramp_colours
 
 #: prediction ≠ label, prediction = label, unknown.
 CORRECT_COLOURS = ("#d62728", "#9ecae1", OTHER_COLOUR)
-MISSING_COLOUR = "#ff00ff"
+MISSING_COLOUR = NO_VALUE_COLOUR
 
 
 def code_colours(colouring) -> list[str]:
