@@ -321,8 +321,10 @@ def test_a_missing_label_is_named_in_the_legend_not_blank():
 
 def test_rows_outside_the_mcl_sample_are_named_not_counted_as_a_cluster(result):
     """Above the node limit MCL runs on a subsample: id -1 rows are "not in the MCL sample" everywhere."""
+    from embscope.gui.panels.map.engine import builtin_colouring
     from embscope.gui.render.colour_map import code_colours
     from embscope.gui.render.palette import NO_VALUE_COLOUR
+    from embscope.gui.render.plots import colour_codes
     from embscope.tasks.colouring import NOT_IN_SAMPLE, compute_colouring
     from embscope.tasks.selection import cluster_rows, summarise_selection
 
@@ -335,6 +337,12 @@ def test_rows_outside_the_mcl_sample_are_named_not_counted_as_a_cluster(result):
     assert col.has_blank and col.names[-1] == NOT_IN_SAMPLE
     colours = code_colours(col)
     assert colours[-1] == NO_VALUE_COLOUR and NO_VALUE_COLOUR not in colours[:-1]
+    # The same on the map's built-in "cluster" mode and in PNGs and Compare (a "-1" cluster before).
+    shown = builtin_colouring(result, "cluster", cid, inflation=2.0)
+    assert (shown.names[-1], shown.colours[-1]) == (NOT_IN_SAMPLE, NO_VALUE_COLOUR) and "-1" not in shown.names
+    assert all(shown.names[shown.codes[i]] == NOT_IN_SAMPLE for i in np.flatnonzero(cid < 0))
+    codes, png_colours, legend = colour_codes(result, "cluster", cid)
+    assert legend[-1] == (NOT_IN_SAMPLE, NO_VALUE_COLOUR) and (codes[cid < 0] == len(png_colours) - 1).all()
     for i in (0, 1, 3):  # each sample carries the colour code of its own category
         expected = NOT_IN_SAMPLE if cid[i] < 0 else str(cid[i])
         assert col.names[col.codes[i]] == expected

@@ -68,8 +68,21 @@ COLUMN_PREFIX = "column: "
 MISSING_NAMES = {"leaf": "(no label)", "parent": "(no parent)", "prediction": "(no prediction)"}
 #: Legend name of an empty cell in any other column.
 EMPTY_NAME = "(empty)"
+#: Legend name of the rows MCL did not cluster (above the node limit it runs on a stratified sample).
+NOT_IN_SAMPLE = "not in the MCL sample"
 #: Legend name of the kNN agreement's extra code: a sample without a label, or without a labelled neighbour.
 NOT_SCORED = "not scored (no label)"
+
+
+def blank_name(key: str) -> str:
+    """Legend (and hover) name of a sample with no value for the colouring ``key``."""
+    return NOT_IN_SAMPLE if key == "cluster" else MISSING_NAMES.get(key, EMPTY_NAME)
+
+
+def cluster_values(cluster_ids) -> np.ndarray:
+    """MCL cluster ids as category values; a row outside the MCL sample (id < 0) is blank, no cluster."""
+    ids = np.asarray(cluster_ids).astype(np.int64)
+    return np.where(ids < 0, "", ids.astype(str))
 
 
 def column_key(name: str) -> str:
@@ -319,10 +332,6 @@ def sample_norms(result) -> np.ndarray:
     return np.linalg.norm(np.asarray(result.sample_vectors, dtype=np.float64), axis=1)
 
 
-#: Category of the rows MCL did not cluster (above the node limit it runs on a stratified sample).
-NOT_IN_SAMPLE = "not in the MCL sample"
-
-
 def unavailable_reason(result, key: str, cluster_ids=None) -> str:
     """Why colouring ``key`` cannot be shown for ``result`` ("" when it can)."""
     emb = result.embeddings
@@ -376,18 +385,16 @@ def compute_colouring(
         numbers = None if key in LABEL_COLUMNS else numeric_column(values)
         if numbers is not None:
             return continuous_colouring(key, title, numbers)
-        return category_colouring(key, title, values, max_categories, blank_name=MISSING_NAMES.get(key, EMPTY_NAME))
+        return category_colouring(key, title, values, max_categories, blank_name=blank_name(key))
     if key == "cluster":
         ids = np.asarray(cluster_ids)
         if len(ids) != emb.n_samples:
             raise BadInputError(f"{len(ids)} cluster ids but {emb.n_samples} samples")
         title = f"MCL cluster (inflation {inflation:g})" if inflation is not None else "MCL cluster"
-        ids = ids.astype(np.int64)
         if (ids < 0).any():  # MCL ran on a subsample: the other rows have no cluster, and say so
             # As a blank value: last, in the one grey of missing data, never a cluster's colour.
-            values = np.where(ids < 0, "", ids.astype(str))
-            return category_colouring(key, title, values, max_categories, blank_name=NOT_IN_SAMPLE)
-        return category_colouring(key, title, ids, max_categories)
+            return category_colouring(key, title, cluster_values(ids), max_categories, blank_name=NOT_IN_SAMPLE)
+        return category_colouring(key, title, ids.astype(np.int64), max_categories)
     if key == "correct":
         from embscope.data import label_present
 

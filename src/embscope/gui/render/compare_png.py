@@ -25,7 +25,7 @@ from embscope.gui.render.plots import (
     scatter_layers,
 )
 from embscope.storage import atomic_path
-from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES
+from embscope.tasks.colouring import blank_name
 
 #: One colour per source (distinct from the grade colours' meaning where possible).
 SOURCE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -188,7 +188,7 @@ def map_colours(result, colour_by: str, cluster_ids: list | None = None):
         return plain, []
     joined = np.concatenate([np.asarray(v).astype(str) for v in values])
     # A missing label is named as such in the legend and drawn grey, as on the app's map.
-    codes, names, colours = category_codes(joined, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
+    codes, names, colours = category_codes(joined, blank_name=blank_name(colour_by))
     bounds = np.cumsum([0, *n_rows])
     per = [(codes[bounds[i] : bounds[i + 1]], colours) for i in range(len(sides))]
     return per, list(zip(names, colours, strict=False))

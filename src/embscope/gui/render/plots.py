@@ -16,7 +16,7 @@ import numpy as np
 
 # Category colours scale to hundreds of classes; the greys are "other" and a missing label.
 from embscope.gui.render.palette import MAX_CATEGORIES, TABLEAU20, ordered_colours
-from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES, category_order
+from embscope.tasks.colouring import EMPTY_NAME, blank_name, category_order, cluster_values
 
 #: Grade colours (seed 002's table): GOOD green, OK amber, POOR red.
 GRADE_COLOURS = {"GOOD": "#2e7d32", "OK": "#b7791f", "POOR": "#c62828"}
@@ -91,7 +91,7 @@ def colour_values(result, colour_by: str, cluster_ids: np.ndarray | None = None)
     elif colour_by == "prediction":
         values = emb.predictions
     elif colour_by == "cluster":
-        values = None if cluster_ids is None else np.asarray(cluster_ids).astype(str)
+        values = None if cluster_ids is None else cluster_values(cluster_ids)
     elif colour_by == "norm":
         return result.geometry.norms, "continuous"
     else:
@@ -594,7 +594,7 @@ def colour_codes(result, colour_by: str, cluster_ids=None) -> tuple[np.ndarray, 
         uniq, inverse = np.unique(keys, return_inverse=True)
         colours = [f"#{int(k):06x}" for k in uniq]
         return inverse.ravel(), colours, [("low norm", "#440154"), ("high norm", "#fde725")]
-    codes, names, colours = category_codes(values, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
+    codes, names, colours = category_codes(values, blank_name=blank_name(colour_by))
     return codes, colours, list(zip(names, colours, strict=False))
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embscope.tasks.colouring import EMPTY_NAME, MISSING_NAMES, category_order
+from embscope.tasks.colouring import EMPTY_NAME, blank_name, category_order
 from embscope.tasks.progress import CancelToken, Progress
 
 #: Bins per side of the bucket grid (a viewport query slices at most this many runs).
@@ -153,7 +153,7 @@ def builtin_colouring(result, colour_by: str, cluster_ids=None, inflation: float
     if kind == "continuous":
         return continuous_colouring(values, colour_by)
     title = f"cluster (I = {inflation:g})" if colour_by == "cluster" and inflation is not None else colour_by
-    return category_colouring(values, title=title, blank_name=MISSING_NAMES.get(colour_by, EMPTY_NAME))
+    return category_colouring(values, title=title, blank_name=blank_name(colour_by))
 
 
 class MapIndex:
