@@ -51,3 +51,16 @@ def test_the_map_legend_counts_one_colour_in_the_singular(qtbot):
     assert panel._legend_title().startswith("1 colour by leaf — ")
     panel._colouring = SimpleNamespace(continuous=False, names=["leaf0", "leaf1"], title="leaf")
     assert panel._legend_title().startswith("2 colours by leaf — ")
+
+
+def test_the_map_legend_names_other_also_when_missing_data_comes_after_it(qtbot):
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.map import MapPanel
+
+    panel = MapPanel(ViewModel())
+    qtbot.addWidget(panel)
+    names = ["3", "7", "other (412)", "not in the MCL sample"]
+    panel._colouring = SimpleNamespace(continuous=False, names=names, title="cluster (I = 2)")
+    assert panel._legend_title().startswith("4 colours by cluster (I = 2) · smallest share grey “other” — ")
+    panel._colouring = SimpleNamespace(continuous=False, names=["3", "7", "(no label)"], title="leaf")
+    assert "other" not in panel._legend_title()

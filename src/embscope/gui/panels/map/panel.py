@@ -471,7 +471,8 @@ class MapPanel(QWidget):
             return "Legend"
         if c.continuous:
             return f"Colour: {c.title}"
-        other = " · smallest share grey “other”" if c.names and c.names[-1].startswith("other (") else ""
+        # Not only the last name: missing data ("(no label)", "not in the MCL sample") comes after "other".
+        other = " · smallest share grey “other”" if any(n.startswith("other (") for n in c.names[-2:]) else ""
         return f"{counted(len(c.names), 'colour')} by {c.title}{other} — click hides, double-click isolates"
 
     # ------------------------------------------------------------------ drawing (GUI thread, O(visible))
