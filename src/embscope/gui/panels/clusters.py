@@ -33,7 +33,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.panels import PanelJob
 from embscope.gui.panels.score_text import score_with_chance
 from embscope.gui.panels.widgets import FlowLayout, StatusLabel, export_row
-from embscope.gui.render.plots import draw_sweep
+from embscope.gui.render.plots import SweepPlot
 from embscope.gui.render.theme import muted
 from embscope.gui.workers import JobRunner
 
@@ -115,6 +115,8 @@ class ClustersPanel(QWidget):
         self.count_plot = self.graphics.addPlot(row=0, col=0)
         self.purity_plot = self.graphics.addPlot(row=0, col=1)
         self.purity_plot.setXLink(self.count_plot)
+        # Redrawn for every grid result and slider step: its curves are updated in place, not rebuilt.
+        self.sweep_plot = SweepPlot(self.count_plot, self.purity_plot)
         form = QFormLayout()
         form.addRow("Inflation", self.slider)
         under_slider = FlowLayout(spacing=12)  # the grid's line wraps below "I = …" when narrow
@@ -462,4 +464,4 @@ class ClustersPanel(QWidget):
 
     def _draw_curves(self) -> None:
         summary = {"inflations": list(self.rows.values())} if self.rows else None
-        draw_sweep(self.count_plot, self.purity_plot, summary, self.inflation if self.rows else None)
+        self.sweep_plot.draw(summary, self.inflation if self.rows else None)
