@@ -100,6 +100,81 @@ def test_the_grid_skips_an_inflation_another_job_is_computing(result):
     assert not cache.in_progress(2.0) and cache.cached(2.0) is not None
 
 
+@pytest.mark.parametrize("first_finishes", [True, False])
+def test_a_request_for_an_inflation_another_thread_is_computing_waits_for_it(result, monkeypatch, first_finishes):
+    """The slider asking for the value the grid is computing waits for that result rather than
+    computing it again beside it; if the grid is stopped first, the request computes it itself."""
+    import embscope.analysis.mcl as mcl
+    from embscope.errors import Cancelled
+    from embscope.tasks.clusters import ClusterCache
+    from embscope.tasks.progress import CancelToken
+
+    calls = []
+    real = mcl.markov_cluster
+    monkeypatch.setattr(
+        mcl, "markov_cluster", lambda *a, **k: calls.append(threading.current_thread().name) or real(*a, **k)
+    )
+    cache = ClusterCache(result.graph)
+    started, release = threading.Event(), threading.Event()
+
+    def gated(*_args) -> None:  # the grid at I = 2.0, held inside its first iteration
+        started.set()
+        release.wait(5)
+        if not first_finishes:
+            raise Cancelled()
+
+    grid_token = CancelToken()
+    grid_token.raise_if_cancelled = gated
+    answers = {}
+
+    def run(name: str, token) -> None:
+        try:
+            answers[name] = cache.cluster_at(2.0, token)
+        except Cancelled:
+            answers[name] = None
+
+    grid = threading.Thread(target=run, args=("grid", grid_token), name="grid")
+    grid.start()
+    assert started.wait(5)
+    slider = threading.Thread(target=run, args=("slider", CancelToken()), name="slider")
+    slider.start()
+    slider.join(0.5)
+    assert slider.is_alive() and calls == ["grid"]  # waiting, not computing
+    release.set()
+    grid.join(5)
+    slider.join(30)
+    assert not slider.is_alive() and not cache.in_progress(2.0)
+    if first_finishes:
+        assert calls == ["grid"] and answers["slider"][0] is answers["grid"][0]  # the grid's own array
+    else:
+        assert calls == ["grid", "slider"] and answers["grid"] is None and answers["slider"][0] is cache.cached(2.0)[0]
+
+
+def test_a_waiting_request_can_be_cancelled(result):
+    from embscope.errors import Cancelled
+    from embscope.tasks.clusters import ClusterCache
+    from embscope.tasks.progress import CancelToken
+
+    cache = ClusterCache(result.graph)
+    started, release = threading.Event(), threading.Event()
+
+    def gated(*_args) -> None:
+        started.set()
+        release.wait(5)
+
+    grid_token = CancelToken()
+    grid_token.raise_if_cancelled = gated
+    grid = threading.Thread(target=cache.cluster_at, args=(2.0, grid_token))
+    grid.start()
+    assert started.wait(5)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        cache.cluster_at(2.0, token)
+    release.set()
+    grid.join(5)
+
+
 def test_the_grid_runs_nearest_the_slider_first_off_the_windows_status_bar(qtbot, model, result):
     from embscope.gui.panels.clusters import ClustersPanel
     from embscope.gui.workers import JobRunner

@@ -37,6 +37,8 @@ GRID_STEP = 0.05
 GRID_LEVELS = (0.5, 0.1, GRID_STEP)
 #: ``nice`` increment of the thread that computes the grid (Linux: per thread).
 GRID_NICE = 10
+#: How often a request waiting for another thread's result at the same inflation checks its cancel.
+WAIT_POLL_S = 0.1
 
 
 class ClusterCache:
@@ -59,6 +61,7 @@ class ClusterCache:
         self._rows: dict[float, dict] = {}
         self._computing: dict[float, int] = {}  # inflation -> how many threads are computing it now
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)  # notified whenever a computation ends
 
     @staticmethod
     def key(inflation: float) -> float:
@@ -122,21 +125,28 @@ class ClusterCache:
     def cluster_at(self, inflation: float, cancel: CancelToken | None = None) -> tuple[np.ndarray, int]:
         """Cluster ids and iteration count at one inflation (cached or computed now).
 
-        ``cancel`` is checked after every MCL iteration.
+        When another thread is computing the same inflation (the background grid
+        reached the slider's value first), this waits for its result instead of
+        computing it a second time beside it; if that thread stops without one
+        (cancelled), this computes it.  ``cancel`` is checked while waiting and
+        after every MCL iteration.
         """
         from embscope.analysis.mcl import markov_cluster
 
         key = self.key(inflation)
-        hit = self.cached(key)
-        if hit is not None:
-            return hit
         cancel = cancel or NEVER_CANCELLED
+        with self._finished:
+            while key not in self._results and self._computing.get(key, 0) > 0:
+                cancel.raise_if_cancelled()
+                self._finished.wait(WAIT_POLL_S)
+            hit = self._results.get(key)
+            if hit is not None:
+                return hit
+            self._computing[key] = self._computing.get(key, 0) + 1
 
         def check(_iteration: int, _chaos: float) -> None:
             cancel.raise_if_cancelled()
 
-        with self._lock:
-            self._computing[key] = self._computing.get(key, 0) + 1
         try:
             ids, info = markov_cluster(
                 self.flow,
@@ -149,10 +159,11 @@ class ClusterCache:
             with self._lock:
                 self._results[key] = (ids, info.iterations)
         finally:
-            with self._lock:
+            with self._finished:
                 left = self._computing.pop(key) - 1
                 if left:
                     self._computing[key] = left
+                self._finished.notify_all()
         return ids, info.iterations
 
 

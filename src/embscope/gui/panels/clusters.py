@@ -12,7 +12,8 @@ source's cluster cache over a fine inflation grid in the background
 cancellable), nearest the slider first: a :class:`~embscope.tasks.clusters.GridPlan`
 follows the slider while the job runs.  The slider then answers from that cache
 wherever the grid has reached, and says "computing MCL at I = …" elsewhere
-(a slider request runs beside the grid, on the window's worker).  The grid is
+(a slider request runs beside the grid, on the window's worker; on the value
+the grid is computing at that moment it waits for the grid's result).  The grid is
 background work the user did not ask for: it shows its progress in the panel
 ("precomputed 23 of 97 inflations", with a Stop button), not in the status
 bar, and does not make the window busy.  Stop, or the window's Cancel, stops
