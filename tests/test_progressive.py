@@ -104,6 +104,32 @@ def test_overall_progress_is_weighted_monotonic_and_estimates_the_time_left():
 # --------------------------------------------------------------------------- the window
 
 
+def test_extraction_says_how_long_it_has_left_at_the_rate_it_keeps():
+    """Extraction runs before the analysis has a plan (so before the window's bar has an ETA):
+    its own reports say the time left, from the rate since its first report."""
+    from embscope.tasks.progress import Progress, run_job, sub_job
+    from embscope.tasks.stages import RateEta, samples_message
+
+    now = [100.0]
+    eta = RateEta(clock=lambda: now[0], warmup_s=2.0)
+    assert samples_message(192, 20_000, "cpu", eta) == "192 of 20,000 samples on cpu"  # the first report
+    now[0] += 1.0
+    assert samples_message(384, 20_000, "cpu", eta) == "384 of 20,000 samples on cpu"  # still warming up
+    now[0] += 59.0  # 60 s for 5 056 samples since the first report: 14 752 more take 175 s
+    assert samples_message(5_248, 20_000, "cpu", eta) == "5,248 of 20,000 samples on cpu, about 3 min left"
+    assert samples_message(7, 10, "cuda:0") == "7 of 10 samples on cuda:0"
+
+    def inner():
+        yield Progress("extracting", 0.5, "1 of 2 samples on cpu")
+        return 1
+
+    seen = []
+    run_job(sub_job(inner(), "extracting"), seen.append)
+    assert [p.stage for p in seen] == ["extracting"]  # not "extracting: extracting"
+    run_job(sub_job(inner(), "layers"), seen.append)
+    assert seen[-1].stage == "layers: extracting"
+
+
 def test_the_window_shows_a_provisional_verdict_and_the_pca_map_before_the_final_result(qtbot, tmp_path, errors):
     from embscope.gui.panels.overview import OverviewPanel
 

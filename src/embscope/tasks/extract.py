@@ -28,6 +28,7 @@ from embscope.sources.raw import display_strings
 from embscope.storage import atomic_path, cache_dir
 from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Progress
+from embscope.tasks.stages import RateEta, samples_message
 
 #: Bump when what a cache entry holds changes meaning.
 CACHE_VERSION = 3  # 3: auto pooling follows a sentence-transformers pipeline (Normalize)
@@ -123,10 +124,11 @@ def extract_job(
     yield Progress("opening checkpoint", None, Path(request.checkpoint).name)
     loaded = open_checkpoint(request.checkpoint, factory=load.factory, trust=load.trust)
     cancel.raise_if_cancelled()
+    eta = RateEta()
     result = yield from relay(
         extract(loaded, data, load, cancel),
         lambda step: Progress(
-            "extracting", step.done / max(step.total, 1), f"{step.done}/{step.total} samples on {step.device}"
+            "extracting", step.done / max(step.total, 1), samples_message(step.done, step.total, step.device, eta)
         ),
     )
     notes = (*loaded.notes, *result.notes)

@@ -26,6 +26,7 @@ from embscope.errors import BadInputError
 from embscope.sources.metadata import settle_labels
 from embscope.tasks.extract import ExtractRequest, read_load_data
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress
+from embscope.tasks.stages import RateEta, samples_message
 
 LAYERS_SCHEMA_VERSION = "1.0"
 
@@ -194,13 +195,14 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     kept_rows = sample_rows(data.n_samples, request.sample_size, labels=data.labels)
     accumulators: dict[str, LayerAccumulator] = {}
     notes: list[str] = [*data.notes, *loaded.notes]  # how the data was read (label column, side files) too
+    eta = RateEta()
 
     def consume(item):
         if isinstance(item, BatchDone):
             return Progress(
                 "extracting layers",
                 item.done / max(item.total, 1),
-                f"{item.done}/{item.total} samples on {item.device}",
+                samples_message(item.done, item.total, item.device, eta),
             )
         assert isinstance(item, LayerChunk)
         for name, vectors in item.vectors.items():

@@ -99,7 +99,7 @@ def sub_job(job: Job[R], stage_prefix: str = "") -> Generator[Progress, None, R]
     def rename(report: Progress) -> Progress:
         # A nested job's partial results and plan are its own: the outer job reports plain progress.
         stage = report.stage
-        if stage_prefix:
+        if stage_prefix and report.stage != stage_prefix:  # not "extracting: extracting"
             stage = f"{stage_prefix}: {report.stage}" if report.stage else stage_prefix
         if type(report) is Progress and stage == report.stage:
             return report

@@ -159,6 +159,38 @@ class OverallProgress:
         return remaining * elapsed / completed
 
 
+class RateEta:
+    """Seconds left in one long step at the rate it has kept since its first report.
+
+    For work that runs before an analysis knows its plan (extraction: its cost
+    depends on the model, the texts and the device, and the plan on the
+    number of samples it yields), so the window's overall bar has no ETA yet.
+    NaN until ``warmup_s`` have passed with some progress.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, warmup_s: float = 2.0) -> None:
+        self.clock = clock
+        self.warmup_s = warmup_s
+        self._start: tuple[float, float] | None = None  # (time, fraction) of the first report
+
+    def left(self, fraction: float) -> float:
+        now = self.clock()
+        if self._start is None:
+            self._start = (now, fraction)
+            return math.nan
+        elapsed, gained = now - self._start[0], fraction - self._start[1]
+        if elapsed < self.warmup_s or gained <= 0:
+            return math.nan
+        return max(1.0 - fraction, 0.0) * elapsed / gained
+
+
+def samples_message(done: int, total: int, device: str, eta: RateEta | None = None) -> str:
+    """``5,248 of 20,000 samples on cpu, about 2 min left`` (no time left until the rate is known)."""
+    text = f"{done:,} of {total:,} samples on {device}"
+    left = format_eta(eta.left(done / max(total, 1))) if eta is not None else ""
+    return f"{text}, {left}" if left else text
+
+
 def format_eta(seconds: float) -> str:
     """``about 3 min left`` / ``about 40 s left`` / ``a few seconds left``."""
     if not math.isfinite(seconds) or seconds < 0:
