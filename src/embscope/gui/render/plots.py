@@ -579,16 +579,13 @@ class SweepPlot:
                 self._items[role] = plot.plot(**self._styled(curves[role]), **style)
                 self._data[role] = curves[role]
 
+        def marked(colour: str, symbol: str, size: int, name: str) -> dict:
+            """A solid line with filled markers."""
+            pen = pg.mkPen(colour, width=2)
+            return {"pen": pen, "symbol": symbol, "symbolBrush": self._brush(colour), "symbolSize": size, "name": name}
+
         blue, grey = "#1f77b4", "#7f7f7f"
-        add(
-            count_plot,
-            "clusters",
-            pen=pg.mkPen(blue, width=2),
-            symbol="o",
-            symbolBrush=self._brush(blue),
-            symbolSize=7,
-            name="clusters",
-        )
+        add(count_plot, "clusters", **marked(blue, "o", 7, "clusters"))
         add(
             count_plot,
             "singletons",
@@ -628,15 +625,7 @@ class SweepPlot:
             purity_plot.setTitle("Purity, and leaf mixing within parents")
             dashed = pg.mkPen(WITHIN_COLOUR, width=1, style=_dash())
             add(purity_plot, "chance within", pen=dashed, name="chance (within parents)")
-            add(
-                purity_plot,
-                "within",
-                pen=pg.mkPen(WITHIN_COLOUR, width=2),
-                symbol="s",
-                symbolBrush=self._brush(WITHIN_COLOUR),
-                symbolSize=6,
-                name="leaf mixing within parents",
-            )
+            add(purity_plot, "within", **marked(WITHIN_COLOUR, "s", 6, "leaf mixing within parents"))
         purity_plot.setYRange(0, 1.02, padding=0)
         if current is not None:
             for plot in (count_plot, purity_plot):
