@@ -110,6 +110,11 @@ def test_ivf_falls_back_to_exhaustive_when_no_probe_count_reaches_the_target(rng
     monkeypatch.setattr(kf, "NPROBE_STEPS", (1,))
     g = knn_graph(x, 5, exact=False, device="cpu")
     assert g.method == "flat" and g.exact and "fallback" in g.params
+    # Said as a clause of its own, after the search's parameters.
+    assert g.describe().endswith(
+        f"exhaustive) (threads {g.params['threads']}), as an approximate (IVF) index was tried and no probe count "
+        "reached recall 0.97; recall@5 1 by construction"
+    )
     np.testing.assert_array_equal(g.indices, knn_graph(x, 5, exact=True, device="cpu").indices)
 
 

@@ -77,8 +77,10 @@ class KnnGraph:
     def describe(self) -> str:
         """One line: how the graph was searched and its recall, e.g. for the report and the Overview."""
         how = METHOD_TEXT.get(self.method, "exact" if self.exact else "approximate")
-        params = ", ".join(f"{key} {value}" for key, value in self.params.items())
+        params = ", ".join(f"{key} {value}" for key, value in self.params.items() if key != "fallback")
         text = f"cosine {self.k}-NN graph of {self.n_nodes:,} points: {how}" + (f" ({params})" if params else "")
+        if "fallback" in self.params:  # a clause of its own: "(threads 2, fallback no probe …)" did not read
+            text += f", as an approximate (IVF) index was tried and {self.params['fallback']}"
         if self.recall is not None and self.recall_queries:
             text += f"; recall@{self.k} {self.recall:.3f} measured on {self.recall_queries:,} sampled points"
         elif self.recall is not None:
