@@ -126,6 +126,7 @@ def test_analyze_clusters_a_stated_subsample_above_the_limit(monkeypatch, tmp_pa
 
 
 def test_session_slider_cache_uses_the_same_sample(monkeypatch):
+    import embscope.analysis.mcl as mcl
     from embscope.tasks.mcl_sample import SampledClusterCache
     from embscope.tasks.session import Session, Source
 
@@ -135,8 +136,12 @@ def test_session_slider_cache_uses_the_same_sample(monkeypatch):
     source = session.add(Source("planted.npy"))
     session.finish(source, result)
     cache = source.cluster_cache()
-    assert isinstance(cache, SampledClusterCache)
-    ids, _ = cache.cluster_at(2.0)
+    # The analysis' own cache: its sample graph, flow matrix and I = 2 clusters, not built a second time.
+    assert isinstance(cache, SampledClusterCache) and cache is result.cluster_cache
+    assert cache.inflations == [2.0]
+    with monkeypatch.context() as patch:
+        patch.setattr(mcl, "markov_cluster", lambda *a, **k: pytest.fail("I = 2 was clustered again"))
+        ids, _ = cache.cluster_at(2.0)
     np.testing.assert_array_equal(ids, result.clusters.cluster_ids[2.0])  # same seeded rows, same clustering
     ids3, _ = cache.cluster_at(3.0)
     assert ids3.shape == (900,) and np.array_equal(ids3 >= 0, ids >= 0)

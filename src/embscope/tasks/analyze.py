@@ -100,6 +100,9 @@ class AnalysisResult:
     timings: dict[str, float]
     #: Steps still to come when this is a partial result (empty for a finished analysis).
     pending: tuple[str, ...] = ()
+    #: The MCL cache the sweep filled (:mod:`embscope.tasks.mcl_sample`): the app's slider and
+    #: grid go on from it instead of building the adjacency, flow matrix and sample graph again.
+    cluster_cache: object | None = field(default=None, repr=False)
 
     @property
     def provisional(self) -> bool:
@@ -256,10 +259,11 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
         yield Partial("graph", 1.0, "graph metrics", step=stages.SCORES, value=partial)
     timings.setdefault("graph", 0.0)
 
-    clusters = None
+    clusters = cache = None
     if use_clusters:
-        from embscope.tasks.mcl_sample import mcl_sweep_job
+        from embscope.tasks.mcl_sample import cluster_cache_for, mcl_sweep_job
 
+        cache = cluster_cache_for(graph, per_sample, embeddings.labels, full=settings.mcl_full)
         clusters = yield from in_step(
             sub_job(
                 mcl_sweep_job(
@@ -270,13 +274,14 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
                     settings.inflations,
                     full=settings.mcl_full,
                     cancel=cancel,
+                    cache=cache,
                 ),
                 "MCL",
             ),
             stages.CLUSTERS,
         )
     lap("clusters")
-    result = assemble(geometry, graph, clusters, ())
+    result = replace(assemble(geometry, graph, clusters, ()), cluster_cache=cache)
     lap("verdict")
     result.timings.update(timings)
     result.summary["timings_s"] = dict(timings)

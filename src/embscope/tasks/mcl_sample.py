@@ -133,9 +133,12 @@ def cluster_cache_for(
 
 
 def result_cluster_cache(result) -> ClusterCache | None:
-    """:func:`cluster_cache_for` an :class:`~embscope.tasks.analyze.AnalysisResult` (None without a graph)."""
+    """The MCL cache of an :class:`~embscope.tasks.analyze.AnalysisResult`: the one its sweep filled,
+    else a new :func:`cluster_cache_for` it (None without a graph)."""
     if result is None or result.graph is None:
         return None
+    if getattr(result, "cluster_cache", None) is not None:
+        return result.cluster_cache
     return cluster_cache_for(
         result.graph, result.sample_vectors, result.embeddings.labels, full=result.request.settings.mcl_full
     )
@@ -150,11 +153,14 @@ def mcl_sweep_job(
     *,
     full: bool = False,
     cancel: CancelToken | None = None,
+    cache: ClusterCache | None = None,
 ):
     """Generator job: the MCL sweep of an analysis, on a subsample above the node limit (unless ``full``).
 
-    Returns the :class:`~embscope.analysis.sweep.ClusterSweep`, its ``sample``
-    set to what was clustered when it was a subsample.
+    ``cache`` (default: :func:`cluster_cache_for` these arguments) is filled on the way, so
+    whoever keeps it can go on from its graph, flow matrix and results.  Returns the
+    :class:`~embscope.analysis.sweep.ClusterSweep`, its ``sample`` set to what was clustered
+    when it was a subsample.
     """
     from dataclasses import replace
 
@@ -162,7 +168,7 @@ def mcl_sweep_job(
     from embscope.tasks.progress import Progress
 
     cancel = cancel or NEVER_CANCELLED
-    cache = cluster_cache_for(graph, vectors, labels, full=full)
+    cache = cache if cache is not None else cluster_cache_for(graph, vectors, labels, full=full)
     if isinstance(cache, SampledClusterCache):
         yield Progress(
             "sample graph", None, f"{cache.sample.size:,} of {graph.n_nodes:,} samples ({cache.sample.method})"
