@@ -166,6 +166,28 @@ def test_layout_and_cluster_cache_belong_to_the_result():
     assert source.cluster_cache().cached(2.0) is None
 
 
+def test_a_rerun_on_the_same_graph_gets_a_new_cluster_cache_a_later_stage_keeps_it():
+    """The graph cache hands a re-run (say with another label column) the same graph object; the
+    cluster cache's statistics rows are of the old labels, so only a later stage of one run keeps it."""
+    from dataclasses import replace
+
+    session = Session()
+    source = session.add(Source("a.npy"))
+    final = make_result(n=60)
+    partial = replace(final, clusters=None, pending=("MCL clusters",))
+    session.request_analysis(source)
+    session.take_next()
+    session.show_partial(source, partial)
+    cache = source.cluster_cache()
+    cache.store_row(2.5, {"purity_leaf": 0.5})
+    session.finish(source, final)  # the same run's last stage: same embeddings, same graph
+    assert source.cluster_cache() is cache
+    relabelled = replace(final, embeddings=replace(final.embeddings, labels=final.embeddings.labels[::-1].copy()))
+    assert relabelled.graph is final.graph
+    session.finish(source, relabelled)
+    assert source.cluster_cache() is not cache and source.cluster_cache().row(2.5) is None
+
+
 def test_requests_carry_every_load_setting_of_a_checkpoint():
     load = LoadSettings(
         meta="m.csv",

@@ -315,7 +315,9 @@ class Session:
         # A map belongs to the samples, the cluster cache to the graph: both outlive a partial result.
         if old is None or old.embeddings is not result.embeddings:
             source.layout = None
-        if old is None or old.graph is None or old.graph is not result.graph:
+        # Its statistics rows are of the run's labels, and a re-run (another label column) gets the same
+        # graph object back from the graph cache: only a newer stage of the same run keeps the cache.
+        if old is None or old.graph is None or old.graph is not result.graph or old.embeddings is not result.embeddings:
             source._cluster_cache = None
         source.result = result
 
