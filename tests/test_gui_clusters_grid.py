@@ -225,6 +225,36 @@ def test_grid_results_and_slider_steps_update_the_sweep_curves_in_place(qtbot, m
     assert len(panel.count_plot.legend.items) == 2  # not one more per redraw
 
 
+def test_a_value_asked_for_before_the_final_result_stays_asked_for_and_arrives(qtbot, model, result):
+    """The app's self-test hung in CI: the slider went to 2.5 while the analysis still showed its partial
+    result (UMAP finished before the MCL sweep); the final result moved the slider back to the sweep's 2.0
+    and dropped the answer for 2.5 as stale, although it was computed on the same graph's cache."""
+    from dataclasses import replace
+
+    from embscope.gui.panels.clusters import ClustersPanel
+    from embscope.gui.workers import JobRunner
+
+    panel = ClustersPanel(model, grid_runner=JobRunner("grid-test", synchronous=True))
+    qtbot.addWidget(panel)
+    held = []
+    panel.job_requested.connect(held.append)
+    model.set_result(replace(result, clusters=None, pending=("MCL clusters",)))
+    panel.set_inflation(2.5)
+    assert len(held) == 1 and panel.status_label.text() == "computing MCL at I = 2.50…"
+    model.update_result(result)  # the same run's final result, before the answer
+    assert panel.inflation == 2.5 and panel.status_label.text() == "computing MCL at I = 2.50…"
+    assert panel.value_labels["n_clusters"].text() == "…"
+    JobRunner("slider-test", synchronous=True).start(held[0].make_job, on_finished=held[0].on_finished)
+    assert model.inflation == 2.5 and panel.status_label.text() == ""
+    assert panel.value_labels["n_clusters"].text() == str(panel.rows[2.5]["n_clusters"])
+    # Another graph by the time an answer comes: stale, not shown (but kept in its own cache).
+    panel.set_inflation(2.7)
+    other = make_result(n=300, seed=1)
+    model.set_result(other)
+    JobRunner("slider-test", synchronous=True).start(held[1].make_job, on_finished=held[1].on_finished)
+    assert 2.7 not in panel.rows and model.inflation != 2.7
+
+
 @pytest.fixture
 def gated_grid(monkeypatch):
     """Hold the grid's worker thread inside its first inflation until the test sets ``release``."""

@@ -149,6 +149,7 @@ class ClustersPanel(QWidget):
         self.rows: dict[float, dict] = {}
         self.ids: dict[float, np.ndarray] = {}
         self._pending: float | None = None
+        self._shown_cache = None  # the MCL cache of the result whose rows are shown (its graph's)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REQUEST_DELAY_MS)
@@ -198,10 +199,15 @@ class ClustersPanel(QWidget):
     # ------------------------------------------------------------------ model side
 
     def _on_model_result_changed(self) -> None:
+        result = self.model.result
+        cache = None if result is None or result.graph is None else self.model.cluster_cache()
+        # A newer result of the same graph (the final one after a partial one shares its MCL cache):
+        # the value the user asked for stays asked for, and its answer, still on its way, is still valid.
+        asked = self._pending if cache is not None and cache is self._shown_cache else None
+        self._shown_cache = cache
         self.rows.clear()
         self.ids.clear()
         self._pending = None
-        result = self.model.result
         sweep = None if result is None else result.clusters  # the typed ClusterSweep, not summary.json's copy
         if sweep is not None:
             for stats in sweep.stats:
@@ -213,13 +219,19 @@ class ClustersPanel(QWidget):
             if sweep is not None
             else ("MCL sweep not run for this source." if result is not None else "")
         )
-        if self.rows and self.inflation not in self.rows:
+        if asked is not None and asked == self.inflation and not self._from_cache(asked):
+            self._pending = asked  # not moved back to the sweep's 2.0 under the user's hand
+        elif self.rows and self.inflation not in self.rows and not self._from_cache(self.inflation):
             # Start on the sweep's 2.0 (or nearest) so the map's cluster colours appear at once.
             nearest = min(self.rows, key=lambda i: abs(i - 2.0))
             self.slider.blockSignals(True)
             self.slider.setValue(inflation_to_slider(nearest))
             self.slider.blockSignals(False)
         self._show(self.inflation)
+        if self._pending is not None:
+            self.status_label.setText(f"computing MCL at I = {self.inflation:.2f}…")
+            for label in self.value_labels.values():
+                label.setText(PENDING_VALUE)
         self._draw_curves()
         self.grid_runner.cancel()  # the previous result's grid: its cache is not shown any more
         self.grid_plan = None
@@ -439,12 +451,14 @@ class ClustersPanel(QWidget):
         if cache is not None:
             from embscope.tasks.jobs import cluster_job
 
-            result, emb = self.model.result, self.model.result.embeddings
+            emb = self.model.result.embeddings
 
-            def on_finished(point, result=result, inflation=inflation) -> None:
-                if self.model.result is result:  # stale when another source is shown by now
-                    row, ids = point
-                    cache.store_row(inflation, row)
+            def on_finished(point, cache=cache, inflation=inflation) -> None:
+                row, ids = point
+                cache.store_row(inflation, row)  # valid for its graph whatever is shown now
+                # Stale only when another graph is shown by now (another source, or a re-run): a newer
+                # result of the same graph (the final one after a partial one) shares its cache.
+                if self.model.cluster_cache() is cache:
                     self.add_point(inflation, row, ids)
 
             make_job = cluster_job(cache, emb.labels, emb.parents, inflation)
