@@ -229,9 +229,7 @@ class ClustersPanel(QWidget):
             self.slider.blockSignals(False)
         self._show(self.inflation)
         if self._pending is not None:
-            self.status_label.setText(f"computing MCL at I = {self.inflation:.2f}…")
-            for label in self.value_labels.values():
-                label.setText(PENDING_VALUE)
+            self._show_computing()
         self._draw_curves()
         self.grid_runner.cancel()  # the previous result's grid: its cache is not shown any more
         self.grid_plan = None
@@ -430,13 +428,17 @@ class ClustersPanel(QWidget):
             self._timer.stop()
             self._show(self.inflation)
         else:
-            if self.model.result is not None and self.model.result.graph is not None:
-                self.status_label.setText(f"computing MCL at I = {self.inflation:.2f}…")
-            # Not the last inflation's numbers under the new "I =": a 20 000-sample graph takes
-            # half a minute at I = 1.3, long enough to read I = 2's clusters as I = 1.3's.
-            for label in self.value_labels.values():
-                label.setText(PENDING_VALUE)
+            self._show_computing()
             self._timer.start()
+
+    def _show_computing(self) -> None:
+        """The slider's value is being (or about to be) computed: say so, and show no numbers under it."""
+        if self.model.result is not None and self.model.result.graph is not None:
+            self.status_label.setText(f"computing MCL at I = {self.inflation:.2f}…")
+        # Not the last inflation's numbers under the new "I =": a 20 000-sample graph takes
+        # half a minute at I = 1.3, long enough to read I = 2's clusters as I = 1.3's.
+        for label in self.value_labels.values():
+            label.setText(PENDING_VALUE)
 
     def _request_current(self) -> None:
         inflation = self.inflation
