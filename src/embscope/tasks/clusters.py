@@ -59,7 +59,7 @@ class ClusterCache:
         self._flow = None
         self._results: dict[float, tuple[np.ndarray, int]] = {}
         self._rows: dict[float, dict] = {}
-        self._computing: dict[float, int] = {}  # inflation -> how many threads are computing it now
+        self._computing: set[float] = set()  # inflations a thread is computing now (one thread each: others wait)
         self._lock = threading.Lock()
         self._finished = threading.Condition(self._lock)  # notified whenever a computation ends
 
@@ -120,7 +120,7 @@ class ClusterCache:
     def in_progress(self, inflation: float) -> bool:
         """True while some thread is computing ``inflation`` in :meth:`cluster_at` (the grid then skips it)."""
         with self._lock:
-            return self._computing.get(self.key(inflation), 0) > 0
+            return self.key(inflation) in self._computing
 
     def cluster_at(self, inflation: float, cancel: CancelToken | None = None) -> tuple[np.ndarray, int]:
         """Cluster ids and iteration count at one inflation (cached or computed now).
@@ -136,13 +136,13 @@ class ClusterCache:
         key = self.key(inflation)
         cancel = cancel or NEVER_CANCELLED
         with self._finished:
-            while key not in self._results and self._computing.get(key, 0) > 0:
+            while key not in self._results and key in self._computing:
                 cancel.raise_if_cancelled()
                 self._finished.wait(WAIT_POLL_S)
             hit = self._results.get(key)
             if hit is not None:
                 return hit
-            self._computing[key] = self._computing.get(key, 0) + 1
+            self._computing.add(key)
 
         def check(_iteration: int, _chaos: float) -> None:
             cancel.raise_if_cancelled()
@@ -160,9 +160,7 @@ class ClusterCache:
                 self._results[key] = (ids, info.iterations)
         finally:
             with self._finished:
-                left = self._computing.pop(key) - 1
-                if left:
-                    self._computing[key] = left
+                self._computing.discard(key)
                 self._finished.notify_all()
         return ids, info.iterations
 
