@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embscope.gui.render.palette import NO_VALUE_COLOUR, OTHER_COLOUR, category_colours
+from embscope.gui.render.palette import NO_VALUE_COLOUR, OTHER_COLOUR, category_code_colours
 from embscope.gui.render.plots import ramp_colours
 
 #: prediction ≠ label, prediction = label, unknown.
@@ -32,11 +32,7 @@ def code_colours(colouring) -> list[str]:
     if colouring.key == "correct":
         return list(CORRECT_COLOURS[:n])
     n_kept = n - colouring.has_other - colouring.has_blank
-    return (
-        category_colours(n_kept)
-        + ([OTHER_COLOUR] if colouring.has_other else [])
-        + ([NO_VALUE_COLOUR] if colouring.has_blank else [])
-    )
+    return category_code_colours(n_kept, colouring.has_other, colouring.has_blank)
 
 
 def ramp_legend(colouring, colours: list[str]) -> list[tuple[str, str]]:

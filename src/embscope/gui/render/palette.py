@@ -57,14 +57,15 @@ def _generated(n: int) -> list[str]:
     return out
 
 
+def category_code_colours(n_kept: int, other: bool, blank: bool) -> list[str]:
+    """Colour per code of a categorical colouring: a palette colour per kept category, then
+    :data:`OTHER_COLOUR` for "other" (when ``other``), then :data:`NO_VALUE_COLOUR` for the blank value."""
+    return category_colours(n_kept) + ([OTHER_COLOUR] if other else []) + ([NO_VALUE_COLOUR] if blank else [])
+
+
 def ordered_colours(order) -> list[str]:
-    """Colour per code of a :class:`~embscope.tasks.colouring.CategoryOrder`: a palette colour per kept
-    category, then :data:`OTHER_COLOUR` for "other", then :data:`NO_VALUE_COLOUR` for the blank value."""
-    return (
-        category_colours(len(order.kept))
-        + ([OTHER_COLOUR] if order.n_other else [])
-        + ([NO_VALUE_COLOUR] if order.blank else [])
-    )
+    """:func:`category_code_colours` of a :class:`~embscope.tasks.colouring.CategoryOrder`."""
+    return category_code_colours(len(order.kept), order.n_other > 0, order.blank)
 
 
 def capped_legend(entries: list, limit: int) -> tuple[list, int, list]:
