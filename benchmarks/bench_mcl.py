@@ -80,8 +80,37 @@ def graph_key(adj) -> str:
     return h.hexdigest()[:16]
 
 
-def build_graph(spec: str, knn: int):
-    """(name, adjacency, description) of a ``wordnet:N`` or ``planted:N`` graph."""
+def build_graph(spec: str, knn: int, cache: Path | None = None):
+    """(name, adjacency, description) of a ``wordnet:N`` or ``planted:N`` graph.
+
+    With ``cache``, the adjacency is kept there (keyed by the spec and k) and
+    read back on later runs: another machine then needs neither the corpus
+    nor faiss, and gets the very graph whose ``mcl`` results ``--mcl-cache``
+    holds (a k-NN search elsewhere may order equal cosines differently).
+    """
+    from scipy import sparse
+
+    path = cache / f"graph-{spec.replace(':', '-').replace('@', '-at-')}-k{knn}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as stored:
+            adj = sparse.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=stored["shape"])
+            return str(stored["name"]), adj, str(stored["description"]) + f" (graph read from {path.name})"
+    name, adj, description = _new_graph(spec, knn)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            data=adj.data,
+            indices=adj.indices,
+            indptr=adj.indptr,
+            shape=np.array(adj.shape),
+            name=name,
+            description=description,
+        )
+    return name, adj, description
+
+
+def _new_graph(spec: str, knn: int):
     from embscope.analysis.graph import knn_adjacency, knn_graph
 
     kind, _, size = spec.partition(":")
@@ -101,6 +130,17 @@ def build_graph(spec: str, knn: int):
         raise SystemExit(f"unknown graph {spec!r}: wordnet:N, fashion:N or planted:N")
     graph = knn_graph(x, knn, exact=True)
     return f"{kind}:{n}" + (f"@{first}" if first else ""), knn_adjacency(graph), description
+
+
+def gpu_peak_reset() -> None:
+    """Start a new peak of torch's CUDA allocator (nothing without a GPU)."""
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        sys.modules["torch"].cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_mib() -> float:
+    """The CUDA allocator's peak since :func:`gpu_peak_reset`, MiB."""
+    return sys.modules["torch"].cuda.max_memory_allocated() / 2**20
 
 
 def mcl_peak_rss(abc: Path, inflation: float, workdir: Path, threads: int) -> int:
@@ -188,6 +228,12 @@ def main() -> int:
     parser.add_argument(
         "--mcl-cache", type=Path, default=None, help="keep/reuse mcl's results here (the table says which were reused)"
     )
+    parser.add_argument(
+        "--graph-cache",
+        type=Path,
+        default=None,
+        help="keep/reuse the k-NN graphs here (so another machine runs on the same graphs without the corpus)",
+    )
     args = parser.parse_args()
     products = {"dense": False} if args.cpu else {}  # default: markov_cluster's own choice (dense on a CUDA GPU)
     if shutil.which("mcl") is None:
@@ -211,7 +257,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for spec in args.graphs.split(","):
-            name, adj, description = build_graph(spec, args.knn)
+            name, adj, description = build_graph(spec, args.knn, args.graph_cache)
             print(f"\n{name}: {adj.shape[0]} nodes, {adj.nnz} edges ({args.knn}-NN, symmetric) — {description}")
             print(header)
             key = graph_key(adj)
@@ -234,6 +280,7 @@ def main() -> int:
                     marks: list[float] = []
                     timing = {"on_iteration": lambda *_, m=marks: m.append(time.perf_counter())}
                     timing = timing if args.per_iteration else {}
+                    gpu_peak_reset()
                     t = time.perf_counter()
                     ours, info = markov_cluster(adj, inflation, return_info=True, **products, **timing)
                     t_ours.append(time.perf_counter() - t)
@@ -248,7 +295,12 @@ def main() -> int:
                     f"{min(t_mcl) / min(t_ours):>6.1f} {np.median(t_mcl) / np.median(t_ours):>6.1f} {ari:>6.3f} "
                     f"{ref.max() + 1:>6} {ours.max() + 1:>6} {info.iterations:>4}  "
                     f"tail {default_tail_mass(inflation):g}"
-                    + ("" if info.device == "cpu" else f", dense products on {info.device} (no tail), then the CPU"),
+                    + (
+                        ""
+                        if info.device == "cpu"
+                        else f", dense products on {info.device} (no tail; GPU peak {gpu_peak_mib():.0f} MiB), "
+                        "then the CPU"
+                    ),
                     flush=True,
                 )
                 if args.per_iteration and marks:
