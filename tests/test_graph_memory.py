@@ -119,3 +119,36 @@ def test_torch_search_uploads_normalised_blocks_and_gives_the_exhaustive_graph(r
     np.testing.assert_array_equal(on_torch.indices, exhaustive.indices)
     np.testing.assert_array_equal(on_torch.similarities, exhaustive.similarities)
     assert not (on_torch.indices == np.arange(3000)[:, None]).any()  # self is never a neighbour
+
+
+def test_torch_search_blocks_stay_within_their_budget(rng, monkeypatch):
+    """At 10⁶ points a 4 096-row block of similarities would be 16 GB: rows per block shrink to the budget,
+    and a budget below one row's worth still searches (one row at a time), giving the same graph."""
+    from embscope.analysis.graph import _torch_knn, torch_block_rows, torch_fits
+
+    assert torch_block_rows(1_000_000, "cpu") * 4 * 1_000_000 <= graph_module.TORCH_BLOCK_BYTES
+    assert torch_block_rows(1_000, "cpu") == 4096 and torch_block_rows(10, "cpu", block_rows=7) == 7
+    assert torch_fits(10**9, 1024, "cpu")  # torch's CPU device: no GPU memory to run out of
+    x = rng.normal(size=(500, 16)).astype(np.float32)
+    whole = run_to_end(_torch_knn(x, 5, "cpu"))
+    monkeypatch.setattr(graph_module, "TORCH_BLOCK_BYTES", 4 * 500 * 3 + 1)  # three rows of similarities
+    assert torch_block_rows(500, "cpu") == 3
+    steps = []
+    gen = _torch_knn(x, 5, "cpu")
+    try:
+        while True:
+            steps.append(next(gen))
+    except StopIteration as stop:
+        small = stop.value
+    assert len(steps) == 167  # ⌈500 / 3⌉ blocks, each reported
+    np.testing.assert_array_equal(small.indices, whole.indices)
+    np.testing.assert_array_equal(small.similarities, whole.similarities)
+
+
+def test_rows_too_large_for_the_gpu_are_searched_on_the_cpu(rng, monkeypatch):
+    """When the unit rows alone would take over half the GPU's free memory, faiss searches on the CPU instead."""
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    monkeypatch.setattr(graph_module, "torch_fits", lambda n, d, device: False)
+    graph = knn_graph(x, 4, device="cuda")
+    assert graph.method == "flat" and graph.exact
+    np.testing.assert_array_equal(graph.indices, knn_graph(x, 4, device="cpu").indices)

@@ -234,6 +234,8 @@ def iter_knn_graph(
     n, d = x.shape
     fp = f"{fingerprint or data_fingerprint(x)}-k{k}"
     method = choose_method(n, d, device, exact)
+    if method == "torch" and not torch_fits(n, d, resolve_device(device)):
+        method = choose_method(n, d, "cpu", exact)  # the rows alone would fill the GPU: faiss on the CPU
     if method == "torch":
         graph = yield from _torch_knn(x, k, resolve_device(device))
         return dataclasses.replace(graph, fingerprint=fp)
@@ -377,6 +379,34 @@ def release_freed_memory() -> None:
     trim(0)
 
 
+#: Bytes one block of the GPU search's similarities may take: a block is
+#: ``rows × N`` float32, so at 10⁶ points 4 096 rows would be 16 GB, more than
+#: most GPUs hold.  Rows per block shrink to fit this (and a quarter of the free memory).
+TORCH_BLOCK_BYTES = 1 << 30
+#: Share of the GPU's free memory the unit rows may take before the search stays on the CPU.
+TORCH_DATA_SHARE = 0.5
+
+
+def torch_fits(n: int, d: int, device: str) -> bool:
+    """True when the GPU search's copy of ``n × d`` unit rows fits on ``device`` (always on torch's CPU device)."""
+    if not str(device).startswith("cuda"):
+        return True
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return 4.0 * n * d <= TORCH_DATA_SHARE * free
+
+
+def torch_block_rows(n: int, device: str, block_rows: int = 4096) -> int:
+    """Rows per block of the GPU search: at most ``block_rows``, and a block of ``rows × n`` float32 within budget."""
+    budget = TORCH_BLOCK_BYTES
+    if str(device).startswith("cuda"):
+        import torch
+
+        budget = min(budget, torch.cuda.mem_get_info(torch.device(device))[0] // 4)
+    return int(max(1, min(block_rows, budget // (4 * max(n, 1)))))
+
+
 def _torch_knn(x: np.ndarray, k: int, device: str, block_rows: int = 4096) -> Generator[float, None, KnnGraph]:
     """Exhaustive blocked cosine top-k with torch on a GPU (self masked out)."""
     import torch
@@ -385,6 +415,7 @@ def _torch_knn(x: np.ndarray, k: int, device: str, block_rows: int = 4096) -> Ge
 
     n, d = x.shape
     u = UnitRows(x)
+    block_rows = torch_block_rows(n, device, block_rows)
     gpu = torch.empty((n, d), dtype=torch.float32, device=device)
     for start in range(0, n, 65_536):  # copied up in normalised blocks: no unit copy of the whole input on the host
         gpu[start : start + 65_536] = torch.from_numpy(u[start : start + 65_536]).to(device)
