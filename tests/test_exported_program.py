@@ -85,3 +85,46 @@ def test_a_pt2_that_cannot_be_unflattened_runs_whole_and_refuses_a_module_clearl
     assert any("cannot be hooked" in note for note in whole.notes)
     with pytest.raises(BadInputError, match="runs as one flat graph, so its submodules cannot be hooked"):
         _extract(demo_pt2, data, trust=True, module="embed_norm")
+
+
+def _graph_devices(*owners) -> set[str]:
+    """Every device a node's arguments name, in the graphs of the given programs or modules."""
+    devices = set()
+    for owner in owners:
+        root = owner.graph_module if hasattr(owner, "graph_module") else owner
+        for module in root.modules():
+            graph = getattr(module, "graph", None)
+            for node in graph.nodes if graph is not None else ():
+                if "device" in node.kwargs:
+                    devices.add(str(node.kwargs["device"]))
+    return devices
+
+
+def test_a_pt2_moves_to_another_device_graph_and_all(demo_pt2):
+    """The GPU machine's trial: the CPU-exported demo program, moved with module.to('cuda'), failed every batch
+    with "Tensor device mismatch! Expected: cpu" (its graph asserts the device it was traced on).  Placed by
+    place_program, the program's graph, its weights and the module that runs it name the new device only
+    ('meta' here: the device this CPU-only test can move to)."""
+    from embscope.sources.checkpoints import open_checkpoint, place_program, program_device
+
+    loaded = open_checkpoint(str(demo_pt2), trust=True)
+    assert program_device(loaded.program) == "cpu" and _graph_devices(loaded.program) == {"cpu"}
+    place_program(loaded, torch.device("meta"))
+    assert program_device(loaded.program) == "meta"
+    assert _graph_devices(loaded.program, loaded.model) == {"meta"}
+    assert {p.device.type for p in loaded.model.parameters()} == {"meta"}
+    assert loaded.model(torch.zeros(2, 784, device="meta"))[0].device.type == "meta"
+    place_program(loaded, "meta")  # already there: nothing moves
+    assert program_device(loaded.program) == "meta"
+
+
+def test_a_pt2_on_a_torch_that_cannot_move_it_names_the_device_to_use(demo_pt2, monkeypatch):
+    import torch.export.passes
+
+    from embscope.sources.checkpoints import open_checkpoint, place_program
+
+    monkeypatch.delattr(torch.export.passes, "move_to_device_pass")
+    loaded = open_checkpoint(str(demo_pt2), trust=True)
+    place_program(loaded, torch.device("cpu"))  # its own device: no move needed
+    with pytest.raises(BadInputError, match="exported on cpu and this torch cannot move it to meta; use --device cpu"):
+        place_program(loaded, torch.device("meta"))

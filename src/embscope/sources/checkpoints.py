@@ -56,6 +56,9 @@ class LoadedModel:
         A sentence-transformers folder's Pooling/Normalize steps ("auto" pooling follows them), else None.
     fixed_batch
         The only batch size the model accepts (a ``.pt2`` exported with a static batch dimension), else None.
+    program
+        The ``torch.export`` program a ``.pt2`` model was made from (else None): moving it to another
+        device needs the program, not the module (:func:`place_program`).
     """
 
     model: Any
@@ -70,6 +73,7 @@ class LoadedModel:
     notes: tuple[str, ...] = field(default_factory=tuple)
     st_pipeline: StPipeline | None = None
     fixed_batch: int | None = None
+    program: Any = field(default=None, repr=False)
 
 
 # --------------------------------------------------------------------------- detection
@@ -499,18 +503,59 @@ def _open_exported(p: Path, trust: bool) -> LoadedModel:
     finally:
         logger.setLevel(level)
     notes = ["torch.export program loaded (trusted); its train/eval behaviour is the one it was exported with"]
-    try:
-        # Unflattened, the program calls its submodules again, so --module's forward hook sees their outputs;
-        # the flat graph (program.module()) runs every op inline and a hook on a submodule never fires.
-        module = torch.export.unflatten(program)
-    except Exception as exc:  # noqa: BLE001 - some programs cannot be unflattened; the flat graph still runs
-        module = program.module()
-        notes.append(f"its submodules cannot be hooked (unflattening failed: {first_line(exc, p)})")
+    module, failure = _program_module(program)
+    if failure:
+        notes.append(f"its submodules cannot be hooked (unflattening failed: {first_line(failure, p)})")
     loaded = _describe_plain(module, "pt2", str(p), notes)
+    loaded.program = program
     loaded.fixed_batch = _static_batch(program)
     if loaded.fixed_batch is not None:
         loaded.notes += (f"exported with a fixed batch of {loaded.fixed_batch}: run in batches of that size",)
     return loaded
+
+
+def _program_module(program) -> tuple[Any, Exception | None]:
+    """The module that runs ``program``: unflattened when possible, else its flat graph (and why)."""
+    import torch
+
+    try:
+        # Unflattened, the program calls its submodules again, so --module's forward hook sees their outputs;
+        # the flat graph (program.module()) runs every op inline and a hook on a submodule never fires.
+        return torch.export.unflatten(program), None
+    except Exception as exc:  # noqa: BLE001 - some programs cannot be unflattened; the flat graph still runs
+        return program.module(), exc
+
+
+def program_device(program) -> str:
+    """The device a ``torch.export`` program's weights are on ("cpu" for one without any)."""
+    for tensor in (*program.state_dict.values(), *program.constants.values()):
+        if hasattr(tensor, "device"):
+            return str(tensor.device)
+    return "cpu"
+
+
+def place_program(loaded: LoadedModel, device) -> None:
+    """Put a ``.pt2`` model on ``device``: ``loaded.model`` becomes a module of the program moved there.
+
+    ``module.to(device)`` is not enough: the exported graph names the device
+    it was traced on (``_assert_tensor_metadata`` and factory-op arguments), so
+    a CPU-exported program moved that way fails on a GPU with "Tensor device
+    mismatch".  torch's ``move_to_device_pass`` rewrites those arguments too.
+    """
+    target = str(device)
+    if program_device(loaded.program) == target:
+        return
+    try:
+        from torch.export.passes import move_to_device_pass
+    except ImportError:  # torch < 2.6
+        current = program_device(loaded.program)
+        raise BadInputError(
+            f"this torch.export program was exported on {current} and this torch cannot move it to {target}; "
+            f"use --device {current}, or torch 2.6 or later",
+            in_app=f"this torch.export program was exported on {current}: choose Device {current}",
+        ) from None
+    loaded.program = move_to_device_pass(loaded.program, target)
+    loaded.model, _failure = _program_module(loaded.program)
 
 
 def _static_batch(program) -> int | None:

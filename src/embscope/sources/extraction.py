@@ -24,7 +24,7 @@ import numpy as np
 
 from embscope.errors import BadInputError
 from embscope.options import DTYPES, POOLINGS, LoadSettings
-from embscope.sources.checkpoints import LoadedModel
+from embscope.sources.checkpoints import LoadedModel, place_program
 from embscope.sources.data_files import DataSet
 from embscope.sources.modules import capture_output, first_tensor, resolve_module
 
@@ -548,10 +548,13 @@ def _prepare(loaded: LoadedModel, data: DataSet, options: LoadSettings):
         raise BadInputError(
             "text data needs a model with a tokenizer (a Hugging Face folder); give .npy arrays for other models"
         )
-    if loaded.kind != "pt2":
-        # An exported program's train/eval behaviour was fixed when it was exported; its flat graph refuses eval().
+    if loaded.kind == "pt2":
+        # An exported program's train/eval behaviour was fixed when it was exported (its flat graph refuses
+        # eval()), and its graph names its device: the program itself is moved.
+        place_program(loaded, device)
+    else:
         loaded.model.eval()
-    loaded.model.to(device)
+        loaded.model.to(device)
     return device
 
 
