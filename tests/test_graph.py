@@ -209,8 +209,10 @@ def test_knn_not_below_n_exits_2_in_one_line(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
     assert "--knn 8 must be at least 1 and below the number of samples (8)" in err
     assert not (tmp_path / "out" / "summary.json").exists()
-    # Not given: automatic, min(15, N − 1) = 7 here.
-    assert main(["analyze", str(tmp_path / "x.npy"), "--no-clusters", "--out", str(tmp_path / "auto")]) == 0
+    # Not given: automatic, min(15, N − 1) = 7 here (the CPU's search named, as on a machine with a GPU
+    # 'auto' would take torch's).
+    auto = ["--no-clusters", "--device", "cpu", "--out", str(tmp_path / "auto")]
+    assert main(["analyze", str(tmp_path / "x.npy"), *auto]) == 0
     import json
 
     graph = json.loads((tmp_path / "auto" / "summary.json").read_text())["graph"]
@@ -227,7 +229,7 @@ def test_summary_and_report_name_the_graph_method_and_recall(rng, monkeypatch):
     x = clustered(rng, 4000, 16)
     labels = np.array([f"c{i % 7}" for i in range(4000)])
     emb = EmbeddingSet(vectors=x, labels=labels, source="mem")
-    result = run_to_end(analyze_job(AnalyzeRequest.of(embeddings=emb, clusters=False)))
+    result = run_to_end(analyze_job(AnalyzeRequest.of(embeddings=emb, clusters=False, device="cpu")))
     graph = result.summary["graph"]
     assert graph["method"] == "ivf" and graph["exact"] is False and graph["k"] == 15
     assert graph["recall_queries"] == 1000 and 0.95 <= graph["recall_at_k"] <= 1.0

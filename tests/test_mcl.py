@@ -60,7 +60,8 @@ def test_expansion_three_matches_dense_numpy_mcl():
         m /= m.sum(axis=0, keepdims=True)
     m[m < 1e-6] = 0
     _, expected = connected_components(sparse.csr_matrix(m), directed=True, connection="weak")
-    ids, info = markov_cluster(a, 2.0, expansion=3, prune_threshold=0.0, return_info=True)
+    # The sparse kernel (whose byte count is checked below) even where a GPU would take the dense products.
+    ids, info = markov_cluster(a, 2.0, expansion=3, prune_threshold=0.0, dense=False, return_info=True)
     assert info.converged
     assert adjusted_rand_score(expected, ids) == 1.0
     assert ids.max() + 1 >= 4  # a real partition, not one blob
@@ -394,8 +395,16 @@ def test_check_stops_the_expansion_before_the_first_iteration_ends(monkeypatch):
         if len(checks) == 2:  # the user presses Cancel while the first expansion runs
             raise Cancelled()
 
-    with pytest.raises(Cancelled):
-        markov_cluster(adj, 2.0, on_iteration=lambda i, _c: iterations.append(i), check=check)
+    # Two threads: a round is at least 16 columns per chunk and 4 chunks per thread, so on a 16-core
+    # machine (64 chunks) one round would cover all 1 000 columns and the first check could only come after it.
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with pytest.raises(Cancelled):
+            # The compiled kernel's rounds, even where a GPU would take the dense products.
+            markov_cluster(adj, 2.0, dense=False, on_iteration=lambda i, _c: iterations.append(i), check=check)
+    finally:
+        numba.set_num_threads(threads)
     assert iterations == []  # stopped inside the first iteration
     assert len(checks) == 2  # and at the first check after the cancel
 
@@ -525,11 +534,21 @@ def test_tail_mass_zero_is_plain_mcl_and_default_agrees_with_it():
         markov_cluster(adj, 2.0, tail_mass=1.0)
 
 
-# --- dense products in torch (the CUDA path), run here on the CPU ---------------------------
+# --- dense products in torch (the CUDA path) -------------------------------------------------
+# They run on the CPU everywhere, and on a CUDA GPU too where torch sees one (the GPU machine's
+# check: CI has none), so the device's own kernels (topk, cumsum, float64 sums) are held to the
+# same reference.
 
 
+def _dense_devices() -> list[str]:
+    import torch
+
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+@pytest.mark.parametrize("device", _dense_devices())
 @pytest.mark.parametrize("inflation", [1.4, 2.0, 3.0])
-def test_dense_step_matches_dense_reference(inflation):
+def test_dense_step_matches_dense_reference(inflation, device):
     """One dense expansion step prunes as mcl does (cut-off, select, recover), ties to the smaller row."""
     import torch
 
@@ -541,20 +560,21 @@ def test_dense_step_matches_dense_reference(inflation):
     cliques = _stochastic(block_diag(*[np.ones((20, 20))] * (n // 20)))
     for m in (scattered, cliques):
         for select, recover in ((1100, 1400), (20, 30), (40, 5), (7, 12)):
-            p = torch.as_tensor(m, dtype=torch.float32) @ torch.as_tensor(m, dtype=torch.float32)
-            got, chaos, kept = _prune_inflate(p, 1e-3, select, recover, 0.9, inflation)
+            f = torch.as_tensor(m, dtype=torch.float32, device=device)
+            got, chaos, kept = _prune_inflate(f @ f, 1e-3, select, recover, 0.9, inflation)
             ref = _reference_step(m, 1e-3, select, recover, 0.9, inflation)
             assert kept == np.count_nonzero(ref)
-            got = got.numpy().astype(np.float64)
+            got = got.cpu().numpy().astype(np.float64)
             np.testing.assert_array_equal(got > 0, ref > 0)
             np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-6)
             cnt = (ref > 0).sum(axis=0)
             assert chaos == pytest.approx(((ref.max(axis=0) - (ref**2).sum(axis=0)) * cnt).max(), rel=1e-3, abs=1e-6)
 
 
+@pytest.mark.parametrize("device", _dense_devices())
 @pytest.mark.parametrize("inflation", [1.4, 2.0, 4.0])
 @pytest.mark.parametrize("hand_over", [True, False])
-def test_dense_products_give_the_sparse_kernels_partition(inflation, hand_over, monkeypatch):
+def test_dense_products_give_the_sparse_kernels_partition(inflation, hand_over, device, monkeypatch):
     """Dense torch products and the sparse kernel (no tail mass: both mcl's arithmetic) agree,
     whether the dense run goes to convergence or hands a sparse iterate over to the CPU kernel."""
     from embscope.analysis import mcl as mcl_module
@@ -567,33 +587,34 @@ def test_dense_products_give_the_sparse_kernels_partition(inflation, hand_over, 
     monkeypatch.setattr(mcl_module, "_sparse_iterations", lambda *a, **k: handed.append(a[4]) or finish(*a, **k))
     if not hand_over:
         monkeypatch.setattr(mcl_dense, "HAND_OVER_ENTRIES", 0)
-    dense_ids, dense_info = markov_cluster(a, inflation, tail_mass=0.0, dense=True, device="cpu", return_info=True)
+    dense_ids, dense_info = markov_cluster(a, inflation, tail_mass=0.0, dense=True, device=device, return_info=True)
     np.testing.assert_array_equal(dense_ids, sparse_ids)
     if hand_over:  # the CPU kernel took over after at least one dense iteration
         assert len(handed) == 1 and handed[0] >= 1
     else:
         assert handed == []
-    assert dense_info.device == "cpu" and sparse_info.device == "cpu"
+    assert dense_info.device == device and sparse_info.device == "cpu"
     assert dense_info.converged and abs(dense_info.iterations - sparse_info.iterations) <= 1
     assert dense_info.max_bytes == 4 * a.shape[0] ** 2
     if inflation == 2.0:
         assert adjusted_rand_score(leaf, dense_ids) > 0.5  # a real partition of the planted leaves
 
 
-def test_dense_products_report_iterations_and_can_be_cancelled():
+@pytest.mark.parametrize("device", _dense_devices())
+def test_dense_products_report_iterations_and_can_be_cancelled(device):
     class Stop(Exception):
         pass
 
     a, _, _ = planted_graph(n_parents=2, leaves=2, size=20, seed=6)
     seen = []
-    markov_cluster(a, 2.0, dense=True, device="cpu", on_iteration=lambda i, chaos: seen.append((i, chaos)))
+    markov_cluster(a, 2.0, dense=True, device=device, on_iteration=lambda i, chaos: seen.append((i, chaos)))
     assert [i for i, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][1] < 1e-3
 
     def stop():
         raise Stop
 
     with pytest.raises(Stop):
-        markov_cluster(a, 2.0, dense=True, device="cpu", check=stop)
+        markov_cluster(a, 2.0, dense=True, device=device, check=stop)
 
 
 def test_dense_products_only_on_a_gpu_with_room():
@@ -609,6 +630,10 @@ def test_dense_products_only_on_a_gpu_with_room():
     assert not fits(10, "cpu")
     if not torch.cuda.is_available():  # a GPU named on a machine without one: the CPU kernel, no error
         assert not fits(10, "cuda") and _dense_device(10, "cuda", None) is None
+    else:  # on a GPU 'auto' takes it while the matrix fits, and never a matrix beyond its memory
+        free, _ = torch.cuda.mem_get_info()
+        assert _dense_device(10_000, "auto", None) == "cuda" and fits(10_000, "cuda")
+        assert not fits(int((free / 4) ** 0.5) + 1, "cuda")
 
 
 def test_a_prepared_flow_matrix_serves_every_inflation_unchanged():
