@@ -151,4 +151,9 @@ def test_rows_too_large_for_the_gpu_are_searched_on_the_cpu(rng, monkeypatch):
     monkeypatch.setattr(graph_module, "torch_fits", lambda n, d, device: False)
     graph = knn_graph(x, 4, device="cuda")
     assert graph.method == "flat" and graph.exact
+    assert graph.describe() == (
+        "cosine 4-NN graph of 300 points: exact (faiss IndexFlatIP, exhaustive) (threads "
+        f"{graph.params['threads']}), on the CPU as the 300 × 8 rows would take over half of the GPU's free "
+        "memory; recall@4 1 by construction"
+    )
     np.testing.assert_array_equal(graph.indices, knn_graph(x, 4, device="cpu").indices)

@@ -77,9 +77,12 @@ class KnnGraph:
     def describe(self) -> str:
         """One line: how the graph was searched and its recall, e.g. for the report and the Overview."""
         how = METHOD_TEXT.get(self.method, "exact" if self.exact else "approximate")
-        params = ", ".join(f"{key} {value}" for key, value in self.params.items() if key != "fallback")
+        clauses = ("fallback", "gpu")
+        params = ", ".join(f"{key} {value}" for key, value in self.params.items() if key not in clauses)
         text = f"cosine {self.k}-NN graph of {self.n_nodes:,} points: {how}" + (f" ({params})" if params else "")
-        if "fallback" in self.params:  # a clause of its own: "(threads 2, fallback no probe …)" did not read
+        if "gpu" in self.params:  # clauses of their own: "(threads 2, fallback no probe …)" did not read
+            text += f", on the CPU as {self.params['gpu']}"
+        if "fallback" in self.params:
             text += f", as an approximate (IVF) index was tried and {self.params['fallback']}"
         if self.recall is not None and self.recall_queries:
             text += f"; recall@{self.k} {self.recall:.3f} measured on {self.recall_queries:,} sampled points"
@@ -234,15 +237,17 @@ def iter_knn_graph(
     n, d = x.shape
     fp = f"{fingerprint or data_fingerprint(x)}-k{k}"
     method = choose_method(n, d, device, exact)
+    gpu_note = {}
     if method == "torch" and not torch_fits(n, d, resolve_device(device)):
         method = choose_method(n, d, "cpu", exact)  # the rows alone would fill the GPU: faiss on the CPU
+        gpu_note = {"gpu": f"the {n:,} × {d} rows would take over half of the GPU's free memory"}
     if method == "torch":
         graph = yield from _torch_knn(x, k, resolve_device(device))
         return dataclasses.replace(graph, fingerprint=fp)
     threads = int(threads) if threads else kf.default_threads()
     u = kf.UnitRows(x)  # normalised tile by tile: no unit copy of the whole input
     rows = np.arange(n)
-    params: dict = {"threads": threads}
+    params: dict = {"threads": threads, **gpu_note}
     recall, recall_queries = 1.0, 0
     if method == "ivf":
         ivf = yield from kf.scaled(kf.build_ivf(u, threads, seed), 0.0, 0.3)
@@ -261,7 +266,11 @@ def iter_knn_graph(
             del ivf
             release_freed_memory()
             method = "flat"
-            params = {"threads": threads, "fallback": f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"}
+            params = {
+                "threads": threads,
+                **gpu_note,
+                "fallback": f"no probe count reached recall {kf.CALIBRATION_TARGET:g}",
+            }
         else:
             params["probes"] = nprobe
             found_s, found_i = yield from kf.scaled(kf.ivf_search(ivf, u, rows, k + 1, nprobe, threads), 0.45, 0.95)
