@@ -247,7 +247,8 @@ def iter_knn_graph(
     threads = int(threads) if threads else kf.default_threads()
     u = kf.UnitRows(x)  # normalised tile by tile: no unit copy of the whole input
     rows = np.arange(n)
-    params: dict = {"threads": threads, **gpu_note}
+    searched = {"threads": threads, **gpu_note}  # how every CPU search ran, whatever it falls back to
+    params: dict = dict(searched)
     recall, recall_queries = 1.0, 0
     if method == "ivf":
         ivf = yield from kf.scaled(kf.build_ivf(u, threads, seed), 0.0, 0.3)
@@ -266,11 +267,7 @@ def iter_knn_graph(
             del ivf
             release_freed_memory()
             method = "flat"
-            params = {
-                "threads": threads,
-                **gpu_note,
-                "fallback": f"no probe count reached recall {kf.CALIBRATION_TARGET:g}",
-            }
+            params = {**searched, "fallback": f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"}
         else:
             params["probes"] = nprobe
             found_s, found_i = yield from kf.scaled(kf.ivf_search(ivf, u, rows, k + 1, nprobe, threads), 0.45, 0.95)

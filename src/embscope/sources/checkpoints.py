@@ -542,13 +542,16 @@ def place_program(loaded: LoadedModel, device) -> None:
     a CPU-exported program moved that way fails on a GPU with "Tensor device
     mismatch".  torch's ``move_to_device_pass`` rewrites those arguments too.
     """
-    target = str(device)
-    if program_device(loaded.program) == target:
+    import torch
+
+    # As the weights will name it ("cuda:0", not "cuda"), so a program already there is not moved again.
+    target = str(torch.empty(0, device=device).device)
+    current = program_device(loaded.program)
+    if current == target:
         return
     try:
         from torch.export.passes import move_to_device_pass
     except ImportError:  # torch < 2.6
-        current = program_device(loaded.program)
         raise BadInputError(
             f"this torch.export program was exported on {current} and this torch cannot move it to {target}; "
             f"use --device {current}, or torch 2.6 or later",
