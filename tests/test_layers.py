@@ -18,7 +18,7 @@ from embscope.analysis import spectrum as spec
 from embscope.analysis.layer_stats import LayerAccumulator, layer_metrics, sample_rows
 from embscope.cli import main
 from embscope.tasks.extract import ExtractRequest, extract_job
-from embscope.tasks.layers import LayersRequest, layers_job
+from embscope.tasks.layers import LayersRequest, LayersResult, layers_job
 from embscope.tasks.progress import run_job
 from helpers_checkpoints import minilm_path
 
@@ -315,3 +315,25 @@ def test_collapse_ratio_above_the_pair_limit_finds_the_extreme_pair(rng):
     m = layer_metrics(acc.finish())
     assert m["max_pairwise_l2"] == pytest.approx(np.linalg.norm(x[-1] - x[-2]), rel=1e-9)
     assert m["collapse_ratio_method"].startswith("sampled: all pairs of 1024")
+
+
+def test_read_out_says_where_a_metric_recovers():
+    """Mid-layer anisotropy that the last layer undoes reads as such, not as "POOR from layer 1" and ever after."""
+    from embscope.analysis.grading import Threshold
+    from embscope.analysis.series import first_poor_crossings
+
+    rules = {"mean_cosine": Threshold(good=0.3, ok=0.5, higher=False, target="")}
+    names = ["embeddings", "layer.0", "layer.1", "layer.2"]
+    metrics = [{"mean_cosine": v} for v in (0.27, 0.61, 0.58, 0.07)]
+    crossings = first_poor_crossings(list(range(4)), metrics, rules)
+    result = LayersResult("m", names, metrics, [{}] * 4, crossings, rules, n_samples=10)
+    assert result.first_poor("mean_cosine") == "layer.0" and result.recovered_at("mean_cosine") == "layer.2"
+    assert result.markdown_lines() == [
+        "mean_cosine is POOR from layer layer.0 (depth 1, value 0.61); recovered at layer layer.2 (depth 3, value 0.07)"
+    ]
+    first = result.to_json()["first_poor"]["mean_cosine"]
+    assert (first["recovered_at_layer"], first["recovered_value"]) == ("layer.2", 0.07)
+    # still POOR at the last layer: nothing recovers
+    metrics[-1] = {"mean_cosine": 0.9}
+    still = LayersResult("m", names, metrics, [{}] * 4, first_poor_crossings(range(4), metrics, rules), rules, 10)
+    assert still.recovered_at("mean_cosine") is None and "recovered" not in still.markdown_lines()[0]

@@ -111,8 +111,16 @@ def test_first_poor_crossings():
     assert out["rank"].step == 300 and out["rank"].value == pytest.approx(0.29)
     assert not out["rank"].poor_from_start
     assert out["cos"].step == 100 and out["cos"].poor_from_start
-    assert out["iso"].step is None
+    # both are not POOR at the last step: the closing run starts there
+    assert (out["rank"].recovered_step, out["rank"].recovered_value) == (400, pytest.approx(0.4))
+    assert (out["cos"].recovered_step, out["cos"].recovered_value) == (400, pytest.approx(0.2))
+    assert out["iso"].step is None and out["iso"].recovered_step is None
     assert "absent" not in out
+    # POOR, recovered, POOR again at the end: not recovered; a closing run of two starts at its first
+    again = first_poor_crossings([1, 2, 3], [{"rank": 0.1}, {"rank": 0.9}, {"rank": 0.2}], rules)["rank"]
+    assert again.step == 1 and again.recovered_step is None and again.recovered_value is None
+    run = first_poor_crossings([1, 2, 3, 4], [{"rank": 0.9}, {"rank": 0.1}, {"rank": 0.8}, {"rank": 0.7}], rules)
+    assert (run["rank"].step, run["rank"].recovered_step) == (2, 3)
     with pytest.raises(BadInputError):
         first_poor_crossings([1, 2], [{}], rules)
 

@@ -246,6 +246,12 @@ class Crossing:
     value: float | None
     poor_from_start: bool
     threshold: float
+    # Where it is POOR no more: the first step of the closing run of not-POOR
+    # values after a POOR one (None while the last value is POOR).  A layer sweep
+    # often turns anisotropic in the middle and recovers at the output; "POOR from
+    # layer 1" alone would read as "and ever after".
+    recovered_step: int | None = None
+    recovered_value: float | None = None
 
     def to_summary(self) -> dict:
         return {
@@ -253,6 +259,8 @@ class Crossing:
             "value": self.value,
             "poor_from_start": self.poor_from_start,
             "poor_beyond": self.threshold,
+            "recovered_step": self.recovered_step,
+            "recovered_value": self.recovered_value,
         }
 
 
@@ -268,6 +276,8 @@ def first_poor_crossings(
     NaN value is skipped rather than counted (a checkpoint that lacks the metric
     says nothing about it).  Metrics never POOR map to a :class:`Crossing` with
     ``step=None``; metrics without a threshold or without values are left out.
+    A metric whose last values are no longer POOR names where that last run
+    starts (``recovered_step``).
     """
     if len(steps) != len(metrics):
         raise BadInputError(f"{len(steps)} steps but {len(metrics)} metric rows")
@@ -278,12 +288,19 @@ def first_poor_crossings(
         seen = [(s, float(v)) for s, v in seen if _is_number(v)]
         if not seen:
             continue
-        first = next(((s, v) for s, v in seen if rule.grade(v) == "POOR"), None)
+        poor = [rule.grade(v) == "POOR" for _, v in seen]
+        first = next((sv for sv, p in zip(seen, poor, strict=True) if p), None)
+        recovered = None
+        if first is not None and not poor[-1]:
+            last_poor = max(i for i, p in enumerate(poor) if p)
+            recovered = seen[last_poor + 1]
         out[name] = Crossing(
             metric=name,
             step=None if first is None else first[0],
             value=None if first is None else first[1],
             poor_from_start=first is not None and first[0] == seen[0][0],
             threshold=rule.ok,
+            recovered_step=None if recovered is None else recovered[0],
+            recovered_value=None if recovered is None else recovered[1],
         )
     return out

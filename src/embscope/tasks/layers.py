@@ -103,6 +103,11 @@ class LayersResult:
         crossing = self.crossings.get(metric)
         return None if crossing is None or crossing.step is None else self.names[crossing.step]
 
+    def recovered_at(self, metric: str) -> str | None:
+        """Name of the layer from which ``metric`` is no longer POOR to the last layer, or None."""
+        crossing = self.crossings.get(metric)
+        return None if crossing is None or crossing.recovered_step is None else self.names[crossing.recovered_step]
+
     def to_json(self) -> dict:
         """The ``layers.json`` dictionary (strict JSON: NaN/Inf become null)."""
         from embscope.tasks.analyze import json_ready
@@ -123,6 +128,8 @@ class LayersResult:
                         "value": c.value,
                         "poor_from_start": c.poor_from_start,
                         "poor_beyond": c.threshold,
+                        "recovered_at_layer": self.recovered_at(metric),
+                        "recovered_value": c.recovered_value,
                     }
                     for metric, c in self.crossings.items()
                 },
@@ -148,7 +155,13 @@ class LayersResult:
             if crossing.step is None:
                 continue
             where = "from the first layer" if crossing.poor_from_start else f"from layer {self.names[crossing.step]}"
-            lines.append(f"{metric} is POOR {where} (depth {crossing.step}, value {crossing.value:.4g})")
+            line = f"{metric} is POOR {where} (depth {crossing.step}, value {crossing.value:.4g})"
+            if crossing.recovered_step is not None:
+                line += (
+                    f"; recovered at layer {self.names[crossing.recovered_step]}"
+                    f" (depth {crossing.recovered_step}, value {crossing.recovered_value:.4g})"
+                )
+            lines.append(line)
         return lines or ["no graded metric turns POOR at any layer"]
 
 

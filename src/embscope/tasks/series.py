@@ -244,7 +244,10 @@ def series_markdown_lines(result: SeriesResult) -> list[str]:
         if c.step is None:
             continue
         when = f"from the first {result.unit} ({c.step})" if c.poor_from_start else f"at {result.unit} {c.step}"
-        lines.append(f"{name} is POOR {when}: {c.value:.4g} (POOR beyond {c.threshold:g})")
+        line = f"{name} is POOR {when}: {c.value:.4g} (POOR beyond {c.threshold:g})"
+        if c.recovered_step is not None:
+            line += f"; recovered at {result.unit} {c.recovered_step}: {c.recovered_value:.4g}"
+        lines.append(line)
     return lines
 
 

@@ -127,8 +127,12 @@ class LayersPanel(QWidget):
 
         def on_finished(result, source=source) -> None:
             self.add_sweep(source, result)
-            first = next((result.first_poor(m) for m in DEFAULT_METRICS if result.first_poor(m)), None)
-            where = f"first POOR layer: {first}" if first else "no headline metric turns POOR"
+            metric = next((m for m in DEFAULT_METRICS if result.first_poor(m)), None)
+            where = "no headline metric turns POOR"
+            if metric is not None:
+                where = f"first POOR layer: {result.first_poor(metric)} ({metric_label(metric)})"
+                if result.recovered_at(metric) is not None:
+                    where += f", recovered at {result.recovered_at(metric)}"
             self.status_label.setText(
                 f"{source.base_name}: {counted(len(result.names), 'layer')}, {counted(result.n_samples, 'sample')} "
                 f"— {where}. "

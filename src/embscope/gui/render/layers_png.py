@@ -112,7 +112,11 @@ def draw_layer_curves(plot, sources: list[tuple[str, object]], metric: str, thre
             )
             star.setZValue(11)
             plot.addItem(star)
-            firsts.append(f"{source_label}: {short_layer_name(first)}" if len(sources) > 1 else short_layer_name(first))
+            where = short_layer_name(first)
+            recovered = result.recovered_at(metric)
+            if recovered is not None:
+                where += f", recovered at {short_layer_name(recovered)}"
+            firsts.append(f"{source_label}: {where}" if len(sources) > 1 else where)
     if boundary is not None:
         threshold, higher = boundary
         ys.append(threshold)

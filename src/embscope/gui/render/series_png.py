@@ -122,6 +122,8 @@ def draw_series_metric(
             if crossing.poor_from_start
             else f" — first POOR at {result.unit} {crossing.step}"
         )
+        if crossing.recovered_step is not None:
+            title += f", recovered at {result.unit} {crossing.recovered_step}"
     drawn, bands = draw_label_score_bands(
         plot, steps, values, lambda key: metric_series(result, key)[1], metric, LINE_COLOUR
     )
