@@ -209,6 +209,12 @@ def test_metric_table_colours_only_changes_beyond_the_tolerance():
     apart = metric_table([ref, big], rules, comparable=False)
     assert apart["rank"].direction == ["same", None] and apart["knn_label_accuracy"].direction == ["same", None]
     assert apart["rank"].deltas[1] == pytest.approx(-0.1)
+    # Round-off around zero (two dead dimensions' normalised std) is not a change, however large
+    # relative to the value: a graded metric's tolerance is at least a thousandth of its scale.
+    dead = {"min_std": Threshold(good=0.01, ok=0.001, higher=True, target="")}
+    zeros = metric_table([{"min_std": 3.1e-32}, {"min_std": 4.9e-32}, {"min_std": 2e-4}], dead)
+    assert zeros["min_std"].direction == ["same", "same", "better"]
+    assert zeros["min_std"].tolerances[1] == pytest.approx(1e-5)
 
 
 def test_verdict_comparison_and_names():

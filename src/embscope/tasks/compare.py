@@ -53,6 +53,10 @@ COMPARE_SCHEMA_VERSION = "1.2"
 #: another seed or sample of the same data moves most metrics, and colouring them
 #: full red/green overstates them.
 RELATIVE_TOLERANCE = 0.05
+#: ... and, for a graded metric, never below this share of its grading scale (the
+#: larger |boundary|): two dead dimensions' normalised std of 3e-32 and 5e-32 differ
+#: by 50 % of the value, but both are float round-off around zero, not a change.
+GRADE_SCALE_FLOOR = 1e-3
 #: Metrics whose 95 % interval is stored under another stem (``<stem>_ci_low``/``_ci_high``).
 INTERVAL_STEMS = {"intrinsic_dimension_twonn": "intrinsic_dimension", "knn_label_accuracy": "knn_label"}
 #: How a compared map is fitted onto the reference's (said in the GUI, markdown and JSON).
@@ -212,12 +216,15 @@ def source_names(sources: list[str]) -> list[str]:
     return names
 
 
-def delta_tolerance(name: str, metrics_ref: dict[str, float], metrics: dict[str, float]) -> float | None:
+def delta_tolerance(
+    name: str, metrics_ref: dict[str, float], metrics: dict[str, float], rule: Threshold | None = None
+) -> float | None:
     """The |delta| of metric ``name`` below which two sources count as the same.
 
     The larger half-width of the two sources' 95 % intervals when both have one
     (``<stem>_ci_low``/``_ci_high``); else :data:`RELATIVE_TOLERANCE` of the
-    larger |value|.  None when a value is missing.
+    larger |value|, and with a grading ``rule`` at least :data:`GRADE_SCALE_FLOOR`
+    of its larger |boundary|.  None when a value is missing.
     """
     ref, value = metrics_ref.get(name), metrics.get(name)
     if ref is None or value is None:
@@ -230,7 +237,9 @@ def delta_tolerance(name: str, metrics_ref: dict[str, float], metrics: dict[str,
     ]
     if len(halves) == 2:
         return float(max(halves))
-    return RELATIVE_TOLERANCE * max(abs(float(ref)), abs(float(value)))
+    relative = RELATIVE_TOLERANCE * max(abs(float(ref)), abs(float(value)))
+    floor = 0.0 if rule is None else GRADE_SCALE_FLOOR * max(abs(rule.good), abs(rule.ok))
+    return max(relative, floor)
 
 
 def metric_table(
@@ -259,7 +268,7 @@ def metric_table(
         rule = thresholds.get(name)
         deltas, direction, tolerances = [], [], []
         for i, v in enumerate(values):
-            tolerance = None if i == 0 else delta_tolerance(name, metrics[0], metrics[i])
+            tolerance = None if i == 0 else delta_tolerance(name, metrics[0], metrics[i], rule)
             tolerances.append(tolerance)
             if ref is None or v is None:
                 deltas.append(None)
