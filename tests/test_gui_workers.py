@@ -81,6 +81,26 @@ def test_partial_results_always_reach_the_gui_and_plain_progress_is_rate_limited
     assert len([p for p in progress if not isinstance(p, Partial)]) < 200
 
 
+def test_the_first_report_of_every_stage_reaches_the_gui(qtbot, runner):
+    """A quick stage between two others is not rate-limited away (the Overview lists stages with their times)."""
+
+    def job(cancel):
+        yield Progress("reading data", None)
+        yield Progress("opening checkpoint", None)  # at once: within the rate limit of the first
+        for i in range(300):
+            yield Progress("extracting", i / 300)
+        yield Progress("inspecting weights", None)
+        return "done"
+
+    progress = []
+    runner.progress.connect(lambda _i, p: progress.append(p))
+    with qtbot.waitSignal(runner.finished, timeout=10_000):
+        runner.start(job)
+    stages = [p.stage for p in progress]
+    assert list(dict.fromkeys(stages)) == ["reading data", "opening checkpoint", "extracting", "inspecting weights"]
+    assert stages.count("extracting") < 300  # the rest is still rate-limited
+
+
 def test_new_request_cancels_the_old_one_and_drops_its_result(qtbot, runner):
     finished = []
     runner.finished.connect(lambda i, r: finished.append((i, r)))

@@ -101,6 +101,42 @@ def test_overall_progress_is_weighted_monotonic_and_estimates_the_time_left():
     assert format_eta(150) == "about 2 min left"
 
 
+def test_stage_log_lists_each_stage_with_its_time_and_the_steps_to_come():
+    from embscope.formatting import format_seconds
+    from embscope.tasks.stages import OverallProgress, StageLine, StageLog, Step, upcoming_titles
+
+    now = [0.0]
+    log = StageLog(clock=lambda: now[0])
+    log.record("reading data", "wn6k.csv")
+    now[0] = 0.1
+    log.record("opening checkpoint", "model")
+    now[0] = 2.9
+    log.record("extracting", "0 of 6,000 samples on cpu")
+    now[0] = 20.0
+    log.record("extracting", "5,056 of 6,000 samples on cpu, a few seconds left")  # same stage: its detail
+    log.record("", "ignored")
+    now[0] = 24.0
+    assert log.lines() == [
+        StageLine(True, "reading data — wn6k.csv", pytest.approx(0.1)),
+        StageLine(True, "opening checkpoint — model", pytest.approx(2.8)),
+        StageLine(False, "extracting — 5,056 of 6,000 samples on cpu, a few seconds left", pytest.approx(21.1)),
+    ]
+    now[0] = 26.0
+    log.record("inspecting weights")
+    # A finished stage keeps its detail but not its time left, which was about a moment that has passed.
+    assert log.lines()[2] == StageLine(True, "extracting — 5,056 of 6,000 samples on cpu", pytest.approx(23.1))
+    assert log.lines()[3] == StageLine(False, "inspecting weights", 0.0)
+    # The plan's steps not begun yet, in order; the loading step is the log's own.
+    assert upcoming_titles(None) == []
+    overall = OverallProgress(
+        [Step("load", "loading", 1), Step("geometry", "geometry", 1), Step("graph", "k-NN graph", 1)]
+    )
+    assert upcoming_titles(overall) == ["geometry", "k-NN graph"]
+    overall.update("geometry", None)  # begun, amount unknown
+    assert upcoming_titles(overall) == ["k-NN graph"]
+    assert [format_seconds(s) for s in (0.42, 12.4, 185)] == ["0.4 s", "12 s", "3 min 05 s"]
+
+
 # --------------------------------------------------------------------------- the window
 
 
@@ -238,10 +274,40 @@ def test_the_placeholder_never_shows_while_a_source_is_analysed(qtbot, tmp_path,
     from embscope.gui.panels.overview import PLACEHOLDER, OverviewPanel
 
     window, runner, thread = start_big_analysis(qtbot, tmp_path)
-    headline = window.panel(OverviewPanel).headline.text()
+    overview = window.panel(OverviewPanel)
+    headline = overview.headline.text()
     assert headline != PLACEHOLDER and ("Analysing big.npy" in headline or "provisional" in headline)
+    if window.model.result is None:
+        # ... and lists the stages so far, the running one in bold, instead of an empty metric table.
+        assert "▶" in overview.evidence.text() and "<b>" in overview.evidence.text()
+        assert window.model.activity[0] and not window.model.activity[0][-1].done
+        assert overview.table.isHidden()
     window.cancel_all()
     thread.join(30)
+    qtbot.waitUntil(lambda: not window.busy, timeout=5000)
+    assert window.model.activity == ((), ())  # nothing runs: no list
+
+
+def test_the_overview_lists_the_running_stages_until_the_first_result(qtbot):
+    from embscope.gui.model import ViewModel
+    from embscope.gui.panels.overview import OverviewPanel
+    from embscope.tasks.stages import StageLine
+
+    model = ViewModel()
+    panel = OverviewPanel(model)
+    qtbot.addWidget(panel)
+    model.set_notice("Analysing model…")
+    model.set_activity(
+        [StageLine(True, "opening checkpoint — model", 2.84), StageLine(False, "extracting — 384 of 6,000", 12.2)],
+        ["geometry", "k-NN graph"],
+    )
+    text = panel.evidence.text()
+    assert "✓" in text and "opening checkpoint — model" in text and "2.8 s" in text
+    assert "▶" in text and "<b>extracting — 384 of 6,000</b>" in text and "12 s" in text
+    assert "Then: geometry, k-NN graph." in text
+    assert panel.table.isHidden() and panel.headline.text() == "Analysing model…"
+    model.set_notice("")  # not analysing (e.g. another source selected): no list under the placeholder
+    assert panel.evidence.text() == ""
 
 
 # --------------------------------------------------------------------------- errors

@@ -67,3 +67,13 @@ def listed(values, limit: int) -> str:
     values = list(values)
     shown = ", ".join(str(int(v)) for v in values[:limit])
     return shown + (f", … {len(values) - limit} more" if len(values) > limit else "")
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.4 s`` / ``12 s`` / ``3 min 05 s``: a stage's duration."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"

@@ -148,6 +148,10 @@ class MainWindow(QMainWindow):
         self.overall: stages.OverallProgress | None = None  # the running analysis' steps and its maps
         self._layout_running: tuple | None = None  # (source, method, embeddings, graph) of the map being made
         self._analysis_step = ""  # the step the running analysis last reported
+        self.stage_log: stages.StageLog | None = None  # the running analysis' stages, for the Overview
+        # Ticks the running stage's seconds on the Overview between reports (opening a model reports none).
+        self._activity_timer = QTimer(self, interval=1000)
+        self._activity_timer.timeout.connect(self._refresh_activity)
         self.error_banner = QLabel("")
         self.error_banner.setWordWrap(True)
         self.error_banner.setStyleSheet("color: #c62828; padding: 2px 6px;")
@@ -404,11 +408,15 @@ class MainWindow(QMainWindow):
     def _start_next(self) -> None:
         source = self.session.take_next()
         if source is None:
+            self.stage_log = None
+            self._refresh_activity()
             self._update_busy()
             return
         request = source.request(clusters=None if self.compute_clusters else False, knn=self.knn)
         self.overall = stages.OverallProgress()
         self._analysis_step = ""
+        self.stage_log = stages.StageLog()
+        self._activity_timer.start()
         self.runners["analysis"].start(
             jobs.analysis_job(request),
             on_finished=partial(self._on_analysis_finished, source),
@@ -543,6 +551,17 @@ class MainWindow(QMainWindow):
         self.error_banner.setText(banner)
         self.error_banner.setVisible(bool(banner))
         self.model.set_notice(notice)
+        self._refresh_activity()
+
+    def _refresh_activity(self) -> None:
+        """The Overview's list of the running analysis' stages, while its source is shown with no result."""
+        source, log = self.session.current, self.stage_log
+        if log is None or source is None or source is not self.session.running or source.result is not None:
+            self.model.set_activity()
+            if log is None or self.session.running is None:
+                self._activity_timer.stop()
+            return
+        self.model.set_activity(log.lines(), stages.upcoming_titles(self.overall))
 
     def show_source(self, source: Source) -> None:
         """Show ``source``'s result in every panel (the shown one stays while it has none).
@@ -670,6 +689,8 @@ class MainWindow(QMainWindow):
         overall = self.overall
         if overall is not None:
             if runner is self.runners["analysis"]:
+                if self.stage_log is not None and not isinstance(report, Plan):
+                    self.stage_log.record(report.stage, report.message)
                 if isinstance(report, Plan):
                     overall.add(report.steps)
                     overall.finish(stages.LOAD)
@@ -680,6 +701,8 @@ class MainWindow(QMainWindow):
                     overall.update(report.step, report.fraction)
             elif runner is self.runners["layout"] and self._layout_running is not None:
                 overall.update(stages.PCA if self._layout_running[1] == "pca" else stages.UMAP, report.fraction)
+        if runner is self.runners["analysis"]:
+            self._refresh_activity()
         text = report.stage + (f" — {report.message}" if report.message else "")
         self._status_is_progress = True
         self._status_about = None

@@ -40,6 +40,9 @@ class ViewModel(QObject):
     notice
         One line about the shown source when it has nothing (or not everything) to show yet:
         "Analysing …", or why its analysis failed ("" when there is nothing to say).
+    activity
+        While the shown source is analysed and has no result yet: the stages done and running
+        (:class:`~embscope.tasks.stages.StageLine`) and the titles of the planned steps to come.
     """
 
     result_changed = Signal()
@@ -61,6 +64,7 @@ class ViewModel(QObject):
         self.selection = np.empty(0, np.int64)
         self.selection_origin = ""
         self.notice = ""
+        self.activity: tuple[tuple, tuple[str, ...]] = ((), ())
 
     @property
     def weights(self):
@@ -102,6 +106,13 @@ class ViewModel(QObject):
     def set_notice(self, text: str) -> None:
         if text != self.notice:
             self.notice = text
+            self.notice_changed.emit()
+
+    def set_activity(self, lines=(), upcoming=()) -> None:
+        """The running analysis' stages (see ``activity``); ``()`` when the shown source is not running."""
+        activity = (tuple(lines), tuple(upcoming))
+        if activity != self.activity:
+            self.activity = activity
             self.notice_changed.emit()
 
     def set_result(self, result) -> None:

@@ -172,6 +172,7 @@ class JobRunner(QObject):
     def _drive(request_id: int, make_job: JobFactory, cancel: CancelToken, emit) -> None:
         """Worker side: iterate the generator, forward rate-limited progress, then the outcome."""
         limiter = RateLimiter(PROGRESS_INTERVAL)
+        stage = None
         try:
             job = make_job(cancel)
             while True:
@@ -181,9 +182,12 @@ class JobRunner(QObject):
                     result = stop.value
                     break
                 cancel.raise_if_cancelled()
-                # Partial results and plans always cross; plain progress at most every PROGRESS_INTERVAL.
-                if getattr(report, "must_deliver", False) or limiter.ready():
+                # Partial results, plans and the first report of a stage always cross (the Overview
+                # lists the stages, and a quick one must not lend its time to the next); other
+                # progress at most every PROGRESS_INTERVAL.
+                if getattr(report, "must_deliver", False) or getattr(report, "stage", None) != stage or limiter.ready():
                     emit(request_id, "progress", report)
+                stage = getattr(report, "stage", None)
         except Cancelled:
             emit(request_id, "cancelled", None)
             return

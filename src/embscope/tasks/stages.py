@@ -14,6 +14,7 @@ speed observed so far.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -202,3 +203,75 @@ def format_eta(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"about {int(round(seconds / 60.0))} min left"
     return f"about {seconds / 3600.0:.1f} h left"
+
+
+@dataclass
+class LoggedStage:
+    """One stage a job went through: its title, latest detail and when it began and ended."""
+
+    title: str
+    message: str
+    started: float
+    ended: float | None = None
+
+
+@dataclass(frozen=True)
+class StageLine:
+    """A stage as a window lists it: done or running, its text and its seconds so far."""
+
+    done: bool
+    text: str
+    seconds: float
+
+
+class StageLog:
+    """The stages a running job has reported, in order, each with its latest detail and its duration.
+
+    For the window to list while a source has nothing to show yet (a long
+    extraction before the first result): what has been done and how long it
+    took, what runs now, and which planned steps follow.  A stage is the
+    report's ``stage`` text; it ends when another one begins.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.stages: list[LoggedStage] = []
+
+    def record(self, stage: str, message: str = "") -> None:
+        if not stage:
+            return
+        last = self.stages[-1] if self.stages else None
+        if last is not None and last.title == stage:
+            last.message = message or last.message
+            return
+        now = self.clock()
+        if last is not None:
+            last.ended = now
+        self.stages.append(LoggedStage(stage, message, now))
+
+    def lines(self) -> list[StageLine]:
+        """Every stage so far with its last detail; a finished one without its time left
+        ("6,000 of 6,000 samples on cpu, a few seconds left" was about a moment that has passed)."""
+        now = self.clock()
+        out = []
+        for stage in self.stages:
+            running = stage.ended is None
+            message = stage.message if running else _ETA_CLAUSE.sub("", stage.message)
+            text = f"{stage.title} — {message}" if message else stage.title
+            out.append(StageLine(not running, text, (now if running else stage.ended) - stage.started))
+        return out
+
+
+#: The time-left clause :func:`format_eta` ends a detail with (see :func:`samples_message`).
+_ETA_CLAUSE = re.compile(r",? ?(about [^,]+|a few seconds) left$")
+
+
+def upcoming_titles(overall: OverallProgress | None) -> list[str]:
+    """Titles of the planned steps not begun yet, in plan order (none before the plan is known)."""
+    if overall is None:
+        return []
+    return [
+        step.title
+        for key, step in overall.steps.items()
+        if overall.done.get(key, 0.0) <= 0.0 and key != overall.current and key != LOAD
+    ]

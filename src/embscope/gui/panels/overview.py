@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from embscope.formatting import format_seconds
 from embscope.gui.model import ViewModel
 from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.gui.render.report_png import format_value, ordered_grades, verdict_colour
@@ -62,6 +63,7 @@ class OverviewPanel(QWidget):
         layout.addWidget(self.source_label)
         layout.addWidget(self.evidence)
         layout.addWidget(self.table, stretch=1)
+        layout.addStretch(0)  # takes the room while the table is hidden (no result yet)
         layout.addWidget(self.selection_label)
         model.result_changed.connect(self._on_model_result_changed)
         model.notice_changed.connect(self._on_model_result_changed)
@@ -77,11 +79,13 @@ class OverviewPanel(QWidget):
     def _on_model_result_changed(self) -> None:
         result = self.model.result
         self.table.setRowCount(0)
+        self.table.setVisible(result is not None)  # an empty table under "Analysing …" read as a failure
         if result is None:
             # While a source is analysed (or when it failed) say so, never "Open a checkpoint…".
-            self.headline.setText(getattr(self.model, "notice", "") or PLACEHOLDER)
+            notice = getattr(self.model, "notice", "")
+            self.headline.setText(notice or PLACEHOLDER)
             self.headline.setStyleSheet("font-size: 16pt; font-weight: bold;")
-            self.evidence.setText("")
+            self.evidence.setText(activity_html(*getattr(self.model, "activity", ((), ()))) if notice else "")
             self.source_label.setText("")
             return
         verdict = result.verdict
@@ -155,6 +159,24 @@ class OverviewPanel(QWidget):
             labels = ", ".join(f"{html.escape(str(k), quote=False)} ({v})" for k, v in common)
             text += " — most common labels: " + labels
         self.selection_label.setText(text)
+
+
+def activity_html(lines, upcoming) -> str:
+    """The running analysis' stages: done ones with their time, the running one with its detail, then what follows.
+
+    Shown while the source has no result yet, so a long extraction reads as
+    progress (which stages passed, how long each took) rather than an empty page.
+    """
+    if not lines and not upcoming:
+        return ""
+    rows = "".join(
+        f"<tr><td>{'✓' if line.done else '▶'}</td>"
+        f"<td>{'' if line.done else '<b>'}{html.escape(line.text, quote=False)}{'' if line.done else '</b>'}</td>"
+        f"<td align='right'>&nbsp;&nbsp;{format_seconds(line.seconds)}</td></tr>"
+        for line in lines
+    )
+    after = f"<p>Then: {html.escape(', '.join(upcoming), quote=False)}.</p>" if upcoming else ""
+    return f"<table cellspacing='4'>{rows}</table>{after}"
 
 
 def metric_label(name: str) -> str:
