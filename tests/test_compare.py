@@ -400,7 +400,7 @@ def test_cli_compare_reads_purity_at_the_purity_inflation(tmp_path, rng, purity_
     assert main([*words, "--meta", str(tmp_path / "a.csv"), "--inflations", "1.4,3", *extra]) == 0
     doc = json.loads((out / "compare.json").read_text())
     rows = doc["summaries"]["a.npy"]["clusters"]["inflations"]
-    wanted = 1.4 if purity_at is None else purity_at  # default: the coarsest inflation
+    wanted = 1.4 if purity_at is None else purity_at  # default: the graded row (here the coarsest)
     row = next(r for r in rows if r["inflation"] == wanted)
     assert doc["metrics"]["purity_leaf"]["values"][0] == pytest.approx(row["purity_leaf"])
     assert doc["metrics"]["purity_parent_raw"]["values"][0] == pytest.approx(row["purity_parent"])

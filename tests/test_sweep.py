@@ -154,6 +154,35 @@ def test_graded_parent_lift_is_towards_one_not_the_two_cluster_ceiling():
     assert parent_purity_lift(row) < 0.2  # POOR by thresholds.toml ("> 0.40 of the way from chance to 1")
 
 
+def test_parent_purity_is_graded_where_the_clusters_could_all_be_parent_pure():
+    """Two clusters over six parents can reach purity 1/3 at best: "towards 1" is not attainable there, so
+    the grade reads the coarsest informative inflation with at least as many clusters as parents."""
+    from embscope.analysis.series import scalar_metrics
+    from embscope.analysis.sweep import graded_parent_row, parent_purity_lift
+
+    parents = np.repeat(np.arange(6), 20).astype(str)
+    two = np.where(np.isin(parents, ["0", "1", "2"]), 0, 1)  # parent-faithful, yet purity 1/2
+    six = parents.astype(int)  # one cluster per parent
+    twelve = np.arange(120) // 10  # each parent in two clusters
+    singles = np.arange(120)  # fragmented: never evidence
+    rows = [inflation_stats(i, ids, 10, parents, parents).to_dict() for i, ids in
+            ((1.4, two), (2.0, six), (3.0, twelve), (4.0, singles))]  # fmt: skip
+    assert [r["chance"]["parent"]["purity"]["ceiling"] for r in rows[:3]] == pytest.approx([1 / 3, 1.0, 1.0])
+    assert graded_parent_row(rows)["inflation"] == 2.0
+    assert parent_purity_lift(graded_parent_row(rows)) == pytest.approx(1.0)
+    assert scalar_metrics({"clusters": {"inflations": rows}})["mcl_inflation"] == 2.0  # series and compare read it
+    # No row can be parent-pure: the one closest to it (highest ceiling), coarsest among equals.
+    three = np.arange(120) // 40
+    coarse = [inflation_stats(i, ids, 10, parents, parents).to_dict() for i, ids in ((1.4, two), (2.0, three))]
+    assert graded_parent_row(coarse)["inflation"] == 2.0
+    # Nothing informative (one cluster, or fragmented): nothing graded.
+    alone = [
+        inflation_stats(i, ids, 10, parents, parents).to_dict()
+        for i, ids in ((1.4, np.zeros(120, int)), (4.0, singles))
+    ]
+    assert graded_parent_row(alone) is None
+
+
 def test_fragmented_inflation_is_not_evidence(rng):
     """All-singleton clusters give purity 1.0 against any labels — and are never counted."""
     shuffled = rng.permutation(LEAF)

@@ -454,7 +454,7 @@ class AnalysisSettings:
         kind="float",
         above=1.0,
         commands=frozenset({"compare", "series"}),
-        none_text="coarsest",
+        none_text="where parent purity is graded",
         group="analysis",
     )
 

@@ -35,8 +35,9 @@ METRIC_DESCRIPTIONS = {
     "near 0 = at least one dimension is dead.",
     "knn_label_lift": "Leave-one-out k-NN label accuracy on the k-NN graph, chance-corrected: (value − chance) / "
     "(ceiling − chance); 0 = what permuted labels get on the same graph, 1 = the best attainable.",
-    "purity_parent": "Purity of the MCL clusters against the parent labels at the coarsest informative inflation, "
-    "chance-corrected: 0 = labels permuted over the same clusters, 1 = every cluster pure.",
+    "purity_parent": "Purity of the MCL clusters against the parent labels at the coarsest informative inflation "
+    "with at least as many clusters as parents (where every cluster can be pure), chance-corrected: "
+    "0 = labels permuted over the same clusters, 1 = every cluster pure.",
     # Label-free metrics (shown ungraded).
     "rankme": "RankMe (Garrido et al. 2023): the effective rank of the embeddings, unnormalised.",
     "alpha_req": "α-ReQ (Agrawal et al. 2022): the exponent of the eigenvalue decay λₖ ∝ k^−α; large α = few "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embscope.analysis.grading import Threshold
-from embscope.analysis.sweep import parent_purity_lift
+from embscope.analysis.sweep import graded_parent_row, parent_purity_lift
 from embscope.errors import BadInputError
 
 #: A keyword, an optional separator, then the number.  The longest keyword first
@@ -174,7 +174,8 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
 
     Geometry scalars keep their names (``effective_rank``, ``collapse_ratio`` …);
     predictions are prefixed ``predictions.``; the MCL row closest to
-    ``purity_inflation`` (default: the coarsest) gives ``purity_leaf``,
+    ``purity_inflation`` (default: the row parent purity is graded on,
+    :func:`~embscope.analysis.sweep.graded_parent_row`) gives ``purity_leaf``,
     ``purity_parent_raw``, ``n_clusters`` … and, where the row has its chance
     baselines, ``purity_leaf_chance`` / ``_corrected`` / ``_z``,
     ``purity_parent_chance`` / ``_z`` and ``purity_parent``: the parent
@@ -193,8 +194,8 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     rows = (summary.get("clusters") or {}).get("inflations") or []
     rows = [r for r in rows if _is_number(r.get("inflation"))]
     if rows:
-        if purity_inflation is None:
-            row = min(rows, key=lambda r: r["inflation"])
+        if purity_inflation is None:  # the row the analysis grades parent purity on
+            row = graded_parent_row(rows) or min(rows, key=lambda r: r["inflation"])
         else:
             row = min(rows, key=lambda r: abs(r["inflation"] - purity_inflation))
         for key, value in row.items():

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         from embscope.analysis.series import compile_step_pattern
 
         compile_step_pattern(args.pattern)
-    # Purity is read at --purity-inflation (default: the coarsest of --inflations).
+    # Purity is read at --purity-inflation (default: the row parent purity is graded on).
     request = SeriesRequest(settings=settings_from_args(args), folder=args.folder, pattern=args.pattern)
     result = run_with_progress(series_job(request))
     with OutputSet(out) as staging:

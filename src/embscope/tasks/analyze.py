@@ -23,7 +23,7 @@ from embscope.analysis.geometry import LABEL_KEYS, Geometry, add_graph_metrics, 
 from embscope.analysis.grading import Grade, Threshold, grade_metrics, load_thresholds
 from embscope.analysis.graph import KnnGraph
 from embscope.analysis.predictions import PredictionReport, prediction_report
-from embscope.analysis.sweep import parent_purity_lift
+from embscope.analysis.sweep import graded_parent_row, parent_purity_lift
 from embscope.analysis.verdict import Verdict, decide_verdict
 from embscope.analysis.weights import dead_channel_evidence
 from embscope.data import EmbeddingSet
@@ -322,11 +322,10 @@ def _assemble(
     summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights, graph=graph)
     gradeable = dict(summary["geometry"])
     if clusters is not None:
-        # Parent purity is graded as its chance-corrected lift at the coarsest
-        # informative inflation (split, not fragmented): raw purity is not comparable.
-        rows = [r for r in summary["clusters"]["inflations"] if r["n_clusters"] > 1 and not r.get("fragmented")]
-        coarse = min(rows, key=lambda row: row["inflation"]) if rows else None
-        lift = None if coarse is None else parent_purity_lift(coarse)
+        # Parent purity is graded as its chance-corrected lift (raw purity is not comparable) at the
+        # coarsest informative inflation whose clusters could all be parent-pure (graded_parent_row).
+        graded = graded_parent_row(summary["clusters"]["inflations"])
+        lift = None if graded is None else parent_purity_lift(graded)
         if lift is not None:
             gradeable["purity_parent"] = lift
     grades = grade_metrics(gradeable, thresholds)

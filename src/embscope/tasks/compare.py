@@ -72,7 +72,7 @@ class CompareRequest:
     ``names`` label the columns (default: the file names, made unique);
     the first source is the reference of the deltas and of the map alignment,
     and its ``settings.purity_inflation`` picks the MCL row whose purity is
-    compared (default: the coarsest inflation).
+    compared (default: the row parent purity is graded on).
     """
 
     sources: tuple[AnalyzeRequest, ...]

@@ -268,7 +268,7 @@ METRIC_LABELS = {
     "mean_dimension_std_normalized": "Mean dimension std / RMS std",
     "min_dimension_std_normalized": "Min dimension std / RMS std",
     "knn_label_lift": "kNN label accuracy, lift over chance (chance-corrected)",
-    "purity_parent": "Parent purity, lift over chance (coarsest informative inflation)",
+    "purity_parent": "Parent purity, lift over chance (coarsest inflation that can be parent-pure)",
 }
 
 #: Wording of the ungraded metrics, for pickers and tables that list every metric (Layers, Series, Compare).

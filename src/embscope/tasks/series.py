@@ -43,7 +43,7 @@ from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress,
 
 SERIES_SCHEMA_VERSION = "1.1"
 #: Bump when what is cached per checkpoint changes meaning.
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: parent purity graded where the clusters can be parent-pure (graded_parent_row)
 
 #: Metrics shown first (and in this order) in series.csv and the GUI's picker.
 HEADLINE_METRICS = (
@@ -68,10 +68,10 @@ class SeriesRequest:
     ``folder`` (its checkpoints are found and ordered by step) or an explicit
     ``checkpoints`` list; ``settings`` carries every other setting (data,
     factory, module, thresholds, inflations …).  ``settings.purity_inflation``
-    picks the MCL row the purity series is read from (default: the coarsest
-    inflation); ``settings.load.use_cache=False`` neither reads nor writes the
-    series cache (nor the extraction cache).  ``cache_dir=None`` uses
-    ``cache_dir("series")``.
+    picks the MCL row the purity series is read from (default: the row parent
+    purity is graded on, :func:`~embscope.analysis.sweep.graded_parent_row`);
+    ``settings.load.use_cache=False`` neither reads nor writes the series cache
+    (nor the extraction cache).  ``cache_dir=None`` uses ``cache_dir("series")``.
     """
 
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)

@@ -108,8 +108,11 @@ class SeriesPanel(QWidget):
         self.inflation_spin.setRange(0.0, 6.0)
         self.inflation_spin.setSingleStep(0.1)
         self.inflation_spin.setDecimals(2)
-        self.inflation_spin.setSpecialValueText("coarsest")
-        self.inflation_spin.setToolTip("MCL inflation the purity series is read at (the sweep's nearest row)")
+        self.inflation_spin.setSpecialValueText("graded")
+        self.inflation_spin.setToolTip(
+            "MCL inflation the purity series is read at (the sweep's nearest row); graded: the row parent purity is "
+            "graded on, the coarsest informative one with at least as many clusters as parents"
+        )
         self.run_button = QPushButton("Run series")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
