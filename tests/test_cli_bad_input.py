@@ -47,6 +47,15 @@ def _one_sample(tmp_path):
     return [str(tmp_path / "one.npy")], "need at least 2 samples, got 1"
 
 
+def _blank_texts(tmp_path):
+    from helpers_checkpoints import minilm_path
+
+    (tmp_path / "texts.csv").write_text("text,label\n,a\n  ,b\nhello,c\n")
+    args = [str(minilm_path()), "--data", str(tmp_path / "texts.csv"), "--no-graph"]
+    # The rows skipped are said, else a CSV of blank texts reads as a one-row file.
+    return args, "got 1 (2 rows with a blank text in texts.csv skipped (lines 2, 3))"
+
+
 def _short_meta(tmp_path):
     np.save(tmp_path / "x.npy", X)
     (tmp_path / "meta.csv").write_text("label\n" + "a\n" * (len(X) - 1))
@@ -62,7 +71,7 @@ def _pickled_class(tmp_path):
 
 @pytest.mark.parametrize(
     "make",
-    [_missing, _truncated_npy, _one_d, _four_d, _nan_refused, _one_sample, _short_meta, _pickled_class],
+    [_missing, _truncated_npy, _one_d, _four_d, _nan_refused, _one_sample, _blank_texts, _short_meta, _pickled_class],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_bad_embeddings_file_exits_2_with_one_line(tmp_path, capsys, make):

@@ -165,6 +165,13 @@ def load_source(
     return embeddings, None
 
 
+def too_few_samples(n: int, notes) -> BadInputError:
+    """ "need at least 2 samples, got 1", with the reading's notes on rows it skipped: a CSV of
+    blank texts otherwise reads as if the file had one row."""
+    why = [note for note in notes if "skipped" in note or "dropped" in note]
+    return BadInputError(f"need at least 2 samples, got {n}" + (f" ({'; '.join(why)})" if why else ""))
+
+
 def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[AnalysisResult]:
     """Run every phase on one source; see the module docstring.
 
@@ -192,7 +199,7 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     lap("load")
     cancel.raise_if_cancelled()
     if embeddings.n_samples < 2:
-        raise BadInputError(f"need at least 2 samples, got {embeddings.n_samples}")
+        raise too_few_samples(embeddings.n_samples, embeddings.notes)
     per_sample = sample_vectors(embeddings)
     use_graph = embeddings.n_samples >= 3 and settings.graph
     if settings.graph and not use_graph:

@@ -200,7 +200,9 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     yield Progress("reading data", None, Path(load.data).name)
     data = settle_labels(read_load_data(load))  # as the analysis does
     if data.n_samples < 2:
-        raise BadInputError(f"need at least 2 samples, got {data.n_samples}")
+        from embscope.tasks.analyze import too_few_samples
+
+        raise too_few_samples(data.n_samples, data.notes)
     cancel.raise_if_cancelled()
     yield Progress("opening checkpoint", None, Path(ex.checkpoint).name)
     loaded = open_checkpoint(ex.checkpoint, factory=load.factory, trust=load.trust)
