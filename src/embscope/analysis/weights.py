@@ -398,11 +398,19 @@ def dead_channel_evidence(collapsed: np.ndarray, dim: int, weights: WeightsRepor
             best, best_hits = gains, hits
     if best is None:
         return None
-    return (
+    text = (
         f"{best_hits.size} of {collapsed.size} collapsed dimension{'s' if collapsed.size != 1 else ''}"
         f" ({listed(best_hits, MAX_LISTED_CHANNELS)}) {'are' if best_hits.size != 1 else 'is'} dead in the weights:"
         f" {best.name} has gain ≈ 0 there, so every input gets the same value"
     )
+    if best.dead.size > best_hits.size:
+        # A later rescaling (a sentence model's L2 Normalize) lets a dead channel's constant vary with the
+        # vector's norm, so it need not read as collapsed: 288 dead gains showed as 22 collapsed dimensions.
+        text += (
+            f"; {best.dead.size} of its {dim} gains are ≈ 0 in all (the others still vary here, e.g. through"
+            " a later normalisation)"
+        )
+    return text
 
 
 def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=None) -> WeightsReport:
