@@ -379,6 +379,10 @@ def test_series_panel_marks_first_poor_step_and_opens_clicked_checkpoint(qtbot, 
     assert panel.metric == "effective_rank_normalized"
     assert [panel.metric_combo.itemData(i) for i in range(panel.metric_combo.count())] == result.metric_names
     assert [line.value() for line in _lines(panel.plot, 90)] == [400]
+    # Its label reads away from the nearer edge (at the right, it ran off the plot).
+    steps = [p.step for p in result.points]
+    side = (1, 0.5) if 400 > (min(steps) + max(steps)) / 2 else (0, 0.5)
+    assert _lines(panel.plot, 90)[0].label.anchors == [side, side]
     assert [line.value() for line in _lines(panel.plot, 0)] == [pytest.approx(0.30)]
     assert "POOR from step 400" in panel.metric_combo.currentText()
     panel.set_metric("mean_cosine")  # never POOR: threshold drawn, no crossing

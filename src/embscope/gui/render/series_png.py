@@ -150,6 +150,9 @@ def draw_series_metric(
     if rule is not None:
         plot.addItem(poor_boundary_line(rule.threshold, rule.higher))
     if crossing is not None and crossing.step is not None:
+        # The label reads away from the nearer edge: at the last step it ran off the plot ("first PO").
+        right_half = finite.any() and crossing.step > (np.nanmin(steps[finite]) + np.nanmax(steps[finite])) / 2
+        anchor = (1, 0.5) if right_half else (0, 0.5)
         plot.addItem(
             pg.InfiniteLine(
                 pos=crossing.step,
@@ -160,7 +163,7 @@ def draw_series_metric(
                     "position": 0.92,
                     "color": GRADE_COLOURS["POOR"],
                     "fill": (255, 255, 255, 220),
-                    "anchors": [(0, 0.5), (0, 0.5)],
+                    "anchors": [anchor, anchor],
                 },
             )
         )
