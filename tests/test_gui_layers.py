@@ -85,3 +85,21 @@ def test_embeddings_file_explains_why_there_are_no_layers(qtbot, tmp_path, error
     assert not panel.sweep_button.isEnabled()
     assert "embeddings file" in panel.status_label.text()
     assert panel.plot_items() == {}
+
+
+def test_layer_curve_title_says_where_a_poor_metric_recovers(qtbot):
+    import pyqtgraph as pg
+
+    from embscope.analysis.grading import Threshold
+    from embscope.analysis.series import first_poor_crossings
+    from embscope.gui.render.layers_png import draw_layer_curves
+    from embscope.tasks.layers import LayersResult
+
+    rules = {"mean_cosine": Threshold(good=0.3, ok=0.5, higher=False, target="")}
+    names = ["embeddings", "encoder.layer.0", "encoder.layer.1", "encoder.layer.2"]
+    metrics = [{"mean_cosine": v} for v in (0.27, 0.61, 0.58, 0.07)]  # MiniLM's mid-layer anisotropy
+    result = LayersResult("m", names, metrics, [{}] * 4, first_poor_crossings(range(4), metrics, rules), rules, 10)
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    draw_layer_curves(widget.getPlotItem(), [("m", result)], "mean_cosine", rules)
+    assert "first POOR at layer.0, recovered at layer.2" in widget.getPlotItem().titleLabel.text
