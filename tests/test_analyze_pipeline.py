@@ -52,6 +52,18 @@ def test_summary_has_the_public_contract(rng, tmp_path):
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
+def test_parent_purity_is_graded_on_the_row_that_can_be_parent_pure_and_names_it(rng):
+    from embscope.analysis.sweep import graded_parent_row, parent_purity_lift
+
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=_clustered(rng), inflations=(1.4, 2.0, 3.0))))
+    rows = result.summary["clusters"]["inflations"]
+    row = graded_parent_row(rows)
+    assert row is not None and row["chance"]["parent"]["purity"]["ceiling"] == pytest.approx(1.0)
+    grade = result.summary["grades"]["purity_parent"]
+    assert grade["value"] == pytest.approx(parent_purity_lift(row))
+    assert grade["target"] == f"> 0.40 of the way from chance to 1 (at I={row['inflation']:g})"
+
+
 def test_identical_vectors_are_collapsed_to_point_in_the_summary(tmp_path):
     x = np.ones((100, 16), np.float32)
     result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(x), clusters=False)))

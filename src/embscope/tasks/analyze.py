@@ -336,6 +336,10 @@ def _assemble(
         if lift is not None:
             gradeable["purity_parent"] = lift
     grades = grade_metrics(gradeable, thresholds)
+    if "purity_parent" in grades and "purity_parent" in gradeable:
+        # Which inflation was read: it depends on N and the labels (graded_parent_row).
+        grade = grades["purity_parent"]
+        grades["purity_parent"] = replace(grade, target=f"{grade.target} (at I={graded['inflation']:g})")
     verdict = decide_verdict(
         summary["geometry"],
         grades,
