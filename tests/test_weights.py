@@ -229,6 +229,31 @@ def test_total_norm_is_the_l2_norm_of_the_float_parameters():
     assert broken.to_summary()["total_norm"] is None  # unknown, not a number that looks fine
 
 
+def test_integer_buffers_are_listed_not_counted_and_the_headline_names_zero_tensors():
+    rng = np.random.default_rng(3)
+    state = {
+        "a.weight": rng.normal(size=(6, 4)),
+        "pooler.dense.bias": np.zeros(5),  # MiniLM's unused pooler bias is all zero
+        "position_ids": np.arange(512)[None],
+        "bad.weight": np.array([1.0, np.inf]),
+    }
+    report = inspect_weights(state)
+    assert {p.name: p.status for p in report.parameters} == {
+        "a.weight": "ok",
+        "pooler.dense.bias": "zero",
+        "position_ids": "buffer",
+        "bad.weight": "nonfinite",
+    }
+    assert report.n_parameters == 24 + 5 + 2  # the 512 ids are not weights
+    assert report.summary_line() == (
+        "4 tensors, 31 parameters (L2 norm nan) and 1 integer buffer; 1 all-zero tensor (pooler.dense.bias); "
+        "1 non-finite (bad.weight); 0 dead attention heads; 0 dead normalisation channels"
+    )
+    assert report.headline_lines()[0] == report.summary_line() + "."
+    many = inspect_weights({f"l{i}.bias": np.zeros(3) for i in range(5)})
+    assert "5 all-zero tensors (l0.bias, l1.bias, l2.bias, … 2 more); 0 non-finite;" in many.summary_line()
+
+
 def _report(*gains: NormGains) -> WeightsReport:
     return WeightsReport((), (), (), (), (), gains)
 
@@ -314,7 +339,7 @@ def test_cli_weights_needs_no_data(tmp_path, capsys):
     out = tmp_path / "w"
     assert main(["weights", str(minilm_path()), "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("104 tensors, 22,713,728 parameters (L2 norm ")
+    assert printed[0].startswith("104 tensors, 22,713,216 parameters (L2 norm ")  # MiniLM's published count
     assert any(
         "encoder.layer.5.output.LayerNorm.weight: 3 of 384 gains ≈ 0 (channels 127, 223, 319)" in line
         for line in printed

@@ -30,6 +30,7 @@ DEAD_HEAD_RELATIVE = 0.01  # a head this much weaker than the median head is dea
 DEAD_GAIN_RELATIVE = 0.01  # a normalisation gain this much smaller than the median |gain| is dead
 MAX_LISTED_ROWS = 50
 MAX_LISTED_CHANNELS = 8  # channel indices spelt out in a sentence
+MAX_NAMED_TENSORS = 3  # tensor names spelt out in the headline (all-zero, non-finite)
 SUMMARY_SINGULAR_VALUES = 32
 
 _EMBED_NAME = re.compile(r"(embed|wte|wpe|tok_emb|token_emb|word_emb)", re.IGNORECASE)
@@ -45,7 +46,8 @@ _NORM_MODULE = re.compile(r"(norm|^ln(_\w+)?$|^bn\d*$)", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class ParameterNorm:
-    """Frobenius norm of one parameter, its RMS, and a status (``ok``/``zero``/``nonfinite``)."""
+    """Frobenius norm of one parameter, its RMS, and a status (``ok``/``zero``/``nonfinite``, or
+    ``buffer`` for an integer or boolean tensor: listed, not counted as a weight)."""
 
     name: str
     shape: tuple[int, ...]
@@ -113,7 +115,29 @@ class WeightsReport:
 
     @property
     def n_parameters(self) -> int:
-        return int(sum(int(np.prod(p.shape)) for p in self.parameters))
+        """Weights only: an integer buffer (BERT's ``position_ids``) is listed but is not a parameter."""
+        return int(sum(int(np.prod(p.shape)) for p in self.parameters if p.status != "buffer"))
+
+    def summary_line(self) -> str:
+        """``104 tensors, 22,713,216 parameters (L2 norm 280.2) and 1 integer buffer; 1 all-zero tensor
+        (pooler.dense.bias); 0 non-finite; …``: the headline of the CLI, report.md and the Weights panel."""
+        buffers = sum(p.status == "buffer" for p in self.parameters)
+        zero = [p.name for p in self.parameters if p.status == "zero"]
+        nonfinite = [p.name for p in self.parameters if p.status == "nonfinite"]
+
+        def named(names: list[str]) -> str:
+            shown = ", ".join(names[:MAX_NAMED_TENSORS]) + (
+                f", … {len(names) - MAX_NAMED_TENSORS} more" if len(names) > MAX_NAMED_TENSORS else ""
+            )
+            return f" ({shown})" if names else ""
+
+        return (
+            f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters (L2 norm {self.total_norm:.4g})"
+            + (f" and {counted(buffers, 'integer buffer')}" if buffers else "")
+            + f"; {counted(len(zero), 'all-zero tensor')}{named(zero)}; {len(nonfinite)} non-finite{named(nonfinite)}"
+            + f"; {counted(self.dead_heads, 'dead attention head')}"
+            + f"; {counted(self.dead_channel_count, 'dead normalisation channel')}"
+        )
 
     @property
     def dead_heads(self) -> int:
@@ -198,12 +222,7 @@ class WeightsReport:
 
     def headline_lines(self) -> list[str]:
         """The findings in plain text, one per line (what ``embscope weights`` prints)."""
-        zero = [p.name for p in self.parameters if p.status != "ok"]
-        lines = [
-            f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters (L2 norm {self.total_norm:.4g}); "
-            f"{len(zero)} zero or non-finite; {counted(self.dead_heads, 'dead attention head')}; "
-            f"{counted(self.dead_channel_count, 'dead normalisation channel')}."
-        ]
+        lines = [self.summary_line() + "."]
         lines += [f"  {line[2:]}".replace("`", "").replace("**", "") for line in self._finding_lines()]
         return lines
 
@@ -443,7 +462,10 @@ def inspect_weights(state_dict: dict, *, num_heads: int | None = None, cancel=No
         finite = bool(np.isfinite(array).all())
         norm = float(np.linalg.norm(array.astype(np.float64).ravel())) if finite else float("nan")
         rms = norm / np.sqrt(array.size) if array.size and finite else 0.0
-        status = "nonfinite" if not finite else ("zero" if norm < ZERO_NORM else "ok")
+        if array.dtype.kind not in "fc":
+            status = "buffer"  # integer ids (position_ids) or masks: listed, not a weight
+        else:
+            status = "nonfinite" if not finite else ("zero" if norm < ZERO_NORM else "ok")
         parameters.append(ParameterNorm(name, tuple(int(s) for s in array.shape), norm, float(rms), status))
         if array.dtype.kind == "f":
             total_sq += norm * norm  # NaN once any float parameter is non-finite: the total is then unknown

@@ -18,6 +18,8 @@ from embscope.gui.render.theme import text_colour
 COLUMNS = ("Parameter", "Shape", "Norm", "RMS", "Eff. rank", "Stable rank", "Status")
 #: Normalisation layers with dead channels spelt out above the table (a model can have dozens).
 LISTED_DEAD_LAYERS = 5
+#: Status words of the table (a buffer is listed, but it is not a weight).
+STATUS_TEXT = {"buffer": "integer buffer", "nonfinite": "non-finite"}
 
 
 class WeightsPanel(QWidget):
@@ -72,14 +74,8 @@ class WeightsPanel(QWidget):
             self.summary_label.setText(self._no_weights_text())
             self.embeddings_label.setText("")
             return
-        bad = sum(p.status != "ok" for p in weights.parameters)
         dead = {g.name: g for g in weights.dead_channels}
-        self.summary_label.setText(
-            f"{len(weights.parameters)} tensors, {weights.n_parameters:,} parameters "
-            f"(L2 norm {format_value(weights.total_norm)}); "
-            f"{bad} zero or non-finite; {counted(weights.dead_heads, 'dead attention head')}; "
-            f"{counted(weights.dead_channel_count, 'dead normalisation channel')}"
-        )
+        self.summary_label.setText(weights.summary_line())
         lines = []
         for e in weights.embeddings:
             verdict = {True: "collapsed", False: "healthy", None: f"not judged ({e.role} table)"}[e.collapsed]
@@ -111,11 +107,13 @@ class WeightsPanel(QWidget):
                 format_value(p.rms),
                 f"{m.effective_rank:.1f}" if m else "",
                 f"{m.stable_rank:.2f}" if m else "",
-                counted(len(dead[p.name].dead), "dead channel") if p.status == "ok" and p.name in dead else p.status,
+                counted(len(dead[p.name].dead), "dead channel")
+                if p.status == "ok" and p.name in dead
+                else STATUS_TEXT.get(p.status, p.status),
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if col == 6 and text != "ok":
+                if col == 6 and text != "ok" and p.status != "buffer":  # a buffer is not a fault
                     item.setBackground(QBrush(QColor(GRADE_COLOURS["POOR" if p.status != "ok" else "OK"])))
                     item.setForeground(QBrush(QColor("white")))
                 self.table.setItem(row, col, item)
