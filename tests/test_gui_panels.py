@@ -136,6 +136,26 @@ def test_weights_table_spectra_and_unused_rows(qtbot, model, result):
     assert len(panel.spectra_plot.listDataItems()) == 1
 
 
+def test_weight_spectra_show_the_matrices_of_lowest_relative_rank_by_default(qtbot):
+    import pyqtgraph as pg
+
+    from embscope.analysis.weights import inspect_weights
+    from embscope.gui.render.plots import draw_weight_spectra
+
+    rng = np.random.default_rng(4)
+    state = {f"blocks.{i}.weight": rng.normal(size=(32, 32)) for i in range(14)}
+    state["blocks.12.weight"] = rng.normal(size=(32, 2)) @ rng.normal(size=(2, 32))  # rank 2, deep in the model
+    weights = inspect_weights(state)
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    draw_weight_spectra(widget.getPlotItem(), weights, max_curves=3)
+    names = [item.name().split(" (")[0] for item in widget.getPlotItem().listDataItems()]
+    ranked = sorted(weights.matrices, key=lambda m: m.effective_rank)[:3]
+    assert "blocks.12.weight" in names and set(names) == {m.name for m in ranked}
+    assert names == sorted(names, key=list(state).index)  # in state-dict order
+    assert "the 3 of 14 lowest in effective rank / min(m, n)" in widget.getPlotItem().titleLabel.text
+
+
 def _state():
     rng = np.random.default_rng(1)
     rng.normal(0, 1, size=(50, 8)).astype(np.float32)

@@ -653,7 +653,13 @@ def draw_sweep(count_plot, purity_plot, clusters_summary: dict | None, current: 
 
 
 def draw_weight_spectra(plot, weights, names: list[str] | None = None, max_curves: int = 12) -> None:
-    """σ/σ₁ of 2-D weights (log scale), the named ones or the first ``max_curves``."""
+    """σ/σ₁ of 2-D weights (log scale): the named ones, else the ``max_curves`` of lowest relative rank.
+
+    By default the matrices whose effective rank is lowest against min(m, n) are
+    drawn (in state-dict order): the first ``max_curves`` of a transformer are its
+    embeddings and first block, where a collapsed projection deep in the model
+    would never show.
+    """
     import pyqtgraph as pg
 
     plot.clear()
@@ -661,10 +667,16 @@ def draw_weight_spectra(plot, weights, names: list[str] | None = None, max_curve
     legend.clear()
     plot.setLogMode(x=False, y=True)
     plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.setTitle("Weight spectra (σ / σ₁)")
     plot.setLabel("bottom", "component k")
     plot.setLabel("left", "σₖ / σ₁")
-    matrices = [m for m in weights.matrices if names is None or m.name in names][:max_curves]
+    title = "Weight spectra (σ / σ₁)"
+    if names is not None:
+        matrices = [m for m in weights.matrices if m.name in names][:max_curves]
+    else:
+        matrices = lowest_relative_rank(weights.matrices, max_curves)
+        if len(weights.matrices) > len(matrices):
+            title += f": the {len(matrices)} of {len(weights.matrices)} lowest in effective rank / min(m, n)"
+    plot.setTitle(title)
     for i, m in enumerate(matrices):
         s = np.asarray(m.singular_values, dtype=np.float64)
         if not s.size or s[0] <= 0:
@@ -678,6 +690,13 @@ def draw_weight_spectra(plot, weights, names: list[str] | None = None, max_curve
             pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2),
             name=f"{m.name} (eff. rank {m.effective_rank:.1f})",
         )
+
+
+def lowest_relative_rank(matrices, count: int) -> list:
+    """The ``count`` matrices of lowest effective rank / min(m, n), in their own (state-dict) order."""
+    order = {id(m): i for i, m in enumerate(matrices)}
+    low = sorted(matrices, key=lambda m: (m.effective_rank / max(min(m.shape), 1), order[id(m)]))[:count]
+    return sorted(low, key=lambda m: order[id(m)])
 
 
 # --------------------------------------------------------------------------- map
