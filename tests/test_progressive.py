@@ -135,6 +135,16 @@ def test_stage_log_lists_each_stage_with_its_time_and_the_steps_to_come():
     overall.update("geometry", None)  # begun, amount unknown
     assert upcoming_titles(overall) == ["k-NN graph"]
     assert [format_seconds(s) for s in (0.42, 12.4, 185)] == ["0.4 s", "12 s", "3 min 05 s"]
+    # Before the data is read the window expects the analysis' steps (no weights yet) ...
+    from embscope.tasks.stages import expected_steps
+
+    early = OverallProgress(expected_steps(graph=True, clusters=True))
+    assert upcoming_titles(early) == ["geometry", "k-NN graph", "graph scores", "MCL clusters"]
+    assert early.total == 0.0  # no cost known: the bar is the stage's own until the plan
+    # ... and the analysis' plan takes over: its titles and weights, a step it will not run dropped.
+    early.add([Step("pca", "PCA map", 1.0)])  # the window's own map step stays
+    early.replan([Step("load", "loading", 1.0), Step("geometry", "geometry", 2.0)])  # 2 samples: no graph
+    assert upcoming_titles(early) == ["geometry", "PCA map"] and early.total == 4.0
 
 
 # --------------------------------------------------------------------------- the window
@@ -281,6 +291,7 @@ def test_the_placeholder_never_shows_while_a_source_is_analysed(qtbot, tmp_path,
         # ... and lists the stages so far, the running one in bold, instead of an empty metric table.
         assert "▶" in overview.evidence.text() and "<b>" in overview.evidence.text()
         assert window.model.activity[0] and not window.model.activity[0][-1].done
+        assert "Then: " in overview.evidence.text() and "k-NN graph" in overview.evidence.text()  # still to come
         assert overview.table.isHidden()
     window.cancel_all()
     thread.join(30)

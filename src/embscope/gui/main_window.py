@@ -413,7 +413,10 @@ class MainWindow(QMainWindow):
             self._update_busy()
             return
         request = source.request(clusters=None if self.compute_clusters else False, knn=self.knn)
-        self.overall = stages.OverallProgress()
+        # The steps to come are known before the data is (their weights are not): the Overview lists them.
+        self.overall = stages.OverallProgress(
+            stages.expected_steps(graph=request.settings.graph, clusters=request.settings.clusters)
+        )
         self._analysis_step = ""
         self.stage_log = stages.StageLog()
         self._activity_timer.start()
@@ -692,7 +695,7 @@ class MainWindow(QMainWindow):
                 if self.stage_log is not None and not isinstance(report, Plan):
                     self.stage_log.record(report.stage, report.message)
                 if isinstance(report, Plan):
-                    overall.add(report.steps)
+                    overall.replan(report.steps)
                     overall.finish(stages.LOAD)
                 elif report.step:
                     if self._analysis_step and report.step != self._analysis_step:

@@ -33,6 +33,8 @@ PCA_S_PER_VALUE = 2e-8
 
 #: Step keys (progress reports carry them in ``Progress.step``).
 LOAD, GEOMETRY, GRAPH, SCORES, CLUSTERS, PCA, UMAP = "load", "geometry", "graph", "scores", "clusters", "pca", "umap"
+#: The steps ``analyze_job`` plans (the rest are the window's maps).
+ANALYSIS_KEYS = frozenset({LOAD, GEOMETRY, GRAPH, SCORES, CLUSTERS})
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,22 @@ def analysis_steps(
         steps.append(Step(SCORES, "label scores" if labels else "graph metrics", SCORES_S_PER_SAMPLE * n))
         if clusters:
             steps.append(Step(CLUSTERS, "MCL clusters", MCL_S * n * _neighbours(knn, n) * max(n_inflations, 1)))
+    return tuple(steps)
+
+
+def expected_steps(*, graph: bool, clusters: bool) -> tuple[Step, ...]:
+    """The analysis' steps as known before its data is read (weight 0: no cost known yet).
+
+    What the window can list under a long extraction ("Then: geometry, k-NN
+    graph, …"); the analysis' own :class:`~embscope.tasks.progress.Plan` later
+    replaces them with their titles and weights (whether the scores are label
+    scores depends on the data).
+    """
+    steps = [Step(GEOMETRY, "geometry", 0.0)]
+    if graph:
+        steps += [Step(GRAPH, "k-NN graph", 0.0), Step(SCORES, "graph scores", 0.0)]
+        if clusters:
+            steps.append(Step(CLUSTERS, "MCL clusters", 0.0))
     return tuple(steps)
 
 
@@ -108,6 +126,15 @@ class OverallProgress:
         for step in steps:
             self.steps[step.key] = step
             self.done.setdefault(step.key, 0.0)
+
+    def replan(self, steps: Iterable[Step]) -> None:
+        """The analysis' own plan: its steps take over, and an expected analysis step it does not
+        list (no graph below 3 samples) is dropped; the window's map steps stay."""
+        steps = tuple(steps)
+        planned = {step.key for step in steps}
+        for key in [k for k in self.steps if k in ANALYSIS_KEYS and k not in planned]:
+            self.drop(key)
+        self.add(steps)
 
     def knows(self, key: str) -> bool:
         return key in self.steps
