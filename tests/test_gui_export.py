@@ -139,6 +139,24 @@ def test_cli_analyze_png_writes_drawn_plots(qtbot, tmp_path):
     assert not list(out.glob(".*tmp*"))
 
 
+def test_cli_png_map_is_coloured_by_parent_when_the_leaves_are_too_many(qtbot, tmp_path, monkeypatch):
+    import embscope.gui.export as export
+    from embscope.cli import main
+
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "x.npy", rng.normal(size=(300, 8)).astype(np.float32))
+    rows = "".join(f"leaf{i % 60},p{i % 6}\n" for i in range(300))  # 60 leaves, 6 parents
+    (tmp_path / "x.csv").write_text("label,parent\n" + rows)
+    seen = []
+    real = export.render_pngs
+    monkeypatch.setattr(export, "render_pngs", lambda *a, **k: seen.append(k.get("colour_by")) or real(*a, **k))
+    out = tmp_path / "out"
+    assert (
+        main(["analyze", str(tmp_path / "x.npy"), "--meta", str(tmp_path / "x.csv"), "--out", str(out), "--png"]) == 0
+    )
+    assert seen == ["parent"] and (out / "map.png").exists()
+
+
 def test_report_page_wraps_long_evidence_and_sizes_its_columns(qtbot, tmp_path):
     """Real evidence lines run past 1 800 px and two graded labels are longer than a fixed column:
     the page wraps the former and widens the latter, so no text leaves the page or runs into the next cell."""

@@ -424,3 +424,18 @@ def test_empty_embedding_set_fields():
 
     emb = EmbeddingSet(vectors=np.zeros((3, 2), np.float32))
     assert SearchIndex(emb).fields == ()
+
+
+def test_static_maps_colour_by_parent_when_the_leaves_are_too_many_to_tell_apart():
+    from embscope.tasks.colouring import LEGIBLE_CATEGORIES, legible_colouring
+
+    leaves = np.array([f"leaf{i % 256}" for i in range(1000)], dtype=object)  # WordNet: 256 leaves …
+    parents = np.array([f"p{i % 25}" for i in range(1000)], dtype=object)  # … under 25 parents
+    assert legible_colouring(leaves, parents) == "parent"
+    few = np.array([f"leaf{i % LEGIBLE_CATEGORIES}" for i in range(1000)], dtype=object)
+    assert legible_colouring(few, parents) == "leaf"  # 20 colours can be told apart
+    assert legible_colouring(leaves, None) == "leaf"  # nothing coarser to show
+    assert legible_colouring(leaves, leaves.copy()) == "leaf"  # parents no fewer than leaves
+    assert legible_colouring(None, parents) == "parent" and legible_colouring(None, None) == "leaf"
+    blanks = np.array(["a", "", None, float("nan")] * 10, dtype=object)  # missing labels are not classes
+    assert legible_colouring(blanks, np.array(["p"] * 40, dtype=object)) == "leaf"

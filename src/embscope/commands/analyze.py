@@ -124,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
         if args.png:
             # The same plot code as the GUI's panels, rendered offscreen.
             from embscope.gui.export import render_pngs
+            from embscope.tasks.colouring import legible_colouring
 
-            written.update({p.name: p for p in render_pngs(result, staging)})
+            emb = result.embeddings
+            colour_by = legible_colouring(emb.labels, emb.parents)
+            written.update({p.name: p for p in render_pngs(result, staging, colour_by=colour_by)})
     verdict = result.verdict
     print(f"{verdict.label}: {verdict.headline}")
     for line in verdict.evidence:

@@ -39,6 +39,9 @@ N_BINS = 32
 MAX_CATEGORIES = 20
 #: Neighbours used by the per-sample kNN agreement (the same k as kNN label accuracy).
 AGREEMENT_K = 10
+#: Classes a static picture tells apart by colour (Tableau's 20): beyond it a PNG's hues repeat
+#: to the eye, and its legend cannot be hovered.
+LEGIBLE_CATEGORIES = 20
 
 #: Colouring keys in menu order → menu text (also the plot title's "coloured by …").  The
 #: first five are what the settings file has always stored, shown as themselves.
@@ -430,3 +433,25 @@ def colouring_job(
         return compute_colouring(result, key, cluster_ids, inflation, max_categories)
 
     return make
+
+
+def legible_colouring(labels, parents) -> str:
+    """What a static map (the CLI's PNGs) is coloured by: ``"leaf"``, or ``"parent"`` when the leaf
+    labels have more classes than a picture can tell apart and the parents have fewer.
+
+    256 WordNet leaves drawn in 256 hues read as noise in ``map.png``; their 25
+    parents show the structure.  The app's Map keeps the user's choice (hover names every point).
+    """
+
+    def classes(values) -> int:
+        if values is None:
+            return 0
+        present = [v for v in np.asarray(values, dtype=object).ravel() if v is not None and v == v and str(v) != ""]
+        return len(set(map(str, present)))
+
+    n_leaf, n_parent = classes(labels), classes(parents)
+    if n_leaf == 0:
+        return "parent" if n_parent else "leaf"
+    if n_leaf <= LEGIBLE_CATEGORIES or n_parent == 0 or n_parent >= n_leaf:
+        return "leaf"
+    return "parent"

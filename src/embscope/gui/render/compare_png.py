@@ -417,7 +417,7 @@ def render_table_png(result, path: str | Path, max_rows: int | None = None) -> P
     return _save_atomic(image, Path(path))
 
 
-def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf") -> list[Path]:
+def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str | None = None) -> list[Path]:
     """Write ``compare_spectra.png``, ``compare_maps.png`` and ``compare_table.png`` into ``out_dir``.
 
     Parameters
@@ -427,7 +427,9 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf")
     out_dir
         Output folder (created).
     colour_by
-        Map colouring when the sources' analyses were kept (else one colour).
+        Map colouring when the sources' analyses were kept (else one colour); None (the CLI):
+        the reference's leaf labels, or its parents when the leaves are too many to tell
+        apart (:func:`~embscope.tasks.colouring.legible_colouring`).
 
     Returns
     -------
@@ -439,6 +441,11 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str = "leaf")
     from embscope.gui.render.plots import ensure_qapp, export_plot
 
     ensure_qapp()
+    if colour_by is None:
+        from embscope.tasks.colouring import legible_colouring
+
+        reference = result.sides[0].categories
+        colour_by = legible_colouring(reference.get("labels"), reference.get("parents"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
