@@ -328,6 +328,7 @@ def _assemble(
     """Summary, grades and verdict of what is known so far (``pending``: the steps still to come)."""
     summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights, graph=graph)
     gradeable = dict(summary["geometry"])
+    graded = None  # the MCL row parent purity is graded on
     if clusters is not None:
         # Parent purity is graded as its chance-corrected lift (raw purity is not comparable) at the
         # coarsest informative inflation whose clusters could all be parent-pure (graded_parent_row).
@@ -336,7 +337,7 @@ def _assemble(
         if lift is not None:
             gradeable["purity_parent"] = lift
     grades = grade_metrics(gradeable, thresholds)
-    if "purity_parent" in grades and "purity_parent" in gradeable:
+    if graded is not None and "purity_parent" in grades and "purity_parent" in gradeable:
         # Which inflation was read: it depends on N and the labels (graded_parent_row).
         grade = grades["purity_parent"]
         grades["purity_parent"] = replace(grade, target=f"{grade.target} (at I={graded['inflation']:g})")
