@@ -118,6 +118,27 @@ def test_ivf_falls_back_to_exhaustive_when_no_probe_count_reaches_the_target(rng
     np.testing.assert_array_equal(g.indices, knn_graph(x, 5, exact=True, device="cpu").indices)
 
 
+def test_ivf_falls_back_when_its_search_is_measured_slower_than_the_exhaustive_one(rng, monkeypatch):
+    """Whether probing pays is measured on this machine and data: a search that would take longer than
+    the exhaustive one is not run, even at a recall that meets the target."""
+    import time
+
+    x = clustered(rng, 3000, 16, centres=30)
+    monkeypatch.setattr(kf, "CALIBRATION_TARGET", 0.0)  # any recall would do: only the time decides
+    real = kf.ivf_search
+
+    def slow(*args, **kwargs):
+        time.sleep(0.2)  # 0.2 s per 300 calibration queries: ~2 s for the 3 000 rows
+        return (yield from real(*args, **kwargs))
+
+    monkeypatch.setattr(kf, "ivf_search", slow)
+    g = knn_graph(x, 5, exact=False, device="cpu")
+    assert g.method == "flat" and g.exact
+    assert g.params["fallback"].startswith("reaching recall 0 would take longer than the exhaustive search (recall ")
+    assert "at 1 of " in g.params["fallback"] and "as an approximate (IVF) index was tried and reaching" in g.describe()
+    np.testing.assert_array_equal(g.indices, knn_graph(x, 5, exact=True, device="cpu").indices)
+
+
 def test_faiss_threads_follow_the_configured_count(rng, monkeypatch):
     import faiss
 

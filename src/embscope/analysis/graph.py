@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -17,9 +19,16 @@ from embscope.errors import BadInputError
 #: 0.8 s at 5 000 × 384, 1.3 s at 8 000 × 128, 4.2 s at 15 000 × 128).
 SELECTION_COST = 300
 #: Exhaustive search while its cost stays at or below this; above it the IVF
-#: search is faster at recall ≥ 0.95 (measured: equal at 5 000 × 384, IVF
-#: 2.6× faster at 8 000 × 128 and 4.7× at 15 000 × 128; benchmarks/bench_knn.py).
-EXACT_MAX_WORK = 1.7e10
+#: search is tried.  Where IVF pays depends on the data, not only on n and d:
+#: real MiniLM sentence vectors need ~1/4 of the lists probed, so the whole IVF
+#: path (build, tuning, search) only beats faiss 1.15's exhaustive search from
+#: ~15 000 × 384 (10 000: 0.90 s vs 0.82 s; 20 000: 2.66 s vs 3.00 s), while
+#: Fashion-MNIST features, which need few probes, gain from ~6 000 × 64
+#: (10 000: 0.22 s vs 0.29 s; 20 000: 0.43 s vs 1.06 s).  This value sits
+#: between (crossovers ~7 600 × 384 and ~10 500 × 64): a wrong side costs at
+#: most ~0.2 s there, and the tuning still falls back to the exhaustive search
+#: when it measures IVF slower (graph._tune_nprobe).
+EXACT_MAX_WORK = 4e10
 #: The recall an approximate graph promises (measured on sampled queries).
 TARGET_RECALL = 0.95
 
@@ -257,17 +266,20 @@ def iter_knn_graph(
         )
         calibration, held_out = query_samples(n, seed)
         sample = np.concatenate([calibration, held_out])
+        started = time.perf_counter()
         truth_s, truth_i = yield from kf.scaled(kf.exact_search(u, sample, k + 1, threads), 0.3, 0.4)
+        # The exhaustive search's own time per query, on this machine and data: what IVF must beat.
+        exact_s = (time.perf_counter() - started) / sample.size * n
         truth_s = without_self(truth_i, truth_s, sample, k)[1]
         calibrate = calibration.size
-        nprobe = yield from kf.scaled(
-            _tune_nprobe(ivf, u, sample[:calibrate], truth_s[:calibrate], k, threads), 0.4, 0.45
+        nprobe, why = yield from kf.scaled(
+            _tune_nprobe(ivf, u, sample[:calibrate], truth_s[:calibrate], k, threads, exact_s), 0.4, 0.45
         )
         if nprobe is None:
             del ivf
             release_freed_memory()
             method = "flat"
-            params = {**searched, "fallback": f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"}
+            params = {**searched, "fallback": why}
         else:
             params["probes"] = nprobe
             found_s, found_i = yield from kf.scaled(kf.ivf_search(ivf, u, rows, k + 1, nprobe, threads), 0.45, 0.95)
@@ -311,20 +323,38 @@ def recall_sample(n: int, seed: int = 0) -> np.ndarray:
     return query_samples(n, seed)[1]
 
 
-def _tune_nprobe(ivf, u, queries, truth_s, k, threads) -> Generator[float, None, int | None]:
-    """Smallest probe count whose recall on the calibration queries reaches the target; None if none does."""
+def _tune_nprobe(
+    ivf, u, queries, truth_s, k, threads, exact_s: float = math.inf
+) -> Generator[float, None, tuple[int | None, str]]:
+    """Smallest probe count whose recall on the calibration queries reaches the target, and "".
+
+    (None, why) when none does, or when the search at the probes that would be
+    needed is measured slower than the exhaustive one (``exact_s`` seconds for
+    all N rows): each step's time on the calibration queries, scaled to N rows,
+    is that estimate (calibration queries are not grouped by list, so it errs
+    towards the exhaustive search).
+    """
     from embscope.analysis import knn_faiss as kf
 
+    n = u.shape[0]
     steps = [p for p in kf.NPROBE_STEPS if p <= max(1, ivf.n_lists * kf.MAX_PROBE_SHARE)]
     for i, nprobe in enumerate(steps):
+        started = time.perf_counter()
         found_s, found_i = yield from kf.scaled(
             kf.ivf_search(ivf, u, queries, k + 1, nprobe, threads), i / len(steps), (i + 1) / len(steps)
         )
+        ivf_s = (time.perf_counter() - started) / len(queries) * n
         found_s = np.where(found_i < 0, -np.inf, found_s)
         _, found_s = without_self(found_i, found_s, queries, k)
-        if kf.recall_at_k(found_s, truth_s) >= kf.CALIBRATION_TARGET:
-            return nprobe
-    return None
+        recall = kf.recall_at_k(found_s, truth_s)
+        if ivf_s >= exact_s:
+            return None, (
+                f"reaching recall {kf.CALIBRATION_TARGET:g} would take longer than the exhaustive search "
+                f"(recall {recall:.3f} at {nprobe} of {ivf.n_lists} lists, ~{ivf_s:.2g} s against ~{exact_s:.2g} s)"
+            )
+        if recall >= kf.CALIBRATION_TARGET:
+            return nprobe, ""
+    return None, f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"
 
 
 def without_self(indices: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
