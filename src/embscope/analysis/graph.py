@@ -20,15 +20,15 @@ from embscope.errors import BadInputError
 SELECTION_COST = 300
 #: Exhaustive search while its cost stays at or below this; above it the IVF
 #: search is tried.  Where IVF pays depends on the data, not only on n and d:
-#: real MiniLM sentence vectors need ~1/4 of the lists probed, so the whole IVF
-#: path (build, tuning, search) only beats faiss 1.15's exhaustive search from
-#: ~15 000 × 384 (10 000: 0.90 s vs 0.82 s; 20 000: 2.66 s vs 3.00 s), while
-#: Fashion-MNIST features, which need few probes, gain from ~6 000 × 64
-#: (10 000: 0.22 s vs 0.29 s; 20 000: 0.43 s vs 1.06 s).  This value sits
-#: between (crossovers ~7 600 × 384 and ~10 500 × 64): a wrong side costs at
-#: most ~0.2 s there, and the tuning still falls back to the exhaustive search
-#: when it measures IVF slower (graph._tune_nprobe).
-EXACT_MAX_WORK = 4e10
+#: real MiniLM sentence vectors need 1/8–1/4 of the lists probed, so the whole
+#: IVF path (build, tuning, search) only beats faiss 1.15's exhaustive search
+#: from ~15 000 × 384 (10 000: 0.9–1.15 s vs 0.7–0.8 s; 20 000: 1.9–2.7 s vs
+#: 2.8–3.0 s), while Fashion-MNIST features, which need few probes, gain from
+#: ~6 000 × 64 (15 000: 0.26 s vs 0.61 s; 20 000: 0.35 s vs 1.03 s).  This
+#: value sits between (switch at ~10 100 × 384 and ~13 900 × 64): a wrong side
+#: costs at most ~0.3 s there, and the tuning still falls back to the exhaustive
+#: search when it measures IVF slower (graph._tune_nprobe).
+EXACT_MAX_WORK = 7e10
 #: The recall an approximate graph promises (measured on sampled queries).
 TARGET_RECALL = 0.95
 
