@@ -139,6 +139,22 @@ def test_ivf_falls_back_when_its_search_is_measured_slower_than_the_exhaustive_o
     np.testing.assert_array_equal(g.indices, knn_graph(x, 5, exact=True, device="cpu").indices)
 
 
+def test_a_recall_plateau_over_probes_raises_the_candidates_re_ranked(rng, monkeypatch):
+    """60 noisy copies of each of 100 points on a PCA-like spectrum: the 59 siblings of a point are near-ties the
+    8-bit codes cannot order, so more probes never help the k + 9 candidates; more candidates do."""
+    d = 64
+    scale = np.exp(-np.arange(d) / 8.0).astype(np.float32)
+    base = rng.normal(size=(100, d)).astype(np.float32) * scale
+    x = np.repeat(base, 60, axis=0)
+    x += (0.1 / np.sqrt(d)) * np.linalg.norm(x, axis=1, keepdims=True) * rng.normal(size=x.shape).astype(np.float32)
+    monkeypatch.setattr(kf, "RERANK_STEPS", (kf.RERANK_EXTRA,))  # as before: only probes are raised
+    before = knn_graph(x, 15, exact=False, device="cpu")
+    assert before.method == "flat" and before.params["fallback"] == "no probe count reached recall 0.97"
+    monkeypatch.setattr(kf, "RERANK_STEPS", (kf.RERANK_EXTRA, 32, 128))
+    g = knn_graph(x, 15, exact=False, device="cpu")
+    assert g.method == "ivf" and g.params["rerank_candidates"] > 15 + 1 + kf.RERANK_EXTRA and g.recall >= 0.95
+
+
 def test_faiss_threads_follow_the_configured_count(rng, monkeypatch):
     import faiss
 

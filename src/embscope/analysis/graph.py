@@ -261,9 +261,7 @@ def iter_knn_graph(
     recall, recall_queries = 1.0, 0
     if method == "ivf":
         ivf = yield from kf.scaled(kf.build_ivf(u, threads, seed), 0.0, 0.3)
-        params.update(
-            lists=ivf.n_lists, training_rows=ivf.n_train, codes="8-bit", rerank_candidates=k + 1 + kf.RERANK_EXTRA
-        )
+        params.update(lists=ivf.n_lists, training_rows=ivf.n_train, codes="8-bit")
         calibration, held_out = query_samples(n, seed)
         sample = np.concatenate([calibration, held_out])
         started = time.perf_counter()
@@ -272,7 +270,7 @@ def iter_knn_graph(
         exact_s = (time.perf_counter() - started) / sample.size * n
         truth_s = without_self(truth_i, truth_s, sample, k)[1]
         calibrate = calibration.size
-        nprobe, why = yield from kf.scaled(
+        nprobe, extra, why = yield from kf.scaled(
             _tune_nprobe(ivf, u, sample[:calibrate], truth_s[:calibrate], k, threads, exact_s), 0.4, 0.45
         )
         if nprobe is None:
@@ -281,8 +279,10 @@ def iter_knn_graph(
             method = "flat"
             params = {**searched, "fallback": why}
         else:
-            params["probes"] = nprobe
-            found_s, found_i = yield from kf.scaled(kf.ivf_search(ivf, u, rows, k + 1, nprobe, threads), 0.45, 0.95)
+            params.update(rerank_candidates=k + 1 + extra, probes=nprobe)
+            found_s, found_i = yield from kf.scaled(
+                kf.ivf_search(ivf, u, rows, k + 1, nprobe, threads, extra), 0.45, 0.95
+            )
             del ivf
             release_freed_memory()  # the index's lists were many small heap blocks: give them back
             missing = np.flatnonzero((found_i < 0).any(axis=1))
@@ -325,36 +325,51 @@ def recall_sample(n: int, seed: int = 0) -> np.ndarray:
 
 def _tune_nprobe(
     ivf, u, queries, truth_s, k, threads, exact_s: float = math.inf
-) -> Generator[float, None, tuple[int | None, str]]:
-    """Smallest probe count whose recall on the calibration queries reaches the target, and "".
+) -> Generator[float, None, tuple[int | None, int, str]]:
+    """Smallest probe count (and re-ranked candidates) whose recall on the calibration queries reaches the target.
 
-    (None, why) when none does, or when the search at the probes that would be
-    needed is measured slower than the exhaustive one (``exact_s`` seconds for
-    all N rows): each step's time on the calibration queries, scaled to N rows,
-    is that estimate (calibration queries are not grouped by list, so it errs
-    towards the exhaustive search).
+    Returns ``(nprobe, extra candidates, "")``, or ``(None, extra, why)`` when
+    none does, or when the search at the probes that would be needed is
+    measured slower than the exhaustive one (``exact_s`` seconds for all N
+    rows): each step's time on the calibration queries, scaled to N rows, is
+    that estimate (calibration queries are not grouped by list, so it errs
+    towards the exhaustive search).  When a probe step stops raising recall
+    (:data:`~embscope.analysis.knn_faiss.RECALL_PLATEAU`), the neighbours are in
+    the probed lists but lost among near-ties of the 8-bit codes: the same
+    probes are tried with more candidates re-ranked (``RERANK_STEPS``).
     """
     from embscope.analysis import knn_faiss as kf
 
     n = u.shape[0]
     steps = [p for p in kf.NPROBE_STEPS if p <= max(1, ivf.n_lists * kf.MAX_PROBE_SHARE)]
-    for i, nprobe in enumerate(steps):
+    extras = list(kf.RERANK_STEPS)
+    i, e, previous = 0, 0, -1.0
+    while i < len(steps):
+        nprobe, extra = steps[i], extras[e]
         started = time.perf_counter()
         found_s, found_i = yield from kf.scaled(
-            kf.ivf_search(ivf, u, queries, k + 1, nprobe, threads), i / len(steps), (i + 1) / len(steps)
+            kf.ivf_search(ivf, u, queries, k + 1, nprobe, threads, extra), i / len(steps), (i + 1) / len(steps)
         )
         ivf_s = (time.perf_counter() - started) / len(queries) * n
         found_s = np.where(found_i < 0, -np.inf, found_s)
         _, found_s = without_self(found_i, found_s, queries, k)
         recall = kf.recall_at_k(found_s, truth_s)
         if ivf_s >= exact_s:
-            return None, (
-                f"reaching recall {kf.CALIBRATION_TARGET:g} would take longer than the exhaustive search "
-                f"(recall {recall:.3f} at {nprobe} of {ivf.n_lists} lists, ~{ivf_s:.2g} s against ~{exact_s:.2g} s)"
+            return (
+                None,
+                extra,
+                (
+                    f"reaching recall {kf.CALIBRATION_TARGET:g} would take longer than the exhaustive search "
+                    f"(recall {recall:.3f} at {nprobe} of {ivf.n_lists} lists, ~{ivf_s:.2g} s against ~{exact_s:.2g} s)"
+                ),
             )
         if recall >= kf.CALIBRATION_TARGET:
-            return nprobe, ""
-    return None, f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"
+            return nprobe, extra, ""
+        if recall - previous < kf.RECALL_PLATEAU and e + 1 < len(extras):
+            e, previous = e + 1, -1.0  # the same probes, more candidates
+            continue
+        previous, i = recall, i + 1
+    return None, extras[e], f"no probe count reached recall {kf.CALIBRATION_TARGET:g}"
 
 
 def without_self(indices: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
