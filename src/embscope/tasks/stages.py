@@ -51,13 +51,16 @@ def analysis_steps(
     dim: int,
     *,
     graph: bool,
-    labels: bool,
+    labels: bool | None,
     clusters: bool,
     knn: int | None,
     n_inflations: int,
     load_seconds: float = 0.0,
 ) -> tuple[Step, ...]:
-    """The steps ``analyze_job`` runs on ``n`` × ``dim`` samples with these settings, in order."""
+    """The steps ``analyze_job`` runs on ``n`` × ``dim`` samples with these settings, in order.
+
+    ``labels=None``: not known yet (the data is not read), so the scores are "graph scores".
+    """
     steps = [
         Step(LOAD, "loading", max(load_seconds, LOAD_S_PER_VALUE * n * dim)),
         Step(
@@ -66,7 +69,8 @@ def analysis_steps(
     ]
     if graph:
         steps.append(Step(GRAPH, "k-NN graph", GRAPH_S * n**1.5 * dim))
-        steps.append(Step(SCORES, "label scores" if labels else "graph metrics", SCORES_S_PER_SAMPLE * n))
+        scores = {True: "label scores", False: "graph metrics", None: "graph scores"}[labels]
+        steps.append(Step(SCORES, scores, SCORES_S_PER_SAMPLE * n))
         if clusters:
             steps.append(Step(CLUSTERS, "MCL clusters", MCL_S * n * _neighbours(knn, n) * max(n_inflations, 1)))
     return tuple(steps)
@@ -80,12 +84,7 @@ def expected_steps(*, graph: bool, clusters: bool) -> tuple[Step, ...]:
     replaces them with their titles and weights (whether the scores are label
     scores depends on the data).
     """
-    steps = [Step(GEOMETRY, "geometry", 0.0)]
-    if graph:
-        steps += [Step(GRAPH, "k-NN graph", 0.0), Step(SCORES, "graph scores", 0.0)]
-        if clusters:
-            steps.append(Step(CLUSTERS, "MCL clusters", 0.0))
-    return tuple(steps)
+    return analysis_steps(0, 0, graph=graph, labels=None, clusters=clusters, knn=None, n_inflations=0)
 
 
 def _neighbours(knn: int | None, n: int) -> int:
