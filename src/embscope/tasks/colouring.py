@@ -443,11 +443,13 @@ def legible_colouring(labels, parents) -> str:
     parents show the structure.  The app's Map keeps the user's choice (hover names every point).
     """
 
+    from embscope.data import label_present
+
     def classes(values) -> int:
         if values is None:
             return 0
-        present = [v for v in np.asarray(values, dtype=object).ravel() if v is not None and v == v and str(v) != ""]
-        return len(set(map(str, present)))
+        values = np.asarray(values)
+        return len(set(map(str, values[label_present(values)].tolist())))  # the one rule of "no label"
 
     n_leaf, n_parent = classes(labels), classes(parents)
     if n_leaf == 0:
