@@ -63,9 +63,9 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 
 
 def listed(values, limit: int) -> str:
-    """``"127, 223, 319"``, or the first ``limit`` then ``", … 12 more"``: indices spelt out in a sentence."""
+    """``"127, 223, 319"``, or the first ``limit`` then ``", … 12 more"``: indices or names in a sentence."""
     values = list(values)
-    shown = ", ".join(str(int(v)) for v in values[:limit])
+    shown = ", ".join(v if isinstance(v, str) else str(int(v)) for v in values[:limit])
     return shown + (f", … {len(values) - limit} more" if len(values) > limit else "")
 
 

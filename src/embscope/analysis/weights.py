@@ -126,10 +126,7 @@ class WeightsReport:
         nonfinite = [p.name for p in self.parameters if p.status == "nonfinite"]
 
         def named(names: list[str]) -> str:
-            shown = ", ".join(names[:MAX_NAMED_TENSORS]) + (
-                f", … {len(names) - MAX_NAMED_TENSORS} more" if len(names) > MAX_NAMED_TENSORS else ""
-            )
-            return f" ({shown})" if names else ""
+            return f" ({listed(names, MAX_NAMED_TENSORS)})" if names else ""
 
         return (
             f"{len(self.parameters)} tensors, {self.n_parameters:,} parameters (L2 norm {self.total_norm:.4g})"
