@@ -355,14 +355,11 @@ def _tune_nprobe(
         _, found_s = without_self(found_i, found_s, queries, k)
         recall = kf.recall_at_k(found_s, truth_s)
         if ivf_s >= exact_s:
-            return (
-                None,
-                extra,
-                (
-                    f"reaching recall {kf.CALIBRATION_TARGET:g} would take longer than the exhaustive search "
-                    f"(recall {recall:.3f} at {nprobe} of {ivf.n_lists} lists, ~{ivf_s:.2g} s against ~{exact_s:.2g} s)"
-                ),
+            why = (
+                f"reaching recall {kf.CALIBRATION_TARGET:g} would take longer than the exhaustive search "
+                f"(recall {recall:.3f} at {nprobe} of {ivf.n_lists} lists, ~{ivf_s:.2g} s against ~{exact_s:.2g} s)"
             )
+            return None, extra, why
         if recall >= kf.CALIBRATION_TARGET:
             return nprobe, extra, ""
         if recall - previous < kf.RECALL_PLATEAU and e + 1 < len(extras):
