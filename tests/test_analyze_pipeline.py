@@ -88,9 +88,29 @@ def test_concept_sets_report_per_sample_and_global(rng):
     emb = EmbeddingSet(v, labels=np.array([str(i % 3) for i in range(120)]))
     s = run_job(analyze_job(AnalyzeRequest.of(embeddings=emb, clusters=False))).summary
     assert s["kind"] == "concept" and s["n_concepts"] == 8
+    assert emb.shape_text == "120 samples × 8 concepts × 16 dims (concept)"  # the Overview's and report's header
     assert s["geometry"]["n_samples"] == 120 * 8  # global: all concept vectors
     assert "per_sample_effective_rank_mean" in s["concepts"]
     assert s["geometry"]["knn_label_accuracy"] is not None
+    # The per-sample concept rank is graded (Gaussian concepts: 8 of 8 directions, GOOD) and flattened for
+    # compare and series, whose tables and POOR lines read the same name.
+    assert s["grades"]["per_sample_effective_rank_normalized"]["grade"] == "GOOD"
+    from embscope.analysis.series import scalar_metrics
+
+    flat = scalar_metrics(s)
+    assert flat["per_sample_effective_rank_normalized"] == s["concepts"]["per_sample_effective_rank_normalized"]
+
+
+def test_a_concept_rank_collapse_is_the_verdict(rng):
+    # Each sample's 8 concepts are 2 random directions of its own, mixed: the global spectrum is full.
+    mix = rng.standard_normal((120, 8, 2))
+    basis = rng.standard_normal((120, 2, 16))
+    v = np.einsum("ncr,nrd->ncd", mix, basis).astype(np.float32)
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(v), clusters=False)))
+    assert result.grades["per_sample_effective_rank_normalized"].grade == "POOR"
+    assert result.grades["effective_rank_normalized"].grade == "GOOD"
+    assert result.verdict.label == "dimensional_collapse"
+    assert "concept dimension" in result.verdict.headline
 
 
 def test_cancel_stops_the_job(rng):

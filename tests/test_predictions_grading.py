@@ -11,6 +11,7 @@ from embscope.analysis.geometry import compute_geometry
 from embscope.analysis.grading import grade_metrics, load_thresholds
 from embscope.analysis.predictions import prediction_report
 from embscope.analysis.verdict import (
+    CONCEPT_RANK_HEADLINE,
     DEAD_DIMENSIONS_HEADLINE,
     HEADLINES,
     LABELS,
@@ -89,8 +90,20 @@ def test_thresholds_override_and_bad_files(tmp_path):
 
 def _verdict(x, **kw):
     g = compute_geometry(x)
-    grades = grade_metrics(g.metrics, load_thresholds())
+    # As the analysis does: a concept set's per-sample metrics are graded beside the global ones.
+    grades = grade_metrics({**(kw.get("concepts") or {}), **g.metrics}, load_thresholds())
     return decide_verdict(g.metrics, grades, **kw)
+
+
+def _concept_set(rng, n, c, d, rank):
+    """n samples of c concepts, each sample's concepts an orthonormal c×rank frame times its own random
+    orthonormal rank×d frame: every sample's c×d matrix has ``rank`` singular values of exactly 1."""
+    out = np.empty((n, c, d))
+    for i in range(n):
+        left = np.linalg.qr(rng.standard_normal((c, rank)))[0]
+        right = np.linalg.qr(rng.standard_normal((d, rank)))[0]
+        out[i] = left @ right.T
+    return out.astype(np.float32)
 
 
 def test_verdict_collapsed_to_point(rng):
@@ -186,6 +199,47 @@ def test_concept_per_sample_rank_matches_numpy(rng):
         p = s / s.sum()
         ranks.append(np.exp(-(p * np.log(p)).sum()))
     np.testing.assert_allclose(concepts.per_sample_effective_rank, ranks, rtol=1e-10)
+
+
+@pytest.mark.parametrize("rank", [2, 8])
+def test_concept_rank_has_its_closed_form(rng, rank):
+    # rank equal singular values: entropy log(rank), effective rank exactly rank.
+    concepts = compute_concept_geometry(_concept_set(rng, 50, 8, 24, rank))
+    np.testing.assert_allclose(concepts.per_sample_effective_rank, rank, rtol=1e-5)
+    assert concepts.metrics["per_sample_effective_rank_normalized"] == pytest.approx(rank / 8, rel=1e-5)
+    # Every sample's σₖ/σ₁ is 1 for k ≤ rank and 0 beyond, so are its quantiles over samples.
+    assert concepts.spectrum_quantiles.shape == (3, 8)
+    np.testing.assert_allclose(concepts.spectrum_quantiles[:, :rank], 1, rtol=1e-5)
+    np.testing.assert_allclose(concepts.spectrum_quantiles[:, rank:], 0, atol=1e-5)
+
+
+def test_verdict_concept_rank_collapse_with_a_healthy_global_spectrum(rng):
+    """Seed 002: "the collapse is in the concept dimension, not the hidden dimension".  Every sample's 8
+    concepts span 2 directions of its own, so all 2 400 vectors together span the whole space: the global
+    rows grade GOOD and only the per-sample concept rank shows the collapse."""
+    v = _concept_set(rng, 300, 8, 24, 2)
+    concepts = compute_concept_geometry(v).to_summary()
+    verdict = _verdict(v.reshape(-1, 24), concepts=concepts)
+    assert verdict.label == "dimensional_collapse" and verdict.headline == CONCEPT_RANK_HEADLINE
+    assert verdict.evidence[0] == (
+        "each sample's 8 concepts span an effective rank of 2 of 8 on average (normalised 0.25, "
+        "target > 0.50 of the concepts)"
+    )
+    assert verdict.evidence[1].startswith("the collapse is in the concept dimension: all 2,400 concept vectors")
+    global_grades = grade_metrics(compute_geometry(v.reshape(-1, 24)).metrics, load_thresholds())
+    assert global_grades["effective_rank_normalized"].grade == "GOOD"
+    # Full-rank concepts are not collapsed; duplicated ones are still named beside a concept-rank collapse.
+    assert (
+        _verdict(
+            rng.standard_normal((300 * 8, 24)),
+            concepts=compute_concept_geometry(_concept_set(rng, 300, 8, 24, 8)).to_summary(),
+        ).label
+        != "dimensional_collapse"
+    )
+    v[:, 7] = v[:, 6]
+    verdict = _verdict(v.reshape(-1, 24), concepts=compute_concept_geometry(v).to_summary())
+    assert verdict.label == "dimensional_collapse"
+    assert "most duplicated: concepts 6 and 7 in 100% of samples" in verdict.evidence
 
 
 def test_verdict_semantically_empty_when_neighbours_share_no_labels(rng):

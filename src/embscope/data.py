@@ -87,6 +87,12 @@ class EmbeddingSet:
         return int(self.vectors.shape[-1])
 
     @property
+    def shape_text(self) -> str:
+        """``"1,500 samples × 384 dims (pooled)"``, or with ``× 12 concepts`` for a concept set."""
+        concepts = f" × {self.vectors.shape[1]:,} concepts" if self.kind == "concept" else ""
+        return f"{self.n_samples:,} samples{concepts} × {self.dim} dims ({self.kind})"
+
+    @property
     def flat_vectors(self) -> np.ndarray:
         """All vectors as a 2-D ``(N·C)×d`` view (pooled sets unchanged)."""
         return self.vectors.reshape(-1, self.dim)

@@ -9,7 +9,7 @@ within a sample)?  The global geometry of all N·C vectors comes from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from embscope.errors import check_cancel
 MAX_SAMPLES = 4096
 #: Samples per batched SVD.
 BATCH = 256
+#: Quantiles over samples of the normalised per-sample spectrum (a band and its median).
+SPECTRUM_QUANTILES = (0.1, 0.5, 0.9)
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +31,10 @@ class ConceptGeometry:
     metrics: dict
     per_sample_effective_rank: np.ndarray
     duplicate_concept_pairs: list[tuple[int, int, float]]  # (a, b, share of samples)
+    #: Each sample's singular values divided by its largest, at the quantiles
+    #: :data:`SPECTRUM_QUANTILES` over samples: shape (3, min(C, d)).  What the Spectrum
+    #: panel draws for a concept set: a concept collapse shows as a cliff after a few components.
+    spectrum_quantiles: np.ndarray = field(default_factory=lambda: np.zeros((len(SPECTRUM_QUANTILES), 0)))
 
     def to_summary(self) -> dict:
         out = dict(self.metrics)
@@ -48,7 +54,7 @@ def compute_concept_geometry(v: np.ndarray, *, seed: int = 0, cancel=None) -> Co
     if n > MAX_SAMPLES:
         rows = np.sort(np.random.default_rng(seed).choice(n, MAX_SAMPLES, replace=False))
         method = f"sampled: {MAX_SAMPLES} of {n} samples"
-    ranks, mean_cos, max_cos, dup_frac = [], [], [], []
+    ranks, mean_cos, max_cos, dup_frac, spectra = [], [], [], [], []
     pair_hits = np.zeros((c, c), dtype=np.int64)
     iu = np.triu_indices(c, k=1)
     for start in range(0, rows.size, BATCH):
@@ -56,6 +62,8 @@ def compute_concept_geometry(v: np.ndarray, *, seed: int = 0, cancel=None) -> Co
         block = v[rows[start : start + BATCH]].astype(np.float64)
         sv = np.linalg.svd(block, compute_uv=False)
         ranks.extend(effective_rank(s) for s in sv)
+        top = sv[:, :1]
+        spectra.append(np.divide(sv, top, out=np.zeros_like(sv), where=top > 0))
         norms = np.linalg.norm(block, axis=2, keepdims=True)
         unit = block / np.where(norms > 0, norms, 1.0)
         cos = unit @ unit.transpose(0, 2, 1)
@@ -82,4 +90,5 @@ def compute_concept_geometry(v: np.ndarray, *, seed: int = 0, cancel=None) -> Co
         "samples_with_duplicate_concepts": float(np.mean(dup_frac)),
         "n_duplicate_concept_pairs": int(len(a)),
     }
-    return ConceptGeometry(metrics, ranks, pairs)
+    quantiles = np.quantile(np.concatenate(spectra), SPECTRUM_QUANTILES, axis=0)
+    return ConceptGeometry(metrics, ranks, pairs, quantiles)

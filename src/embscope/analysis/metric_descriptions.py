@@ -15,6 +15,9 @@ METRIC_DESCRIPTIONS = {
     "pairs). Below 0.01 every sample sits at one point: collapse.",
     "effective_rank_normalized": "Effective rank (Roy & Vetterli 2007): exp of the entropy of the normalised singular "
     "values of the centred matrix, divided by min(N, d). The share of directions the embeddings really use.",
+    "per_sample_effective_rank_normalized": "Concept sets: the effective rank of each sample's C concept vectors "
+    "(not centred), divided by min(C, d), averaged over samples. Low while the global rank is high: every sample's "
+    "concepts mix a few directions, a collapse in the concept dimension.",
     "participation_ratio_normalized": "Participation ratio (Σλ)²/Σλ² of the covariance eigenvalues, divided by "
     "min(N, d): how many dimensions carry the variance.",
     "dims_for_95_variance_normalized": "Principal components needed for 95 % of the variance, as a share of min(N, d).",

@@ -172,7 +172,8 @@ def _is_number(value) -> bool:
 def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> dict[str, float]:
     """The scalar metrics of one ``summary.json`` dictionary, flat, for plotting against the step.
 
-    Geometry scalars keep their names (``effective_rank``, ``collapse_ratio`` …);
+    Geometry scalars keep their names (``effective_rank``, ``collapse_ratio`` …), as do a
+    concept set's (``per_sample_effective_rank_normalized`` …);
     predictions are prefixed ``predictions.``; the MCL row closest to
     ``purity_inflation`` (default: the row parent purity is graded on,
     :func:`~embscope.analysis.sweep.graded_parent_row`) gives ``purity_leaf``,
@@ -186,6 +187,9 @@ def scalar_metrics(summary: Mapping, purity_inflation: float | None = None) -> d
     """
     out: dict[str, float] = {}
     for key, value in (summary.get("geometry") or {}).items():
+        if _is_number(value):
+            out[key] = float(value)
+    for key, value in (summary.get("concepts") or {}).items():  # concept sets: per-sample concept geometry
         if _is_number(value):
             out[key] = float(value)
     for key, value in (summary.get("predictions") or {}).items():

@@ -7,7 +7,10 @@ collapsed head):
 1. ``collapsed_to_point`` — max pairwise L2 / mean norm below the collapse
    threshold (zero spread included).
 2. ``dimensional_collapse`` — the effective rank (normalised) or the share of
-   collapsed dimensions grades POOR: the vectors live in a few directions.
+   collapsed dimensions grades POOR: the vectors live in a few directions.  For
+   a concept set also each sample's concept rank: concepts that mix a few
+   directions per sample are collapsed even when all N·C of them together span
+   many (seed 002: "the collapse is in the concept dimension").
 3. ``duplicated_concepts`` — a concept set whose samples carry identical
    concepts (cosine ≥ 0.999) in a large share of samples.
 4. ``mode_collapse_head`` — the representation passes, but predictions are
@@ -65,6 +68,10 @@ HEADLINES = {
 #: (digits' constant border pixels; a LayerNorm gain of 0): "only a few directions" would mislead.
 DEAD_DIMENSIONS_HEADLINE = (
     "Dimensional collapse: some dimensions are dead (the same value, or nearly, in every sample)."
+)
+#: The headline when only a concept set's per-sample concept rank is POOR.
+CONCEPT_RANK_HEADLINE = (
+    "Dimensional collapse in the concept dimension: each sample's concepts span only a few directions."
 )
 
 
@@ -153,12 +160,20 @@ def decide_verdict(
 
     rank_poor = poor("effective_rank_normalized")
     dims_poor = poor("collapsed_dimensions_ratio")
-    if rank_poor or dims_poor:
+    concept_rank_poor = bool(concepts) and poor("per_sample_effective_rank_normalized")
+    if rank_poor or dims_poor or concept_rank_poor:
+        global_rank = (
+            f"effective rank {_fmt(geometry['effective_rank'])} of {min(geometry['n_samples'], geometry['dim'])}"
+            f" (normalised {_fmt(geometry['effective_rank_normalized'])}"
+        )
+        if concept_rank_poor:
+            evidence.append(_concept_rank_line(concepts, int(geometry["dim"]), grades))
         if rank_poor:
+            evidence.append(f"{global_rank}, target {grades['effective_rank_normalized'].target})")
+        elif concept_rank_poor:
             evidence.append(
-                f"effective rank {_fmt(geometry['effective_rank'])} of {min(geometry['n_samples'], geometry['dim'])}"
-                f" (normalised {_fmt(geometry['effective_rank_normalized'])},"
-                f" target {grades['effective_rank_normalized'].target})"
+                f"the collapse is in the concept dimension: all {int(geometry['n_samples']):,} concept vectors "
+                f"together have {global_rank}), so samples differ in which few directions they use"
             )
         if dims_poor:
             evidence.append(
@@ -167,24 +182,20 @@ def decide_verdict(
             )
             if dimension_evidence:
                 evidence.append(dimension_evidence)
-        evidence.append(
-            f"top-5 directions hold {_fmt(100 * geometry['top5_variance_ratio'])}% of the variance; "
-            f"95% needs {counted(int(geometry['dims_for_95_variance']), 'dimension')}"
-        )
+        if rank_poor or dims_poor:  # (the global spectrum; a concept-rank collapse has its line above)
+            evidence.append(
+                f"top-5 directions hold {_fmt(100 * geometry['top5_variance_ratio'])}% of the variance; "
+                f"95% needs {counted(int(geometry['dims_for_95_variance']), 'dimension')}"
+            )
+        if concepts and concepts.get("samples_with_duplicate_concepts", 0.0) >= DUPLICATED_CONCEPT_SHARE:
+            evidence.extend(_duplicate_concept_lines(concepts))
         _add_prediction_evidence(evidence, predictions)
-        return finish("dimensional_collapse", None if rank_poor else DEAD_DIMENSIONS_HEADLINE)
+        if rank_poor:
+            return finish("dimensional_collapse")
+        return finish("dimensional_collapse", CONCEPT_RANK_HEADLINE if concept_rank_poor else DEAD_DIMENSIONS_HEADLINE)
 
     if concepts and concepts.get("samples_with_duplicate_concepts", 0.0) >= DUPLICATED_CONCEPT_SHARE:
-        evidence.append(
-            f"{_fmt(100 * concepts['samples_with_duplicate_concepts'])}% of samples have concepts with cosine ≥ 0.999"
-        )
-        pairs = concepts.get("duplicate_concept_pairs") or []
-        if pairs:
-            top = pairs[0]
-            evidence.append(
-                f"most duplicated: concepts {top['concepts'][0]} and {top['concepts'][1]} "
-                f"in {_fmt(100 * top['share_of_samples'])}% of samples"
-            )
+        evidence.extend(_duplicate_concept_lines(concepts))
         return finish("duplicated_concepts")
 
     if predictions and (predictions.get("mode_collapse") or predictions.get("accuracy_is_base_rate")):
@@ -232,6 +243,26 @@ def decide_verdict(
     evidence.extend(cluster_evidence or [])
     evidence.append("weakest evidence: " + weakest_evidence(geometry, grades, tests))
     return finish("healthy")
+
+
+def _concept_rank_line(concepts: dict, dim: int, grades: dict[str, Grade]) -> str:
+    c = int(concepts["n_concepts"])
+    return (
+        f"each sample's {c} concepts span an effective rank of {_fmt(concepts['per_sample_effective_rank_mean'])} "
+        f"of {min(c, dim)} on average (normalised {_fmt(concepts['per_sample_effective_rank_normalized'])}, "
+        f"target {grades['per_sample_effective_rank_normalized'].target})"
+    )
+
+
+def _duplicate_concept_lines(concepts: dict) -> list[str]:
+    lines = [f"{_fmt(100 * concepts['samples_with_duplicate_concepts'])}% of samples have concepts with cosine ≥ 0.999"]
+    if pairs := concepts.get("duplicate_concept_pairs"):
+        top = pairs[0]
+        lines.append(
+            f"most duplicated: concepts {top['concepts'][0]} and {top['concepts'][1]} "
+            f"in {_fmt(100 * top['share_of_samples'])}% of samples"
+        )
+    return lines
 
 
 def label_tests(geometry: dict, clusters: dict | None) -> list[dict]:

@@ -33,7 +33,7 @@ from embscope.sources.metadata import settle_labels
 from embscope.tasks import stages
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Partial, Plan, Progress, in_step, sub_job
 
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 
 #: Keys of summary.json["geometry"] that are a public contract (always present).
 GEOMETRY_KEYS = (
@@ -328,6 +328,8 @@ def _assemble(
     """Summary, grades and verdict of what is known so far (``pending``: the steps still to come)."""
     summary = build_summary(embeddings, geometry, concepts, predictions, clusters, weights, graph=graph)
     gradeable = dict(summary["geometry"])
+    # A concept set's per-sample concept rank is graded beside the global rows (thresholds.toml).
+    gradeable.update((k, v) for k, v in (summary.get("concepts") or {}).items() if k not in gradeable)
     graded = None  # the MCL row parent purity is graded on
     if clusters is not None:
         # Parent purity is graded as its chance-corrected lift (raw purity is not comparable) at the

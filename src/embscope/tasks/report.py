@@ -82,6 +82,7 @@ OUTPUT_NAMES = frozenset(
         # PNGs of --png (embscope.gui.export, render.compare_png); <prefix>_<metric>.png by pattern.
         "spectrum.png",
         "cumulative_variance.png",
+        "concept_spectrum.png",
         "predictions.png",
         "confusion.png",
         "mcl_clusters.png",
@@ -255,6 +256,7 @@ def _alive(pid: int) -> bool:
 METRIC_LABELS = {
     "collapse_ratio": "Collapse ratio (max L2 / mean norm)",
     "effective_rank_normalized": "Effective rank (normalised)",
+    "per_sample_effective_rank_normalized": "Concept effective rank per sample (share of the concepts)",
     "participation_ratio_normalized": "Participation ratio (normalised)",
     "dims_for_95_variance_normalized": "Dims for 95% variance (share)",
     "collapsed_dimensions_ratio": "Collapsed dimensions (share)",
@@ -273,6 +275,11 @@ METRIC_LABELS = {
 
 #: Wording of the ungraded metrics, for pickers and tables that list every metric (Layers, Series, Compare).
 OTHER_METRIC_LABELS = {
+    "per_sample_effective_rank_mean": "Concept effective rank per sample",
+    "per_sample_mean_cosine": "Mean cosine between a sample's concepts",
+    "per_sample_max_cosine": "Max cosine between a sample's concepts",
+    "samples_with_duplicate_concepts": "Samples with duplicated concepts (share)",
+    "n_duplicate_concept_pairs": "Duplicated concept pairs",
     "effective_rank": "Effective rank",
     "effective_rank_centered": "Effective rank, centred",
     "effective_rank_centered_normalized": "Effective rank, centred (normalised)",
