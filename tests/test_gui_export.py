@@ -21,6 +21,8 @@ ALL_PLOTS = {
     "confusion",
     "weight_spectra",
 }
+#: ... and what a concept set (N×C×d) adds.
+CONCEPT_PLOTS = {"concept_spectrum"}
 
 
 def pixels(path) -> np.ndarray:
@@ -95,7 +97,7 @@ def test_render_pngs_draws_every_registered_panel_plot(qtbot, tmp_path):
     for panel in panels:
         qtbot.addWidget(panel)
         assert isinstance(panel, Panel) and panel.title
-        assert set(panel.report_plots) <= set(panel.plot_items()) | ALL_PLOTS
+        assert set(panel.report_plots) <= set(panel.plot_items()) | ALL_PLOTS | CONCEPT_PLOTS
     model.set_result(result)
     model.set_layout(coords, "umap")
     assert {name for panel in panels for name in panel.plot_items()} == ALL_PLOTS
@@ -245,3 +247,24 @@ def test_file_export_into_an_unwritable_folder_is_one_plain_line(qtbot, tmp_path
     assert re.fullmatch(
         r"Export failed: /proc/self cannot be written to \((no such file or directory|permission denied)\)", said
     )
+
+
+def test_a_concept_set_exports_its_per_sample_concept_spectrum(qtbot, tmp_path, rng):
+    """The collapse of a concept set is in the concept dimension (seed 002): its PNGs and report page carry
+    the per-sample concept spectrum beside the global one, each plot still 900 pixels wide."""
+    from PySide6.QtGui import QImage
+
+    from embscope.data import EmbeddingSet
+    from embscope.gui.export import render_pngs
+    from embscope.gui.render.plots import configure_pyqtgraph
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+
+    configure_pyqtgraph()
+    v = np.einsum("ncr,nrd->ncd", rng.standard_normal((80, 8, 2)), rng.standard_normal((80, 2, 16)))
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(v.astype(np.float32)), clusters=False)))
+    written = {p.stem: p for p in render_pngs(result, tmp_path)}
+    assert CONCEPT_PLOTS | {"spectrum", "cumulative_variance", "map", "report"} <= set(written)
+    for name in ("spectrum", "concept_spectrum"):
+        assert_drawn(written[name])
+        assert QImage(str(written[name])).width() == 900

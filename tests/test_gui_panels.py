@@ -82,6 +82,38 @@ def test_spectrum_curves_markers_toggle_and_readout(qtbot, model, result):
     assert panel.readout_at(10_000).startswith(f"k = {len(sv)}:")
 
 
+def test_spectrum_shows_a_concept_sets_per_sample_spectrum_only_for_concept_sets(qtbot, model, result, rng):
+    from embscope.data import EmbeddingSet
+    from embscope.gui.panels.spectrum import SpectrumPanel
+    from embscope.tasks.analyze import AnalyzeRequest, analyze_job
+    from embscope.tasks.progress import run_job
+
+    panel = SpectrumPanel(model)
+    qtbot.addWidget(panel)
+    # Every sample's 8 concepts mix 2 directions of its own: σ₁ = σ₂-ish, then nothing.
+    v = np.einsum("ncr,nrd->ncd", rng.standard_normal((60, 8, 2)), rng.standard_normal((60, 2, 16)))
+    concept_result = run_job(
+        analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(v.astype(np.float32)), clusters=False))
+    )
+    model.set_result(concept_result)
+    assert panel.concept_plot.scene() is not None and "concept_spectrum" in panel.plot_items()
+    assert panel.export_size == (3 * SpectrumPanel.PLOT_WIDTH, 690)
+    # The median curve is each sample's σₖ/σ₁ by numpy, its median over samples (floored at round-off).
+    sv = np.linalg.svd(v.astype(np.float32).astype(np.float64), compute_uv=False)
+    median = np.maximum(np.median(sv / sv[:, :1], axis=0), 1e-7)
+    curves = panel.concept_plot.listDataItems()
+    np.testing.assert_allclose(curves[-1].yData[:2], median[:2], rtol=1e-5)
+    assert np.all(curves[-1].yData[2:] < 1e-5)
+    lines = {round(i.value(), 6) for i in panel.concept_plot.items if getattr(i, "angle", None) == 90}
+    mean_rank = concept_result.concepts.metrics["per_sample_effective_rank_mean"]
+    assert lines == {round(mean_rank, 6), 0.5 * 8}  # the mean effective rank and the grade's target
+    assert f"mean effective rank {mean_rank:.2f} of 8" in panel.concept_readout_at(3)
+    # A pooled result takes the third plot away again.
+    model.set_result(result)
+    assert panel.concept_plot.scene() is None and "concept_spectrum" not in panel.plot_items()
+    assert panel.export_size == (2 * SpectrumPanel.PLOT_WIDTH, 690)
+
+
 def test_predictions_bars_base_rate_and_confusion(qtbot, model, result):
     import pyqtgraph as pg
 

@@ -250,6 +250,9 @@ def test_integer_buffers_are_listed_not_counted_and_the_headline_names_zero_tens
         "1 non-finite (bad.weight); 0 dead attention heads; 0 dead normalisation channels"
     )
     assert report.headline_lines()[0] == report.summary_line() + "."
+    # report.md's table reads the statuses as the Weights panel does.
+    rows = [line for line in report.markdown_lines() if line.startswith(("| position_ids", "| bad.weight"))]
+    assert rows[0].endswith("| integer buffer |") and rows[1].endswith("| non-finite |")
     many = inspect_weights({f"l{i}.bias": np.zeros(3) for i in range(5)})
     assert "5 all-zero tensors (l0.bias, l1.bias, l2.bias, … 2 more); 0 non-finite;" in many.summary_line()
 

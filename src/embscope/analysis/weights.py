@@ -44,6 +44,10 @@ _OUT_PROJ = re.compile(
 _NORM_MODULE = re.compile(r"(norm|^ln(_\w+)?$|^bn\d*$)", re.IGNORECASE)
 
 
+#: How a status reads in a table (report.md and the Weights panel): a buffer is listed, but it is not a weight.
+STATUS_WORDS = {"buffer": "integer buffer", "nonfinite": "non-finite"}
+
+
 @dataclass(frozen=True)
 class ParameterNorm:
     """Frobenius norm of one parameter, its RMS, and a status (``ok``/``zero``/``nonfinite``, or
@@ -54,6 +58,10 @@ class ParameterNorm:
     norm: float
     rms: float
     status: str
+
+    @property
+    def status_text(self) -> str:
+        return STATUS_WORDS.get(self.status, self.status)
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,7 +241,7 @@ class WeightsReport:
             eff = f"{m.effective_rank:.1f}" if m else ""
             stable = f"{m.stable_rank:.2f}" if m else ""
             shape = "×".join(str(s) for s in p.shape) or "scalar"
-            lines.append(f"| {p.name} | {shape} | {p.norm:.4g} | {eff} | {stable} | {p.status} |")
+            lines.append(f"| {p.name} | {shape} | {p.norm:.4g} | {eff} | {stable} | {p.status_text} |")
         lines.append("")
         return lines
 

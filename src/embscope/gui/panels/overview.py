@@ -99,7 +99,7 @@ class OverviewPanel(QWidget):
         )
         emb = result.embeddings
         graph = f"\nk-NN graph: {result.graph.describe()}" if result.graph is not None else ""
-        self.source_label.setText(f"{emb.source} — {emb.n_samples:,} samples × {emb.dim} dims ({emb.kind}){graph}")
+        self.source_label.setText(f"{emb.source} — {emb.shape_text}{graph}")
         self.source_label.setToolTip(str(emb.source))
         items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
         notes = "".join(f"<li><i>{html.escape(app_words(n), quote=False)}</i></li>" for n in emb.notes)

@@ -1,4 +1,9 @@
-"""Spectrum panel: log singular values, cumulative variance, rank markers, hover readout."""
+"""Spectrum panel: log singular values, cumulative variance, rank markers, hover readout.
+
+A concept set (N×C×d) adds a third plot, each sample's spectrum over its C
+concepts: its collapse is in the concept dimension, which the global spectrum
+of all N·C vectors does not show (seed 002).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QVBoxLayout, QWidget
 
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.widgets import export_row
-from embscope.gui.render.plots import cumulative_variance, draw_cumulative, draw_spectrum, spectrum_curves
+from embscope.gui.render.plots import (
+    concept_spectrum_bands,
+    cumulative_variance,
+    draw_concept_spectrum,
+    draw_cumulative,
+    draw_spectrum,
+    spectrum_curves,
+)
 from embscope.gui.settings import Settings
 
 NO_RESULT = "Open a checkpoint or an embeddings file to see its singular spectrum."
@@ -18,8 +30,9 @@ class SpectrumPanel(QWidget):
     """Singular spectrum (raw or σ/σ₁) and cumulative variance of the current result."""
 
     title = "Spectrum"
-    report_plots = ("spectrum", "cumulative_variance")
-    export_size = (1800, 690)
+    report_plots = ("spectrum", "cumulative_variance", "concept_spectrum")
+    #: Each plot about 900 pixels wide: two plots, three for a concept set.
+    PLOT_WIDTH = 900
 
     def __init__(self, model: ViewModel, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -33,6 +46,7 @@ class SpectrumPanel(QWidget):
         self.spectrum_plot = self.graphics.addPlot(row=0, col=0)
         self.cumulative_plot = self.graphics.addPlot(row=0, col=1)
         self.cumulative_plot.setXLink(self.spectrum_plot)
+        self.concept_plot = pg.PlotItem()  # in the layout only while a concept set is shown
         layout = QVBoxLayout(self)
         layout.addLayout(export_row(self, self.normalised_box))
         layout.addWidget(self.graphics, stretch=1)
@@ -46,10 +60,22 @@ class SpectrumPanel(QWidget):
     def normalised(self) -> bool:
         return self.normalised_box.isChecked()
 
+    @property
+    def concepts(self):
+        """The shown result's per-sample concept geometry, or None (no result, or a pooled set)."""
+        return None if self.model.result is None else self.model.result.concepts
+
+    @property
+    def export_size(self) -> tuple[int, int]:
+        return ((3 if self.concepts is not None else 2) * self.PLOT_WIDTH, 690)
+
     def plot_items(self) -> dict:
         if self.model.result is None:
             return {}
-        return {"spectrum": self.spectrum_plot, "cumulative_variance": self.cumulative_plot}
+        items = {"spectrum": self.spectrum_plot, "cumulative_variance": self.cumulative_plot}
+        if self.concepts is not None:
+            items["concept_spectrum"] = self.concept_plot
+        return items
 
     def remember(self, settings: Settings) -> None:
         settings.spectrum_normalised = self.normalised
@@ -64,7 +90,19 @@ class SpectrumPanel(QWidget):
             return
         draw_spectrum(self.spectrum_plot, result.geometry, self.normalised)
         draw_cumulative(self.cumulative_plot, result.geometry)
+        self._show_concepts()
         self.readout.setText(self.readout_at(1))
+
+    def _show_concepts(self) -> None:
+        shown = self.concept_plot.scene() is not None
+        if self.concepts is None:
+            if shown:
+                self.graphics.removeItem(self.concept_plot)
+            return
+        if not shown:
+            self.graphics.addItem(self.concept_plot, row=0, col=2)
+        rule = self.model.result.thresholds.get("per_sample_effective_rank_normalized")
+        draw_concept_spectrum(self.concept_plot, self.concepts, None if rule is None else rule.good)
 
     def _on_view_normalised_toggled(self, _checked: bool) -> None:
         if self.model.result is not None:
@@ -72,11 +110,29 @@ class SpectrumPanel(QWidget):
 
     def _on_view_mouse_moved(self, event) -> None:
         pos = event[0]
+        if self.concepts is not None and self.concept_plot.sceneBoundingRect().contains(pos):
+            x = self.concept_plot.vb.mapSceneToView(pos).x()
+            self.readout.setText(self.concept_readout_at(int(round(x))))
+            return
         for plot in (self.spectrum_plot, self.cumulative_plot):
             if plot.sceneBoundingRect().contains(pos):
                 x = plot.vb.mapSceneToView(pos).x()
                 self.readout.setText(self.readout_at(int(round(x))))
                 return
+
+    def concept_readout_at(self, k: int) -> str:
+        """Text for a concept set's per-sample component ``k`` (1-based): σₖ/σ₁ over samples."""
+        concepts = self.concepts
+        if concepts is None or not concepts.spectrum_quantiles.shape[1]:
+            return ""
+        bands = concept_spectrum_bands(concepts)
+        k = int(np.clip(k, 1, bands.shape[1]))
+        m = concepts.metrics
+        return (
+            f"concept component {k}:  σₖ/σ₁ median {bands[1, k - 1]:.3g}   10–90 % of samples "
+            f"{bands[0, k - 1]:.3g}–{bands[2, k - 1]:.3g}   |   mean effective rank "
+            f"{m['per_sample_effective_rank_mean']:.2f} of {bands.shape[1]} per sample"
+        )
 
     def readout_at(self, k: int) -> str:
         """Text for component ``k`` (1-based): σ, centred σ and the cumulative variance."""

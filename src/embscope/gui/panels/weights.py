@@ -18,8 +18,6 @@ from embscope.gui.render.theme import text_colour
 COLUMNS = ("Parameter", "Shape", "Norm", "RMS", "Eff. rank", "Stable rank", "Status")
 #: Normalisation layers with dead channels spelt out above the table (a model can have dozens).
 LISTED_DEAD_LAYERS = 5
-#: Status words of the table (a buffer is listed, but it is not a weight).
-STATUS_TEXT = {"buffer": "integer buffer", "nonfinite": "non-finite"}
 
 
 class WeightsPanel(QWidget):
@@ -109,7 +107,7 @@ class WeightsPanel(QWidget):
                 f"{m.stable_rank:.2f}" if m else "",
                 counted(len(dead[p.name].dead), "dead channel")
                 if p.status == "ok" and p.name in dead
-                else STATUS_TEXT.get(p.status, p.status),
+                else p.status_text,
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

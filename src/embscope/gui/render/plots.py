@@ -139,6 +139,15 @@ def spectrum_markers(geometry) -> dict[str, float]:
     return out
 
 
+def edge_anchor(x: float, lo: float, hi: float) -> tuple[float, float]:
+    """Anchor of a vertical line's label so that it reads away from the nearer edge of [lo, hi].
+
+    A label to the right of a line near the right edge runs off the plot (the series' "first PO",
+    the spectrum's "effective rank 31" at 316 of 384 components).
+    """
+    return (1, 0.5) if x > (lo + hi) / 2 else (0, 0.5)
+
+
 def prepare_spectrum_plot(plot, title: str, ylabel: str, normalised: bool):
     """Clear ``plot`` for singular values: log y, grid, axis labels, title; returns its emptied legend."""
     plot.clear()
@@ -157,13 +166,17 @@ def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
     import pyqtgraph as pg
 
     prepare_spectrum_plot(plot, "Singular spectrum", "singular value σₖ", normalised)
-    for (name, s), colour in zip(spectrum_curves(geometry, normalised).items(), ("#1f77b4", "#ff7f0e"), strict=False):
+    curves = spectrum_curves(geometry, normalised)
+    for (name, s), colour in zip(curves.items(), ("#1f77b4", "#ff7f0e"), strict=False):
         k = np.arange(1, len(s) + 1)
         keep = s > 0
         if keep.any():
             plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
+    components = max((len(s) for s in curves.values()), default=1)
     for row, (name, x) in enumerate(spectrum_markers(geometry).items()):
-        # Labels sit at staggered heights, horizontal, so none is clipped or hidden by another.
+        # Labels sit at staggered heights, horizontal, reading away from the nearer edge, so none is
+        # clipped or hidden by another.
+        anchor = edge_anchor(x, 1, components)
         line = pg.InfiniteLine(
             pos=x,
             angle=90,
@@ -173,10 +186,60 @@ def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
                 "position": 0.10 + 0.08 * row,
                 "color": MARKER_COLOURS[name],
                 "fill": (255, 255, 255, 200),
-                "anchors": [(0, 0.5), (0, 0.5)],
+                "anchors": [anchor, anchor],
             },
         )
         plot.addItem(line)
+
+
+#: A concept set's σₖ/σ₁ at or below float32 round-off (exact zeros of a rank-deficient sample) are
+#: drawn here: a log axis has no 0, and below it the value is noise anyway.
+CONCEPT_SPECTRUM_FLOOR = 1e-7
+
+
+def concept_spectrum_bands(concepts) -> np.ndarray:
+    """The (10 %, median, 90 %) curves of the per-sample σₖ/σ₁, floored for the log axis."""
+    return np.clip(np.asarray(concepts.spectrum_quantiles, dtype=np.float64), CONCEPT_SPECTRUM_FLOOR, None)
+
+
+def draw_concept_spectrum(plot, concepts, target_share: float | None = None) -> None:
+    """A concept set's per-sample spectrum: each sample's singular values over its C concepts (σₖ/σ₁),
+    median and 10–90 % band over samples, with the mean effective rank and the grade's target."""
+    import pyqtgraph as pg
+
+    legend = prepare_spectrum_plot(plot, "Concept spectrum per sample", "σₖ / σ₁ of a sample's concepts", False)
+    bands = concept_spectrum_bands(concepts)
+    k = np.arange(1, bands.shape[1] + 1)
+    if not k.size:
+        return
+    colour = pg.mkColor("#1f77b4")
+    low = plot.plot(k, bands[0], pen=pg.mkPen(colour, width=1, style=_dash()), name="10 % and 90 % of samples")
+    high = plot.plot(k, bands[2], pen=pg.mkPen(colour, width=1, style=_dash()))
+    plot.addItem(pg.FillBetweenItem(low, high, brush=pg.mkBrush(colour.red(), colour.green(), colour.blue(), 50)))
+    plot.plot(k, bands[1], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, name="median over samples")
+    legend.setOffset((-10, 10))
+    markers = {"mean effective rank": float(concepts.metrics["per_sample_effective_rank_mean"])}
+    if target_share is not None:
+        markers["target"] = target_share * k.size
+    for row, (name, x) in enumerate(markers.items()):
+        colour = MARKER_COLOURS["effective rank"] if name != "target" else "#2ca02c"
+        anchor = edge_anchor(x, 1, k.size)
+        text = f"{name} {x:.1f} of {k.size}" if name != "target" else f"target > {x:.1f}"
+        plot.addItem(
+            pg.InfiniteLine(
+                pos=x,
+                angle=90,
+                pen=pg.mkPen(colour, width=1.5, style=_dash()),
+                label=text,
+                labelOpts={
+                    "position": 0.10 + 0.08 * row,
+                    "color": colour,
+                    "fill": (255, 255, 255, 200),
+                    "anchors": [anchor, anchor],
+                },
+            )
+        )
+    plot.setXRange(0.5, k.size + 0.5, padding=0.02)
 
 
 def draw_cumulative(plot, geometry) -> None:

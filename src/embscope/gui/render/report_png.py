@@ -104,7 +104,7 @@ def render_report_png(result, path: str | Path, plot_pngs: list[Path]) -> Path:
     y += 50
     painter.setFont(body)
     painter.setPen(QColor("#555555"))
-    painter.drawText(MARGIN, y + 20, f"{emb.n_samples:,} samples × {emb.dim} dims ({emb.kind})")
+    painter.drawText(MARGIN, y + 20, emb.shape_text)
     y += 40
     font.setPixelSize(28)
     painter.setFont(font)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.render.plots import GRADE_COLOURS, draw_label_score_bands, plain_numbers
+from embscope.gui.render.plots import GRADE_COLOURS, draw_label_score_bands, edge_anchor, plain_numbers
 
 LINE_COLOUR = "#1f77b4"
 PLOT_SIZE = (900, 560)
@@ -151,8 +151,9 @@ def draw_series_metric(
         plot.addItem(poor_boundary_line(rule.threshold, rule.higher))
     if crossing is not None and crossing.step is not None:
         # The label reads away from the nearer edge: at the last step it ran off the plot ("first PO").
-        right_half = finite.any() and crossing.step > (np.nanmin(steps[finite]) + np.nanmax(steps[finite])) / 2
-        anchor = (1, 0.5) if right_half else (0, 0.5)
+        anchor = (0, 0.5)
+        if finite.any():
+            anchor = edge_anchor(crossing.step, np.nanmin(steps[finite]), np.nanmax(steps[finite]))
         plot.addItem(
             pg.InfiniteLine(
                 pos=crossing.step,
