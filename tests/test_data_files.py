@@ -80,7 +80,7 @@ def test_csv_columns_and_parent_mapping_file(tmp_path):
     assert list(data.labels) == ["cat", "oak", "rose"]
     assert list(data.parents) == ["animal", "plant", ""]
     assert list(data.ids) == ["1", "2", "3"]
-    assert "1 of 3 leaf labels (1 samples) are not in parents map parents.csv; they have no parent" in data.notes
+    assert "1 of 3 leaf labels (1 sample) are not in parents map parents.csv; they have no parent" in data.notes
 
 
 def test_parent_mapping_without_header_tsv(tmp_path):
@@ -97,9 +97,17 @@ def test_leaf_with_two_parents_is_refused_for_checkpoint_data_too(tmp_path):
     clash = tmp_path / "parents.csv"
     clash.write_text("label,parent\ncat,animal\noak,plant\ncat,toy\n", encoding="utf-8")
     with pytest.raises(
-        BadInputError, match="^parents map parents.csv gives leaf 'cat' two parents: 'animal' and 'toy'$"
+        BadInputError,
+        match=r"^parents map parents.csv gives leaf 'cat' two parents: 'animal' and 'toy' \(rows 1 and 3\); "
+        r"a map gives each leaf one parent \(per-sample parents go in a parent column",
     ):
         read_data(path, parents=clash)
+    # Every clash is counted at once (real hierarchies have many); one on a leaf this data lacks is harmless.
+    clash.write_text("label,parent\ncat,animal\noak,plant\ncat,toy\noak,tree\nelm,plant\nelm,tree\n")
+    with pytest.raises(BadInputError, match=r"gives 2 leaves more than one parent, e\.g\. 'cat' two parents"):
+        read_data(path, parents=clash)
+    clash.write_text("label,parent\ncat,animal\noak,plant\nelm,plant\nelm,tree\n")
+    assert read_data(path, parents=clash).parents is not None
 
 
 def test_parent_map_needs_labels_for_checkpoint_data_too(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from embscope.errors import BadInputError
+from embscope.formatting import counted
 from embscope.options import form_label, refusal
 from embscope.sources.limits import check_file_fits
 from embscope.sources.raw import (
@@ -231,14 +232,26 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
                 leaf_col, parent_col = lowered.index(name), lowered.index("parent")
                 break
     mapping: dict[str, str] = {}
+    first_row: dict[str, int] = {}
+    clashes: dict[str, tuple[str, int]] = {}  # leaf → (its second parent, that row), for leaves of this data
     for number, row in enumerate(rows, start=1):
         if len(row) <= max(leaf_col, parent_col):
             raise BadInputError(f"parents map {path.name}: row {number} has no parent column")
         leaf, parent = row[leaf_col].strip(), row[parent_col].strip()
-        if mapping.setdefault(leaf, parent) != parent:
-            raise BadInputError(
-                f"parents map {path.name} gives leaf '{leaf}' two parents: '{mapping[leaf]}' and '{parent}'"
-            )
+        first_row.setdefault(leaf, number)
+        # A leaf this data does not have may clash harmlessly (a shared map of a larger label set).
+        if mapping.setdefault(leaf, parent) != parent and leaf in known:
+            clashes.setdefault(leaf, (parent, number))
+    if clashes:
+        # All of them at once: a real hierarchy (WordNet leaves across lexicographer files) has many,
+        # and naming one per run sends the user round the loop once per leaf.
+        leaf, (parent, number) = next(iter(clashes.items()))
+        example = f"'{leaf}' two parents: '{mapping[leaf]}' and '{parent}' (rows {first_row[leaf]} and {number})"
+        head = f"leaf {example}" if len(clashes) == 1 else f"{len(clashes)} leaves more than one parent, e.g. {example}"
+        raise BadInputError(
+            f"parents map {path.name} gives {head}; a map gives each leaf one parent "
+            "(per-sample parents go in a parent column of the data or --meta instead)"
+        )
     leaves = known - {""}
     missing = sorted(leaves - mapping.keys())
     if leaves and len(missing) == len(leaves):
@@ -250,7 +263,7 @@ def read_parents_map(path, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     if missing:
         n_samples = int(np.isin(labels, missing).sum())
         notes.append(
-            f"{len(missing)} of {len(leaves)} leaf labels ({n_samples} samples) are not in "
+            f"{len(missing)} of {len(leaves)} leaf labels ({counted(n_samples, 'sample')}) are not in "
             f"parents map {path.name}; they have no parent"
         )
     return parents.astype(str), notes
