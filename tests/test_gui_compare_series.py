@@ -515,3 +515,30 @@ def test_file_export_on_the_compare_and_series_tabs_writes_what_they_show(qtbot,
     assert {"series.json", "series.csv", "series_effective_rank.png"} <= names
     window.tabs.setCurrentIndex(0)  # back on a source tab: nothing of the comparison's
     assert window.comparisons.shown_result() is None
+
+
+def test_a_concept_series_opens_on_the_per_sample_concept_rank(qtbot, tmp_path):
+    """Where a concept encoder collapses (seed 002): the per-sample concept rank is shown first."""
+    from dataclasses import replace
+
+    from embscope.analysis.grading import load_thresholds
+    from embscope.analysis.series import first_poor_crossings
+    from embscope.gui.panels.series import SeriesPanel
+    from embscope.options import settings_from_values
+    from embscope.tasks.series import SeriesRequest
+
+    result = _series(tmp_path)
+    concept_ranks = [0.9, 0.7, 0.5, 0.2, 0.1]  # POOR below 0.30: first at step 400
+    points = [
+        replace(p, metrics={**p.metrics, "per_sample_effective_rank_normalized": rank})
+        for p, rank in zip(result.points, concept_ranks, strict=True)
+    ]
+    steps = [p.step for p in points]
+    result = replace(
+        result, points=points, crossings=first_poor_crossings(steps, [p.metrics for p in points], load_thresholds(None))
+    )
+    panel = SeriesPanel(synchronous=True)
+    qtbot.addWidget(panel)
+    panel.set_result(result, SeriesRequest(settings=settings_from_values({"data": "d.npy"}), folder=str(tmp_path)))
+    assert panel.metric == "per_sample_effective_rank_normalized"
+    assert [line.value() for line in _lines(panel.plot, 90)] == [400]

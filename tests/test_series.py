@@ -408,3 +408,60 @@ def test_demo_series_shows_rank_collapse_beginning(tmp_path):
     # ... while the weight norm blows up with the warm-up's learning rate (12 → ~1 100), every step larger.
     norms = [p.metrics["weights.total_norm"] for p in result.points]
     assert all(b > a for a, b in zip(norms, norms[1:], strict=False)) and norms[5] > 50 * norms[0]
+
+
+CONCEPT_FACTORY = """
+import torch
+from torch import nn
+
+
+class Concepts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(12, 16)
+        self.heads = nn.Parameter(torch.zeros(8, 16, 16))
+        self.concepts = nn.Identity()
+
+    def forward(self, x):
+        return self.concepts(torch.einsum("cdh,bh->bcd", self.heads, torch.tanh(self.stem(x))))
+
+
+def build():
+    torch.manual_seed(0)
+    return Concepts()
+"""
+
+
+def test_cli_series_of_a_concept_encoder_finds_where_its_concepts_collapse(tmp_path, capsys):
+    """Seeds 002/004 track a concept encoder's concept rank over training ("5/128 → 122/128"): each
+    step's 8 concept heads are mixed from 8, 4, then 1 independent maps, so each sample's concepts span 8,
+    ~4, then 1 direction; the series names the step where that per-sample rank turns POOR."""
+    import torch
+    from safetensors.torch import save_file
+
+    from embscope.cli import main
+
+    (tmp_path / "concept_model.py").write_text(CONCEPT_FACTORY)
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "data.npy", rng.normal(size=(150, 12)).astype(np.float32))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    stem = {"weight": rng.normal(size=(16, 12)) / 12**0.5, "bias": np.zeros(16)}
+    base = rng.normal(size=(8, 16, 16))
+    for step, rank in ((0, 8), (100, 4), (200, 1)):
+        heads = np.einsum("cr,rdh->cdh", rng.normal(size=(8, rank)), base[:rank])
+        state = {f"stem.{k}": torch.tensor(v, dtype=torch.float32) for k, v in stem.items()}
+        state["heads"] = torch.tensor(heads, dtype=torch.float32)
+        save_file(state, str(folder / f"step-{step:06d}.safetensors"))
+    out = tmp_path / "out"
+    args = ["series", str(folder), "--factory", f"{tmp_path / 'concept_model.py'}:build", "--data"]
+    args += [str(tmp_path / "data.npy"), "--module", "concepts", "--device", "cpu", "--no-clusters", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((out / "series.json").read_text())
+    ranks = doc["metrics"]["per_sample_effective_rank_normalized"]
+    assert ranks[0] > 0.5 > ranks[1] > ranks[2] == pytest.approx(1 / 8, rel=1e-3)
+    crossing = doc["first_poor"]["per_sample_effective_rank_normalized"]["first_poor_step"]
+    assert crossing == (100 if ranks[1] < 0.3 else 200)
+    assert f"per_sample_effective_rank_normalized is POOR at step {crossing}" in printed
+    assert "per sample 1 of 8 concepts" in printed

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     for point in result.points:
         er = point.metrics.get("effective_rank")
         er_text = "" if er is None else f"  effective rank {er:.3g}"
+        # A concept set collapses in its concept dimension: each sample's concept rank beside the global one.
+        concept_rank, concepts = point.metrics.get("per_sample_effective_rank_mean"), point.metrics.get("n_concepts")
+        if concept_rank is not None and concepts:
+            er_text += f", per sample {concept_rank:.3g} of {int(concepts)} concepts"
         print(f"{result.unit} {point.step:>8}: {point.verdict}{er_text}")
     for line in series_markdown_lines(result):
         print(f"  - {line}")

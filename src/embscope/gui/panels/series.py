@@ -46,8 +46,14 @@ NO_SERIES = (
     "them, then Run series to see every metric against the training step."
 )
 
-#: The metric shown first when a series arrives (the first present).
-DEFAULT_METRICS = ("effective_rank_normalized", "effective_rank", "participation_ratio_normalized")
+#: The metric shown first when a series arrives (the first present): a concept set's per-sample
+#: concept rank, where its collapse shows (seeds 002 and 004 track "5/128 → 122/128"), else the global rank.
+DEFAULT_METRICS = (
+    "per_sample_effective_rank_normalized",
+    "effective_rank_normalized",
+    "effective_rank",
+    "participation_ratio_normalized",
+)
 
 
 class SeriesPanel(QWidget):

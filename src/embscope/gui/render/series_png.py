@@ -22,6 +22,7 @@ PLOT_SIZE = (900, 560)
 KEY_METRICS = (
     "effective_rank",
     "effective_rank_normalized",
+    "per_sample_effective_rank_normalized",  # concept sets (seeds 002, 004: concept rank over training)
     "participation_ratio_normalized",
     "collapse_ratio",
     "mean_cosine",
