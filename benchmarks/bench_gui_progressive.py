@@ -1,7 +1,9 @@
 """The app on a large file: when does each result appear, how much memory, and does Cancel stop the CPU?
 
 Opens N × D planted embeddings (50 leaf classes under 10 parents, labels in
-the sidecar CSV) in the real window (offscreen), as a user would with
+the sidecar CSV), or with ``--corpus`` N rows of a real corpus
+(``benchmarks/corpora.py``: ``fashion``, ``wordnet``, or ``*-stacked`` above
+their real sizes), in the real window (offscreen), as a user would with
 ``embscope gui x.npy``, and prints the seconds from opening to:
 
 - the provisional verdict (geometry, no graph), the PCA map,
@@ -16,6 +18,7 @@ when the analysis thread ended.  Peak memory is the process's maximum RSS.
 
     python benchmarks/bench_gui_progressive.py --samples 200000 --dim 128
     python benchmarks/bench_gui_progressive.py --samples 20000 --finish   # to the final verdict
+    python benchmarks/bench_gui_progressive.py --corpus fashion --samples 70000 --finish
 
 The machine this ran on is shared; the order of events and the CPU after Cancel are the point.
 """
@@ -23,6 +26,7 @@ The machine this ran on is shared; the order of events and the CPU after Cancel 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import resource
 import sys
@@ -48,6 +52,21 @@ def write_data(folder: Path, n: int, dim: int) -> Path:
     return path
 
 
+def write_corpus(folder: Path, name: str, n: int) -> Path:
+    """``n`` rows of a real corpus as ``.npy`` plus the sidecar CSV of its leaf and parent labels."""
+    from corpora import load_corpus
+
+    vectors, leaf, parent, description = load_corpus(name, n=n)
+    print(f"{name}: {description}", flush=True)
+    path = folder / f"{name}_{len(vectors)}.npy"
+    np.save(path, vectors)
+    with open(folder / f"{name}_{len(vectors)}.csv", "w", newline="") as out:
+        rows = csv.writer(out)
+        rows.writerow(["id", "label", "parent"])
+        rows.writerows((f"s{i}", a, b) for i, (a, b) in enumerate(zip(leaf, parent, strict=True)))
+    return path
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -60,7 +79,8 @@ def peak_rss_gib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200_000)
-    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--dim", type=int, default=128, help="planted data only")
+    parser.add_argument("--corpus", default=None, help="a real corpus of benchmarks/corpora.py instead of planted data")
     parser.add_argument("--cancel-after", type=float, default=3.0, help="seconds into the MCL sweep")
     parser.add_argument("--finish", action="store_true", help="let the MCL sweep finish instead of cancelling")
     parser.add_argument("--timeout", type=float, default=3600.0)
@@ -79,7 +99,10 @@ def main() -> None:
 
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_data(Path(tmp), args.samples, args.dim)
+        if args.corpus:
+            path = write_corpus(Path(tmp), args.corpus, args.samples)
+        else:
+            path = write_data(Path(tmp), args.samples, args.dim)
         window = MainWindow(Settings(), persist=False)
         window.resize(1400, 900)
         window.show()

@@ -16,7 +16,7 @@ from embscope.options import LoadSettings
 from embscope.sources.checkpoints import open_checkpoint
 from embscope.sources.data_files import DataSet
 from embscope.sources.extraction import extract, pool
-from embscope.tasks.extract import ExtractRequest, extract_job
+from embscope.tasks.extract import ExtractRequest, extract_job, extraction_text
 from embscope.tasks.progress import CancelToken, run_job
 from helpers_checkpoints import make_tiny_bert, minilm_path, write_factory
 
@@ -223,6 +223,18 @@ def test_cache_hit_is_identical_and_keys_on_options(tmp_path):
     np.testing.assert_array_equal(first.vectors, second.vectors)
     np.testing.assert_array_equal(first.predictions, second.predictions)
     assert "embeddings read from the extraction cache" in second.notes
+    # Where, at which precision and how fast the vectors were computed; a hit reports the extraction that
+    # filled the cache.
+    record = first.extraction
+    assert {k: record[k] for k in ("module", "device", "dtype", "samples")} == {
+        "module": "encoder",
+        "device": "cpu",
+        "dtype": "float32",
+        "samples": len(first.vectors),
+    }
+    assert record["seconds"] >= 0 and "layer" not in record and second.extraction == record
+    text = extraction_text(record)
+    assert text.startswith(f"module encoder; cpu, float32: {len(first.vectors)} samples in ") and text.endswith("/s)")
     other = replace(request, load=replace(request.load, module="slots"))
     stages.clear()
     third = run_job(extract_job(other), stages.append)

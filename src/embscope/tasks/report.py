@@ -490,6 +490,10 @@ def report_markdown(summary: dict, weights_lines: list[str] | None = None) -> st
     if kind == "concept":
         shape = f"{summary['n_samples']} × {summary['n_concepts']} × {summary['dim']}"
     lines += ["", f"Input: {kind} embeddings, {shape}. Schema {summary['schema_version']}."]
+    if summary.get("extraction"):
+        from embscope.tasks.extract import extraction_text
+
+        lines.append(f"Extracted: {md_text(extraction_text(summary['extraction']))}.")
     for note in summary.get("input_notes", []):
         lines.append(f"Note: {md_text(note)}")
     if "graph" in summary:

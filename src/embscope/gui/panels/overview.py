@@ -22,6 +22,7 @@ from embscope.gui.model import ViewModel
 from embscope.gui.render.plots import GRADE_COLOURS
 from embscope.gui.render.report_png import format_value, ordered_grades, verdict_colour
 from embscope.gui.render.theme import muted, text_colour
+from embscope.tasks.extract import extraction_text
 from embscope.wording import app_words
 
 TABLE_COLUMNS = ("Metric", "Value", "Target", "Grade")
@@ -99,7 +100,8 @@ class OverviewPanel(QWidget):
         )
         emb = result.embeddings
         graph = f"\nk-NN graph: {result.graph.describe()}" if result.graph is not None else ""
-        self.source_label.setText(f"{emb.source} — {emb.shape_text}{graph}")
+        extracted = f"\nExtracted: {extraction_text(emb.extraction)}" if emb.extraction else ""
+        self.source_label.setText(f"{emb.source} — {emb.shape_text}{extracted}{graph}")
         self.source_label.setToolTip(str(emb.source))
         items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in verdict.evidence)
         notes = "".join(f"<li><i>{html.escape(app_words(n), quote=False)}</i></li>" for n in emb.notes)
