@@ -101,6 +101,15 @@ def test_concept_sets_report_per_sample_and_global(rng):
     assert flat["per_sample_effective_rank_normalized"] == s["concepts"]["per_sample_effective_rank_normalized"]
 
 
+def test_one_concept_per_sample_is_read_as_pooled_vectors(rng):
+    # N×1×d crashed the concept geometry (no concept pairs): it is N×d pooled vectors, and says so.
+    v = rng.standard_normal((120, 1, 16)).astype(np.float32)
+    result = run_job(analyze_job(AnalyzeRequest.of(embeddings=EmbeddingSet(v), clusters=False)))
+    assert result.summary["kind"] == "pooled" and result.concepts is None
+    np.testing.assert_array_equal(result.embeddings.vectors, v[:, 0])
+    assert "each sample has a single concept (N×1×16): read as 120 pooled vectors" in result.embeddings.notes
+
+
 def test_a_concept_rank_collapse_is_the_verdict(rng):
     # Each sample's 8 concepts are 2 random directions of its own, mixed: the global spectrum is full.
     mix = rng.standard_normal((120, 8, 2))

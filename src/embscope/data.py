@@ -97,6 +97,16 @@ class EmbeddingSet:
         """All vectors as a 2-D ``(N·C)×d`` view (pooled sets unchanged)."""
         return self.vectors.reshape(-1, self.dim)
 
+    def single_concept_pooled(self) -> EmbeddingSet:
+        """An ``N×1×d`` concept set as the ``N×d`` pooled vectors it is (with a note); else ``self``.
+
+        One concept per sample has no concept geometry: no pairs to compare, rank 1 of 1.
+        """
+        if self.kind != "concept" or self.vectors.shape[1] != 1:
+            return self
+        note = f"each sample has a single concept (N×1×{self.dim}): read as {self.n_samples} pooled vectors"
+        return replace(self, vectors=self.vectors[:, 0], notes=(*self.notes, note))
+
     def with_notes(self, *notes: str) -> EmbeddingSet:
         return replace(self, notes=(*self.notes, *notes))
 

@@ -196,6 +196,7 @@ def analyze_job(request: AnalyzeRequest, cancel: CancelToken = NEVER_CANCELLED) 
     thresholds = load_thresholds(settings.thresholds)
     embeddings, weights = yield from in_step(load_source(request, cancel), stages.LOAD)
     embeddings = settle_labels(embeddings)  # ids or one label for all set aside; missing labels noted
+    embeddings = embeddings.single_concept_pooled()
     lap("load")
     cancel.raise_if_cancelled()
     if embeddings.n_samples < 2:
