@@ -143,6 +143,11 @@ def test_too_few_samples_to_call_healthy_but_enough_to_see_a_collapse(rng):
     basis = np.linalg.qr(rng.standard_normal((64, 2)))[0]
     assert _verdict((rng.standard_normal((40, 2)) @ basis.T).astype(np.float32)).label == "dimensional_collapse"
     assert _verdict(np.tile(rng.standard_normal(16), (5, 1)).astype(np.float32)).label == "collapsed_to_point"
+    # A concept set counts samples, not its N·C vectors: 10 samples of 8 concepts are too few.
+    concepts = compute_concept_geometry(_concept_set(rng, 10, 8, 24, 8)).to_summary()
+    few = _verdict(rng.standard_normal((80, 24)).astype(np.float32), concepts=concepts, n_samples=10)
+    assert few.label == "too_few_samples"
+    assert few.evidence[0].startswith("only 10 samples (80 concept vectors; a verdict of health needs 50 samples): ")
 
 
 def test_dimension_evidence_follows_the_line_it_explains(rng):

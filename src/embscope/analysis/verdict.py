@@ -110,6 +110,7 @@ def decide_verdict(
     collapse_threshold: float = 1e-2,
     dimension_evidence: str | None = None,
     duplicate_evidence: str | None = None,
+    n_samples: int | None = None,
 ) -> Verdict:
     """One triage label plus the evidence lines that led to it.
 
@@ -123,7 +124,8 @@ def decide_verdict(
     otherwise closes the evidence (after a healthy verdict's weakest evidence,
     which grades those dimensions).  ``duplicate_evidence`` (samples sharing a
     vector, :meth:`embscope.analysis.geometry.Geometry.duplicates_text`) comes
-    last.  A collapse to a point needs neither line.
+    last.  A collapse to a point needs neither line.  ``n_samples`` is the number of samples when the
+    geometry counts more vectors (a concept set's N·C): the too-few-samples rule counts samples.
     """
     evidence: list[str] = []
     ratio = float(geometry["collapse_ratio"])
@@ -207,12 +209,16 @@ def decide_verdict(
         evidence.extend(cluster_evidence or [])
         return finish("mode_collapse_head")
 
-    n = int(geometry["n_samples"])
+    vectors = int(geometry["n_samples"])
+    n = vectors if n_samples is None else int(n_samples)
     if n < MIN_VERDICT_SAMPLES:
+        needs = f"a verdict of health needs {MIN_VERDICT_SAMPLES}"
+        if vectors != n:
+            needs = f"{vectors} concept vectors; {needs} samples"
         evidence.append(
-            f"only {n} samples (a verdict of health needs {MIN_VERDICT_SAMPLES}): effective rank normalised "
-            f"{_fmt(geometry['effective_rank_normalized'])} of at most {min(n, int(geometry['dim']))} directions, "
-            "and label tests have little power this small"
+            f"only {counted(n, 'sample')} ({needs}): "
+            f"effective rank normalised {_fmt(geometry['effective_rank_normalized'])} of at most "
+            f"{min(vectors, int(geometry['dim']))} directions, and label tests have little power this small"
         )
         _add_prediction_evidence(evidence, predictions)
         return finish("too_few_samples")

@@ -360,6 +360,7 @@ def _assemble(
         duplicate_evidence=(
             geometry.duplicates_text(_sample_names(embeddings)) if embeddings.kind != "concept" else None
         ),
+        n_samples=embeddings.n_samples,  # a concept set's geometry counts its N·C vectors
     )
     summary["grades"] = {name: g.to_summary() for name, g in grades.items()}
     summary["verdict"] = verdict.to_summary()
