@@ -432,3 +432,15 @@ def test_demo_healthy_vs_collapsed(tmp_path):
     for metric in ("collapse_ratio", "effective_rank_normalized", "mean_cosine", "knn_label_lift"):
         assert result.table[metric].direction[1] == "worse", metric
     assert result.table["predictions.accuracy"].values == pytest.approx([0.878, 0.1])
+
+
+def test_compare_says_when_a_concept_set_meets_pooled_vectors(rng):
+    pooled = _embeddings(rng, rank=8, n=120)
+    concepts = EmbeddingSet(rng.standard_normal((120, 4, 16)).astype(np.float32), ids=pooled.ids)
+    result = run_job(compare_job(CompareRequest((_request(pooled), _request(concepts)), names=("p", "c"))))
+    assert (
+        "p holds pooled vectors; c is a concept set (4 concepts per sample): a concept set's global rows "
+        in (result.notes[1])
+    )
+    same = run_job(compare_job(CompareRequest((_request(pooled), _request(pooled)), names=("a", "b"))))
+    assert not any("concept set" in note for note in same.notes)

@@ -41,6 +41,7 @@ from embscope.analysis.procrustes import ProcrustesFit, align_procrustes, shared
 from embscope.analysis.series import scalar_metrics
 from embscope.analysis.verdict import LABELS, Verdict
 from embscope.errors import BadInputError
+from embscope.formatting import counted
 from embscope.formatting import format_number as _fmt
 from embscope.tasks.analyze import AnalysisResult, AnalyzeRequest, analyze_job, sample_vectors
 from embscope.tasks.colouring import column_key
@@ -396,7 +397,7 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
         replace(s, layout=a, alignment=fit, shared_rows=rows) for s, (a, fit, rows) in zip(sides, aligned, strict=False)
     ]
     matched_by = "by id" if all(i is not None for i in ids) else "by row"
-    notes[:0] = sample_notes(sides, matched_by)
+    notes[:0] = sample_notes(sides, matched_by) + kind_notes(sides)
     table = metric_table([s.metrics for s in sides], thresholds, grades, comparable=same_samples(sides))
     line = verdict_comparison(names, [s.verdict for s in sides])
     yield Progress("done", 1.0)
@@ -430,6 +431,24 @@ def sample_notes(sides: list[SourceSide], matched_by: str) -> list[str]:
                 f"(N = {n:,} and {n_ref:,}; {how}); each source's metrics are on its own samples"
             )
     return notes
+
+
+def kind_notes(sides: list[SourceSide]) -> list[str]:
+    """A line when pooled vectors are compared with a concept set: the global rows then describe
+    different things (samples against all N·C concept vectors)."""
+    kinds = {s.name: (s.summary.get("kind"), s.summary.get("n_concepts")) for s in sides}
+    if len({kind for kind, _ in kinds.values()}) < 2:
+        return []
+    described = [
+        f"{name} is a concept set ({counted(int(c or 0), 'concept')} per sample)"
+        if kind == "concept"
+        else f"{name} holds pooled vectors"
+        for name, (kind, c) in kinds.items()
+    ]
+    return [
+        f"{'; '.join(described)}: a concept set's global rows describe all its concept vectors, not its samples, "
+        "so those deltas compare different things; the per-sample concept rows have no pooled counterpart"
+    ]
 
 
 def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
