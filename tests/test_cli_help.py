@@ -66,7 +66,10 @@ OFFERED = {
     "weights": {"--trust", "--out"},  # a state dict read safely: no data, no architecture, no analysis
     "map": _ONE_MODULE | {"--knn", "--method", "--out"},
     "compare": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--layers", "--out"},
-    "series": _ONE_MODULE | _LABELS | _ANALYSIS | {"--purity-inflation", "--pattern", "--layers", "--out"},
+    "series": _ONE_MODULE
+    | _LABELS
+    | _ANALYSIS
+    | {"--purity-inflation", "--pattern", "--train-log", "--layers", "--out"},
     "layers": _EXTRACT | _LABELS | {"--thresholds", "--layers", "--sample-size", "--no-png", "--out"},
     "gui": _ONE_MODULE | _LABELS | {"--self-test", "--session"},  # the load options, applied to the sources it opens
     "demo": set(),

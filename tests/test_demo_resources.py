@@ -110,6 +110,19 @@ def test_series_rank_falls_after_onset(val, demo_model):
     assert min(after) < 0.3 * min(before)
 
 
+def test_the_demo_series_ships_its_training_log():
+    """The run's own log (tools/train_demo.py): the loss diverges at the LR peak, after the rank fell."""
+    from embscope.sources.training_log import find_training_log, read_training_log
+
+    folder = resource_path("demo/series")
+    log = read_training_log(find_training_log(folder, sorted(folder.glob("step-*.safetensors"))))
+    steps, loss = log.curves["loss"]
+    assert steps[0] == 10 and steps[-1] == 700 and len(steps) == 70
+    assert loss[steps <= 500].max() < 1.7 and loss.max() > 100  # calm until 500, then the spike
+    assert 520 <= steps[np.argmax(loss)] <= 600
+    assert log.curves["learning_rate"][1][-1] == 1.0
+
+
 def test_demo_part_is_small():
     folder = resource_path("demo")
     mine = [p for p in folder.rglob("*") if p.is_file() and "wordnet" not in p.name]

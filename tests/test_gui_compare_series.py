@@ -542,3 +542,34 @@ def test_a_concept_series_opens_on_the_per_sample_concept_rank(qtbot, tmp_path):
     panel.set_result(result, SeriesRequest(settings=settings_from_values({"data": "d.npy"}), folder=str(tmp_path)))
     assert panel.metric == "per_sample_effective_rank_normalized"
     assert [line.value() for line in _lines(panel.plot, 90)] == [400]
+
+
+def test_the_series_panel_draws_the_runs_training_log_under_the_metric(qtbot, tmp_path):
+    from dataclasses import replace
+
+    from embscope.gui.panels.series import SeriesPanel
+    from embscope.options import settings_from_values
+    from embscope.sources.training_log import TrainingLog
+    from embscope.tasks.series import SeriesRequest
+
+    steps = np.array([100.0, 250.0, 400.0, 500.0])
+    log = TrainingLog(
+        "trainer_state.json", {"loss": (steps, np.array([3.0, 0.4, 1.2, 2.0])), "learning_rate": (steps, np.ones(4))}
+    )
+    panel = SeriesPanel(synchronous=True)
+    qtbot.addWidget(panel)
+    request = SeriesRequest(settings=settings_from_values({"data": "d.npy"}), folder=str(tmp_path))
+    panel.set_result(_series(tmp_path), request)
+    assert panel.log_widget.isHidden() and "series_log" not in panel.plot_items()
+    panel.set_result(replace(_series(tmp_path), training_log=log), request)
+    assert not panel.log_widget.isHidden()
+    assert [panel.log_combo.itemData(i) for i in range(panel.log_combo.count())] == ["loss", "learning_rate"]
+    curve = panel.log_plot.listDataItems()[0]
+    np.testing.assert_array_equal(curve.xData, steps)
+    np.testing.assert_array_equal(curve.yData, [3.0, 0.4, 1.2, 2.0])
+    # The shown metric's first POOR step (400) in red, the checkpoints as dotted ticks, one step axis.
+    marks = sorted(line.value() for line in _lines(panel.log_plot, 90))
+    assert marks == [100, 200, 300, 400, 400, 500]
+    assert panel.log_plot.getViewBox().linkedView(0) is panel.plot.getViewBox()
+    assert "above 2× its lowest from step 400; peak 2 at step 500" in panel.crossings_label.text()
+    assert set(panel.plot_items()) == {"series", "series_log"}

@@ -465,3 +465,33 @@ def test_cli_series_of_a_concept_encoder_finds_where_its_concepts_collapse(tmp_p
     assert crossing == (100 if ranks[1] < 0.3 else 200)
     assert f"per_sample_effective_rank_normalized is POOR at step {crossing}" in printed
     assert "per sample 1 of 8 concepts" in printed
+
+
+def test_a_trainers_log_is_shown_beside_the_series(tiny_series, tmp_path, capsys):
+    """A Hugging Face Trainer's trainer_state.json in the run folder is read without being asked for:
+    series.json carries its curves, the CLI says where the loss rose, and PNGs draw them on the step axis."""
+    from embscope.cli import main
+    from embscope.gui.render.series_png import render_series_pngs
+    from embscope.tasks.series import SeriesRequest, series_job
+
+    folder, factory, data, *_ = tiny_series
+    history = [{"step": s, "loss": v, "learning_rate": 1e-3} for s, v in ((100, 2.0), (300, 0.5), (500, 1.6))]
+    (folder / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    request = SeriesRequest(settings=_analysis(factory, data), folder=str(folder), cache_dir=str(tmp_path / "c"))
+    result = run_job(series_job(request))
+    assert result.training_log.names == ["loss", "learning_rate"]
+    doc = result.to_json()
+    assert doc["training_log"]["curves"]["loss"] == {"steps": [100.0, 300.0, 500.0], "values": [2.0, 0.5, 1.6]}
+    written = [p.name for p in render_series_pngs(result, tmp_path / "png")]
+    assert {"series_log_loss.png", "series_log_learning_rate.png"} <= set(written)
+    args = ["series", str(folder), "--factory", f"{factory}:build_model", "--data", str(data), "--module", "embed"]
+    assert main([*args, "--device", "cpu", "--no-clusters", "--knn", "5", "--out", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert f"training log ({folder / 'trainer_state.json'}): loss, learning_rate" in printed
+    assert "  - loss 2 at step 100, lowest 0.5 at step 300, 1.6 at the last step 500 (above 2× its lowest" in printed
+    # A damaged log found on its own is a note, not a failed series; one asked for is the user's error.
+    (folder / "trainer_state.json").write_text("{broken")
+    again = run_job(series_job(request))
+    assert again.training_log is None and any(n.startswith("training log not shown: cannot read") for n in again.notes)
+    assert main([*args, "--train-log", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o2")]) == 2
+    assert "training log not found" in capsys.readouterr().err

@@ -24,6 +24,9 @@ Three real training runs, all from the same seed and initialisation:
     warm-up to 1.0 (far too high) reached at step 600 and held.  The embedding's
     effective rank falls from ~30 to single digits once the LR passes ~1e-2
     (step 300 onwards), and accuracy drops at the peak: collapse beginning part-way.
+    Its training log, ``series/train_log.jsonl`` (every 10 steps: the mean
+    batch loss, the learning rate, the mean gradient norm and the skipped
+    steps), is what ``embscope series`` draws under the metrics.
 
 Validation data: 100 test images of each class (the first 100 of each class in
 the test split), written as ``fashion_val.npy`` (float32, N×784, pixels / 255)
@@ -33,6 +36,8 @@ Run from the repository root::
 
     python tools/train_demo.py            # writes resources/demo/…
     python tools/train_demo.py --check    # also re-verifies the written files
+    python tools/train_demo.py --series-log   # replays the series run: its log only, checked
+                                               # against the shipped checkpoints
 
 The script checks what it made (accuracy, collapse ratio, rank trend) and exits
 non-zero if a checkpoint does not show what it is meant to show.
@@ -58,6 +63,8 @@ SEED = 0
 BATCH = 128
 VAL_PER_CLASS = 100
 SERIES_STEPS = (100, 200, 300, 400, 500, 600, 700)
+#: The series run's log: one record per this many steps (means over them).
+LOG_EVERY = 10
 
 
 def load_demo_model_module():
@@ -169,13 +176,43 @@ def train(
         # Skip non-finite steps (as AMP's GradScaler does) so a diverging run
         # keeps finite weights; nothing else is done to rescue it (no clipping).
         grads_finite = all(torch.isfinite(p.grad).all() for p in model.parameters())
-        if torch.isfinite(loss) and grads_finite:
+        ok = bool(torch.isfinite(loss)) and grads_finite
+        if ok:
             optimizer.step()
         else:
             skipped += 1
         if on_step is not None:
-            on_step(step, model)
+            # Read after the step: the values only, nothing that changes the run.
+            grad_norm = float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters())))
+            on_step(step, model, float(loss.detach()), grad_norm, ok)
     return model, skipped
+
+
+class SeriesLog:
+    """The series run's log, one record per :data:`LOG_EVERY` steps (means of the finite values)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self._losses: list[float] = []
+        self._norms: list[float] = []
+        self._skipped = 0
+
+    def add(self, step: int, loss: float, grad_norm: float, ok: bool) -> None:
+        if ok:
+            self._losses.append(loss)
+            self._norms.append(grad_norm)
+        else:
+            self._skipped += 1
+        if step % LOG_EVERY == 0:
+            record = {"step": step, "learning_rate": series_lr(step), "skipped_steps": self._skipped}
+            if self._losses:
+                record["loss"] = round(float(np.mean(self._losses)), 6)
+                record["grad_norm"] = round(float(np.mean(self._norms)), 6)
+            self.records.append(record)
+            self._losses, self._norms, self._skipped = [], [], 0
+
+    def write(self, path: Path) -> None:
+        path.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
 
 
 def series_lr(step: int) -> float:
@@ -198,6 +235,12 @@ def write_validation(x_val: np.ndarray, y_val: np.ndarray, rows: np.ndarray, dm)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="reload the written files and verify")
+    parser.add_argument(
+        "--series-log",
+        action="store_true",
+        help="replay only the series run and write its train_log.jsonl, after checking that the replay "
+        "reproduces the shipped series checkpoints",
+    )
     args = parser.parse_args(argv)
 
     torch.use_deterministic_algorithms(True)
@@ -205,11 +248,13 @@ def main(argv=None) -> int:
     dm = load_demo_model_module()
 
     x_train, y_train = load_fashion("train")
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    if args.series_log:
+        return replay_series_log(xt, yt)
     x_test, y_test = load_fashion("t10k")
     rows = validation_rows(y_test, VAL_PER_CLASS)
     x_val, y_val = x_test[rows], y_test[rows]
     write_validation(x_val, y_val, rows, dm)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
 
     report: dict[str, dict] = {}
 
@@ -245,7 +290,10 @@ def main(argv=None) -> int:
     for old in series_dir.glob("step-*.safetensors"):
         old.unlink()
 
-    def snapshot(step, model):
+    log = SeriesLog()
+
+    def snapshot(step, model, loss, grad_norm, ok):
+        log.add(step, loss, grad_norm, ok)
         if step in SERIES_STEPS:
             report[f"series step {step}"] = {"lr": series_lr(step), **describe(model, x_val, y_val)}
             save(
@@ -260,6 +308,7 @@ def main(argv=None) -> int:
             )
 
     train(lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), series_lr, max(SERIES_STEPS), xt, yt, on_step=snapshot)
+    log.write(series_dir / "train_log.jsonl")
 
     for name, values in report.items():
         print(
@@ -274,6 +323,29 @@ def main(argv=None) -> int:
     for p in problems:
         print("train_demo: FAILED:", p, file=sys.stderr)
     return 1 if problems else 0
+
+
+def replay_series_log(xt: torch.Tensor, yt: torch.Tensor) -> int:
+    """Run the series again (deterministic), check it against the shipped checkpoints, write its log."""
+    from safetensors.torch import load_file
+
+    log = SeriesLog()
+    mismatched = []
+
+    def record(step, model, loss, grad_norm, ok):
+        log.add(step, loss, grad_norm, ok)
+        if step in SERIES_STEPS:
+            shipped = load_file(str(DEMO / "series" / f"step-{step:06d}.safetensors"))
+            if any(not torch.equal(v, shipped[k]) for k, v in model.state_dict().items()):
+                mismatched.append(step)
+
+    train(lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), series_lr, max(SERIES_STEPS), xt, yt, on_step=record)
+    if mismatched:
+        print(f"train_demo: FAILED: the replay differs from the shipped checkpoints at {mismatched}", file=sys.stderr)
+        return 1
+    log.write(DEMO / "series" / "train_log.jsonl")
+    print(f"wrote {len(log.records)} records to {DEMO / 'series' / 'train_log.jsonl'} (replay equals the checkpoints)")
+    return 0
 
 
 def verify(report: dict) -> list[str]:

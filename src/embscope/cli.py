@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="regular expression whose first group is the step (default: the number after step, global_step, "
         "checkpoint, ckpt, epoch or iter in each name, or an all-digit name)",
     )
+    p.add_argument(
+        "--train-log",
+        metavar="FILE",
+        help="the run's log (loss, learning rate …) shown beside the metrics: a trainer_state.json, JSON "
+        "lines or CSV with a step column (default: a trainer_state.json, train_log.jsonl or train_log.csv in "
+        "the folder, else a Hugging Face Trainer's last checkpoint's trainer_state.json)",
+    )
     _add_layers_option(p, "series_layers.json and heat-maps of each metric over step × layer")
     p.add_argument("--out", required=True, metavar="DIR", help=OUT_HELP)
     p.set_defaults(handler="embscope.commands.series:run")

@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
         compile_step_pattern(args.pattern)
     # Purity is read at --purity-inflation (default: the row parent purity is graded on).
-    request = SeriesRequest(settings=settings_from_args(args), folder=args.folder, pattern=args.pattern)
+    request = SeriesRequest(
+        settings=settings_from_args(args), folder=args.folder, pattern=args.pattern, training_log=args.train_log
+    )
     result = run_with_progress(series_job(request))
     with OutputSet(out) as staging:
         written = write_series_files(result, staging)
@@ -47,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.unit} {point.step:>8}: {point.verdict}{er_text}")
     for line in series_markdown_lines(result):
         print(f"  - {line}")
+    if result.training_log is not None:
+        print(f"training log ({result.training_log.source}): {', '.join(result.training_log.names)}")
+        for line in result.training_log.summary_lines(result.unit):
+            print(f"  - {line}")
     for note in result.notes:
         print(f"  note: {note}")
     print(f"wrote {', '.join(p.name for p in written + (pngs or []))} to {out}")

@@ -36,12 +36,13 @@ from embscope.analysis.series import (
 )
 from embscope.errors import BadInputError
 from embscope.options import SUMMARY, AnalysisSettings
+from embscope.sources.training_log import TrainingLog, find_training_log, read_training_log
 from embscope.storage import atomic_write_text, cache_dir
 from embscope.tasks.analyze import SCHEMA_VERSION, AnalyzeRequest, analyze_job
 from embscope.tasks.cache import settings_key
 from embscope.tasks.progress import NEVER_CANCELLED, CancelToken, Job, Progress, sub_job
 
-SERIES_SCHEMA_VERSION = "1.1"
+SERIES_SCHEMA_VERSION = "1.2"  # 1.2: training_log (the run's loss, learning rate … beside the metrics)
 #: Bump when what is cached per checkpoint changes meaning.
 CACHE_VERSION = 3  # 3: parent purity graded where the clusters can be parent-pure (graded_parent_row)
 
@@ -72,6 +73,8 @@ class SeriesRequest:
     purity is graded on, :func:`~embscope.analysis.sweep.graded_parent_row`);
     ``settings.load.use_cache=False`` neither reads nor writes the series cache
     (nor the extraction cache).  ``cache_dir=None`` uses ``cache_dir("series")``.
+    ``training_log``: the run's log file (:mod:`embscope.sources.training_log`); without
+    it one found beside the checkpoints is read (a Trainer's ``trainer_state.json``, a ``train_log.jsonl``).
     """
 
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)
@@ -79,6 +82,7 @@ class SeriesRequest:
     checkpoints: tuple[str, ...] = ()
     pattern: str | None = None
     cache_dir: str | None = None
+    training_log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class SeriesResult:
     crossings: dict[str, Crossing]
     unit: str = "step"
     notes: list[str] = field(default_factory=list)
+    training_log: TrainingLog | None = None
 
     @property
     def steps(self) -> list[int]:
@@ -137,6 +142,7 @@ class SeriesResult:
                 "metrics": {name: self.values(name) for name in self.metric_names},
                 "first_poor": {name: c.to_summary() for name, c in self.crossings.items()},
                 "notes": list(self.notes),
+                "training_log": None if self.training_log is None else self.training_log.to_json(),
             }
         )
 
@@ -197,6 +203,8 @@ def series_entries(request: SeriesRequest) -> tuple[list[SeriesEntry], list[str]
 def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) -> Job[SeriesResult]:
     """Analyse every checkpoint of a series in step order (see the module doc)."""
     entries, notes = series_entries(request)
+    # A log asked for is read first: a wrong file fails before hours of analysis, not after.
+    log = read_training_log(request.training_log) if request.training_log else None
     settings = request.settings
     thresholds: dict[str, Threshold] = load_thresholds(settings.thresholds)
     folder = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
@@ -233,8 +241,22 @@ def series_job(request: SeriesRequest, cancel: CancelToken = NEVER_CANCELLED) ->
             )
         )
     crossings = first_poor_crossings([p.step for p in points], [p.metrics for p in points], thresholds)
+    log = log or found_training_log(request, entries, notes)
     yield Progress("done", 1.0)
-    return SeriesResult(points=points, crossings=crossings, unit=unit, notes=notes)
+    return SeriesResult(points=points, crossings=crossings, unit=unit, notes=notes, training_log=log)
+
+
+def found_training_log(request: SeriesRequest, entries: list[SeriesEntry], notes: list[str]) -> TrainingLog | None:
+    """The run's log found beside the checkpoints (:func:`~embscope.sources.training_log.find_training_log`),
+    when there is one (a damaged one is a note, not a failed series)."""
+    found = find_training_log(request.folder or entries[-1].path.parent, [e.path for e in entries])
+    if found is None:
+        return None
+    try:
+        return read_training_log(found)
+    except BadInputError as exc:
+        notes.append(f"training log not shown: {exc}")
+        return None
 
 
 def series_markdown_lines(result: SeriesResult) -> list[str]:

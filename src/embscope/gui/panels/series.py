@@ -32,7 +32,7 @@ from embscope.formatting import counted
 from embscope.gui.panels.overview import metric_label
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.compare_png import metric_label as plot_label
-from embscope.gui.render.series_png import draw_series_metric, poor_rule
+from embscope.gui.render.series_png import draw_series_metric, draw_training_log, poor_rule
 from embscope.gui.render.theme import muted
 from embscope.gui.workers import JobRunner
 from embscope.options import AnalysisSettings
@@ -98,6 +98,7 @@ class SeriesPanel(QWidget):
             ("factory", "Model factory", "package.module:function or file.py:function (state dicts)"),
             ("module", "Module", "submodule whose output is captured (e.g. embed_norm)"),
             ("pattern", "Step pattern", "optional regex with a group around the step, e.g. ep(\\d+)"),
+            ("train_log", "Training log", "optional: trainer_state.json, JSON lines or CSV with a step column"),
         )
         for row, (key, text, tip) in enumerate(fields):
             edit = QLineEdit()
@@ -105,7 +106,7 @@ class SeriesPanel(QWidget):
             self.edits[key] = edit
             grid.addWidget(QLabel(text), row // 2, 3 * (row % 2))
             grid.addWidget(edit, row // 2, 3 * (row % 2) + 1)
-            if key in ("folder", "data", "meta"):
+            if key in ("folder", "data", "meta", "train_log"):
                 button = QPushButton("…")
                 button.setMaximumWidth(32)
                 button.clicked.connect(lambda _c=False, k=key: self._browse(k))
@@ -142,6 +143,19 @@ class SeriesPanel(QWidget):
         self.metric_combo.setToolTip("Metric plotted against the step")
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
+        # The run's own log (loss, learning rate …) under the metric, on the same step axis: where the
+        # representation turned POOR against where the loss spiked (seed 003).
+        self.log_combo = QComboBox()
+        self.log_combo.setToolTip("Curve of the run's training log plotted under the metric")
+        self.log_widget = pg.PlotWidget()
+        self.log_plot = self.log_widget.getPlotItem()
+        self.log_plot.setXLink(self.plot)
+        self.log_row = QWidget()
+        log_row = QHBoxLayout(self.log_row)
+        log_row.setContentsMargins(0, 0, 0, 0)
+        log_row.addWidget(QLabel("Training log"))
+        log_row.addWidget(self.log_combo)
+        log_row.addStretch(1)
         self.crossings_label = QLabel("")
         self.crossings_label.setWordWrap(True)
         self.hint_label = QLabel("Click a point to open that checkpoint as a source.")
@@ -151,12 +165,15 @@ class SeriesPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress_label)
         layout.addLayout(export_row(self, QLabel("Metric"), self.metric_combo, self.hint_label))
-        layout.addWidget(self.plot_widget, stretch=1)
+        layout.addWidget(self.plot_widget, stretch=2)
+        layout.addWidget(self.log_row)
+        layout.addWidget(self.log_widget, stretch=1)
         layout.addWidget(self.crossings_label)
         self._draw()
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.metric_combo.currentIndexChanged.connect(lambda _i: self._draw())
+        self.log_combo.currentIndexChanged.connect(lambda _i: self._draw())
         self.runner.progress.connect(self._on_runner_progress)
         self.runner.finished.connect(self._on_runner_finished)
         self.runner.failed.connect(lambda _id, msg: self._set_running(False, f"Series failed: {msg}"))
@@ -168,10 +185,19 @@ class SeriesPanel(QWidget):
     def metric(self) -> str:
         return self.metric_combo.currentData() or ""
 
-    def plot_items(self) -> dict:
-        return {"series": self.plot} if self.result is not None and self.metric else {}
+    @property
+    def log_curve(self) -> str:
+        return self.log_combo.currentData() or ""
 
-    def set_settings(self, folder=None, data=None, meta=None, factory=None, module=None, pattern=None) -> None:
+    def plot_items(self) -> dict:
+        items = {"series": self.plot} if self.result is not None and self.metric else {}
+        if items and self.log_curve:
+            items["series_log"] = self.log_plot
+        return items
+
+    def set_settings(
+        self, folder=None, data=None, meta=None, factory=None, module=None, pattern=None, train_log=None
+    ) -> None:
         """Fill the form (only the fields given)."""
         for key, value in (
             ("folder", folder),
@@ -180,6 +206,7 @@ class SeriesPanel(QWidget):
             ("factory", factory),
             ("module", module),
             ("pattern", pattern),
+            ("train_log", train_log),
         ):
             if value is not None:
                 self.edits[key].setText(str(value))
@@ -201,7 +228,11 @@ class SeriesPanel(QWidget):
             }
         )
         return SeriesRequest(
-            settings=settings, folder=text["folder"], pattern=text["pattern"], cache_dir=self.cache_dir
+            settings=settings,
+            folder=text["folder"],
+            pattern=text["pattern"],
+            cache_dir=self.cache_dir,
+            training_log=text["train_log"],
         )
 
     def run(self) -> int:
@@ -232,7 +263,17 @@ class SeriesPanel(QWidget):
         chosen = keep if keep in names else next((m for m in DEFAULT_METRICS if m in names), names[0] if names else "")
         self.metric_combo.setCurrentIndex(max(self.metric_combo.findData(chosen), 0))
         self.metric_combo.blockSignals(False)
+        keep_log = self.log_curve
+        self.log_combo.blockSignals(True)
+        self.log_combo.clear()
+        log = result.training_log
+        for name in log.names if log is not None else []:
+            self.log_combo.addItem(name, name)
+        if log is not None:
+            self.log_combo.setCurrentIndex(max(self.log_combo.findData(keep_log), 0))
+        self.log_combo.blockSignals(False)
         lines = series_markdown_lines(result)
+        log_lines = log.summary_lines(result.unit) if log is not None else []
         steps = ", ".join(f"{p.step}: {p.verdict}" for p in result.points)
         self.crossings_label.setText(
             f"{counted(len(result.points), 'checkpoint')} ({result.unit}s {steps})<br>"
@@ -240,6 +281,11 @@ class SeriesPanel(QWidget):
                 "<b>First POOR:</b><br>" + "<br>".join(html.escape(str(line), quote=False) for line in lines)
                 if lines
                 else "No graded metric turned POOR."
+            )
+            + (
+                "<br><b>Training log:</b><br>" + "<br>".join(html.escape(line, quote=False) for line in log_lines)
+                if log_lines
+                else ""
             )
             + (
                 "<br><i>" + "<br>".join(html.escape(app_words(n), quote=False) for n in result.notes) + "</i>"
@@ -276,6 +322,9 @@ class SeriesPanel(QWidget):
 
     def _draw(self) -> None:
         self.plot_widget.setVisible(self.result is not None)  # no series yet: words, not empty axes
+        shows_log = self.result is not None and bool(self.log_curve)
+        self.log_row.setVisible(shows_log)
+        self.log_widget.setVisible(shows_log)
         if self.result is None:
             self.crossings_label.setText(NO_SERIES)
         if self.result is None or not self.metric:
@@ -289,6 +338,10 @@ class SeriesPanel(QWidget):
             highlight=self.opened_index,
         )
         self.points_item.sigClicked.connect(self._on_view_points_clicked)
+        if shows_log:
+            crossing = self.result.crossings.get(self.metric)
+            step = crossing.step if crossing is not None else None
+            draw_training_log(self.log_plot, self.result, self.log_curve, step, self.metric if step is not None else "")
 
     def _on_view_points_clicked(self, _item, points, _event=None) -> None:
         if len(points):
@@ -310,7 +363,8 @@ class SeriesPanel(QWidget):
         if key == "folder":
             path = QFileDialog.getExistingDirectory(self, "Folder of checkpoints")
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Data" if key == "data" else "Metadata CSV")
+            titles = {"data": "Data", "meta": "Metadata CSV", "train_log": "Training log"}
+            path, _ = QFileDialog.getOpenFileName(self, titles[key])
         if path:
             self.edits[key].setText(path)
 

@@ -189,6 +189,55 @@ def draw_series_metric(
     return points
 
 
+#: A training-log curve spanning more than this ratio (max / min, all positive) is drawn on a log axis.
+LOG_AXIS_RANGE = 100.0
+#: Training-log curves written as PNGs by the CLI (those present).
+KEY_LOG_CURVES = ("loss", "train_loss", "eval_loss", "grad_norm", "learning_rate")
+
+
+def draw_training_log(plot, result, name: str, poor_step: float | None = None, poor_label: str = "") -> None:
+    """The run's ``name`` curve (training log) against the step, with the analysed checkpoints as
+    grey ticks and, when given, the step where the shown metric first turned POOR (red)."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    from embscope.gui.render.compare_png import metric_label
+
+    plot.clear()
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    steps, values = result.training_log.curves[name]
+    # A spike 500× the loss (the demo series' 0.41 → 216) or a warm-up over decades of learning rate
+    # flattens everything else on a linear axis.
+    log_y = bool(len(values) and values.min() > 0 and values.max() / values.min() > LOG_AXIS_RANGE)
+    plot.setLogMode(x=False, y=log_y)
+    plot.setLabel("bottom", result.unit)
+    plot.setLabel("left", name + (" (log scale)" if log_y else ""))
+    if not log_y:
+        plain_numbers(plot.getAxis("left"))
+    plot.setTitle(f"Training log: {name} against the {result.unit}")
+    plot.plot(steps, values, pen=pg.mkPen("#555555", width=1.5))
+    x = np.concatenate([steps, np.asarray(result.steps, dtype=np.float64)])
+    _set_range(plot, x, np.log10(values) if log_y else values, None)
+    for step in result.steps:  # where the series has a checkpoint
+        plot.addItem(pg.InfiniteLine(pos=step, angle=90, pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DotLine)))
+    if poor_step is not None:
+        anchor = edge_anchor(poor_step, float(x.min()), float(x.max()))
+        plot.addItem(
+            pg.InfiniteLine(
+                pos=poor_step,
+                angle=90,
+                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=2),
+                label=f"{metric_label(poor_label)} first POOR" if poor_label else "first POOR",
+                labelOpts={
+                    "position": 0.92,
+                    "color": GRADE_COLOURS["POOR"],
+                    "fill": (255, 255, 255, 220),
+                    "anchors": [anchor, anchor],
+                },
+            )
+        )
+
+
 def _set_range(plot, steps: np.ndarray, values: np.ndarray, rule: PoorRule | None, also=()) -> None:
     if not len(values):
         return
@@ -252,5 +301,18 @@ def render_series_pngs(result, out_dir: str | Path, metrics: list[str] | None = 
         )
         lay_out_offscreen(widget)  # after drawing: axis widths follow the new tick labels
         written.append(export_plot(widget.getPlotItem(), out / png_name(metric), width=PLOT_SIZE[0]))
+    log = result.training_log
+    if log is not None:
+        # Against where the representation first turned POOR (the earliest such step of the key metrics).
+        firsts = [
+            (c.step, KEY_METRICS.index(m), m)
+            for m, c in result.crossings.items()
+            if c.step is not None and m in KEY_METRICS
+        ]
+        step, _, metric = min(firsts) if firsts else (None, 0, "")
+        for name in (n for n in KEY_LOG_CURVES if n in log.curves):
+            draw_training_log(widget.getPlotItem(), result, name, step, metric)
+            lay_out_offscreen(widget)
+            written.append(export_plot(widget.getPlotItem(), out / png_name(name, "series_log"), width=PLOT_SIZE[0]))
     widget.deleteLater()
     return written
