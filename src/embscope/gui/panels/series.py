@@ -283,7 +283,8 @@ class SeriesPanel(QWidget):
                 else "No graded metric turned POOR."
             )
             + (
-                "<br><b>Training log:</b><br>" + "<br>".join(html.escape(line, quote=False) for line in log_lines)
+                f"<br><b>Training log</b> ({html.escape(str(log.source), quote=False)}):<br>"
+                + "<br>".join(html.escape(line, quote=False) for line in log_lines)
                 if log_lines
                 else ""
             )
