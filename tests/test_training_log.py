@@ -45,6 +45,11 @@ def test_the_loss_line_says_where_it_rose_past_twice_its_lowest(tmp_path):
     )
     path.write_text("\n".join(json.dumps({"step": s, "loss": 1.0 / (s + 1)}) for s in range(5)))
     assert read_training_log(path).summary_lines() == ["loss 1 at step 0, lowest 0.2 at step 4"]  # no rise
+    # A negative curve (a log-likelihood) has no ratio to its lowest: no rise is claimed.
+    path.write_text("\n".join(json.dumps({"step": s, "loss": v}) for s, v in enumerate([-1.0, -3.0, -0.5])))
+    assert read_training_log(path).summary_lines() == [
+        "loss -1 at step 0, lowest -3 at step 1, -0.5 at the last step 2"
+    ]
 
 
 def test_csv_logs_and_a_repeated_step_keeping_its_last_value(tmp_path):
@@ -60,6 +65,7 @@ def test_csv_logs_and_a_repeated_step_keeping_its_last_value(tmp_path):
     ("name", "text", "message"),
     [
         ("a.json", "{not json", "cannot read training log a.json: "),
+        ("e.jsonl", '{"step": 1, "loss": 2}\n\n{"step": 2, loss}\n', "cannot read training log e.jsonl: "),
         ("b.json", json.dumps({"global_step": 3}), "is neither a trainer_state.json (log_history) nor a list"),
         ("c.jsonl", json.dumps({"loss": 1.0}), "has no numeric curves with a step (step, global_step"),
         ("d.csv", "step,name\n1,x\n", "has no numeric curves with a step"),
@@ -71,6 +77,8 @@ def test_a_file_that_is_not_a_log_is_refused_in_one_line(tmp_path, name, text, m
     with pytest.raises(BadInputError) as err:
         read_training_log(path)
     assert message in str(err.value) and "\n" not in str(err.value)
+    if name == "e.jsonl":
+        assert str(err.value).endswith("(line 3)")  # the file's line, not the record's
     with pytest.raises(BadInputError, match="training log not found"):
         read_training_log(tmp_path / "missing.json")
 

@@ -82,7 +82,7 @@ class TrainingLog:
             if low < len(values) - 1:
                 line += f", {values[-1]:.4g} at the last {unit} {steps[-1]:g}"
                 peak = low + int(np.argmax(values[low:]))
-                if values[peak] > RISE * values[low] and values[peak] > values[low] + 1e-12:
+                if values[low] > 0 and values[peak] > RISE * values[low]:  # a ratio only of positive values
                     onset = low + int(np.argmax(values[low:] > RISE * values[low]))
                     line += (
                         f" (above {RISE:g}× its lowest from {unit} {steps[onset]:g}; "
@@ -104,12 +104,19 @@ def _records(path: Path) -> list[dict]:
         rows = read_delimited(path, "training log")
         header = [cell.strip() for cell in rows[0]]
         return [dict(zip(header, row, strict=False)) for row in rows[1:]]
-    try:
-        if suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"cannot read training log {path.name}: {exc.msg} (line {exc.lineno})") from None
+    lines = text.splitlines() if suffix == ".jsonl" else [text]
+    parsed = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            where = number if suffix == ".jsonl" else exc.lineno  # JSON lines: the file's line, not the record's
+            raise BadInputError(f"cannot read training log {path.name}: {exc.msg} (line {where})") from None
+    if suffix == ".jsonl":
+        return parsed
+    doc = parsed[0] if parsed else None
     if isinstance(doc, dict) and isinstance(doc.get("log_history"), list):
         return doc["log_history"]
     if isinstance(doc, list):
