@@ -37,6 +37,21 @@ def _garbage_collected_on_the_main_thread():
 
 
 @pytest.fixture
+def ivf_not_timed(monkeypatch):
+    """The IVF tuning never finds its search slower than the exhaustive one by the clock.
+
+    Whether probing pays is measured (embscope.analysis.graph._tune_nprobe); on a loaded machine a
+    small test set could fall back to the exhaustive search.  Tests of the IVF path itself use this.
+    """
+    import math
+
+    import embscope.analysis.graph as graph_module
+
+    tune = graph_module._tune_nprobe
+    monkeypatch.setattr(graph_module, "_tune_nprobe", lambda *args: tune(*args[:6], math.inf))
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import embscope.analysis.graph as graph_module
 import embscope.analysis.knn_faiss as kf
 from embscope.analysis.graph import iter_knn_graph, knn_adjacency, knn_graph, recall_sample
 from embscope.errors import BadInputError, Cancelled
@@ -75,7 +76,7 @@ def test_self_is_excluded_among_exact_duplicates(rng, exact):
     assert not np.any(g.indices == np.arange(3000)[:, None])
 
 
-def test_ivf_graph_measures_its_recall_against_brute_force(rng):
+def test_ivf_graph_measures_its_recall_against_brute_force(rng, ivf_not_timed):
     x = clustered(rng, 6000, 16)
     g = knn_graph(x, 10, exact=False, device="cpu")
     assert g.method == "ivf" and not g.exact
@@ -139,7 +140,7 @@ def test_ivf_falls_back_when_its_search_is_measured_slower_than_the_exhaustive_o
     np.testing.assert_array_equal(g.indices, knn_graph(x, 5, exact=True, device="cpu").indices)
 
 
-def test_a_recall_plateau_over_probes_raises_the_candidates_re_ranked(rng, monkeypatch):
+def test_a_recall_plateau_over_probes_raises_the_candidates_re_ranked(rng, monkeypatch, ivf_not_timed):
     """60 noisy copies of each of 100 points on a PCA-like spectrum: the 59 siblings of a point are near-ties the
     8-bit codes cannot order, so more probes never help the k + 9 candidates; more candidates do."""
     d = 64
@@ -256,8 +257,7 @@ def test_knn_not_below_n_exits_2_in_one_line(tmp_path, capsys):
     assert graph["k"] == 7 and graph["method"] == "flat" and graph["recall_at_k"] == 1.0
 
 
-def test_summary_and_report_name_the_graph_method_and_recall(rng, monkeypatch):
-    import embscope.analysis.graph as graph_module
+def test_summary_and_report_name_the_graph_method_and_recall(rng, monkeypatch, ivf_not_timed):
     from embscope.data import EmbeddingSet
     from embscope.tasks.analyze import AnalyzeRequest, analyze_job
     from embscope.tasks.report import report_markdown
@@ -281,7 +281,7 @@ def test_summary_and_report_name_the_graph_method_and_recall(rng, monkeypatch):
     assert f"recall@15 {graph['recall_at_k']:.3f} measured on 1,000 sampled points" in report
 
 
-def test_rows_whose_probed_lists_are_too_short_are_searched_exhaustively(rng, monkeypatch):
+def test_rows_whose_probed_lists_are_too_short_are_searched_exhaustively(rng, monkeypatch, ivf_not_timed):
     x = clustered(rng, 2000, 8, centres=60)
     monkeypatch.setattr(kf, "NPROBE_STEPS", (1,))
     monkeypatch.setattr(kf, "CALIBRATION_TARGET", 0.0)  # accept one probe: lists of ~50 points cannot give 60
