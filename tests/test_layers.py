@@ -337,3 +337,38 @@ def test_read_out_says_where_a_metric_recovers():
     metrics[-1] = {"mean_cosine": 0.9}
     still = LayersResult("m", names, metrics, [{}] * 4, first_poor_crossings(range(4), metrics, rules), rules, 10)
     assert still.recovered_at("mean_cosine") is None and "recovered" not in still.markdown_lines()[0]
+
+
+def test_a_concept_layer_is_graded_on_its_per_sample_concept_rank(tmp_path):
+    """A layer that outputs B×C×H is averaged per sample for the layer metrics, and its concept rank
+    (each sample's effective rank over its 8 concepts, by numpy on the same outputs) is graded too."""
+    import torch
+    from safetensors.torch import save_file
+
+    from embscope.sources.factories import build_from_factory
+
+    net = str(Path(__file__).parent / "models" / "concept_net.py") + ":build_model"
+    model = build_from_factory(net)
+    rng = np.random.default_rng(5)
+    with torch.no_grad():  # the 8 concept heads mixed from 2: every sample's concepts span 2 directions
+        model.heads.copy_(torch.einsum("cr,rdh->cdh", torch.randn(8, 2), torch.randn(2, 16, 16)))
+    checkpoint = tmp_path / "concepts.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+    x = rng.normal(size=(120, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    request = LayersRequest(
+        extract=ExtractRequest.of(str(checkpoint), data=str(tmp_path / "x.npy"), factory=net, use_cache=False)
+    )
+    result = run_job(layers_job(request))
+    assert result.names == ["stem", "concepts"]
+    with torch.no_grad():
+        concepts = model(torch.from_numpy(x)).double().numpy()
+    by_hand = np.mean([spec.effective_rank(np.linalg.svd(c, compute_uv=False)) for c in concepts])
+    row = result.metrics[1]
+    assert row["per_sample_effective_rank_normalized"] == pytest.approx(by_hand / 8, rel=1e-6)
+    assert by_hand == pytest.approx(2, abs=0.5) and "per_sample_effective_rank_normalized" not in result.metrics[0]
+    assert result.first_poor("per_sample_effective_rank_normalized") == "concepts"
+    assert any(
+        line.startswith("per_sample_effective_rank_normalized is POOR from layer concepts, the first layer that has it")
+        for line in result.markdown_lines()
+    )

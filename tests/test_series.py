@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,26 +411,7 @@ def test_demo_series_shows_rank_collapse_beginning(tmp_path):
     assert all(b > a for a, b in zip(norms, norms[1:], strict=False)) and norms[5] > 50 * norms[0]
 
 
-CONCEPT_FACTORY = """
-import torch
-from torch import nn
-
-
-class Concepts(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Linear(12, 16)
-        self.heads = nn.Parameter(torch.zeros(8, 16, 16))
-        self.concepts = nn.Identity()
-
-    def forward(self, x):
-        return self.concepts(torch.einsum("cdh,bh->bcd", self.heads, torch.tanh(self.stem(x))))
-
-
-def build():
-    torch.manual_seed(0)
-    return Concepts()
-"""
+CONCEPT_NET = str(Path(__file__).parent / "models" / "concept_net.py") + ":build_model"
 
 
 def test_cli_series_of_a_concept_encoder_finds_where_its_concepts_collapse(tmp_path, capsys):
@@ -441,7 +423,6 @@ def test_cli_series_of_a_concept_encoder_finds_where_its_concepts_collapse(tmp_p
 
     from embscope.cli import main
 
-    (tmp_path / "concept_model.py").write_text(CONCEPT_FACTORY)
     rng = np.random.default_rng(3)
     np.save(tmp_path / "data.npy", rng.normal(size=(150, 12)).astype(np.float32))
     folder = tmp_path / "run"
@@ -454,7 +435,7 @@ def test_cli_series_of_a_concept_encoder_finds_where_its_concepts_collapse(tmp_p
         state["heads"] = torch.tensor(heads, dtype=torch.float32)
         save_file(state, str(folder / f"step-{step:06d}.safetensors"))
     out = tmp_path / "out"
-    args = ["series", str(folder), "--factory", f"{tmp_path / 'concept_model.py'}:build", "--data"]
+    args = ["series", str(folder), "--factory", CONCEPT_NET, "--data"]
     args += [str(tmp_path / "data.npy"), "--module", "concepts", "--device", "cpu", "--no-clusters", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out

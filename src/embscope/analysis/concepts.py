@@ -44,6 +44,17 @@ class ConceptGeometry:
         return out
 
 
+def concept_rank_metrics(ranks, width: int) -> dict:
+    """The graded per-sample concept rank: mean effective rank over samples and its share of
+    ``width`` = min(C, d) (thresholds.toml's ``per_sample_effective_rank_normalized``)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return {
+        "per_sample_effective_rank_mean": float(ranks.mean()),
+        "per_sample_effective_rank_std": float(ranks.std()),
+        "per_sample_effective_rank_normalized": float(ranks.mean() / width),
+    }
+
+
 def compute_concept_geometry(v: np.ndarray, *, seed: int = 0, cancel=None) -> ConceptGeometry:
     """Per-sample effective rank and concept similarity of an N×C×d concept set."""
     from embscope.analysis.spectrum import effective_rank
@@ -82,9 +93,7 @@ def compute_concept_geometry(v: np.ndarray, *, seed: int = 0, cancel=None) -> Co
     metrics = {
         "n_concepts": c,
         "per_sample_method": method,
-        "per_sample_effective_rank_mean": float(ranks.mean()),
-        "per_sample_effective_rank_std": float(ranks.std()),
-        "per_sample_effective_rank_normalized": float(ranks.mean() / min(c, d)),
+        **concept_rank_metrics(ranks, min(c, d)),
         "per_sample_mean_cosine": float(np.mean(mean_cos)),
         "per_sample_max_cosine": float(np.max(max_cos)),
         "samples_with_duplicate_concepts": float(np.mean(dup_frac)),

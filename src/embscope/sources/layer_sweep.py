@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,10 +34,16 @@ from embscope.sources.modules import first_tensor
 
 @dataclass(frozen=True, eq=False)
 class LayerChunk:
-    """Pooled outputs of every layer for the samples ``rows`` (input-order indices)."""
+    """Pooled outputs of every layer for the samples ``rows`` (input-order indices).
+
+    ``concept_spectra``: for a layer whose output is an unmasked B×C×H concept set (pooled
+    here as the mean of its C vectors), each sample's singular values over its concepts
+    (B×min(C, H), float64): the per-sample concept rank, where such a layer collapses.
+    """
 
     rows: np.ndarray
     vectors: dict[str, np.ndarray]
+    concept_spectra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _glob_regex(pattern: str) -> re.Pattern:
@@ -137,18 +143,22 @@ class _LayerRunner(_Runner):
                 handle.remove()
         if not self.fired:
             self.fired = [n for n in captured if captured[n] is not None]
-        out = {}
+        import torch
+
+        out, spectra = {}, {}
         for name in self.fired:
             hidden = captured.get(name)
             if hidden is None:
                 raise BadInputError(f"layer {name!r} produced no tensor output in this batch")
             vectors = self._to_vectors(hidden, mask)
             if vectors.ndim == 3:
-                # An unmasked B×C×H output: its concepts are averaged into one vector per sample.
+                # An unmasked B×C×H output: its concepts are averaged into one vector per sample,
+                # and each sample's spectrum over its concepts is kept for its concept rank.
                 self.concept_layers.add(name)
+                spectra[name] = torch.linalg.svdvals(vectors.double())
                 vectors = vectors.mean(dim=1)
             out[name] = vectors.float()
-        return out
+        return out, spectra
 
     def _forward(self, inputs):
         """Call the model like :class:`_Runner` does; the attention mask (or None)."""
@@ -212,11 +222,19 @@ def sweep_layers(
     runner = _LayerRunner(loaded, options, device, data.is_text, names)
     for item in _run_batches(loaded, data, options, device, runner, notes, cancel):
         if isinstance(item, _Chunk):
-            yield LayerChunk(item.rows, {name: t.cpu().numpy() for name, t in item.value.items()})
+            vectors, spectra = item.value
+            yield LayerChunk(
+                item.rows,
+                {name: t.cpu().numpy() for name, t in vectors.items()},
+                {name: t.cpu().numpy() for name, t in spectra.items()},
+            )
         else:
             yield item
     for name in sorted(runner.concept_layers):
-        notes.append(f"layer {name} outputs B×C×H without a mask: its C vectors were averaged per sample")
+        notes.append(
+            f"layer {name} outputs B×C×H without a mask: its C vectors were averaged per sample "
+            "(its per-sample concept rank is per_sample_effective_rank_normalized)"
+        )
     if not runner.fired:
         raise BadInputError("no layer produced an output; check the layer rule")
     return list(runner.fired)

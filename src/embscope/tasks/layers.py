@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from embscope.analysis.concepts import concept_rank_metrics
 from embscope.analysis.grading import Threshold, grade_metrics, load_thresholds
 from embscope.analysis.layer_stats import SAMPLE_ROWS, LayerAccumulator, LayerStats, layer_metrics, sample_rows
 from embscope.analysis.series import Crossing, first_poor_crossings
+from embscope.analysis.spectrum import effective_rank
 from embscope.errors import BadInputError
 from embscope.sources.metadata import settle_labels
 from embscope.tasks.extract import ExtractRequest, read_load_data
@@ -154,7 +156,10 @@ class LayersResult:
         for metric, crossing in sorted(self.crossings.items()):
             if crossing.step is None:
                 continue
-            where = "from the first layer" if crossing.poor_from_start else f"from layer {self.names[crossing.step]}"
+            where = f"from layer {self.names[crossing.step]}"
+            if crossing.poor_from_start:
+                # A metric only some layers have (a concept layer's concept rank) starts where it first exists.
+                where = "from the first layer" if crossing.step == 0 else f"{where}, the first layer that has it"
             line = f"{metric} is POOR {where} (depth {crossing.step}, value {crossing.value:.4g})"
             if crossing.recovered_step is not None:
                 line += (
@@ -209,6 +214,8 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
     cancel.raise_if_cancelled()
     kept_rows = sample_rows(data.n_samples, request.sample_size, labels=data.labels)
     accumulators: dict[str, LayerAccumulator] = {}
+    concept_ranks: dict[str, list[float]] = {}  # concept layers: each sample's rank over its concepts
+    concept_width: dict[str, int] = {}  # ... out of min(C, H)
     notes: list[str] = [*data.notes, *loaded.notes]  # how the data was read (label column, side files) too
     eta = RateEta()
 
@@ -227,6 +234,9 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
                     vectors.shape[1], kept_rows, keep_all=name in request.keep, n_samples=data.n_samples
                 )
             acc.update(item.rows, vectors)
+        for name, spectra in item.concept_spectra.items():
+            concept_ranks.setdefault(name, []).extend(effective_rank(sv) for sv in spectra)
+            concept_width[name] = spectra.shape[1]
         return None
 
     sweep = sweep_layers(loaded, data, load, request.rule, cancel, notes)
@@ -257,6 +267,8 @@ def layers_job(request: LayersRequest, cancel: CancelToken = NEVER_CANCELLED) ->
         yield Progress("layer metrics", i / len(names), name)
         stats[name] = accumulators[name].finish()
         rows.append({"layer": name, **layer_metrics(stats[name], data.labels)})
+        if name in concept_ranks:  # graded as in an analysis of that layer's concept set
+            rows[-1].update(concept_rank_metrics(concept_ranks[name], concept_width[name]))
     dead_channels = dead_channel_notes(names, stats, loaded.model)
     notes += dead_channels
     grades = [{k: g.grade for k, g in grade_metrics(row, thresholds).items()} for row in rows]
