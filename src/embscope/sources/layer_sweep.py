@@ -155,7 +155,8 @@ class _LayerRunner(_Runner):
                 # An unmasked B×C×H output: its concepts are averaged into one vector per sample,
                 # and each sample's spectrum over its concepts is kept for its concept rank.
                 self.concept_layers.add(name)
-                spectra[name] = torch.linalg.svdvals(vectors.double())
+                # On the CPU in float64: MPS has no float64, and the spectra are small (B×min(C, H)).
+                spectra[name] = torch.linalg.svdvals(vectors.detach().cpu().double())
                 vectors = vectors.mean(dim=1)
             out[name] = vectors.float()
         return out, spectra
