@@ -573,3 +573,34 @@ def test_the_series_panel_draws_the_runs_training_log_under_the_metric(qtbot, tm
     assert panel.log_plot.getViewBox().linkedView(0) is panel.plot.getViewBox()
     assert "above 2× its lowest from step 400; peak 2 at step 500" in panel.crossings_label.text()
     assert set(panel.plot_items()) == {"series", "series_log"}
+
+
+def test_concept_sets_are_compared_on_their_per_sample_concept_spectra(qtbot, tmp_path):
+    """Two concept encoders (8 concepts per sample: 8 and 2 independent directions) against pooled vectors:
+    the panel offers the per-sample concept spectra, the CLI's PNGs add them, a pooled source is named."""
+    from embscope.gui.render.compare_png import render_compare_pngs
+
+    rng = np.random.default_rng(4)
+    full = EmbeddingSet(rng.standard_normal((90, 8, 16)).astype(np.float32))
+    mixed = np.einsum("ncr,nrd->ncd", rng.standard_normal((90, 8, 2)), rng.standard_normal((90, 2, 16)))
+    result = _compare([full, EmbeddingSet(mixed.astype(np.float32))], ["full", "mixed"])
+    median = [np.asarray(s.concept_spectrum) for s in result.sides]
+    assert median[0].shape == median[1].shape == (8,) and median[1][2:].max() < 1e-5 < median[0][2:].min()
+    written = [p.name for p in render_compare_pngs(result, tmp_path)]
+    assert "compare_concept_spectra.png" in written
+    assert_drawn(tmp_path / "compare_concept_spectra.png")
+    panel = _panel(qtbot, result)
+    assert panel.concept_box.isVisibleTo(panel)
+    panel.concept_box.setChecked(True)
+    curves = panel.spectra.listDataItems()
+    np.testing.assert_allclose(curves[0].yData, median[0], rtol=1e-6)
+    assert not panel.normalised_box.isEnabled()
+    panel.concept_box.setChecked(False)
+    assert panel.normalised_box.isEnabled()
+    pooled = _compare([synthetic_embeddings(90, 16, seed=1), full], ["pooled", "full"])
+    assert pooled.sides[0].concept_spectrum is None
+    pooled_panel = _panel(qtbot, pooled)
+    pooled_panel.concept_box.setChecked(True)
+    assert "pooled: pooled vectors, no concepts" in [label.text for _item, label in pooled_panel.spectra.legend.items]
+    plain = _panel(qtbot, _compare([synthetic_embeddings(90, 16, seed=1)] * 2, ["a", "b"]))
+    assert not plain.concept_box.isVisibleTo(plain)

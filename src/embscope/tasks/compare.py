@@ -104,6 +104,9 @@ class SourceSide:
     #: other columns ("column: split"), kept even without the analysis so the maps can be
     #: coloured by class.
     categories: dict[str, np.ndarray] = field(default_factory=dict)
+    #: A concept set's per-sample spectrum over its concepts: the median over samples of σₖ/σ₁
+    #: (None for pooled vectors), overlaid like the global spectra.
+    concept_spectrum: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,7 @@ def _side_from_result(name: str, result: AnalysisResult, purity_inflation, keep:
             # The input's other columns, under their colouring keys ("column: split").
             **{column_key(name): values for name, values in result.embeddings.extra_columns.items()},
         },
+        concept_spectrum=None if result.concepts is None else result.concepts.spectrum_quantiles[1].copy(),
     )
 
 

@@ -91,6 +91,7 @@ OUTPUT_NAMES = frozenset(
         "map.png",
         "report.png",
         "compare_spectra.png",
+        "compare_concept_spectra.png",
         "compare_maps.png",
         "compare_table.png",
     }

@@ -27,6 +27,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -53,7 +54,9 @@ from embscope.gui.render.compare_png import (
     MapLegend,
     delta_colour,
     draw_aligned_maps,
+    draw_overlaid_concept_spectra,
     draw_overlaid_spectra,
+    has_concept_spectra,
     is_detail_row,
     metric_label,
     ordered_rows,
@@ -150,6 +153,10 @@ class ComparePanel(QWidget):
         self.table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.setWordWrap(False)
         self.normalised_box = QCheckBox("σ / σ₁")
+        # Concept sets: the spectra plot can show each source's per-sample spectrum over its concepts.
+        self.concept_box = QCheckBox("per-sample concept spectra")
+        self.concept_box.setToolTip("Each concept set's spectrum over its concepts (median over samples of σₖ/σ₁)")
+        self.concept_box.setVisible(False)
         self.spectra_widget = pg.PlotWidget()
         self.spectra = self.spectra_widget.getPlotItem()
         self.colour_combo = QComboBox()
@@ -176,7 +183,13 @@ class ComparePanel(QWidget):
 
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(_stacked(self.notes_label, self.table))
-        top.addWidget(_stacked(self.normalised_box, self.spectra_widget))
+        spectra_options = QWidget()
+        options_row = QHBoxLayout(spectra_options)
+        options_row.setContentsMargins(0, 0, 0, 0)
+        options_row.addWidget(self.normalised_box)
+        options_row.addWidget(self.concept_box)
+        options_row.addStretch(1)
+        top.addWidget(_stacked(spectra_options, self.spectra_widget))
         top.setSizes([560, 440])
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
@@ -209,6 +222,7 @@ class ComparePanel(QWidget):
         self.cluster_runner.finished.connect(self._on_clusters_finished)
         self.cluster_runner.failed.connect(lambda _id, msg: self._status(f"MCL failed: {msg}"))
         self.normalised_box.toggled.connect(self._draw_spectra)
+        self.concept_box.toggled.connect(self._draw_spectra)
         self.colour_combo.currentTextChanged.connect(lambda _t: self._draw_maps())
         self.mode_buttons.buttonClicked.connect(self._on_view_mode_clicked)
         self.clear_button.clicked.connect(lambda: self.select_rows(0, []))
@@ -526,7 +540,15 @@ class ComparePanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
 
     def _draw_spectra(self, *_args) -> None:
-        if self.result is not None:
+        if self.result is None:
+            return
+        concepts = has_concept_spectra(self.result)
+        self.concept_box.setVisible(concepts)
+        if concepts and self.concept_box.isChecked():
+            self.normalised_box.setEnabled(False)  # the concept spectra are σₖ/σ₁ already
+            draw_overlaid_concept_spectra(self.spectra, self.result)
+        else:
+            self.normalised_box.setEnabled(True)
             draw_overlaid_spectra(self.spectra, self.result, normalised=self.normalised_box.isChecked())
 
     def _draw_maps(self, autorange: bool = False) -> None:

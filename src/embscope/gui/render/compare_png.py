@@ -154,6 +154,37 @@ def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
             )
 
 
+def has_concept_spectra(result) -> bool:
+    """True when a source of the comparison is a concept set (its per-sample spectrum can be overlaid)."""
+    return any(side.concept_spectrum is not None for side in result.sides)
+
+
+def draw_overlaid_concept_spectra(plot, result) -> None:
+    """Each concept set's per-sample spectrum (median over samples of σₖ/σ₁ over its concepts) on one
+    log plot, its mean concept rank marked: where a concept encoder's collapse shows (seed 002)."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    from embscope.gui.render.plots import CONCEPT_SPECTRUM_FLOOR
+
+    legend = prepare_spectrum_plot(plot, "Concept spectra per sample (median)", "σₖ / σ₁ of a sample's concepts", False)
+    for i, side in enumerate(result.sides):
+        colour = source_colour(i)
+        if side.concept_spectrum is None:
+            dotted = pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine))
+            legend.addItem(dotted, f"{side.name}: pooled vectors, no concepts")
+            continue
+        s = np.clip(np.asarray(side.concept_spectrum, dtype=np.float64), CONCEPT_SPECTRUM_FLOOR, None)
+        rank = side.metrics.get("per_sample_effective_rank_mean")
+        name = side.name + (f" (concept rank {rank:.1f} of {len(s)})" if rank is not None else "")
+        marks = {"symbol": "o", "symbolSize": 5, "symbolBrush": colour, "symbolPen": colour}
+        plot.plot(np.arange(1, len(s) + 1), s, pen=pg.mkPen(colour, width=2), name=name, **marks)
+        if rank is not None and rank > 0:
+            plot.addItem(
+                pg.InfiniteLine(pos=float(rank), angle=90, pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine))
+            )
+
+
 # --------------------------------------------------------------------------- maps
 
 
@@ -418,7 +449,8 @@ def render_table_png(result, path: str | Path, max_rows: int | None = None) -> P
 
 
 def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str | None = None) -> list[Path]:
-    """Write ``compare_spectra.png``, ``compare_maps.png`` and ``compare_table.png`` into ``out_dir``.
+    """Write ``compare_spectra.png``, ``compare_maps.png`` and ``compare_table.png`` into ``out_dir``, and
+    ``compare_concept_spectra.png`` when a source is a concept set.
 
     Parameters
     ----------
@@ -454,6 +486,10 @@ def render_compare_pngs(result, out_dir: str | Path, *, colour_by: str | None = 
     draw_overlaid_spectra(spectra.getPlotItem(), result)
     lay_out_offscreen(spectra)  # after drawing: axis widths follow the tick labels
     written.append(export_plot(spectra.getPlotItem(), out / "compare_spectra.png", width=SPECTRA_SIZE[0]))
+    if has_concept_spectra(result):
+        draw_overlaid_concept_spectra(spectra.getPlotItem(), result)
+        lay_out_offscreen(spectra)
+        written.append(export_plot(spectra.getPlotItem(), out / "compare_concept_spectra.png", width=SPECTRA_SIZE[0]))
     maps = pg.GraphicsLayoutWidget()
     maps.resize(MAP_TILE[0] * len(result.sides), MAP_TILE[1])
     plots = [maps.addPlot(row=0, col=i) for i in range(len(result.sides))]
