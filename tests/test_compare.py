@@ -442,5 +442,10 @@ def test_compare_says_when_a_concept_set_meets_pooled_vectors(rng):
         "p holds pooled vectors; c is a concept set (4 concepts per sample): a concept set's global rows "
         in (result.notes[1])
     )
+    # The deltas compare different things: not marked better or worse, and the report says why.
+    assert result.same_samples and not result.same_kind and not result.deltas_comparable
+    assert all(d is None or d == "same" for row in result.table.values() for d in row.direction)
+    assert result.to_json()["deltas_comparable"] is False
+    assert "Not marked: a concept set is compared with pooled vectors" in compare_markdown(result)
     same = run_job(compare_job(CompareRequest((_request(pooled), _request(pooled)), names=("a", "b"))))
-    assert not any("concept set" in note for note in same.notes)
+    assert not any("concept set" in note for note in same.notes) and same.deltas_comparable

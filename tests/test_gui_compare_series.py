@@ -600,6 +600,7 @@ def test_concept_sets_are_compared_on_their_per_sample_concept_spectra(qtbot, tm
     pooled = _compare([synthetic_embeddings(90, 16, seed=1), full], ["pooled", "full"])
     assert pooled.sides[0].concept_spectrum is None
     pooled_panel = _panel(qtbot, pooled)
+    assert "A concept set against pooled vectors: deltas not coloured" in pooled_panel.notes_label.text()
     pooled_panel.concept_box.setChecked(True)
     assert "pooled: pooled vectors, no concepts" in [label.text for _item, label in pooled_panel.spectra.legend.items]
     plain = _panel(qtbot, _compare([synthetic_embeddings(90, 16, seed=1)] * 2, ["a", "b"]))

@@ -155,8 +155,18 @@ class CompareResult:
 
     @property
     def same_samples(self) -> bool:
-        """Whether every source's metrics were computed on the same samples (so deltas are comparable)."""
+        """Whether every source's metrics were computed on the same samples."""
         return same_samples(self.sides)
+
+    @property
+    def same_kind(self) -> bool:
+        """Whether every source is pooled vectors, or every one a concept set (:func:`same_kind`)."""
+        return same_kind(self.sides)
+
+    @property
+    def deltas_comparable(self) -> bool:
+        """Whether the deltas compare like with like: the same samples, and the same kind of set."""
+        return self.same_samples and self.same_kind
 
     def alignment_line(self, method: str = "PCA", fits: list | None = None) -> str:
         """One sentence: how the maps are aligned and how well (Procrustes correlation per source)."""
@@ -200,7 +210,7 @@ class CompareResult:
                     for s in self.sides
                 },
                 "sample_counts": dict(zip(self.names, self.sample_counts, strict=False)),
-                "deltas_comparable": self.same_samples,
+                "deltas_comparable": self.deltas_comparable,
                 "summaries": {s.name: s.summary for s in self.sides},
                 "notes": list(self.notes),
             }
@@ -402,7 +412,8 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
     ]
     matched_by = "by id" if all(i is not None for i in ids) else "by row"
     notes[:0] = sample_notes(sides, matched_by) + kind_notes(sides)
-    table = metric_table([s.metrics for s in sides], thresholds, grades, comparable=same_samples(sides))
+    comparable = same_samples(sides) and same_kind(sides)
+    table = metric_table([s.metrics for s in sides], thresholds, grades, comparable=comparable)
     line = verdict_comparison(names, [s.verdict for s in sides])
     yield Progress("done", 1.0)
     return CompareResult(sides=sides, table=table, verdict_line=line, notes=notes, matched_by=matched_by)
@@ -410,6 +421,12 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
 def _sample_count(side: SourceSide) -> int:
     return int(side.summary.get("n_samples") or len(side.layout))
+
+
+def same_kind(sides: list[SourceSide]) -> bool:
+    """Whether all sources are pooled vectors or all concept sets: against pooled vectors, a concept set's
+    global rows describe its N·C concept vectors, not its samples."""
+    return len({s.summary.get("kind") for s in sides}) == 1
 
 
 def same_samples(sides: list[SourceSide]) -> bool:
@@ -466,12 +483,17 @@ def compare_markdown(result: CompareResult, max_rows: int | None = None) -> str:
         lines.append(f"- **{md_text(s.name)}** — {md_text(s.verdict.headline)}")
         lines.extend(f"  - {md_text(e)}" for e in s.verdict.evidence)
     lines += ["", f"Deltas are against **{names[0]}**; ▲ better, ▼ worse (by the grading direction)", ""]
-    lines[-2] += (
-        f", marked only beyond the metric's own 95 % interval, else beyond {RELATIVE_TOLERANCE:.0%} of the value."
-        if result.same_samples
-        else ". **Not marked: the sources' metrics were computed on different samples "
-        f"(N = {', '.join(f'{n:,}' for n in result.sample_counts if n is not None)}), so deltas are not comparable.**"
-    )
+    if result.deltas_comparable:
+        how = f", marked only beyond the metric's own 95 % interval, else beyond {RELATIVE_TOLERANCE:.0%} of the value."
+    elif not result.same_samples:
+        counts = ", ".join(f"{n:,}" for n in result.sample_counts if n is not None)
+        how = (
+            ". **Not marked: the sources' metrics were computed on different samples "
+            f"(N = {counts}), so deltas are not comparable.**"
+        )
+    else:
+        how = ". **Not marked: a concept set is compared with pooled vectors (see the notes).**"
+    lines[-2] += how
     header = ["metric", *names, *(f"Δ {n}" for n in names[1:])]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))

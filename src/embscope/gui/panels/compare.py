@@ -450,6 +450,11 @@ class ComparePanel(QWidget):
                 f"<b style='color:{text_colour(GRADE_COLOURS['OK'])}'>⚠ Different samples ({counts}): "
                 "deltas not coloured, most metrics depend on N.</b>"
             )
+        if not result.same_kind:
+            lines.append(
+                f"<b style='color:{text_colour(GRADE_COLOURS['OK'])}'>⚠ A concept set against pooled vectors: "
+                "deltas not coloured; its global rows describe all its concept vectors, not its samples.</b>"
+            )
         # The sample notes come first; the sources' own notes (extraction, pooling …) would push the table
         # off a 768 px screen, so they are counted here and listed in the tooltip.
         shown = len(result.sides) - 1
@@ -466,7 +471,7 @@ class ComparePanel(QWidget):
         names = self.result.names
         headers = ["Metric", *names, *(f"Δ {n}" for n in names[1:])]
         rows = ordered_rows(self.result)
-        comparable = self.result.same_samples
+        comparable = self.result.deltas_comparable
         self.table.clear()
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
