@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QVBoxLayout, QWidget
 from embscope.gui.model import ViewModel
 from embscope.gui.panels.widgets import export_row
 from embscope.gui.render.plots import (
-    concept_spectrum_bands,
     cumulative_variance,
     draw_concept_spectrum,
     draw_cumulative,
     draw_spectrum,
+    floored_concept_spectrum,
     spectrum_curves,
 )
 from embscope.gui.settings import Settings
@@ -125,7 +125,7 @@ class SpectrumPanel(QWidget):
         concepts = self.concepts
         if concepts is None or not concepts.spectrum_quantiles.shape[1]:
             return ""
-        bands = concept_spectrum_bands(concepts)
+        bands = floored_concept_spectrum(concepts.spectrum_quantiles)
         k = int(np.clip(k, 1, bands.shape[1]))
         m = concepts.metrics
         return (

@@ -129,7 +129,6 @@ def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
     draw on a log axis; its legend entry says so instead of silently missing.
     """
     import pyqtgraph as pg
-    from PySide6.QtCore import Qt
 
     legend = prepare_spectrum_plot(plot, "Singular spectra", "singular value σₖ (centred)", normalised)
     for i, side in enumerate(result.sides):
@@ -138,20 +137,33 @@ def draw_overlaid_spectra(plot, result, normalised: bool = False) -> None:
         rank = side.metrics.get("effective_rank_centered", side.metrics.get("effective_rank"))
         keep = s > 0
         if not keep.any():
-            legend.addItem(
-                pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine)),
-                f"{side.name}: no spread (all σ = 0)",
-            )
+            _name_undrawn(legend, colour, f"{side.name}: no spread (all σ = 0)")
             continue
         if normalised:
             s = s / s.max()
         k = np.arange(1, len(s) + 1)
         name = side.name + (f" (eff. rank {rank:.1f})" if rank is not None else "")
         plot.plot(k[keep], s[keep], pen=pg.mkPen(colour, width=2), name=name)
-        if rank is not None and rank > 0:
-            plot.addItem(
-                pg.InfiniteLine(pos=float(rank), angle=90, pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine))
-            )
+        _mark_rank(plot, colour, rank)
+
+
+def _name_undrawn(legend, colour, text: str) -> None:
+    """A legend entry (dotted, in the source's colour) for a source the overlay cannot draw."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    legend.addItem(pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine)), text)
+
+
+def _mark_rank(plot, colour, rank: float | None) -> None:
+    """A source's (effective or concept) rank as a dashed line in its colour."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    if rank is not None and rank > 0:
+        plot.addItem(
+            pg.InfiniteLine(pos=float(rank), angle=90, pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine))
+        )
 
 
 def has_concept_spectra(result) -> bool:
@@ -163,26 +175,21 @@ def draw_overlaid_concept_spectra(plot, result) -> None:
     """Each concept set's per-sample spectrum (median over samples of σₖ/σ₁ over its concepts) on one
     log plot, its mean concept rank marked: where a concept encoder's collapse shows (seed 002)."""
     import pyqtgraph as pg
-    from PySide6.QtCore import Qt
 
-    from embscope.gui.render.plots import CONCEPT_SPECTRUM_FLOOR
+    from embscope.gui.render.plots import floored_concept_spectrum
 
     legend = prepare_spectrum_plot(plot, "Concept spectra per sample (median)", "σₖ / σ₁ of a sample's concepts", False)
     for i, side in enumerate(result.sides):
         colour = source_colour(i)
         if side.concept_spectrum is None:
-            dotted = pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DotLine))
-            legend.addItem(dotted, f"{side.name}: pooled vectors, no concepts")
+            _name_undrawn(legend, colour, f"{side.name}: pooled vectors, no concepts")
             continue
-        s = np.clip(np.asarray(side.concept_spectrum, dtype=np.float64), CONCEPT_SPECTRUM_FLOOR, None)
+        s = floored_concept_spectrum(side.concept_spectrum)
         rank = side.metrics.get("per_sample_effective_rank_mean")
         name = side.name + (f" (concept rank {rank:.1f} of {len(s)})" if rank is not None else "")
         marks = {"symbol": "o", "symbolSize": 5, "symbolBrush": colour, "symbolPen": colour}
         plot.plot(np.arange(1, len(s) + 1), s, pen=pg.mkPen(colour, width=2), name=name, **marks)
-        if rank is not None and rank > 0:
-            plot.addItem(
-                pg.InfiniteLine(pos=float(rank), angle=90, pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine))
-            )
+        _mark_rank(plot, colour, rank)
 
 
 # --------------------------------------------------------------------------- maps

@@ -148,6 +148,32 @@ def edge_anchor(x: float, lo: float, hi: float) -> tuple[float, float]:
     return (1, 0.5) if x > (lo + hi) / 2 else (0, 0.5)
 
 
+def vertical_marker(
+    x: float,
+    text: str,
+    colour,
+    position: float,
+    span: tuple[float, float],
+    *,
+    width: float = 1.5,
+    dashed: bool = True,
+    fill=(255, 255, 255, 200),
+):
+    """A vertical line at ``x`` labelled ``text`` at ``position`` (0 bottom … 1 top), the label reading
+    away from the nearer edge of ``span``, the x extent of the plot's data (:func:`edge_anchor`)."""
+    import pyqtgraph as pg
+
+    anchor = edge_anchor(x, *span)
+    pen = pg.mkPen(colour, width=width, style=_dash()) if dashed else pg.mkPen(colour, width=width)
+    return pg.InfiniteLine(
+        pos=x,
+        angle=90,
+        pen=pen,
+        label=text,
+        labelOpts={"position": position, "color": colour, "fill": fill, "anchors": [anchor, anchor]},
+    )
+
+
 def prepare_spectrum_plot(plot, title: str, ylabel: str, normalised: bool):
     """Clear ``plot`` for singular values: log y, grid, axis labels, title; returns its emptied legend."""
     plot.clear()
@@ -176,20 +202,7 @@ def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
     for row, (name, x) in enumerate(spectrum_markers(geometry).items()):
         # Labels sit at staggered heights, horizontal, reading away from the nearer edge, so none is
         # clipped or hidden by another.
-        anchor = edge_anchor(x, 1, components)
-        line = pg.InfiniteLine(
-            pos=x,
-            angle=90,
-            pen=pg.mkPen(MARKER_COLOURS[name], width=1.5, style=_dash()),
-            label=f"{name} {x:.1f}",
-            labelOpts={
-                "position": 0.10 + 0.08 * row,
-                "color": MARKER_COLOURS[name],
-                "fill": (255, 255, 255, 200),
-                "anchors": [anchor, anchor],
-            },
-        )
-        plot.addItem(line)
+        plot.addItem(vertical_marker(x, f"{name} {x:.1f}", MARKER_COLOURS[name], 0.10 + 0.08 * row, (1, components)))
 
 
 #: A concept set's σₖ/σ₁ at or below float32 round-off (exact zeros of a rank-deficient sample) are
@@ -197,9 +210,9 @@ def draw_spectrum(plot, geometry, normalised: bool = False) -> None:
 CONCEPT_SPECTRUM_FLOOR = 1e-7
 
 
-def concept_spectrum_bands(concepts) -> np.ndarray:
-    """The (10 %, median, 90 %) curves of the per-sample σₖ/σ₁, floored for the log axis."""
-    return np.clip(np.asarray(concepts.spectrum_quantiles, dtype=np.float64), CONCEPT_SPECTRUM_FLOOR, None)
+def floored_concept_spectrum(values) -> np.ndarray:
+    """Per-sample σₖ/σ₁ curves (a concept set's quantiles, or a comparison's medians) floored for the log axis."""
+    return np.clip(np.asarray(values, dtype=np.float64), CONCEPT_SPECTRUM_FLOOR, None)
 
 
 def draw_concept_spectrum(plot, concepts, target_share: float | None = None) -> None:
@@ -207,8 +220,8 @@ def draw_concept_spectrum(plot, concepts, target_share: float | None = None) -> 
     median and 10–90 % band over samples, with the mean effective rank and the grade's target."""
     import pyqtgraph as pg
 
-    legend = prepare_spectrum_plot(plot, "Concept spectrum per sample", "σₖ / σ₁ of a sample's concepts", False)
-    bands = concept_spectrum_bands(concepts)
+    prepare_spectrum_plot(plot, "Concept spectrum per sample", "σₖ / σ₁ of a sample's concepts", False)
+    bands = floored_concept_spectrum(concepts.spectrum_quantiles)
     k = np.arange(1, bands.shape[1] + 1)
     if not k.size:
         return
@@ -217,28 +230,13 @@ def draw_concept_spectrum(plot, concepts, target_share: float | None = None) -> 
     high = plot.plot(k, bands[2], pen=pg.mkPen(colour, width=1, style=_dash()))
     plot.addItem(pg.FillBetweenItem(low, high, brush=pg.mkBrush(colour.red(), colour.green(), colour.blue(), 50)))
     plot.plot(k, bands[1], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, name="median over samples")
-    legend.setOffset((-10, 10))
-    markers = {"mean effective rank": float(concepts.metrics["per_sample_effective_rank_mean"])}
+    rank = float(concepts.metrics["per_sample_effective_rank_mean"])
+    span = (1, k.size)
+    text = f"mean effective rank {rank:.1f} of {k.size}"
+    plot.addItem(vertical_marker(rank, text, MARKER_COLOURS["effective rank"], 0.10, span))
     if target_share is not None:
-        markers["target"] = target_share * k.size
-    for row, (name, x) in enumerate(markers.items()):
-        colour = MARKER_COLOURS["effective rank"] if name != "target" else "#2ca02c"
-        anchor = edge_anchor(x, 1, k.size)
-        text = f"{name} {x:.1f} of {k.size}" if name != "target" else f"target > {x:.1f}"
-        plot.addItem(
-            pg.InfiniteLine(
-                pos=x,
-                angle=90,
-                pen=pg.mkPen(colour, width=1.5, style=_dash()),
-                label=text,
-                labelOpts={
-                    "position": 0.10 + 0.08 * row,
-                    "color": colour,
-                    "fill": (255, 255, 255, 200),
-                    "anchors": [anchor, anchor],
-                },
-            )
-        )
+        target = target_share * k.size
+        plot.addItem(vertical_marker(target, f"target > {target:.1f}", "#2ca02c", 0.18, span))
     plot.setXRange(0.5, k.size + 0.5, padding=0.02)
 
 

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from embscope.gui.render.plots import GRADE_COLOURS, draw_label_score_bands, edge_anchor, plain_numbers
+from embscope.gui.render.plots import (
+    GRADE_COLOURS,
+    LABEL_FILL,
+    draw_label_score_bands,
+    plain_numbers,
+    vertical_marker,
+)
 
 LINE_COLOUR = "#1f77b4"
 PLOT_SIZE = (900, 560)
@@ -152,23 +158,8 @@ def draw_series_metric(
         plot.addItem(poor_boundary_line(rule.threshold, rule.higher))
     if crossing is not None and crossing.step is not None:
         # The label reads away from the nearer edge: at the last step it ran off the plot ("first PO").
-        anchor = (0, 0.5)
-        if finite.any():
-            anchor = edge_anchor(crossing.step, np.nanmin(steps[finite]), np.nanmax(steps[finite]))
-        plot.addItem(
-            pg.InfiniteLine(
-                pos=crossing.step,
-                angle=90,
-                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=2),
-                label=f"first POOR: {result.unit} {crossing.step}",
-                labelOpts={
-                    "position": 0.92,
-                    "color": GRADE_COLOURS["POOR"],
-                    "fill": (255, 255, 255, 220),
-                    "anchors": [anchor, anchor],
-                },
-            )
-        )
+        span = (np.nanmin(steps[finite]), np.nanmax(steps[finite])) if finite.any() else (crossing.step,) * 2
+        plot.addItem(first_poor_line(crossing.step, f"first POOR: {result.unit} {crossing.step}", span))
         star = pg.ScatterPlotItem(
             x=[crossing.step],
             y=[crossing.value],
@@ -221,21 +212,13 @@ def draw_training_log(plot, result, name: str, poor_step: float | None = None, p
     for step in result.steps:  # where the series has a checkpoint
         plot.addItem(pg.InfiniteLine(pos=step, angle=90, pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DotLine)))
     if poor_step is not None:
-        anchor = edge_anchor(poor_step, float(x.min()), float(x.max()))
-        plot.addItem(
-            pg.InfiniteLine(
-                pos=poor_step,
-                angle=90,
-                pen=pg.mkPen(GRADE_COLOURS["POOR"], width=2),
-                label=f"{metric_label(poor_label)} first POOR" if poor_label else "first POOR",
-                labelOpts={
-                    "position": 0.92,
-                    "color": GRADE_COLOURS["POOR"],
-                    "fill": (255, 255, 255, 220),
-                    "anchors": [anchor, anchor],
-                },
-            )
-        )
+        text = f"{metric_label(poor_label)} first POOR" if poor_label else "first POOR"
+        plot.addItem(first_poor_line(poor_step, text, (float(x.min()), float(x.max()))))
+
+
+def first_poor_line(step: float, text: str, span: tuple[float, float]):
+    """The solid red line at the step where a metric first turned POOR, labelled near the top."""
+    return vertical_marker(step, text, GRADE_COLOURS["POOR"], 0.92, span, width=2, dashed=False, fill=LABEL_FILL)
 
 
 def _set_range(plot, steps: np.ndarray, values: np.ndarray, rule: PoorRule | None, also=()) -> None:
