@@ -105,7 +105,7 @@ class EmbeddingSet:
         if self.kind != "concept" or self.vectors.shape[1] != 1:
             return self
         note = f"each sample has a single concept (N×1×{self.dim}): read as {self.n_samples} pooled vectors"
-        return replace(self, vectors=self.vectors[:, 0], notes=(*self.notes, note))
+        return replace(self, vectors=self.vectors[:, 0]).with_notes(note)
 
     def with_notes(self, *notes: str) -> EmbeddingSet:
         return replace(self, notes=(*self.notes, *notes))

@@ -165,8 +165,8 @@ class CompareResult:
 
     @property
     def deltas_comparable(self) -> bool:
-        """Whether the deltas compare like with like: the same samples, and the same kind of set."""
-        return self.same_samples and self.same_kind
+        """Whether the deltas compare like with like (:func:`deltas_comparable`)."""
+        return deltas_comparable(self.sides)
 
     def alignment_line(self, method: str = "PCA", fits: list | None = None) -> str:
         """One sentence: how the maps are aligned and how well (Procrustes correlation per source)."""
@@ -412,8 +412,7 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
     ]
     matched_by = "by id" if all(i is not None for i in ids) else "by row"
     notes[:0] = sample_notes(sides, matched_by) + kind_notes(sides)
-    comparable = same_samples(sides) and same_kind(sides)
-    table = metric_table([s.metrics for s in sides], thresholds, grades, comparable=comparable)
+    table = metric_table([s.metrics for s in sides], thresholds, grades, comparable=deltas_comparable(sides))
     line = verdict_comparison(names, [s.verdict for s in sides])
     yield Progress("done", 1.0)
     return CompareResult(sides=sides, table=table, verdict_line=line, notes=notes, matched_by=matched_by)
@@ -421,6 +420,11 @@ def compare_job(request: CompareRequest, cancel: CancelToken = NEVER_CANCELLED) 
 
 def _sample_count(side: SourceSide) -> int:
     return int(side.summary.get("n_samples") or len(side.layout))
+
+
+def deltas_comparable(sides: list[SourceSide]) -> bool:
+    """Whether the deltas compare like with like: the same samples, and the same kind of set."""
+    return same_samples(sides) and same_kind(sides)
 
 
 def same_kind(sides: list[SourceSide]) -> bool:
@@ -457,9 +461,9 @@ def sample_notes(sides: list[SourceSide], matched_by: str) -> list[str]:
 def kind_notes(sides: list[SourceSide]) -> list[str]:
     """A line when pooled vectors are compared with a concept set: the global rows then describe
     different things (samples against all N·C concept vectors)."""
-    kinds = {s.name: (s.summary.get("kind"), s.summary.get("n_concepts")) for s in sides}
-    if len({kind for kind, _ in kinds.values()}) < 2:
+    if same_kind(sides):
         return []
+    kinds = {s.name: (s.summary.get("kind"), s.summary.get("n_concepts")) for s in sides}
     described = [
         f"{name} is a concept set ({counted(int(c or 0), 'concept')} per sample)"
         if kind == "concept"
